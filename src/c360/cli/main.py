@@ -1,0 +1,73 @@
+"""Entry point of the `c360` command: global options, error reporting, command registry."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from c360.config import ResolvedConfig, load_config
+from c360.errors import C360Error
+
+
+@dataclass
+class AppContext:
+    """What every command gets: where the config comes from, loaded on first use."""
+
+    config_path: Path | None
+    debug: bool
+    _resolved: ResolvedConfig | None = field(default=None, repr=False)
+
+    def config(self, **overrides: Any) -> ResolvedConfig:
+        if overrides or self._resolved is None:
+            self._resolved = load_config(self.config_path, overrides=overrides)
+        return self._resolved
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="TOML config file (default: $C360_CONFIG, else ./c360.toml if present).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="c360")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """c360: a real-time Customer 360 (batch, speed and serving layers)."""
+    ctx.obj = AppContext(config_path=config_path, debug=debug)
+
+
+def _register() -> None:
+    from c360.cli import config_cmd
+
+    for module in (config_cmd,):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a c360 error prints one line (a traceback only with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="c360", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except C360Error as exc:
+        if "--debug" in args:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,301 @@
+"""Typed, frozen configuration: one model, one documented precedence order.
+
+Precedence, highest first:
+
+1. command-line overrides (e.g. ``c360 demo --port``), passed as ``overrides``;
+2. environment variables ``C360_<SECTION>_<KEY>`` (e.g. ``C360_SERVING_URL``);
+3. the TOML file: ``--config PATH``, else ``$C360_CONFIG``, else ``./c360.toml`` if present;
+4. the defaults below (embedded engines under ``./data``).
+
+Every resolved value remembers where it came from (:class:`ResolvedConfig.sources`), which
+``c360 config show`` prints. Unknown keys, bad URLs and missing values fail at load time with a
+:class:`~c360.errors.ConfigError` that names the key and what is accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from c360.errors import ConfigError
+
+ENV_PREFIX = "C360_"
+CONFIG_PATH_ENV = "C360_CONFIG"
+# Variables under this prefix belong to the test suite (service URLs), not to the config.
+RESERVED_ENV_PREFIXES = ("C360_TEST_",)
+DEFAULT_CONFIG_FILE = "c360.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _require(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a value is required")
+    return value.strip()
+
+
+def _check_scheme(value: str, accepted: Mapping[str, str]) -> str:
+    value = _require(value)
+    scheme = urlsplit(value).scheme.split("+")[0]
+    if scheme not in accepted:
+        choices = ", ".join(accepted.values())
+        raise ValueError(f"unsupported URL {value!r}; accepted: {choices}")
+    return value
+
+
+class LakeSettings(_Section):
+    """The data lake: Hive-partitioned Parquet on a local folder or any fsspec filesystem."""
+
+    url: str = Field("data/lake", description="folder path or fsspec URL (s3://bucket/prefix, memory://lake)")
+
+    @field_validator("url")
+    @classmethod
+    def _known_filesystem(cls, value: str) -> str:
+        value = _require(value)
+        scheme = urlsplit(value).scheme
+        if scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
+            import fsspec.registry
+
+            if scheme not in fsspec.registry.known_implementations:
+                raise ValueError(
+                    f"unknown filesystem {scheme!r} in {value!r}; accepted: a folder path or an "
+                    "fsspec URL such as file://, memory://, s3://, gs://"
+                )
+        return value
+
+
+class ServingSettings(_Section):
+    """The serving store that the API reads: SQLite (embedded) or PostgreSQL."""
+
+    url: str = Field("sqlite:///data/serving.db", description="sqlite:///PATH or postgresql://USER@HOST/DB")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_store(cls, value: str) -> str:
+        return _check_scheme(
+            value, {"sqlite": "sqlite:///PATH", "postgresql": "postgresql://USER@HOST:PORT/DB"}
+        )
+
+
+class LogSettings(_Section):
+    """The event log between ingestion and the speed layer: local folder or Kafka."""
+
+    url: str = Field("local://data/log", description="local://PATH or kafka://HOST:PORT[,HOST:PORT]")
+    partitions: int = Field(4, ge=1, le=1024, description="partitions per topic (local log)")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_log(cls, value: str) -> str:
+        value = _check_scheme(value, {"local": "local://PATH", "kafka": "kafka://HOST:PORT[,HOST:PORT]"})
+        if not urlsplit(value).netloc and not urlsplit(value).path:
+            raise ValueError(f"{value!r} names no location; e.g. local://data/log")
+        return value
+
+
+class ComputeSettings(_Section):
+    """The batch and identity compute engine."""
+
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb (embedded) or spark")
+    threads: int = Field(0, ge=0, description="worker threads; 0 = all cores")
+    memory_limit: str = Field("", description="e.g. 4GB; empty = the engine's default")
+
+
+class MySQLSourceSettings(_Section):
+    """The orders database (any SQLAlchemy URL: MySQL/MariaDB in production, SQLite embedded)."""
+
+    url: str = Field("sqlite:///data/sources/shopsmart.db", description="SQLAlchemy URL of the orders DB")
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        value = _require(value)
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                f"not a SQLAlchemy URL: {value!r}; e.g. mysql+pymysql://root@127.0.0.1:3306/shop"
+            ) from None
+        return value
+
+
+class MailchimpSourceSettings(_Section):
+    """Email marketing: the Marketing API v3 or its files (CSV export, API-shaped JSON lines)."""
+
+    dir: str = Field("data/sources/mailchimp", description="folder of the CSV export and activity files")
+    api_key: SecretStr | None = Field(None, description="Marketing API key (KEY-dc); unset = read files")
+
+
+class ClickstreamSourceSettings(_Section):
+    path: str = Field("data/sources/clickstream.jsonl.gz", description="Segment messages, JSON lines (gzip)")
+
+
+class ZendeskSourceSettings(_Section):
+    path: str = Field("data/sources/zendesk_events.jsonl", description="ticket webhook payloads, JSON lines")
+
+
+class SourcesSettings(_Section):
+    mysql: MySQLSourceSettings = MySQLSourceSettings()
+    mailchimp: MailchimpSourceSettings = MailchimpSourceSettings()
+    clickstream: ClickstreamSourceSettings = ClickstreamSourceSettings()
+    zendesk: ZendeskSourceSettings = ZendeskSourceSettings()
+
+
+class SimulatorSettings(_Section):
+    """The ShopSmart world generator (`c360 generate`); it writes to the [sources] locations."""
+
+    seed: int = Field(42, description="same seed, same world, byte for byte")
+    customers: int = Field(1000, ge=1, le=10_000_000, description="registered customers")
+    days: int = Field(90, ge=1, le=3650, description="days of history")
+    start_date: dt.date = Field(dt.date(2025, 1, 1), description="first simulated day (UTC)")
+    truth_dir: str = Field("data/truth", description="ground truth, kept apart from the sources")
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="address the API server binds")
+    port: int = Field(8360, ge=1, le=65535, description="port the API server binds")
+
+
+class Settings(_Section):
+    """The whole c360 configuration."""
+
+    lake: LakeSettings = LakeSettings()
+    serving: ServingSettings = ServingSettings()
+    log: LogSettings = LogSettings()
+    compute: ComputeSettings = ComputeSettings()
+    sources: SourcesSettings = SourcesSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    api: ApiSettings = ApiSettings()
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    settings: Settings
+    sources: Mapping[str, str]  # dotted key -> where its value came from
+    file: Path | None
+
+    def items(self) -> Iterator[tuple[str, Any, str]]:
+        """Every leaf setting as (dotted key, value, source), secrets masked."""
+        for key in _leaf_keys(Settings):
+            value: Any = self.settings
+            for part in key.split("."):
+                value = getattr(value, part)
+            if isinstance(value, SecretStr):
+                value = "**********"
+            yield key, value, self.sources.get(key, "default")
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_leaf_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def _find_file(path: str | Path | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    if path is not None:
+        return Path(path), "--config"
+    if environ.get(CONFIG_PATH_ENV):
+        return Path(environ[CONFIG_PATH_ENV]), CONFIG_PATH_ENV
+    default = Path(DEFAULT_CONFIG_FILE)
+    return (default, "default") if default.is_file() else (None, "default")
+
+
+def _read_file(path: Path, named_by: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(named_by, f"config file {str(path)!r} does not exist; fix the path")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ResolvedConfig:
+    """Resolve the configuration (see the module docstring for the precedence order)."""
+    environ = os.environ if environ is None else environ
+    known = set(_leaf_keys(Settings))
+    tree: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    file, named_by = _find_file(path, environ)
+    if file is not None:
+        for key, value in _flatten(_read_file(file, named_by)):
+            if key not in known:
+                raise ConfigError(key, f"unknown key in {file}; known keys: {_near(key, known)}")
+            _set(tree, key, value)
+            sources[key] = str(file)
+
+    by_env = {env_name(key): key for key in known}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_ENV:
+            continue
+        if name.startswith(RESERVED_ENV_PREFIXES):
+            continue
+        if name not in by_env:
+            raise ConfigError(name, f"unknown environment variable; known: {_near(name, by_env)}")
+        _set(tree, by_env[name], value)
+        sources[by_env[name]] = f"env {name}"
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ConfigError(key, "unknown key")
+        _set(tree, key, value)
+        sources[key] = "command line"
+
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(key, message, source=sources.get(key)) from None
+    return ResolvedConfig(settings=settings, sources=sources, file=file)
+
+
+def _near(wrong: str, known: Mapping[str, Any] | set[str]) -> str:
+    """The known keys sharing the wrong key's section, else all of them."""
+    section = wrong.rsplit(".", 1)[0].rsplit("_", 1)[0]
+    close = sorted(k for k in known if k.startswith(section))
+    return ", ".join(close or sorted(known))

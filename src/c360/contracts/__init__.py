@@ -1,0 +1,1 @@
+"""Data shapes: the one place where source schemas, events and serving tables are defined."""
