@@ -1,0 +1,1 @@
+"""The Profile API (FastAPI). Core modules never import FastAPI; only this package does."""

@@ -1,0 +1,93 @@
+"""Serving-store tables: one definition for SQLite and PostgreSQL.
+
+``batch_profile`` is wide and grows with the feature catalogue: its feature columns are not listed
+here but created from the published Arrow schema (see :meth:`ServingStore.publish_batch`). The
+``profile`` view joining batch and real-time state is in :mod:`c360.stores.views`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+identity_map = Table(
+    "identity_map",
+    metadata,
+    Column("id_type", String(32), primary_key=True),
+    Column("id_value", String(320), primary_key=True),
+    Column("person_id", String(40), nullable=False, index=True),
+)
+
+person = Table(
+    "person",
+    metadata,
+    Column("person_id", String(40), primary_key=True),
+    Column("customer_id", BigInteger),
+    Column("email", String(320)),
+    Column("first_name", String(100)),
+    Column("last_name", String(100)),
+    Column("phone", String(32)),
+    Column("city", String(100)),
+    Column("country", String(2)),
+)
+
+# State per source identifier (an anonymous_id for the clickstream). The person is resolved at
+# read time through identity_map, so identity merges need no state migration. user_id is the
+# last customer id the cookie identified as: it stitches anonymous activity to the customer.
+realtime_state = Table(
+    "realtime_state",
+    metadata,
+    Column("id_type", String(32), primary_key=True),
+    Column("id_value", String(320), primary_key=True),
+    Column("user_id", String(64), index=True),
+    Column("session_start", DateTime),
+    Column("session_last_event_at", DateTime),
+    Column("current_session_page_views", Integer, nullable=False, default=0),
+    Column("last_event_at", DateTime),
+    Column("last_event_type", String(64)),
+    Column("events_total", BigInteger, nullable=False, default=0),
+)
+
+stream_offsets = Table(
+    "stream_offsets",
+    metadata,
+    Column("consumer_group", String(100), primary_key=True),
+    Column("topic", String(100), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+dead_letter = Table(
+    "dead_letter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(100), nullable=False),
+    Column("partition", Integer),
+    Column("offset", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+)
+
+# One row per batch publish: which date's batch is serving and its cutoff (end of that date, UTC).
+batch_publish = Table(
+    "batch_publish",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_date", String(10), nullable=False),
+    Column("cutoff_at", DateTime, nullable=False),
+    Column("published_at", DateTime, nullable=False),
+    Column("persons", BigInteger, nullable=False),
+)
+
+BATCH_PROFILE = "batch_profile"

@@ -1,0 +1,58 @@
+"""What a compute engine runs: named SQL steps over lake inputs, in DuckDB's SQL dialect.
+
+Each transformation is written once, as SQL; an engine registers the inputs as views, runs the
+steps in order (each materialised as a temporary table) and hands the requested outputs back
+as Arrow tables. A failing step raises :class:`StepError` carrying its name and SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+from c360.config import ComputeSettings
+from c360.errors import ConfigError, TerminalError
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class LakeInput:
+    """A named input: Parquet file URLs (possibly globs), or no files and a schema (empty)."""
+
+    name: str
+    urls: tuple[str, ...]
+    schema: pa.Schema
+
+
+class StepError(TerminalError):
+    def __init__(self, step: Step, cause: Exception) -> None:
+        self.step = step
+        super().__init__(f"batch step {step.name!r} failed: {cause}\n--- SQL ---\n{step.sql}")
+
+
+class ComputeEngine(Protocol):
+    name: str
+
+    def run(
+        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
+    ) -> Mapping[str, pa.Table]: ...
+
+    def close(self) -> None: ...
+
+
+def open_engine(settings: ComputeSettings) -> ComputeEngine:
+    if settings.engine == "duckdb":
+        from c360.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit)
+    raise ConfigError(
+        "compute.engine", f"{settings.engine!r} is not available yet; accepted today: duckdb"
+    )

@@ -1,0 +1,54 @@
+"""DuckDB engine (embedded default): in-process, reads the lake's Parquet directly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from c360.engines.base import LakeInput, Step, StepError
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, threads: int = 0, memory_limit: str = "") -> None:
+        self.conn = duckdb.connect()
+        if threads:
+            self.conn.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.conn.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        self.conn.execute("SET TimeZone = 'UTC'")
+
+    def _register(self, source: LakeInput) -> None:
+        if source.urls:
+            files = "[" + ", ".join(_quote(u) for u in source.urls) + "]"
+            self.conn.execute(
+                f"CREATE OR REPLACE VIEW {source.name} AS SELECT * "
+                f"FROM read_parquet({files}, hive_partitioning = false, union_by_name = true)"
+            )
+        else:
+            self.conn.register(f"{source.name}__empty", source.schema.empty_table())
+            self.conn.execute(
+                f"CREATE OR REPLACE VIEW {source.name} AS SELECT * FROM {source.name}__empty"
+            )
+
+    def run(
+        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
+    ) -> Mapping[str, pa.Table]:
+        for source in inputs:
+            self._register(source)
+        for step in steps:
+            try:
+                self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+            except duckdb.Error as exc:
+                raise StepError(step, exc) from exc
+        return {name: self.conn.sql(f"SELECT * FROM {name}").to_arrow_table() for name in outputs}
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,1 @@
+"""Identity resolution: which records and identifiers belong to the same person."""

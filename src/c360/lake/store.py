@@ -1,0 +1,139 @@
+"""Partition writes with an atomic commit, and partition listing for readers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+MANIFEST = "_manifest.json"
+STAGING = "_staging"
+DATA_FILE = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class PartitionManifest:
+    """What a committed partition holds; written last, so its presence means complete."""
+
+    source: str
+    table: str
+    dt: str
+    rows: int
+    bytes: int
+    sha256: str
+    schema: dict[str, str]
+    high_water_mark: str | None
+    committed_at: str
+
+
+class Lake:
+    """A lake rooted at a folder path or an fsspec URL."""
+
+    def __init__(self, url: str) -> None:
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    # -- paths -----------------------------------------------------------------------------
+    def table_path(self, source: str, table: str, zone: str = "raw") -> str:
+        return f"{self.root}/{zone}/{source}/{table}"
+
+    def partition_path(self, source: str, table: str, day: dt.date, zone: str = "raw") -> str:
+        return f"{self.table_path(source, table, zone)}/dt={day.isoformat()}"
+
+    def glob_url(self, source: str, table: str, zone: str = "raw") -> str:
+        """A URL of every committed data file of a table (for DuckDB's read_parquet)."""
+        path = f"{self.table_path(source, table, zone)}/dt=*/*.parquet"
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    # -- writes ----------------------------------------------------------------------------
+    def write_partition(
+        self,
+        source: str,
+        table: str,
+        day: dt.date,
+        batches: Iterable[pa.RecordBatch] | pa.Table,
+        *,
+        schema: pa.Schema | None = None,
+        high_water_mark: str | None = None,
+        zone: str = "raw",
+    ) -> PartitionManifest:
+        """Write one partition aside, then commit it in place of any previous version."""
+        if isinstance(batches, pa.Table):
+            schema = schema or batches.schema
+            batches = batches.to_batches()
+        if schema is None:
+            raise ValueError("schema is required when writing from record batches")
+        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        self.fs.makedirs(staging, exist_ok=True)
+        data_path = f"{staging}/{DATA_FILE}"
+        rows = 0
+        with self.fs.open(data_path, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        manifest = PartitionManifest(
+            source=source,
+            table=table,
+            dt=day.isoformat(),
+            rows=rows,
+            bytes=int(self.fs.size(data_path)),
+            sha256=self._sha256(data_path),
+            schema={field.name: str(field.type) for field in schema},
+            high_water_mark=high_water_mark,
+            committed_at=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
+            json.dump(asdict(manifest), handle, indent=2)
+        self._commit(staging, self.partition_path(source, table, day, zone))
+        return manifest
+
+    def _commit(self, staging: str, final: str) -> None:
+        """Swap the staged folder in; the old version is moved aside first, then deleted."""
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        retired = None
+        if self.fs.exists(final):
+            retired = f"{self.root}/{STAGING}/retired-{uuid.uuid4().hex}"
+            self.fs.mv(final, retired, recursive=True)
+        self.fs.mv(staging, final, recursive=True)
+        if retired:
+            self.fs.rm(retired, recursive=True)
+
+    def _sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    # -- reads -----------------------------------------------------------------------------
+    def partitions(self, source: str, table: str, zone: str = "raw") -> list[dt.date]:
+        """Committed partition dates of a table, oldest first."""
+        base = self.table_path(source, table, zone)
+        if not self.fs.exists(base):
+            return []
+        days = []
+        for path in self.fs.ls(base, detail=False):
+            name = str(path).rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("dt=") and self.fs.exists(f"{path}/{MANIFEST}"):
+                days.append(dt.date.fromisoformat(name[3:]))
+        return sorted(days)
+
+    def manifest(self, source: str, table: str, day: dt.date, zone: str = "raw") -> dict[str, Any]:
+        with self.fs.open(f"{self.partition_path(source, table, day, zone)}/{MANIFEST}") as f:
+            loaded: dict[str, Any] = json.load(f)
+        return loaded
+
+    def read_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> pa.Table:
+        path = f"{self.partition_path(source, table, day, zone)}/{DATA_FILE}"
+        with self.fs.open(path, "rb") as handle:
+            return pq.read_table(handle)

@@ -1,0 +1,69 @@
+"""Shared fixtures: service URLs, per-test databases, and the skip-or-fail policy.
+
+Tests that need a service skip with the reason when it is unreachable on a laptop; under
+CI (``CI=true``) they fail instead, so CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_URL = os.environ.get("C360_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("C360_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop, fail in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: service tests must run, not skip)")
+    pytest.skip(reason)
+
+
+def _admin_engine(url: str):  # type: ignore[no-untyped-def]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    pytest.importorskip("psycopg")
+    admin = _admin_engine(POSTGRES_URL)
+    name = f"c360_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "absent"
+        admin.dispose()
+        unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.__class__.__name__}")
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MariaDB/MySQL database for one test, dropped afterwards."""
+    pytest.importorskip("pymysql")
+    admin = _admin_engine(MYSQL_URL)
+    name = f"c360_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}`"))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        unavailable(f"MariaDB/MySQL unreachable at {MYSQL_URL}: {exc.__class__.__name__}")
+    yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
