@@ -64,9 +64,9 @@ class LakeSettings(_Section):
         value = _require(value)
         scheme = urlsplit(value).scheme
         if scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
-            import fsspec.registry
+            from fsspec.registry import known_implementations
 
-            if scheme not in fsspec.registry.known_implementations:
+            if scheme not in known_implementations:
                 raise ValueError(
                     f"unknown filesystem {scheme!r} in {value!r}; accepted: a folder path or an "
                     "fsspec URL such as file://, memory://, s3://, gs://"
@@ -139,10 +139,14 @@ class MailchimpSourceSettings(_Section):
 
 
 class ClickstreamSourceSettings(_Section):
+    """The website clickstream as a file (the simulator's output; live events use the log)."""
+
     path: str = Field("data/sources/clickstream.jsonl.gz", description="Segment messages, JSON lines (gzip)")
 
 
 class ZendeskSourceSettings(_Section):
+    """Zendesk webhook events as a file (the simulator's output; live events use the log)."""
+
     path: str = Field("data/sources/zendesk_events.jsonl", description="ticket webhook payloads, JSON lines")
 
 
@@ -164,6 +168,8 @@ class SimulatorSettings(_Section):
 
 
 class ApiSettings(_Section):
+    """The Profile API server."""
+
     host: str = Field("127.0.0.1", description="address the API server binds")
     port: int = Field(8360, ge=1, le=65535, description="port the API server binds")
 
@@ -299,3 +305,47 @@ def _near(wrong: str, known: Mapping[str, Any] | set[str]) -> str:
     section = wrong.rsplit(".", 1)[0].rsplit("_", 1)[0]
     close = sorted(k for k in known if k.startswith(section))
     return ", ".join(close or sorted(known))
+
+
+def example_toml() -> str:
+    """A documented c360.toml holding every key at its default (``c360 config example``)."""
+    lines = [
+        "# c360 configuration. Every key is optional; shown here at its default.",
+        "# Environment variables C360_<SECTION>_<KEY> override this file; see README.",
+    ]
+
+    def section(model: type[BaseModel], path: str) -> None:
+        leaves = []
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                continue
+            leaves.append((name, info))
+        if leaves:
+            lines.append("")
+            if model.__doc__ and model is not Settings:
+                lines.append(f"# {model.__doc__.strip().splitlines()[0]}")
+            lines.append(f"[{path}]")
+            for name, info in leaves:
+                if info.description:
+                    lines.append(f"# {info.description}")
+                lines.append(_toml_line(name, info.default))
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                section(annotation, f"{path}.{name}" if path else name)
+
+    section(Settings, "")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_line(name: str, value: Any) -> str:
+    if value is None:
+        return f"# {name} = \"\""
+    if isinstance(value, bool):
+        return f"{name} = {str(value).lower()}"
+    if isinstance(value, dt.date):
+        return f"{name} = {value.isoformat()}"
+    if isinstance(value, int | float):
+        return f"{name} = {value}"
+    return f'{name} = "{value}"'

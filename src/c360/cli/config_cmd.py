@@ -29,3 +29,11 @@ def show(app: AppContext, as_json: bool) -> None:
     click.echo(f"# config file: {resolved.file or 'none (defaults)'}")
     for key, value, source in rows:
         click.echo(f"{key:<{width}}  {value!s:<40}  [{source}]")
+
+
+@command.command("example")
+def example() -> None:
+    """Print a documented c360.toml with every key at its default."""
+    from c360.config import example_toml
+
+    click.echo(example_toml(), nl=False)

@@ -1,0 +1,3 @@
+from c360.cli.main import main
+
+main()
