@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import pyarrow as pa
 
@@ -38,7 +38,9 @@ class TableReport:
 
 
 def _open_lines(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    if path.suffix == ".gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
 def ingest_shop(settings: Settings, lake: Lake, day: dt.date) -> list[TableReport]:
@@ -47,7 +49,10 @@ def ingest_shop(settings: Settings, lake: Lake, day: dt.date) -> list[TableRepor
     try:
         for table in shop_db.TABLES:
             manifest = lake.write_partition(
-                "shop", table.name, day, mysql.extract_table(engine, table),
+                "shop",
+                table.name,
+                day,
+                mysql.extract_table(engine, table),
                 schema=arrow_schema(table),
             )
             reports.append(TableReport("shop", table.name, 1, manifest.rows))
@@ -80,10 +85,15 @@ def ingest_zendesk(settings: Settings, lake: Lake, day: dt.date) -> list[TableRe
                 by_day[event_day].append(part)
     rows = 0
     for event_day, batches in sorted(by_day.items()):
-        rows += lake.write_partition("zendesk", "events", event_day, pa.Table.from_batches(batches)).rows
+        rows += lake.write_partition(
+            "zendesk", "events", event_day, pa.Table.from_batches(batches)
+        ).rows
     if rejected:
         quarantine = pa.Table.from_pylist(
-            [{"line": r.line, "reason": r.reason, "raw": r.raw.decode(errors="replace")} for r in rejected],
+            [
+                {"line": r.line, "reason": r.reason, "raw": r.raw.decode(errors="replace")}
+                for r in rejected
+            ],
             schema=QUARANTINE_SCHEMA,
         )
         lake.write_partition("zendesk", "events_quarantine", day, quarantine)

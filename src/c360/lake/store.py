@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import fsspec
@@ -75,13 +75,33 @@ class Lake:
             raise ValueError("schema is required when writing from record batches")
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
         self.fs.makedirs(staging, exist_ok=True)
+        try:
+            manifest = self._write_staged(staging, source, table, day, batches, schema)
+            manifest = replace(manifest, high_water_mark=high_water_mark)
+            with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
+                json.dump(asdict(manifest), handle, indent=2)
+        except BaseException:
+            self.fs.rm(staging, recursive=True)
+            raise
+        self._commit(staging, self.partition_path(source, table, day, zone))
+        return manifest
+
+    def _write_staged(
+        self,
+        staging: str,
+        source: str,
+        table: str,
+        day: dt.date,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+    ) -> PartitionManifest:
         data_path = f"{staging}/{DATA_FILE}"
         rows = 0
         with self.fs.open(data_path, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
             for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        manifest = PartitionManifest(
+        return PartitionManifest(
             source=source,
             table=table,
             dt=day.isoformat(),
@@ -89,13 +109,9 @@ class Lake:
             bytes=int(self.fs.size(data_path)),
             sha256=self._sha256(data_path),
             schema={field.name: str(field.type) for field in schema},
-            high_water_mark=high_water_mark,
+            high_water_mark=None,
             committed_at=dt.datetime.now(dt.UTC).isoformat(),
         )
-        with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
-            json.dump(asdict(manifest), handle, indent=2)
-        self._commit(staging, self.partition_path(source, table, day, zone))
-        return manifest
 
     def _commit(self, staging: str, final: str) -> None:
         """Swap the staged folder in; the old version is moved aside first, then deleted."""

@@ -67,7 +67,9 @@ class ServingStore:
         with self.begin() as conn:
             if not inspect(conn).has_table(serving.BATCH_PROFILE):
                 Table(
-                    serving.BATCH_PROFILE, MetaData(), Column("person_id", sqltypes.String(40), primary_key=True)
+                    serving.BATCH_PROFILE,
+                    MetaData(),
+                    Column("person_id", sqltypes.String(40), primary_key=True),
                 ).create(conn)
 
     def dispose(self) -> None:
@@ -136,7 +138,9 @@ class ServingStore:
             if column.name not in existing:
                 type_sql = column.type.compile(dialect=conn.dialect)
                 conn.execute(
-                    text(f'ALTER TABLE {serving.BATCH_PROFILE} ADD COLUMN "{column.name}" {type_sql}')
+                    text(
+                        f'ALTER TABLE {serving.BATCH_PROFILE} ADD COLUMN "{column.name}" {type_sql}'
+                    )
                 )
         return Table(serving.BATCH_PROFILE, MetaData(), autoload_with=conn)
 
