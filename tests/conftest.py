@@ -42,7 +42,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "absent"
+    except Exception as exc:
         admin.dispose()
         unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.__class__.__name__}")
     yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
@@ -60,7 +60,7 @@ def mysql_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE `{name}`"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         admin.dispose()
         unavailable(f"MariaDB/MySQL unreachable at {MYSQL_URL}: {exc.__class__.__name__}")
     yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)

@@ -56,7 +56,9 @@ def _check_scheme(value: str, accepted: Mapping[str, str]) -> str:
 class LakeSettings(_Section):
     """The data lake: Hive-partitioned Parquet on a local folder or any fsspec filesystem."""
 
-    url: str = Field("data/lake", description="folder path or fsspec URL (s3://bucket/prefix, memory://lake)")
+    url: str = Field(
+        "data/lake", description="folder path or fsspec URL (s3://bucket/prefix, memory://lake)"
+    )
 
     @field_validator("url")
     @classmethod
@@ -77,7 +79,9 @@ class LakeSettings(_Section):
 class ServingSettings(_Section):
     """The serving store that the API reads: SQLite (embedded) or PostgreSQL."""
 
-    url: str = Field("sqlite:///data/serving.db", description="sqlite:///PATH or postgresql://USER@HOST/DB")
+    url: str = Field(
+        "sqlite:///data/serving.db", description="sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
 
     @field_validator("url")
     @classmethod
@@ -90,13 +94,17 @@ class ServingSettings(_Section):
 class LogSettings(_Section):
     """The event log between ingestion and the speed layer: local folder or Kafka."""
 
-    url: str = Field("local://data/log", description="local://PATH or kafka://HOST:PORT[,HOST:PORT]")
+    url: str = Field(
+        "local://data/log", description="local://PATH or kafka://HOST:PORT[,HOST:PORT]"
+    )
     partitions: int = Field(4, ge=1, le=1024, description="partitions per topic (local log)")
 
     @field_validator("url")
     @classmethod
     def _supported_log(cls, value: str) -> str:
-        value = _check_scheme(value, {"local": "local://PATH", "kafka": "kafka://HOST:PORT[,HOST:PORT]"})
+        value = _check_scheme(
+            value, {"local": "local://PATH", "kafka": "kafka://HOST:PORT[,HOST:PORT]"}
+        )
         if not urlsplit(value).netloc and not urlsplit(value).path:
             raise ValueError(f"{value!r} names no location; e.g. local://data/log")
         return value
@@ -113,7 +121,9 @@ class ComputeSettings(_Section):
 class MySQLSourceSettings(_Section):
     """The orders database (any SQLAlchemy URL: MySQL/MariaDB in production, SQLite embedded)."""
 
-    url: str = Field("sqlite:///data/sources/shopsmart.db", description="SQLAlchemy URL of the orders DB")
+    url: str = Field(
+        "sqlite:///data/sources/shopsmart.db", description="SQLAlchemy URL of the orders DB"
+    )
 
     @field_validator("url")
     @classmethod
@@ -134,20 +144,28 @@ class MySQLSourceSettings(_Section):
 class MailchimpSourceSettings(_Section):
     """Email marketing: the Marketing API v3 or its files (CSV export, API-shaped JSON lines)."""
 
-    dir: str = Field("data/sources/mailchimp", description="folder of the CSV export and activity files")
-    api_key: SecretStr | None = Field(None, description="Marketing API key (KEY-dc); unset = read files")
+    dir: str = Field(
+        "data/sources/mailchimp", description="folder of the CSV export and activity files"
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Marketing API key (KEY-dc); unset = read files"
+    )
 
 
 class ClickstreamSourceSettings(_Section):
     """The website clickstream as a file (the simulator's output; live events use the log)."""
 
-    path: str = Field("data/sources/clickstream.jsonl.gz", description="Segment messages, JSON lines (gzip)")
+    path: str = Field(
+        "data/sources/clickstream.jsonl.gz", description="Segment messages, JSON lines (gzip)"
+    )
 
 
 class ZendeskSourceSettings(_Section):
     """Zendesk webhook events as a file (the simulator's output; live events use the log)."""
 
-    path: str = Field("data/sources/zendesk_events.jsonl", description="ticket webhook payloads, JSON lines")
+    path: str = Field(
+        "data/sources/zendesk_events.jsonl", description="ticket webhook payloads, JSON lines"
+    )
 
 
 class SourcesSettings(_Section):
@@ -341,7 +359,7 @@ def example_toml() -> str:
 
 def _toml_line(name: str, value: Any) -> str:
     if value is None:
-        return f"# {name} = \"\""
+        return f'# {name} = ""'
     if isinstance(value, bool):
         return f"{name} = {str(value).lower()}"
     if isinstance(value, dt.date):

@@ -41,9 +41,7 @@ class MissingDependencyError(TerminalError):
     exit_code = 2
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'c360[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'c360[{extra}]'")
 
 
 class DataError(TerminalError):

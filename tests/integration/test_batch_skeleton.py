@@ -7,8 +7,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 from sqlalchemy import create_engine, insert
 
 from c360.api.app import create_app
@@ -25,9 +25,17 @@ T = dt.datetime
 
 
 def _customers() -> list[dict[str, object]]:
-    base = {"phone": None, "birth_date": None, "address_line": None, "postcode": None,
-            "city": "Leeds", "country": "GB", "marketing_opt_in": True,
-            "created_at": T(2025, 1, 1), "updated_at": T(2025, 1, 1)}
+    base = {
+        "phone": None,
+        "birth_date": None,
+        "address_line": None,
+        "postcode": None,
+        "city": "Leeds",
+        "country": "GB",
+        "marketing_opt_in": True,
+        "created_at": T(2025, 1, 1),
+        "updated_at": T(2025, 1, 1),
+    }
     return [
         {**base, "customer_id": 1, "email": "Alice@X.com", "first_name": "Alice", "last_name": "A"},
         {**base, "customer_id": 2, "email": "bob@y.com", "first_name": "Bob", "last_name": "B"},
@@ -35,13 +43,32 @@ def _customers() -> list[dict[str, object]]:
     ]
 
 
-def _order(order_id: int, customer_id: int | None, email: str, status: str, total: str,
-           created: dt.datetime) -> dict[str, object]:
-    return {"order_id": order_id, "customer_id": customer_id, "email": email, "status": status,
-            "currency": "GBP", "subtotal": Decimal(total), "shipping": Decimal("0.00"),
-            "total": Decimal(total), "shipping_name": None, "shipping_address_line": None,
-            "shipping_postcode": None, "shipping_city": None, "shipping_country": None,
-            "phone": None, "created_at": created, "updated_at": created}
+def _order(
+    order_id: int,
+    customer_id: int | None,
+    email: str,
+    status: str,
+    total: str,
+    created: dt.datetime,
+) -> dict[str, object]:
+    return {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "email": email,
+        "status": status,
+        "currency": "GBP",
+        "subtotal": Decimal(total),
+        "shipping": Decimal("0.00"),
+        "total": Decimal(total),
+        "shipping_name": None,
+        "shipping_address_line": None,
+        "shipping_postcode": None,
+        "shipping_city": None,
+        "shipping_country": None,
+        "phone": None,
+        "created_at": created,
+        "updated_at": created,
+    }
 
 
 ORDERS = [
@@ -67,8 +94,13 @@ MEMBERS_CSV = (
 
 def _activity(campaign: str, email: str, opened: bool) -> dict[str, object]:
     actions = [{"action": "open", "timestamp": "2025-01-05T10:00:00+00:00", "ip": "10.0.0.1"}]
-    return {"campaign_id": campaign, "list_id": "L1", "email_id": email, "email_address": email,
-            "activity": actions if opened else []}
+    return {
+        "campaign_id": campaign,
+        "list_id": "L1",
+        "email_id": email,
+        "email_address": email,
+        "activity": actions if opened else [],
+    }
 
 
 ACTIVITY = [
@@ -79,22 +111,47 @@ ACTIVITY = [
 ]
 
 
-def _zendesk(kind: str, event_id: str, time: str, detail: dict[str, object],
-             event: object = None) -> dict[str, object]:
-    return {"type": f"zen:event-type:{kind}", "account_id": 1, "id": event_id, "time": time,
-            "zendesk_event_version": "2022-11-06", "subject": "zen:x", "detail": detail,
-            "event": event or {}}
+def _zendesk(
+    kind: str, event_id: str, time: str, detail: dict[str, object], event: object = None
+) -> dict[str, object]:
+    return {
+        "type": f"zen:event-type:{kind}",
+        "account_id": 1,
+        "id": event_id,
+        "time": time,
+        "zendesk_event_version": "2022-11-06",
+        "subject": "zen:x",
+        "detail": detail,
+        "event": event or {},
+    }
 
 
 ZENDESK = [
-    _zendesk("user.created", "e1", "2025-01-02T08:00:00Z", {"id": "10", "email": "alice@x.com",
-                                                           "name": "Alice A"}),
-    _zendesk("ticket.created", "e2", "2025-01-02T08:01:00Z", {"id": "100", "requester_id": "10",
-                                                             "status": "NEW"}),
-    _zendesk("ticket.created", "e3", "2025-01-03T08:01:00Z", {"id": "101", "requester_id": "10",
-                                                             "status": "NEW"}),
-    _zendesk("ticket.status_changed", "e4", "2025-01-04T08:01:00Z",
-             {"id": "101", "requester_id": "10"}, {"current": "SOLVED", "previous": "NEW"}),
+    _zendesk(
+        "user.created",
+        "e1",
+        "2025-01-02T08:00:00Z",
+        {"id": "10", "email": "alice@x.com", "name": "Alice A"},
+    ),
+    _zendesk(
+        "ticket.created",
+        "e2",
+        "2025-01-02T08:01:00Z",
+        {"id": "100", "requester_id": "10", "status": "NEW"},
+    ),
+    _zendesk(
+        "ticket.created",
+        "e3",
+        "2025-01-03T08:01:00Z",
+        {"id": "101", "requester_id": "10", "status": "NEW"},
+    ),
+    _zendesk(
+        "ticket.status_changed",
+        "e4",
+        "2025-01-04T08:01:00Z",
+        {"id": "101", "requester_id": "10"},
+        {"current": "SOLVED", "previous": "NEW"},
+    ),
     _zendesk("user.created", "e5", "2025-01-09T08:00:00Z", {"id": "11", "email": "bob@y.com"}),
     # After the cutoff: not in D's batch.
     _zendesk("ticket.created", "e6", "2025-01-11T00:00:00Z", {"id": "102", "requester_id": "11"}),

@@ -86,13 +86,21 @@ def test_env_names_follow_the_dotted_keys() -> None:
 
 def test_committed_example_is_current_and_loads() -> None:
     example = ROOT / "c360.example.toml"
-    assert example.read_text() == example_toml(), "regenerate: c360 config example > c360.example.toml"
+    assert example.read_text() == example_toml(), (
+        "regenerate: c360 config example > c360.example.toml"
+    )
     assert load_config(example, environ={}).settings == load_config(environ={}).settings
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "c360", *args], capture_output=True, text=True, env=env, cwd=cwd,
+        [sys.executable, "-m", "c360", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
         check=False,
     )
 

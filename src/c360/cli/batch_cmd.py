@@ -17,8 +17,13 @@ def command() -> None:
 
 
 @command.command("run")
-@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Batch date D; facts before the end of D (UTC) are covered.")
+@click.option(
+    "--date",
+    "day",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Batch date D; facts before the end of D (UTC) are covered.",
+)
 @click.option("--skip-ingest", is_flag=True, help="Use what is already in the lake.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app

@@ -36,7 +36,9 @@ def extract_table(
                 ]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
     except OperationalError as exc:
-        raise TransientError(f"orders DB unreachable while reading {table.name}: {exc.orig}") from exc
+        raise TransientError(
+            f"orders DB unreachable while reading {table.name}: {exc.orig}"
+        ) from exc
 
 
 def _naive(arrow_type: pa.DataType) -> pa.DataType:

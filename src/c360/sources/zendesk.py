@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+
 @dataclass(frozen=True)
 class Rejected:
     """A source line that failed validation, kept with the reason."""
