@@ -124,6 +124,9 @@ class MySQLSourceSettings(_Section):
     url: str = Field(
         "sqlite:///data/sources/shopsmart.db", description="SQLAlchemy URL of the orders DB"
     )
+    lookback_hours: float = Field(
+        6.0, ge=0, description="incremental extracts re-read this much before the high-water mark"
+    )
 
     @field_validator("url")
     @classmethod
@@ -150,6 +153,26 @@ class MailchimpSourceSettings(_Section):
     api_key: SecretStr | None = Field(
         None, description="Marketing API key (KEY-dc); unset = read files"
     )
+    list_id: str | None = Field(None, description="audience (list) id whose members are read")
+    base_url: str | None = Field(
+        None, description="replaces https://DC.api.mailchimp.com (tests, proxies); /3.0 is added"
+    )
+    page_size: int = Field(1000, ge=1, le=1000, description="items per API page (count)")
+    max_connections: int = Field(
+        10, ge=1, le=10, description="simultaneous API connections (Mailchimp allows 10)"
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="per-request timeout")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = _require(value)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {value!r}; e.g. http://127.0.0.1:8080")
+        return value.rstrip("/")
 
 
 class ClickstreamSourceSettings(_Section):

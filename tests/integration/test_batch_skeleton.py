@@ -227,9 +227,9 @@ def test_malformed_source_lines_are_quarantined_with_reason(settings: Settings) 
     report = {(r.source, r.table): r for r in run_batch(settings, DAY).ingested}
     assert report[("zendesk", "events")].quarantined == 1
     lake = Lake(settings.lake.url)
-    quarantined = lake.read_partition("zendesk", "events_quarantine", DAY).to_pylist()
-    assert quarantined[0]["raw"] == "{not json"
-    assert quarantined[0]["reason"]
+    quarantined = lake.read_partition("zendesk", "events", DAY, zone="quarantine").to_pylist()
+    assert quarantined[0]["record"] == "{not json"
+    assert quarantined[0]["reason"].startswith("line 7: JSONDecodeError")
 
 
 def test_rerun_of_a_date_replaces_it_exactly(settings: Settings) -> None:

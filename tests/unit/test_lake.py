@@ -85,3 +85,18 @@ def test_a_partition_without_manifest_is_not_listed(lake: Lake) -> None:
 def test_writing_batches_needs_a_schema(lake: Lake) -> None:
     with pytest.raises(ValueError, match="schema"):
         lake.write_partition("shop", "orders", DAY, [batch([1])])
+
+
+def test_incompatible_drift_fails_the_table_and_keeps_the_lake(lake: Lake) -> None:
+    from c360.lake import SchemaDriftError
+
+    lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1])]))
+    changed = pa.table({"id": ["1"], "name": ["n1"]})
+    with pytest.raises(SchemaDriftError, match="'id' changed type from int64 to string"):
+        lake.write_partition("shop", "orders", DAY + dt.timedelta(days=1), changed)
+    with pytest.raises(SchemaDriftError, match=r"'name' .* is gone"):
+        lake.write_partition("shop", "orders", DAY + dt.timedelta(days=1), pa.table({"id": [1]}))
+    assert lake.partitions("shop", "orders") == [DAY]
+    widened = pa.table({"id": [2], "name": ["n2"], "coupon": ["X"]})
+    manifest = lake.write_partition("shop", "orders", DAY + dt.timedelta(days=1), widened)
+    assert manifest.added_columns == ("coupon",)

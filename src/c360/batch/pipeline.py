@@ -10,10 +10,11 @@ import pyarrow as pa
 
 from c360.batch import features
 from c360.batch.cutoff import cutoff
-from c360.batch.ingest import TableReport, ingest_all
 from c360.config import Settings
 from c360.contracts import shop_db
-from c360.engines import LakeInput, open_engine
+from c360.engines import LakeInput, Step, open_engine
+from c360.ingest.report import TableReport
+from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.sources import mailchimp, zendesk
 from c360.sources.arrow_types import arrow_schema
@@ -55,23 +56,43 @@ def _events(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema
     return LakeInput(f"{source}_{table}", paths, schema)
 
 
+def _latest_versions(name: str, schema: pa.Schema, key: str, version: str) -> Step:
+    """Incremental extracts overlap (the look-back): keep the last version of each key."""
+    columns = ", ".join(schema.names)
+    return Step(
+        name,
+        f"""
+        SELECT {columns} FROM (
+            SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {version} DESC) AS version_rank
+            FROM {name}_versions
+        ) WHERE version_rank = 1
+        """,
+    )
+
+
+ORDERS_SCHEMA = arrow_schema(shop_db.orders)
+VERSIONED = (_latest_versions("orders", ORDERS_SCHEMA, "order_id", "updated_at"),)
+
+
 def inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
+    orders = _events(lake, "shop", "orders", day, ORDERS_SCHEMA)
     return [
         _snapshot(lake, "shop", "customers", day, arrow_schema(shop_db.customers)),
-        _snapshot(lake, "shop", "orders", day, arrow_schema(shop_db.orders)),
+        LakeInput("orders_versions", orders.urls, ORDERS_SCHEMA),
         _snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
         _snapshot(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
         _events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
     ]
 
 
-def run_batch(settings: Settings, day: dt.date, *, ingest: bool = True) -> BatchResult:
+def run_batch(settings: Settings, day: dt.date, *, run_ingest: bool = True) -> BatchResult:
     started = time.perf_counter()
-    ingested = ingest_all(settings, day) if ingest else []
+    ingested = ingest(settings, day) if run_ingest else []
     lake = Lake(settings.lake.url)
     engine = open_engine(settings.compute)
     try:
-        tables = engine.run(inputs(lake, day), features.steps(day, cutoff(day)), features.OUTPUTS)
+        steps = [*VERSIONED, *features.steps(day, cutoff(day))]
+        tables = engine.run(inputs(lake, day), steps, features.OUTPUTS)
     finally:
         engine.close()
     lake.write_partition("profile", "batch_profile", day, tables["batch_profile"], zone="features")

@@ -31,7 +31,7 @@ def run(app: AppContext, day: dt.datetime, skip_ingest: bool, as_json: bool) -> 
     """Ingest, resolve identities, compute features and publish for one date."""
     from c360.batch.pipeline import run_batch
 
-    result = run_batch(app.config().settings, day.date(), ingest=not skip_ingest)
+    result = run_batch(app.config().settings, day.date(), run_ingest=not skip_ingest)
     if as_json:
         click.echo(json.dumps(asdict(result), default=str))
         return

@@ -56,6 +56,10 @@ realtime_state = Table(
     Column("last_event_at", DateTime),
     Column("last_event_type", String(64)),
     Column("events_total", BigInteger, nullable=False, default=0),
+    # Speed-layer bookkeeping: the event time that set user_id (a late identify must not
+    # override a newer one) and the last messageIds seen (a JSON list; duplicates are dropped).
+    Column("user_id_at", DateTime),
+    Column("recent_message_ids", Text),
 )
 
 stream_offsets = Table(

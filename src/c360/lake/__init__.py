@@ -5,6 +5,6 @@ it is written aside under ``_staging/``, its manifest is written last, and only 
 renamed into place, so a reader sees the previous partition or the new one, never half of one.
 """
 
-from c360.lake.store import Lake, PartitionManifest
+from c360.lake.store import Lake, PartitionManifest, SchemaDriftError
 
-__all__ = ["Lake", "PartitionManifest"]
+__all__ = ["Lake", "PartitionManifest", "SchemaDriftError"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -15,9 +16,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from c360.errors import DataError
+
+log = logging.getLogger(__name__)
+
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 DATA_FILE = "part-0.parquet"
+
+
+class SchemaDriftError(DataError):
+    """A source column changed type or vanished: the table fails, the lake is untouched."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class PartitionManifest:
     schema: dict[str, str]
     high_water_mark: str | None
     committed_at: str
+    added_columns: tuple[str, ...] = ()
 
 
 class Lake:
@@ -64,20 +74,28 @@ class Lake:
         batches: Iterable[pa.RecordBatch] | pa.Table,
         *,
         schema: pa.Schema | None = None,
-        high_water_mark: str | None = None,
+        high_water_mark: str | Callable[[], str | None] | None = None,
         zone: str = "raw",
     ) -> PartitionManifest:
-        """Write one partition aside, then commit it in place of any previous version."""
+        """Write one partition aside, then commit it in place of any previous version.
+
+        ``high_water_mark`` may be a callable, asked once all batches are written (so it can
+        describe what a streamed extract actually read). The schema is checked against the
+        table's latest partition first: new columns are allowed (and reported), a changed or
+        dropped column raises :class:`SchemaDriftError` before anything is written.
+        """
         if isinstance(batches, pa.Table):
             schema = schema or batches.schema
             batches = batches.to_batches()
         if schema is None:
             raise ValueError("schema is required when writing from record batches")
+        added = self.check_schema(source, table, schema, zone)
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
         self.fs.makedirs(staging, exist_ok=True)
         try:
             manifest = self._write_staged(staging, source, table, day, batches, schema)
-            manifest = replace(manifest, high_water_mark=high_water_mark)
+            mark = high_water_mark() if callable(high_water_mark) else high_water_mark
+            manifest = replace(manifest, high_water_mark=mark, added_columns=added)
             with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
                 json.dump(asdict(manifest), handle, indent=2)
         except BaseException:
@@ -112,6 +130,38 @@ class Lake:
             high_water_mark=None,
             committed_at=dt.datetime.now(dt.UTC).isoformat(),
         )
+
+    def check_schema(
+        self, source: str, table: str, schema: pa.Schema, zone: str = "raw"
+    ) -> tuple[str, ...]:
+        """New columns of ``schema`` against the latest partition; raises on incompatible drift."""
+        days = self.partitions(source, table, zone)
+        if not days:
+            return ()
+        before: dict[str, str] = self.manifest(source, table, days[-1], zone)["schema"]
+        now = {f.name: str(f.type) for f in schema}
+        for name, old_type in before.items():
+            if name not in now:
+                raise SchemaDriftError(
+                    f"{source}.{table}: column {name!r} ({old_type}) is gone from the source; "
+                    "restore it or migrate the lake table"
+                )
+            if now[name] != old_type:
+                raise SchemaDriftError(
+                    f"{source}.{table}: column {name!r} changed type from {old_type} to "
+                    f"{now[name]}; earlier partitions are untouched"
+                )
+        added = tuple(name for name in now if name not in before)
+        for name in added:
+            log.warning("%s.%s: new column %r (%s) added", source, table, name, now[name])
+        return added
+
+    def write_quarantine(self, source: str, table: str, day: dt.date, rejected: pa.Table) -> None:
+        """Rows that failed validation, with the reason; an empty set clears the date."""
+        if rejected.num_rows:
+            self.write_partition(source, table, day, rejected, zone="quarantine")
+            return
+        self.drop_partition(source, table, day, zone="quarantine")
 
     def _commit(self, staging: str, final: str) -> None:
         """Swap the staged folder in; the old version is moved aside first, then deleted."""
@@ -148,6 +198,11 @@ class Lake:
         with self.fs.open(f"{self.partition_path(source, table, day, zone)}/{MANIFEST}") as f:
             loaded: dict[str, Any] = json.load(f)
         return loaded
+
+    def drop_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> None:
+        path = self.partition_path(source, table, day, zone)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
 
     def read_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> pa.Table:
         path = f"{self.partition_path(source, table, day, zone)}/{DATA_FILE}"

@@ -1,0 +1,102 @@
+"""Conform batches read from a source to the lake schema; rows that cannot be go to quarantine.
+
+Every writer into the raw zone passes through :func:`conform`: values are cast to the table's
+schema (decimals exact, integers int64, timestamps UTC) and each row is checked against the
+table's rules. A row failing a rule or a cast is kept, with the reason, for the quarantine
+partition — never dropped silently, never allowed to fail the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from c360.errors import DataError
+
+QUARANTINE_SCHEMA = pa.schema([("reason", pa.string()), ("record", pa.string())])
+
+# A rule: a reason and a predicate returning a boolean mask of the rows that break it.
+Rule = tuple[str, Callable[[pa.RecordBatch], pa.Array]]
+
+
+@dataclass
+class Conformed:
+    batch: pa.RecordBatch
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+def negative(column: str) -> Rule:
+    return (f"negative {column}", lambda b: pc.fill_null(pc.less(b.column(column), 0), False))
+
+
+def _parse_timestamp(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _cast_column(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
+    if pa.types.is_timestamp(target):
+        naive = pa.timestamp("us")
+        try:
+            column = column.cast(naive)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            column = pa.array([_parse_timestamp(v) for v in column.to_pylist()], naive)
+        return column.cast(target)  # naive values are UTC by contract
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(
+            f"column {name!r}: cannot convert {column.type} to {target}: {exc}"
+        ) from exc
+
+
+def _record(raw: pa.RecordBatch, row: int) -> str:
+    values = {name: raw.column(name)[row].as_py() for name in raw.schema.names}
+    return orjson.dumps(values, default=str).decode()
+
+
+def conform(
+    raw: pa.RecordBatch,
+    schema: pa.Schema,
+    primary_key: Sequence[str] = (),
+    rules: Sequence[Rule] = (),
+) -> Conformed:
+    """Cast ``raw`` to ``schema`` and split off the rows that break a rule."""
+    columns = {
+        name: _cast_column(raw.column(name), schema.field(name).type, name) for name in schema.names
+    }
+    typed = pa.RecordBatch.from_arrays(list(columns.values()), schema=schema)
+    failures: list[tuple[str, pa.Array]] = [
+        (f"missing primary key {key}", pc.is_null(typed.column(key))) for key in primary_key
+    ]
+    for name in schema.names:
+        if pa.types.is_timestamp(schema.field(name).type):
+            lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(columns[name]))
+            failures.append((f"unparseable timestamp in {name}", lost))
+    failures.extend((reason, predicate(typed)) for reason, predicate in rules)
+    reasons: list[list[str]] = [[] for _ in range(typed.num_rows)]
+    for reason, mask in failures:
+        for row in pc.indices_nonzero(mask).to_pylist():
+            reasons[row].append(reason)
+    bad = [row for row, why in enumerate(reasons) if why]
+    if not bad:
+        return Conformed(typed)
+    keep = pa.array([not why for why in reasons])
+    rejected = [{"reason": "; ".join(reasons[row]), "record": _record(raw, row)} for row in bad]
+    return Conformed(typed.filter(keep), rejected)
+
+
+def quarantine_table(rejected: Sequence[Mapping[str, str]]) -> pa.Table:
+    return pa.Table.from_pylist(list(rejected), schema=QUARANTINE_SCHEMA)

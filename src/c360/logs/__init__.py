@@ -1,0 +1,33 @@
+"""The event log: a local folder (embedded default) or Kafka, behind one interface."""
+
+from __future__ import annotations
+
+from c360.errors import ConfigError
+from c360.logs.base import EventLog, Record, TopicPartition, partition_for
+
+__all__ = ["EventLog", "Record", "TopicPartition", "open_log", "partition_for"]
+
+LOCAL_SCHEME = "local://"
+
+
+def open_log(url: str, partitions: int) -> EventLog:
+    """The event log for a ``log.url``; the scheme picks the backend.
+
+    ``partitions`` is the partition count of topics the log creates (``log.partitions``).
+    """
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "local":
+        from c360.logs.local import LocalLog
+
+        path = url[len(LOCAL_SCHEME) :]
+        if not path:
+            raise ConfigError("log.url", f"{url!r} names no folder; e.g. local://data/log")
+        return LocalLog(path, partitions)
+    if scheme == "kafka":
+        raise ConfigError(
+            "log.url",
+            "the Kafka event log is coming in the speed-layer issue; use local://PATH for now",
+        )
+    raise ConfigError(
+        "log.url", f"unsupported event log {url!r}; accepted: local://PATH, kafka://HOST:PORT"
+    )

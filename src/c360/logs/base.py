@@ -1,0 +1,115 @@
+"""The event log between ingestion and the speed layer: one small interface, two backends.
+
+A topic is split into a fixed number of partitions. A record's partition is a stable hash of its
+key (:func:`partition_for`), so every event of one key lands in one partition, in append order,
+and per-key state stays partition-local. Within a partition, offsets are contiguous from 0.
+
+Backends: ``local.py`` (embedded, a folder of files) and, later, ``kafka.py`` (the only module
+that may import ``confluent_kafka``). Both must pass ``tests/conformance/test_event_log.py``.
+
+Consumer progress is *not* kept in the log: the speed layer stores its next offsets in the
+serving store, in the same transaction as the state they produced (see :mod:`c360.speed.worker`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from c360.errors import DataError
+
+# Kafka's own rule for topic names; it also keeps a local topic a safe folder name.
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record read back from the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    timestamp: dt.datetime  # when the log appended it (UTC, millisecond precision)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition of ``key``: CRC-32 (IEEE, as zlib) of its UTF-8 bytes modulo the count.
+
+    Stable across processes, machines and Python versions (never the salted built-in
+    ``hash()``); it is the rule of librdkafka's ``consistent`` partitioner, so a Kafka backend
+    can reproduce it by setting that partitioner or by passing the partition explicitly.
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+def check_topic(topic: str) -> str:
+    """Reject names Kafka would reject (and that are unsafe as folder names)."""
+    if not _TOPIC_NAME.fullmatch(topic) or topic in {".", ".."}:
+        raise DataError(f"invalid topic name {topic!r}: use 1-249 letters, digits, '.', '_' or '-'")
+    return topic
+
+
+class EventLog(ABC):
+    """A partitioned, append-only, durable log of keyed records."""
+
+    @abstractmethod
+    def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+        """Append ``(key, value)`` records; return their ``(partition, offset)`` in input order.
+
+        The records are durable when this returns. Callers batch: one call is one sync.
+        """
+
+    @abstractmethod
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        """Up to ``max_records`` records from ``offset`` on, in offset order; ``[]`` at the end.
+
+        Never blocks waiting for new records: pollers sleep between empty reads.
+        """
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has."""
+
+    @abstractmethod
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record of this partition will get (= records so far)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files, sockets and locks; the log is unusable afterwards."""
+
+    def owned_partitions(self, group: str, topics: Sequence[str]) -> list[TopicPartition]:
+        """The partitions of ``topics`` that this process consumes for ``group``, right now.
+
+        The embedded log has one consumer per group, which owns every partition. A backend with
+        group management (Kafka) overrides this with its current assignment, which may change
+        between calls (a rebalance): consumers call it before every micro-batch.
+        """
+        return [TopicPartition(t, p) for t in topics for p in range(self.partitions(t))]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

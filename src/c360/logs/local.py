@@ -1,0 +1,333 @@
+"""The embedded event log: a folder with one append-only file per topic-partition.
+
+Layout::
+
+    PATH/<topic>/topic.json          {"partitions": N}, written once, when the topic is created
+    PATH/<topic>/<partition>.log     the records of one partition, back to back
+
+A record on disk (big-endian)::
+
+    u32 length    bytes after this 8-byte prefix
+    u32 crc       CRC-32 of those bytes
+    i64 timestamp_ms | u32 key_length | key (UTF-8) | value
+
+Offsets are implicit: the n-th record of a file has offset n.
+
+- **Durability**: one ``append`` call writes each partition's records with one ``write`` and
+  ``fsync`` s the file before returning (callers batch to amortise the sync).
+- **Crash recovery**: a crash mid-append leaves a torn tail, a short or CRC-failing last record.
+  Opening a partition scans its file once, under the writer lock, and truncates it at the first
+  invalid record (as Kafka recovers its active segment). Invalid bytes *inside* the part already
+  scanned are reported as a :class:`~c360.errors.DataError`, never skipped.
+- **Seeking**: that scan also builds a sparse in-memory index (the file position of every
+  :data:`INDEX_INTERVAL`-th record, 8 bytes each), so a read steps over fewer than
+  :data:`INDEX_INTERVAL` records to reach its offset.
+- **Concurrency**: appends hold a thread lock and an exclusive ``flock`` on the file, so threads
+  and several writer processes may append. Readers in other processes take no lock: before
+  answering past their known end, they scan what was appended since and stop at a record still
+  being written. POSIX only (``flock``, ``pread``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from c360.errors import ConfigError, DataError, NotFoundError, TerminalError, TransientError
+from c360.logs.base import EventLog, Record, check_topic, partition_for
+
+logger = logging.getLogger(__name__)
+
+PREFIX = struct.Struct(">II")  # length, crc
+BODY_HEADER = struct.Struct(">qI")  # timestamp_ms, key_length
+INDEX_INTERVAL = 256
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+TOPIC_FILE = "topic.json"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_record(key: str, value: bytes, timestamp_ms: int) -> bytes:
+    """The on-disk bytes of one record (see the module docstring for the format)."""
+    key_bytes = key.encode("utf-8")
+    body = BODY_HEADER.pack(timestamp_ms, len(key_bytes)) + key_bytes + value
+    if len(body) > MAX_RECORD_BYTES:
+        raise DataError(f"record of {len(body)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")
+    return PREFIX.pack(len(body), zlib.crc32(body)) + body
+
+
+class _PartitionFile:
+    """One partition's file, its sparse index and its locks."""
+
+    def __init__(self, path: Path, topic: str, partition: int) -> None:
+        self.path = path
+        self.topic = topic
+        self.partition = partition
+        self._lock = threading.Lock()
+        self._index = array("q")  # file position of offsets 0, INDEX_INTERVAL, 2*INDEX_INTERVAL…
+        self._count = 0  # valid records known
+        self._end = 0  # file position after the last valid record known
+        created = not path.exists()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            if created:
+                _fsync_dir(path.parent)
+            with self._exclusive():
+                self._scan()
+                size = os.fstat(self._fd).st_size
+                if size > self._end:
+                    self._truncate_tail(size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    # -- low level ---------------------------------------------------------------------------
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The inter-process writer lock (held briefly: one append or the open-time recovery)."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _records(self, pos: int, stop: int) -> Iterator[tuple[int, bytes]]:
+        """(position, body) of each valid record from ``pos``; ends before ``stop`` or at the
+        first short, oversized or CRC-failing record."""
+        buf, base = b"", pos  # base: the file position of buf[0]
+        while pos + PREFIX.size <= stop:
+            if pos + PREFIX.size > base + len(buf):
+                buf, base = os.pread(self._fd, READ_CHUNK, pos), pos
+                if len(buf) < PREFIX.size:
+                    return
+            length, crc = PREFIX.unpack_from(buf, pos - base)
+            if length < BODY_HEADER.size or length > MAX_RECORD_BYTES:
+                return
+            end = pos + PREFIX.size + length
+            if end > stop:
+                return
+            if end > base + len(buf):
+                buf, base = os.pread(self._fd, max(READ_CHUNK, end - pos), pos), pos
+                if len(buf) < end - pos:
+                    return
+            start = pos - base + PREFIX.size
+            body = buf[start : start + length]
+            if zlib.crc32(body) != crc:
+                return
+            yield pos, body
+            pos = end
+
+    def _scan(self) -> None:
+        """Index the complete records appended since the last look (by any process)."""
+        size = os.fstat(self._fd).st_size
+        for pos, body in self._records(self._end, size):
+            if self._count % INDEX_INTERVAL == 0:
+                self._index.append(pos)
+            self._count += 1
+            self._end = pos + PREFIX.size + len(body)
+
+    def _truncate_tail(self, size: int) -> None:
+        """Cut a torn tail; only called under the writer lock, when no one can be writing."""
+        logger.warning(
+            "event log %s: dropping a torn tail of %d bytes after %d records (interrupted append)",
+            self.path,
+            size - self._end,
+            self._count,
+        )
+        os.ftruncate(self._fd, self._end)
+        os.fsync(self._fd)
+
+    # -- operations --------------------------------------------------------------------------
+    def append(self, encoded: Sequence[bytes]) -> int:
+        """Write and sync the records; return the offset of the first."""
+        data = b"".join(encoded)
+        with self._lock, self._exclusive():
+            self._scan()  # records other writer processes appended
+            size = os.fstat(self._fd).st_size
+            if size > self._end:  # a writer crashed mid-append; we hold the lock
+                self._truncate_tail(size)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:
+                os.ftruncate(self._fd, self._end)
+                raise self._error("append to", exc) from exc
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:  # the bytes may or may not be on disk: the caller retries
+                raise self._error("sync", exc) from exc
+            first, pos = self._count, self._end
+            for record in encoded:
+                if self._count % INDEX_INTERVAL == 0:
+                    self._index.append(pos)
+                self._count += 1
+                pos += len(record)
+            self._end = pos
+            return first
+
+    def _error(self, action: str, exc: OSError) -> Exception:
+        message = f"could not {action} {self.path} ({self.topic}/{self.partition}): {exc}"
+        if isinstance(exc, PermissionError):
+            return TerminalError(message)
+        return TransientError(message)
+
+    def end_offset(self) -> int:
+        with self._lock:
+            self._scan()
+            return self._count
+
+    def read(self, offset: int, max_records: int) -> list[Record]:
+        with self._lock:
+            if offset + max_records > self._count:  # more may have been appended since
+                self._scan()
+            count, end = self._count, self._end
+            if offset >= count or max_records <= 0:
+                return []
+            slot = offset // INDEX_INTERVAL
+            pos, skip = self._index[slot], offset - slot * INDEX_INTERVAL
+        wanted = min(max_records, count - offset)
+        out: list[Record] = []
+        for i, (_, body) in enumerate(self._records(pos, end)):
+            if i < skip:
+                continue
+            timestamp_ms, key_length = BODY_HEADER.unpack_from(body)
+            key_end = BODY_HEADER.size + key_length
+            out.append(
+                Record(
+                    topic=self.topic,
+                    partition=self.partition,
+                    offset=offset + len(out),
+                    key=body[BODY_HEADER.size : key_end].decode("utf-8"),
+                    value=body[key_end:],
+                    timestamp=_EPOCH + dt.timedelta(milliseconds=timestamp_ms),
+                )
+            )
+            if len(out) == wanted:
+                return out
+        raise DataError(
+            f"event log {self.path} is corrupt near offset {offset + len(out)} "
+            f"({self.topic}/{self.partition}): restore the file or move it away"
+        )
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LocalLog(EventLog):
+    """A durable partitioned log in a local folder (see the module docstring)."""
+
+    def __init__(self, root: str | Path, partitions: int) -> None:
+        if partitions < 1:
+            raise ConfigError("log.partitions", f"must be >= 1, got {partitions}")
+        self.root = Path(root)
+        self.default_partitions = partitions
+        self._lock = threading.Lock()
+        self._topics: dict[str, int] = {}
+        self._files: dict[tuple[str, int], _PartitionFile] = {}
+        self._closed = False
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalLog({str(self.root)!r}, partitions={self.default_partitions})"
+
+    # -- topics and files ----------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TerminalError(f"the event log at {self.root} is closed")
+
+    def partitions(self, topic: str) -> int:
+        with self._lock:
+            return self._topic_partitions(topic)
+
+    def _topic_partitions(self, topic: str) -> int:
+        self._check_open()
+        known = self._topics.get(topic)
+        if known is not None:
+            return known
+        folder = self.root / check_topic(topic)
+        meta = folder / TOPIC_FILE
+        if meta.exists():
+            count = int(json.loads(meta.read_text(encoding="utf-8"))["partitions"])
+            if count != self.default_partitions:
+                raise ConfigError(
+                    "log.partitions",
+                    f"topic {topic!r} in {self.root} has {count} partitions but "
+                    f"{self.default_partitions} are configured; keys would change partition: "
+                    f"set log.partitions = {count} or use a new log folder",
+                )
+        else:
+            count = self.default_partitions
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary = folder / f".{TOPIC_FILE}.{os.getpid()}.tmp"
+            temporary.write_text(json.dumps({"partitions": count}), encoding="utf-8")
+            os.replace(temporary, meta)
+            _fsync_dir(folder)
+        self._topics[topic] = count
+        return count
+
+    def _file(self, topic: str, partition: int) -> _PartitionFile:
+        with self._lock:
+            count = self._topic_partitions(topic)
+            if not 0 <= partition < count:
+                raise NotFoundError(
+                    f"topic {topic!r} has partitions 0..{count - 1}; "
+                    f"there is no partition {partition}"
+                )
+            file = self._files.get((topic, partition))
+            if file is None:
+                path = self.root / topic / f"{partition}.log"
+                file = self._files[topic, partition] = _PartitionFile(path, topic, partition)
+            return file
+
+    # -- the interface ---------------------------------------------------------------------------
+    def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+        count = self.partitions(topic)
+        timestamp_ms = time.time_ns() // 1_000_000
+        by_partition: dict[int, list[int]] = {}
+        encoded: list[bytes] = []
+        for i, (key, value) in enumerate(records):
+            encoded.append(encode_record(key, value, timestamp_ms))
+            by_partition.setdefault(partition_for(key, count), []).append(i)
+        positions: list[tuple[int, int]] = [(0, 0)] * len(records)
+        for partition, indices in sorted(by_partition.items()):
+            first = self._file(topic, partition).append([encoded[i] for i in indices])
+            for n, i in enumerate(indices):
+                positions[i] = (partition, first + n)
+        return positions
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        return self._file(topic, partition).read(offset, max_records)
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        return self._file(topic, partition).end_offset()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            files, self._files = list(self._files.values()), {}
+        for file in files:
+            file.close()
