@@ -55,6 +55,7 @@ for _name, _help in (
     ("mysql", "The orders DB: dimension snapshots, incremental orders and items."),
     ("mailchimp", "Mailchimp audience members and campaign email activity."),
     ("zendesk", "Zendesk ticket events, by event date."),
+    ("archive", "The event log's new records (clickstream, support), by event date."),
     ("all", "Every source."),
 ):
     command.add_command(_source_command(_name, _help))

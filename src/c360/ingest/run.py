@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from c360.config import Settings
+from c360.ingest.archive import archive
 from c360.ingest.mailchimp import ingest_mailchimp
 from c360.ingest.report import TableReport
 from c360.ingest.shop import ingest_shop
 from c360.ingest.zendesk import ingest_zendesk
 from c360.lake import Lake
 
-SOURCES = ("mysql", "mailchimp", "zendesk")
+SOURCES = ("mysql", "mailchimp", "zendesk", "archive")
 
 
 def ingest(
@@ -25,4 +26,6 @@ def ingest(
         reports += ingest_mailchimp(settings.sources.mailchimp, lake, day)
     if "zendesk" in sources:
         reports += ingest_zendesk(settings.sources.zendesk, lake, day)
+    if "archive" in sources:
+        reports += archive(settings, day)
     return reports

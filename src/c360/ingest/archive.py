@@ -1,0 +1,161 @@
+"""The event archive: the event log's records into the lake, partitioned by event date.
+
+The log is the speed layer's input; the archive makes the same events part of the master
+dataset, so the batch layer sees the full history. ``c360 ingest archive --date D`` reads every
+record appended since the previous run (per topic-partition offsets kept in
+``_state/archive/<topic>.json``) up to the log's end, and merges each record into
+``raw/events/<topic>/dt=<event date>/``. Records are identified by (partition, offset), so a
+re-run or a crash between the partition commits and the state commit never archives a record
+twice; a record whose payload has no readable event time goes to the quarantine zone.
+
+Commit order: partitions first (each atomic), then the state file (written aside, renamed).
+Re-running D starts again from the offsets D started from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from c360.config import Settings
+from c360.ingest.conform import quarantine_table
+from c360.ingest.report import TableReport
+from c360.lake import Lake
+from c360.logs import EventLog, Record, open_log
+
+SOURCE = "events"
+TOPICS = ("clickstream", "support")
+READ_CHUNK = 10_000
+# Where each topic's payload carries its event time (Segment: timestamp; Zendesk: time).
+EVENT_TIME_FIELD = {"clickstream": "timestamp", "support": "time"}
+
+ARCHIVE_SCHEMA = pa.schema(
+    [
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("key", pa.string()),
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("appended_at", pa.timestamp("us", tz="UTC")),
+        ("payload", pa.string()),
+    ]
+)
+
+
+def _event_time(topic: str, value: bytes) -> dt.datetime:
+    payload = orjson.loads(value)
+    raw = payload[EVENT_TIME_FIELD.get(topic, "timestamp")]
+    parsed = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"event time {raw!r} has no time zone")
+    return parsed.astimezone(dt.UTC)
+
+
+class _State:
+    """Per-topic archive progress: next offsets, and where each run started."""
+
+    def __init__(self, lake: Lake, topic: str) -> None:
+        self.lake, self.path = lake, f"{lake.root}/_state/archive/{topic}.json"
+        self.data: dict[str, Any] = {"next": {}, "runs": {}}
+        if lake.fs.exists(self.path):
+            with lake.fs.open(self.path) as handle:
+                self.data = json.load(handle)
+
+    def start_for(self, day: dt.date) -> dict[int, int]:
+        started = self.data["runs"].get(day.isoformat())
+        offsets = started if started is not None else self.data["next"]
+        return {int(p): int(o) for p, o in offsets.items()}
+
+    def commit(self, day: dt.date, start: dict[int, int], end: dict[int, int]) -> None:
+        self.data["runs"][day.isoformat()] = {str(p): o for p, o in start.items()}
+        self.data["next"] = {str(p): o for p, o in end.items()}
+        staged = f"{self.path}.{time.time_ns()}.tmp"
+        self.lake.fs.makedirs(self.path.rsplit("/", 1)[0], exist_ok=True)
+        with self.lake.fs.open(staged, "w") as handle:
+            json.dump(self.data, handle, indent=2)
+        self.lake.fs.mv(staged, self.path)
+
+
+def _records(log: EventLog, topic: str, partition: int, start: int, end: int) -> Iterator[Record]:
+    offset = start
+    while offset < end:
+        chunk = log.read(topic, partition, offset, min(READ_CHUNK, end - offset))
+        if not chunk:
+            return
+        yield from chunk
+        offset = chunk[-1].offset + 1
+
+
+def _merge(lake: Lake, topic: str, day: dt.date, rows: list[dict[str, Any]]) -> int:
+    """Add rows to the event-date partition; rows already there (same offset) are skipped."""
+    new = pa.Table.from_pylist(rows, schema=ARCHIVE_SCHEMA)
+    merged = new
+    if day in lake.partitions(SOURCE, topic):
+        old = lake.read_partition(SOURCE, topic, day)
+        new = new.filter(pc.invert(pc.is_in(_record_ids(new), value_set=_record_ids(old))))
+        if not new.num_rows:
+            return 0
+        merged = pa.concat_tables([old, new])
+    lake.write_partition(SOURCE, topic, day, merged.sort_by([("event_time", "ascending")]))
+    return int(new.num_rows)
+
+
+def _record_ids(table: pa.Table) -> pa.ChunkedArray:
+    """(partition, offset) as one integer: a record's identity in the log."""
+    partition = pc.cast(table["partition"], pa.int64())
+    return pc.add(pc.shift_left(partition, 40), table["offset"])
+
+
+def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableReport:
+    started = time.perf_counter()
+    state = _State(lake, topic)
+    start = state.start_for(day)
+    end = {p: log.end_offset(topic, p) for p in range(log.partitions(topic))}
+    by_day: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+    rejected: list[dict[str, str]] = []
+    for partition, stop in end.items():
+        for record in _records(log, topic, partition, start.get(partition, 0), stop):
+            try:
+                event_time = _event_time(topic, record.value)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                reason = f"{topic}/{partition}@{record.offset}: {type(exc).__name__}: {exc}"
+                rejected.append({"reason": reason, "record": record.value.decode(errors="replace")})
+                continue
+            by_day[event_time.date()].append(
+                {
+                    "partition": partition,
+                    "offset": record.offset,
+                    "key": record.key,
+                    "event_time": event_time,
+                    "appended_at": record.timestamp,
+                    "payload": record.value.decode(),
+                }
+            )
+    archived = sum(
+        _merge(lake, topic, event_day, rows) for event_day, rows in sorted(by_day.items())
+    )
+    lake.write_quarantine(SOURCE, topic, day, quarantine_table(rejected))
+    state.commit(day, start, end)
+    return TableReport(
+        SOURCE,
+        topic,
+        archived,
+        seconds=time.perf_counter() - started,
+        partitions=len(by_day),
+        quarantined=len(rejected),
+    )
+
+
+def archive(
+    settings: Settings, day: dt.date, topics: tuple[str, ...] = TOPICS
+) -> list[TableReport]:
+    lake = Lake(settings.lake.url)
+    with open_log(settings.log.url, settings.log.partitions) as log:
+        return [archive_topic(log, lake, topic, day) for topic in topics]

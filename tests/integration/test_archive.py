@@ -1,0 +1,111 @@
+"""The event archive: log records into the lake by event date, exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import orjson
+import pytest
+
+from c360.config import Settings, load_config
+from c360.ingest import archive
+from c360.lake import Lake
+from c360.logs import open_log
+
+D1, D2 = dt.date(2025, 5, 1), dt.date(2025, 5, 2)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    env = {
+        "C360_LAKE_URL": str(tmp_path / "lake"),
+        "C360_LOG_URL": f"local://{tmp_path / 'log'}",
+        "C360_LOG_PARTITIONS": "3",
+    }
+    return load_config(environ=env).settings
+
+
+def page(message_id: str, anonymous_id: str, timestamp: str) -> tuple[str, bytes]:
+    message = {
+        "type": "page",
+        "messageId": message_id,
+        "anonymousId": anonymous_id,
+        "timestamp": timestamp,
+    }
+    return anonymous_id, orjson.dumps(message)
+
+
+def append(settings: Settings, topic: str, records: list[tuple[str, bytes]]) -> None:
+    with open_log(settings.log.url, settings.log.partitions) as log:
+        log.append(topic, records)
+
+
+def archived(settings: Settings, day: dt.date) -> list[str]:
+    lake = Lake(settings.lake.url)
+    table = lake.read_partition("events", "clickstream", day)
+    return sorted(orjson.loads(p)["messageId"] for p in table.column("payload").to_pylist())
+
+
+def test_records_land_by_event_date_once_even_when_rerun(settings: Settings) -> None:
+    append(
+        settings,
+        "clickstream",
+        [
+            page("m1", "a", "2025-05-01T10:00:00Z"),
+            page("m2", "b", "2025-05-01T23:59:59.999Z"),
+            page("m3", "c", "2025-05-02T00:00:00Z"),
+            (("d", b"{not json")),
+        ],
+    )
+    append(
+        settings,
+        "support",
+        [
+            (
+                "x@y.com",
+                orjson.dumps(
+                    {
+                        "type": "zen:event-type:ticket.created",
+                        "id": "e1",
+                        "time": "2025-05-01T08:00:00Z",
+                    }
+                ),
+            )
+        ],
+    )
+    reports = {r.table: r for r in archive.archive(settings, D1)}
+    assert (reports["clickstream"].rows, reports["clickstream"].quarantined) == (3, 1)
+    assert reports["support"].rows == 1
+    assert archived(settings, D1) == ["m1", "m2"]
+    assert archived(settings, D2) == ["m3"]
+    again = {r.table: r for r in archive.archive(settings, D1)}
+    assert again["clickstream"].rows == 0
+    assert archived(settings, D1) == ["m1", "m2"]
+    lake = Lake(settings.lake.url)
+    quarantined = lake.read_partition("events", "clickstream", D1, zone="quarantine").to_pylist()
+    assert quarantined[0]["record"] == "{not json"
+
+
+def test_late_events_join_their_day_and_a_crash_before_the_state_commit_is_harmless(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append(settings, "clickstream", [page("m1", "a", "2025-05-01T10:00:00Z")])
+    archive.archive(settings, D1, topics=("clickstream",))
+    append(
+        settings,
+        "clickstream",
+        [page("late", "e", "2025-05-01T22:00:00Z"), page("m4", "a", "2025-05-02T09:00:00Z")],
+    )
+
+    def crash(*_: object) -> None:
+        raise OSError("injected: killed before the state commit")
+
+    monkeypatch.setattr(archive._State, "commit", crash)
+    with pytest.raises(OSError, match="injected"):
+        archive.archive(settings, D2, topics=("clickstream",))
+    monkeypatch.undo()
+    reports = archive.archive(settings, D2, topics=("clickstream",))
+    assert reports[0].rows == 0  # the crashed run had already merged both
+    assert archived(settings, D1) == ["late", "m1"]
+    assert archived(settings, D2) == ["m4"]
