@@ -162,6 +162,9 @@ class MailchimpSourceSettings(_Section):
         10, ge=1, le=10, description="simultaneous API connections (Mailchimp allows 10)"
     )
     timeout_seconds: float = Field(30.0, gt=0, description="per-request timeout")
+    activity_window_days: int = Field(
+        30, ge=1, description="email activity is re-read for campaigns sent this recently"
+    )
 
     @field_validator("base_url")
     @classmethod

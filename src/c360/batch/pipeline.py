@@ -56,14 +56,25 @@ def _events(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema
     return LakeInput(f"{source}_{table}", paths, schema)
 
 
-def _latest_versions(name: str, schema: pa.Schema, key: str, version: str) -> Step:
-    """Incremental extracts overlap (the look-back): keep the last version of each key."""
+def _versions(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
+    """Every version of every row up to ``day``, as ``<name>_versions``."""
+    every = _events(lake, source, table, day, schema)
+    name = table if source == "shop" else f"{source}_{table}"
+    return LakeInput(f"{name}_versions", every.urls, schema)
+
+
+def _latest_versions(
+    name: str, schema: pa.Schema, key: tuple[str, ...], newest: tuple[str, ...]
+) -> Step:
+    """Incremental extracts overlap (look-back, re-read windows): keep each key's last version."""
     columns = ", ".join(schema.names)
     return Step(
         name,
         f"""
         SELECT {columns} FROM (
-            SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {version} DESC) AS version_rank
+            SELECT *, row_number() OVER (
+                PARTITION BY {", ".join(key)} ORDER BY {" DESC, ".join(newest)} DESC
+            ) AS version_rank
             FROM {name}_versions
         ) WHERE version_rank = 1
         """,
@@ -71,16 +82,20 @@ def _latest_versions(name: str, schema: pa.Schema, key: str, version: str) -> St
 
 
 ORDERS_SCHEMA = arrow_schema(shop_db.orders)
-VERSIONED = (_latest_versions("orders", ORDERS_SCHEMA, "order_id", "updated_at"),)
+VERSIONED = (
+    _latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt")),
+    _latest_versions(
+        "mailchimp_email_activity", mailchimp.ACTIVITY_SCHEMA, ("campaign_id", "email_id"), ("dt",)
+    ),
+)
 
 
 def inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
-    orders = _events(lake, "shop", "orders", day, ORDERS_SCHEMA)
     return [
         _snapshot(lake, "shop", "customers", day, arrow_schema(shop_db.customers)),
-        LakeInput("orders_versions", orders.urls, ORDERS_SCHEMA),
+        _versions(lake, "shop", "orders", day, ORDERS_SCHEMA),
         _snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
-        _snapshot(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
+        _versions(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
         _events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
     ]
 

@@ -25,7 +25,10 @@ class Step:
 
 @dataclass(frozen=True)
 class LakeInput:
-    """A named input: Parquet file URLs (possibly globs), or no files and a schema (empty)."""
+    """A named input: Parquet file URLs (possibly globs), or no files and a schema (empty).
+
+    Every input view also has ``dt``, the date of the lake partition a row came from.
+    """
 
     name: str
     urls: tuple[str, ...]

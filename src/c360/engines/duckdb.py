@@ -30,10 +30,11 @@ class DuckDBEngine:
             files = "[" + ", ".join(_quote(u) for u in source.urls) + "]"
             self.conn.execute(
                 f"CREATE OR REPLACE VIEW {source.name} AS SELECT * "
-                f"FROM read_parquet({files}, hive_partitioning = false, union_by_name = true)"
+                f"FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)"
             )
         else:
-            self.conn.register(f"{source.name}__empty", source.schema.empty_table())
+            empty = source.schema.append(pa.field("dt", pa.date32())).empty_table()
+            self.conn.register(f"{source.name}__empty", empty)
             self.conn.execute(
                 f"CREATE OR REPLACE VIEW {source.name} AS SELECT * FROM {source.name}__empty"
             )

@@ -1,15 +1,27 @@
-"""Mailchimp into the lake: the audience (members) and campaign email activity for date D.
+"""Mailchimp into the lake: audience members and campaign email activity for date D.
 
-Input is the CSV audience export plus API-shaped email activity files in
-``sources.mailchimp.dir`` (the Marketing API client arrives with the ingestion issue).
+Two inputs, one lake shape:
+
+- **API** (``sources.mailchimp.api_key`` set): the audience in full (a snapshot: members who
+  left are gone from it), the campaigns sent before the cutoff of D, and the email activity of
+  those sent in the last ``activity_window_days`` (opens and clicks keep arriving for weeks
+  after a send; older campaigns' activity is already in earlier partitions);
+- **files** (``sources.mailchimp.dir``): the CSV audience export and API-shaped email activity.
+
+``raw/mailchimp/members/dt=D`` is a full snapshot; ``raw/mailchimp/email_activity/dt=D`` holds
+one row per (campaign, recipient) and readers keep each pair's latest partition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+
+from c360.batch.cutoff import cutoff
 from c360.config import MailchimpSourceSettings
 from c360.ingest.report import TableReport
 from c360.lake import Lake
@@ -18,17 +30,48 @@ from c360.sources import mailchimp
 SOURCE = "mailchimp"
 
 
+def _from_api(settings: MailchimpSourceSettings, day: dt.date) -> dict[str, Callable[[], pa.Table]]:
+    from c360.sources.mailchimp_api import MailchimpClient
+
+    end = cutoff(day).replace(tzinfo=dt.UTC)
+    since = end - dt.timedelta(days=settings.activity_window_days)
+
+    def activity() -> pa.Table:
+        with MailchimpClient(settings) as client:
+            sent = [
+                c["id"]
+                for c in client.campaigns(since=since)
+                if c.get("send_time") and _parse(c["send_time"]) < end
+            ]
+            return client.email_activity(sent)
+
+    def members() -> pa.Table:
+        with MailchimpClient(settings) as client:
+            return client.members()
+
+    return {"members": members, "email_activity": activity}
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _from_files(settings: MailchimpSourceSettings) -> dict[str, Callable[[], pa.Table]]:
+    folder = Path(settings.dir)
+    return {
+        "members": lambda: mailchimp.read_members_export(folder),
+        "email_activity": lambda: mailchimp.read_email_activity(folder),
+    }
+
+
 def ingest_mailchimp(
     settings: MailchimpSourceSettings, lake: Lake, day: dt.date
 ) -> list[TableReport]:
-    folder = Path(settings.dir)
+    readers = _from_api(settings, day) if settings.api_key else _from_files(settings)
     reports = []
-    for table, read in (
-        ("members", mailchimp.read_members_export),
-        ("email_activity", mailchimp.read_email_activity),
-    ):
+    for table, read in readers.items():
         started = time.perf_counter()
-        manifest = lake.write_partition(SOURCE, table, day, read(folder))
+        manifest = lake.write_partition(SOURCE, table, day, read())
         reports.append(
             TableReport(
                 SOURCE,

@@ -1,0 +1,498 @@
+"""Mailchimp Marketing API v3: audience members, sent campaigns and their email activity.
+
+The client reads three collections with ``count``/``offset`` paging:
+
+- ``GET /3.0/lists/{list_id}/members`` (``since_last_changed`` for incremental runs);
+- ``GET /3.0/campaigns?status=sent`` (``since_send_time``), oldest send first;
+- ``GET /3.0/reports/{campaign_id}/email-activity``, campaigns fetched concurrently but never
+  more than ``sources.mailchimp.max_connections`` (Mailchimp allows 10) requests in flight.
+
+Auth is HTTP Basic with the API key as password; the data centre is the key's suffix
+(``…-us6`` → ``https://us6.api.mailchimp.com/3.0``) unless ``sources.mailchimp.base_url``
+replaces the host. Errors are classified here, once: 429, 408, 5xx and transport errors are
+retried with exponential backoff and full jitter (``Retry-After`` wins when sent), then raise
+:class:`~c360.errors.TransientError`; 401/403 raise :class:`MailchimpAuthError`; other 4xx raise
+:class:`~c360.errors.TerminalError`; a body that is not a JSON object is retried once, then
+raises :class:`~c360.errors.DataError`. Messages and logs carry the URL path, the offset and the
+status, never the key or an email address.
+
+Paging while the collection changes: items are deduplicated by id (the last copy read wins),
+paging follows ``total_items`` as it grows, and when ``total_items`` shrinks the current page is
+read again from ``offset - shrink`` so that items shifted left by deletions before the cursor
+are not skipped. What remains: deletions and insertions before the cursor that cancel out in
+``total_items`` can still shift an item past the cursor unseen. The next incremental run picks
+it up, provided the caller's ``since_last_changed`` looks back past the previous run's start.
+
+Output is raw-zone shaped: members flattened to the CSV export's snake-cased columns (strings,
+as the export has them; timestamps as the API sends them, ISO 8601 with offset) plus the API's
+own fields (:data:`MEMBERS_API_SCHEMA`); email activity in exactly
+:data:`c360.sources.mailchimp.ACTIVITY_SCHEMA`, as the JSON-lines files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+import pyarrow as pa
+
+from c360.config import MailchimpSourceSettings
+from c360.errors import ConfigError, DataError, TerminalError, TransientError
+from c360.sources.mailchimp import ACTIVITY_SCHEMA
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Params = Mapping[str, str | int]
+
+API_KEY = "sources.mailchimp.api_key"
+LIST_ID = "sources.mailchimp.list_id"
+API_PREFIX = "/3.0"
+_DATA_CENTRE = re.compile(r"[a-z]+[0-9]+")
+_RETRY_STATUS = frozenset({408, 429})
+
+# The CSV audience export's columns, snake-cased as mailchimp.read_members_export names them.
+EXPORT_COLUMNS = (
+    "email_address",
+    "first_name",
+    "last_name",
+    "address",
+    "phone_number",
+    "birthday",
+    "member_rating",
+    "optin_time",
+    "optin_ip",
+    "confirm_time",
+    "confirm_ip",
+    "latitude",
+    "longitude",
+    "gmtoff",
+    "dstoff",
+    "timezone",
+    "cc",
+    "region",
+    "last_changed",
+    "leid",
+    "euid",
+    "notes",
+    "tags",
+)
+
+MEMBERS_API_SCHEMA = pa.schema(
+    [
+        *((name, pa.string()) for name in EXPORT_COLUMNS),
+        ("id", pa.string()),
+        ("unique_email_id", pa.string()),
+        ("status", pa.string()),
+        ("list_id", pa.string()),
+        ("merge_fields", pa.string()),
+        ("stats_avg_open_rate", pa.float64()),
+        ("stats_avg_click_rate", pa.float64()),
+        ("stats_ecommerce_total_revenue", pa.float64()),
+        ("stats_ecommerce_number_of_orders", pa.int64()),
+        ("stats_ecommerce_currency_code", pa.string()),
+    ]
+)
+
+
+class MailchimpAuthError(TerminalError):
+    """Mailchimp refused the API key (HTTP 401/403): retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: full-jitter exponential backoff, ``Retry-After`` honoured up to a cap."""
+
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 300.0
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1)))
+
+
+def parse_api_key(settings: MailchimpSourceSettings) -> tuple[str, str]:
+    """The key and its data centre (``abc123-us6`` → ``us6``); a ConfigError when unusable."""
+    if settings.api_key is None:
+        raise ConfigError(API_KEY, "not set; the Marketing API needs a key such as 0123abcd-us6")
+    key = settings.api_key.get_secret_value().strip()
+    secret, _, centre = key.rpartition("-")
+    if not secret or not _DATA_CENTRE.fullmatch(centre):
+        raise ConfigError(
+            API_KEY,
+            "has no data-centre suffix: a Mailchimp API key ends in -DC (e.g. -us6); "
+            "copy the whole key from Account > Extras > API keys",
+        )
+    return key, centre
+
+
+def api_root(settings: MailchimpSourceSettings, centre: str) -> str:
+    host = settings.base_url or f"https://{centre}.api.mailchimp.com"
+    return host.rstrip("/") + API_PREFIX
+
+
+class MailchimpClient:
+    """A thread-safe Marketing API v3 reader; close it (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        settings: MailchimpSourceSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        key, self.data_centre = parse_api_key(settings)
+        self.base_url = api_root(settings, self.data_centre)
+        self._settings = settings
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._prefix = urlsplit(self.base_url).path
+        limit = settings.max_connections
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth("c360", key),
+            timeout=settings.timeout_seconds,
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            headers={"Accept": "application/json", "User-Agent": "c360"},
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- collections -------------------------------------------------------------------------
+
+    def members(
+        self, list_id: str | None = None, since_last_changed: dt.datetime | None = None
+    ) -> pa.Table:
+        """The audience's members (changed since ``since_last_changed``), one row per member id."""
+        list_id = list_id or self._settings.list_id
+        if not list_id:
+            raise ConfigError(LIST_ID, "not set; name the audience whose members are read")
+        params: dict[str, str | int] = {"exclude_fields": "_links,members._links"}
+        if since_last_changed is not None:
+            params["since_last_changed"] = iso_utc(since_last_changed)
+        path = f"/lists/{quote(list_id, safe='')}/members"
+        rows: dict[str, Json] = {}
+        for offset, items in self._pages(path, "members", params):
+            for item in items:
+                rows[_ident(item, "id", self._where(path, offset))] = flatten_member(item)
+        return pa.Table.from_pylist(list(rows.values()), schema=MEMBERS_API_SCHEMA)
+
+    def campaigns(self, since: dt.datetime | None = None) -> list[Json]:
+        """Sent campaigns (sent after ``since``), oldest send first, as the API returns them."""
+        params: dict[str, str | int] = {
+            "status": "sent",
+            "sort_field": "send_time",
+            "sort_dir": "ASC",
+            "exclude_fields": "_links,campaigns._links",
+        }
+        if since is not None:
+            params["since_send_time"] = iso_utc(since)
+        found: dict[str, Json] = {}
+        for offset, items in self._pages("/campaigns", "campaigns", params):
+            for item in items:
+                found[_ident(item, "id", self._where("/campaigns", offset))] = item
+        return list(found.values())
+
+    def email_activity(
+        self, campaign_ids: Iterable[str], since: dt.datetime | None = None
+    ) -> pa.Table:
+        """Every recipient's activity for the campaigns, in ACTIVITY_SCHEMA, campaigns in order."""
+        ids = list(dict.fromkeys(campaign_ids))
+        if not ids:
+            return ACTIVITY_SCHEMA.empty_table()
+        workers = min(self._settings.max_connections, len(ids))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailchimp")
+        try:
+            futures = [pool.submit(self._campaign_activity, c, since) for c in ids]
+            tables = [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return pa.concat_tables(tables)
+
+    def _campaign_activity(self, campaign_id: str, since: dt.datetime | None) -> pa.Table:
+        params: dict[str, str | int] = {"exclude_fields": "_links,emails._links"}
+        if since is not None:
+            params["since"] = iso_utc(since)
+        path = f"/reports/{quote(campaign_id, safe='')}/email-activity"
+        rows: dict[str, Json] = {}
+        for offset, items in self._pages(path, "emails", params):
+            for item in items:
+                rows[_ident(item, "email_id", self._where(path, offset))] = flatten_activity(
+                    item, campaign_id
+                )
+        return pa.Table.from_pylist(list(rows.values()), schema=ACTIVITY_SCHEMA)
+
+    # -- paging ------------------------------------------------------------------------------
+
+    def _pages(self, path: str, key: str, params: Params) -> Iterator[tuple[int, list[Json]]]:
+        """(offset, items) per page until a short page or ``offset >= total_items``.
+
+        When ``total_items`` shrinks, items after a deletion moved left past the cursor: the
+        page is read again from ``offset - shrink`` (callers dedupe by id).
+        """
+        size = self._settings.page_size
+        offset, total = 0, None
+        while True:
+            page = self._get(path, {**params, "count": size, "offset": offset})
+            items = _items(page, key, self._where(path, offset))
+            yield offset, items
+            latest = page.get("total_items")
+            latest = latest if isinstance(latest, int) else None
+            if total is not None and latest is not None and latest < total:
+                offset, total = max(0, offset - (total - latest)), latest
+                continue
+            total = latest
+            offset += len(items)
+            if len(items) < size or (total is not None and offset >= total):
+                return
+
+    # -- one request, classified -------------------------------------------------------------
+
+    def _get(self, path: str, params: Params) -> Json:
+        failures = malformed = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                response = self._http.get(path, params=params)
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+            except httpx.DecodingError:
+                malformed = self._malformed(path, params, malformed)
+                continue
+            else:
+                if response.status_code < 300:
+                    body = _json_object(response.content)
+                    if body is not None:
+                        return body
+                    malformed = self._malformed(path, params, malformed)
+                    continue
+                self._raise_unless_retryable(response, path)
+                last = f"HTTP {response.status_code}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            failures += 1
+            if failures >= self._retry.max_attempts:
+                raise TransientError(
+                    f"Mailchimp GET {self._where(path, params.get('offset'))} still failing after "
+                    f"{failures} attempts (last: {last}); retry later"
+                )
+            self._wait(path, last, failures, retry_after)
+
+    def _malformed(self, path: str, params: Params, seen: int) -> int:
+        where = self._where(path, params.get("offset"))
+        if seen >= 1:
+            raise DataError(f"Mailchimp returned malformed JSON twice for GET {where}")
+        log.warning("Mailchimp GET %s: malformed JSON; reading it once more", where)
+        time.sleep(self._retry.backoff(1, self._rng))
+        return seen + 1
+
+    def _wait(self, path: str, last: str, failures: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, self._retry.retry_after_cap)
+        else:
+            delay = self._retry.backoff(failures, self._rng)
+        log.warning(
+            "Mailchimp GET %s%s: %s; attempt %d of %d in %.2fs",
+            self._prefix,
+            path,
+            last,
+            failures + 1,
+            self._retry.max_attempts,
+            delay,
+        )
+        time.sleep(delay)
+
+    def _raise_unless_retryable(self, response: httpx.Response, path: str) -> None:
+        status = response.status_code
+        if status in _RETRY_STATUS or status >= 500:
+            return
+        where = f"{self._prefix}{path}"
+        if status in (401, 403):
+            raise MailchimpAuthError(
+                f"Mailchimp rejected the API key for data centre {self.data_centre} "
+                f"(HTTP {status} on {where}): check {API_KEY}"
+            )
+        hint = f": check {LIST_ID}" if status == 404 and path.startswith("/lists/") else ""
+        title = _problem_title(response.content)
+        raise TerminalError(f"Mailchimp GET {where} failed with HTTP {status} ({title}){hint}")
+
+    def _where(self, path: str, offset: object) -> str:
+        return f"{self._prefix}{path} at offset {offset}"
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def iso_utc(value: dt.datetime) -> str:
+    """ISO 8601 in UTC as Mailchimp documents it; a naive datetime is taken to be UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _json_object(content: bytes) -> Json | None:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _problem_title(content: bytes) -> str:
+    """The problem document's ``title`` (never ``detail``, which can quote an email address)."""
+    body = _json_object(content) or {}
+    title = body.get("title")
+    return title[:80] if isinstance(title, str) and title else "no details"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _items(page: Json, key: str, where: str) -> list[Json]:
+    items = page.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DataError(f"Mailchimp response for GET {where} has no '{key}' list of objects")
+    return items
+
+
+def _ident(item: Json, field: str, where: str) -> str:
+    value = item.get(field)
+    if not isinstance(value, str) or not value:
+        raise DataError(f"Mailchimp item without '{field}' in GET {where}")
+    return value
+
+
+def _mapping(value: object) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _address(value: object) -> str | None:
+    """An ADDRESS merge field as the export writes it: the parts joined by two spaces."""
+    if not isinstance(value, dict):
+        return _text(value)
+    parts = ("addr1", "addr2", "city", "state", "zip", "country")
+    return "  ".join(str(value[p]) for p in parts if value.get(p))
+
+
+def _tags(value: object) -> str | None:
+    """Tag names as the export writes them: ``"VIP","Newsletter"``."""
+    if not isinstance(value, list):
+        return None
+    names = (t.get("name") for t in value if isinstance(t, dict))
+    return ",".join(orjson.dumps(n).decode() for n in names if isinstance(n, str))
+
+
+def flatten_member(member: Json) -> Json:
+    """One API member object as one MEMBERS_API_SCHEMA row."""
+    merge = _mapping(member.get("merge_fields"))
+    location = _mapping(member.get("location"))
+    stats = _mapping(member.get("stats"))
+    ecommerce = _mapping(stats.get("ecommerce_data"))
+    return {
+        "email_address": _text(member.get("email_address")),
+        "first_name": _text(merge.get("FNAME")),
+        "last_name": _text(merge.get("LNAME")),
+        "address": _address(merge.get("ADDRESS")),
+        "phone_number": _text(merge.get("PHONE")),
+        "birthday": _text(merge.get("BIRTHDAY")),
+        "member_rating": _text(member.get("member_rating")),
+        "optin_time": _text(member.get("timestamp_signup")),
+        "optin_ip": _text(member.get("ip_signup")),
+        "confirm_time": _text(member.get("timestamp_opt")),
+        "confirm_ip": _text(member.get("ip_opt")),
+        "latitude": _text(location.get("latitude")),
+        "longitude": _text(location.get("longitude")),
+        "gmtoff": _text(location.get("gmtoff")),
+        "dstoff": _text(location.get("dstoff")),
+        "timezone": _text(location.get("timezone")),
+        "cc": _text(location.get("country_code")),
+        "region": _text(location.get("region")),
+        "last_changed": _text(member.get("last_changed")),
+        "leid": _text(member.get("web_id")),
+        "euid": _text(member.get("unique_email_id")),
+        "notes": _text(_mapping(member.get("last_note")).get("note")),
+        "tags": _tags(member.get("tags")),
+        "id": _text(member.get("id")),
+        "unique_email_id": _text(member.get("unique_email_id")),
+        "status": _text(member.get("status")),
+        "list_id": _text(member.get("list_id")),
+        "merge_fields": _text(merge),
+        "stats_avg_open_rate": _number(stats.get("avg_open_rate")),
+        "stats_avg_click_rate": _number(stats.get("avg_click_rate")),
+        "stats_ecommerce_total_revenue": _number(ecommerce.get("total_revenue")),
+        "stats_ecommerce_number_of_orders": _count(ecommerce.get("number_of_orders")),
+        "stats_ecommerce_currency_code": _text(ecommerce.get("currency_code")),
+    }
+
+
+def flatten_activity(item: Json, campaign_id: str) -> Json:
+    """One ``emails[]`` item as one ACTIVITY_SCHEMA row (extra fields such as bounce type go)."""
+    actions = item.get("activity")
+    return {
+        "campaign_id": _text(item.get("campaign_id")) or campaign_id,
+        "list_id": _text(item.get("list_id")),
+        "email_id": _text(item.get("email_id")),
+        "email_address": _text(item.get("email_address")),
+        "activity": [
+            {name: _text(a.get(name)) for name in ("action", "timestamp", "url", "ip")}
+            for a in (actions if isinstance(actions, list) else [])
+            if isinstance(a, dict)
+        ],
+    }
