@@ -211,6 +211,23 @@ class SimulatorSettings(_Section):
     truth_dir: str = Field("data/truth", description="ground truth, kept apart from the sources")
 
 
+class QualitySettings(_Section):
+    """Data-quality checks the daily batch runs before it publishes."""
+
+    row_count_tolerance: float = Field(
+        0.2, ge=0, description="largest relative change of the profile count from the previous day"
+    )
+    max_null_rate: float = Field(
+        0.05, ge=0, le=1, description="largest share of persons without an email address"
+    )
+    freshness_days: int = Field(
+        2, ge=0, description="a source whose newest partition is older than this is stale"
+    )
+    stale_source_blocks_publish: bool = Field(
+        False, description="true: a stale source stops the publish; false: a warning"
+    )
+
+
 class ApiSettings(_Section):
     """The Profile API server."""
 
@@ -227,6 +244,7 @@ class Settings(_Section):
     compute: ComputeSettings = ComputeSettings()
     sources: SourcesSettings = SourcesSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    quality: QualitySettings = QualitySettings()
     api: ApiSettings = ApiSettings()
 
 

@@ -3,185 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, insert
+from tiny_world import DAY
 
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.batch.pipeline import run_batch
-from c360.config import Settings, load_config
-from c360.contracts import shop_db
+from c360.config import Settings
+from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.stores import open_store
 from c360.stores.profiles import find_person, get_profile
-
-DAY = dt.date(2025, 1, 10)
-T = dt.datetime
-
-
-def _customers() -> list[dict[str, object]]:
-    base = {
-        "phone": None,
-        "birth_date": None,
-        "address_line": None,
-        "postcode": None,
-        "city": "Leeds",
-        "country": "GB",
-        "marketing_opt_in": True,
-        "created_at": T(2025, 1, 1),
-        "updated_at": T(2025, 1, 1),
-    }
-    return [
-        {**base, "customer_id": 1, "email": "Alice@X.com", "first_name": "Alice", "last_name": "A"},
-        {**base, "customer_id": 2, "email": "bob@y.com", "first_name": "Bob", "last_name": "B"},
-        {**base, "customer_id": 3, "email": "carol@z.com", "first_name": "Carol", "last_name": "C"},
-    ]
-
-
-def _order(
-    order_id: int,
-    customer_id: int | None,
-    email: str,
-    status: str,
-    total: str,
-    created: dt.datetime,
-) -> dict[str, object]:
-    return {
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "email": email,
-        "status": status,
-        "currency": "GBP",
-        "subtotal": Decimal(total),
-        "shipping": Decimal("0.00"),
-        "total": Decimal(total),
-        "shipping_name": None,
-        "shipping_address_line": None,
-        "shipping_postcode": None,
-        "shipping_city": None,
-        "shipping_country": None,
-        "phone": None,
-        "created_at": created,
-        "updated_at": created,
-    }
-
-
-ORDERS = [
-    _order(1, 1, "alice@x.com", "delivered", "100.00", T(2025, 1, 2, 9)),
-    _order(2, 1, "alice@x.com", "cancelled", "50.00", T(2025, 1, 3, 9)),
-    _order(3, 1, "alice@x.com", "refunded", "30.00", T(2025, 1, 4, 9)),
-    _order(5, 1, "alice.work@x.com", "delivered", "20.00", T(2025, 1, 5, 9)),
-    # A guest checkout under Alice's work address: linked through order 5.
-    _order(4, None, " ALICE.WORK@x.com ", "shipped", "40.00", T(2025, 1, 6, 9)),
-    _order(6, None, "dave@g.com", "delivered", "15.00", T(2025, 1, 7, 9)),
-    # Exactly at the cutoff (midnight UTC after D): belongs to the next day's batch.
-    _order(7, 2, "bob@y.com", "delivered", "70.00", T(2025, 1, 11, 0, 0, 0)),
-    _order(8, 2, "bob@y.com", "delivered", "10.00", T(2025, 1, 10, 23, 59, 59)),
-]
-
-MEMBERS_CSV = (
-    '"Email Address","First Name","Last Name","EUID","LEID"\n'
-    '"alice@x.com","Alice","A","a1","1"\n'
-    '"bob@y.com","Bob","B","b1","2"\n'
-    '"eve@n.com","Eve","E","e1","3"\n'
-)
-
-
-def _activity(campaign: str, email: str, opened: bool) -> dict[str, object]:
-    actions = [{"action": "open", "timestamp": "2025-01-05T10:00:00+00:00", "ip": "10.0.0.1"}]
-    return {
-        "campaign_id": campaign,
-        "list_id": "L1",
-        "email_id": email,
-        "email_address": email,
-        "activity": actions if opened else [],
-    }
-
-
-ACTIVITY = [
-    _activity("c1", "alice@x.com", True),
-    _activity("c2", "alice@x.com", False),
-    _activity("c1", "bob@y.com", False),
-    _activity("c1", "eve@n.com", True),
-]
-
-
-def _zendesk(
-    kind: str, event_id: str, time: str, detail: dict[str, object], event: object = None
-) -> dict[str, object]:
-    return {
-        "type": f"zen:event-type:{kind}",
-        "account_id": 1,
-        "id": event_id,
-        "time": time,
-        "zendesk_event_version": "2022-11-06",
-        "subject": "zen:x",
-        "detail": detail,
-        "event": event or {},
-    }
-
-
-ZENDESK = [
-    _zendesk(
-        "user.created",
-        "e1",
-        "2025-01-02T08:00:00Z",
-        {"id": "10", "email": "alice@x.com", "name": "Alice A"},
-    ),
-    _zendesk(
-        "ticket.created",
-        "e2",
-        "2025-01-02T08:01:00Z",
-        {"id": "100", "requester_id": "10", "status": "NEW"},
-    ),
-    _zendesk(
-        "ticket.created",
-        "e3",
-        "2025-01-03T08:01:00Z",
-        {"id": "101", "requester_id": "10", "status": "NEW"},
-    ),
-    _zendesk(
-        "ticket.status_changed",
-        "e4",
-        "2025-01-04T08:01:00Z",
-        {"id": "101", "requester_id": "10"},
-        {"current": "SOLVED", "previous": "NEW"},
-    ),
-    _zendesk("user.created", "e5", "2025-01-09T08:00:00Z", {"id": "11", "email": "bob@y.com"}),
-    # After the cutoff: not in D's batch.
-    _zendesk("ticket.created", "e6", "2025-01-11T00:00:00Z", {"id": "102", "requester_id": "11"}),
-]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    db = tmp_path / "shop.db"
-    engine = create_engine(f"sqlite:///{db}")
-    shop_db.metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(insert(shop_db.customers), _customers())
-        conn.execute(insert(shop_db.orders), ORDERS)
-    engine.dispose()
-    mailchimp = tmp_path / "mailchimp"
-    mailchimp.mkdir()
-    (mailchimp / "members_export.csv").write_text(MEMBERS_CSV)
-    (mailchimp / "email_activity.jsonl").write_text("\n".join(json.dumps(a) for a in ACTIVITY))
-    zendesk = tmp_path / "zendesk.jsonl"
-    lines = [json.dumps(z) for z in ZENDESK] + ["{not json"]
-    zendesk.write_text("\n".join(lines) + "\n")
-    env = {
-        "C360_LAKE_URL": str(tmp_path / "lake"),
-        "C360_SERVING_URL": f"sqlite:///{tmp_path / 'serving.db'}",
-        "C360_SOURCES_MYSQL_URL": f"sqlite:///{db}",
-        "C360_SOURCES_MAILCHIMP_DIR": str(mailchimp),
-        "C360_SOURCES_ZENDESK_PATH": str(zendesk),
-    }
-    return load_config(environ=env).settings
 
 
 def _profile(settings: Settings, id_type: str, id_value: str) -> dict[str, object]:
@@ -196,7 +30,8 @@ def _profile(settings: Settings, id_type: str, id_value: str) -> dict[str, objec
         store.dispose()
 
 
-def test_features_match_hand_computed_values(settings: Settings) -> None:
+def test_features_match_hand_computed_values(tiny_world: Settings) -> None:
+    settings = tiny_world
     result = run_batch(settings, DAY)
 
     assert result.persons == 5  # alice, bob, carol, dave (guest), eve (newsletter only)
@@ -223,8 +58,9 @@ def test_features_match_hand_computed_values(settings: Settings) -> None:
     assert dave["batch"]["total_lifetime_spend"] == pytest.approx(15.00)
 
 
-def test_malformed_source_lines_are_quarantined_with_reason(settings: Settings) -> None:
-    report = {(r.source, r.table): r for r in run_batch(settings, DAY).ingested}
+def test_malformed_source_lines_are_quarantined_with_reason(tiny_world: Settings) -> None:
+    settings = tiny_world
+    report = {(r.source, r.table): r for r in ingest(settings, DAY)}
     assert report[("zendesk", "events")].quarantined == 1
     lake = Lake(settings.lake.url)
     quarantined = lake.read_partition("zendesk", "events", DAY, zone="quarantine").to_pylist()
@@ -232,7 +68,8 @@ def test_malformed_source_lines_are_quarantined_with_reason(settings: Settings) 
     assert quarantined[0]["reason"].startswith("line 7: JSONDecodeError")
 
 
-def test_rerun_of_a_date_replaces_it_exactly(settings: Settings) -> None:
+def test_rerun_of_a_date_replaces_it_exactly(tiny_world: Settings) -> None:
+    settings = tiny_world
     run_batch(settings, DAY)
     lake = Lake(settings.lake.url)
     first = lake.read_partition("shop", "orders", DAY)
@@ -242,7 +79,8 @@ def test_rerun_of_a_date_replaces_it_exactly(settings: Settings) -> None:
     assert _profile(settings, "customer_id", "1")["batch"]["number_of_orders"] == 4
 
 
-def test_api_serves_profiles_by_id_and_identifier(settings: Settings) -> None:
+def test_api_serves_profiles_by_id_and_identifier(tiny_world: Settings) -> None:
+    settings = tiny_world
     run_batch(settings, DAY)
     with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
         by_email = client.get("/v1/profiles/by/email/ Alice@X.com ")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from c360.batch.cutoff import cutoff
+from c360.batch.inputs import LATEST_EMAIL_ACTIVITY, LATEST_ORDERS
 from c360.engines.base import Step
 from c360.identity import deterministic
 
-STAGING = (
+IDENTITY_STAGING = (
     Step(
         "zendesk_users",
         """
@@ -30,6 +32,9 @@ STAGING = (
         ) WHERE latest = 1
         """,
     ),
+)
+
+FEATURE_STAGING = (
     Step(
         "zendesk_tickets",
         """
@@ -127,14 +132,22 @@ FEATURES = (
     ),
 )
 
-OUTPUTS = ("person", "identity_map", "batch_profile")
+FEATURE_OUTPUTS = ("person", "batch_profile")
 
 
-def steps(batch_date: dt.date, cutoff: dt.datetime) -> list[Step]:
-    """The whole batch pipeline's SQL for one date, cutoff literals filled in."""
+def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
     literals = {
-        "cutoff": f"TIMESTAMPTZ '{cutoff.isoformat()}+00:00'",
+        "cutoff": f"TIMESTAMPTZ '{cutoff(batch_date).isoformat()}+00:00'",
         "batch_date": f"'{batch_date.isoformat()}'",
     }
-    pipeline = (*STAGING, *deterministic.STEPS, *FEATURES)
     return [Step(step.name, step.sql.format(**literals)) for step in pipeline]
+
+
+def identity_steps(batch_date: dt.date) -> list[Step]:
+    """SQL producing ``identity_map`` from the raw inputs of D."""
+    return _fill((LATEST_ORDERS, *IDENTITY_STAGING, *deterministic.STEPS), batch_date)
+
+
+def feature_steps(batch_date: dt.date) -> list[Step]:
+    """SQL producing ``person`` and ``batch_profile`` from the raw inputs and identity_map."""
+    return _fill((LATEST_ORDERS, LATEST_EMAIL_ACTIVITY, *FEATURE_STAGING, *FEATURES), batch_date)

@@ -1,126 +1,145 @@
-"""The daily batch run (walking skeleton): ingest → identity + features → snapshot → publish."""
+"""The daily batch pipeline: named, idempotent steps with a run log.
+
+``run_day`` runs the steps of :data:`c360.batch.steps.STEPS` in order for date D. A step that
+succeeded before is skipped unless ``force``; a failed step stops the run (later steps do not
+run, so a failed quality check keeps yesterday's profile serving) and the next run resumes
+from it. ``run_range`` backfills dates in order and stops at the first failed date.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import pyarrow as pa
-
-from c360.batch import features
-from c360.batch.cutoff import cutoff
+from c360.batch.runlog import RunLog
+from c360.batch.steps import STEPS
 from c360.config import Settings
-from c360.contracts import shop_db
-from c360.engines import LakeInput, Step, open_engine
-from c360.ingest.report import TableReport
-from c360.ingest.run import ingest
+from c360.errors import C360Error
 from c360.lake import Lake
-from c360.sources import mailchimp, zendesk
-from c360.sources.arrow_types import arrow_schema
 from c360.stores import open_store
 
-MEMBERS_SCHEMA = pa.schema([("email_address", pa.string()), ("euid", pa.string())])
+log = logging.getLogger(__name__)
+
+
+class BatchFailed(C360Error):
+    """A daily batch step failed; the run log holds the reason."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str
+    status: str  # succeeded | skipped | done-before | failed
+    seconds: float
+    rows: int | None
+    detail: str | None
+
+
+@dataclass
+class DayResult:
+    batch_date: dt.date
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "failed" if any(s.status == "failed" for s in self.steps) else "succeeded"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "batch_date": self.batch_date.isoformat(),
+            "status": self.status,
+            "steps": [s.__dict__ for s in self.steps],
+        }
+
+
+def run_day(
+    settings: Settings, day: dt.date, *, force: bool = False, skip: tuple[str, ...] = ()
+) -> DayResult:
+    lake = Lake(settings.lake.url)
+    store = open_store(settings.serving.url)
+    result = DayResult(day)
+    try:
+        store.migrate()
+        runlog = RunLog(store)
+        done = {name for name, record in runlog.steps(day).items() if record.status == "succeeded"}
+        for name, step in STEPS.items():
+            if name in skip or (name in done and not force):
+                result.steps.append(
+                    StepResult(
+                        name,
+                        "done-before" if name in done else "skipped",
+                        0.0,
+                        None,
+                        "skipped by request" if name in skip else None,
+                    )
+                )
+                continue
+            started, clock = runlog.start(day, name), time.perf_counter()
+            try:
+                outcome = step(settings, lake, day)
+            except C360Error as exc:
+                runlog.finish(day, name, started, "failed", detail=str(exc))
+                result.steps.append(
+                    StepResult(name, "failed", time.perf_counter() - clock, None, str(exc))
+                )
+                log.error("batch %s: step %s failed: %s", day, name, exc)
+                break
+            except Exception as exc:
+                runlog.finish(day, name, started, "failed", detail=f"{type(exc).__name__}: {exc}")
+                raise
+            runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
+            result.steps.append(
+                StepResult(
+                    name, outcome.status, time.perf_counter() - clock, outcome.rows, outcome.detail
+                )
+            )
+    finally:
+        store.dispose()
+    return result
+
+
+def run_range(
+    settings: Settings,
+    first: dt.date,
+    last: dt.date,
+    *,
+    force: bool = False,
+    skip: tuple[str, ...] = (),
+) -> list[DayResult]:
+    results = []
+    day = first
+    while day <= last:
+        results.append(run_day(settings, day, force=force, skip=skip))
+        if results[-1].status == "failed":
+            break
+        day += dt.timedelta(days=1)
+    return results
 
 
 @dataclass(frozen=True)
 class BatchResult:
+    """A one-call summary for callers that just want the day published (demo, tests)."""
+
     batch_date: dt.date
-    ingested: list[TableReport]
     persons: int
     identifiers: int
     seconds: float
+    day: DayResult
 
 
-def _snapshot(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
-    """The latest full snapshot of a table on or before ``day``."""
-    name = table if source == "shop" else f"{source}_{table}"
-    days = [d for d in lake.partitions(source, table) if d <= day]
-    if not days:
-        return LakeInput(name, (), schema)
-    path = f"{lake.partition_path(source, table, days[-1])}/*.parquet"
-    return LakeInput(name, (_url(lake, path),), schema)
-
-
-def _url(lake: Lake, path: str) -> str:
-    return path if lake.is_local else lake.fs.unstrip_protocol(path)
-
-
-def _events(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
-    """Every event partition on or before ``day``."""
-    paths = tuple(
-        _url(lake, f"{lake.partition_path(source, table, d)}/*.parquet")
-        for d in lake.partitions(source, table)
-        if d <= day
-    )
-    return LakeInput(f"{source}_{table}", paths, schema)
-
-
-def _versions(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
-    """Every version of every row up to ``day``, as ``<name>_versions``."""
-    every = _events(lake, source, table, day, schema)
-    name = table if source == "shop" else f"{source}_{table}"
-    return LakeInput(f"{name}_versions", every.urls, schema)
-
-
-def _latest_versions(
-    name: str, schema: pa.Schema, key: tuple[str, ...], newest: tuple[str, ...]
-) -> Step:
-    """Incremental extracts overlap (look-back, re-read windows): keep each key's last version."""
-    columns = ", ".join(schema.names)
-    return Step(
-        name,
-        f"""
-        SELECT {columns} FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY {", ".join(key)} ORDER BY {" DESC, ".join(newest)} DESC
-            ) AS version_rank
-            FROM {name}_versions
-        ) WHERE version_rank = 1
-        """,
-    )
-
-
-ORDERS_SCHEMA = arrow_schema(shop_db.orders)
-VERSIONED = (
-    _latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt")),
-    _latest_versions(
-        "mailchimp_email_activity", mailchimp.ACTIVITY_SCHEMA, ("campaign_id", "email_id"), ("dt",)
-    ),
-)
-
-
-def inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
-    return [
-        _snapshot(lake, "shop", "customers", day, arrow_schema(shop_db.customers)),
-        _versions(lake, "shop", "orders", day, ORDERS_SCHEMA),
-        _snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
-        _versions(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
-        _events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
-    ]
-
-
-def run_batch(settings: Settings, day: dt.date, *, run_ingest: bool = True) -> BatchResult:
+def run_batch(settings: Settings, day: dt.date, *, force: bool = True) -> BatchResult:
+    """Run every step for ``day`` (forced by default); raise if a step failed."""
     started = time.perf_counter()
-    ingested = ingest(settings, day) if run_ingest else []
+    result = run_day(settings, day, force=force)
+    failed = [s for s in result.steps if s.status == "failed"]
+    if failed:
+        raise BatchFailed(f"batch {day}: step {failed[0].step} failed: {failed[0].detail}")
     lake = Lake(settings.lake.url)
-    engine = open_engine(settings.compute)
-    try:
-        steps = [*VERSIONED, *features.steps(day, cutoff(day))]
-        tables = engine.run(inputs(lake, day), steps, features.OUTPUTS)
-    finally:
-        engine.close()
-    lake.write_partition("profile", "batch_profile", day, tables["batch_profile"], zone="features")
-    store = open_store(settings.serving.url)
-    try:
-        store.migrate()
-        store.publish_batch(day, tables)
-    finally:
-        store.dispose()
     return BatchResult(
         batch_date=day,
-        ingested=ingested,
-        persons=tables["person"].num_rows,
-        identifiers=tables["identity_map"].num_rows,
+        persons=int(lake.manifest("profile", "batch_profile", day, "features")["rows"]),
+        identifiers=int(lake.manifest("identity", "identity_map", day, "features")["rows"]),
         seconds=time.perf_counter() - started,
+        day=result,
     )

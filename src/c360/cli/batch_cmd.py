@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
+import time
 
 import click
 
 from c360.cli.main import AppContext, pass_app
+
+DATE = click.DateTime(["%Y-%m-%d"])
 
 
 @click.group("batch")
@@ -16,31 +18,99 @@ def command() -> None:
     """Recompute profiles from the lake and publish them."""
 
 
-@command.command("run")
-@click.option(
-    "--date",
-    "day",
-    required=True,
-    type=click.DateTime(["%Y-%m-%d"]),
-    help="Batch date D; facts before the end of D (UTC) are covered.",
-)
-@click.option("--skip-ingest", is_flag=True, help="Use what is already in the lake.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def run(app: AppContext, day: dt.datetime, skip_ingest: bool, as_json: bool) -> None:
-    """Ingest, resolve identities, compute features and publish for one date."""
-    from c360.batch.pipeline import run_batch
+def _echo_day(result: object, as_json: bool) -> None:
+    from c360.batch.pipeline import DayResult
 
-    result = run_batch(app.config().settings, day.date(), run_ingest=not skip_ingest)
+    assert isinstance(result, DayResult)
     if as_json:
-        click.echo(json.dumps(asdict(result), default=str))
+        click.echo(json.dumps(result.as_dict(), default=str))
         return
-    for report in result.ingested:
-        click.echo(
-            f"ingested {report.source}.{report.table}: {report.rows} rows"
-            f" in {report.partitions} partition(s), {report.quarantined} quarantined"
-        )
-    click.echo(
-        f"published batch {result.batch_date}: {result.persons} persons,"
-        f" {result.identifiers} identifiers in {result.seconds:.1f}s"
-    )
+    click.echo(f"batch {result.batch_date}: {result.status}")
+    for step in result.steps:
+        rows = "" if step.rows is None else f", {step.rows} rows"
+        detail = f" — {step.detail}" if step.detail else ""
+        click.echo(f"  {step.step:<9} {step.status:<11} {step.seconds:6.2f}s{rows}{detail}")
+
+
+@command.command("run")
+@click.option("--date", "day", type=DATE, help="Batch date D: facts before the end of D (UTC).")
+@click.option("--from", "first", type=DATE, help="Backfill from this date (with --to).")
+@click.option("--to", "last", type=DATE, help="Backfill up to this date, inclusive.")
+@click.option("--force", is_flag=True, help="Re-run steps that already succeeded.")
+@click.option("--skip-ingest", is_flag=True, help="Use what is already in the lake.")
+@click.option("--json", "as_json", is_flag=True, help="Per-step status, seconds and rows.")
+@pass_app
+def run(
+    app: AppContext,
+    day: dt.datetime | None,
+    first: dt.datetime | None,
+    last: dt.datetime | None,
+    force: bool,
+    skip_ingest: bool,
+    as_json: bool,
+) -> None:
+    """Ingest → identity → features → score → quality → publish, for one date or a range."""
+    from c360.batch.pipeline import run_range
+
+    if day is not None and (first or last):
+        raise click.UsageError("give --date or --from/--to, not both")
+    if day is None and not (first and last):
+        raise click.UsageError("give --date D, or --from A --to B")
+    start, end = (day, day) if day else (first, last)
+    assert start is not None and end is not None
+    skip = ("ingest",) if skip_ingest else ()
+    results = run_range(app.config().settings, start.date(), end.date(), force=force, skip=skip)
+    for result in results:
+        _echo_day(result, as_json)
+    if results and results[-1].status == "failed":
+        raise SystemExit(1)
+
+
+@command.command("status")
+@click.option("--date", "day", type=DATE, help="One date (default: the latest runs).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def status(app: AppContext, day: dt.datetime | None, as_json: bool) -> None:
+    """The run log: each step's status, duration, rows and failure reason."""
+    from c360.batch.runlog import RunLog
+    from c360.stores import open_store
+
+    store = open_store(app.config().settings.serving.url)
+    try:
+        store.migrate()
+        runlog = RunLog(store)
+        dates = [day.date().isoformat()] if day else runlog.dates()
+        report = {
+            d: [r.__dict__ for r in runlog.steps(dt.date.fromisoformat(d)).values()] for d in dates
+        }
+    finally:
+        store.dispose()
+    if as_json:
+        click.echo(json.dumps(report, default=str))
+        return
+    if not report:
+        click.echo("no batch has run yet")
+    for d, records in report.items():
+        click.echo(d)
+        for r in records:
+            detail = f" — {r['detail']}" if r["detail"] else ""
+            click.echo(f"  {r['step']:<9} {r['status']:<10}{detail}")
+
+
+@command.command("schedule")
+@click.option("--at", "at", default="02:00", show_default=True, help="Daily run time, HH:MM UTC.")
+@pass_app
+def schedule(app: AppContext, at: str) -> None:
+    """Run yesterday's batch every day at a fixed UTC time, until Ctrl-C (or use cron)."""
+    from c360.batch.pipeline import run_day
+
+    hour, minute = (int(part) for part in at.split(":"))
+    settings = app.config().settings
+    while True:
+        now = dt.datetime.now(dt.UTC)
+        due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if due <= now:
+            due += dt.timedelta(days=1)
+        click.echo(f"next batch at {due.isoformat()}")
+        time.sleep((due - now).total_seconds())
+        _echo_day(run_day(settings, due.date() - dt.timedelta(days=1)), as_json=False)

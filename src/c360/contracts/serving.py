@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -92,6 +93,20 @@ batch_publish = Table(
     Column("cutoff_at", DateTime, nullable=False),
     Column("published_at", DateTime, nullable=False),
     Column("persons", BigInteger, nullable=False),
+)
+
+# The daily pipeline's run log: one row per (batch date, step), rewritten by each attempt.
+batch_run = Table(
+    "batch_run",
+    metadata,
+    Column("batch_date", String(10), primary_key=True),
+    Column("step", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("seconds", Float),
+    Column("rows", BigInteger),
+    Column("detail", Text),
 )
 
 BATCH_PROFILE = "batch_profile"

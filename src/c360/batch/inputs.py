@@ -1,0 +1,93 @@
+"""The lake tables a batch run for date D reads, as engine inputs.
+
+Three shapes, one rule each: a *snapshot* table is read from its latest partition on or before
+D; an *event* table from every partition up to D; a *versioned* table (incremental extracts and
+re-read windows overlap) from every partition up to D, keeping each key's latest version.
+Every input view carries ``dt``, its partition date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from c360.contracts import shop_db
+from c360.engines import LakeInput, Step
+from c360.lake import Lake
+from c360.sources import mailchimp, zendesk
+from c360.sources.arrow_types import arrow_schema
+
+MEMBERS_SCHEMA = pa.schema([("email_address", pa.string()), ("euid", pa.string())])
+ORDERS_SCHEMA = arrow_schema(shop_db.orders)
+CUSTOMERS_SCHEMA = arrow_schema(shop_db.customers)
+
+
+def _view_name(source: str, table: str) -> str:
+    return table if source in ("shop", "identity", "profile") else f"{source}_{table}"
+
+
+def _url(lake: Lake, path: str) -> str:
+    return path if lake.is_local else lake.fs.unstrip_protocol(path)
+
+
+def _files(lake: Lake, source: str, table: str, day: dt.date, zone: str) -> str:
+    return _url(lake, f"{lake.partition_path(source, table, day, zone)}/*.parquet")
+
+
+def snapshot(
+    lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema, zone: str = "raw"
+) -> LakeInput:
+    """The latest full snapshot of a table on or before ``day``."""
+    days = [d for d in lake.partitions(source, table, zone) if d <= day]
+    urls = (_files(lake, source, table, days[-1], zone),) if days else ()
+    return LakeInput(_view_name(source, table), urls, schema)
+
+
+def events(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
+    """Every partition on or before ``day``."""
+    urls = tuple(
+        _files(lake, source, table, d, "raw") for d in lake.partitions(source, table) if d <= day
+    )
+    return LakeInput(_view_name(source, table), urls, schema)
+
+
+def versions(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
+    """Every version of every row up to ``day``, as ``<name>_versions``."""
+    every = events(lake, source, table, day, schema)
+    return LakeInput(f"{every.name}_versions", every.urls, schema)
+
+
+def latest_versions(
+    name: str, schema: pa.Schema, key: tuple[str, ...], newest: tuple[str, ...]
+) -> Step:
+    """Keep each key's last version of ``<name>_versions`` as ``name``."""
+    columns = ", ".join(schema.names)
+    order = ", ".join(f"{column} DESC" for column in newest)
+    return Step(
+        name,
+        f"""
+        SELECT {columns} FROM (
+            SELECT *, row_number() OVER (PARTITION BY {", ".join(key)} ORDER BY {order})
+                AS version_rank
+            FROM {name}_versions
+        ) WHERE version_rank = 1
+        """,
+    )
+
+
+LATEST_ORDERS = latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt"))
+LATEST_EMAIL_ACTIVITY = latest_versions(
+    "mailchimp_email_activity", mailchimp.ACTIVITY_SCHEMA, ("campaign_id", "email_id"), ("dt",)
+)
+
+
+def raw_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
+    """The raw zone as of D: what identity and features are computed from."""
+    return [
+        snapshot(lake, "shop", "customers", day, CUSTOMERS_SCHEMA),
+        versions(lake, "shop", "orders", day, ORDERS_SCHEMA),
+        snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
+        versions(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
+        events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
+    ]

@@ -1,0 +1,101 @@
+"""Data-quality checks on the day's profile before it is published.
+
+A failed *critical* check stops the publish: yesterday's profile keeps serving and the reason
+is in the run log. Non-critical checks only warn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow.compute as pc
+
+from c360.config import QualitySettings
+from c360.errors import TerminalError
+from c360.lake import Lake
+
+# (source, table) whose freshness is watched: the raw inputs of the batch.
+WATCHED_SOURCES = (
+    ("shop", "customers"),
+    ("shop", "orders"),
+    ("mailchimp", "members"),
+    ("mailchimp", "email_activity"),
+    ("zendesk", "events"),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    critical: bool
+    detail: str
+
+
+class QualityError(TerminalError):
+    def __init__(self, failed: list[Check]) -> None:
+        self.failed = failed
+        super().__init__("; ".join(f"{c.name}: {c.detail}" for c in failed))
+
+
+def _row_count(lake: Lake, day: dt.date, settings: QualitySettings, rows: int) -> Check:
+    earlier = [d for d in lake.partitions("profile", "batch_profile", "features") if d < day]
+    if not earlier:
+        return Check("profile row count", True, True, f"{rows} persons; no earlier day to compare")
+    before = int(lake.manifest("profile", "batch_profile", earlier[-1], "features")["rows"])
+    change = abs(rows - before) / max(before, 1)
+    return Check(
+        "profile row count",
+        change <= settings.row_count_tolerance,
+        True,
+        f"{rows} persons vs {before} on {earlier[-1]} ({change:.1%} change, tolerance "
+        f"{settings.row_count_tolerance:.0%}; set quality.row_count_tolerance)",
+    )
+
+
+def _freshness(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Check]:
+    checks = []
+    for source, table in WATCHED_SOURCES:
+        days = [d for d in lake.partitions(source, table) if d <= day]
+        age = (day - days[-1]).days if days else None
+        fresh = age is not None and age <= settings.freshness_days
+        detail = "no data yet" if age is None else f"newest partition {days[-1]} ({age} days old)"
+        checks.append(
+            Check(
+                f"freshness {source}.{table}", fresh, settings.stale_source_blocks_publish, detail
+            )
+        )
+    return checks
+
+
+def run_checks(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Check]:
+    profile = lake.read_partition("profile", "batch_profile", day, "features")
+    person = lake.read_partition("profile", "person", day, "features")
+    ids = profile.column("person_id")
+    distinct = pc.count_distinct(ids).as_py()
+    missing_email = person.column("email").null_count / max(person.num_rows, 1)
+    return [
+        _row_count(lake, day, settings, profile.num_rows),
+        Check("person_id not null", ids.null_count == 0, True, f"{ids.null_count} null ids"),
+        Check(
+            "person_id unique",
+            distinct == profile.num_rows,
+            True,
+            f"{profile.num_rows - distinct} duplicated ids",
+        ),
+        Check(
+            "email null rate",
+            missing_email <= settings.max_null_rate,
+            True,
+            f"{missing_email:.2%} of persons without email (max {settings.max_null_rate:.0%};"
+            " set quality.max_null_rate)",
+        ),
+        *_freshness(lake, day, settings),
+    ]
+
+
+def enforce(checks: list[Check]) -> None:
+    failed = [c for c in checks if c.critical and not c.passed]
+    if failed:
+        raise QualityError(failed)

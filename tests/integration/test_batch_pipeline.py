@@ -1,0 +1,122 @@
+"""The daily pipeline: run log, skip and resume, the quality gate, backfills, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, delete
+from tiny_world import DAY, build
+
+from c360.batch.pipeline import run_day, run_range
+from c360.batch.runlog import RunLog
+from c360.config import Settings
+from c360.contracts import shop_db
+from c360.stores import open_store
+
+ALL = ["ingest", "identity", "features", "score", "quality", "publish"]
+
+
+def statuses(result: object) -> dict[str, str]:
+    return {s.step: s.status for s in result.steps}  # type: ignore[attr-defined]
+
+
+def latest_publish(settings: Settings) -> str:
+    store = open_store(settings.serving.url)
+    try:
+        return str(
+            store.query("SELECT batch_date FROM batch_publish ORDER BY id DESC LIMIT 1")[0][
+                "batch_date"
+            ]
+        )
+    finally:
+        store.dispose()
+
+
+def test_completed_steps_are_skipped_unless_forced(tiny_world: Settings) -> None:
+    first = run_day(tiny_world, DAY)
+    assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), "score": "skipped"}
+    assert first.steps[-1].rows == 5
+    again = run_day(tiny_world, DAY)
+    assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), "score": "skipped"}
+    forced = run_day(tiny_world, DAY, force=True)
+    assert statuses(forced)["features"] == "succeeded"
+
+
+def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: Path) -> None:
+    settings = build(tmp_path, {"C360_QUALITY_ROW_COUNT_TOLERANCE": "0.1"})
+    assert run_day(settings, DAY).status == "succeeded"
+    engine = create_engine(settings.sources.mysql.url)
+    with engine.begin() as conn:  # Carol's account goes: 4 persons instead of 5 (-20%)
+        conn.execute(delete(shop_db.customers).where(shop_db.customers.c.customer_id == 3))
+    engine.dispose()
+    next_day = DAY + dt.timedelta(days=1)
+    failed = run_day(settings, next_day)
+    assert failed.status == "failed"
+    assert [s.step for s in failed.steps] == ["ingest", "identity", "features", "score", "quality"]
+    assert "profile row count" in (failed.steps[-1].detail or "")
+    assert latest_publish(settings) == DAY.isoformat()  # yesterday's profile still serving
+    store = open_store(settings.serving.url)
+    try:
+        record = RunLog(store).steps(next_day)["quality"]
+    finally:
+        store.dispose()
+    assert record.status == "failed" and "row_count_tolerance" in (record.detail or "")
+
+    lenient_quality = settings.quality.model_copy(update={"row_count_tolerance": 0.5})
+    lenient = settings.model_copy(update={"quality": lenient_quality})
+    resumed = run_day(lenient, next_day)
+    assert statuses(resumed) == {
+        "ingest": "done-before",
+        "identity": "done-before",
+        "features": "done-before",
+        "score": "skipped",
+        "quality": "succeeded",
+        "publish": "succeeded",
+    }
+    assert latest_publish(settings) == next_day.isoformat()
+
+
+def test_backfill_runs_dates_in_order(tiny_world: Settings) -> None:
+    first = DAY - dt.timedelta(days=2)
+    results = run_range(tiny_world, first, DAY)
+    assert [r.batch_date for r in results] == [first, first + dt.timedelta(days=1), DAY]
+    assert all(r.status == "succeeded" for r in results)
+    assert latest_publish(tiny_world) == DAY.isoformat()
+
+
+def test_cli_prints_per_step_json_and_status(tiny_world: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "C360_LAKE_URL": tiny_world.lake.url,
+        "C360_SERVING_URL": tiny_world.serving.url,
+        "C360_SOURCES_MYSQL_URL": tiny_world.sources.mysql.url,
+        "C360_SOURCES_MAILCHIMP_DIR": tiny_world.sources.mailchimp.dir,
+        "C360_SOURCES_ZENDESK_PATH": tiny_world.sources.zendesk.path,
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "c360", "batch", "run", "--date", DAY.isoformat(), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["status"] == "succeeded"
+    assert [s["step"] for s in report["steps"]] == ALL
+    assert all(isinstance(s["seconds"], float) for s in report["steps"])
+    status = subprocess.run(
+        [sys.executable, "-m", "c360", "batch", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert json.loads(status.stdout)[DAY.isoformat()][0]["status"] in ("succeeded", "skipped")
