@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -61,6 +62,21 @@ realtime_state = Table(
     # override a newer one) and the last messageIds seen (a JSON list; duplicates are dropped).
     Column("user_id_at", DateTime),
     Column("recent_message_ids", Text),
+)
+
+# Orders the speed layer saw (Segment "Order Completed"), one row per order id. The Lambda
+# merge adds those at or after the published batch cutoff to the batch's additive features
+# (see c360.stores.views): when the next batch covers an order, its cutoff has moved past it.
+realtime_order = Table(
+    "realtime_order",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("id_type", String(32), nullable=False),
+    Column("id_value", String(320), nullable=False),
+    Column("user_id", String(64)),
+    Column("order_at", DateTime, nullable=False, index=True),
+    Column("revenue", Float, nullable=False),
+    Index("ix_realtime_order_identifier", "id_type", "id_value"),
 )
 
 stream_offsets = Table(

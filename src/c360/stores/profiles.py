@@ -7,7 +7,7 @@ from typing import Any
 
 from c360.contracts import serving
 from c360.stores.base import ServingStore
-from c360.stores.views import REALTIME_FOR_PERSON
+from c360.stores.views import LAMBDA_MERGES, ORDER_DELTAS_FOR_PERSON, REALTIME_FOR_PERSON
 
 
 def find_person(store: ServingStore, id_type: str, id_value: str) -> str | None:
@@ -29,6 +29,7 @@ def get_profile(
         f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", {"p": person_id}
     )
     realtime = store.query(REALTIME_FOR_PERSON, {"person_id": person_id})
+    deltas = store.query(ORDER_DELTAS_FOR_PERSON, {"person_id": person_id})
     identifiers = store.query(
         "SELECT id_type, id_value FROM identity_map WHERE person_id = :p "
         "ORDER BY id_type, id_value",
@@ -41,12 +42,41 @@ def get_profile(
         last = dt.datetime.fromisoformat(last)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     live["time_since_last_event_seconds"] = (now - last).total_seconds() if last else None
-    features = dict(batch[0]) if batch else {}
-    features.pop("person_id", None)
+    batch_values = dict(batch[0]) if batch else {}
+    batch_values.pop("person_id", None)
+    delta = dict(deltas[0]) if deltas else {}
+    delta.pop("person_id", None)
+    live.update({name: delta.get(name) for name in ("orders_since_cutoff", "spend_since_cutoff")})
     return {
         "person_id": person_id,
         "person": {k: v for k, v in person[0].items() if k != "person_id"},
         "identifiers": identifiers,
-        "batch": features,
+        "profile": lambda_merge(batch_values, delta),
+        "batch": batch_values,
         "realtime": live,
     }
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def lambda_merge(batch: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """Batch values completed by the speed layer's deltas after the cutoff (as the view does)."""
+    merged = dict(batch)
+    for column, (delta_column, how) in LAMBDA_MERGES.items():
+        extra = delta.get(delta_column)
+        if extra is None:
+            continue
+        if how == "add":
+            merged[column] = (batch.get(column) or 0) + extra
+        else:
+            dates = [d for d in (_date(batch.get(column)), _date(extra)) if d is not None]
+            merged[column] = max(dates)
+    return merged
