@@ -1,8 +1,9 @@
 """The event-log contract, run against every backend.
 
-Each backend is a :class:`Backend` in the ``backend`` fixture's params: today the local log;
-the Kafka backend joins as one more param (with ``marks=pytest.mark.kafka``). A capability a
-backend cannot offer (injecting a torn tail into a broker's files) skips with the reason.
+Each backend is a :class:`Backend` in the ``backend`` fixture's params: the local log, and Kafka
+(``marks=pytest.mark.kafka``, on librdkafka's mock cluster, see ``tests/kafka_mock.py``). A
+capability a backend cannot offer is declared in its ``gaps`` with the reason (Kafka: injecting a
+torn tail into a broker's files), and the tests that need it skip with that reason.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from c360.errors import NotFoundError
 from c360.logs import EventLog, partition_for
+from c360.logs.kafka import KafkaLog
 from c360.logs.local import LocalLog, encode_record
+from kafka_mock import MockCluster, mock_cluster
 
-PARTITIONS = 4
+PARTITIONS = 4  # also the partition count the Kafka mock cluster gives auto-created topics
+TORN_TAIL = "torn_tail"
 
 
 @dataclass
@@ -30,9 +34,15 @@ class Backend:
     # Simulate a crash mid-append: leave the first bytes of a record, cut by the given function,
     # at the end of (topic, partition); None if the backend cannot.
     tear_tail: Callable[[str, int, Callable[[bytes], bytes]], None] | None = None
+    # Capabilities of this suite the backend cannot offer: name -> why.
+    gaps: Mapping[str, str] = field(default_factory=dict)
+
+    def require(self, capability: str) -> None:
+        if capability in self.gaps:
+            pytest.skip(f"{self.name} cannot: {self.gaps[capability]}")
 
 
-def _local(tmp_path: Path) -> Backend:
+def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     root = tmp_path / "log"
 
     def tear_tail(topic: str, partition: int, cut: Callable[[bytes], bytes]) -> None:
@@ -42,14 +52,34 @@ def _local(tmp_path: Path) -> Backend:
     return Backend("local", lambda: LocalLog(root, PARTITIONS), tear_tail)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"local": _local}
+def _kafka(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    cluster: MockCluster = request.getfixturevalue("kafka_cluster")
+    return Backend(
+        "kafka",
+        lambda: KafkaLog(cluster.bootstrap_servers, PARTITIONS, timeout_ms=10_000),
+        gaps={
+            TORN_TAIL: "the broker owns its segment files (and recovers them itself): "
+            "no torn tail can be injected"
+        },
+    )
 
 
-# One param per backend; a service-backed one carries its marker, e.g.
-# pytest.param("kafka", marks=pytest.mark.kafka), so the default run stays embedded.
-@pytest.fixture(params=[pytest.param("local")])
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "local": _local,
+    "kafka": _kafka,
+}
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[MockCluster]:
+    yield from mock_cluster()
+
+
+# One param per backend; a service-backed one carries its marker, so the default run can stay
+# embedded (-m "not kafka").
+@pytest.fixture(params=[pytest.param("local"), pytest.param("kafka", marks=pytest.mark.kafka)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
 @pytest.fixture
@@ -174,8 +204,8 @@ def test_a_reader_sees_records_appended_after_it_opened(backend: Backend, topic:
 def test_a_torn_tail_is_dropped_on_open(
     backend: Backend, topic: str, tear: Callable[[bytes], bytes]
 ) -> None:
-    if backend.tear_tail is None:
-        pytest.skip(f"{backend.name}: the broker owns its files, no torn tail can be injected")
+    backend.require(TORN_TAIL)
+    assert backend.tear_tail is not None
     key = _key_in(1)
     with backend.open() as first:
         first.append(topic, [(key, b"a"), (key, b"b"), (key, b"c")])
@@ -187,3 +217,7 @@ def test_a_torn_tail_is_dropped_on_open(
         assert [r.value for r in reopened.read(topic, 1, 2, 10)] == [b"c", b"d"]
     with backend.open() as again:
         assert [r.value for r in again.read(topic, 1, 0, 10)] == [b"a", b"b", b"c", b"d"]
+
+
+def test_a_backend_offers_each_capability_or_declares_the_gap(backend: Backend) -> None:
+    assert (backend.tear_tail is None) == (TORN_TAIL in backend.gaps)

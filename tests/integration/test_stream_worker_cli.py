@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from c360.cli.main import cli
 from c360.cli.stream import _stop_on_signals
-from c360.errors import ConfigError
+from c360.errors import TransientError
 from c360.stores import open_store
 
 LINES = [
@@ -78,12 +78,15 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
     assert rows == [{"id_value": "a", "current_session_page_views": 2}]
 
 
-def test_a_kafka_log_url_is_not_there_yet(tmp_path: Path, env: dict[str, str | None]) -> None:
+@pytest.mark.kafka
+def test_an_unreachable_kafka_is_a_transient_error(env: dict[str, str | None]) -> None:
+    pytest.importorskip("confluent_kafka")
+    unreachable = "kafka://127.0.0.1:9?timeout_ms=1000"
     result = CliRunner().invoke(
-        cli, ["stream", "run", "--once"], env={**env, "C360_LOG_URL": "kafka://127.0.0.1:9092"}
+        cli, ["stream", "run", "--once"], env={**env, "C360_LOG_URL": unreachable}
     )
-    assert isinstance(result.exception, ConfigError)
-    assert "coming in the speed-layer issue" in str(result.exception)
+    assert isinstance(result.exception, TransientError)
+    assert "got no assignment" in str(result.exception)
 
 
 def test_ctrl_c_asks_the_worker_to_stop_after_its_batch() -> None:

@@ -39,7 +39,7 @@ def test_open_log_picks_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("kafka://127.0.0.1:9092", "coming in the speed-layer issue"),
+        ("kafka://127.0.0.1:9092?linger=5", "unknown parameter"),
         ("local://", "names no folder"),
         ("s3://bucket/log", "unsupported event log"),
     ],

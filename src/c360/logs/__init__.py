@@ -14,6 +14,8 @@ def open_log(url: str, partitions: int) -> EventLog:
     """The event log for a ``log.url``; the scheme picks the backend.
 
     ``partitions`` is the partition count of topics the log creates (``log.partitions``).
+    ``kafka://`` takes query parameters (``session_timeout_ms``, ``heartbeat_interval_ms``,
+    ``timeout_ms``): see :mod:`c360.logs.kafka`.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "local":
@@ -24,10 +26,9 @@ def open_log(url: str, partitions: int) -> EventLog:
             raise ConfigError("log.url", f"{url!r} names no folder; e.g. local://data/log")
         return LocalLog(path, partitions)
     if scheme == "kafka":
-        raise ConfigError(
-            "log.url",
-            "the Kafka event log is coming in the speed-layer issue; use local://PATH for now",
-        )
+        from c360.logs.kafka import KafkaLog
+
+        return KafkaLog.from_url(url, partitions)
     raise ConfigError(
         "log.url", f"unsupported event log {url!r}; accepted: local://PATH, kafka://HOST:PORT"
     )

@@ -1,0 +1,766 @@
+"""The Kafka event log: ``kafka://HOST:PORT[,HOST:PORT][?PARAM=VALUE&...]``.
+
+The only module of c360 that imports ``confluent_kafka`` (lazily: without it, opening a Kafka log
+raises :class:`~c360.errors.MissingDependencyError`). Driver errors are classified here, once:
+broker and transport failures become :class:`~c360.errors.TransientError`, bad configuration
+:class:`~c360.errors.ConfigError`, refused credentials or ACLs :class:`~c360.errors.TerminalError`;
+messages name the topic, partition and offset.
+
+**Clients.** One :class:`KafkaLog` holds up to three kinds of librdkafka clients, each created on
+first use:
+
+- an *idempotent producer* (``enable.idempotence``, ``acks=all``) for :meth:`~KafkaLog.append`.
+  Every record goes to the explicit partition :func:`~c360.logs.base.partition_for` (CRC-32 of
+  the key modulo the partition count), so the local log and Kafka place keys alike. An append
+  ``flush()`` es and checks every delivery report: any failed record raises a ``TransientError``
+  naming its topic/partition (the others of the call were written; a retry appends them again
+  and the speed layer drops the duplicates by ``messageId``).
+- a *reader*: a consumer that is only ever ``assign()`` ed, never subscribed; it never joins a
+  group and never commits. :meth:`~KafkaLog.read` first asks the partition's watermarks, returns
+  ``[]`` at the end without waiting, and otherwise assigns the one partition at the wanted
+  offset, fetches at most the records that exist (so it never waits for records to arrive) and
+  unassigns it, so nothing is fetched between reads. A read costs one fetch round trip
+  (``fetch.wait.max.ms`` is 10 ms, the most an earlier fetch on the same broker can delay it).
+- one *group member* per consumer group, for :meth:`~KafkaLog.owned_partitions`: a consumer that
+  ``subscribe()`` s to the topics with ``enable.auto.commit=false`` and serves the rebalance
+  callbacks. It is used for membership only: every partition it is assigned is paused at once,
+  so it fetches nothing, and it never commits (the speed layer keeps its offsets in the serving
+  store, in the same transaction as the state they produced). Reads go through the reader.
+
+**Rebalancing.** Group membership is Kafka's: the worker calls ``owned_partitions`` before every
+micro-batch, which polls the member (serving ``on_assign``/``on_revoke``/``on_lost``) and returns
+the current assignment. Heartbeats run in librdkafka's background thread; a member whose process
+dies stops heartbeating and the coordinator hands its partitions to the others after
+``session_timeout_ms``. The assignment strategy is the eager ``roundrobin``: a rebalance revokes
+every partition, so until the new assignment arrives ``owned_partitions`` returns ``[]`` and the
+worker polls again. Only the first call waits, up to ``timeout_ms``, for the first assignment
+(else a ``TransientError``), so ``stream run --once`` has partitions to catch up on. Rebalance
+callbacks run only inside a poll: a member busy with a long micro-batch holds a rebalance up for
+the whole group until its next call (a broker drops it after ``max.poll.interval.ms``, 5
+minutes). A slow member may still be finishing a batch of a partition that has moved; the
+serving store's compare-and-set on the offsets fences it.
+
+**Topics.** :meth:`~KafkaLog.partitions` reads the cluster metadata without creating anything;
+a topic that does not exist yet answers the configured default (``log.partitions``), as the local
+log would create it. The first ``append`` to a missing topic creates it: with the admin API and
+the default partition count when the cluster names a reachable controller, otherwise (a cluster
+without the admin API, e.g. librdkafka's mock cluster) through the broker's auto-creation, which
+uses the *broker's* default count (``num.partitions``). Either way keys are then placed by the
+topic's actual count, which every client reads from the metadata; a count that differs from
+``log.partitions`` is logged as a warning. Create production topics ahead of time.
+
+**URL parameters** (all optional, integers in milliseconds):
+
+- ``session_timeout_ms`` (45000): how long the coordinator waits for a silent member before
+  moving its partitions (e.g. 6000 in tests);
+- ``heartbeat_interval_ms`` (3000): how often members heartbeat; below ``session_timeout_ms``;
+- ``timeout_ms`` (30000): the longest one log operation waits on the cluster (metadata,
+  watermarks, delivery of an append, a fetch, the first group join) before a ``TransientError``.
+
+Record timestamps are the Kafka message timestamps (the producer's create time unless the topic
+uses log-append time), as UTC datetimes with millisecond precision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from c360.errors import (
+    C360Error,
+    ConfigError,
+    MissingDependencyError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+)
+from c360.logs.base import EventLog, Record, TopicPartition, check_topic, partition_for
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import confluent_kafka
+
+logger = logging.getLogger(__name__)
+_librdkafka_logger = logging.getLogger(f"{__name__}.librdkafka")
+
+SCHEME = "kafka://"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ASSIGNMENT_STRATEGY = "roundrobin"
+_POLL_STEP_S = 0.1  # the longest single wait inside a bounded loop
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
+DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+def _driver() -> ModuleType:
+    """``confluent_kafka``, imported on first use (the ``kafka`` extra)."""
+    try:
+        import confluent_kafka
+        import confluent_kafka.admin
+    except ImportError as exc:
+        raise MissingDependencyError("confluent-kafka", "kafka", "the Kafka event log") from exc
+    return confluent_kafka
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """What a ``kafka://`` URL says (see the module docstring for the parameters)."""
+
+    bootstrap_servers: str
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+
+    def __post_init__(self) -> None:
+        for name in ("session_timeout_ms", "heartbeat_interval_ms", "timeout_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError("log.url", f"{name} must be a positive integer, got {value!r}")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ConfigError(
+                "log.url",
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be below "
+                f"session_timeout_ms ({self.session_timeout_ms}); e.g. a third of it",
+            )
+
+    @classmethod
+    def from_url(cls, url: str) -> KafkaSettings:
+        """Parse ``kafka://HOST:PORT[,HOST:PORT][?session_timeout_ms=…&…]``."""
+        example = "e.g. kafka://broker1:9092,broker2:9092?session_timeout_ms=10000"
+        if not url.startswith(SCHEME):
+            raise ConfigError("log.url", f"{url!r} is not a kafka:// URL; {example}")
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") or parts.fragment:
+            raise ConfigError("log.url", f"{url!r}: a Kafka URL names brokers only; {example}")
+        servers = [server.strip() for server in parts.netloc.split(",")]
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError("log.url", f"{url!r}: {server!r} is not HOST:PORT; {example}")
+        try:
+            params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            params = [] if not parts.query else [("", parts.query)]
+        accepted = ("session_timeout_ms", "heartbeat_interval_ms", "timeout_ms")
+        values: dict[str, int] = {}
+        for name, value in params:
+            if name not in accepted:
+                raise ConfigError(
+                    "log.url",
+                    f"{url!r}: unknown parameter {name!r}; accepted: {', '.join(accepted)}",
+                )
+            if not value.isdigit():
+                raise ConfigError(
+                    "log.url", f"{url!r}: {name} must be a positive integer, got {value!r}"
+                )
+            values[name] = int(value)
+        return cls(bootstrap_servers=",".join(servers), **values)
+
+
+def _kafka_error(exc: BaseException) -> confluent_kafka.KafkaError | None:
+    """The ``KafkaError`` inside a driver exception, if there is one."""
+    ck = _driver()
+    if isinstance(exc, ck.KafkaException) and exc.args and isinstance(exc.args[0], ck.KafkaError):
+        error: confluent_kafka.KafkaError = exc.args[0]
+        return error
+    return None
+
+
+def classify(error: confluent_kafka.KafkaError | None, message: str) -> C360Error:
+    """The c360 error for a driver error: what to retry, what to fix.
+
+    Bad configuration (an invalid client property) is a :class:`ConfigError`; refused
+    credentials or ACLs a :class:`TerminalError`; everything else a broker or the network did (a
+    timeout, a broker down, a leader moving, a fatal idempotent-producer state that a new
+    producer clears) is a :class:`TransientError`.
+    """
+    ck = _driver()
+    code = None if error is None else error.code()
+    detail = message if error is None else f"{message}: {error.str()}"
+    if code in {ck.KafkaError._INVALID_ARG, ck.KafkaError._NOT_IMPLEMENTED}:
+        return ConfigError("log.url", detail)
+    if code in {
+        ck.KafkaError._AUTHENTICATION,
+        ck.KafkaError.SASL_AUTHENTICATION_FAILED,
+        ck.KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        ck.KafkaError.GROUP_AUTHORIZATION_FAILED,
+        ck.KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }:
+        return TerminalError(f"{detail} (check the Kafka credentials and ACLs)")
+    return TransientError(detail)
+
+
+class _GroupMember:
+    """This process's membership in one consumer group: assignment only, no fetching."""
+
+    def __init__(
+        self,
+        ck: ModuleType,
+        config: dict[str, Any],
+        group: str,
+        topics: tuple[str, ...],
+        last_problem: Callable[[], str | None],
+    ) -> None:
+        self.group = group
+        self.topics = topics
+        self._last_problem = last_problem  # the client-wide error callback's latest
+        self._assigned: list[TopicPartition] = []
+        self._joined = False  # an assignment has arrived at least once
+        self._problem: str | None = None  # the last error the consumer reported
+        self.consumer: confluent_kafka.Consumer = ck.Consumer(config)
+        try:
+            self.consumer.subscribe(
+                list(topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+        except BaseException:
+            self.consumer.close()
+            raise
+
+    # librdkafka calls these from inside poll(), on this thread.
+    def _on_assign(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        consumer.assign(partitions)
+        if partitions:
+            consumer.pause(partitions)  # membership only: the reader fetches
+        self._assigned = sorted(TopicPartition(tp.topic, tp.partition) for tp in partitions)
+        self._joined = True
+        logger.info(
+            "consumer group %r: assigned %s",
+            self.group,
+            ", ".join(f"{tp.topic}/{tp.partition}" for tp in self._assigned) or "nothing",
+        )
+
+    def _on_revoke(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        consumer.unassign()
+        self._assigned = []
+        logger.info("consumer group %r: partitions revoked (rebalance)", self.group)
+
+    def _on_lost(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        consumer.unassign()
+        self._assigned = []
+        logger.warning(
+            "consumer group %r: assignment lost (session or poll interval expired)", self.group
+        )
+
+    def _serve(self, timeout_s: float) -> None:
+        """Serve rebalance callbacks and errors; the paused partitions yield no records."""
+        message = self.consumer.poll(timeout_s)
+        while message is not None:
+            error = message.error()
+            if error is not None:
+                self._problem = error.str()
+                logger.warning("consumer group %r: %s", self.group, self._problem)
+                if error.fatal():
+                    raise classify(error, f"consumer group {self.group!r}")
+            message = self.consumer.poll(0)
+
+    def assignment(self, timeout_s: float) -> list[TopicPartition]:
+        """The current assignment; the first call waits (bounded) for the first one.
+
+        Later calls never wait: during a rebalance they return ``[]`` (the eager protocol
+        revokes everything first) and the caller polls again. Waiting there would stall the
+        rebalance for any other member this process polls.
+        """
+        deadline = time.monotonic() + timeout_s
+        self._serve(0)
+        while not self._joined:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                last = self._problem or self._last_problem()
+                problem = f" (last error: {last})" if last else ""
+                raise TransientError(
+                    f"consumer group {self.group!r} got no assignment of "
+                    f"{', '.join(self.topics)} within {timeout_s:g}s{problem}: "
+                    "is the cluster reachable?"
+                )
+            self._serve(min(remaining, _POLL_STEP_S))
+        return list(self._assigned)
+
+    def close(self) -> None:
+        """Leave the group now (the others rebalance at once, not after a session timeout)."""
+        self.consumer.close()
+
+
+class KafkaLog(EventLog):
+    """The event log on a Kafka cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        partitions: int,
+        *,
+        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    ) -> None:
+        if partitions < 1:
+            raise ConfigError("log.partitions", f"must be >= 1, got {partitions}")
+        self.settings = KafkaSettings(
+            bootstrap_servers, session_timeout_ms, heartbeat_interval_ms, timeout_ms
+        )
+        self.default_partitions = partitions
+        self._ck = _driver()
+        self._timeout_s = timeout_ms / 1000
+        self._lock = threading.RLock()  # one operation at a time: the clients' state is shared
+        self._closed = False
+        self._producer: confluent_kafka.Producer | None = None
+        self._reader: confluent_kafka.Consumer | None = None
+        self._members: dict[str, _GroupMember] = {}
+        self._counts: dict[str, int] = {}  # partition counts of topics known to exist
+        self._problem: str | None = None  # the last client-wide error (e.g. brokers down)
+
+    @classmethod
+    def from_url(cls, url: str, partitions: int) -> KafkaLog:
+        settings = KafkaSettings.from_url(url)
+        return cls(
+            settings.bootstrap_servers,
+            partitions,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            timeout_ms=settings.timeout_ms,
+        )
+
+    def __repr__(self) -> str:
+        servers, count = self.settings.bootstrap_servers, self.default_partitions
+        return f"KafkaLog({servers!r}, partitions={count})"
+
+    # -- clients -----------------------------------------------------------------------------
+    def _on_error(self, error: confluent_kafka.KafkaError) -> None:
+        # librdkafka retries these itself and logs them (through the librdkafka logger); keep
+        # the last one for the message of the TransientError an operation may end with.
+        self._problem = error.str()
+        logger.debug("kafka %s: %s", self.settings.bootstrap_servers, self._problem)
+
+    def _config(self, **specific: Any) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            "client.id": "c360",
+            "logger": _librdkafka_logger,
+            "error_cb": self._on_error,
+            **specific,
+        }
+
+    def _client(self, kind: str, config: dict[str, Any]) -> Any:
+        try:
+            return getattr(self._ck, kind)(config)
+        except (self._ck.KafkaException, ValueError, TypeError) as exc:
+            error = _kafka_error(exc)
+            if error is None:  # the client rejected a property before connecting
+                raise ConfigError("log.url", f"invalid Kafka {kind} settings: {exc}") from exc
+            raise classify(error, f"cannot create a Kafka {kind}") from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TerminalError(f"the event log at {self.settings.bootstrap_servers} is closed")
+
+    def _get_producer(self) -> confluent_kafka.Producer:
+        if self._producer is None:
+            self._producer = self._client(
+                "Producer",
+                self._config(
+                    **{
+                        "enable.idempotence": True,
+                        "acks": "all",
+                        "message.timeout.ms": self.settings.timeout_ms,
+                        "linger.ms": 5,
+                    }
+                ),
+            )
+        return self._producer
+
+    def _discard_producer(self) -> None:
+        """Drop a producer in a fatal state; the next append creates a new one."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.purge()
+            producer.close()
+
+    def _get_reader(self) -> confluent_kafka.Consumer:
+        if self._reader is None:
+            self._reader = self._client(
+                "Consumer",
+                self._config(
+                    **{
+                        # Required by the client; this consumer is only assigned partitions,
+                        # never joins the group and never commits.
+                        "group.id": f"c360-reader-{uuid.uuid4().hex}",
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                        "auto.offset.reset": "error",
+                        "enable.partition.eof": False,
+                        "fetch.wait.max.ms": 10,
+                        "allow.auto.create.topics": False,
+                    }
+                ),
+            )
+        return self._reader
+
+    # -- metadata ----------------------------------------------------------------------------
+    def _existing_partitions(self, topic: str) -> int | None:
+        """The partition count of ``topic`` from the cluster, or None if it does not exist."""
+        known = self._counts.get(topic)
+        if known is not None:
+            return known
+        try:
+            metadata = self._get_reader().list_topics(topic, timeout=self._timeout_s)
+        except self._ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            raise classify(error, f"cannot read the metadata of topic {topic!r}") from exc
+        described = metadata.topics.get(topic)
+        if described is None:
+            return None
+        if described.error is not None and not described.partitions:
+            if described.error.code() == self._ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return None
+            raise classify(described.error, f"cannot read the metadata of topic {topic!r}")
+        count = len(described.partitions)
+        self._counts[topic] = count
+        return count
+
+    def _partition_count(self, topic: str, partition: int) -> int | None:
+        """Check ``partition`` against the topic (the default count if it does not exist yet);
+        return the topic's count, or None if it does not exist."""
+        existing = self._existing_partitions(check_topic(topic))
+        count = self.default_partitions if existing is None else existing
+        if not 0 <= partition < count:
+            raise NotFoundError(
+                f"topic {topic!r} has partitions 0..{count - 1}; there is no partition {partition}"
+            )
+        return existing
+
+    def _create_topic(self, topic: str) -> int:
+        """Create a missing topic (see "Topics" in the module docstring); its partition count."""
+        wanted = self.default_partitions
+        try:
+            cluster = self._get_reader().list_topics(timeout=self._timeout_s)
+        except self._ck.KafkaException as exc:
+            raise classify(_kafka_error(exc), f"cannot read the metadata of {self!r}") from exc
+        if cluster.controller_id in cluster.brokers:
+            self._create_with_admin(topic, wanted)
+        else:  # no admin API (e.g. librdkafka's mock cluster): the broker auto-creates
+            try:
+                self._get_producer().list_topics(topic, timeout=self._timeout_s)
+            except self._ck.KafkaException as exc:
+                raise classify(_kafka_error(exc), f"cannot create topic {topic!r}") from exc
+        deadline = time.monotonic() + self._timeout_s
+        while (count := self._existing_partitions(topic)) is None:
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    "log.url",
+                    f"topic {topic!r} does not exist on {self.settings.bootstrap_servers} and "
+                    f"the cluster did not create it: create it with {wanted} partitions "
+                    f"(kafka-topics.sh --create --topic {topic} --partitions {wanted})",
+                )
+            time.sleep(_POLL_STEP_S)
+        if count != wanted:
+            logger.warning(
+                "topic %r was created with the broker's default of %d partitions, not "
+                "log.partitions = %d; keys are placed by its %d partitions",
+                topic,
+                count,
+                wanted,
+                count,
+            )
+        else:
+            logger.info("created topic %r with %d partitions", topic, count)
+        return count
+
+    def _create_with_admin(self, topic: str, partitions: int) -> None:
+        admin = self._client("AdminClient", self._config())
+        new = self._ck.admin.NewTopic(topic, num_partitions=partitions, replication_factor=-1)
+        try:
+            futures = admin.create_topics([new], request_timeout=self._timeout_s)
+            futures[topic].result(timeout=self._timeout_s + 5)
+        except self._ck.KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is None or error.code() != self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise classify(error, f"cannot create topic {topic!r}") from exc
+
+    # -- the interface -----------------------------------------------------------------------
+    def partitions(self, topic: str) -> int:
+        with self._lock:
+            self._check_open()
+            existing = self._existing_partitions(check_topic(topic))
+            return self.default_partitions if existing is None else existing
+
+    def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+        with self._lock:
+            self._check_open()
+            check_topic(topic)
+            if not records:
+                return []
+            count = self._existing_partitions(topic) or self._create_topic(topic)
+            producer = self._get_producer()
+            reports: list[tuple[int, int] | confluent_kafka.KafkaError | None]
+            reports = [None] * len(records)
+
+            def delivered(
+                index: int, error: confluent_kafka.KafkaError | None, message: Any
+            ) -> None:
+                if error is not None:
+                    reports[index] = error
+                else:
+                    reports[index] = (message.partition(), message.offset())
+
+            for index, (key, value) in enumerate(records):
+                partition = partition_for(key, count)
+                self._produce(
+                    producer, topic, partition, key, value, functools.partial(delivered, index)
+                )
+            # Every record gets a report within message.timeout.ms (= timeout_ms).
+            unreported = producer.flush(self._timeout_s + 5)
+            if unreported:
+                raise TransientError(
+                    f"{unreported} of {len(records)} records to topic {topic!r} were not "
+                    f"acknowledged within {self._timeout_s + 5:g}s "
+                    f"({self._problem or 'no error reported'}); retry the append"
+                )
+            return self._positions(topic, count, records, reports)
+
+    def _produce(
+        self,
+        producer: confluent_kafka.Producer,
+        topic: str,
+        partition: int,
+        key: str,
+        value: bytes,
+        callback: Any,
+    ) -> None:
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=value,
+                    key=key.encode("utf-8"),
+                    partition=partition,
+                    on_delivery=callback,
+                )
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"the producer queue for {topic}/{partition} stayed full for "
+                        f"{self._timeout_s:g}s ({self._problem or 'brokers slow'})"
+                    ) from None
+                producer.poll(_POLL_STEP_S)
+            except self._ck.KafkaException as exc:
+                raise classify(_kafka_error(exc), f"cannot produce to {topic}/{partition}") from exc
+
+    def _positions(
+        self,
+        topic: str,
+        count: int,
+        records: Sequence[tuple[str, bytes]],
+        reports: Sequence[tuple[int, int] | confluent_kafka.KafkaError | None],
+    ) -> list[tuple[int, int]]:
+        positions: list[tuple[int, int]] = []
+        failed: dict[int, confluent_kafka.KafkaError] = {}
+        for (key, _), report in zip(records, reports, strict=True):
+            if isinstance(report, tuple):
+                positions.append(report)
+            else:
+                assert report is not None  # flush() returned 0: every record was reported
+                failed.setdefault(partition_for(key, count), report)
+        if not failed:
+            return positions
+        if any(error.fatal() for error in failed.values()):
+            self._discard_producer()
+        where = ", ".join(f"{topic}/{p}" for p in sorted(failed))
+        first = failed[min(failed)]
+        error = classify(
+            first,
+            f"{len(records) - len(positions)} of {len(records)} records were not written to "
+            f"{where} ({len(positions)} were: a retry of the append writes those again)",
+        )
+        raise error
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        with self._lock:
+            self._check_open()
+            if self._partition_count(topic, partition) is None or max_records <= 0:
+                return []
+            low, high = self._watermarks(topic, partition)
+            if offset >= high:
+                return []
+            if offset < low:
+                raise TerminalError(
+                    f"{topic}/{partition}: records before offset {low} were deleted "
+                    f"(retention); offset {offset} can no longer be read"
+                )
+            return self._fetch(topic, partition, offset, min(max_records, high - offset), high)
+
+    def _fetch(
+        self, topic: str, partition: int, offset: int, wanted: int, high: int
+    ) -> list[Record]:
+        """``wanted`` records (known to exist) from ``offset``, or fewer after ``timeout_ms``."""
+        reader = self._get_reader()
+        reader.assign([self._ck.TopicPartition(topic, partition, offset)])
+        try:
+            return self._consume(reader, topic, partition, offset, wanted, high)
+        finally:
+            reader.unassign()  # no fetching between reads
+
+    def _consume(
+        self,
+        reader: confluent_kafka.Consumer,
+        topic: str,
+        partition: int,
+        offset: int,
+        wanted: int,
+        high: int,
+    ) -> list[Record]:
+        out: list[Record] = []
+        deadline = time.monotonic() + self._timeout_s
+        while len(out) < wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                messages = reader.consume(wanted - len(out), min(remaining, 0.5))
+            except self._ck.KafkaException as exc:
+                raise classify(
+                    _kafka_error(exc), f"cannot read {topic}/{partition} at offset {offset}"
+                ) from exc
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    at = offset + len(out)
+                    if error.code() == self._ck.KafkaError._AUTO_OFFSET_RESET:
+                        raise TerminalError(
+                            f"{topic}/{partition}: offset {at} is out of range: {error.str()}"
+                        )
+                    raise classify(error, f"cannot read {topic}/{partition} at offset {at}")
+                next_offset = out[-1].offset + 1 if out else offset
+                message_offset = message.offset()
+                if (
+                    message.topic() != topic
+                    or message.partition() != partition
+                    or message_offset is None
+                    or message_offset < next_offset
+                ):
+                    continue  # left over from an earlier assignment
+                out.append(self._record(topic, partition, message_offset, message))
+            if out and out[-1].offset + 1 >= high:
+                break  # the end (a compacted topic has gaps in its offsets)
+        if not out:
+            raise TransientError(
+                f"no record of {topic}/{partition} from offset {offset} arrived within "
+                f"{self._timeout_s:g}s although the log holds records up to offset {high} "
+                f"({self._problem or 'no error reported'})"
+            )
+        return out
+
+    @staticmethod
+    def _record(topic: str, partition: int, offset: int, message: Any) -> Record:
+        _, timestamp_ms = message.timestamp()
+        key = message.key()
+        value = message.value()
+        return Record(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key="" if key is None else key.decode("utf-8"),
+            value=b"" if value is None else value,
+            # A broker older than 0.10 has no timestamps (-1): the epoch stands in.
+            timestamp=_EPOCH + dt.timedelta(milliseconds=max(timestamp_ms, 0)),
+        )
+
+    def _watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        try:
+            low, high = self._get_reader().get_watermark_offsets(
+                self._ck.TopicPartition(topic, partition), timeout=self._timeout_s, cached=False
+            )
+        except self._ck.KafkaException as exc:
+            raise classify(
+                _kafka_error(exc), f"cannot read the offsets of {topic}/{partition}"
+            ) from exc
+        return int(low), int(high)
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        with self._lock:
+            self._check_open()
+            if self._partition_count(topic, partition) is None:
+                return 0
+            return self._watermarks(topic, partition)[1]
+
+    def owned_partitions(self, group: str, topics: Sequence[str]) -> list[TopicPartition]:
+        """This member's current share of ``topics`` in consumer group ``group``.
+
+        The first call joins the group (and waits, up to ``timeout_ms``, for the first
+        assignment); every call polls the membership, so a rebalance shows up on the next call.
+        See the module docstring.
+        """
+        wanted = tuple(sorted({check_topic(topic) for topic in topics}))
+        with self._lock:
+            self._check_open()
+            if not wanted:
+                return []
+            member = self._members.get(group)
+            if member is not None and member.topics != wanted:
+                del self._members[group]
+                member.close()
+                member = None
+            if member is None:
+                member = self._members[group] = self._join(group, wanted)
+            try:
+                return member.assignment(self._timeout_s)
+            except self._ck.KafkaException as exc:
+                raise classify(_kafka_error(exc), f"consumer group {group!r}") from exc
+
+    def _join(self, group: str, topics: tuple[str, ...]) -> _GroupMember:
+        config = self._config(
+            **{
+                "group.id": group,
+                "enable.auto.commit": False,  # offsets live in the serving store
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "latest",  # never fetched: the partitions stay paused
+                "partition.assignment.strategy": _ASSIGNMENT_STRATEGY,
+                "session.timeout.ms": self.settings.session_timeout_ms,
+                "heartbeat.interval.ms": self.settings.heartbeat_interval_ms,
+                "max.poll.interval.ms": max(300_000, self.settings.session_timeout_ms),
+                "topic.metadata.refresh.interval.ms": 10_000,  # notice new topics and partitions
+                "allow.auto.create.topics": False,
+            }
+        )
+        try:
+            return _GroupMember(self._ck, config, group, topics, lambda: self._problem)
+        except (self._ck.KafkaException, ValueError, TypeError) as exc:
+            raise classify(_kafka_error(exc), f"cannot join consumer group {group!r}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            members, self._members = list(self._members.values()), {}
+            reader, self._reader = self._reader, None
+            producer, self._producer = self._producer, None
+        with ExitStack() as closing:  # close every client even if one fails
+            if producer is not None:
+                closing.callback(producer.close)
+                closing.callback(producer.flush, self._timeout_s)
+            if reader is not None:
+                closing.callback(reader.close)
+            for member in members:
+                closing.callback(member.close)
