@@ -116,6 +116,36 @@ class ComputeSettings(_Section):
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb (embedded) or spark")
     threads: int = Field(0, ge=0, description="worker threads; 0 = all cores")
     memory_limit: str = Field("", description="e.g. 4GB; empty = the engine's default")
+    spark_master: str = Field(
+        "local[*]", description="Spark master URL: local[*], spark://HOST:7077, yarn, k8s://…"
+    )
+    spark_conf: str = Field(
+        "",
+        description="extra Spark settings, KEY=VALUE pairs separated by ';' "
+        "(e.g. spark.executor.memory=8g; spark.sql.shuffle.partitions=200)",
+    )
+
+    @field_validator("spark_master")
+    @classmethod
+    def _spark_master(cls, value: str) -> str:
+        return _require(value)
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _spark_pairs(cls, value: str) -> str:
+        for pair in filter(None, (p.strip() for p in value.split(";"))):
+            key, equals, _ = pair.partition("=")
+            if not equals or not key.strip().startswith("spark."):
+                raise ValueError(
+                    f"{pair!r} is not a Spark setting; write KEY=VALUE pairs separated by ';', "
+                    "e.g. spark.executor.memory=8g; spark.sql.shuffle.partitions=200"
+                )
+        return value.strip()
+
+    def spark_conf_pairs(self) -> dict[str, str]:
+        """``spark_conf`` as a mapping of Spark setting → value."""
+        pairs = (p.partition("=") for p in self.spark_conf.split(";") if p.strip())
+        return {key.strip(): value.strip() for key, _, value in pairs}
 
 
 class MySQLSourceSettings(_Section):

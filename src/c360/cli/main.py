@@ -46,9 +46,9 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from c360.cli import batch_cmd, config_cmd, ingest_cmd, serve, stream
+    from c360.cli import batch_cmd, config_cmd, generate, ingest_cmd, serve, stream
 
-    for module in (config_cmd, ingest_cmd, batch_cmd, stream, serve):
+    for module in (config_cmd, generate, ingest_cmd, batch_cmd, stream, serve):
         cli.add_command(module.command)
 
 

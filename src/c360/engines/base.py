@@ -56,6 +56,8 @@ def open_engine(settings: ComputeSettings) -> ComputeEngine:
         from c360.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit)
-    raise ConfigError(
-        "compute.engine", f"{settings.engine!r} is not available yet; accepted today: duckdb"
-    )
+    if settings.engine == "spark":
+        from c360.engines.spark import SparkEngine
+
+        return SparkEngine(settings)
+    raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: duckdb, spark")
