@@ -37,6 +37,8 @@ READ_CHUNK = 10_000
 # Where each topic's payload carries its event time (Segment: timestamp; Zendesk: time).
 EVENT_TIME_FIELD = {"clickstream": "timestamp", "support": "time"}
 
+# The raw payload is kept whole; the few fields every reader needs are lifted into columns so
+# batch SQL stays portable (no JSON functions, which differ between engines).
 ARCHIVE_SCHEMA = pa.schema(
     [
         ("partition", pa.int32()),
@@ -44,18 +46,35 @@ ARCHIVE_SCHEMA = pa.schema(
         ("key", pa.string()),
         ("event_time", pa.timestamp("us", tz="UTC")),
         ("appended_at", pa.timestamp("us", tz="UTC")),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("message_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("user_id", pa.string()),
         ("payload", pa.string()),
     ]
 )
 
 
-def _event_time(topic: str, value: bytes) -> dt.datetime:
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _event_fields(topic: str, value: bytes) -> dict[str, Any]:
+    """Event time and the lifted columns of one payload (raises when it has no event time)."""
     payload = orjson.loads(value)
     raw = payload[EVENT_TIME_FIELD.get(topic, "timestamp")]
     parsed = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError(f"event time {raw!r} has no time zone")
-    return parsed.astimezone(dt.UTC)
+    return {
+        "event_time": parsed.astimezone(dt.UTC),
+        "type": _text(payload.get("type")),
+        "event": _text(payload.get("event")),
+        "message_id": _text(payload.get("messageId") or payload.get("id")),
+        "anonymous_id": _text(payload.get("anonymousId")),
+        "user_id": _text(payload.get("userId")),
+    }
 
 
 class _State:
@@ -123,19 +142,19 @@ def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableR
     for partition, stop in end.items():
         for record in _records(log, topic, partition, start.get(partition, 0), stop):
             try:
-                event_time = _event_time(topic, record.value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                fields = _event_fields(topic, record.value)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 reason = f"{topic}/{partition}@{record.offset}: {type(exc).__name__}: {exc}"
                 rejected.append({"reason": reason, "record": record.value.decode(errors="replace")})
                 continue
-            by_day[event_time.date()].append(
+            by_day[fields["event_time"].date()].append(
                 {
                     "partition": partition,
                     "offset": record.offset,
                     "key": record.key,
-                    "event_time": event_time,
                     "appended_at": record.timestamp,
                     "payload": record.value.decode(),
+                    **fields,
                 }
             )
     archived = sum(
