@@ -46,11 +46,10 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from c360.cli import batch_cmd, config_cmd, generate, ingest_cmd, serve, stream
+    from c360.cli import batch_cmd, config_cmd, demo, generate, ingest_cmd, serve, stream
 
-    for module in (config_cmd, generate, ingest_cmd, batch_cmd, stream, serve):
+    for module in (config_cmd, generate, ingest_cmd, batch_cmd, stream, serve, demo):
         cli.add_command(module.command)
-
 
 _register()
 

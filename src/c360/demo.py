@@ -1,0 +1,327 @@
+"""`c360 demo`: every layer on embedded defaults, end to end, in one folder of its own.
+
+generate a small ShopSmart world → daily batch (ingest, identity, features, publish) →
+clickstream replayed through the local event log into the speed layer → Profile API.
+The ``once`` mode replays as fast as it can, checks the API's answers against the generated
+sources (computed independently, straight from the orders DB and the source files) and exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import create_engine, select
+
+from c360.batch.pipeline import BatchResult, run_batch
+from c360.config import Settings
+from c360.contracts import shop_db
+from c360.errors import TerminalError
+from c360.logs import open_log
+from c360.simulator import generate
+from c360.speed.replay import publish_file
+from c360.speed.worker import run as run_worker
+from c360.stores import open_store
+
+
+def demo_overrides(folder: Path) -> dict[str, str]:
+    """Config overrides that keep every file of the demo inside ``folder``."""
+    return {
+        "lake.url": str(folder / "lake"),
+        "serving.url": f"sqlite:///{folder / 'serving.db'}",
+        "log.url": f"local://{folder / 'log'}",
+        "sources.mysql.url": f"sqlite:///{folder / 'sources' / 'shopsmart.db'}",
+        "sources.mailchimp.dir": str(folder / "sources" / "mailchimp"),
+        "sources.clickstream.path": str(folder / "sources" / "clickstream.jsonl.gz"),
+        "sources.zendesk.path": str(folder / "sources" / "zendesk_events.jsonl"),
+        "simulator.truth_dir": str(folder / "truth"),
+    }
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class DemoSummary:
+    persons: int = 0
+    profiles_published: int = 0
+    events_processed: int = 0
+    dead_lettered: int = 0
+    batch_date: str = ""
+    api_url: str = ""
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def api_checks_passed(self) -> int:
+        return sum(check.passed for check in self.checks)
+
+    @property
+    def api_checks_failed(self) -> int:
+        return sum(not check.passed for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "persons": self.persons,
+            "profiles_published": self.profiles_published,
+            "events_processed": self.events_processed,
+            "dead_lettered": self.dead_lettered,
+            "batch_date": self.batch_date,
+            "api_url": self.api_url,
+            "api_checks_passed": self.api_checks_passed,
+            "api_checks_failed": self.api_checks_failed,
+            "checks": [check.__dict__ for check in self.checks],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def reset(folder: Path) -> None:
+    """Start from nothing: the demo only ever deletes its own folder."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def prepare(settings: Settings, summary: DemoSummary) -> BatchResult:
+    """Generate the world and run the daily batch for its last day."""
+    generate(settings, replace=True)
+    last_day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
+    result = run_batch(settings, last_day)
+    summary.persons = result.persons
+    summary.batch_date = last_day.isoformat()
+    store = open_store(settings.serving.url)
+    try:
+        summary.profiles_published = int(
+            store.query("SELECT count(*) AS n FROM batch_profile")[0]["n"]
+        )
+    finally:
+        store.dispose()
+    return result
+
+
+def stream(
+    settings: Settings, summary: DemoSummary, *, rate: float | None, stop: threading.Event | None
+) -> None:
+    """Replay the clickstream into the event log and run the speed layer on it.
+
+    ``stop`` None: replay at full speed and return once the worker has caught up.
+    Otherwise: replay at ``rate`` events/s on a thread and process until ``stop`` is set.
+    """
+    log = open_log(settings.log.url, settings.log.partitions)
+    store = open_store(settings.serving.url)
+    path = Path(settings.sources.clickstream.path)
+    try:
+        store.migrate()
+        if stop is None:
+            publish_file(log, path, topic="clickstream")
+            stats = run_worker(log, store, stop_when_caught_up=True)
+        else:
+            replay = threading.Thread(
+                target=publish_file,
+                args=(log, path),
+                kwargs={"topic": "clickstream", "rate": rate},
+                name="c360-replay",
+                daemon=True,
+            )
+            replay.start()
+            stats = run_worker(log, store, stop_when_caught_up=False, should_stop=stop.is_set)
+        summary.events_processed = stats.events
+        summary.dead_lettered = stats.dead_lettered
+    finally:
+        store.dispose()
+        log.close()
+
+
+# -- checks: expectations computed straight from the sources, not through c360 -----------
+
+
+def _normal(email: str) -> str:
+    return email.strip().lower()
+
+
+def expected_orders(settings: Settings) -> tuple[int, Decimal, int]:
+    """(customer_id, lifetime spend, order count) of the customer with the most orders.
+
+    Spend excludes cancelled and refunded orders; the count excludes cancelled ones. Guest
+    orders count for the customer when placed under an address the customer used.
+    """
+    engine = create_engine(settings.sources.mysql.url)
+    orders = shop_db.orders
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(orders.c.customer_id, orders.c.email, orders.c.status, orders.c.total)
+            ).all()
+            accounts = conn.execute(
+                select(shop_db.customers.c.customer_id, shop_db.customers.c.email)
+            ).all()
+    finally:
+        engine.dispose()
+    emails: dict[int, set[str]] = defaultdict(set)
+    for customer_id, email in accounts:
+        emails[customer_id].add(_normal(email))
+    for customer_id, email, _, _ in rows:
+        if customer_id is not None:
+            emails[customer_id].add(_normal(email))
+    owner = {}
+    for customer_id in sorted(emails, reverse=True):  # the oldest account wins a shared email
+        for email in emails[customer_id]:
+            owner[email] = customer_id
+    counts: dict[int, int] = defaultdict(int)
+    spend: dict[int, Decimal] = defaultdict(Decimal)
+    for customer_id, email, status, total in rows:
+        person = customer_id if customer_id is not None else owner.get(_normal(email))
+        if person is None:
+            continue
+        if status != "cancelled":
+            counts[person] += 1
+        if status not in ("cancelled", "refunded"):
+            spend[person] += Decimal(total)
+    best = max(counts, key=lambda c: (counts[c], -c))
+    return best, spend[best], counts[best]
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def check_api(base_url: str, settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+
+        def get(path: str) -> dict[str, Any] | None:
+            response = client.get(path)
+            return response.json() if response.status_code == 200 else None
+
+        customer_id, spend, count = expected_orders(settings)
+        profile = get(f"/v1/profiles/by/customer_id/{customer_id}")
+        got = profile["batch"] if profile else {}
+        checks.append(
+            Check(
+                "lifetime spend = sum of the orders in the orders DB",
+                abs(Decimal(str(got.get("total_lifetime_spend", "nan"))) - spend)
+                < Decimal("0.005"),
+                f"customer {customer_id}: expected {spend}, got {got.get('total_lifetime_spend')}",
+            )
+        )
+        checks.append(
+            Check(
+                "order count = orders in the orders DB",
+                got.get("number_of_orders") == count,
+                f"customer {customer_id}: expected {count}, got {got.get('number_of_orders')}",
+            )
+        )
+        if profile:
+            by_id = get(f"/v1/profiles/{profile['person_id']}")
+            checks.append(
+                Check(
+                    "lookup by person id = lookup by customer id",
+                    by_id == profile,
+                    f"person {profile['person_id']}",
+                )
+            )
+        checks.append(_support_check(settings, get))
+        checks.append(_email_check(settings, get))
+        checks.append(_realtime_check(settings, get))
+    return checks
+
+
+def _support_check(settings: Settings, get: Callable[[str], dict[str, Any] | None]) -> Check:
+    tickets: dict[str, set[str]] = defaultdict(set)
+    for event in _jsonl(Path(settings.sources.zendesk.path)):
+        if event["type"] == "zen:event-type:ticket.created":
+            tickets[str(event["detail"]["requester_id"])].add(str(event["detail"]["id"]))
+    if not tickets:
+        return Check("profile shows support tickets", False, "the world has no tickets")
+    requester = max(sorted(tickets), key=lambda r: len(tickets[r]))
+    profile = get(f"/v1/profiles/by/zendesk_user_id/{requester}")
+    got = (profile or {}).get("batch", {}).get("support_ticket_count", 0)
+    return Check(
+        "profile shows support tickets",
+        got >= len(tickets[requester]),
+        f"zendesk user {requester}: at least {len(tickets[requester])} tickets, got {got}",
+    )
+
+
+def _email_check(settings: Settings, get: Callable[[str], dict[str, Any] | None]) -> Check:
+    received: dict[str, set[str]] = defaultdict(set)
+    opened: dict[str, set[str]] = defaultdict(set)
+    for row in _jsonl(Path(settings.sources.mailchimp.dir) / "email_activity.jsonl"):
+        email = _normal(row["email_address"])
+        received[email].add(row["campaign_id"])
+        if any(a["action"] == "open" for a in row["activity"]):
+            opened[email].add(row["campaign_id"])
+    if not opened:
+        return Check("profile shows email open rate", False, "no email was ever opened")
+    email = min(opened)
+    profile = get(f"/v1/profiles/by/email/{email}")
+    got = (profile or {}).get("batch", {}).get("email_open_rate")
+    own = len(opened[email]) / len(received[email])
+    return Check(
+        "profile shows email open rate",
+        got is not None and got > 0,
+        f"one subscriber: own address {own:.3f}, profile (all addresses) {got}",
+    )
+
+
+def _realtime_check(settings: Settings, get: Callable[[str], dict[str, Any] | None]) -> Check:
+    cookies: dict[str, set[str]] = defaultdict(set)
+    latest: dict[str, str] = {}
+    for message in _jsonl(Path(settings.sources.clickstream.path)):
+        anonymous_id = message.get("anonymousId")
+        if not anonymous_id:
+            continue
+        latest[anonymous_id] = max(latest.get(anonymous_id, ""), message["timestamp"])
+        if message.get("userId"):
+            cookies[str(message["userId"])].add(anonymous_id)
+    if not cookies:
+        return Check("profile shows live activity", False, "no cookie ever identified")
+    user_id = max(sorted(cookies), key=lambda u: len(cookies[u]))
+    expected = max(latest[c] for c in cookies[user_id])
+    profile = get(f"/v1/profiles/by/customer_id/{user_id}")
+    got = (profile or {}).get("realtime", {}).get("last_event_at")
+    same = got is not None and _instant(got) == _instant(expected)
+    return Check(
+        "profile shows live activity (stitched cookies)",
+        same,
+        f"customer {user_id}: expected last event {expected}, got {got}",
+    )
+
+
+def _instant(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (
+        parsed.replace(tzinfo=None)
+        if parsed.tzinfo is None
+        else parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    )
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TerminalError(f"the API at {url} did not answer within {seconds:.0f}s")

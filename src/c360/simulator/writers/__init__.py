@@ -1,0 +1,1 @@
+"""Writers turning simulated days into the sources' native formats, atomically."""
