@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from c360.cli.main import cli
-from c360.cli.stream import _stop_on_signals
+from c360.cli.stream import stop_on_signals
 from c360.errors import TransientError
 from c360.stores import open_store
 
@@ -91,7 +91,7 @@ def test_an_unreachable_kafka_is_a_transient_error(env: dict[str, str | None]) -
 
 def test_ctrl_c_asks_the_worker_to_stop_after_its_batch() -> None:
     before = signal.getsignal(signal.SIGINT)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         assert not stop.is_set()
         signal.raise_signal(signal.SIGINT)
         assert stop.is_set()

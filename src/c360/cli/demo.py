@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -52,6 +51,7 @@ def command(
     from c360 import demo
     from c360.api.app import create_app
     from c360.api.server import serve_in_thread
+    from c360.cli.stream import stop_on_signals
 
     started = time.perf_counter()
     overrides = {
@@ -89,14 +89,13 @@ def command(
             raise SystemExit(1)
         return
 
-    stop = threading.Event()
-    with serve_in_thread(create_app(settings), settings.api.host, settings.api.port) as url:
+    with (
+        serve_in_thread(create_app(settings), settings.api.host, settings.api.port) as url,
+        stop_on_signals() as stop,
+    ):
         click.echo(
             f"API on {url} — try {url}/docs ; replaying the clickstream at {rate:g} events/s"
         )
         click.echo("Ctrl-C to stop")
-        try:
-            demo.stream(settings, summary, rate=rate, stop=stop)
-        except KeyboardInterrupt:
-            stop.set()
+        demo.stream(settings, summary, rate=rate, stop=stop)
     click.echo(f"stopped after {summary.events_processed} events")

@@ -51,6 +51,7 @@ def _register() -> None:
     for module in (config_cmd, generate, ingest_cmd, batch_cmd, stream, serve, demo):
         cli.add_command(module.command)
 
+
 _register()
 
 

@@ -49,7 +49,7 @@ def publish(app: AppContext, file: Path, topic: str, rate: float | None, as_json
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def stop_on_signals() -> Iterator[threading.Event]:
     """An event set by Ctrl-C / SIGTERM, so the worker finishes its batch and returns."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -98,7 +98,7 @@ def run(
             store.migrate()
             if not once and not as_json:
                 click.echo(f"consuming {', '.join(topics)} as {group!r}; Ctrl-C to stop", err=True)
-            with _stop_on_signals() as stop:
+            with stop_on_signals() as stop:
                 stats = worker.run(
                     log,
                     store,
