@@ -65,7 +65,7 @@ def test_malformed_source_lines_are_quarantined_with_reason(tiny_world: Settings
     lake = Lake(settings.lake.url)
     quarantined = lake.read_partition("zendesk", "events", DAY, zone="quarantine").to_pylist()
     assert quarantined[0]["record"] == "{not json"
-    assert quarantined[0]["reason"].startswith("line 7: JSONDecodeError")
+    assert quarantined[0]["reason"].startswith("line 8: JSONDecodeError")
 
 
 def test_rerun_of_a_date_replaces_it_exactly(tiny_world: Settings) -> None:

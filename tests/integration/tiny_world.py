@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, insert
 
 from c360.config import Settings, load_config
 from c360.contracts import shop_db
+from c360.logs import open_log
 
 DAY = dt.date(2025, 1, 10)
 T = dt.datetime
@@ -29,7 +30,14 @@ def _customers() -> list[dict[str, object]]:
         "updated_at": T(2025, 1, 1),
     }
     return [
-        {**base, "customer_id": 1, "email": "Alice@X.com", "first_name": "Alice", "last_name": "A"},
+        {
+            **base,
+            "customer_id": 1,
+            "email": "Alice@X.com",
+            "first_name": "Alice",
+            "last_name": "A",
+            "birth_date": dt.date(1990, 1, 11),  # 35 tomorrow: 34 at D
+        },
         {**base, "customer_id": 2, "email": "bob@y.com", "first_name": "Bob", "last_name": "B"},
         {**base, "customer_id": 3, "email": "carol@z.com", "first_name": "Carol", "last_name": "C"},
     ]
@@ -77,10 +85,10 @@ ORDERS = [
 ]
 
 MEMBERS_CSV = (
-    '"Email Address","First Name","Last Name","EUID","LEID"\n'
-    '"alice@x.com","Alice","A","a1","1"\n'
-    '"bob@y.com","Bob","B","b1","2"\n'
-    '"eve@n.com","Eve","E","e1","3"\n'
+    '"Email Address","First Name","Last Name","EUID","LEID","STATUS"\n'
+    '"alice@x.com","Alice","A","a1","1","subscribed"\n'
+    '"bob@y.com","Bob","B","b1","2","unsubscribed"\n'
+    '"eve@n.com","Eve","E","e1","3","subscribed"\n'
 )
 
 
@@ -95,8 +103,18 @@ def _activity(campaign: str, email: str, opened: bool) -> dict[str, object]:
     }
 
 
+CLICK = {
+    "action": "click",
+    "timestamp": "2025-01-05T10:01:00+00:00",
+    "url": "https://x",
+    "ip": "10.0.0.1",
+}
+
 ACTIVITY = [
-    _activity("c1", "alice@x.com", True),
+    {
+        **_activity("c1", "alice@x.com", True),
+        "activity": [*_activity("c1", "a", True)["activity"], CLICK],
+    },
     _activity("c2", "alice@x.com", False),
     _activity("c1", "bob@y.com", False),
     _activity("c1", "eve@n.com", True),
@@ -144,9 +162,74 @@ ZENDESK = [
         {"id": "101", "requester_id": "10"},
         {"current": "SOLVED", "previous": "NEW"},
     ),
+    _zendesk(
+        "ticket.comment_added",
+        "e4b",
+        "2025-01-04T09:00:00Z",
+        {"id": "101", "requester_id": "10", "status": "SOLVED"},
+        {"comment": {"body": "Satisfaction rating: 4/5. Quick and helpful.", "public": True}},
+    ),
     _zendesk("user.created", "e5", "2025-01-09T08:00:00Z", {"id": "11", "email": "bob@y.com"}),
     # After the cutoff: not in D's batch.
     _zendesk("ticket.created", "e6", "2025-01-11T00:00:00Z", {"id": "102", "requester_id": "11"}),
+]
+
+
+PRODUCTS = [
+    {
+        "product_id": 1,
+        "sku": "MUG",
+        "name": "Mug",
+        "category": "home",
+        "price": Decimal("5.00"),
+        "created_at": T(2024, 12, 1),
+        "updated_at": T(2024, 12, 1),
+    },
+    {
+        "product_id": 2,
+        "sku": "TEE",
+        "name": "Tee",
+        "category": "fashion",
+        "price": Decimal("10.00"),
+        "created_at": T(2024, 12, 1),
+        "updated_at": T(2024, 12, 1),
+    },
+]
+
+
+def _item(item_id: int, order_id: int, product_id: int, quantity: int) -> dict[str, object]:
+    return {
+        "order_item_id": item_id,
+        "order_id": order_id,
+        "product_id": product_id,
+        "quantity": quantity,
+        "unit_price": Decimal("5.00"),
+        "updated_at": T(2025, 1, 2),
+    }
+
+
+# Alice: 3 mugs (home) against 2 tees (fashion) in orders that count; the cancelled order's
+# 10 tees do not count.
+ORDER_ITEMS = [_item(1, 1, 1, 3), _item(2, 5, 2, 1), _item(3, 4, 2, 1), _item(4, 2, 2, 10)]
+
+
+def _message(
+    kind: str, message_id: str, cookie: str, at: str, **fields: object
+) -> dict[str, object]:
+    return {"type": kind, "messageId": message_id, "anonymousId": cookie, "timestamp": at, **fields}
+
+
+# Alice's cookie: logs in, views, adds, buys; a second session an hour later; then an event
+# after the cutoff. A stranger's cookie never identifies: no person.
+CLICKSTREAM = [
+    _message("identify", "m1", "c-a", "2025-01-09T10:00:00Z", userId="1"),
+    _message("page", "m2", "c-a", "2025-01-09T10:05:00Z", userId="1"),
+    _message("track", "m3", "c-a", "2025-01-09T10:06:00Z", userId="1", event="Product Viewed"),
+    _message("track", "m4", "c-a", "2025-01-09T10:07:00Z", userId="1", event="Product Added"),
+    _message("track", "m5", "c-a", "2025-01-09T10:08:00Z", userId="1", event="Order Completed"),
+    _message("page", "m6", "c-a", "2025-01-09T11:00:00Z", userId="1"),
+    _message("page", "m7", "c-a", "2025-01-11T01:00:00Z", userId="1"),
+    _message("page", "m8", "c-z", "2025-01-09T12:00:00Z"),
 ]
 
 
@@ -157,7 +240,11 @@ def build(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Settings:
     with engine.begin() as conn:
         conn.execute(insert(shop_db.customers), _customers())
         conn.execute(insert(shop_db.orders), ORDERS)
+        conn.execute(insert(shop_db.products), PRODUCTS)
+        conn.execute(insert(shop_db.order_items), ORDER_ITEMS)
     engine.dispose()
+    with open_log(f"local://{tmp_path / 'log'}", 2) as log:
+        log.append("clickstream", [(m["anonymousId"], json.dumps(m).encode()) for m in CLICKSTREAM])
     mailchimp = tmp_path / "mailchimp"
     mailchimp.mkdir()
     (mailchimp / "members_export.csv").write_text(MEMBERS_CSV)
@@ -171,5 +258,7 @@ def build(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Settings:
         "C360_SOURCES_MYSQL_URL": f"sqlite:///{db}",
         "C360_SOURCES_MAILCHIMP_DIR": str(mailchimp),
         "C360_SOURCES_ZENDESK_PATH": str(zendesk),
+        "C360_LOG_URL": f"local://{tmp_path / 'log'}",
+        "C360_LOG_PARTITIONS": "2",
     }
     return load_config(environ={**env, **(extra_env or {})}).settings

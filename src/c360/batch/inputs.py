@@ -14,13 +14,18 @@ import pyarrow as pa
 
 from c360.contracts import shop_db
 from c360.engines import LakeInput, Step
+from c360.ingest.archive import ARCHIVE_SCHEMA
 from c360.lake import Lake
 from c360.sources import mailchimp, zendesk
 from c360.sources.arrow_types import arrow_schema
 
-MEMBERS_SCHEMA = pa.schema([("email_address", pa.string()), ("euid", pa.string())])
+MEMBERS_SCHEMA = pa.schema(
+    [("email_address", pa.string()), ("euid", pa.string()), ("status", pa.string())]
+)
 ORDERS_SCHEMA = arrow_schema(shop_db.orders)
+ORDER_ITEMS_SCHEMA = arrow_schema(shop_db.order_items)
 CUSTOMERS_SCHEMA = arrow_schema(shop_db.customers)
+PRODUCTS_SCHEMA = arrow_schema(shop_db.products)
 
 
 def _view_name(source: str, table: str) -> str:
@@ -77,6 +82,9 @@ def latest_versions(
 
 
 LATEST_ORDERS = latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt"))
+LATEST_ORDER_ITEMS = latest_versions(
+    "order_items", ORDER_ITEMS_SCHEMA, ("order_item_id",), ("updated_at", "dt")
+)
 LATEST_EMAIL_ACTIVITY = latest_versions(
     "mailchimp_email_activity", mailchimp.ACTIVITY_SCHEMA, ("campaign_id", "email_id"), ("dt",)
 )
@@ -86,8 +94,11 @@ def raw_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
     """The raw zone as of D: what identity and features are computed from."""
     return [
         snapshot(lake, "shop", "customers", day, CUSTOMERS_SCHEMA),
+        snapshot(lake, "shop", "products", day, PRODUCTS_SCHEMA),
         versions(lake, "shop", "orders", day, ORDERS_SCHEMA),
+        versions(lake, "shop", "order_items", day, ORDER_ITEMS_SCHEMA),
         snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
         versions(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
         events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
+        events(lake, "events", "clickstream", day, ARCHIVE_SCHEMA),
     ]

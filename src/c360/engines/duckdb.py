@@ -9,6 +9,16 @@ import pyarrow as pa
 
 from c360.engines.base import LakeInput, Step, StepError
 
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date32[day]": "DATE",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
+
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -28,9 +38,18 @@ class DuckDBEngine:
     def _register(self, source: LakeInput) -> None:
         if source.urls:
             files = "[" + ", ".join(_quote(u) for u in source.urls) + "]"
+            scan = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+            present = {
+                row[0] for row in self.conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            }
+            # A declared column the files lack (an optional export column) reads as NULL.
+            missing = "".join(
+                f", CAST(NULL AS {_SQL_TYPES.get(str(f.type), 'VARCHAR')}) AS {f.name}"
+                for f in source.schema
+                if f.name not in present
+            )
             self.conn.execute(
-                f"CREATE OR REPLACE VIEW {source.name} AS SELECT * "
-                f"FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+                f"CREATE OR REPLACE VIEW {source.name} AS SELECT *{missing} FROM {scan}"
             )
         else:
             empty = source.schema.append(pa.field("dt", pa.date32())).empty_table()

@@ -19,6 +19,18 @@ def _email(column: str) -> str:
 
 
 STEPS = (
+    # A cookie that identified (identify, alias, or any message with a userId) belongs to that
+    # customer; one seen with several customers (a shared device) goes to the first one
+    # (over-merge guards come with the identity issue). Anonymous-only cookies make no person.
+    Step(
+        "cookie_owner",
+        """
+        SELECT anonymous_id, min(TRY_CAST(user_id AS BIGINT)) AS customer_id
+        FROM events_clickstream
+        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+        GROUP BY anonymous_id
+        """,
+    ),
     Step(
         "email_links",
         f"""
@@ -57,6 +69,8 @@ STEPS = (
         UNION ALL
         SELECT DISTINCT 'mailchimp_id', euid, {_email("email_address")}, NULL
         FROM mailchimp_members WHERE euid IS NOT NULL AND email_address IS NOT NULL
+        UNION ALL
+        SELECT 'anonymous_id', anonymous_id, NULL, customer_id FROM cookie_owner
         """,
     ),
     Step(

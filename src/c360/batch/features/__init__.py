@@ -1,0 +1,68 @@
+"""Batch features as SQL steps over the lake inputs, one module per feature group.
+
+Inputs (views the engine registers): customers, products, orders and order_items (latest
+versions), mailchimp_members, mailchimp_email_activity (latest per recipient), zendesk_events,
+events_clickstream (the archived event log) and identity_map. Literals: ``{cutoff}`` (end of D,
+UTC), ``{since_30d}``/``{since_90d}``/``{since_365d}`` (window starts) and ``{batch_date}``.
+The columns and their meaning are in :mod:`c360.batch.catalogue`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from c360.batch.cutoff import cutoff
+from c360.batch.features import email, profile, support, transactions, web
+from c360.batch.inputs import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
+from c360.engines.base import Step
+from c360.identity import deterministic
+
+IDENTITY_STAGING = (
+    Step(
+        "zendesk_users",
+        """
+        SELECT user_id, email, name FROM (
+            SELECT user_id, email, name,
+                   row_number() OVER (PARTITION BY user_id ORDER BY time DESC) AS latest
+            FROM zendesk_events WHERE user_id IS NOT NULL AND type LIKE 'zen:event-type:user.%'
+        ) users WHERE latest = 1
+        """,
+    ),
+)
+
+FEATURES = (
+    *transactions.STEPS,
+    *web.STEPS,
+    *email.STEPS,
+    *support.STEPS,
+    *profile.STEPS,
+)
+
+FEATURE_OUTPUTS = ("person", "batch_profile")
+
+
+def _literal(moment: dt.datetime) -> str:
+    return f"TIMESTAMPTZ '{moment.isoformat()}+00:00'"
+
+
+def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
+    end = cutoff(batch_date)
+    literals = {
+        "cutoff": _literal(end),
+        "since_30d": _literal(end - dt.timedelta(days=30)),
+        "since_90d": _literal(end - dt.timedelta(days=90)),
+        "since_365d": _literal(end - dt.timedelta(days=365)),
+        "batch_date": f"'{batch_date.isoformat()}'",
+    }
+    return [Step(step.name, step.sql.format(**literals)) for step in pipeline]
+
+
+def identity_steps(batch_date: dt.date) -> list[Step]:
+    """SQL producing ``identity_map`` from the raw inputs of D."""
+    return _fill((LATEST_ORDERS, *IDENTITY_STAGING, *deterministic.STEPS), batch_date)
+
+
+def feature_steps(batch_date: dt.date) -> list[Step]:
+    """SQL producing ``person`` and ``batch_profile`` from the raw inputs and identity_map."""
+    latest = (LATEST_ORDERS, LATEST_ORDER_ITEMS, LATEST_EMAIL_ACTIVITY)
+    return _fill((*latest, *FEATURES), batch_date)

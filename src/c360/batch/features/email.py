@@ -1,0 +1,45 @@
+"""Email engagement from Mailchimp: the audience and campaign activity, over all addresses."""
+
+from c360.engines.base import Step
+
+STEPS = (
+    Step(
+        "email_actions",
+        """
+        SELECT campaign_id, lower(trim(email_address)) AS email, action.action AS action,
+               CAST(action.timestamp AS TIMESTAMPTZ) AS acted_at
+        FROM (SELECT campaign_id, email_address, unnest(activity) AS action
+              FROM mailchimp_email_activity) actions
+        """,
+    ),
+    Step(
+        "email_features",
+        """
+        SELECT m.person_id,
+               count(DISTINCT a.campaign_id) AS campaigns_received,
+               count(DISTINCT CASE WHEN o.action = 'open' THEN o.campaign_id END)
+                   AS campaigns_opened,
+               count(DISTINCT CASE WHEN o.action = 'click' THEN o.campaign_id END)
+                   AS campaigns_clicked,
+               max(CASE WHEN o.action = 'open' THEN o.acted_at END) AS last_email_open_at
+        FROM mailchimp_email_activity a
+        JOIN identity_map m ON m.id_type = 'email' AND m.id_value = lower(trim(a.email_address))
+        LEFT JOIN email_actions o
+          ON o.campaign_id = a.campaign_id AND o.email = m.id_value AND o.acted_at < {cutoff}
+        GROUP BY m.person_id
+        """,
+    ),
+    Step(
+        "subscription",
+        """
+        SELECT m.person_id,
+               CASE max(CASE lower(s.status) WHEN 'subscribed' THEN 3 WHEN 'unsubscribed' THEN 2
+                                             WHEN 'cleaned' THEN 1 ELSE 0 END)
+                    WHEN 3 THEN 'subscribed' WHEN 2 THEN 'unsubscribed' WHEN 1 THEN 'cleaned'
+               END AS email_subscription_status
+        FROM mailchimp_members s
+        JOIN identity_map m ON m.id_type = 'email' AND m.id_value = lower(trim(s.email_address))
+        GROUP BY m.person_id
+        """,
+    ),
+)
