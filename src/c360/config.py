@@ -20,10 +20,18 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from c360.errors import ConfigError
 
@@ -217,11 +225,29 @@ class ClickstreamSourceSettings(_Section):
 
 
 class ZendeskSourceSettings(_Section):
-    """Zendesk webhook events as a file (the simulator's output; live events use the log)."""
+    """Zendesk webhook events: a file (the simulator's output) or live, the signed webhook."""
 
     path: str = Field(
         "data/sources/zendesk_events.jsonl", description="ticket webhook payloads, JSON lines"
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="the webhook's signing secret (POST /v1/webhooks/zendesk); unset = the "
+        "webhook answers 503",
+    )
+    signature_tolerance_seconds: int = Field(
+        300,
+        ge=1,
+        le=86_400,
+        description="a signature timestamp further than this from the server clock is refused",
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _non_empty_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # an empty value (e.g. C360_SOURCES_ZENDESK_WEBHOOK_SECRET=) = unset
+        return value
 
 
 class SourcesSettings(_Section):
@@ -258,6 +284,38 @@ class QualitySettings(_Section):
     )
 
 
+def _key_list(value: object) -> object:
+    """One key or a list; a string holds keys separated by commas (for the environment)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        return [key.strip() for key in value.split(",") if key.strip()]
+    return value
+
+
+class CollectorSettings(_Section):
+    """The Segment-compatible collector of the API server (POST /v1/track, /v1/batch, …)."""
+
+    write_keys: Annotated[tuple[SecretStr, ...], BeforeValidator(_key_list)] = Field(
+        (),
+        description="accepted write keys (a list, or one string with keys separated by commas); "
+        "empty = the collector answers 503",
+    )
+    max_message_bytes: int = Field(
+        32 * 1024, ge=1024, description="largest message (a request, or one item of a batch)"
+    )
+    max_batch_bytes: int = Field(
+        500 * 1024, ge=1024, le=8 * 1024 * 1024, description="largest /v1/batch request body"
+    )
+
+    @field_validator("write_keys")
+    @classmethod
+    def _no_empty_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(not key.get_secret_value().strip() for key in value):
+            raise ValueError("a write key must not be empty")
+        return value
+
+
 class ApiSettings(_Section):
     """The Profile API server."""
 
@@ -276,6 +334,7 @@ class Settings(_Section):
     simulator: SimulatorSettings = SimulatorSettings()
     quality: QualitySettings = QualitySettings()
     api: ApiSettings = ApiSettings()
+    collector: CollectorSettings = CollectorSettings()
 
 
 @dataclass(frozen=True)
@@ -292,6 +351,8 @@ class ResolvedConfig:
                 value = getattr(value, part)
             if isinstance(value, SecretStr):
                 value = "**********"
+            elif isinstance(value, tuple | list) and any(isinstance(v, SecretStr) for v in value):
+                value = ["**********"] * len(value)
             yield key, value, self.sources.get(key, "default")
 
 
@@ -440,4 +501,10 @@ def _toml_line(name: str, value: Any) -> str:
         return f"{name} = {value.isoformat()}"
     if isinstance(value, int | float):
         return f"{name} = {value}"
+    if isinstance(value, tuple | list):
+        return f"{name} = [{', '.join(_toml_value(item) for item in value)}]"
     return f'{name} = "{value}"'
+
+
+def _toml_value(value: Any) -> str:
+    return _toml_line("_", value).split(" = ", 1)[1]

@@ -9,27 +9,47 @@ from typing import Any, Literal
 from fastapi import FastAPI, HTTPException
 
 from c360 import __version__
+from c360.api.collector import Collector, IngestLog, collector_router
+from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
 from c360.identity.normalise import normalise
+from c360.logs import EventLog
 from c360.stores import ServingStore, open_store
 from c360.stores.profiles import find_person, get_profile
 
 IdType = Literal["customer_id", "email", "anonymous_id", "zendesk_user_id", "mailchimp_id", "phone"]
 
 
-def create_app(settings: Settings, store: ServingStore | None = None) -> FastAPI:
-    """The API over the configured serving store (or a given one, e.g. in tests)."""
+def create_app(
+    settings: Settings, store: ServingStore | None = None, log: EventLog | None = None
+) -> FastAPI:
+    """The API over the configured serving store (or a given one, e.g. in tests).
+
+    The collector and the Zendesk webhook append to the event log of ``settings.log``, opened
+    once at startup when either is enabled (a write key or a webhook secret is configured), or
+    to a given ``log`` (tests), which the app then neither opens nor closes.
+    """
     owned = store is None
     serving = store or open_store(settings.serving.url)
+    events = IngestLog(settings.log, log)
+    collector = Collector(settings.collector, events)
+    webhook = ZendeskWebhook(settings.sources.zendesk, events)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         serving.migrate()
-        yield
-        if owned:
-            serving.dispose()
+        try:
+            if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
+                events.open()
+            yield
+        finally:
+            events.close()
+            if owned:
+                serving.dispose()
 
     app = FastAPI(title="c360 Profile API", version=__version__, lifespan=lifespan)
+    app.include_router(collector_router(collector))
+    app.include_router(zendesk_router(webhook))
 
     @app.get("/health")
     def health() -> dict[str, Any]:

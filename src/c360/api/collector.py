@@ -1,0 +1,363 @@
+"""The Segment-compatible collector: ``POST /v1/track|page|screen|identify|alias|group|batch``.
+
+Existing Segment and RudderStack SDKs can point their API host at c360. What a request gets:
+
+- **Auth**: a write key (``collector.write_keys``) as the HTTP Basic user name with an empty
+  password (``Authorization: Basic base64("KEY:")``; ``base64("KEY")`` is accepted too, as
+  Segment does), else as ``writeKey`` in the body. No key or a wrong one: 401. No key configured
+  at all: 503 (the collector is disabled). The key is dropped before the event is stored.
+- **Limits** (Segment's): a message request up to ``collector.max_message_bytes`` (32 KB), a
+  batch up to ``collector.max_batch_bytes`` (500 KB) with each item up to the message limit;
+  beyond: 400 with the reason. ``Content-Encoding: gzip`` bodies are accepted (limits apply to
+  both the compressed and the decompressed bytes).
+- **Validation**: :func:`c360.sources.segment.validate`; an invalid message is a 400 with the
+  reason. The path sets ``type`` on the single-message routes (as Segment does). A missing
+  ``messageId`` is filled with a uuid4 and a missing ``timestamp`` with the receive time (Segment
+  timestamps such calls itself); ``receivedAt`` (server time, UTC) is added to every message.
+  ``sentAt`` is kept but not used to correct ``timestamp`` (replays send historical events).
+- **Batches**: ``{"batch": [...], "context"?, "integrations"?, "sentAt"?, "writeKey"?}``; each
+  item carries its ``type``. The batch ``context``/``integrations`` are merged under each item's
+  own. *Our choice:* valid items are accepted and invalid ones are listed in the 200 response
+  (``rejected``: index and reason) — Segment also answers 200 and drops invalid events, and an
+  SDK that gets a 400 drops the whole batch, valid events included. A batch with no valid item
+  at all is a 400 listing the reasons. A batch over a size limit is rejected whole (400).
+- **Durability**: the accepted messages of a request are appended to the ``clickstream`` topic
+  with **one** ``append`` call (keyed by anonymousId, else userId), which is durable when it
+  returns; only then is ``{"success": true}`` answered. A log failure is a 503 with
+  ``Retry-After``, never a 200. Delivery is at least once: a retried request may append a
+  message twice (the speed layer drops duplicate ``messageId``s).
+
+Analytics.js's short paths (``/v1/t``, ``/v1/p``, … and ``/v1/b`` for its batching mode, sent as
+``text/plain``) are aliases. Nothing here logs a body, an identifier or a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hmac
+import logging
+import threading
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from c360.config import CollectorSettings, LogSettings
+from c360.logs import EventLog, open_log
+from c360.sources.segment import MESSAGE_TYPES, InvalidMessage, validate
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "clickstream"
+RETRY_AFTER_SECONDS = 5
+MAX_REJECTED_LISTED = 100
+# Bytes read (and dropped) past a limit so a well-behaved client still gets its 400.
+_DRAIN_BYTES = 8 * 1024 * 1024
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+class Reject(Exception):
+    """An answer other than 200: the status, the reason and extra response fields."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra or {}
+
+    def response(self) -> JSONResponse:
+        body = {"success": False, "detail": self.detail, **self.extra}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class IngestLog:
+    """The event log of one app: opened once at startup (if an ingestion route needs it).
+
+    Appends run on the threadpool; both log backends are thread-safe. A failed append becomes a
+    503 with ``Retry-After`` (:class:`Reject`), so no caller ever answers 200 for it.
+    """
+
+    def __init__(self, settings: LogSettings, log: EventLog | None = None) -> None:
+        self._settings = settings
+        self._log = log
+        self._owned = False
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        with self._lock:
+            if self._log is None:
+                self._log = open_log(self._settings.url, self._settings.partitions)
+                self._owned = True
+
+    def close(self) -> None:
+        """Close the log if this object opened it (a given log belongs to the caller)."""
+        with self._lock:
+            if not self._owned or self._log is None:
+                return
+            log, self._log, self._owned = self._log, None, False
+        log.close()
+
+    def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
+        """Append durably, or raise a 503 :class:`Reject`."""
+        log = self._log
+        if log is None:
+            raise Reject(503, "the event log is not open", headers=_retry_after())
+        try:
+            log.append(topic, records)
+        except Exception as exc:  # any failure: the records may not be durable
+            # the error names the log, topic and partition; never a record
+            logger.error("append of %d records to %s failed: %s", len(records), topic, exc)
+            raise Reject(
+                503, f"the event log is unavailable ({topic}); retry later", headers=_retry_after()
+            ) from exc
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, at most ``limit`` bytes (compressed and decompressed), else a 400."""
+    too_large = Reject(400, f"{what} exceeds the {limit}-byte limit")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + _DRAIN_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            if size > limit + _DRAIN_BYTES:
+                raise too_large
+            continue  # drain, so the client reads the answer instead of a reset
+        chunks.append(chunk)
+    if size > limit:
+        raise too_large
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        return _gunzip(body, limit, too_large)
+    if encoding not in ("", "identity"):
+        raise Reject(400, f"unsupported Content-Encoding {encoding!r}; send gzip or identity")
+    return body
+
+
+def _gunzip(body: bytes, limit: int, too_large: Reject) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise Reject(400, f"not a valid gzip body ({exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise too_large
+    if not inflater.eof:
+        raise Reject(400, "truncated gzip body")
+    return out
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Reject(400, f"{what} is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise Reject(400, f"{what} is not a JSON object (got {type(payload).__name__})")
+    return payload
+
+
+def basic_username(header: str | None) -> str | None:
+    """The user name of an ``Authorization: Basic`` header (``KEY:`` or ``KEY``), else None."""
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0]
+
+
+@dataclass
+class Collector:
+    """The collector's settings and log; the handlers below are plain (sync) methods."""
+
+    settings: CollectorSettings
+    log: IngestLog
+    _keys: list[bytes] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._keys = [key.get_secret_value().encode("utf-8") for key in self.settings.write_keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check_enabled(self) -> None:
+        if not self.enabled:
+            raise Reject(
+                503,
+                "the collector is disabled: no write key is configured "
+                "(set collector.write_keys or C360_COLLECTOR_WRITE_KEYS)",
+            )
+
+    def _authenticate(self, authorization: str | None, payload: dict[str, Any]) -> None:
+        given = basic_username(authorization)
+        if given is None:  # no Basic header (e.g. analytics.js, or Segment's OAuth mode)
+            body_key = payload.get("writeKey")
+            given = body_key if isinstance(body_key, str) else None
+        if not given:
+            raise Reject(
+                401,
+                "a write key is required: HTTP Basic user name (empty password) or writeKey",
+                headers={"WWW-Authenticate": 'Basic realm="c360 collector"'},
+            )
+        candidate = given.encode("utf-8")
+        # compare with every key, so the time taken does not tell which one nearly matched
+        matched = [hmac.compare_digest(candidate, key) for key in self._keys]
+        if not any(matched):
+            raise Reject(
+                401,
+                "unknown write key",
+                headers={"WWW-Authenticate": 'Basic realm="c360 collector"'},
+            )
+
+    def _prepare(
+        self,
+        message: dict[str, Any],
+        received_at: str,
+        *,
+        kind: str | None = None,
+        batch: dict[str, Any] | None = None,
+    ) -> tuple[str, bytes]:
+        """The log record of one message (enriched), or :class:`InvalidMessage`."""
+        message = dict(message)
+        message.pop("writeKey", None)
+        if kind is not None:
+            message["type"] = kind
+        if batch:
+            for name in ("context", "integrations"):
+                shared, own = batch.get(name), message.get(name)
+                if isinstance(shared, dict) and (own is None or isinstance(own, dict)):
+                    message[name] = {**shared, **(own or {})}
+            if "sentAt" in batch and "sentAt" not in message:
+                message["sentAt"] = batch["sentAt"]
+        if message.get("messageId") in (None, ""):
+            message["messageId"] = str(uuid.uuid4())
+        if message.get("timestamp") in (None, ""):
+            message["timestamp"] = received_at
+        message["receivedAt"] = received_at
+        key = validate(message).routing_key
+        return key, orjson.dumps(message)
+
+    def single(self, kind: str, body: bytes, authorization: str | None) -> dict[str, Any]:
+        payload = _json_object(body, "the message")
+        self._authenticate(authorization, payload)
+        try:
+            record = self._prepare(payload, _utc_now(), kind=kind)
+        except InvalidMessage as exc:
+            raise Reject(400, f"invalid message: {exc.reason}") from None
+        self.log.append(TOPIC, [record])
+        return {"success": True}
+
+    def batch(self, body: bytes, authorization: str | None) -> dict[str, Any]:
+        payload = _json_object(body, "the batch")
+        self._authenticate(authorization, payload)
+        items = payload.get("batch")
+        if not isinstance(items, list):
+            raise Reject(400, "the body needs a 'batch' array of messages")
+        limit = self.settings.max_message_bytes
+        for index, item in enumerate(items):
+            size = len(orjson.dumps(item))
+            if size > limit:
+                raise Reject(400, f"batch item {index} has {size} bytes; the limit is {limit}")
+        received_at = _utc_now()
+        records: list[tuple[str, bytes]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise InvalidMessage(f"not a JSON object (got {type(item).__name__})")
+                records.append(self._prepare(item, received_at, batch=payload))
+            except InvalidMessage as exc:
+                rejected.append({"index": index, "reason": exc.reason})
+        report = {
+            "accepted": len(records),
+            "rejected": rejected[:MAX_REJECTED_LISTED],
+            "rejected_count": len(rejected),
+        }
+        if rejected and not records:
+            raise Reject(400, "no valid message in the batch", extra=report)
+        if records:
+            self.log.append(TOPIC, records)
+        return {"success": True, **report}
+
+
+Handler = Callable[[Request], Awaitable[JSONResponse]]
+
+
+def collector_router(collector: Collector) -> APIRouter:
+    """The collector's routes (see the module docstring)."""
+    router = APIRouter(tags=["collector"])
+    settings = collector.settings
+
+    def single_route(kind: str) -> Handler:
+        async def handle(request: Request) -> JSONResponse:
+            try:
+                collector.check_enabled()
+                body = await read_body(request, settings.max_message_bytes, "the message")
+                auth = request.headers.get("authorization")
+                answer = await run_in_threadpool(collector.single, kind, body, auth)
+            except Reject as reject:
+                return reject.response()
+            return JSONResponse(answer)
+
+        handle.__name__ = f"collect_{kind}"
+        handle.__doc__ = f"Collect one Segment `{kind}` message (Segment HTTP Tracking API)."
+        return handle
+
+    async def collect_batch(request: Request) -> JSONResponse:
+        """Collect a batch of Segment messages, each with its `type`."""
+        try:
+            collector.check_enabled()
+            body = await read_body(request, settings.max_batch_bytes, "the batch")
+            auth = request.headers.get("authorization")
+            answer = await run_in_threadpool(collector.batch, body, auth)
+        except Reject as reject:
+            return reject.response()
+        return JSONResponse(answer)
+
+    for kind in MESSAGE_TYPES:
+        handler = single_route(kind)
+        router.add_api_route(f"/v1/{kind}", handler, methods=["POST"], openapi_extra=_BODY_DOC)
+        # analytics.js posts to the first letter of the type
+        router.add_api_route(f"/v1/{kind[0]}", handler, methods=["POST"], include_in_schema=False)
+    router.add_api_route("/v1/batch", collect_batch, methods=["POST"], openapi_extra=_BODY_DOC)
+    router.add_api_route("/v1/b", collect_batch, methods=["POST"], include_in_schema=False)
+    return router

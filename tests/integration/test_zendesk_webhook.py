@@ -1,0 +1,248 @@
+"""The signed Zendesk webhook, against a real server and a real local event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from c360.api.app import create_app
+from c360.api.server import serve_in_thread
+from c360.api.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from c360.config import Settings
+from c360.logs import Record, open_log
+from c360.simulator.writers import zendesk as simulated
+
+SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
+PATH = "/v1/webhooks/zendesk"
+
+
+def make_settings(root: Path, secret: str | None = SECRET) -> Settings:
+    return Settings.model_validate(
+        {
+            "log": {"url": f"local://{root}/log", "partitions": 3},
+            "serving": {"url": f"sqlite:///{root}/serving.db"},
+            "sources": {"zendesk": {"webhook_secret": secret}},
+        }
+    )
+
+
+def support_records(settings: Settings) -> list[Record]:
+    with open_log(settings.log.url, settings.log.partitions) as log:
+        out: list[Record] = []
+        for partition in range(log.partitions("support")):
+            out.extend(log.read("support", partition, 0, 100_000))
+    return out
+
+
+def stamp(offset_seconds: float = 0) -> str:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def signed(body: bytes, timestamp: str | None = None, secret: str = SECRET) -> dict[str, str]:
+    timestamp = timestamp or stamp()
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
+_counter = iter(range(10**9))
+
+
+def ticket_created(requester_id: int = 7001) -> bytes:
+    """A simulator-shaped ``ticket.created`` payload (pretty-printed: the raw body is kept)."""
+    ticket = simulated.Ticket(
+        id=500 + next(_counter),
+        requester_id=requester_id,
+        assignee_id=90,
+        created_at="2025-03-01T10:00:00Z",
+        subject="Where is my order?",
+        description="It has not arrived.",
+        priority="NORMAL",
+        type="QUESTION",
+        channel="WEB",
+    )
+    payload = simulated.ticket_event(
+        "created",
+        f"evt-{next(_counter)}",
+        "2025-03-01T10:00:00Z",
+        ticket,
+        status="NEW",
+        actor_id=requester_id,
+        tags=[],
+        assigned=False,
+        event={},
+    )
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
+
+
+def user_created(user_id: int = 7001) -> bytes:
+    payload = simulated.user_created(
+        f"evt-{next(_counter)}", "2025-03-01T09:59:00Z", user_id, "ann@example.com", "Ann", None
+    )
+    return orjson.dumps(payload)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, httpx.Client]]:
+    settings = make_settings(tmp_path_factory.mktemp("zendesk"))
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        yield settings, client
+
+
+def test_a_signed_event_is_appended_raw_keyed_by_the_requester(
+    server: tuple[Settings, httpx.Client],
+) -> None:
+    settings, client = server
+    before = len(support_records(settings))
+    user, ticket = user_created(8001), ticket_created(8001)
+    for body in (user, ticket):
+        response = client.post(PATH, content=body, headers=signed(body))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"success": True}
+    records = support_records(settings)[before:]
+    by_value = {r.value: r for r in records}
+    assert set(by_value) == {user, ticket}  # byte for byte, indentation included
+    assert by_value[user].key == by_value[ticket].key == "8001"
+    assert by_value[user].partition == by_value[ticket].partition
+
+
+@pytest.mark.parametrize(
+    "kind", ["ticket.status_changed", "ticket.comment_added", "ticket.priority_changed"]
+)
+def test_other_ticket_events_are_accepted(server: tuple[Settings, httpx.Client], kind: str) -> None:
+    _, client = server
+    payload = orjson.loads(ticket_created(8002))
+    payload["type"] = f"zen:event-type:{kind}"
+    payload["event"] = {"current": "OPEN", "previous": "NEW"}
+    body = orjson.dumps(payload)
+    assert client.post(PATH, content=body, headers=signed(body)).status_code == 200
+
+
+def _headers_cases(body: bytes) -> dict[str, dict[str, str]]:
+    good = signed(body)
+    return {
+        "wrong secret": signed(body, secret="not-the-secret"),
+        "tampered signature": {**good, SIGNATURE_HEADER: good[SIGNATURE_HEADER][:-4] + "AAA="},
+        "signature of another timestamp": {**good, TIMESTAMP_HEADER: stamp(-1)},
+        "no signature": {k: v for k, v in good.items() if k != SIGNATURE_HEADER},
+        "no timestamp": {k: v for k, v in good.items() if k != TIMESTAMP_HEADER},
+        "no headers": {"Content-Type": "application/json"},
+        "stale": signed(body, stamp(-301)),
+        "future": signed(body, stamp(+301)),
+        "not a timestamp": signed(body, "yesterday"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_headers_cases(b"")))
+def test_bad_missing_or_stale_signatures_are_401(
+    server: tuple[Settings, httpx.Client], case: str
+) -> None:
+    settings, client = server
+    body = ticket_created(8003)
+    before = len(support_records(settings))
+    response = client.post(PATH, content=body, headers=_headers_cases(body)[case])
+    assert response.status_code == 401, response.text
+    assert response.json()["success"] is False
+    assert len(support_records(settings)) == before
+
+
+def test_a_tampered_body_is_401(server: tuple[Settings, httpx.Client]) -> None:
+    _, client = server
+    body = ticket_created(8004)
+    headers = signed(body)
+    tampered = body.replace(b"8004", b"8005")
+    assert client.post(PATH, content=tampered, headers=headers).status_code == 401
+
+
+def test_within_the_tolerance_is_accepted(server: tuple[Settings, httpx.Client]) -> None:
+    _, client = server
+    for offset in (-290, 290):
+        body = ticket_created(8006)
+        response = client.post(PATH, content=body, headers=signed(body, stamp(offset)))
+        assert response.status_code == 200, response.text
+
+
+def test_an_exact_replay_is_acknowledged_but_stored_once(
+    server: tuple[Settings, httpx.Client],
+) -> None:
+    settings, client = server
+    body = ticket_created(8007)
+    headers = signed(body)
+    before = len(support_records(settings))
+    first = client.post(PATH, content=body, headers=headers)
+    again = client.post(PATH, content=body, headers=headers)
+    assert first.json() == {"success": True}
+    assert again.status_code == 200
+    assert again.json() == {"success": True, "duplicate": True}
+    assert len(support_records(settings)) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"type": "zen:event-type:ticket.created", ', "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"id": "1", "time": "2025-03-01T10:00:00Z", "detail": {}}', "'type'"),
+        (
+            b'{"type": "zen:event-type:ticket.created", "time": "2025-03-01T10:00:00Z", '
+            b'"detail": {"requester_id": "1"}}',
+            "'id'",
+        ),
+        (
+            b'{"type": "zen:event-type:ticket.created", "id": "e", "time": "soon", '
+            b'"detail": {"requester_id": "1"}}',
+            "'time'",
+        ),
+        (
+            b'{"type": "zen:event-type:ticket.created", "id": "e", "time": "2025-03-01T10:00:00Z"}',
+            "'detail'",
+        ),
+        (
+            b'{"type": "zen:event-type:ticket.created", "id": "e", '
+            b'"time": "2025-03-01T10:00:00Z", "detail": {"id": "9"}}',
+            "detail.requester_id",
+        ),
+        (
+            b'{"type": "zen:event-type:organization.created", "id": "e", '
+            b'"time": "2025-03-01T10:00:00Z", "detail": {"id": "9"}}',
+            "unsupported event type",
+        ),
+    ],
+)
+def test_malformed_payloads_are_400_with_the_reason(
+    server: tuple[Settings, httpx.Client], body: bytes, reason: str
+) -> None:
+    settings, client = server
+    before = len(support_records(settings))
+    response = client.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["detail"]
+    assert len(support_records(settings)) == before
+
+
+def test_without_a_secret_the_webhook_is_503(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, secret=None)
+    body = ticket_created()
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        response = client.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 503
+    assert "webhook secret not configured" in response.json()["detail"]
+
+
+def test_the_signature_matches_zendesks_documented_recipe() -> None:
+    # base64(HMAC-SHA256(secret, TIMESTAMP + BODY)), computed independently
+    import base64
+    import hashlib
+    import hmac
+
+    body, timestamp = b'{"a": 1}', "2021-03-25T05:09:27Z"
+    digest = hmac.new(SECRET.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    assert sign(SECRET, timestamp, body) == base64.b64encode(digest).decode()
