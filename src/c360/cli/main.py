@@ -46,9 +46,20 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from c360.cli import batch_cmd, config_cmd, demo, generate, ingest_cmd, serve, stream
+    from c360.cli import (
+        batch_cmd,
+        config_cmd,
+        demo,
+        features_cmd,
+        generate,
+        ingest_cmd,
+        replay,
+        serve,
+        stream,
+    )
 
-    for module in (config_cmd, generate, ingest_cmd, batch_cmd, stream, serve, demo):
+    commands = (config_cmd, generate, ingest_cmd, batch_cmd, features_cmd, stream, replay, serve)
+    for module in (*commands, demo):
         cli.add_command(module.command)
 
 
