@@ -18,3 +18,14 @@ def test_names_are_unique_and_documented() -> None:
 def test_committed_docs_are_generated_from_the_catalogue() -> None:
     committed = (ROOT / "docs" / "features.md").read_text()
     assert committed == catalogue.markdown(), "regenerate: c360 features > docs/features.md"
+
+
+def test_api_schema_documents_every_feature(tmp_path: Path) -> None:
+    from c360.api.app import create_app
+    from c360.config import load_config
+
+    settings = load_config(environ={"C360_SERVING_URL": f"sqlite:///{tmp_path / 's.db'}"}).settings
+    schema = create_app(settings).openapi()["components"]["schemas"]["ProfileFeatures"]
+    documented = schema["properties"]
+    for feature in catalogue.CATALOGUE[1:]:
+        assert feature.description in documented[feature.name]["description"]

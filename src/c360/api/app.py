@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException
 
 from c360 import __version__
 from c360.api.collector import Collector, IngestLog, collector_router
+from c360.api.schema import Profile
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
 from c360.identity.normalise import normalise
@@ -58,14 +59,14 @@ def create_app(
         )
         return {"status": "ok", "batch": published[0] if published else None}
 
-    @app.get("/v1/profiles/{person_id}")
+    @app.get("/v1/profiles/{person_id}", response_model=Profile)
     def profile(person_id: str) -> dict[str, Any]:
         found = get_profile(serving, person_id)
         if found is None:
             raise HTTPException(404, f"no person {person_id!r}")
         return found
 
-    @app.get("/v1/profiles/by/{id_type}/{id_value}")
+    @app.get("/v1/profiles/by/{id_type}/{id_value}", response_model=Profile)
     def profile_by_identifier(id_type: IdType, id_value: str) -> dict[str, Any]:
         person_id = find_person(serving, id_type, normalise(id_type, id_value))
         if person_id is None:
