@@ -120,3 +120,24 @@ def test_cli_prints_per_step_json_and_status(tiny_world: Settings, tmp_path: Pat
         cwd=tmp_path,
     )
     assert json.loads(status.stdout)[DAY.isoformat()][0]["status"] in ("succeeded", "skipped")
+
+
+def test_a_day_with_no_data_from_one_source_still_publishes(tmp_path: Path) -> None:
+    settings = build(tmp_path, {"C360_QUALITY_FRESHNESS_DAYS": "0"})
+    assert run_day(settings, DAY).status == "succeeded"
+    Path(settings.sources.zendesk.path).write_text("")  # Zendesk sent nothing new
+    next_day = DAY + dt.timedelta(days=1)
+    result = run_day(settings, next_day)
+    assert result.status == "succeeded"
+    quality = next(s for s in result.steps if s.step == "quality")
+    assert "freshness zendesk.events" in (quality.detail or "")  # a warning, not a failure
+    assert latest_publish(settings) == next_day.isoformat()
+    store = open_store(settings.serving.url)
+    try:
+        alice = store.query(
+            "SELECT support_ticket_count FROM profile p JOIN identity_map m "
+            "ON m.person_id = p.person_id WHERE m.id_type = 'customer_id' AND m.id_value = '1'"
+        )
+    finally:
+        store.dispose()
+    assert alice == [{"support_ticket_count": 2}]  # yesterday's partitions still count
