@@ -109,3 +109,33 @@ def test_late_events_join_their_day_and_a_crash_before_the_state_commit_is_harml
     assert reports[0].rows == 0  # the crashed run had already merged both
     assert archived(settings, D1) == ["late", "m1"]
     assert archived(settings, D2) == ["m4"]
+
+
+def test_backfill_from_a_file_matches_the_archive_and_is_idempotent(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import gzip
+
+    from c360.ingest.backfill import backfill_file
+
+    lines = [
+        page("m1", "a", "2025-05-01T10:00:00Z")[1],
+        page("m2", "b", "2025-05-02T01:00:00Z")[1],
+        b'{"type": "page", "messageId": "m3"}',
+        b"not json",
+    ]
+    path = tmp_path / "history.jsonl.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"\n".join(lines) + b"\n")
+    lake = Lake(settings.lake.url)
+    report = backfill_file(lake, path, "clickstream", D2)
+    assert (report.rows, report.partitions, report.quarantined) == (2, 2, 2)
+    assert archived(settings, D1) == ["m1"] and archived(settings, D2) == ["m2"]
+    row = lake.read_partition("events", "clickstream", D1).to_pylist()[0]
+    assert (row["type"], row["anonymous_id"], row["offset"]) == ("page", "a", 0)
+    assert backfill_file(lake, path, "clickstream", D2).rows == 0
+    reasons = lake.read_partition("events", "clickstream_backfill", D2, zone="quarantine")
+    assert reasons.column("reason").to_pylist() == [
+        "line 3: no readable event time",
+        "line 4: no readable event time",
+    ]

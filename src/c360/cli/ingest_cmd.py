@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
@@ -59,3 +60,30 @@ for _name, _help in (
     ("all", "Every source."),
 ):
     command.add_command(_source_command(_name, _help))
+
+
+@command.command("backfill")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--topic",
+    type=click.Choice(["clickstream", "support"]),
+    default="clickstream",
+    show_default=True,
+    help="Archive the file's events as this topic's.",
+)
+@click.option(
+    "--date",
+    "day",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Run date (where the quarantine of unreadable lines goes).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def backfill(app: AppContext, path: Path, topic: str, day: dt.datetime, as_json: bool) -> None:
+    """Archive a JSON-lines event file (history that never went through the log)."""
+    from c360.ingest.backfill import backfill_file
+    from c360.lake import Lake
+
+    report = backfill_file(Lake(app.config().settings.lake.url), path, topic, day.date())
+    _print([report], as_json)

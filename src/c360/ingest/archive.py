@@ -112,9 +112,8 @@ def _records(log: EventLog, topic: str, partition: int, start: int, end: int) ->
         offset = chunk[-1].offset + 1
 
 
-def _merge(lake: Lake, topic: str, day: dt.date, rows: list[dict[str, Any]]) -> int:
+def merge(lake: Lake, topic: str, day: dt.date, new: pa.Table) -> int:
     """Add rows to the event-date partition; rows already there (same offset) are skipped."""
-    new = pa.Table.from_pylist(rows, schema=ARCHIVE_SCHEMA)
     merged = new
     if day in lake.partitions(SOURCE, topic):
         old = lake.read_partition(SOURCE, topic, day)
@@ -158,7 +157,8 @@ def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableR
                 }
             )
     archived = sum(
-        _merge(lake, topic, event_day, rows) for event_day, rows in sorted(by_day.items())
+        merge(lake, topic, event_day, pa.Table.from_pylist(rows, schema=ARCHIVE_SCHEMA))
+        for event_day, rows in sorted(by_day.items())
     )
     lake.write_quarantine(SOURCE, topic, day, quarantine_table(rejected))
     state.commit(day, start, end)
