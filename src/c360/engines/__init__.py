@@ -1,4 +1,4 @@
-"""Compute engines for the batch and identity layers: DuckDB (embedded) and, later, Spark."""
+"""Compute engines for the batch and identity layers: DuckDB (embedded) and Spark."""
 
 from c360.engines.base import ComputeEngine, LakeInput, Step, StepError, open_engine
 
