@@ -33,37 +33,32 @@ def _admin_engine(url: str):  # type: ignore[no-untyped-def]
     return create_engine(parsed, isolation_level="AUTOCOMMIT")
 
 
+def _fresh_database(url: str, quote: str, service: str) -> Iterator[str]:
+    """A database created for one test on the server of ``url``, dropped afterwards."""
+    admin = _admin_engine(url)
+    name = f"c360_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
+    except Exception as exc:  # any failure to reach the server means "absent"
+        admin.dispose()
+        unavailable(f"{service} unreachable at {url}: {exc.__class__.__name__}")
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    force = " WITH (FORCE)" if quote == '"' else ""
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{force}"))
+    admin.dispose()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     pytest.importorskip("psycopg")
-    admin = _admin_engine(POSTGRES_URL)
-    name = f"c360_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.__class__.__name__}")
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from _fresh_database(POSTGRES_URL, '"', "PostgreSQL")
 
 
 @pytest.fixture
 def mysql_url() -> Iterator[str]:
     """A fresh MariaDB/MySQL database for one test, dropped afterwards."""
     pytest.importorskip("pymysql")
-    admin = _admin_engine(MYSQL_URL)
-    name = f"c360_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}`"))
-    except Exception as exc:
-        admin.dispose()
-        unavailable(f"MariaDB/MySQL unreachable at {MYSQL_URL}: {exc.__class__.__name__}")
-    yield make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    admin.dispose()
+    yield from _fresh_database(MYSQL_URL, "`", "MariaDB/MySQL")

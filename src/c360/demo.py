@@ -9,7 +9,6 @@ sources (computed independently, straight from the orders DB and the source file
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import shutil
 import threading
 import time
@@ -30,6 +29,7 @@ from c360.contracts import shop_db
 from c360.errors import TerminalError
 from c360.logs import open_log
 from c360.simulator import generate
+from c360.sources.files import open_bytes
 from c360.speed.replay import publish_file
 from c360.speed.worker import run as run_worker
 from c360.stores import open_store
@@ -197,8 +197,7 @@ def expected_orders(settings: Settings) -> tuple[int, Decimal, int]:
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as lines:
+    with open_bytes(path) as lines:
         for line in lines:
             if line.strip():
                 yield orjson.loads(line)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import click
 import httpx
@@ -30,11 +30,11 @@ import orjson
 
 from c360.cli.main import AppContext, pass_app
 from c360.errors import DataError, TerminalError, TransientError
+from c360.sources.files import open_bytes
 
 Kind = Literal["clickstream", "zendesk"]
 MAX_ATTEMPTS = 6
 MAX_BACKOFF_SECONDS = 5.0
-_GZIP_MAGIC = b"\x1f\x8b"
 _ZENDESK_PREFIX = "zen:event-type:"
 
 
@@ -54,18 +54,10 @@ class ReplayStats:
         return asdict(self)
 
 
-def _open(path: Path) -> BinaryIO:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == _GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
 def _lines(path: Path) -> Iterator[bytes]:
     """The non-blank lines of ``path``, without their line ends."""
     try:
-        with _open(path) as stream:
+        with open_bytes(path) as stream:
             for raw in stream:
                 line = raw.rstrip(b"\r\n")
                 if line.strip():

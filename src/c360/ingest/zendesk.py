@@ -8,12 +8,10 @@ step then copies them from there.)
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,14 +22,9 @@ from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
 from c360.sources import zendesk
+from c360.sources.files import open_bytes
 
 SOURCE = "zendesk"
-
-
-def open_lines(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
 
 
 def _split_by_day(table: pa.Table, end: dt.datetime) -> Iterator[tuple[dt.date, pa.RecordBatch]]:
@@ -47,7 +40,7 @@ def ingest_zendesk(settings: ZendeskSourceSettings, lake: Lake, day: dt.date) ->
     end = cutoff(day).replace(tzinfo=dt.UTC)
     by_day: dict[dt.date, list[pa.RecordBatch]] = defaultdict(list)
     rejected: list[zendesk.Rejected] = []
-    with open_lines(Path(settings.path)) as lines:
+    with open_bytes(Path(settings.path)) as lines:
         for batch in zendesk.read_events(lines, rejected):
             for event_day, part in _split_by_day(pa.Table.from_batches([batch]), end):
                 by_day[event_day].append(part)

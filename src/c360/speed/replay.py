@@ -14,16 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import orjson
 
 from c360.errors import DataError
 from c360.logs import EventLog
+from c360.sources.files import open_bytes
 from c360.sources.segment import routing_key
 
 DEFAULT_BATCH_SIZE = 1_000
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -38,17 +37,9 @@ class PublishStats:
         return asdict(self)
 
 
-def _open(path: Path) -> BinaryIO:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == _GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
 def _lines(path: Path) -> Iterator[bytes]:
     try:
-        with _open(path) as stream:
+        with open_bytes(path) as stream:
             yield from stream
     except (EOFError, gzip.BadGzipFile) as exc:
         raise DataError(
