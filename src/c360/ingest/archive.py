@@ -126,9 +126,10 @@ def merge(lake: Lake, topic: str, day: dt.date, new: pa.Table) -> int:
 
 
 def _record_ids(table: pa.Table) -> pa.ChunkedArray:
-    """(partition, offset) as one integer: a record's identity in the log."""
-    partition = pc.cast(table["partition"], pa.int64())
-    return pc.add(pc.shift_left(partition, 40), table["offset"])
+    """ "partition:offset": a record's identity in the log (or, partition -1, in a file)."""
+    return pc.binary_join_element_wise(
+        pc.cast(table["partition"], pa.string()), pc.cast(table["offset"], pa.string()), ":"
+    )
 
 
 def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableReport:
