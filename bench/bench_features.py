@@ -43,8 +43,9 @@ def prepare(settings: Settings, folder: Path, day: dt.date) -> dict[str, float]:
         return {}
     timings = {}
     started = time.perf_counter()
-    generate(settings, replace=True)
-    timings["generate_s"] = time.perf_counter() - started
+    if not Path(settings.sources.clickstream.path).exists():  # a world from an earlier try
+        generate(settings, replace=True)
+        timings["generate_s"] = time.perf_counter() - started
     started = time.perf_counter()
     ingest(settings, day, ("mysql", "mailchimp", "zendesk"))
     lake = Lake(settings.lake.url)
