@@ -50,6 +50,8 @@ def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
     literals = {
         "cutoff": _literal(end),
         "since_30d": _literal(end - dt.timedelta(days=30)),
+        # a session running into the 30-day window starts at most 30 minutes before it
+        "session_margin": _literal(end - dt.timedelta(days=30, minutes=30)),
         "since_90d": _literal(end - dt.timedelta(days=90)),
         "since_365d": _literal(end - dt.timedelta(days=365)),
         "batch_date": f"'{batch_date.isoformat()}'",

@@ -28,7 +28,7 @@ STEPS = (
         """
         SELECT p.person_id,
                i.identifier_count,
-               least(c.created_at, o.first_order_at, w.first_visit_at, t.first_ticket_at)
+               least(c.created_at, o.first_order_at, h.first_visit_at, t.first_ticket_at)
                    AS first_seen_at,
                CASE WHEN c.birth_date IS NULL THEN NULL
                     ELSE year(DATE {batch_date}) - year(c.birth_date)
@@ -64,7 +64,7 @@ STEPS = (
                CASE WHEN s.sessions_30d > 0
                     THEN CAST(s.converted_sessions_30d AS DOUBLE) / s.sessions_30d END
                    AS conversion_rate_30d,
-               w.last_visit_at,
+               h.last_visit_at,
                sub.email_subscription_status,
                CASE WHEN e.campaigns_received > 0
                     THEN CAST(e.campaigns_opened AS DOUBLE) / e.campaigns_received END
@@ -86,6 +86,7 @@ STEPS = (
         LEFT JOIN favourite_category f ON f.person_id = p.person_id
         LEFT JOIN rfm r ON r.person_id = p.person_id
         LEFT JOIN web_features w ON w.person_id = p.person_id
+        LEFT JOIN web_history h ON h.person_id = p.person_id
         LEFT JOIN session_features s ON s.person_id = p.person_id
         LEFT JOIN email_features e ON e.person_id = p.person_id
         LEFT JOIN subscription sub ON sub.person_id = p.person_id

@@ -1,6 +1,8 @@
 """Web behaviour from the archived clickstream, through the cookies identity linked to a person.
 
-Sessions: a cookie's events split where 30 minutes pass without one (event time).
+Sessions: a cookie's events split where 30 minutes pass without one (event time). Only the
+30-day window (plus a 30-minute margin, so a session running into the window is recognised as
+such) goes through the window functions; all-time facts are plain aggregates.
 """
 
 from c360.engines.base import Step
@@ -19,7 +21,17 @@ STEPS = (
                     THEN 1 ELSE 0 END AS starts_session
         FROM events_clickstream e
         JOIN identity_map m ON m.id_type = 'anonymous_id' AND m.id_value = e.anonymous_id
+        WHERE e.event_time < {cutoff} AND e.event_time >= {session_margin}
+        """,
+    ),
+    Step(
+        "web_history",
+        """
+        SELECT m.person_id, max(e.event_time) AS last_visit_at, min(e.event_time) AS first_visit_at
+        FROM events_clickstream e
+        JOIN identity_map m ON m.id_type = 'anonymous_id' AND m.id_value = e.anonymous_id
         WHERE e.event_time < {cutoff}
+        GROUP BY m.person_id
         """,
     ),
     Step(
@@ -49,9 +61,7 @@ STEPS = (
                count(CASE WHEN e.event = 'Product Viewed' AND e.event_time >= {since_30d}
                           THEN 1 END) AS product_views_30d,
                count(CASE WHEN e.event = 'Product Added' AND e.event_time >= {since_30d}
-                          THEN 1 END) AS cart_adds_30d,
-               max(e.event_time) AS last_visit_at,
-               min(e.event_time) AS first_visit_at
+                          THEN 1 END) AS cart_adds_30d
         FROM web_events e GROUP BY e.person_id
         """,
     ),
