@@ -1,7 +1,8 @@
 """The speed-layer path end to end: a file → the local log → the worker → the serving store.
 
-Hand-made events with hand-computed expectations; crashes are injected after a commit and in
-the middle of a transaction, and a second worker races the first: the final tables never change.
+Hand-made clickstream and support events with hand-computed expectations; crashes are injected
+after a commit and in the middle of a transaction, and a second worker races the first: the
+final tables (state, support state, orders, offsets, dead letters) never change.
 """
 
 from __future__ import annotations
@@ -17,16 +18,33 @@ import pytest
 from sqlalchemy import select
 
 import c360.speed.worker as worker_module
-from c360.contracts.serving import dead_letter, realtime_state, stream_offsets
+from c360.contracts.serving import (
+    dead_letter,
+    realtime_order,
+    realtime_state,
+    realtime_support,
+    stream_offsets,
+)
 from c360.logs import EventLog, TopicPartition
 from c360.logs.local import LocalLog
 from c360.speed.replay import publish_file
 from c360.speed.storage import OffsetConflict, claim_offsets
-from c360.speed.worker import BatchResult, run
+from c360.speed.worker import BatchResult, WorkerStats
+from c360.speed.worker import run as run_worker
 from c360.stores import ServingStore, open_store
 
 PARTITIONS = 2
+TOPICS = ("clickstream", "support")
 T = dt.datetime
+
+
+def run(log: EventLog, store: ServingStore, **options: Any) -> WorkerStats:
+    """The worker on both topics."""
+    return run_worker(log, store, topics=TOPICS, **options)
+
+
+def ms(at: str) -> int:
+    return int(dt.datetime.fromisoformat(f"2025-03-01T{at}:00+00:00").timestamp() * 1000)
 
 
 def _msg(kind: str, mid: str, at: str, anon: str | None = "a1", **fields: Any) -> bytes:
@@ -53,21 +71,122 @@ LINES = [
     _msg("track", "u1", "12:00", anon=None, userId="77", event="Signed In"),
     b"\x00\xff binary",
     _msg("page", "m7", "09:00"),  # much older: must not reset the current session
+    _msg("track", "c1", "11:05", event="Product Added", properties={"cart_id": "k1",
+         "product_id": "p1", "price": 10.0, "quantity": 2}),
+    _msg("track", "c2", "11:06", event="Product Added", properties={"cart_id": "k1",
+         "product_id": "p2", "price": 2.5}),
+    _msg("track", "c3", "11:07", event="Product Removed", properties={"cart_id": "k1",
+         "product_id": "p1", "quantity": 1}),
+    _msg("track", "c4", "11:08", userId="42", event="Order Completed", properties={
+         "checkout_id": "k1", "order_id": "o-1", "total": 12.5, "revenue": 12.5}),
+    # The same order fired again (a reload): a new message, the same order id.
+    _msg("track", "c5", "11:09", event="Order Completed", properties={"order_id": "o-1",
+         "total": 12.5}),
+    _msg("track", "c6", "11:10", event="Product Added", properties={"cart_id": "k2",
+         "product_id": "p3", "price": 4.0}),
+]  # fmt: skip
+
+
+def _zendesk(kind: str, event_id: str, at: str, **detail: Any) -> bytes:
+    payload: dict[str, Any] = {
+        "type": f"zen:event-type:{kind}",
+        "id": event_id,
+        "time": f"2025-03-01T{at}:00Z",
+        "detail": detail,
+        "event": {},
+    }
+    if "current" in detail:
+        payload["event"] = {"current": detail.pop("current"), "previous": "NEW"}
+    return orjson.dumps(payload)
+
+
+def _ticket(kind: str, event_id: str, at: str, ticket: str, requester: str, **more: Any) -> bytes:
+    return _zendesk(f"ticket.{kind}", event_id, at, id=ticket, requester_id=requester, **more)
+
+
+# (key, value) on the support topic, keyed by requester id as the webhook does.
+SUPPORT = [
+    ("361", _zendesk("user.created", "z1", "09:59", id="361", email="x@y.z")),
+    ("364", _ticket("created", "z2", "09:00", "2000", "364", status="NEW")),
+    ("361", _ticket("created", "z3", "10:00", "1000", "361", status="NEW")),
+    ("364", _ticket("status_changed", "z4", "09:30", "2000", "364", current="CLOSED")),
+    ("361", _ticket("created", "z5", "10:05", "1001", "361")),
+    ("361", _ticket("status_changed", "z6", "10:10", "1000", "361", current="OPEN")),
+    ("361", b"{not json"),
+    ("364", _ticket("status_changed", "z7", "09:10", "2000", "364", current="OPEN")),  # late
+    ("361", _ticket("status_changed", "z8", "10:20", "1001", "361", current="SOLVED")),
+    ("361", _ticket("status_changed", "z6", "10:10", "1000", "361", current="OPEN")),  # again
+    ("363", _zendesk("ticket.created", "z9", "10:00", id="3000")),  # no requester
+    ("361", _ticket("comment_added", "z10", "10:21", "1001", "361", status="SOLVED")),
 ]
+
+EXPECTED_SUPPORT = [
+    {
+        "id_type": "zendesk_user_id",
+        "id_value": "361",
+        "open_ticket_count": 1,
+        "last_event_at": T(2025, 3, 1, 10, 21),
+        "events_total": 6,
+        "tickets": orjson.dumps(
+            {"1000": ["OPEN", ms("10:10")], "1001": ["SOLVED", ms("10:20")]}
+        ).decode(),
+        "recent_event_ids": '["z1","z3","z5","z6","z8","z10"]',
+    },
+    {
+        "id_type": "zendesk_user_id",
+        "id_value": "364",
+        "open_ticket_count": 0,
+        "last_event_at": T(2025, 3, 1, 9, 30),
+        "events_total": 3,
+        "tickets": orjson.dumps({"2000": ["CLOSED", ms("09:30")]}).decode(),
+        "recent_event_ids": '["z2","z4","z7"]',
+    },
+]
+
+EXPECTED_ORDERS = [
+    {
+        "order_id": "o-1",
+        "id_type": "anonymous_id",
+        "id_value": "a1",
+        "user_id": "42",
+        "order_at": T(2025, 3, 1, 11, 8),
+        "revenue": 12.5,
+    }
+]
+
+_NO_CART = {
+    "cart_id": None,
+    "cart_items": 0,
+    "cart_value": 0.0,
+    "cart_lines": None,
+    "cart_since": None,
+    "cart_updated_at": None,
+}
 
 EXPECTED_STATE = [
     {
         "id_type": "anonymous_id",
         "id_value": "a1",
         "user_id": "42",
-        "user_id_at": T(2025, 3, 1, 10, 8),
+        "user_id_at": T(2025, 3, 1, 11, 8),
         "session_start": T(2025, 3, 1, 10, 40),
-        "session_last_event_at": T(2025, 3, 1, 11, 0),
+        "session_last_event_at": T(2025, 3, 1, 11, 10),
         "current_session_page_views": 2,
-        "last_event_at": T(2025, 3, 1, 11, 0),
-        "last_event_type": "page",
-        "events_total": 7,
-        "recent_message_ids": '["m1","m2","m3","m4","m5","m6","m7"]',
+        "current_session_product_views": 0,
+        "last_event_at": T(2025, 3, 1, 11, 10),
+        "last_event_type": "Product Added",
+        "events_total": 13,
+        "cart_id": "k2",
+        "cart_items": 1,
+        "cart_value": 4.0,
+        "cart_lines": '{"p3":[1,4.0]}',
+        "cart_since": T(2025, 3, 1, 11, 10),
+        "cart_updated_at": T(2025, 3, 1, 11, 10),
+        "recent_event_times": orjson.dumps(
+            [ms(m) for m in ("10:40", "11:00", "11:05", "11:06", "11:07", "11:08", "11:09")]
+            + [ms("11:10")]
+        ).decode(),
+        "recent_message_ids": '["m1","m2","m3","m4","m5","m6","m7","c1","c2","c3","c4","c5","c6"]',
     },
     {
         "id_type": "anonymous_id",
@@ -77,9 +196,14 @@ EXPECTED_STATE = [
         "session_start": T(2025, 3, 1, 8, 50),
         "session_last_event_at": T(2025, 3, 1, 9, 10),
         "current_session_page_views": 2,
+        "current_session_product_views": 0,
         "last_event_at": T(2025, 3, 1, 9, 10),
         "last_event_type": "Order Completed",
         "events_total": 3,
+        **_NO_CART,
+        "cart_since": T(2025, 3, 1, 9, 10),  # an order without an order id still empties
+        "cart_updated_at": T(2025, 3, 1, 9, 10),
+        "recent_event_times": orjson.dumps([ms("08:50"), ms("09:00"), ms("09:10")]).decode(),
         "recent_message_ids": '["n1","n2","n3"]',
     },
     {
@@ -90,18 +214,23 @@ EXPECTED_STATE = [
         "session_start": T(2025, 3, 1, 12, 0),
         "session_last_event_at": T(2025, 3, 1, 12, 0),
         "current_session_page_views": 0,
+        "current_session_product_views": 0,
         "last_event_at": T(2025, 3, 1, 12, 0),
         "last_event_type": "Signed In",
         "events_total": 1,
+        **_NO_CART,
+        "recent_event_times": orjson.dumps([ms("12:00")]).decode(),
         "recent_message_ids": '["u1"]',
     },
 ]
 
-EXPECTED_DEAD = [  # (reason prefix, payload as stored)
-    ("not JSON: ", "this is not json"),
-    ("not JSON: ", "\\x00\\xff binary"),
-    ("page: timestamp: Input should be a valid datetime", LINES[11].decode()),
-    ("track: event: required", LINES[8].decode()),
+EXPECTED_DEAD = [  # (topic, reason prefix, payload as stored)
+    ("clickstream", "not JSON: ", "this is not json"),
+    ("clickstream", "not JSON: ", "\\x00\\xff binary"),
+    ("clickstream", "page: timestamp: Input should be a valid datetime", LINES[11].decode()),
+    ("clickstream", "track: event: required", LINES[8].decode()),
+    ("support", "not JSON: ", "{not json"),
+    ("support", "ticket.created needs detail.requester_id", SUPPORT[10][1].decode()),
 ]
 
 
@@ -116,6 +245,7 @@ def events_file(tmp_path: Path) -> Path:
 def log(tmp_path: Path, events_file: Path) -> Iterator[EventLog]:
     with LocalLog(tmp_path / "log", PARTITIONS) as opened:
         assert publish_file(opened, events_file).records == len(LINES)
+        opened.append("support", SUPPORT)
         yield opened
 
 
@@ -151,16 +281,18 @@ def _rows(store: ServingStore, table: Any, *order: str) -> list[dict[str, Any]]:
 
 def _tables(store: ServingStore) -> dict[str, list[dict[str, Any]]]:
     """Everything the worker writes, minus what legitimately differs between runs."""
-    dead = _rows(store, dead_letter, "partition", "offset")
+    dead = _rows(store, dead_letter, "topic", "partition", "offset")
     return {
         "state": _rows(store, realtime_state, "id_type", "id_value"),
-        "offsets": _rows(store, stream_offsets, "partition"),
+        "support": _rows(store, realtime_support, "id_type", "id_value"),
+        "orders": _rows(store, realtime_order, "order_id"),
+        "offsets": _rows(store, stream_offsets, "topic", "partition"),
         "dead": [{k: v for k, v in r.items() if k not in {"id", "received_at"}} for r in dead],
     }
 
 
-def _end_offsets(log: EventLog) -> dict[int, int]:
-    return {p: log.end_offset("clickstream", p) for p in range(PARTITIONS)}
+def _end_offsets(log: EventLog, topic: str = "clickstream") -> dict[int, int]:
+    return {p: log.end_offset(topic, p) for p in range(PARTITIONS)}
 
 
 def test_the_worker_builds_exact_state_dead_letters_and_offsets(
@@ -169,56 +301,83 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
     stats = run(log, any_store, stop_when_caught_up=True, batch_size=3)
 
     assert stats.as_dict() == {
-        "records": 16,
-        "events": 11,
-        "duplicates": 1,
-        "dead_lettered": 4,
+        "records": len(LINES) + len(SUPPORT),
+        "events": 17 + 9,
+        "duplicates": 1 + 1,
+        "dead_lettered": 4 + 2,
+        "orders": 1,
         "batches": stats.batches,
         "conflicts": 0,
     }
     assert stats.batches >= 3
     assert _rows(any_store, realtime_state, "id_type", "id_value") == EXPECTED_STATE
+    assert _rows(any_store, realtime_support, "id_type", "id_value") == EXPECTED_SUPPORT
+    assert _rows(any_store, realtime_order, "order_id") == EXPECTED_ORDERS
 
-    dead = _rows(any_store, dead_letter, "reason", "payload")
+    dead = _rows(any_store, dead_letter, "topic", "reason", "payload")
     assert [
-        (r["reason"][: len(reason)], r["payload"])
-        for r, (reason, _) in zip(dead, EXPECTED_DEAD, strict=True)
+        (r["topic"], r["reason"][: len(reason)], r["payload"])
+        for r, (_, reason, _) in zip(dead, EXPECTED_DEAD, strict=True)
     ] == EXPECTED_DEAD
     for row in dead:
-        assert row["topic"] == "clickstream"
-        (record,) = log.read("clickstream", row["partition"], row["offset"], 1)
+        (record,) = log.read(row["topic"], row["partition"], row["offset"], 1)
         assert (
             record.value.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
             == (row["payload"])
         )
         assert isinstance(row["received_at"], dt.datetime)
 
-    offsets = {
-        r["partition"]: r["next_offset"] for r in _rows(any_store, stream_offsets, "partition")
-    }
-    assert offsets == _end_offsets(log)
-    assert all(
-        r["consumer_group"] == "speed" for r in _rows(any_store, stream_offsets, "partition")
-    )
-    assert any_store.offsets("speed", "clickstream") == _end_offsets(log)
+    for topic in TOPICS:
+        offsets = {
+            r["partition"]: r["next_offset"]
+            for r in _rows(any_store, stream_offsets, "partition")
+            if r["topic"] == topic
+        }
+        assert offsets == _end_offsets(log, topic)
+        assert any_store.offsets("speed", topic) == _end_offsets(log, topic)
+    assert {r["consumer_group"] for r in _rows(any_store, stream_offsets, "partition")} == {"speed"}
 
-    before = _rows(any_store, dead_letter, "id")
+    before = _tables(any_store)
     again = run(log, any_store, stop_when_caught_up=True, batch_size=3)
     assert (again.records, again.batches) == (0, 0)
-    assert _rows(any_store, dead_letter, "id") == before
-    assert _rows(any_store, realtime_state, "id_type", "id_value") == EXPECTED_STATE
+    assert _tables(any_store) == before
+
+
+def _one_batch(log: EventLog, store: ServingStore) -> WorkerStats:
+    """A new worker that stops after its first commit."""
+    committed: list[BatchResult] = []
+    return run(
+        log,
+        store,
+        stop_when_caught_up=True,
+        batch_size=2,
+        should_stop=lambda: bool(committed),
+        on_commit=committed.append,
+    )
+
+
+def test_a_fresh_worker_with_a_cold_cache_continues_the_same_state(
+    log: EventLog, any_store: ServingStore, uninterrupted: dict[str, Any]
+) -> None:
+    """States are reloaded from the store when a worker starts: stopping after every batch
+    (a new worker, an empty cache, each time) ends exactly where one run ends."""
+    runs = 0
+    while _one_batch(log, any_store).batches:
+        runs += 1
+    assert runs > 5
+    assert _tables(any_store) == uninterrupted
 
 
 def test_new_records_are_picked_up_where_the_worker_left_off(
     log: EventLog, sqlite_store: ServingStore
 ) -> None:
     run(log, sqlite_store, stop_when_caught_up=True)
-    log.append("clickstream", [("a1", _msg("track", "m8", "11:10", event="Checkout Started"))])
+    log.append("clickstream", [("a1", _msg("track", "m8", "11:20", event="Checkout Started"))])
     stats = run(log, sqlite_store, stop_when_caught_up=True)
     assert (stats.records, stats.events, stats.batches) == (1, 1, 1)
     (a1,) = [r for r in _rows(sqlite_store, realtime_state, "id_value") if r["id_value"] == "a1"]
-    assert (a1["events_total"], a1["last_event_type"]) == (8, "Checkout Started")
-    assert a1["session_last_event_at"] == T(2025, 3, 1, 11, 10)
+    assert (a1["events_total"], a1["last_event_type"]) == (14, "Checkout Started")
+    assert a1["session_last_event_at"] == T(2025, 3, 1, 11, 20)
 
 
 @pytest.fixture
@@ -253,7 +412,9 @@ def test_a_crash_after_a_commit_then_a_restart_gives_the_same_tables(
             on_commit=crash_after_the_first_commit,
         )
     stored = sqlite_store.offsets("speed", "clickstream")
-    assert stored == {tp.partition: n for tp, n in committed[0].next_offsets.items()}
+    assert stored == {
+        tp.partition: n for tp, n in committed[0].next_offsets.items() if tp.topic == "clickstream"
+    }
     assert stored != _end_offsets(log)
 
     run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
@@ -284,8 +445,38 @@ def test_a_crash_inside_the_transaction_rolls_the_whole_batch_back(
     monkeypatch.undo()
 
     # Only the first two batches are visible: up to 2 records x 2 batches per partition.
-    first_two = {p: min(4, end) for p, end in _end_offsets(log).items()}
-    assert {r["partition"]: r["next_offset"] for r in partial["offsets"]} == first_two
+    first_two = {(t, p): min(4, end) for t in TOPICS for p, end in _end_offsets(log, t).items()}
+    assert {(r["topic"], r["partition"]): r["next_offset"] for r in partial["offsets"]} == (
+        first_two
+    )
+    assert partial["orders"] == []  # not reached yet
+    run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
+    assert _tables(sqlite_store) == uninterrupted
+
+
+def test_a_crash_after_writing_an_order_rolls_back_its_state_and_offsets_too(
+    log: EventLog,
+    sqlite_store: ServingStore,
+    uninterrupted: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = worker_module.insert_orders
+    before: list[dict[str, Any]] = []
+
+    def crash_once_the_order_is_written(store: Any, conn: Any, orders: Any) -> int:
+        written = real(store, conn, orders)
+        if written:
+            before.append(_tables(sqlite_store))  # what other readers see: the last commit
+            raise Crash
+        return written
+
+    monkeypatch.setattr(worker_module, "insert_orders", crash_once_the_order_is_written)
+    with pytest.raises(Crash):
+        run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
+    monkeypatch.undo()
+    after = _tables(sqlite_store)
+    assert after == before[0]  # the batch with the order left no trace: state, offsets, order
+    assert after["orders"] == []
     run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
     assert _tables(sqlite_store) == uninterrupted
 
@@ -306,7 +497,7 @@ def test_a_second_worker_racing_on_the_same_partitions_is_fenced(
         on_commit=another_worker_runs_to_the_end,
     )
     assert first.conflicts == 1  # its next batch found the offsets moved, re-read, caught up
-    assert first.records + raced[0].records == len(LINES)
+    assert first.records + raced[0].records == len(LINES) + len(SUPPORT)
     assert _tables(sqlite_store) == uninterrupted
 
 
@@ -341,6 +532,29 @@ def test_polling_picks_up_live_appends_until_asked_to_stop(
     stats = run(
         log, sqlite_store, stop_when_caught_up=False, poll_interval=0.001, should_stop=should_stop
     )
-    assert (stats.records, stats.batches) == (len(LINES) + 1, 2)
+    assert (stats.records, stats.batches) == (len(LINES) + len(SUPPORT) + 1, 2)
     (a2,) = [r for r in _rows(sqlite_store, realtime_state, "id_value") if r["id_value"] == "a2"]
     assert (a2["events_total"], a2["current_session_page_views"]) == (4, 3)
+
+
+def test_nul_characters_never_stop_the_worker(tmp_path: Path, any_store: ServingStore) -> None:
+    """PostgreSQL text cannot hold NUL: such identifiers are dead-lettered, other text is
+    cleaned, so no record can wedge the worker."""
+    props = {"order_id": "o\x00", "cart_id": "k\x00", "product_id": "p", "total": 1}
+    lines = [
+        _msg("page", "x1", "10:00", anon="a\x00"),  # an identifier: dead-lettered
+        _msg("track", "x2", "10:01", anon="n1", event="Bad\x00Name", properties=props),
+        _msg("track", "x3", "10:02", anon="n1", event="Order Completed", properties=props),
+    ]
+    support = [
+        ("9", _ticket("created", "y1", "10:00", "t\x00", "9")),  # an id: dead-lettered
+        ("9", _ticket("created", "y2", "10:00", "t2", "9", status="NEW\x00")),
+    ]
+    with LocalLog(tmp_path / "nul-log", PARTITIONS) as log:
+        log.append("clickstream", [("n1", line) for line in lines])
+        log.append("support", support)
+        stats = run(log, any_store, stop_when_caught_up=True)
+    assert (stats.events, stats.dead_lettered, stats.orders) == (3, 2, 0)
+    (state,) = _rows(any_store, realtime_state, "id_value")
+    assert (state["id_value"], state["last_event_type"]) == ("n1", "Order Completed")
+    assert _rows(any_store, realtime_support, "id_value")[0]["open_ticket_count"] == 1

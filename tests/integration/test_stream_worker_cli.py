@@ -62,6 +62,7 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
         "events": 2,
         "duplicates": 0,
         "dead_lettered": 1,
+        "orders": 0,
         "batches": 1,
         "conflicts": 0,
     }

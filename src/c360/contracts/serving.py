@@ -46,6 +46,7 @@ person = Table(
 # State per source identifier (an anonymous_id for the clickstream). The person is resolved at
 # read time through identity_map, so identity merges need no state migration. user_id is the
 # last customer id the cookie identified as: it stitches anonymous activity to the customer.
+# The rules behind each column are in c360.speed.features.
 realtime_state = Table(
     "realtime_state",
     metadata,
@@ -55,13 +56,39 @@ realtime_state = Table(
     Column("session_start", DateTime),
     Column("session_last_event_at", DateTime),
     Column("current_session_page_views", Integer, nullable=False, default=0),
+    Column("current_session_product_views", Integer, nullable=False, default=0, server_default="0"),
     Column("last_event_at", DateTime),
     Column("last_event_type", String(64)),
     Column("events_total", BigInteger, nullable=False, default=0),
+    # The cart: product lines as JSON {product: [quantity, unit price]} and their totals.
+    Column("cart_id", String(64)),
+    Column("cart_items", Integer, nullable=False, default=0, server_default="0"),
+    Column("cart_value", Float, nullable=False, default=0.0, server_default="0"),
+    Column("cart_lines", Text),
+    Column("cart_since", DateTime),
+    Column("cart_updated_at", DateTime),
+    # Event times (a JSON list of epoch milliseconds) in the hour up to the newest event: the
+    # serving layer counts those after now - 1 h at read time (events in the last hour).
+    Column("recent_event_times", Text),
     # Speed-layer bookkeeping: the event time that set user_id (a late identify must not
     # override a newer one) and the last messageIds seen (a JSON list; duplicates are dropped).
     Column("user_id_at", DateTime),
     Column("recent_message_ids", Text),
+)
+
+# Support state per Zendesk user (id_type 'zendesk_user_id', the requester of ticket events),
+# from the support topic; resolved to a person through identity_map at read time. tickets is a
+# JSON {ticket_id: [status, epoch ms of the event that set it]} (c360.speed.support).
+realtime_support = Table(
+    "realtime_support",
+    metadata,
+    Column("id_type", String(32), primary_key=True),
+    Column("id_value", String(320), primary_key=True),
+    Column("open_ticket_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_event_at", DateTime),
+    Column("events_total", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("tickets", Text),
+    Column("recent_event_ids", Text),
 )
 
 # Orders the speed layer saw (Segment "Order Completed"), one row per order id. The Lambda

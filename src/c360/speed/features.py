@@ -1,4 +1,8 @@
-"""Pure real-time feature updates: ``update(state, event) -> state``. No I/O, no clock.
+"""Pure real-time feature updates for the clickstream: ``update(state, event) -> state``.
+
+No I/O, no clock. :func:`update` never changes its input: it returns the very same object for
+a dropped duplicate and a new one otherwise (a shallow copy, so the state can be a plain typed
+dict, cheap to copy; nested values are tuples or mappings that are replaced, never mutated).
 
 State is kept per *source identifier* (:func:`state_key`): the message's ``anonymousId``, else
 its ``userId`` for messages without a cookie. The person is resolved at read time through the
@@ -9,7 +13,7 @@ gap. The state holds one session, the current one, ``[session_start, session_las
 For an event at time ``t``:
 
 1. no session yet: a session ``[t, t]`` starts;
-2. ``t > session_last_event_at + GAP``: a new session starts at ``t`` (page views restart);
+2. ``t > session_last_event_at + GAP``: a new session starts at ``t`` (its counters restart);
 3. ``session_start - GAP <= t <= session_last_event_at + GAP``: the event belongs to the current
    session, which widens to include it: a late event up to 30 minutes before the start extends
    the session backward;
@@ -17,15 +21,54 @@ For an event at time ``t``:
    ``events_total`` (and in ``user_id`` if it is the newest identity) but leaves the current
    session, ``last_event_at`` and ``last_event_type`` alone: old events never reset a session.
 
+A session counts ``page`` messages (``current_session_page_views``) and ``Product Viewed`` track
+events (``current_session_product_views``).
+
 Known approximation: only the current session is kept, so a late event that bridges the current
 session and the one before it (both within 30 minutes) cannot merge them; the current session is
-extended back to the late event but misses the earlier session's page views. In event-time order
+extended back to the late event but misses the earlier session's counts. In event-time order
 the result is exact.
 
 **Latest values** follow event time, not arrival: ``last_event_at`` is the greatest event time,
-``last_event_type`` the :attr:`~c360.sources.segment.SegmentMessage.label` of that event, and
+``last_event_type`` the label of that event (the track event name, else the message type; NUL
+characters dropped, 64 characters at most), and
 ``user_id`` the ``userId`` of the newest message that carries one (identify, alias, or any other;
 ``user_id_at`` remembers its time). Ties go to the later arrival.
+
+**Events in the last hour.** ``recent_event_times`` holds the event times (epoch milliseconds,
+sorted) of this identifier's events in the hour ending at its newest event time ``N``: every
+``t`` with ``N - 1 h < t <= N``, at most :data:`MAX_RECENT_EVENTS` (the newest ones). A late
+event older than ``N - 1 h`` is not added. At read time the serving layer counts the stored
+times with ``t > now - 1 h`` (:func:`events_in_last_hour`; an event stamped after ``now`` by a
+fast client clock counts): since ``now >= N`` in practice, the stored window holds every event
+that can count. The count is exact up to :data:`MAX_RECENT_EVENTS` per identifier and saturates
+there (a busier identifier reads as at least that many).
+
+**Cart** (Segment e-commerce spec v2: ``Product Added``, ``Product Removed``, ``Order
+Completed``). The state holds one cart per identifier: product lines (``product_id``, else
+``sku``, else ``name``) with a quantity (``properties.quantity``, a whole number >= 1, default 1)
+(at most :data:`MAX_QUANTITY`) and a unit price (``properties.price``, a number >= 0, default
+0; the latest add sets it).
+``cart_items`` is the sum of the quantities, ``cart_value`` the sum of quantity x price,
+rounded to cents. For a cart event at time ``t``:
+
+- ``Order Completed`` empties the cart (lines, ``cart_id``) and sets ``cart_since = t`` — unless
+  it is older than ``cart_since`` (a late order of a cart already replaced);
+- ``Product Added`` / ``Product Removed`` whose ``properties.cart_id`` is the current cart's
+  apply at any time; otherwise an event older than ``cart_since`` is ignored (it belongs to a
+  cart already ordered or replaced), and a new ``cart_id`` starts a new, empty cart at ``t``
+  (an abandoned cart stays the identifier's cart until an order or the next cart). Events
+  without a ``cart_id`` apply to the current cart;
+- an add increases the product's line; a remove decreases it (never below zero; a product not
+  in the cart is a no-op). Within one cart, adds and removes apply in arrival order.
+
+At most :data:`MAX_CART_LINES` distinct products are kept; adds of further products are
+ignored. ``cart_updated_at`` is the greatest event time of an applied cart event.
+
+**Orders** for the Lambda merge: :func:`order_of` turns an ``Order Completed`` with an
+``order_id`` into a ``realtime_order`` row (amount: ``properties.total``, else ``revenue``, else
+0 — ``total`` first because the batch's lifetime spend sums order totals). Duplicate order ids
+are the store's business (one row per order id, first write wins).
 
 **Duplicates**: a message whose ``messageId`` is among the identifier's last
 :data:`DEDUP_WINDOW` ids is dropped: :func:`update` returns the very same state object. Segment
@@ -36,77 +79,310 @@ a duplicate arriving more than :data:`DEDUP_WINDOW` messages later is counted ag
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+import math
+from bisect import bisect_right, insort
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypedDict
 
-from c360.sources.segment import SegmentMessage
+from c360.sources.segment import SegmentEvent
 
 SESSION_GAP = dt.timedelta(minutes=30)
+HOUR_MS = 3_600_000
 DEDUP_WINDOW = 32
+MAX_RECENT_EVENTS = 256
+MAX_CART_LINES = 100
+MAX_QUANTITY = 10_000  # per cart line
+MAX_PRODUCT_KEY = 128
 MAX_EVENT_TYPE = 64  # realtime_state.last_event_type
+MAX_CART_ID = 64  # realtime_state.cart_id
+MAX_ORDER_ID = 64  # realtime_order.order_id
 ANONYMOUS_ID = "anonymous_id"
 USER_ID = "user_id"
 
+PRODUCT_VIEWED = "Product Viewed"
+PRODUCT_ADDED = "Product Added"
+PRODUCT_REMOVED = "Product Removed"
+ORDER_COMPLETED = "Order Completed"
+_CART_EVENTS = frozenset({PRODUCT_ADDED, PRODUCT_REMOVED, ORDER_COMPLETED})
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
 StateKey = tuple[str, str]  # (id_type, id_value), the realtime_state primary key
+CartLine = tuple[int, float]  # (quantity, unit price)
+NO_LINES: Mapping[str, CartLine] = MappingProxyType({})
 
 
-def state_key(event: SegmentMessage) -> StateKey:
+class RealtimeState(TypedDict):
+    """One ``realtime_state`` row. Times are aware UTC datetimes (epoch ms in the tuple)."""
+
+    id_type: str
+    id_value: str
+    user_id: str | None
+    user_id_at: dt.datetime | None
+    session_start: dt.datetime | None
+    session_last_event_at: dt.datetime | None
+    current_session_page_views: int
+    current_session_product_views: int
+    last_event_at: dt.datetime | None
+    last_event_type: str | None
+    events_total: int
+    recent_message_ids: tuple[str, ...]
+    recent_event_times: tuple[int, ...]
+    cart_id: str | None
+    cart_lines: Mapping[str, CartLine]
+    cart_items: int
+    cart_value: float
+    cart_since: dt.datetime | None
+    cart_updated_at: dt.datetime | None
+
+
+class Order(NamedTuple):
+    """One ``realtime_order`` row."""
+
+    order_id: str
+    id_type: str
+    id_value: str
+    user_id: str | None
+    order_at: dt.datetime  # the event time, aware UTC
+    revenue: float
+
+
+def state_key(event: SegmentEvent) -> StateKey:
     """Whose state an event updates: its anonymousId, else its userId."""
     if event.anonymous_id is not None:
         return ANONYMOUS_ID, event.anonymous_id
-    if event.user_id is None:  # decode() guarantees one of the two
+    if event.user_id is None:  # the decoders guarantee one of the two
         raise ValueError(f"message {event.message_id!r} has neither anonymousId nor userId")
     return USER_ID, event.user_id
 
 
-@dataclass(frozen=True, slots=True)
-class RealtimeState:
-    """One ``realtime_state`` row. Times are aware UTC datetimes."""
-
-    id_type: str
-    id_value: str
-    user_id: str | None = None
-    user_id_at: dt.datetime | None = None
-    session_start: dt.datetime | None = None
-    session_last_event_at: dt.datetime | None = None
-    current_session_page_views: int = 0
-    last_event_at: dt.datetime | None = None
-    last_event_type: str | None = None
-    events_total: int = 0
-    recent_message_ids: tuple[str, ...] = ()
-
-    @classmethod
-    def empty(cls, key: StateKey) -> RealtimeState:
-        return cls(id_type=key[0], id_value=key[1])
-
-
-def update(state: RealtimeState, event: SegmentMessage) -> RealtimeState:
-    """The state after ``event`` (see the module docstring for the rules)."""
-    if event.message_id in state.recent_message_ids:
-        return state
-    t = event.timestamp
-    page = 1 if event.type == "page" else 0
-    changes: dict[str, object] = {
-        "events_total": state.events_total + 1,
-        "recent_message_ids": (*state.recent_message_ids, event.message_id)[-DEDUP_WINDOW:],
+def empty_state(key: StateKey) -> RealtimeState:
+    return {
+        "id_type": key[0],
+        "id_value": key[1],
+        "user_id": None,
+        "user_id_at": None,
+        "session_start": None,
+        "session_last_event_at": None,
+        "current_session_page_views": 0,
+        "current_session_product_views": 0,
+        "last_event_at": None,
+        "last_event_type": None,
+        "events_total": 0,
+        "recent_message_ids": (),
+        "recent_event_times": (),
+        "cart_id": None,
+        "cart_lines": NO_LINES,
+        "cart_items": 0,
+        "cart_value": 0.0,
+        "cart_since": None,
+        "cart_updated_at": None,
     }
 
-    start, last = state.session_start, state.session_last_event_at
+
+def epoch_ms(when: dt.datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware datetime (floor)."""
+    return (when - _EPOCH) // _MS
+
+
+def update(state: RealtimeState, event: SegmentEvent) -> RealtimeState:
+    """The state after ``event`` (see the module docstring for the rules)."""
+    message_id = event.message_id
+    if message_id in state["recent_message_ids"]:
+        return state
+    new = state.copy()
+    t = event.timestamp
+    new["events_total"] = state["events_total"] + 1
+    new["recent_message_ids"] = (*state["recent_message_ids"], message_id)[-DEDUP_WINDOW:]
+    is_track = event.type == "track"
+    _session(new, t, 1 if event.type == "page" else 0, is_track and event.label == PRODUCT_VIEWED)
+    last = state["last_event_at"]
+    if last is None or t >= last:
+        label = event.label
+        if "\x00" in label:  # PostgreSQL text cannot hold NUL
+            label = label.replace("\x00", "")
+        new["last_event_at"] = t
+        new["last_event_type"] = label[:MAX_EVENT_TYPE]
+    if event.user_id is not None:
+        user_id_at = state["user_id_at"]
+        if user_id_at is None or t >= user_id_at:
+            new["user_id"] = event.user_id
+            new["user_id_at"] = t
+    new["recent_event_times"] = _recent(state["recent_event_times"], (t - _EPOCH) // _MS)
+    if is_track and event.label in _CART_EVENTS:
+        _cart(new, event)
+    return new
+
+
+def _session(new: RealtimeState, t: dt.datetime, page: int, product: bool) -> None:
+    start, last = new["session_start"], new["session_last_event_at"]
     if start is None or last is None or t > last + SESSION_GAP:  # rules 1 and 2
-        changes |= {
-            "session_start": t,
-            "session_last_event_at": t,
-            "current_session_page_views": page,
-        }
+        new["session_start"] = new["session_last_event_at"] = t
+        new["current_session_page_views"] = page
+        new["current_session_product_views"] = 1 if product else 0
     elif t >= start - SESSION_GAP:  # rule 3
-        changes |= {
-            "session_start": min(start, t),
-            "session_last_event_at": max(last, t),
-            "current_session_page_views": state.current_session_page_views + page,
-        }
+        if t < start:
+            new["session_start"] = t
+        elif t > last:
+            new["session_last_event_at"] = t
+        if page:
+            new["current_session_page_views"] += 1
+        if product:
+            new["current_session_product_views"] += 1
     # else rule 4: an event of an earlier session leaves the current one alone
 
-    if state.last_event_at is None or t >= state.last_event_at:
-        changes |= {"last_event_at": t, "last_event_type": event.label[:MAX_EVENT_TYPE]}
-    if event.user_id is not None and (state.user_id_at is None or t >= state.user_id_at):
-        changes |= {"user_id": event.user_id, "user_id_at": t}
-    return replace(state, **changes)  # type: ignore[arg-type]
+
+def _recent(times: tuple[int, ...], t: int) -> tuple[int, ...]:
+    """``times`` with ``t`` added, pruned to the hour ending at the newest time and capped."""
+    if not times or t >= times[-1]:  # in order: the common case
+        kept = (*times[bisect_right(times, t - HOUR_MS) :], t)
+        return kept[-MAX_RECENT_EVENTS:]
+    newest = times[-1]
+    if t <= newest - HOUR_MS:  # too old to count at any later read
+        return times
+    merged = list(times)
+    insort(merged, t)
+    return tuple(merged[-MAX_RECENT_EVENTS:])
+
+
+def events_in_last_hour(times: tuple[int, ...] | list[int], now_ms: int) -> int:
+    """How many of the stored event times fall after ``now - 1 h`` (read time)."""
+    return len(times) - bisect_right(times, now_ms - HOUR_MS)
+
+
+# -- cart ------------------------------------------------------------------------------------
+
+
+def _number(value: object) -> float | None:
+    """A finite number >= 0 from a JSON number or numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _quantity(value: object) -> int:
+    number = _number(value)
+    if number is None or number < 1 or number != int(number):
+        return 1
+    return min(int(number), MAX_QUANTITY)
+
+
+def _text(value: object) -> str | None:
+    """A non-empty string or integer id as text; None for anything else (or one with a NUL,
+    which PostgreSQL text cannot hold)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    text = str(value)
+    return None if "\x00" in text else text
+
+
+def _product(properties: Mapping[str, Any]) -> str:
+    for field in ("product_id", "sku", "name"):
+        value = _text(properties.get(field))
+        if value is not None:
+            return value[:MAX_PRODUCT_KEY]
+    return ""
+
+
+def _cart(new: RealtimeState, event: SegmentEvent) -> None:
+    t = event.timestamp
+    since = new["cart_since"]
+    if event.label == ORDER_COMPLETED:
+        if since is None or t >= since:
+            _empty_cart(new, None, t)
+        return
+    properties = event.properties
+    cart_id = _text(properties.get("cart_id"))
+    if cart_id is not None:
+        cart_id = cart_id[:MAX_CART_ID]
+    if cart_id is None or cart_id != new["cart_id"]:
+        if since is not None and t < since:  # an event of a cart ordered or replaced since
+            return
+        if cart_id is not None:  # a new cart starts, empty
+            _empty_cart(new, cart_id, t)
+    lines = _changed_lines(new["cart_lines"], event.label == PRODUCT_ADDED, properties)
+    if lines is not None:
+        new["cart_lines"] = lines
+        new["cart_items"] = sum(quantity for quantity, _ in lines.values())
+        new["cart_value"] = round(sum(quantity * price for quantity, price in lines.values()), 2)
+        _touched(new, t)
+
+
+def _empty_cart(new: RealtimeState, cart_id: str | None, since: dt.datetime) -> None:
+    new["cart_id"] = cart_id
+    new["cart_lines"] = NO_LINES
+    new["cart_items"] = 0
+    new["cart_value"] = 0.0
+    new["cart_since"] = since
+    _touched(new, since)
+
+
+def _touched(new: RealtimeState, t: dt.datetime) -> None:
+    updated = new["cart_updated_at"]
+    if updated is None or t > updated:
+        new["cart_updated_at"] = t
+
+
+def _changed_lines(
+    lines: Mapping[str, CartLine], added: bool, properties: Mapping[str, Any]
+) -> dict[str, CartLine] | None:
+    """The cart's lines after an add or a remove; None when nothing changes."""
+    product = _product(properties)
+    quantity = _quantity(properties.get("quantity"))
+    line = lines.get(product)
+    if added:
+        if line is None and len(lines) >= MAX_CART_LINES:
+            return None
+        price = _number(properties.get("price"))
+        if price is None:
+            price = line[1] if line is not None else 0.0
+        changed = dict(lines)
+        changed[product] = ((line[0] if line is not None else 0) + quantity, price)
+        return changed
+    if line is None:
+        return None
+    changed = dict(lines)
+    if line[0] > quantity:
+        changed[product] = (line[0] - quantity, line[1])
+    else:
+        del changed[product]
+    return changed
+
+
+# -- orders ----------------------------------------------------------------------------------
+
+
+def order_of(event: SegmentEvent, key: StateKey, user_id: str | None) -> Order | None:
+    """The ``realtime_order`` row of an ``Order Completed`` with an ``order_id``, else None.
+
+    ``user_id`` is the customer the identifier is known as (the event's own ``userId`` or the
+    state's after the event), so the order resolves to the customer even on a new cookie.
+    """
+    if event.type != "track" or event.label != ORDER_COMPLETED:
+        return None
+    properties = event.properties
+    order_id = _text(properties.get("order_id"))
+    if order_id is None or len(order_id) > MAX_ORDER_ID:
+        return None
+    amount = _number(properties.get("total"))
+    if amount is None:
+        amount = _number(properties.get("revenue"))
+    return Order(
+        order_id,
+        key[0],
+        key[1],
+        event.user_id or user_id,
+        event.timestamp,
+        amount if amount is not None else 0.0,
+    )

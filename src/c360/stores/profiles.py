@@ -7,7 +7,14 @@ from typing import Any
 
 from c360.contracts import serving
 from c360.stores.base import ServingStore
-from c360.stores.views import LAMBDA_MERGES, ORDER_DELTAS_FOR_PERSON, REALTIME_FOR_PERSON
+from c360.stores.views import (
+    LAMBDA_MERGES,
+    ORDER_DELTAS_FOR_PERSON,
+    SUPPORT_FOR_PERSON,
+    realtime_for_person_sql,
+)
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def find_person(store: ServingStore, id_type: str, id_value: str) -> str | None:
@@ -21,14 +28,27 @@ def find_person(store: ServingStore, id_type: str, id_value: str) -> str | None:
 def get_profile(
     store: ServingStore, person_id: str, now: dt.datetime | None = None
 ) -> dict[str, Any] | None:
-    """The joined profile of one person, or None when the person is unknown."""
+    """The joined profile of one person, or None when the person is unknown.
+
+    ``now`` (naive UTC; default the clock) is the read time of ``time_since_last_event_seconds``
+    and ``events_last_hour``.
+    """
     person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id})
     if not person:
         return None
+    if now is None:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    elif now.tzinfo is not None:
+        now = now.astimezone(dt.UTC).replace(tzinfo=None)
     batch = store.query(
         f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", {"p": person_id}
     )
-    realtime = store.query(REALTIME_FOR_PERSON, {"person_id": person_id})
+    now_ms = (now - _EPOCH) // dt.timedelta(milliseconds=1)
+    realtime = store.query(
+        realtime_for_person_sql(store.engine.dialect.name),
+        {"person_id": person_id, "now_ms": now_ms},
+    )
+    support = store.query(SUPPORT_FOR_PERSON, {"person_id": person_id})
     deltas = store.query(ORDER_DELTAS_FOR_PERSON, {"person_id": person_id})
     identifiers = store.query(
         "SELECT id_type, id_value FROM identity_map WHERE person_id = :p "
@@ -40,8 +60,10 @@ def get_profile(
     last = live.get("last_event_at")
     if isinstance(last, str):
         last = dt.datetime.fromisoformat(last)
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     live["time_since_last_event_seconds"] = (now - last).total_seconds() if last else None
+    open_tickets = int(support[0]["open_ticket_count"] or 0) if support else 0
+    live["open_ticket_count"] = open_tickets
+    live["has_open_support_ticket"] = open_tickets > 0
     batch_values = dict(batch[0]) if batch else {}
     batch_values.pop("person_id", None)
     delta = dict(deltas[0]) if deltas else {}

@@ -3,8 +3,12 @@
 Real-time state is kept per source identifier and resolved to a person here, at read time: a row
 belongs to the person of its own identifier (an anonymous_id) or, once the cookie identified, to
 the person of its ``user_id`` (a customer_id) — that is what stitches anonymous activity.
+Support state (``realtime_support``, per Zendesk user) resolves through its own identifier.
 The same SQL backs the ``profile`` view (for BI tools) and the API's by-key lookup, which only
 adds an indexed filter on the person's identifiers.
+
+Read time: ``events_last_hour`` counts the stored event times after *now* - 1 h, where now is
+the database clock for the view and the caller's ``now`` (``:now_ms``) for the API.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, text
 
 # One row per (person, real-time identifier row); {where} narrows it (empty for the view).
+# {recent} counts the row's events in the last hour (see events_last_hour_sql).
 REALTIME_ROWS = """
-SELECT COALESCE(by_user.person_id, by_id.person_id) AS person_id, r.*
+SELECT COALESCE(by_user.person_id, by_id.person_id) AS person_id, r.*,
+       {recent} AS events_last_hour
 FROM realtime_state r
 LEFT JOIN identity_map by_user ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
 LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value
@@ -31,20 +37,82 @@ PERSON_CONDITION = """(
         WHERE person_id = :person_id AND id_type = 'customer_id'))"""
 PERSON_FILTER = f"WHERE {PERSON_CONDITION}"
 
-# The latest session wins for session features; counters add up.
+# Per person: the latest session wins for session and last-event features, the cart with the
+# latest activity is the person's cart, counters add up.
 REALTIME_BY_PERSON = """
-SELECT person_id, current_session_page_views, session_start AS current_session_start,
-       last_event_at, last_event_type, person_events_total AS events_total
+SELECT person_id, current_session_page_views, current_session_product_views,
+       session_start AS current_session_start, last_event_at, last_event_type,
+       person_events_total AS events_total, person_events_last_hour AS events_last_hour,
+       person_cart_items AS cart_items, person_cart_value AS cart_value
 FROM (
   SELECT rows.*,
-         SUM(rows.events_total) OVER (PARTITION BY rows.person_id) AS person_events_total,
-         ROW_NUMBER() OVER (PARTITION BY rows.person_id ORDER BY rows.last_event_at DESC)
-             AS recency
+         CAST(SUM(rows.events_total) OVER (PARTITION BY rows.person_id) AS BIGINT)
+             AS person_events_total,
+         CAST(SUM(rows.events_last_hour) OVER (PARTITION BY rows.person_id) AS BIGINT)
+             AS person_events_last_hour,
+         FIRST_VALUE(rows.cart_items) OVER latest_cart AS person_cart_items,
+         FIRST_VALUE(rows.cart_value) OVER latest_cart AS person_cart_value,
+         ROW_NUMBER() OVER (
+             PARTITION BY rows.person_id
+             ORDER BY (rows.last_event_at IS NULL), rows.last_event_at DESC,
+                      rows.id_type, rows.id_value) AS recency
   FROM ({rows}) rows
   WHERE rows.person_id IS NOT NULL
+  WINDOW latest_cart AS (
+      PARTITION BY rows.person_id
+      ORDER BY (rows.cart_updated_at IS NULL), rows.cart_updated_at DESC,
+               rows.id_type, rows.id_value)
 ) ranked
 WHERE recency = 1
 """
+
+# Support state per person, through the Zendesk user ids the identity map gives them.
+SUPPORT_BY_PERSON = """
+SELECT m.person_id, CAST(SUM(s.open_ticket_count) AS BIGINT) AS open_ticket_count,
+       MAX(s.last_event_at) AS last_support_event_at
+FROM realtime_support s
+JOIN identity_map m ON m.id_type = s.id_type AND m.id_value = s.id_value
+{where}
+GROUP BY m.person_id
+"""
+SUPPORT_PROFILE = SUPPORT_BY_PERSON.format(where="")
+SUPPORT_FOR_PERSON = SUPPORT_BY_PERSON.format(where="WHERE m.person_id = :person_id")
+
+# c360.speed.features.HOUR_MS: the window of "events in the last hour".
+LAST_HOUR_MS = 3_600_000
+
+
+def events_last_hour_sql(dialect: str, now_ms: str) -> str:
+    """How many of a realtime_state row's ``recent_event_times`` (a JSON list of epoch ms) fall
+    after ``now_ms`` - 1 h, for an SQL expression ``now_ms``."""
+    cut = f"({now_ms}) - {LAST_HOUR_MS}"
+    if dialect == "postgresql":
+        return (
+            "(SELECT count(*) FROM jsonb_array_elements_text("
+            f"CAST(r.recent_event_times AS jsonb)) AS t(v) WHERE CAST(t.v AS BIGINT) > {cut})"
+        )
+    return f"(SELECT count(*) FROM json_each(r.recent_event_times) WHERE json_each.value > {cut})"
+
+
+def database_now_ms(dialect: str) -> str:
+    """The database clock in epoch milliseconds: the ``profile`` view's read time."""
+    if dialect == "postgresql":
+        return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000"
+    return "(julianday('now') - 2440587.5) * 86400000.0"
+
+
+def realtime_profile_sql(dialect: str) -> str:
+    """Real-time features of every person, as of the database clock (the view's query)."""
+    recent = events_last_hour_sql(dialect, database_now_ms(dialect))
+    return REALTIME_BY_PERSON.format(rows=REALTIME_ROWS.format(recent=recent, where=""))
+
+
+def realtime_for_person_sql(dialect: str) -> str:
+    """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query)."""
+    recent = events_last_hour_sql(dialect, ":now_ms")
+    rows = REALTIME_ROWS.format(recent=recent, where=PERSON_FILTER)
+    return REALTIME_BY_PERSON.format(rows=rows) + " AND person_id = :person_id"
+
 
 # The Lambda merge: orders the speed layer saw at or after the serving batch's cutoff. The
 # cutoff is that of the latest publish; before any publish, every order counts.
@@ -72,14 +140,9 @@ LAMBDA_MERGES = {
     "last_purchase_date": ("last_order_at", "latest_date"),
 }
 
-REALTIME_PROFILE = REALTIME_BY_PERSON.format(rows=REALTIME_ROWS.format(where=""))
 ORDER_DELTAS_ALL = ORDER_DELTAS.format(where="", person="")
 ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(
     where=f"AND {PERSON_CONDITION}", person="AND person_id = :person_id"
-)
-REALTIME_FOR_PERSON = (
-    REALTIME_BY_PERSON.format(rows=REALTIME_ROWS.format(where=PERSON_FILTER))
-    + " AND person_id = :person_id"
 )
 
 
@@ -99,23 +162,30 @@ def _merged(column: str, dialect: str) -> str:
 
 
 def create_profile_view(conn: Connection, profile_columns: Sequence[str]) -> None:
-    """(Re)create ``realtime_profile``, ``order_deltas`` and ``profile`` (the unified view)."""
+    """(Re)create ``realtime_profile``, ``support_profile``, ``order_deltas`` and ``profile``
+    (the unified view)."""
     dialect = conn.dialect.name
     features = "".join(", " + _merged(c, dialect) for c in profile_columns if c != "person_id")
-    for view in ("profile", "realtime_profile", "order_deltas"):
+    for view in ("profile", "realtime_profile", "support_profile", "order_deltas"):
         conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
-    conn.execute(text(f"CREATE VIEW realtime_profile AS {REALTIME_PROFILE}"))
+    conn.execute(text(f"CREATE VIEW realtime_profile AS {realtime_profile_sql(dialect)}"))
+    conn.execute(text(f"CREATE VIEW support_profile AS {SUPPORT_PROFILE}"))
     conn.execute(text(f"CREATE VIEW order_deltas AS {ORDER_DELTAS_ALL}"))
     conn.execute(
         text(
             f"""
             CREATE VIEW profile AS
             SELECT p.*{features},
-                   rt.current_session_page_views, rt.current_session_start,
-                   rt.last_event_at, rt.last_event_type
+                   rt.current_session_page_views, rt.current_session_product_views,
+                   rt.current_session_start, rt.last_event_at, rt.last_event_type,
+                   rt.events_last_hour, rt.cart_items, rt.cart_value,
+                   COALESCE(sp.open_ticket_count, 0) AS open_ticket_count,
+                   CASE WHEN sp.open_ticket_count > 0 THEN TRUE ELSE FALSE END
+                       AS has_open_support_ticket
             FROM person p
             LEFT JOIN batch_profile b ON b.person_id = p.person_id
             LEFT JOIN realtime_profile rt ON rt.person_id = p.person_id
+            LEFT JOIN support_profile sp ON sp.person_id = p.person_id
             LEFT JOIN order_deltas d ON d.person_id = p.person_id
             """
         )

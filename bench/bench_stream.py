@@ -1,0 +1,196 @@
+"""Benchmark the speed layer: one worker, local event log → SQLite, events/s as one JSON line.
+
+    .venv/bin/python bench/bench_stream.py --customers 5000 --days 180
+    .venv/bin/python bench/bench_stream.py --file data/clickstream.jsonl.gz
+
+Generates a simulator world (unless --file names a clickstream file), publishes its clickstream
+into a fresh local log (not timed), then times one worker (``c360.speed.worker.run``) consuming
+the log into a fresh SQLite serving store with every real-time feature: sessions, product
+views, cart, last event, events in the last hour, orders for the Lambda merge. ``--support``
+adds the world's Zendesk events on the ``support`` topic.
+
+In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
+decodes each with orjson and counts it in a dict by key (no validation, no state, no
+persistence), the best of three. ``ratio`` is worker / floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import json
+import os
+import pstats
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from c360.config import load_config
+from c360.logs.local import LocalLog
+from c360.simulator import generate
+from c360.speed.replay import publish_file
+from c360.speed.worker import DEFAULT_BATCH_SIZE, BatchResult, run
+from c360.stores import open_store
+
+
+def _world(out: Path, customers: int, days: int, seed: int) -> tuple[Path, Path]:
+    overrides = {
+        "simulator.customers": customers,
+        "simulator.days": days,
+        "simulator.seed": seed,
+        "sources.mysql.url": f"sqlite:///{out / 'shopsmart.db'}",
+        "sources.clickstream.path": str(out / "clickstream.jsonl.gz"),
+        "sources.zendesk.path": str(out / "zendesk_events.jsonl"),
+        "sources.mailchimp.dir": str(out / "mailchimp"),
+        "simulator.truth_dir": str(out / "truth"),
+    }
+    generate(load_config(environ={}, overrides=overrides).settings, replace=True)
+    return out / "clickstream.jsonl.gz", out / "zendesk_events.jsonl"
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    opener: Any = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as stream:
+        for line in stream:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
+
+
+def floor(values: list[bytes]) -> float:
+    """Seconds for the plain loop: orjson-decode each record, count it per key in a dict."""
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    for value in values:
+        try:
+            message = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        key = message.get("anonymousId") or message.get("userId") or ""
+        counts[key] = counts.get(key, 0) + 1
+    return time.perf_counter() - started
+
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    generated = 0.0
+    support_file: Path | None = None
+    if args.file is None:
+        started = time.perf_counter()
+        clickstream, support_file = _world(work / "world", args.customers, args.days, args.seed)
+        generated = time.perf_counter() - started
+    else:
+        clickstream = Path(args.file)
+    values = list(_lines(clickstream))
+    topics = ["clickstream"]
+    with LocalLog(work / "log", args.partitions) as log:
+        published = publish_file(log, clickstream, topic="clickstream", batch_size=10_000)
+        if args.support and support_file is not None:
+            support = list(_lines(support_file))
+            for i in range(0, len(support), 10_000):
+                chunk = support[i : i + 10_000]
+                log.append("support", [(_requester(v), v) for v in chunk])
+            values += support
+            topics.append("support")
+        store = open_store(f"sqlite:///{work / 'serving.db'}")
+        store.migrate()
+        profiler = cProfile.Profile() if args.profile else None
+        written = 0
+
+        def count(result: BatchResult) -> None:
+            nonlocal written
+            written += result.state_rows
+
+        try:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
+            stats = run(
+                log,
+                store,
+                topics=topics,
+                stop_when_caught_up=True,
+                batch_size=args.batch_size,
+                on_commit=count,
+            )
+            seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            rows = store.query(
+                "SELECT (SELECT count(*) FROM realtime_state) AS state_rows, "
+                "(SELECT count(*) FROM realtime_support) AS support_rows, "
+                "(SELECT count(*) FROM realtime_order) AS orders"
+            )[0]
+        finally:
+            store.dispose()
+    floor_seconds = min(floor(values) for _ in range(3))
+    events_per_s = stats.records / seconds
+    floor_per_s = len(values) / floor_seconds
+    return {
+        "bench": "stream",
+        "events": stats.records,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),  # well below seconds: the machine was busy
+        "events_per_s": round(events_per_s),
+        "floor_events_per_s": round(floor_per_s),
+        "ratio": round(events_per_s / floor_per_s, 3),
+        "applied": stats.events,
+        "duplicates": stats.duplicates,
+        "dead_lettered": stats.dead_lettered,
+        "batches": stats.batches,
+        "state_rows_written": written,
+        "batch_size": args.batch_size,
+        "partitions": args.partitions,
+        "topics": topics,
+        **rows,
+        "publish_seconds": published.seconds,
+        "generate_seconds": round(generated, 1),
+        "customers": None if args.file else args.customers,
+        "days": None if args.file else args.days,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "cores": os.cpu_count(),
+    }
+
+
+def _requester(value: bytes) -> str:
+    try:
+        detail = orjson.loads(value).get("detail") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return str(detail.get("requester_id") or detail.get("id") or "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--file", help="an existing clickstream file (JSON lines, plain or gzip)")
+    parser.add_argument("--support", action="store_true", help="add the world's Zendesk events")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--profile", help="write cProfile stats of the worker to this file")
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
+    args = parser.parse_args()
+    if args.keep:
+        work = Path(args.keep)
+        shutil.rmtree(work / "log", ignore_errors=True)
+        for stale in work.glob("serving.db*"):
+            stale.unlink()
+        work.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(bench(args, work)))
+        return
+    with tempfile.TemporaryDirectory(prefix="c360-bench-stream-") as folder:
+        print(json.dumps(bench(args, Path(folder))))
+
+
+if __name__ == "__main__":
+    main()

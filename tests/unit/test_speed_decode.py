@@ -1,0 +1,253 @@
+"""The speed layer's decoders: Segment's fast path agrees with pydantic, Zendesk's rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from c360.sources.segment import (
+    NO_PROPERTIES,
+    InvalidMessage,
+    SegmentEvent,
+    decode,
+    decode_event,
+    fast_event,
+)
+from c360.sources.zendesk import InvalidSupportEvent, SupportEvent, decode_support
+
+ABSENT = object()
+BASE: dict[str, Any] = {
+    "type": "track",
+    "event": "Product Added",
+    "messageId": "m-1",
+    "timestamp": "2025-03-01T10:00:00.250Z",
+    "anonymousId": "anon-1",
+    "userId": "42",
+    "context": {"ip": "1.2.3.4", "page": {"path": "/"}},
+    "properties": {"product_id": "7", "price": 1.5},
+}
+VARIANTS: dict[str, list[Any]] = {
+    "type": ["track", "page", "screen", "identify", "alias", "group", "bogus", None, 5, ABSENT],
+    "event": ["Product Added", "", 5, None, ABSENT],
+    "messageId": ["m-1", "", 5, "x" * 256, "x" * 257, None, ABSENT],
+    "timestamp": [
+        "2025-03-01T10:00:00.250Z",
+        "2025-03-01T10:00:00Z",
+        "2025-03-01T10:00:00.123456Z",
+        "2025-03-01T10:00:00.1Z",
+        "2025-03-01T10:00:00+00:00",
+        "2025-03-01T12:00:00+02:00",
+        "2025-03-01T10:00:00",
+        "2025-03-01 10:00:00Z",
+        "2025-03-01",
+        "2025-13-01T10:00:00Z",
+        "2025-02-30T10:00:00Z",
+        "2025-03-01T24:00:00Z",
+        "yesterday",
+        1740823200,
+        None,
+        ABSENT,
+    ],
+    "anonymousId": ["anon-1", "", 42, 4.5, True, "a" * 320, "a" * 321, "a\x00", None, ABSENT],
+    "userId": ["42", "", 42, False, "u" * 64, "u" * 65, "\x00", None, ABSENT],
+    "context": [{"ip": "1.2.3.4"}, {}, "ctx", [], 5, None, ABSENT],
+    "properties": [{"product_id": "7"}, {"n": 2**70}, {}, [], "x", 5, None, ABSENT],
+    "traits": [{"email": "a@b.c"}, "x", [], None, ABSENT],
+    "name": ["Home", 5, None, ABSENT],
+    "previousId": ["anon-0", "", ABSENT],
+    "groupId": ["g1", 7, "", ABSENT],
+    "anonymous_id": [ABSENT, "snake"],
+    "message_id": [ABSENT, "snake"],
+    "user_id": [ABSENT, None],
+}
+
+
+def _variant(rng: random.Random) -> dict[str, Any]:
+    message = dict(BASE)
+    for field in rng.sample(sorted(VARIANTS), rng.randint(1, 4)):
+        message[field] = rng.choice(VARIANTS[field])
+    return {k: v for k, v in message.items() if v is not ABSENT}
+
+
+def _slow(raw: bytes) -> SegmentEvent | str:
+    try:
+        return SegmentEvent.of(decode(raw))
+    except InvalidMessage as exc:
+        return exc.reason
+
+
+def _fast(raw: bytes) -> SegmentEvent | str:
+    try:
+        return decode_event(raw)
+    except InvalidMessage as exc:
+        return exc.reason
+
+
+def test_the_fast_path_agrees_with_pydantic_on_every_variant() -> None:
+    rng = random.Random(360)
+    fast_answers = 0
+    for _ in range(4000):
+        payload = _variant(rng)
+        raw = json.dumps(payload).encode()  # orjson cannot write integers beyond 64 bits
+        assert _fast(raw) == _slow(raw), payload
+        fast_answers += fast_event(raw) is not None
+    assert fast_answers > 300  # the fast path did answer a good share itself
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"page","messageId":"a","messageId":"b","timestamp":"2025-03-01T10:00:00Z",'
+        b'"anonymousId":"x"}',
+        b'  {"type" : "track", "event":"E", "messageId":"m", "timestamp":"2025-03-01T10:00:00Z",'
+        b' "userId":"u", "properties" :  {"price": 1e400}}',
+        b'{"type":"track","event":"E","messageId":"m","timestamp":"2025-03-01T10:00:00Z",'
+        b'"userId":"u","properties":{"a":"\\ud800"}, "context": {"x": [1, {"y": null}]}}',
+        b'{"type":"track","event":"E","messageId":"m","timestamp":"2025-03-01T10:00:00Z",'
+        b'"userId":"u","properties":null,"context":null}',
+        b'{"type":"identify","messageId":"m","timestamp":"2025-03-01T10:00:00Z","userId":"u"} x',
+        b'\xef\xbb\xbf{"type":"page","messageId":"m","timestamp":"2025-03-01T10:00:00Z",'
+        b'"userId":"u"}',
+        b'{"type":"page","messageId":"m","timestamp":"2025-03-01T10:00:00Z","userId":"u",'
+        b'"userId":""}',
+        b'{"type":"page","messageId":"m\\u00e9","timestamp":"2025-03-01T10:00:00Z","userId":"u"}',
+    ],
+)
+def test_edge_cases_of_json_agree(raw: bytes) -> None:
+    assert _fast(raw) == _slow(raw)
+
+
+def test_a_too_deeply_nested_message_is_dead_lettered_not_raised() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    raw = (
+        b'{"type":"page","messageId":"m","timestamp":"2025-03-01T10:00:00Z","userId":"u",'
+        b'"context":{"x":' + deep + b"}}"
+    )
+    assert fast_event(raw) is None
+    with pytest.raises(InvalidMessage, match="not JSON"):
+        decode_event(raw)
+
+
+def test_the_fast_path_answers_for_simulator_messages(tmp_path: Path) -> None:
+    from c360.config import load_config
+    from c360.simulator import generate
+
+    overrides = {
+        "simulator.customers": 30,
+        "simulator.days": 5,
+        "sources.mysql.url": f"sqlite:///{tmp_path / 'shop.db'}",
+        "sources.clickstream.path": str(tmp_path / "clickstream.jsonl.gz"),
+        "sources.zendesk.path": str(tmp_path / "zendesk.jsonl"),
+        "sources.mailchimp.dir": str(tmp_path / "mailchimp"),
+        "simulator.truth_dir": str(tmp_path / "truth"),
+    }
+    generate(load_config(environ={}, overrides=overrides).settings)
+    lines = gzip.decompress((tmp_path / "clickstream.jsonl.gz").read_bytes()).splitlines()
+    assert len(lines) > 50
+    for line in lines:
+        payload = orjson.loads(line)
+        if payload["type"] == "alias":
+            continue  # alias always takes pydantic's path
+        fast = fast_event(line)
+        assert fast is not None, line
+        assert fast == SegmentEvent.of(decode(line))
+    for line in (tmp_path / "zendesk.jsonl").read_bytes().splitlines():
+        decode_support(line)  # every simulated Zendesk event is a valid support event
+
+
+def test_events_carry_label_time_and_properties() -> None:
+    event = decode_event(orjson.dumps(BASE))
+    assert event == SegmentEvent(
+        "track",
+        "m-1",
+        dt.datetime(2025, 3, 1, 10, 0, 0, 250_000, tzinfo=dt.UTC),
+        "anon-1",
+        "42",
+        "Product Added",
+        {"product_id": "7", "price": 1.5},
+    )
+    identify = decode_event(orjson.dumps(BASE | {"type": "identify", "traits": {"a": 1}}))
+    assert (identify.label, identify.properties) == ("identify", NO_PROPERTIES)
+    alias = decode_event(orjson.dumps(BASE | {"type": "alias", "previousId": "p"}))
+    assert (alias.label, alias.user_id, alias.properties) == ("alias", "42", NO_PROPERTIES)
+    with pytest.raises(InvalidMessage, match="not JSON"):
+        decode_event(b"{")
+
+
+# -- Zendesk --------------------------------------------------------------------------------------
+
+
+def _zendesk(kind: str, **fields: Any) -> bytes:
+    payload = {
+        "type": f"zen:event-type:{kind}",
+        "id": "e1",
+        "time": "2025-01-04T15:44:28Z",
+        "detail": {"id": "1000", "requester_id": "361", "status": "OPEN"},
+        "event": {},
+    }
+    return orjson.dumps({**payload, **fields})
+
+
+def test_zendesk_ticket_and_user_events() -> None:
+    changed = decode_support(
+        _zendesk("ticket.status_changed", event={"current": "solved", "previous": "OPEN"})
+    )
+    assert changed == SupportEvent(
+        "e1",
+        "ticket.status_changed",
+        dt.datetime(2025, 1, 4, 15, 44, 28, tzinfo=dt.UTC),
+        "361",
+        "1000",
+        "SOLVED",
+    )
+    nested = decode_support(_zendesk("ticket.status_changed", event={"current": {"status": "x"}}))
+    assert nested.status == "X"
+    fallback = decode_support(_zendesk("ticket.status_changed", event=[]))
+    assert fallback.status == "OPEN"  # detail.status when event.current is missing
+    created = decode_support(_zendesk("ticket.created", id=5, detail={"id": 9, "requester_id": 8}))
+    assert (created.event_id, created.user_id, created.ticket_id, created.status) == (
+        "5",
+        "8",
+        "9",
+        None,
+    )
+    user = decode_support(_zendesk("user.created", detail={"id": "361", "email": "a@b.c"}))
+    assert (user.kind, user.user_id, user.ticket_id) == ("user.created", "361", None)
+    naive = decode_support(_zendesk("user.created", time="2025-01-04T15:44:28"))
+    assert naive.time == dt.datetime(2025, 1, 4, 15, 44, 28, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{nope", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (_zendesk("ticket.created", type="ticket.created"), "'type' must be a Zendesk event"),
+        (_zendesk("ticket.created", id=""), "'id' (the event id) is required"),
+        (_zendesk("ticket.created", id=True), "'id' (the event id) is required"),
+        (_zendesk("ticket.created", time="soon"), "'time' must be an ISO-8601 timestamp"),
+        (_zendesk("ticket.created", time=17), "'time' must be an ISO-8601 timestamp"),
+        (_zendesk("ticket.created", detail=[]), "'detail' must be an object"),
+        (
+            _zendesk("ticket.created", detail={"id": "1"}),
+            "ticket.created needs detail.requester_id",
+        ),
+        (_zendesk("ticket.created", detail={"requester_id": "1"}), "needs detail.id"),
+        (_zendesk("user.created", detail={"email": "a"}), "user.created needs detail.id"),
+        (_zendesk("organization.created"), "unsupported event type 'organization.created'"),
+        (_zendesk("user.created", detail={"id": "u" * 321}), "detail.id is longer than 320"),
+        (_zendesk("ticket.created", detail={"id": "1", "requester_id": "r" * 321}), "longer"),
+        (_zendesk("ticket.created", detail={"id": "1", "requester_id": "a\x00"}), "requester"),
+    ],
+)
+def test_invalid_zendesk_events_have_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidSupportEvent) as caught:
+        decode_support(raw)
+    assert reason in caught.value.reason
