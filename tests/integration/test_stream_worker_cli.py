@@ -57,7 +57,7 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.output) == {
         "group": "speed",
-        "topics": ["clickstream"],
+        "topics": ["clickstream", "support"],
         "records": 3,
         "events": 2,
         "duplicates": 0,

@@ -74,9 +74,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
     "--topic",
     "topics",
     multiple=True,
-    default=("clickstream",),
+    default=("clickstream", "support"),
     show_default=True,
-    help="Topic to consume (repeatable).",
+    help="Topic to consume (repeatable); default: the clickstream and Zendesk support events.",
 )
 @click.option(
     "--batch-size",
