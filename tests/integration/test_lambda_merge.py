@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from c360.contracts import serving
-from c360.stores import ServingStore, open_store
+from c360.stores import ServingStore
 from c360.stores.profiles import get_profile
 
 D = dt.date(2025, 6, 10)
 T = dt.datetime
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'serving.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    store = open_store(url)
-    store.migrate()
-    yield store
-    store.dispose()
 
 
 def publish(store: ServingStore, day: dt.date, spend: float, orders: int, last: dt.date) -> None:

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from c360.contracts import serving
-from c360.stores import ServingStore, open_store
+from c360.stores import ServingStore
 from c360.stores.profiles import get_profile
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'serving.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = open_store(url)
-    store.migrate()
-    yield store
-    store.dispose()
 
 
 def batch(tag: str, persons: int, extra_column: bool = False) -> dict[str, pa.Table]:

@@ -15,24 +15,11 @@ import pytest
 from c360.logs import EventLog
 from c360.logs.local import LocalLog
 from c360.speed.worker import run
-from c360.stores import ServingStore, open_store
+from c360.stores import ServingStore
 from c360.stores.profiles import get_profile
 
 D = dt.date(2025, 6, 10)  # its cutoff: 2025-06-11 00:00 UTC
 TOPICS = ("clickstream", "support")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'serving.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    store = open_store(url)
-    store.migrate()
-    yield store
-    store.dispose()
 
 
 @pytest.fixture
