@@ -100,3 +100,19 @@ def test_incompatible_drift_fails_the_table_and_keeps_the_lake(lake: Lake) -> No
     widened = pa.table({"id": [2], "name": ["n2"], "coupon": ["X"]})
     manifest = lake.write_partition("shop", "orders", DAY + dt.timedelta(days=1), widened)
     assert manifest.added_columns == ("coupon",)
+
+
+def test_folders_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    lake = Lake(str(tmp_path / "lake"))
+    stale = tmp_path / "lake" / "_staging" / "dead-writer"
+    stale.mkdir(parents=True)
+    (stale / "part-0.parquet").write_bytes(b"PAR1 half")
+    old = time.time() - 7 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / "lake" / "_staging" / "live-writer"
+    fresh.mkdir()
+    lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1])]))
+    assert not stale.exists() and fresh.exists()

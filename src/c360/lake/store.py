@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 DATA_FILE = "part-0.parquet"
+# A staged folder this old belongs to a writer that died (writes take seconds to minutes).
+STALE_STAGING = dt.timedelta(hours=6)
 
 
 class SchemaDriftError(DataError):
@@ -90,6 +92,7 @@ class Lake:
         if schema is None:
             raise ValueError("schema is required when writing from record batches")
         added = self.check_schema(source, table, schema, zone)
+        self.sweep_staging()
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
         self.fs.makedirs(staging, exist_ok=True)
         try:
@@ -103,6 +106,25 @@ class Lake:
             raise
         self._commit(staging, self.partition_path(source, table, day, zone))
         return manifest
+
+    def sweep_staging(self, older_than: dt.timedelta = STALE_STAGING) -> int:
+        """Remove staged folders a killed writer left behind (older than any live write)."""
+        base = f"{self.root}/{STAGING}"
+        if not self.fs.exists(base):
+            return 0
+        limit = dt.datetime.now(dt.UTC) - older_than
+        removed = 0
+        for path in self.fs.ls(base, detail=False):
+            try:
+                modified = self.fs.modified(path)
+            except (NotImplementedError, FileNotFoundError, OSError):
+                continue  # a filesystem without times: leave it
+            if modified.tzinfo is None:
+                modified = modified.replace(tzinfo=dt.UTC)
+            if modified < limit:
+                self.fs.rm(path, recursive=True)
+                removed += 1
+        return removed
 
     def _write_staged(
         self,
