@@ -262,17 +262,6 @@ def sqlite_store(tmp_path: Path) -> Iterator[ServingStore]:
     store.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/serving.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = _store(url)
-    yield store
-    store.dispose()
-
-
 def _rows(store: ServingStore, table: Any, *order: str) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         query = select(table).order_by(*(table.c[name] for name in order))
@@ -296,9 +285,9 @@ def _end_offsets(log: EventLog, topic: str = "clickstream") -> dict[int, int]:
 
 
 def test_the_worker_builds_exact_state_dead_letters_and_offsets(
-    log: EventLog, any_store: ServingStore
+    log: EventLog, store: ServingStore
 ) -> None:
-    stats = run(log, any_store, stop_when_caught_up=True, batch_size=3)
+    stats = run(log, store, stop_when_caught_up=True, batch_size=3)
 
     assert stats.as_dict() == {
         "records": len(LINES) + len(SUPPORT),
@@ -310,11 +299,11 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
         "conflicts": 0,
     }
     assert stats.batches >= 3
-    assert _rows(any_store, realtime_state, "id_type", "id_value") == EXPECTED_STATE
-    assert _rows(any_store, realtime_support, "id_type", "id_value") == EXPECTED_SUPPORT
-    assert _rows(any_store, realtime_order, "order_id") == EXPECTED_ORDERS
+    assert _rows(store, realtime_state, "id_type", "id_value") == EXPECTED_STATE
+    assert _rows(store, realtime_support, "id_type", "id_value") == EXPECTED_SUPPORT
+    assert _rows(store, realtime_order, "order_id") == EXPECTED_ORDERS
 
-    dead = _rows(any_store, dead_letter, "topic", "reason", "payload")
+    dead = _rows(store, dead_letter, "topic", "reason", "payload")
     assert [
         (r["topic"], r["reason"][: len(reason)], r["payload"])
         for r, (_, reason, _) in zip(dead, EXPECTED_DEAD, strict=True)
@@ -330,17 +319,17 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
     for topic in TOPICS:
         offsets = {
             r["partition"]: r["next_offset"]
-            for r in _rows(any_store, stream_offsets, "partition")
+            for r in _rows(store, stream_offsets, "partition")
             if r["topic"] == topic
         }
         assert offsets == _end_offsets(log, topic)
-        assert any_store.offsets("speed", topic) == _end_offsets(log, topic)
-    assert {r["consumer_group"] for r in _rows(any_store, stream_offsets, "partition")} == {"speed"}
+        assert store.offsets("speed", topic) == _end_offsets(log, topic)
+    assert {r["consumer_group"] for r in _rows(store, stream_offsets, "partition")} == {"speed"}
 
-    before = _tables(any_store)
-    again = run(log, any_store, stop_when_caught_up=True, batch_size=3)
+    before = _tables(store)
+    again = run(log, store, stop_when_caught_up=True, batch_size=3)
     assert (again.records, again.batches) == (0, 0)
-    assert _tables(any_store) == before
+    assert _tables(store) == before
 
 
 def _one_batch(log: EventLog, store: ServingStore) -> WorkerStats:
@@ -357,15 +346,15 @@ def _one_batch(log: EventLog, store: ServingStore) -> WorkerStats:
 
 
 def test_a_fresh_worker_with_a_cold_cache_continues_the_same_state(
-    log: EventLog, any_store: ServingStore, uninterrupted: dict[str, Any]
+    log: EventLog, store: ServingStore, uninterrupted: dict[str, Any]
 ) -> None:
     """States are reloaded from the store when a worker starts: stopping after every batch
     (a new worker, an empty cache, each time) ends exactly where one run ends."""
     runs = 0
-    while _one_batch(log, any_store).batches:
+    while _one_batch(log, store).batches:
         runs += 1
     assert runs > 5
-    assert _tables(any_store) == uninterrupted
+    assert _tables(store) == uninterrupted
 
 
 def test_new_records_are_picked_up_where_the_worker_left_off(
@@ -537,7 +526,7 @@ def test_polling_picks_up_live_appends_until_asked_to_stop(
     assert (a2["events_total"], a2["current_session_page_views"]) == (4, 3)
 
 
-def test_nul_characters_never_stop_the_worker(tmp_path: Path, any_store: ServingStore) -> None:
+def test_nul_characters_never_stop_the_worker(tmp_path: Path, store: ServingStore) -> None:
     """PostgreSQL text cannot hold NUL: such identifiers are dead-lettered, other text is
     cleaned, so no record can wedge the worker."""
     props = {"order_id": "o\x00", "cart_id": "k\x00", "product_id": "p", "total": 1}
@@ -553,8 +542,8 @@ def test_nul_characters_never_stop_the_worker(tmp_path: Path, any_store: Serving
     with LocalLog(tmp_path / "nul-log", PARTITIONS) as log:
         log.append("clickstream", [("n1", line) for line in lines])
         log.append("support", support)
-        stats = run(log, any_store, stop_when_caught_up=True)
+        stats = run(log, store, stop_when_caught_up=True)
     assert (stats.events, stats.dead_lettered, stats.orders) == (3, 2, 0)
-    (state,) = _rows(any_store, realtime_state, "id_value")
+    (state,) = _rows(store, realtime_state, "id_value")
     assert (state["id_value"], state["last_event_type"]) == ("n1", "Order Completed")
-    assert _rows(any_store, realtime_support, "id_value")[0]["open_ticket_count"] == 1
+    assert _rows(store, realtime_support, "id_value")[0]["open_ticket_count"] == 1

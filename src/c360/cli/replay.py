@@ -66,6 +66,18 @@ def _lines(path: Path) -> Iterator[bytes]:
         raise DataError(f"{path} is not a complete gzip file ({exc})") from None
 
 
+def _json_lines(path: Path, stats: ReplayStats) -> Iterator[bytes]:
+    """The lines worth sending: each counted as an event; one that is not JSON as rejected."""
+    for line in _lines(path):
+        stats.events += 1
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            stats.rejected += 1
+            continue
+        yield line
+
+
 def detect_kind(path: Path) -> Kind:
     """``zendesk`` if the first line is a Zendesk event payload, else ``clickstream``."""
     for line in _lines(path):
@@ -193,13 +205,7 @@ def replay_clickstream(
         size = 0
         _count(stats, response, count, "the collector", "check --write-key / collector.write_keys")
 
-    for line in _lines(path):
-        stats.events += 1
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError:
-            stats.rejected += 1
-            continue
+    for line in _json_lines(path, stats):
         if pending and (len(pending) >= batch_size or size + len(line) + 1 > budget):
             flush()
         pending.append(line)
@@ -212,13 +218,7 @@ def replay_zendesk(sender: Sender, path: Path, secret: str) -> None:
     from c360.api.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
     stats = sender.stats
-    for line in _lines(path):
-        stats.events += 1
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError:
-            stats.rejected += 1
-            continue
+    for line in _json_lines(path, stats):
 
         def headers(body: bytes = line) -> dict[str, str]:
             timestamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
