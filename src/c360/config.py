@@ -323,6 +323,46 @@ class ApiSettings(_Section):
     port: int = Field(8360, ge=1, le=65535, description="port the API server binds")
 
 
+class IdentitySettings(_Section):
+    """Identity resolution: normalisation, probabilistic matching and the over-merge guards."""
+
+    default_phone_region: str = Field(
+        "DE", min_length=2, max_length=2, description="region of phone numbers written without +"
+    )
+    blocked_values: Annotated[tuple[str, ...], BeforeValidator(_key_list)] = Field(
+        (
+            "test@test.com",
+            "test@example.com",
+            "noemail@example.com",
+            "null",
+            "none",
+            "n/a",
+            "unknown",
+            "0000000",
+            "+490000000",
+        ),
+        description="identifier values that are never evidence (compared after normalisation)",
+    )
+    max_customers_per_identifier: int = Field(
+        1,
+        ge=1,
+        description="an identifier seen with more customer accounts than this is not evidence "
+        "(a shared device, a front-desk email)",
+    )
+    match_probability: float = Field(
+        0.99, gt=0, lt=1, description="Splink match probability a probabilistic link needs"
+    )
+    max_cluster_records: int = Field(
+        5000, ge=2, description="a link that would grow a cluster beyond this is refused"
+    )
+    giant_cluster_share: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="the run fails when one person holds more than this share of all records",
+    )
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -333,6 +373,7 @@ class Settings(_Section):
     sources: SourcesSettings = SourcesSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     quality: QualitySettings = QualitySettings()
+    identity: IdentitySettings = IdentitySettings()
     api: ApiSettings = ApiSettings()
     collector: CollectorSettings = CollectorSettings()
 

@@ -19,8 +19,22 @@ from c360.lake import Lake
 from c360.sources import mailchimp, zendesk
 from c360.sources.arrow_types import arrow_schema
 
+# The export's columns the batch reads (identity takes names, phone, birthday and country).
 MEMBERS_SCHEMA = pa.schema(
-    [("email_address", pa.string()), ("euid", pa.string()), ("status", pa.string())]
+    [
+        (name, pa.string())
+        for name in (
+            "email_address",
+            "euid",
+            "status",
+            "first_name",
+            "last_name",
+            "phone_number",
+            "birthday",
+            "cc",
+            "optin_time",
+        )
+    ]
 )
 ORDERS_SCHEMA = arrow_schema(shop_db.orders)
 ORDER_ITEMS_SCHEMA = arrow_schema(shop_db.order_items)

@@ -15,7 +15,7 @@ from c360.batch.cutoff import cutoff
 from c360.batch.features import email, profile, support, transactions, web
 from c360.batch.inputs import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
 from c360.engines.base import Step
-from c360.identity import deterministic
+from c360.identity import deterministic, records
 
 IDENTITY_STAGING = (
     Step(
@@ -57,6 +57,11 @@ def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
         "batch_date": f"'{batch_date.isoformat()}'",
     }
     return [Step(step.name, step.sql.format(**literals)) for step in pipeline]
+
+
+def identity_record_steps(batch_date: dt.date) -> list[Step]:
+    """SQL producing the identity step's raw records (:data:`c360.identity.records.STEPS`)."""
+    return _fill((LATEST_ORDERS, *records.STEPS), batch_date)
 
 
 def identity_steps(batch_date: dt.date) -> list[Step]:

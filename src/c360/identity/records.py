@@ -1,0 +1,231 @@
+"""Stage 1 of identity: every source record that carries identity attributes, normalised.
+
+The extraction is SQL over the lake inputs (so it runs on DuckDB or Spark like the features);
+the normalisation that needs a library (E.164 phones, Unicode folding, mailbox folding) runs in
+Python over distinct values (:mod:`c360.identity.normalise`). Records:
+
+- ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, birth date;
+- ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode and phone,
+  its customer_id (NULL for a guest checkout);
+- ``zendesk/user:<user_id>`` — the requester: email, name, ``external_id`` (the customer id
+  when the help centre's SSO knew it);
+- ``mailchimp/member:<md5 of the lower-cased address>`` — Mailchimp's member id: email, names,
+  phone, birthday (month and day only);
+- ``clickstream/cookie:<anonymous_id>`` — a cookie that identified as a customer (identify,
+  alias or any message carrying a userId). Anonymous-only cookies make no record: with no
+  attribute to match on they would only add persons without data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from c360.config import IdentitySettings
+from c360.engines.base import Step
+from c360.identity import model
+from c360.identity.normalise import (
+    blocked,
+    email_key,
+    fold_text,
+    map_distinct,
+    map_distinct_pairs,
+    normalise,
+    phone_e164,
+)
+
+_LOOKUP_EMAIL = "lower(trim({}))"
+
+RAW_OUTPUTS = ("identity_raw_records", "identity_cookie_customers")
+
+STEPS = (
+    Step(
+        "identity_raw_records",
+        """
+        SELECT 'mysql/customer:' || CAST(customer_id AS VARCHAR) AS record_key,
+               'mysql' AS source, 'customer' AS record_type,
+               CAST(customer_id AS VARCHAR) AS record_id, customer_id,
+               email, first_name, last_name, CAST(NULL AS VARCHAR) AS full_name,
+               phone, country, address_line AS address, postcode, birth_date,
+               CAST(NULL AS VARCHAR) AS birthday, CAST(NULL AS VARCHAR) AS alt_id,
+               created_at AS first_seen
+        FROM customers
+        UNION ALL
+        SELECT 'mysql/order:' || CAST(order_id AS VARCHAR), 'mysql', 'order',
+               CAST(order_id AS VARCHAR), customer_id,
+               email, NULL, NULL, shipping_name,
+               phone, shipping_country, shipping_address_line, shipping_postcode,
+               CAST(NULL AS DATE), NULL, NULL, created_at
+        FROM orders
+        UNION ALL
+        SELECT 'zendesk/user:' || user_id, 'zendesk', 'user', user_id,
+               TRY_CAST(external_id AS BIGINT),
+               email, NULL, NULL, name,
+               NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
+        FROM (
+            SELECT user_id, email, name, external_id, first_seen FROM (
+                SELECT user_id, email, name,
+                       payload ->> '$.detail.external_id' AS external_id,
+                       min(time) OVER (PARTITION BY user_id) AS first_seen,
+                       row_number() OVER (PARTITION BY user_id ORDER BY time DESC) AS latest
+                FROM zendesk_events
+                WHERE user_id IS NOT NULL AND type LIKE 'zen:event-type:user.%'
+            ) users WHERE latest = 1
+        ) zendesk_user_records
+        UNION ALL
+        SELECT 'mailchimp/member:' || md5(lower(trim(email_address))), 'mailchimp', 'member',
+               md5(lower(trim(email_address))), CAST(NULL AS BIGINT),
+               email_address, first_name, last_name, NULL,
+               phone_number, cc, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
+               TRY_CAST(optin_time AS TIMESTAMP)
+        FROM mailchimp_members WHERE email_address IS NOT NULL
+        UNION ALL
+        SELECT 'clickstream/cookie:' || anonymous_id, 'clickstream', 'cookie', anonymous_id,
+               CASE WHEN min(TRY_CAST(user_id AS BIGINT)) = max(TRY_CAST(user_id AS BIGINT))
+                    THEN min(TRY_CAST(user_id AS BIGINT)) END,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
+               min(event_time)
+        FROM events_clickstream
+        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+        GROUP BY anonymous_id
+        """,
+    ),
+    # Every account a cookie identified as: one identifier each (a shared device shows here).
+    Step(
+        "identity_cookie_customers",
+        """
+        SELECT DISTINCT 'clickstream/cookie:' || anonymous_id AS record_key,
+               TRY_CAST(user_id AS BIGINT) AS customer_id
+        FROM events_clickstream
+        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class IdentityRecords:
+    records: pa.Table  # model.RECORDS
+    identifiers: pa.Table  # model.IDENTIFIERS
+
+
+def _split_name(full: str | None) -> tuple[str | None, str | None]:
+    folded = fold_text(full)
+    if folded is None:
+        return None, None
+    first, _, last = folded.rpartition(" ")
+    return (first or None, last) if first else (None, last)
+
+
+def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
+    first = map_distinct(raw["first_name"], fold_text)
+    last = map_distinct(raw["last_name"], fold_text)
+    split_first = map_distinct(raw["full_name"], lambda v: _split_name(v)[0])
+    split_last = map_distinct(raw["full_name"], lambda v: _split_name(v)[1])
+    return pc.coalesce(first, split_first), pc.coalesce(last, split_last)
+
+
+def _birth_md(raw: pa.Table) -> pa.Array:
+    def month_day(value: str) -> str | None:
+        month, _, day = value.strip().replace("-", "/").partition("/")
+        if not (month.isdigit() and day.isdigit() and 1 <= int(month) <= 12):
+            return None
+        return f"{int(month):02d}-{int(day):02d}" if 1 <= int(day) <= 31 else None
+
+    from_birthday = map_distinct(raw["birthday"], month_day)
+    from_date = pc.strftime(raw["birth_date"].cast(pa.timestamp("s")), format="%m-%d")
+    return pc.coalesce(from_birthday, from_date)
+
+
+def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
+    """RECORDS from the raw extract: lookup and matching forms, E.164 phones, folded text."""
+    blocklist = settings.blocked_values
+    email = map_distinct(
+        raw["email"], lambda v: None if blocked(v, blocklist) else normalise("email", v)
+    )
+    key = map_distinct(email, lambda v: None if blocked(v, blocklist) else email_key(v))
+    region = pc.fill_null(raw["country"], settings.default_phone_region)
+    phone = map_distinct_pairs(
+        raw["phone"],
+        region,
+        lambda v, r: None if v is None or blocked(v, blocklist) else phone_e164(v, r),
+    )
+    phone = map_distinct(phone, lambda v: None if blocked(v, blocklist) else v)
+    first, last = _names(raw)
+    columns = {
+        "record_key": raw["record_key"],
+        "source": raw["source"],
+        "record_type": raw["record_type"],
+        "record_id": raw["record_id"],
+        "customer_id": raw["customer_id"].cast(pa.int64()),
+        "email": email,
+        "email_key": key,
+        "phone": phone,
+        "first_name": first,
+        "last_name": last,
+        "address": map_distinct(raw["address"], fold_text),
+        "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
+        "birth_date": raw["birth_date"].cast(pa.date32()),
+        "birth_md": _birth_md(raw),
+        "first_seen": raw["first_seen"].cast(model.UTC_TIME),
+    }
+    return pa.table(columns, schema=model.RECORDS)
+
+
+def _identifier_rows(records: pa.Table, id_type: str, column: str) -> pa.Table:
+    values = records[column]
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    table = pa.table({"record_key": records["record_key"], "id_value": values})
+    table = table.filter(pc.is_valid(table["id_value"]))
+    kinds = pa.array([id_type] * table.num_rows, pa.string())
+    return pa.table(
+        {"record_key": table["record_key"], "id_type": kinds, "id_value": table["id_value"]},
+        schema=model.IDENTIFIERS,
+    )
+
+
+def _of_type(records: pa.Table, record_type: str) -> pa.Table:
+    return records.filter(pc.equal(records["record_type"], record_type))
+
+
+def identifiers_of(records: pa.Table, raw: pa.Table, cookie_customers: pa.Table) -> pa.Table:
+    """IDENTIFIERS: every identifier value each record carries, in lookup form."""
+    euids = pa.table({"record_key": raw["record_key"], "euid": raw["alt_id"]})
+    cookies = pa.table(
+        {
+            "record_key": cookie_customers["record_key"],
+            "customer_id": cookie_customers["customer_id"].cast(pa.int64()),
+        }
+    )
+    parts = [
+        _identifier_rows(
+            records.filter(pc.not_equal(records["record_type"], "cookie")),
+            "customer_id",
+            "customer_id",
+        ),
+        _identifier_rows(cookies, "customer_id", "customer_id"),
+        _identifier_rows(records, "email", "email"),
+        _identifier_rows(records, "phone", "phone"),
+        _identifier_rows(_of_type(records, "cookie"), "anonymous_id", "record_id"),
+        _identifier_rows(_of_type(records, "user"), "zendesk_user_id", "record_id"),
+        _identifier_rows(_of_type(records, "member"), "mailchimp_id", "record_id"),
+        _identifier_rows(euids, "mailchimp_id", "euid"),
+    ]
+    return (
+        pa.concat_tables(parts)
+        .group_by(["record_key", "id_type", "id_value"])
+        .aggregate([])
+        .select(model.IDENTIFIERS.names)
+        .cast(model.IDENTIFIERS)
+    )
+
+
+def build(raw: dict[str, pa.Table], settings: IdentitySettings) -> IdentityRecords:
+    """RECORDS and IDENTIFIERS from the outputs of :data:`STEPS`."""
+    extract = raw["identity_raw_records"]
+    records = normalise_records(extract, settings)
+    identifiers = identifiers_of(records, extract, raw["identity_cookie_customers"])
+    return IdentityRecords(records.sort_by("record_key"), identifiers)

@@ -1,0 +1,103 @@
+"""Identifier normalisation: mailbox folding, E.164 phones, Unicode folding, blocked values."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from c360.identity.normalise import (
+    blocked,
+    email_key,
+    fold_text,
+    map_distinct,
+    map_distinct_pairs,
+    normalise,
+    phone_e164,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("Anna.Smith12@Gmail.com ", "annasmith12@gmail.com"),
+        ("anna.smith12+shop@googlemail.com", "annasmith12@gmail.com"),
+        ("a.n.n.a.smith12@gmail.com", "annasmith12@gmail.com"),
+        ("anna.smith12+news@outlook.com", "anna.smith12@outlook.com"),  # +tags fold everywhere
+        ("anna.smith12@outlook.com", "anna.smith12@outlook.com"),  # dots only fold at Gmail
+        ("not-an-address", None),
+        ("@gmail.com", None),
+        ("+only@gmail.com", None),
+        ("anna@localhost", None),
+        (None, None),
+    ],
+)
+def test_email_key_folds_what_providers_treat_as_one_mailbox(raw: str | None, key: str | None):
+    assert email_key(raw) == key
+
+
+def test_lookup_form_only_trims_and_lowers():
+    assert normalise("email", "  Anna.Smith12+x@Gmail.com ") == "anna.smith12+x@gmail.com"
+    assert normalise("anonymous_id", " Abc ") == "Abc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("+4915123456789", None, "+4915123456789"),
+        ("+49 151 23456789", "DE", "+4915123456789"),
+        ("0151 23456789", "DE", "+4915123456789"),
+        ("0151 23456789", "de", "+4915123456789"),
+        ("06 12 34 56 78", "FR", "+33612345678"),
+        ("0151 23456789", None, None),  # a local number needs its country
+        ("12", "DE", None),
+        ("phone", "DE", None),
+        ("", "DE", None),
+        (None, "DE", None),
+    ],
+)
+def test_phones_go_to_e164_in_the_records_country(raw: str | None, region: str | None, e164):
+    assert phone_e164(raw, region) == e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "folded"),
+    [
+        ("Zoë Müller-Lüdenscheidt", "zoe muller ludenscheidt"),
+        ("  ZOE   müller ", "zoe muller"),
+        ("Søren Łukasz Æbelø", "soren lukasz aebelo"),
+        ("Straße 12a", "strasse 12a"),
+        ("François O'Brien", "francois o brien"),
+        ("---", None),
+        (None, None),
+    ],
+)
+def test_names_are_unicode_folded(raw: str | None, folded: str | None):
+    assert fold_text(raw) == folded
+
+
+def test_blocked_values_compare_normalised():
+    placeholders = ("test@test.com", "null", "0000000")
+    assert blocked(" Test@Test.com", placeholders)
+    assert blocked("NULL", placeholders)
+    assert blocked("0000000", placeholders)
+    assert not blocked("anna@test.com", placeholders)
+    assert not blocked(None, placeholders)
+
+
+def test_map_distinct_calls_once_per_value_and_keeps_nulls_and_order():
+    calls: list[str] = []
+
+    def shout(value: str) -> str:
+        calls.append(value)
+        return value.upper()
+
+    values = pa.chunked_array([["a", None, "b"], ["a", "a", None, "c"]])
+    assert map_distinct(values, shout).to_pylist() == ["A", None, "B", "A", "A", None, "C"]
+    assert sorted(calls) == ["a", "b", "c"]
+
+
+def test_map_distinct_pairs_uses_the_context_and_keeps_row_order():
+    phones = pa.array(["0151 23456789", "0151 23456789", None, "+33612345678", "06 12 34 56 78"])
+    regions = pa.array(["DE", "AT", "DE", "", "FR"])
+    e164 = map_distinct_pairs(phones, regions, phone_e164).to_pylist()
+    assert e164 == ["+4915123456789", "+4315123456789", None, "+33612345678", "+33612345678"]
