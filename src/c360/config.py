@@ -359,7 +359,14 @@ class IdentitySettings(_Section):
         0.01,
         gt=0,
         le=1,
-        description="the run fails when one person holds more than this share of all records",
+        description="the run fails when one person holds more than this share of all records "
+        "(and more than giant_cluster_min_records)",
+    )
+    giant_cluster_min_records: int = Field(
+        1000,
+        ge=2,
+        description="a cluster this small never counts as giant (small worlds: one loyal "
+        "customer's orders are a large share)",
     )
 
 

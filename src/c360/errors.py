@@ -48,5 +48,23 @@ class DataError(TerminalError):
     """Input data breaks a contract (schema, type, referential integrity)."""
 
 
+class GiantClusterError(TerminalError):
+    """Identity resolution put a suspicious share of all records into one person."""
+
+    def __init__(self, cluster_key: str, size: int, records: int, share: float) -> None:
+        self.cluster_key = cluster_key
+        self.size = size
+        self.records = records
+        self.share = share
+        super().__init__(
+            f"identity: cluster {cluster_key!r} holds {size:,} of {records:,} records "
+            f"({size / records:.1%}), more than identity.giant_cluster_share = {share:g}. "
+            "A shared identifier or a few false links are merging strangers: look at the "
+            "cluster's identifiers, add a placeholder value to identity.blocked_values, or "
+            "lower identity.max_customers_per_identifier or identity.max_cluster_records; "
+            "raise identity.giant_cluster_share only if this really is one customer"
+        )
+
+
 class NotFoundError(C360Error):
     """A looked-up entity (person, identifier, partition) does not exist."""

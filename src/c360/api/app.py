@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 
 from c360 import __version__
 from c360.api.collector import Collector, IngestLog, collector_router
@@ -60,17 +60,22 @@ def create_app(
         return {"status": "ok", "batch": published[0] if published else None}
 
     @app.get("/v1/profiles/{person_id}", response_model=Profile)
-    def profile(person_id: str) -> dict[str, Any]:
+    def profile(person_id: str, response: Response) -> dict[str, Any]:
+        """A person's profile. A retired id (merged into another person) answers with the
+        survivor's profile, ``redirected_from`` set and ``Content-Location`` naming the
+        survivor's URL, so a client can update the id it stores."""
         found = get_profile(serving, person_id)
         if found is None:
             raise HTTPException(404, f"no person {person_id!r}")
+        if found["redirected_from"] is not None:
+            response.headers["Content-Location"] = f"/v1/profiles/{found['person_id']}"
         return found
 
     @app.get("/v1/profiles/by/{id_type}/{id_value}", response_model=Profile)
-    def profile_by_identifier(id_type: IdType, id_value: str) -> dict[str, Any]:
+    def profile_by_identifier(id_type: IdType, id_value: str, response: Response) -> dict[str, Any]:
         person_id = find_person(serving, id_type, normalise(id_type, id_value))
         if person_id is None:
             raise HTTPException(404, f"no person with that {id_type}")
-        return profile(person_id)
+        return profile(person_id, response)
 
     return app

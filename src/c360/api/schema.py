@@ -47,6 +47,11 @@ class Profile(BaseModel):
     """A unified profile: the golden record, identifiers, and features."""
 
     person_id: str
+    redirected_from: str | None = Field(
+        None,
+        description="The retired person id asked for, when it was merged into this person "
+        "(the request answered with the surviving person); null otherwise.",
+    )
     person: dict[str, Any] = Field(description="The golden record.")
     identifiers: list[Identifier]
     profile: ProfileFeatures = Field(

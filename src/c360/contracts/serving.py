@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -43,9 +44,40 @@ person = Table(
     Column("country", String(2)),
 )
 
+# Retired person ids (absorbed by a merge) and the live person each answers as: a lookup by a
+# retired id serves the survivor. Cumulative and one hop (c360.identity.stable_ids); replaced
+# with person and identity_map in the batch publish.
+person_redirect = Table(
+    "person_redirect",
+    metadata,
+    Column("retired_id", String(40), primary_key=True),
+    Column("person_id", String(40), nullable=False, index=True),
+    Column("since", Date, nullable=False),
+)
+
+# Real-time stitching (c360.identity.stitching): the customer account a cookie last identified as
+# (identify, login, alias), written by the speed layer the moment it sees the event, so the
+# cookie's activity shows on the customer's person before the next batch. The newest link per
+# cookie wins. The batch publish reconciles: links the batch covers are dropped; links it
+# contradicts (the batch puts the cookie in another person) stay, flagged "contradicted" with
+# the batch's person for review.
+identity_stitch = Table(
+    "identity_stitch",
+    metadata,
+    Column("anonymous_id", String(320), primary_key=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("linked_at", DateTime, nullable=False),
+    Column(
+        "status", String(16), nullable=False, default="provisional", server_default="provisional"
+    ),
+    Column("batch_person_id", String(40)),
+    Column("flagged_at", DateTime),  # the cutoff of the latest batch that contradicted it
+)
+
 # State per source identifier (an anonymous_id for the clickstream). The person is resolved at
 # read time through identity_map, so identity merges need no state migration. user_id is the
-# last customer id the cookie identified as: it stitches anonymous activity to the customer.
+# last customer id the cookie identified as: read after the cookie's identity_stitch link, it
+# stitches anonymous activity to the customer (c360.stores.views).
 # The rules behind each column are in c360.speed.features.
 realtime_state = Table(
     "realtime_state",

@@ -18,6 +18,8 @@ from sqlalchemy import types as sqltypes
 from c360.batch.cutoff import cutoff
 from c360.contracts import serving
 from c360.errors import ConfigError
+from c360.identity import stitching
+from c360.identity.stitching import Reconciled
 from c360.stores import views
 
 INSERT_CHUNK = 5_000
@@ -92,24 +94,27 @@ class ServingStore:
         updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
 
-    def publish_batch(self, batch_date: dt.date, tables: Mapping[str, pa.Table]) -> None:
-        """Replace person, identity_map and batch_profile in one transaction.
+    def publish_batch(self, batch_date: dt.date, tables: Mapping[str, pa.Table]) -> Reconciled:
+        """Replace person, identity_map and batch_profile (and person_redirect, when given) in
+        one transaction, and reconcile the real-time identity links against the new map.
 
         Readers see the previous complete batch until the commit and the new one after it,
-        never a mix. New feature columns are added to batch_profile on the way.
+        never a mix. New feature columns are added to batch_profile on the way. Without a
+        ``person_redirect`` table the stored redirects are left as they are. Returns what the
+        reconcile did (:func:`c360.identity.stitching.reconcile`).
         """
         profile = tables[serving.BATCH_PROFILE]
+        replaced = [("person", serving.person), ("identity_map", serving.identity_map)]
+        if "person_redirect" in tables:
+            replaced.append(("person_redirect", serving.person_redirect))
         with self.begin() as conn:
             profile_table = self._evolve_profile_table(conn, profile.schema)
-            for name, table in (
-                ("person", serving.person),
-                ("identity_map", serving.identity_map),
-                (serving.BATCH_PROFILE, profile_table),
-            ):
+            for name, table in (*replaced, (serving.BATCH_PROFILE, profile_table)):
                 conn.execute(table.delete())
                 for rows in _python_rows(tables[name]):
                     conn.execute(table.insert(), rows)
             cutoff_at = cutoff(batch_date)
+            reconciled = stitching.reconcile(conn, cutoff_at)
             conn.execute(
                 serving.batch_publish.insert().values(
                     batch_date=batch_date.isoformat(),
@@ -119,6 +124,7 @@ class ServingStore:
                 )
             )
             views.create_profile_view(conn, [c.name for c in profile_table.columns])
+        return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:
         inspector = inspect(conn)

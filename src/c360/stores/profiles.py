@@ -17,7 +17,21 @@ from c360.stores.views import (
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+# An anonymous_id resolves through its real-time stitch link first (the customer it identified
+# as since the batch), then through the batch's identity_map — the same order as the views.
+_FIND_BY_LINK = """
+SELECT m.person_id FROM identity_stitch s
+JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
+WHERE s.anonymous_id = :v
+"""
+
+
 def find_person(store: ServingStore, id_type: str, id_value: str) -> str | None:
+    """The person an identifier (in lookup form) belongs to, or None."""
+    if id_type == "anonymous_id":
+        linked = store.query(_FIND_BY_LINK, {"v": id_value})
+        if linked:
+            return str(linked[0]["person_id"])
     rows = store.query(
         "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v",
         {"t": id_type, "v": id_value},
@@ -30,12 +44,23 @@ def get_profile(
 ) -> dict[str, Any] | None:
     """The joined profile of one person, or None when the person is unknown.
 
-    ``now`` (naive UTC; default the clock) is the read time of ``time_since_last_event_seconds``
-    and ``events_last_hour``.
+    A retired person id (absorbed by a merge) answers with the surviving person's profile;
+    ``redirected_from`` then holds the id asked for (None otherwise). ``now`` (naive UTC;
+    default the clock) is the read time of ``time_since_last_event_seconds`` and
+    ``events_last_hour``.
     """
     person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id})
+    redirected_from = None
     if not person:
-        return None
+        survivor = store.query(
+            "SELECT person_id FROM person_redirect WHERE retired_id = :p", {"p": person_id}
+        )
+        if not survivor:
+            return None
+        redirected_from, person_id = person_id, str(survivor[0]["person_id"])
+        person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id})
+        if not person:
+            return None
     if now is None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     elif now.tzinfo is not None:
@@ -71,6 +96,7 @@ def get_profile(
     live.update({name: delta.get(name) for name in ("orders_since_cutoff", "spend_since_cutoff")})
     return {
         "person_id": person_id,
+        "redirected_from": redirected_from,
         "person": {k: v for k, v in person[0].items() if k != "person_id"},
         "identifiers": identifiers,
         "profile": lambda_merge(batch_values, delta),

@@ -1,9 +1,12 @@
 """The serving layer's unified view: the golden record, the batch profile and real-time state.
 
-Real-time state is kept per source identifier and resolved to a person here, at read time: a row
-belongs to the person of its own identifier (an anonymous_id) or, once the cookie identified, to
-the person of its ``user_id`` (a customer_id) — that is what stitches anonymous activity.
-Support state (``realtime_support``, per Zendesk user) resolves through its own identifier.
+Real-time state is kept per source identifier and resolved to a person here, at read time (the
+stitching): a cookie's row belongs to the person of the customer its ``identity_stitch`` link
+names (:mod:`c360.identity.stitching`), else to the person of its ``user_id`` (the customer id
+it last identified as), else to the person of its own identifier in ``identity_map``. Orders the
+speed layer saw resolve the same way, except that an order's own ``user_id`` (who was logged in
+when it was placed) comes before the cookie's link. Support state (``realtime_support``, per
+Zendesk user) resolves through its own identifier.
 The same SQL backs the ``profile`` view (for BI tools) and the API's by-key lookup, which only
 adds an indexed filter on the person's identifiers.
 
@@ -17,15 +20,26 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
 
+# The person of a real-time state row ``r`` (id_type, id_value, user_id): its cookie's stitch
+# link, else the customer it last identified as, else its own identifier.
+RESOLVE_PERSON = "COALESCE(by_link.person_id, by_user.person_id, by_id.person_id)"
+# An order row's user_id is who was logged in when it was placed: that comes first, then the
+# cookie's link (an anonymous order of a cookie that identified later), then the identifier.
+ORDER_PERSON = "COALESCE(by_user.person_id, by_link.person_id, by_id.person_id)"
+RESOLVE_JOINS = """
+LEFT JOIN identity_stitch link ON r.id_type = 'anonymous_id' AND link.anonymous_id = r.id_value
+LEFT JOIN identity_map by_link
+       ON by_link.id_type = 'customer_id' AND by_link.id_value = link.customer_id
+LEFT JOIN identity_map by_user ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
+LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value"""
+
 # One row per (person, real-time identifier row); {where} narrows it (empty for the view).
 # {recent} counts the row's events in the last hour (see events_last_hour_sql).
-REALTIME_ROWS = """
-SELECT COALESCE(by_user.person_id, by_id.person_id) AS person_id, r.*,
-       {recent} AS events_last_hour
-FROM realtime_state r
-LEFT JOIN identity_map by_user ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
-LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value
-{where}
+REALTIME_ROWS = f"""
+SELECT {RESOLVE_PERSON} AS person_id, r.*,
+       {{recent}} AS events_last_hour
+FROM realtime_state r{RESOLVE_JOINS}
+{{where}}
 """
 
 # Rows reachable from one person (:person_id) through indexed keys only.
@@ -34,7 +48,11 @@ PERSON_CONDITION = """(
         SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id)
     OR r.user_id IN (
         SELECT id_value FROM identity_map
-        WHERE person_id = :person_id AND id_type = 'customer_id'))"""
+        WHERE person_id = :person_id AND id_type = 'customer_id')
+    OR (r.id_type = 'anonymous_id' AND r.id_value IN (
+        SELECT s.anonymous_id FROM identity_stitch s
+        JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
+        WHERE m.person_id = :person_id)))"""
 PERSON_FILTER = f"WHERE {PERSON_CONDITION}"
 
 # Per person: the latest session wins for session and last-event features, the cart with the
@@ -116,20 +134,17 @@ def realtime_for_person_sql(dialect: str) -> str:
 
 # The Lambda merge: orders the speed layer saw at or after the serving batch's cutoff. The
 # cutoff is that of the latest publish; before any publish, every order counts.
-ORDER_DELTAS = """
+ORDER_DELTAS = f"""
 SELECT person_id, count(*) AS orders_since_cutoff, sum(revenue) AS spend_since_cutoff,
        max(order_at) AS last_order_at
 FROM (
-  SELECT COALESCE(by_user.person_id, by_id.person_id) AS person_id, r.order_at, r.revenue
-  FROM realtime_order r
-  LEFT JOIN identity_map by_user
-         ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
-  LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value
+  SELECT {ORDER_PERSON} AS person_id, r.order_at, r.revenue
+  FROM realtime_order r{RESOLVE_JOINS}
   WHERE r.order_at >= COALESCE(
       (SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1), '1970-01-01')
-  {where}
+  {{where}}
 ) orders
-WHERE person_id IS NOT NULL {person}
+WHERE person_id IS NOT NULL {{person}}
 GROUP BY person_id
 """
 

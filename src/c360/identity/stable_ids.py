@@ -1,0 +1,613 @@
+"""Stable person ids: today's clusters get yesterday's ids wherever they can.
+
+Each day clustering produces fresh clusters (``CLUSTERS``); this stage names them so that a
+person id, once issued, keeps meaning the same person (``ASSIGNMENT``), and records what changed
+(``PERSON_HISTORY``) and where retired ids now point (``REDIRECTS``). The rules, applied to
+yesterday's assignment (a *previous person* is an id with its records as of yesterday):
+
+1. **Home.** A previous person's *home* is the cluster holding most of its records today; ties
+   go to the cluster holding its oldest record (``first_seen``), then to the smallest
+   ``cluster_key``.
+2. **Keep / merge.** A cluster that is the home of one previous person keeps that id. A cluster
+   that is the home of several keeps the **oldest** (earliest ``created_on``, the day the id was
+   issued, then earliest ``first_seen`` of its records, then the smallest id); each other one is
+   *absorbed*: its id retires, redirects to the survivor and a ``merge`` row is written.
+3. **Split.** A cluster holding records of previous persons but the home of none (a piece split
+   off) gets a new id derived from the oldest of those persons and the cluster:
+   ``md5("split:<old id>:<cluster_key>")``. Every previous person with records in a cluster
+   other than its home gets a ``split`` row (``person_id`` = the id those records now have,
+   ``other_person_id`` = the original, reason "n of m records").
+4. **New.** A cluster with no previous records gets ``md5("customer_id:<id>")`` when it holds a
+   customer account (``mysql/customer``; the smallest id if several), else
+   ``md5("record:<cluster_key>")`` — the same ids the deterministic skeleton gave customers.
+   Every id is ``"p_"`` + the first 16 hex digits of the md5: the same on every engine, never
+   Python's ``hash()``.
+5. **Collisions.** An id already taken — live yesterday, retired (in the redirects) or issued to
+   another cluster today — is re-derived as ``md5(seed + "#<k>")`` for k = 1, 2, … (the
+   cluster with the smaller ``cluster_key`` keeps the plain id): an id never names two persons,
+   and a retired id is never reissued while it redirects.
+6. **Retire.** A previous person none of whose records is in today's clusters (every record
+   deleted or erased at source) is dropped without a redirect — there is no one to answer
+   with — and gets a ``retire`` history row. Redirects that pointed to it are dropped too.
+   Its id stays reserved only while it is in the previous state; if its customer account
+   or cluster comes back later, the anchor gives it the same id again.
+7. **Redirects** are cumulative and compressed: yesterday's redirects are re-pointed through
+   today's merges (A→B and B absorbed into C gives A→C), so a lookup is always one hop to a
+   live id; ``since`` is the day the id retired.
+
+Known limit: a redirect follows its survivor, not its records. If a merge is later undone (the
+survivor splits and the absorbed person's records leave), the retired id still answers as the
+survivor; reviving it would need each record's original id kept beside the assignment.
+
+The result depends only on the inputs (every ordering is total), so re-running a day gives
+identical tables. Previous state is read back from the lake partitions each day writes
+(:meth:`Previous.from_lake`, :meth:`Assignment.write`).
+
+The stage is named DuckDB SQL steps over the Arrow inputs (1M records in a few seconds on two
+cores; ``bench/bench_stable_ids.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from c360.engines.base import Step
+from c360.engines.duckdb import DuckDBEngine
+from c360.errors import DataError
+from c360.identity.model import (
+    ASSIGNMENT,
+    CLUSTERS,
+    IDENTIFIERS,
+    PERSON_HISTORY,
+    RECORDS,
+    REDIRECTS,
+    UTC_TIME,
+)
+from c360.lake import Lake
+
+# The registry of live ids: when each was issued and the earliest first_seen of its records
+# (the "oldest" rule), kept from day to day.
+PERSON_IDS = pa.schema(
+    [("person_id", pa.string()), ("created_on", pa.date32()), ("first_seen", UTC_TIME)]
+)
+
+# Identifier values left out of identity_map because their records lie in several persons.
+AMBIGUOUS = pa.schema(
+    [("id_type", pa.string()), ("id_value", pa.string()), ("persons", pa.int64())]
+)
+IDENTITY_MAP = pa.schema(
+    [("id_type", pa.string()), ("id_value", pa.string()), ("person_id", pa.string())]
+)
+
+# An identifier that *is* a record's id belongs to that record's person even when other
+# records carry it too (the customer account owns its customer_id, the cookie its anonymous_id).
+OWNER_RECORDS = {
+    "customer_id": "mysql/customer:",
+    "anonymous_id": "clickstream/cookie:",
+    "zendesk_user_id": "zendesk/user:",
+    "mailchimp_id": "mailchimp/member:",
+}
+
+# Lake tables the step writes each day (zone "features", source "identity").
+ZONE = "features"
+SOURCE = "identity"
+LAKE_TABLES = {
+    "assignment": ASSIGNMENT,
+    "person_history": PERSON_HISTORY,
+    "person_redirect": REDIRECTS,
+    "person_ids": PERSON_IDS,
+}
+
+MERGE, SPLIT, RETIRE = "merge", "split", "retire"
+MAX_ATTEMPTS = 32  # re-derivations of a colliding id before giving up (md5 never needs 2)
+
+_RECORD_COLUMNS = ("record_key", "source", "record_type", "customer_id", "first_seen")
+REASONS = pa.schema([("cluster_key", pa.string()), ("reason", pa.string())])
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The stage's state as of an earlier day: what :meth:`Assignment.write` stored."""
+
+    day: dt.date
+    assignment: pa.Table  # ASSIGNMENT
+    redirects: pa.Table  # REDIRECTS (cumulative, one hop)
+    person_ids: pa.Table  # PERSON_IDS
+
+    @classmethod
+    def from_lake(cls, lake: Lake, day: dt.date) -> Previous | None:
+        """The latest state written for a day before ``day`` (None on the first run).
+
+        Re-running ``day`` therefore starts from the same state as its first run did.
+        """
+        written = [
+            set(lake.partitions(SOURCE, name, ZONE))
+            for name in ("assignment", "person_redirect", "person_ids")
+        ]
+        earlier = sorted(d for d in set.intersection(*written) if d < day)
+        if not earlier:
+            return None
+        last = earlier[-1]
+        return cls(
+            day=last,
+            assignment=lake.read_partition(SOURCE, "assignment", last, ZONE),
+            redirects=lake.read_partition(SOURCE, "person_redirect", last, ZONE),
+            person_ids=lake.read_partition(SOURCE, "person_ids", last, ZONE),
+        )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One day's result."""
+
+    day: dt.date
+    assignment: pa.Table  # ASSIGNMENT, sorted by record_key
+    history: pa.Table  # PERSON_HISTORY rows of this day
+    redirects: pa.Table  # REDIRECTS, cumulative, sorted by retired_id
+    person_ids: pa.Table  # PERSON_IDS of today's live ids
+
+    def summary(self) -> dict[str, int]:
+        """Counts for the run log: persons, merges, splits, retired ids, redirects."""
+        events = self.history.column("event").to_pylist()
+        return {
+            "records": self.assignment.num_rows,
+            "persons": self.person_ids.num_rows,
+            "merges": events.count(MERGE),
+            "splits": events.count(SPLIT),
+            "retired": events.count(RETIRE),
+            "redirects": self.redirects.num_rows,
+        }
+
+    def as_previous(self) -> Previous:
+        """This day as the previous state of the next one (what :meth:`Previous.from_lake`
+        reads back after :meth:`write`)."""
+        return Previous(self.day, self.assignment, self.redirects, self.person_ids)
+
+    def write(self, lake: Lake) -> None:
+        """Write the day's four partitions (``features/identity/<table>/dt=D``)."""
+        for name, table in (
+            ("assignment", self.assignment),
+            ("person_history", self.history),
+            ("person_redirect", self.redirects),
+            ("person_ids", self.person_ids),
+        ):
+            lake.write_partition(SOURCE, name, self.day, table.cast(LAKE_TABLES[name]), zone=ZONE)
+
+
+def _require(table: pa.Table, schema: pa.Schema, name: str, columns: tuple[str, ...]) -> pa.Table:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataError(f"identity {name} table lacks column(s) {missing}; expected {schema.names}")
+    try:
+        return table.select(list(columns)).cast(pa.schema([schema.field(c) for c in columns]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"identity {name} table does not match its schema: {exc}") from exc
+
+
+def _check(engine: DuckDBEngine, sql: str, problem: str) -> None:
+    """Raise DataError(problem.format(example, count)) when ``sql`` finds offending rows."""
+    found = engine.conn.execute(f"SELECT any_value(k), count(*) FROM ({sql}) bad(k)").fetchone()
+    if found is not None and found[1]:
+        raise DataError(problem.format(example=found[0], count=found[1]))
+
+
+def _validate(engine: DuckDBEngine) -> None:
+    _check(
+        engine,
+        "SELECT record_key FROM clusters_in WHERE record_key IS NULL OR cluster_key IS NULL",
+        "identity clusters: {count} row(s) have a null record_key or cluster_key",
+    )
+    _check(
+        engine,
+        "SELECT record_key FROM clusters_in GROUP BY record_key HAVING count(*) > 1",
+        "identity clusters: {count} record(s) are in several clusters, e.g. {example!r}",
+    )
+    _check(
+        engine,
+        "SELECT record_key FROM records_in GROUP BY record_key HAVING count(*) > 1",
+        "identity records: {count} record_key(s) appear more than once, e.g. {example!r}",
+    )
+    _check(
+        engine,
+        "SELECT c.record_key FROM clusters_in c "
+        "LEFT JOIN records_in r ON r.record_key = c.record_key WHERE r.record_key IS NULL",
+        "identity clusters: {count} clustered record(s) are not in the records table, "
+        "e.g. {example!r}",
+    )
+    _check(
+        engine,
+        "SELECT record_key FROM prev_assignment GROUP BY record_key "
+        "HAVING count(*) > 1 OR bool_or(person_id IS NULL)",
+        "identity previous assignment: {count} record(s) have several or no person ids, "
+        "e.g. {example!r}",
+    )
+
+
+def _ordered(alias: str) -> str:
+    """The 'oldest first' order of previous persons (columns of ``prev_ids``)."""
+    return f"{alias}.created_on NULLS LAST, {alias}.first_seen NULLS LAST, {alias}.old_id"
+
+
+def _steps() -> tuple[Step, ...]:
+    return (
+        Step(
+            "cur",
+            """
+            SELECT c.record_key, c.cluster_key, r.first_seen,
+                   CASE WHEN r.source = 'mysql' AND r.record_type = 'customer'
+                        THEN r.customer_id END AS account
+            FROM clusters_in c JOIN records_in r ON r.record_key = c.record_key
+            """,
+        ),
+        Step(
+            "cluster_facts",
+            """
+            SELECT cluster_key, count(*) AS records, min(first_seen) AS first_seen,
+                   min(account) AS account
+            FROM cur GROUP BY cluster_key
+            """,
+        ),
+        # Every id live yesterday, with its age (ids without a registry row sort last).
+        Step(
+            "prev_ids",
+            """
+            SELECT a.old_id, p.created_on, p.first_seen, a.total
+            FROM (SELECT person_id AS old_id, count(*) AS total
+                  FROM prev_assignment GROUP BY person_id) a
+            LEFT JOIN prev_person_ids p ON p.person_id = a.old_id
+            """,
+        ),
+        # How many of each previous person's records lie in each cluster today.
+        Step(
+            "overlap",
+            """
+            SELECT c.cluster_key, p.person_id AS old_id, count(*) AS n,
+                   min(c.first_seen) AS oldest_seen
+            FROM cur c JOIN prev_assignment p ON p.record_key = c.record_key
+            GROUP BY c.cluster_key, p.person_id
+            """,
+        ),
+        Step(
+            "home",
+            """
+            SELECT old_id, cluster_key AS home FROM (
+                SELECT old_id, cluster_key,
+                       row_number() OVER (PARTITION BY old_id
+                                          ORDER BY n DESC, oldest_seen NULLS LAST, cluster_key)
+                           AS choice
+                FROM overlap) ranked
+            WHERE choice = 1
+            """,
+        ),
+        Step(
+            "claims",
+            f"""
+            SELECT h.home AS cluster_key, i.old_id, i.first_seen,
+                   row_number() OVER (PARTITION BY h.home ORDER BY {_ordered("i")}) AS claim
+            FROM home h JOIN prev_ids i ON i.old_id = h.old_id
+            """,
+        ),
+        Step("kept", "SELECT cluster_key, old_id AS person_id FROM claims WHERE claim = 1"),
+        Step(
+            "absorbed",
+            """
+            SELECT c.cluster_key, c.old_id AS absorbed_id, k.person_id AS survivor_id
+            FROM claims c JOIN kept k ON k.cluster_key = c.cluster_key
+            WHERE c.claim > 1
+            """,
+        ),
+        # Clusters that keep no id: split-off pieces (derived from their oldest previous person)
+        # and new clusters (anchored on their customer account or their cluster key).
+        Step(
+            "fresh",
+            f"""
+            SELECT f.cluster_key,
+                   CASE WHEN s.old_id IS NOT NULL THEN 'split:' || s.old_id || ':' || f.cluster_key
+                        WHEN f.account IS NOT NULL
+                        THEN 'customer_id:' || CAST(f.account AS VARCHAR)
+                        ELSE 'record:' || f.cluster_key END AS seed,
+                   CASE WHEN s.old_id IS NOT NULL THEN 'split' ELSE 'new' END AS origin
+            FROM cluster_facts f
+            LEFT JOIN kept k ON k.cluster_key = f.cluster_key
+            LEFT JOIN (
+                SELECT cluster_key, old_id FROM (
+                    SELECT o.cluster_key, o.old_id,
+                           row_number() OVER (PARTITION BY o.cluster_key
+                                              ORDER BY {_ordered("i")}) AS oldest
+                    FROM overlap o JOIN prev_ids i ON i.old_id = o.old_id) ranked
+                WHERE oldest = 1
+            ) s ON s.cluster_key = f.cluster_key
+            WHERE k.person_id IS NULL
+            """,
+        ),
+        Step(
+            "taken",
+            """
+            SELECT old_id AS person_id FROM prev_ids
+            UNION SELECT person_id FROM prev_person_ids
+            UNION SELECT retired_id FROM prev_redirects
+            """,
+        ),
+        Step(
+            "fresh_ids",
+            """
+            SELECT cluster_key, seed, origin, 0 AS attempt,
+                   'p_' || substr(md5(seed), 1, 16) AS person_id
+            FROM fresh
+            """,
+        ),
+    )
+
+
+# Fresh ids that collide with a taken id or with another fresh id of a smaller cluster_key.
+_COLLIDING = """
+SELECT cluster_key FROM (
+    SELECT f.cluster_key, f.person_id,
+           row_number() OVER (PARTITION BY f.person_id ORDER BY f.cluster_key) AS rank_in_id
+    FROM fresh_ids f) ranked
+WHERE rank_in_id > 1 OR person_id IN (SELECT person_id FROM taken)
+"""
+
+
+def _result_steps(day: dt.date) -> tuple[Step, ...]:
+    today = f"DATE '{day.isoformat()}'"
+    return (
+        Step(
+            "ids",
+            """
+            SELECT cluster_key, person_id, 'kept' AS origin FROM kept
+            UNION ALL SELECT cluster_key, person_id, origin FROM fresh_ids
+            """,
+        ),
+        Step(
+            "assignment",
+            """
+            SELECT c.record_key, i.person_id
+            FROM clusters_in c JOIN ids i ON i.cluster_key = c.cluster_key
+            ORDER BY c.record_key
+            """,
+        ),
+        Step(
+            "reasons",
+            """
+            SELECT cluster_key, string_agg(DISTINCT reason, '; ' ORDER BY reason) || ': '
+                AS prefix
+            FROM reasons_in WHERE reason IS NOT NULL GROUP BY cluster_key
+            """,
+        ),
+        Step(
+            "history",
+            f"""
+            SELECT * FROM (
+                SELECT {today} AS dt, 'merge' AS event, a.survivor_id AS person_id,
+                       a.absorbed_id AS other_person_id,
+                       coalesce(r.prefix, '') || 'clusters joined' AS reason
+                FROM absorbed a LEFT JOIN reasons r ON r.cluster_key = a.cluster_key
+                UNION ALL
+                SELECT {today}, 'split', i.person_id, o.old_id,
+                       coalesce(r.prefix, '') || CAST(o.n AS VARCHAR) || ' of '
+                           || CAST(p.total AS VARCHAR) || ' records'
+                FROM overlap o
+                JOIN home h ON h.old_id = o.old_id
+                JOIN ids i ON i.cluster_key = o.cluster_key
+                JOIN prev_ids p ON p.old_id = o.old_id
+                LEFT JOIN reasons r ON r.cluster_key = o.cluster_key
+                WHERE o.cluster_key <> h.home
+                UNION ALL
+                SELECT {today}, 'retire', p.old_id, CAST(NULL AS VARCHAR), 'no records left'
+                FROM prev_ids p
+                WHERE p.old_id NOT IN (SELECT old_id FROM home)
+            ) events
+            ORDER BY event, person_id, other_person_id
+            """,
+        ),
+        # Yesterday's live ids as today's: kept, or absorbed into a survivor (vanished: none).
+        Step(
+            "live_map",
+            """
+            SELECT person_id AS old_id, person_id FROM kept
+            UNION ALL SELECT absorbed_id, survivor_id FROM absorbed
+            """,
+        ),
+        Step(
+            "redirects",
+            f"""
+            SELECT * FROM (
+                SELECT r.retired_id, m.person_id, r.since
+                FROM prev_redirects r JOIN live_map m ON m.old_id = r.person_id
+                UNION ALL
+                SELECT absorbed_id, survivor_id, {today} FROM absorbed
+            ) chained
+            ORDER BY retired_id
+            """,
+        ),
+        Step(
+            "person_ids",
+            f"""
+            SELECT * FROM (
+                SELECT k.person_id, coalesce(p.created_on, {today}) AS created_on,
+                       least(f.first_seen, c.first_seen) AS first_seen
+                FROM kept k
+                JOIN cluster_facts f ON f.cluster_key = k.cluster_key
+                LEFT JOIN prev_ids p ON p.old_id = k.person_id
+                LEFT JOIN (SELECT cluster_key, min(first_seen) AS first_seen
+                           FROM claims GROUP BY cluster_key) c ON c.cluster_key = k.cluster_key
+                UNION ALL
+                SELECT i.person_id, {today}, f.first_seen
+                FROM fresh_ids i JOIN cluster_facts f ON f.cluster_key = i.cluster_key
+            ) ids
+            ORDER BY person_id
+            """,
+        ),
+    )
+
+
+def _resolve_collisions(engine: DuckDBEngine) -> None:
+    """Re-derive colliding fresh ids (``md5(seed + "#k")``) until every id is unique."""
+    for _ in range(MAX_ATTEMPTS):
+        engine.conn.execute(f"CREATE OR REPLACE TEMP TABLE colliding AS {_COLLIDING}")
+        (count,) = engine.conn.execute("SELECT count(*) FROM colliding").fetchone() or (0,)
+        if not count:
+            return
+        engine.conn.execute(
+            """
+            UPDATE fresh_ids SET attempt = attempt + 1,
+                person_id = 'p_' || substr(md5(seed || '#' || CAST(attempt + 1 AS VARCHAR)), 1, 16)
+            WHERE cluster_key IN (SELECT cluster_key FROM colliding)
+            """
+        )
+    raise DataError(f"identity: person ids still collide after {MAX_ATTEMPTS} re-derivations")
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def assign(
+    clusters: pa.Table,
+    records: pa.Table,
+    previous: Previous | None,
+    day: dt.date,
+    reasons: pa.Table | None = None,
+) -> Assignment:
+    """Person ids for today's clusters, continuing ``previous`` (see the module docstring).
+
+    ``records`` needs record_key, source, record_type, customer_id and first_seen of every
+    clustered record. ``reasons`` (optional; cluster_key, reason — e.g. the clustering
+    ``FLAGS`` or the evidence that joined a cluster) prefixes the history rows of a cluster.
+    """
+    if previous is not None and previous.day >= day:
+        raise ValueError(
+            f"identity: the previous state is of {previous.day}, not before {day}; "
+            "read it with Previous.from_lake(lake, day)"
+        )
+    clusters = _require(clusters, CLUSTERS, "clusters", ("record_key", "cluster_key"))
+    records = _require(records, RECORDS, "records", _RECORD_COLUMNS)
+    prev_assignment = _empty(ASSIGNMENT)
+    prev_redirects = _empty(REDIRECTS)
+    prev_person_ids = _empty(PERSON_IDS)
+    if previous is not None:
+        prev_assignment = _require(
+            previous.assignment, ASSIGNMENT, "previous assignment", tuple(ASSIGNMENT.names)
+        )
+        prev_redirects = _require(
+            previous.redirects, REDIRECTS, "previous redirects", tuple(REDIRECTS.names)
+        )
+        prev_person_ids = _require(
+            previous.person_ids, PERSON_IDS, "previous person ids", tuple(PERSON_IDS.names)
+        )
+    reasons = _require(
+        reasons if reasons is not None else _empty(REASONS),
+        REASONS,
+        "reasons",
+        ("cluster_key", "reason"),
+    )
+    engine = DuckDBEngine()
+    try:
+        for name, table in (
+            ("clusters_in", clusters),
+            ("records_in", records),
+            ("prev_assignment", prev_assignment),
+            ("prev_redirects", prev_redirects),
+            ("prev_person_ids", prev_person_ids),
+            ("reasons_in", reasons),
+        ):
+            engine.conn.register(name, table)
+        _validate(engine)
+        engine.run([], _steps(), [])
+        _resolve_collisions(engine)
+        out = engine.run(
+            [], _result_steps(day), ["assignment", "history", "redirects", "person_ids"]
+        )
+        return Assignment(
+            day=day,
+            assignment=out["assignment"].cast(ASSIGNMENT),
+            history=out["history"].cast(PERSON_HISTORY),
+            redirects=out["redirects"].cast(REDIRECTS),
+            person_ids=out["person_ids"].cast(PERSON_IDS),
+        )
+    finally:
+        engine.close()
+
+
+@dataclass(frozen=True)
+class IdentityMap:
+    map: pa.Table  # IDENTITY_MAP, sorted by (id_type, id_value)
+    ambiguous: pa.Table  # AMBIGUOUS: values whose records lie in several persons, left out
+
+
+_IDENTITY_MAP_STEPS = (
+    Step(
+        "candidates",
+        """
+        SELECT DISTINCT i.id_type, i.id_value, a.person_id
+        FROM identifiers_in i JOIN assignment_in a ON a.record_key = i.record_key
+        WHERE i.id_type IS NOT NULL AND i.id_value IS NOT NULL
+        """,
+    ),
+    Step(
+        "owners",
+        """
+        SELECT v.id_type, v.id_value, a.person_id AS owner
+        FROM (SELECT DISTINCT id_type, id_value FROM candidates) v
+        JOIN owner_records o ON o.id_type = v.id_type
+        JOIN assignment_in a ON a.record_key = o.prefix || v.id_value
+        """,
+    ),
+    Step(
+        "resolved",
+        """
+        SELECT c.id_type, c.id_value, count(*) AS persons, min(c.person_id) AS person_id,
+               any_value(o.owner) AS owner
+        FROM candidates c
+        LEFT JOIN owners o ON o.id_type = c.id_type AND o.id_value = c.id_value
+        GROUP BY c.id_type, c.id_value
+        """,
+    ),
+    Step(
+        "identity_map",
+        """
+        SELECT id_type, id_value, coalesce(owner, person_id) AS person_id FROM resolved
+        WHERE persons = 1 OR owner IS NOT NULL
+        ORDER BY id_type, id_value
+        """,
+    ),
+    Step(
+        "ambiguous",
+        """
+        SELECT id_type, id_value, persons FROM resolved
+        WHERE persons > 1 AND owner IS NULL
+        ORDER BY id_type, id_value
+        """,
+    ),
+)
+
+
+def identity_map(identifiers: pa.Table, assignment: pa.Table) -> IdentityMap:
+    """One person per identifier value, from the records that carry it.
+
+    A value whose records all belong to one person maps to it. A value that names a record
+    (``OWNER_RECORDS``: a customer_id names ``mysql/customer:<id>``, …) maps to that record's
+    person even if other records carry it too. Any other value carried by records of several
+    persons (a shared family email, a shop's front-desk phone) is ambiguous: it is left out and
+    listed in ``ambiguous``.
+    """
+    identifiers = _require(
+        identifiers, IDENTIFIERS, "identifiers", ("record_key", "id_type", "id_value")
+    )
+    assignment = _require(assignment, ASSIGNMENT, "assignment", tuple(ASSIGNMENT.names))
+    owner_records = pa.table(
+        {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
+    )
+    engine = DuckDBEngine()
+    try:
+        engine.conn.register("identifiers_in", identifiers)
+        engine.conn.register("assignment_in", assignment)
+        engine.conn.register("owner_records", owner_records)
+        out = engine.run([], _IDENTITY_MAP_STEPS, ["identity_map", "ambiguous"])
+        return IdentityMap(out["identity_map"].cast(IDENTITY_MAP), out["ambiguous"].cast(AMBIGUOUS))
+    finally:
+        engine.close()
