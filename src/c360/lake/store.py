@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 DATA_FILE = "part-0.parquet"
+# zstd: half the size of snappy on the archived JSON payloads, and as fast to write.
+COMPRESSION = "zstd"
 # A staged folder this old belongs to a writer that died (writes take seconds to minutes).
 STALE_STAGING = dt.timedelta(hours=6)
 
@@ -137,7 +139,10 @@ class Lake:
     ) -> PartitionManifest:
         data_path = f"{staging}/{DATA_FILE}"
         rows = 0
-        with self.fs.open(data_path, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
+        with (
+            self.fs.open(data_path, "wb") as handle,
+            pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer,
+        ):
             for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
