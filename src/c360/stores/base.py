@@ -160,9 +160,14 @@ class ServingStore:
         with self.engine.connect() as conn:
             return {int(p): int(n) for p, n in conn.execute(query)}
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts; pass ``conn`` to run several reads on one connection (one checkout)."""
+        if conn is not None:
             return [dict(row._mapping) for row in conn.execute(text(sql), dict(params or {}))]
+        with self.engine.connect() as own:
+            return self.query(sql, params, own)
 
 
 def open_store(url: str) -> ServingStore:

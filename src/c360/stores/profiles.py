@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import Connection
+
 from c360.contracts import serving
 from c360.stores.base import ServingStore
 from c360.stores.views import (
@@ -49,16 +51,27 @@ def get_profile(
     default the clock) is the read time of ``time_since_last_event_seconds`` and
     ``events_last_hour``.
     """
-    person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id})
+    with store.engine.connect() as conn:  # one checkout for the handful of reads below
+        return _profile(store, conn, person_id, now)
+
+
+def _profile(
+    store: ServingStore, conn: Connection, person_id: str, now: dt.datetime | None
+) -> dict[str, Any] | None:
+    person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id}, conn=conn)
     redirected_from = None
     if not person:
         survivor = store.query(
-            "SELECT person_id FROM person_redirect WHERE retired_id = :p", {"p": person_id}
+            "SELECT person_id FROM person_redirect WHERE retired_id = :p",
+            {"p": person_id},
+            conn=conn,
         )
         if not survivor:
             return None
         redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-        person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id})
+        person = store.query(
+            "SELECT * FROM person WHERE person_id = :p", {"p": person_id}, conn=conn
+        )
         if not person:
             return None
     if now is None:
@@ -66,19 +79,21 @@ def get_profile(
     elif now.tzinfo is not None:
         now = now.astimezone(dt.UTC).replace(tzinfo=None)
     batch = store.query(
-        f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", {"p": person_id}
+        f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", {"p": person_id}, conn=conn
     )
     now_ms = (now - _EPOCH) // dt.timedelta(milliseconds=1)
     realtime = store.query(
         realtime_for_person_sql(store.engine.dialect.name),
         {"person_id": person_id, "now_ms": now_ms},
+        conn=conn,
     )
-    support = store.query(SUPPORT_FOR_PERSON, {"person_id": person_id})
-    deltas = store.query(ORDER_DELTAS_FOR_PERSON, {"person_id": person_id})
+    support = store.query(SUPPORT_FOR_PERSON, {"person_id": person_id}, conn=conn)
+    deltas = store.query(ORDER_DELTAS_FOR_PERSON, {"person_id": person_id}, conn=conn)
     identifiers = store.query(
         "SELECT id_type, id_value FROM identity_map WHERE person_id = :p "
         "ORDER BY id_type, id_value",
         {"p": person_id},
+        conn=conn,
     )
     live = dict(realtime[0]) if realtime else {}
     live.pop("person_id", None)
