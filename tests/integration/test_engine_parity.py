@@ -29,17 +29,20 @@ from c360.config import ComputeSettings, Settings, load_config
 from c360.engines import ComputeEngine, LakeInput, Step, StepError, open_engine
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import ConfigError, MissingDependencyError
+from c360.identity import run as identity_run
 from c360.lake import Lake
 from c360.stores import open_store
 
 FLOAT_TOLERANCE = 1e-9
 KEYS = {
     "identity_map": ("id_type", "id_value"),
+    "assignment": ("record_key",),
+    "identity_raw_records": ("record_key",),
     "person": ("person_id",),
     "batch_profile": ("person_id",),
 }
 STAGES = {
-    "identity": features.identity_steps(DAY),
+    "identity": features.identity_record_steps(DAY),
     "features": features.feature_steps(DAY),
 }
 TABLES = [f"{stage}/{step.name}" for stage, steps in STAGES.items() for step in steps]
@@ -145,7 +148,7 @@ class _Recording:
         self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
         everything = self.engine.run(inputs, steps, [step.name for step in steps])
-        stage = "identity" if "identity_map" in outputs else "features"
+        stage = "identity" if "identity_raw_records" in outputs else "features"
         for name, table in everything.items():
             self.tables.setdefault(self.name, {})[f"{stage}/{name}"] = table
         return {name: everything[name] for name in outputs}
@@ -178,6 +181,8 @@ def _lake_outputs(settings: Settings) -> dict[str, pa.Table]:
     lake = Lake(settings.lake.url)
     return {
         "identity_map": lake.read_partition("identity", "identity_map", DAY, ZONE),
+        "assignment": lake.read_partition("identity", "assignment", DAY, ZONE),
+        "links": lake.read_partition("identity", "links", DAY, ZONE),
         "person": lake.read_partition("profile", "person", DAY, ZONE),
         "batch_profile": lake.read_partition("profile", "batch_profile", DAY, ZONE),
     }
@@ -187,8 +192,10 @@ def _lake_outputs(settings: Settings) -> dict[str, pa.Table]:
 def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     """The daily pipeline for D on DuckDB; then D again, forced, with C360_COMPUTE_ENGINE=spark.
 
-    Same lake, same serving store. Every step's table is kept from both runs (the engines are
-    asked for all of them), so a difference is reported at the step that makes it. Rewriting
+    Same lake, same serving store: identity's record extraction and its Splink scoring run on
+    each engine in turn, and the person ids must come out the same. Every step's table is kept
+    from both runs (the engines are asked for all of them), so a difference is reported at the
+    step that makes it. Rewriting
     D's partitions passes the lake's schema-drift check only if Spark's outputs have DuckDB's
     types exactly.
     """
@@ -196,11 +203,12 @@ def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     on_duckdb = on_spark.model_copy(update={"compute": ComputeSettings(engine="duckdb")})
     result = Runs()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            batch_steps,
-            "open_engine",
-            lambda settings: _Recording(open_engine(settings), result.tables),
-        )
+        for module in (batch_steps, identity_run):
+            patch.setattr(
+                module,
+                "open_engine",
+                lambda settings: _Recording(open_engine(settings), result.tables),
+            )
         for settings in (on_duckdb, on_spark):
             engine = settings.compute.engine
             result.persons[engine] = run_batch(settings, DAY).persons

@@ -66,6 +66,7 @@ def test_phones_go_to_e164_in_the_records_country(raw: str | None, region: str |
         ("  ZOE   müller ", "zoe muller"),
         ("Søren Łukasz Æbelø", "soren lukasz aebelo"),
         ("Straße 12a", "strasse 12a"),
+        ("Anna-Lena O.", "anna lena o"),
         ("François O'Brien", "francois o brien"),
         ("---", None),
         (None, None),

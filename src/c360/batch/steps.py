@@ -18,6 +18,7 @@ from c360.batch.inputs import raw_inputs, snapshot
 from c360.config import Settings
 from c360.engines import LakeInput, open_engine
 from c360.engines.base import Step
+from c360.identity import run as identity
 from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.stores import open_store
@@ -60,13 +61,8 @@ def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
 
 
 def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
-    tables = _compute(
-        settings, raw_inputs(lake, day), features.identity_steps(day), ("identity_map",)
-    )
-    manifest = lake.write_partition(
-        "identity", "identity_map", day, tables["identity_map"], zone=ZONE
-    )
-    return Outcome("succeeded", manifest.rows, "identifiers")
+    report = identity.resolve(settings, lake, day)
+    return Outcome("succeeded", report.persons, report.detail())
 
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -92,16 +88,19 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
 def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     tables = {
         "identity_map": lake.read_partition("identity", "identity_map", day, ZONE),
+        "person_redirect": lake.read_partition("identity", "person_redirect", day, ZONE),
         "person": lake.read_partition("profile", "person", day, ZONE),
         "batch_profile": lake.read_partition("profile", "batch_profile", day, ZONE),
     }
     store = open_store(settings.serving.url)
     try:
         store.migrate()
-        store.publish_batch(day, tables)
+        reconciled = store.publish_batch(day, tables)
     finally:
         store.dispose()
-    return Outcome("succeeded", tables["batch_profile"].num_rows, "profiles published")
+    links = ", ".join(f"{count} {kind}" for kind, count in reconciled.as_dict().items())
+    detail = f"profiles published; real-time identity links: {links}"
+    return Outcome("succeeded", tables["batch_profile"].num_rows, detail)
 
 
 STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {

@@ -52,13 +52,24 @@ def _register() -> None:
         demo,
         features_cmd,
         generate,
+        identity_cmd,
         ingest_cmd,
         replay,
         serve,
         stream,
     )
 
-    commands = (config_cmd, generate, ingest_cmd, batch_cmd, features_cmd, stream, replay, serve)
+    commands = (
+        config_cmd,
+        generate,
+        ingest_cmd,
+        batch_cmd,
+        identity_cmd,
+        features_cmd,
+        stream,
+        replay,
+        serve,
+    )
     for module in (*commands, demo):
         cli.add_command(module.command)
 

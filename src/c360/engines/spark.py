@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,10 +85,31 @@ def session_settings(settings: ComputeSettings) -> dict[str, str]:
     }
     if local:  # one shuffle partition per local core, not Spark's cluster-sized 200
         conf["spark.sql.shuffle.partitions"] = str(_local_cores(master))
+        # Python workers run this interpreter (its packages), not whatever `python3` is on PATH
+        conf["spark.pyspark.python"] = sys.executable
         if settings.memory_limit:  # local mode: everything runs in the driver's JVM
             conf["spark.driver.memory"] = jvm_memory(settings.memory_limit)
-    conf.update(settings.spark_conf_pairs())
+    extra = settings.spark_conf_pairs()
+    jars = [j for j in (extra.pop("spark.jars", ""), splink_similarity_jar()) if j]
+    if jars:  # the user's jars and Splink's, one list
+        conf["spark.jars"] = ",".join(jars)
+    conf.update(extra)
     return conf
+
+
+def splink_similarity_jar() -> str | None:
+    """Splink's Scala similarity functions (jaro_winkler, …) for the installed Spark.
+
+    Identity's probabilistic matching compares names with them; the jar ships inside the
+    splink wheel (one per Spark major version) and must be on ``spark.jars`` before the
+    session starts. None when splink is not installed.
+    """
+    try:
+        from splink.backends.spark import similarity_jar_location
+    except ImportError:
+        return None
+    location: str = similarity_jar_location()
+    return location
 
 
 def _local_cores(master: str) -> int:

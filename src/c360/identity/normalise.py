@@ -29,6 +29,7 @@ _UNDECOMPOSED = str.maketrans(
     {"ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "æ": "ae", "Æ": "ae", "œ": "oe"}
 )
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def normalise(id_type: str, value: str) -> str:
@@ -56,6 +57,8 @@ def phone_e164(value: str | None, region: str | None) -> str | None:
     """E.164 form of a phone number (a local number is read in ``region``); None if invalid."""
     if value is None or not value.strip():
         return None
+    if _E164.fullmatch(value):  # already E.164: nothing for the library to do
+        return value
     try:
         number = phonenumbers.parse(value, (region or "").upper() or None)
     except phonenumbers.NumberParseException:
@@ -71,24 +74,23 @@ def fold_text(value: str | None) -> str | None:
     """Accents dropped, case-folded, punctuation to single spaces; None when nothing is left."""
     if value is None:
         return None
-    decomposed = unicodedata.normalize("NFKD", value.translate(_UNDECOMPOSED))
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    if value.isascii():  # most values: no decomposition needed
+        bare = value.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", value.translate(_UNDECOMPOSED))
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     folded = _NOT_WORD.sub(" ", bare).strip()
     return folded or None
 
 
 @functools.cache
 def _blocked_forms(blocked_values: tuple[str, ...]) -> frozenset[str]:
-    forms = {b.strip().lower() for b in blocked_values}
-    return frozenset(forms | {fold_text(b) or "" for b in blocked_values} - {""})
+    return frozenset(b.strip().lower() for b in blocked_values)
 
 
 def blocked(value: str | None, blocked_values: tuple[str, ...]) -> bool:
-    """True when a value is one of the configured placeholder values (compared folded)."""
-    if value is None:
-        return False
-    forms = _blocked_forms(blocked_values)
-    return value.strip().lower() in forms or (fold_text(value) or "") in forms
+    """True when a value is one of the configured placeholder values (trimmed, any case)."""
+    return value is not None and value.strip().lower() in _blocked_forms(blocked_values)
 
 
 def map_distinct(

@@ -111,19 +111,13 @@ class IdentityRecords:
     identifiers: pa.Table  # model.IDENTIFIERS
 
 
-def _split_name(full: str | None) -> tuple[str | None, str | None]:
-    folded = fold_text(full)
-    if folded is None:
-        return None, None
-    first, _, last = folded.rpartition(" ")
-    return (first or None, last) if first else (None, last)
-
-
 def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """First and last name: the given columns, else a full name split at its last space."""
+    full = map_distinct(raw["full_name"], fold_text)
+    split_first = map_distinct(full, lambda v: v.rpartition(" ")[0] or None)
+    split_last = map_distinct(full, lambda v: v.rpartition(" ")[2])
     first = map_distinct(raw["first_name"], fold_text)
     last = map_distinct(raw["last_name"], fold_text)
-    split_first = map_distinct(raw["full_name"], lambda v: _split_name(v)[0])
-    split_last = map_distinct(raw["full_name"], lambda v: _split_name(v)[1])
     return pc.coalesce(first, split_first), pc.coalesce(last, split_last)
 
 

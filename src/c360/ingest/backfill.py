@@ -71,7 +71,8 @@ def _split(path: Path, topic: str, scratch: Path) -> None:
         conn.execute("SET preserve_insertion_order = false")
         query = _split_query(path, EVENT_TIME_FIELD.get(topic, "timestamp"))
         conn.execute(
-            f"COPY ({query}) TO '{scratch / 'days'}' (FORMAT PARQUET, PARTITION_BY (event_date))"
+            f"COPY ({query}) TO '{scratch / 'days'}' "
+            "(FORMAT PARQUET, COMPRESSION zstd, PARTITION_BY (event_date))"
         )
     finally:
         conn.close()

@@ -15,20 +15,7 @@ from c360.batch.cutoff import cutoff
 from c360.batch.features import email, profile, support, transactions, web
 from c360.batch.inputs import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
 from c360.engines.base import Step
-from c360.identity import deterministic, records
-
-IDENTITY_STAGING = (
-    Step(
-        "zendesk_users",
-        """
-        SELECT user_id, email, name FROM (
-            SELECT user_id, email, name,
-                   row_number() OVER (PARTITION BY user_id ORDER BY time DESC) AS latest
-            FROM zendesk_events WHERE user_id IS NOT NULL AND type LIKE 'zen:event-type:user.%'
-        ) users WHERE latest = 1
-        """,
-    ),
-)
+from c360.identity import records
 
 FEATURES = (
     *transactions.STEPS,
@@ -62,11 +49,6 @@ def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
 def identity_record_steps(batch_date: dt.date) -> list[Step]:
     """SQL producing the identity step's raw records (:data:`c360.identity.records.STEPS`)."""
     return _fill((LATEST_ORDERS, *records.STEPS), batch_date)
-
-
-def identity_steps(batch_date: dt.date) -> list[Step]:
-    """SQL producing ``identity_map`` from the raw inputs of D."""
-    return _fill((LATEST_ORDERS, *IDENTITY_STAGING, *deterministic.STEPS), batch_date)
 
 
 def feature_steps(batch_date: dt.date) -> list[Step]:

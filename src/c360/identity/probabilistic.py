@@ -1,0 +1,780 @@
+"""Stage 3 of identity: probabilistic links (Fellegi-Sunter, trained and scored by Splink).
+
+Deterministic links join records that share an identifier; this stage finds the records of one
+person that share none — a guest order with a mistyped email, a support user without the
+account's email — by weighing how well name, phone, email, address, postcode and birth date
+agree. One Splink model, written once, runs on DuckDB (embedded, in-process) or Spark
+(``compute.engine``); its input is prepared here, in-process, so both engines score the same
+columns and give the same links.
+
+**Who takes part.** A record with at least two of: a name (first or last), a phone, an email
+key, a birth date, an address or postcode. Cookies, email-only newsletter members and other
+records with less to weigh are left to the deterministic links.
+
+**Profiles, not records.** Most records repeat their attributes exactly — every order of a
+customer carries the same name, address and phone — so Splink sees each distinct *profile*
+(customer_id plus every attribute) once, through its smallest record key:
+
+- records sharing a profile *and a customer_id* are joined by that id already (deterministic);
+  only the first takes part;
+- records sharing a profile *without* a customer_id (repeat guest checkouts) are linked too:
+  the second record takes part as a *twin* that meets only the first one, and each further
+  record is linked to the first with the twin's score (same attributes, same score).
+
+**Guard.** Records holding different customer_ids are never compared, so never linked: two
+accounts do not merge on probabilistic evidence alone. Records of the same account are not
+compared either (their account links them). Every candidate pair therefore has a record without
+an account; each blocking rule carries this condition, and the output is filtered on it again.
+
+**Training, without labels**, every sample hash-seeded (:data:`SEED`), so a run is reproducible:
+
+1. *u* (how often a level occurs among non-matches) from random profile pairs
+   (``estimate_u_using_random_sampling``, :data:`U_MAX_PAIRS`);
+2. the prior λ (probability that two random profiles match) from rules that admit few false
+   matches — same email key, same phone — assuming they find :data:`PRIOR_RECALL` of matches;
+3. *m* (how often a level occurs among matches) by expectation maximisation on blocks with a
+   high share of true matches (:data:`TRAINING_RULES`): same email key; same phone *and* first
+   name (a phone alone also pairs the people of one household); same postcode and birth date. A
+   block is used only when most of its pairs agree on a name part (:func:`_training_rules`).
+   Never first name + surname: among a million records such a block is dominated by different
+   people sharing a common name, and EM learns "same name" as the definition of a match
+   (cluster F1 fell to 0.39 in a measurement here).
+
+**Households.** People of one household share address, postcode and often a phone; as separate
+comparisons their agreement would outweigh the different first names. Phone and address
+therefore have a level of their own for "same value, other first name", whose weight the data
+decide: little where households share (c360's data), much where first names are merely
+corrupted (FEBRL). Levels no training pair shows keep a small starting m (:data:`_UNSEEN_M`).
+
+**Blocking for prediction** (:data:`BLOCKING_RULES`, fuzzy keys so one typo does not hide a
+pair): phone; email local part; address; house number + postcode; Soundex codes of first and
+last name (precomputed with jellyfish, so both engines see the same codes) with the email
+domain, the birthday or the birth year, or swapped; a Soundex code with the birth date or the
+postcode; postcode + birth date.
+
+**Output.** ``LINKS`` rows of kind ``probabilistic``, evidence ``splink``, with Splink's match
+weight and probability and ``contributions``: JSON ``{comparison: log2 Bayes factor}`` for each
+comparison with values on both sides (term-frequency adjustment included), so the match weight
+is log2(λ / (1 - λ)) plus their sum. Only pairs with match probability ≥
+``identity.match_probability``; ``left_key < right_key``; sorted. :func:`link_run` also returns
+the trained model (Splink's JSON: m and u per comparison level, λ, rules), the number of pairs
+compared and what each blocking rule contributed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from c360.config import Settings
+from c360.errors import ConfigError, DataError
+from c360.identity import model
+
+if TYPE_CHECKING:
+    from splink.internals.database_api import DatabaseAPISubClass
+
+# Seed of every sample Splink draws (u estimation): the same input gives the same model.
+SEED = 360
+# Random profile pairs sampled to estimate u.
+U_MAX_PAIRS = 3e6
+# Assumed share of true matches the prior's rules (same email key, same phone) find.
+PRIOR_RECALL = 0.7
+# EM training rules, in the order they run: blocks with a high share of true matches.
+TRAINING_RULES = (
+    "l.email_key = r.email_key",
+    "l.phone = r.phone AND l.first_name = r.first_name",
+    "l.postcode = r.postcode AND l.birth_date = r.birth_date",
+)
+# Deterministic rules for the prior λ.
+PRIOR_RULES = ("l.email_key = r.email_key", "l.phone = r.phone")
+# A training block needs this many pairs to be used (smaller ones teach EM nothing), and this
+# share of them agreeing on a first or last name (else it is mostly different people).
+MIN_TRAINING_PAIRS = 20
+MIN_NAMED_SHARE = 0.5
+
+# At least one side has no account; twins (second records of a guest profile) only meet their
+# representative, through the first rule.
+_GUARD = "(l.customer_id IS NULL OR r.customer_id IS NULL) AND l.twin = 0 AND r.twin = 0"
+BLOCKING_RULES: tuple[tuple[str, str], ...] = (
+    ("same profile (repeat records without an account)", "l.profile = r.profile"),
+    ("phone", "l.phone = r.phone"),
+    ("email local part", "l.email_local = r.email_local"),
+    ("address", "l.address = r.address"),
+    ("house number + postcode", "l.house = r.house AND l.postcode = r.postcode"),
+    (
+        "phonetic names + email domain",
+        "l.first_code = r.first_code AND l.last_code = r.last_code"
+        " AND l.email_domain = r.email_domain",
+    ),
+    (
+        "phonetic names + birth day and month",
+        "l.first_code = r.first_code AND l.last_code = r.last_code AND l.birth_md = r.birth_md",
+    ),
+    (
+        "phonetic names + birth year",
+        "l.first_code = r.first_code AND l.last_code = r.last_code AND l.birth_year = r.birth_year",
+    ),
+    ("phonetic names swapped", "l.first_code = r.last_code AND l.last_code = r.first_code"),
+    (
+        "phonetic first name + birth date",
+        "l.first_code = r.first_code AND l.birth_date = r.birth_date",
+    ),
+    (
+        "phonetic last name + birth date",
+        "l.last_code = r.last_code AND l.birth_date = r.birth_date",
+    ),
+    ("postcode + birth date", "l.postcode = r.postcode AND l.birth_date = r.birth_date"),
+    ("phonetic last name + postcode", "l.last_code = r.last_code AND l.postcode = r.postcode"),
+    ("phonetic first name + postcode", "l.first_code = r.first_code AND l.postcode = r.postcode"),
+)
+
+COMPARISONS = ("name", "phone", "email", "address", "postcode", "birth_date")
+
+_PROFILE_COLUMNS = (
+    "customer_id",
+    "email_key",
+    "phone",
+    "first_name",
+    "last_name",
+    "address",
+    "postcode",
+    "birth_date",
+    "birth_md",
+)
+
+
+@dataclass(frozen=True)
+class LinkRun:
+    """One probabilistic linkage run: the links and what the model learned and compared."""
+
+    links: pa.Table  # LINKS, kind "probabilistic"
+    model: str  # Splink's model JSON: comparisons with m/u per level, λ, blocking rules
+    records: int  # records that took part (enough attributes)
+    profiles: int  # distinct profiles Splink compared (twins included)
+    comparisons: int  # profile pairs scored
+    blocking_rules: tuple[tuple[str, int], ...]  # (rule, pairs it added), in rule order
+    training_rules: tuple[str, ...]  # EM blocks used (those with enough pairs)
+    seconds: dict[str, float] = field(default_factory=dict)
+    # When asked for (evaluation): the candidate pairs blocking produced (left_key, right_key,
+    # representatives) and each eligible record's profile (record_key, profile).
+    blocked_pairs: pa.Table | None = None
+    profile_of: pa.Table | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The run report's view: counts, rule counts, timings (the model JSON apart)."""
+        return {
+            "records": self.records,
+            "profiles": self.profiles,
+            "comparisons": self.comparisons,
+            "links": self.links.num_rows,
+            "blocking_rules": dict(self.blocking_rules),
+            "training_rules": list(self.training_rules),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def link(records: pa.Table, settings: Settings) -> pa.Table:
+    """Probabilistic links between ``records`` (``RECORDS``) as ``LINKS`` rows."""
+    return link_run(records, settings).links
+
+
+def link_run(records: pa.Table, settings: Settings, *, blocked_pairs: bool = False) -> LinkRun:
+    """Train a Fellegi-Sunter model on ``records`` and link them; see the module docs.
+
+    ``blocked_pairs``: also return the candidate pairs blocking produced (to measure its
+    recall on labelled data).
+    """
+    _check_columns(records)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    con = duckdb.connect()
+    try:
+        _configure_duckdb(con, settings)
+        prepared = _prepare(con, records, keep_profiles=blocked_pairs)
+        timings["prepare"] = time.perf_counter() - started
+        if prepared.profiles.num_rows < 2:
+            return LinkRun(
+                _empty_links(), "{}", prepared.records, prepared.profiles.num_rows, 0, (), ()
+            )
+        training = _training_rules(con)
+        shared = _shares_identifiers(con)
+        with _quiet_splink():
+            if settings.compute.engine == "spark":
+                return _run_spark(prepared, training, shared, settings, timings, blocked_pairs)
+            from splink import DuckDBAPI
+
+            db_api = DuckDBAPI(connection=con)
+            return _score(
+                db_api, "profiles", prepared, training, shared, settings, timings, blocked_pairs
+            )
+    finally:
+        con.close()
+
+
+@contextmanager
+def _quiet_splink() -> Iterator[None]:
+    """Splink's progress and "level not observed" notes stay out of c360's output."""
+    splink_logger = logging.getLogger("splink")
+    level = splink_logger.level
+    splink_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        splink_logger.setLevel(level)
+
+
+def _check_columns(records: pa.Table) -> None:
+    needed = {"record_key", *_PROFILE_COLUMNS}
+    missing = sorted(needed - set(records.schema.names))
+    if missing:
+        raise DataError(
+            f"identity probabilistic links: the records lack column(s) {missing}; "
+            "they must follow c360.identity.model.RECORDS"
+        )
+    keys = records["record_key"]
+    if keys.null_count or pc.count_distinct(keys).as_py() != records.num_rows:
+        raise DataError(
+            "identity probabilistic links: record_key must be unique and not null "
+            "(<source>/<record_type>:<record_id>)"
+        )
+
+
+def _configure_duckdb(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    if settings.compute.threads:
+        con.execute(f"SET threads = {int(settings.compute.threads)}")
+    if settings.compute.memory_limit:
+        try:
+            con.execute("SET memory_limit = ?", [settings.compute.memory_limit])
+        except duckdb.Error as exc:
+            raise ConfigError(
+                "compute.memory_limit", f"{settings.compute.memory_limit!r}: {exc}"
+            ) from exc
+
+
+# --- preparation: eligible records → profiles with the derived blocking columns -------------
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    records: int  # eligible records
+    profiles: pa.Table  # Splink's input: one row per profile, plus the twins
+    members: pa.Table  # (record_key, profile): the further records of guest profiles
+    profile_of: pa.Table | None  # (record_key, profile) of every eligible record, if asked
+
+
+def _text(column: str) -> str:
+    return f"nullif(trim({column}), '')"
+
+
+def _prepare(
+    con: duckdb.DuckDBPyConnection, records: pa.Table, *, keep_profiles: bool = False
+) -> _Prepared:
+    """Eligible records grouped into profiles, with the columns blocking and comparing need.
+
+    Runs in-process (the records are an Arrow table already) whichever engine scores, so both
+    engines see identical input.
+    """
+    con.register("input_records", records.select(["record_key", *_PROFILE_COLUMNS]))
+    con.execute(
+        f"""
+        CREATE TEMP TABLE eligible AS
+        SELECT record_key, customer_id, email_key, phone, first_name, last_name, address,
+               postcode, birth_date,
+               coalesce(strftime(birth_date, '%m-%d'), birth_md) AS birth_md
+        FROM (
+            SELECT record_key, customer_id, {_text("email_key")} AS email_key,
+                   {_text("phone")} AS phone, {_text("first_name")} AS first_name,
+                   {_text("last_name")} AS last_name, {_text("address")} AS address,
+                   {_text("postcode")} AS postcode, birth_date, {_text("birth_md")} AS birth_md
+            FROM input_records
+        )
+        WHERE (first_name IS NOT NULL OR last_name IS NOT NULL)::INTEGER
+              + (phone IS NOT NULL)::INTEGER + (email_key IS NOT NULL)::INTEGER
+              + (birth_date IS NOT NULL)::INTEGER
+              + (address IS NOT NULL OR postcode IS NOT NULL)::INTEGER >= 2
+        """
+    )
+    con.unregister("input_records")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE ranked AS
+        SELECT *,
+               row_number() OVER profile_window AS member,
+               first_value(record_key) OVER profile_window AS profile
+        FROM eligible
+        WINDOW profile_window AS (PARTITION BY {", ".join(_PROFILE_COLUMNS)} ORDER BY record_key)
+        """
+    )
+    names = con.sql(
+        """
+        SELECT DISTINCT name FROM (
+            SELECT first_name AS name FROM ranked UNION ALL SELECT last_name FROM ranked
+        ) WHERE name IS NOT NULL
+        """
+    ).to_arrow_table()
+    con.register("name_codes", _phonetic_codes(names["name"]))
+    con.execute(
+        """
+        CREATE TEMP TABLE profiles AS
+        SELECT r.record_key, r.profile, CAST(r.member - 1 AS INTEGER) AS twin, r.customer_id,
+               r.first_name, r.last_name, r.first_name || ' ' || r.last_name AS full_name,
+               f.code AS first_code, l.code AS last_code,
+               r.email_key, split_part(r.email_key, '@', 1) AS email_local,
+               nullif(split_part(r.email_key, '@', 2), '') AS email_domain,
+               regexp_replace(split_part(r.email_key, '@', 1), '[^0-9]', '', 'g') AS email_digits,
+               r.phone, r.address,
+               nullif(regexp_extract(r.address, '[0-9]+'), '') AS house,
+               nullif(trim(regexp_replace(r.address, '[0-9]+', '')), '') AS street, r.postcode,
+               strftime(r.birth_date, '%Y-%m-%d') AS birth_date, r.birth_md,
+               CAST(year(r.birth_date) AS VARCHAR) AS birth_year
+        FROM ranked r
+        LEFT JOIN name_codes f ON f.name = r.first_name
+        LEFT JOIN name_codes l ON l.name = r.last_name
+        WHERE r.member = 1 OR (r.member = 2 AND r.customer_id IS NULL)
+        ORDER BY r.record_key
+        """
+    )
+    con.unregister("name_codes")
+    eligible = _scalar(con, "SELECT count(*) FROM eligible")
+    members = con.sql(
+        """
+        SELECT record_key, profile FROM ranked
+        WHERE member > 2 AND customer_id IS NULL ORDER BY record_key
+        """
+    ).to_arrow_table()
+    profile_of = (
+        con.sql("SELECT record_key, profile FROM ranked ORDER BY record_key").to_arrow_table()
+        if keep_profiles
+        else None
+    )
+    return _Prepared(eligible, con.table("profiles").to_arrow_table(), members, profile_of)
+
+
+def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
+    """Soundex of each distinct name (None when the name has no letter)."""
+    import jellyfish
+
+    values = names.to_pylist()
+    codes = [jellyfish.soundex(v) if any(c.isalpha() for c in v) else None for v in values]
+    return pa.table({"name": pa.array(values, pa.string()), "code": pa.array(codes, pa.string())})
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    rows = con.execute(sql).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _shares_identifiers(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether two profiles share an email key or a phone (the prior's rules find pairs)."""
+    return any(
+        _scalar(
+            con,
+            f"SELECT count(*) FROM (SELECT {column} FROM profiles WHERE {column} IS NOT NULL "
+            f"GROUP BY {column} HAVING count(*) > 1)",
+        )
+        for column in ("email_key", "phone")
+    )
+
+
+def _training_rules(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The EM rules whose blocks hold enough pairs, most of them of one person.
+
+    EM fits two classes to what it is given; on a block mostly of different people (a
+    postcode and birth date shared by chance, where only account records carry a birth date)
+    it learns what those people share as a match. The share of pairs agreeing on a name part
+    stands in for the block's share of matches: a block is used when it is at least
+    :data:`MIN_NAMED_SHARE`.
+    """
+    used = []
+    for rule in TRAINING_RULES:
+        row = con.execute(
+            f"""
+            SELECT count(*), count(*) FILTER (
+                WHERE l.first_name = r.first_name OR l.last_name = r.last_name
+            )
+            FROM profiles l JOIN profiles r ON {rule} AND l.record_key < r.record_key
+            """
+        ).fetchall()[0]
+        pairs, named = int(row[0]), int(row[1])
+        if pairs >= MIN_TRAINING_PAIRS and named >= MIN_NAMED_SHARE * pairs:
+            used.append(rule)
+    return tuple(used)
+
+
+# Two dates (YYYY-MM-DD) agreeing on two of year, month and day: one mistyped part.
+_TWO_OF_THREE = (
+    " + ".join(
+        f"(CASE WHEN substr(birth_date_l, {start}, {n}) = substr(birth_date_r, {start}, {n})"
+        " THEN 1 ELSE 0 END)"
+        for start, n in ((1, 4), (6, 2), (9, 2))
+    )
+    + " >= 2"
+)
+
+
+# One typo (a letter wrong, missing, extra, or two swapped): jon.smtih1572 is jon.smith1572,
+# but jon.smith6948 is a namesake — a similarity measure would let the shared name dominate.
+# The cheap conditions first: Damerau-Levenshtein is slow and most pairs fail them.
+_ONE_TYPO = (
+    "substr({column}_l, 1, 1) = substr({column}_r, 1, 1)"
+    " AND abs(length({column}_l) - length({column}_r)) <= 1"
+    " AND damerau_levenshtein({column}_l, {column}_r) <= 1"
+)
+
+
+# Starting m of the levels that agree only through a household-shared value; EM replaces it
+# where training pairs show the level, otherwise it stays (rarely seen among matches).
+_UNSEEN_M = 0.001
+
+
+# --- the Splink model -------------------------------------------------------------------------
+
+
+def _comparisons() -> list[Any]:
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    # One comparison over both name parts, so a swap (surname typed as first name) is one
+    # level rather than two disagreements.
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_levels=[
+            cll.CustomLevel(
+                "(first_name_l IS NULL OR first_name_r IS NULL)"
+                " AND (last_name_l IS NULL OR last_name_r IS NULL)"
+            ).configure(is_null_level=True, label_for_charts="no name part on both sides"),
+            cll.ExactMatchLevel("full_name", term_frequency_adjustments=True),
+            cll.ColumnsReversedLevel("first_name", "last_name", symmetrical=True),
+            cll.And(
+                cll.JaroWinklerLevel("first_name", 0.92), cll.JaroWinklerLevel("last_name", 0.92)
+            ),
+            cll.And(
+                cll.JaroWinklerLevel("first_name", 0.8), cll.JaroWinklerLevel("last_name", 0.8)
+            ),
+            # One part agrees, the other does not: a household member, a namesake, or (where
+            # the data show it) a married name or a corrupted first name.
+            cll.ExactMatchLevel("last_name", term_frequency_adjustments=True).configure(
+                m_probability=_UNSEEN_M
+            ),
+            cll.ExactMatchLevel("first_name", term_frequency_adjustments=True).configure(
+                m_probability=_UNSEEN_M
+            ),
+            cll.Or(
+                cll.JaroWinklerLevel("first_name", 0.92), cll.JaroWinklerLevel("last_name", 0.92)
+            ).configure(m_probability=_UNSEEN_M),
+            cll.ElseLevel().configure(m_probability=_UNSEEN_M),
+        ],
+    )
+
+    # A phone or address shared by people of one household: agreement on it while the first
+    # names differ is its own level, so the data decide how much it weighs (little where
+    # households share phones and addresses; much where a first name is merely corrupted).
+    def shared(column: str) -> Any:
+        return cll.And(
+            cll.ExactMatchLevel(column), cll.Not(cll.JaroWinklerLevel("first_name", 0.8))
+        ).configure(label_for_charts=f"same {column}, other first name", m_probability=_UNSEEN_M)
+
+    phone = cl.CustomComparison(
+        output_column_name="phone",
+        comparison_levels=[
+            cll.NullLevel("phone"),
+            shared("phone"),
+            cll.ExactMatchLevel("phone", term_frequency_adjustments=True),
+            cll.LevenshteinLevel("phone", 1),
+            cll.LevenshteinLevel("phone", 2),  # two wrong digits, or two swapped
+            cll.ElseLevel(),
+        ],
+    )
+    postcode = cl.CustomComparison(
+        output_column_name="postcode",
+        comparison_levels=[
+            # The same address implies the same postcode: counted once, by the address.
+            cll.NullLevel("postcode"),
+            cll.ExactMatchLevel("postcode", term_frequency_adjustments=True),
+            cll.JaroWinklerLevel("postcode", 0.88),  # one digit wrong, or two swapped
+            cll.ElseLevel(),
+        ],
+    )
+    email = cl.CustomComparison(
+        output_column_name="email",
+        comparison_levels=[
+            cll.NullLevel("email_key"),
+            cll.ExactMatchLevel("email_key", term_frequency_adjustments=True),
+            cll.ExactMatchLevel("email_local").configure(label_for_charts="same local part"),
+            # Digits apart: jon.smith1572 and jon.smith1573 are namesakes more often than typos.
+            cll.CustomLevel(
+                _ONE_TYPO.format(column="email_local") + " AND email_digits_l = email_digits_r",
+                "one typo in the letters of the local part",
+            ),
+            cll.ElseLevel(),
+        ],
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            cll.NullLevel("address"),
+            shared("address"),
+            cll.ExactMatchLevel("address"),
+            cll.And(cll.ExactMatchLevel("house"), cll.JaroWinklerLevel("street", 0.88)),
+            cll.JaroWinklerLevel("street", 0.88),
+            cll.ElseLevel(),
+        ],
+    )
+    birth = cl.CustomComparison(
+        output_column_name="birth_date",
+        comparison_levels=[
+            cll.CustomLevel("birth_md_l IS NULL OR birth_md_r IS NULL").configure(
+                is_null_level=True, label_for_charts="no birthday on one side"
+            ),
+            cll.ExactMatchLevel("birth_date"),
+            cll.CustomLevel(
+                "birth_md_l = birth_md_r AND (birth_date_l IS NULL OR birth_date_r IS NULL)",
+                label_for_charts="same day and month, one side without year",
+            ),
+            cll.CustomLevel(_TWO_OF_THREE, "two of year, month and day agree"),
+            cll.ElseLevel(),
+        ],
+    )
+    return [
+        name,
+        phone,
+        email,
+        address,
+        postcode,
+        birth,
+    ]
+
+
+def _settings_creator(prior: float) -> Any:
+    """The model; ``prior``: λ until trained (one match among all profile pairs)."""
+    from splink import SettingsCreator
+
+    rules: list[Any] = [  # the first one (twins) needs no guard: it meets no other profile
+        rule if i == 0 else f"{rule} AND {_GUARD}" for i, (_, rule) in enumerate(BLOCKING_RULES)
+    ]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_key",
+        comparisons=_comparisons(),
+        blocking_rules_to_generate_predictions=rules,
+        retain_matching_columns=True,  # gives the gamma (level) columns
+        retain_intermediate_calculation_columns=True,
+        additional_columns_to_retain=["customer_id"],
+        probability_two_random_records_match=prior,
+        max_iterations=25,
+        em_convergence=0.0001,
+        linker_uid="c360",
+    )
+
+
+def _run_spark(
+    prepared: _Prepared,
+    training: tuple[str, ...],
+    shared: bool,
+    settings: Settings,
+    timings: dict[str, float],
+    keep_pairs: bool,
+) -> LinkRun:
+    from c360.engines.spark import SparkEngine
+
+    engine = SparkEngine(settings.compute)
+    try:
+        from splink.backends.spark import SparkAPI
+
+        spark = engine.session
+        spark_api: Any = SparkAPI  # splink's constructor is untyped
+        db_api = spark_api(spark_session=spark, break_lineage_method="persist")
+        try:
+            spark.sql("SELECT jaro_winkler('a', 'a')").collect()
+        except Exception as exc:  # AnalysisException: the jar is not on the session
+            raise ConfigError(
+                "compute.spark_conf",
+                "Splink's similarity functions (jaro_winkler) are missing from the Spark "
+                "session; start it through c360 (which adds the jar) or add "
+                "spark.jars=<splink.backends.spark.similarity_jar_location()>",
+            ) from exc
+        # Materialised once, so that no query plan carries the rows along as local data (a
+        # driver with the default 1 GB heap ran out of memory in EM otherwise).
+        frame = spark.createDataFrame(prepared.profiles).localCheckpoint()
+        return _score(db_api, frame, prepared, training, shared, settings, timings, keep_pairs)
+    finally:
+        engine.close()
+
+
+def _score(
+    db_api: DatabaseAPISubClass,
+    source: Any,
+    prepared: _Prepared,
+    training: tuple[str, ...],
+    shared: bool,
+    settings: Settings,
+    timings: dict[str, float],
+    keep_pairs: bool,
+) -> LinkRun:
+    """Train, block, predict on ``db_api``; ``source``: the profiles as the backend holds them
+    (a DuckDB table name, a Spark DataFrame)."""
+    from splink import Linker
+
+    started = time.perf_counter()
+    table = db_api.register(source, dataset_display_name="profiles")
+    n = prepared.profiles.num_rows
+    linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
+    try:
+        _train(linker, training, shared)
+        timings["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        blocked: Any = linker.inference.compute_blocked_pairs_for_predict()
+        counts = {
+            int(row["match_key"]): int(row["pairs"])
+            for row in blocked.query_sql(
+                "SELECT match_key, count(*) AS pairs FROM {this} GROUP BY match_key"
+            ).as_record_list()
+        }
+        pairs = None
+        if keep_pairs:
+            pairs = blocked.query_sql(
+                "SELECT join_key_l AS left_key, join_key_r AS right_key FROM {this}"
+            ).as_pyarrow_table()
+        threshold = settings.identity.match_probability
+        predictions = linker.inference.predict(
+            threshold_match_probability=threshold, warning_mode="never"
+        ).as_pyarrow_table()
+        timings["predict"] = time.perf_counter() - started
+        model_json = orjson.dumps(
+            linker.misc.save_model_to_json(), option=orjson.OPT_SORT_KEYS
+        ).decode()
+    finally:
+        linker.table_management.delete_tables_created_by_splink_from_db()
+    links = _links(predictions, prepared.members, threshold)
+    rule_counts = tuple((name, counts.get(i, 0)) for i, (name, _) in enumerate(BLOCKING_RULES))
+    return LinkRun(
+        links=links,
+        model=model_json,
+        records=prepared.records,
+        profiles=prepared.profiles.num_rows,
+        comparisons=sum(counts.values()),
+        blocking_rules=rule_counts,
+        training_rules=training,
+        seconds=timings,
+        blocked_pairs=pairs,
+        profile_of=prepared.profile_of,
+    )
+
+
+def _train(linker: Any, training: Sequence[str], shared: bool) -> None:
+    from splink.internals.exceptions import SplinkException
+
+    training_api = linker.training
+    if shared:  # else λ stays at one match among all pairs
+        try:
+            training_api.estimate_probability_two_random_records_match(
+                list(PRIOR_RULES), recall=PRIOR_RECALL
+            )
+        except ValueError:  # the rules find more pairs than the recall allows: a tiny input
+            training_api.estimate_probability_two_random_records_match(
+                list(PRIOR_RULES), recall=1.0
+            )
+    training_api.estimate_u_using_random_sampling(
+        max_pairs=U_MAX_PAIRS, seed=SEED, min_count_per_level=None, num_chunks=1
+    )
+    for rule in training:
+        try:
+            training_api.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+        except SplinkException:  # EM found nothing to learn in this block
+            continue
+
+
+# --- back from profiles to records ---------------------------------------------------------
+
+
+def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Table:
+    """Profile pairs → record links, guard applied, contributions as JSON, sorted."""
+    if predictions.num_rows == 0:
+        return _empty_links()
+    left_cid, right_cid = predictions["customer_id_l"], predictions["customer_id_r"]
+    keep = pc.and_(
+        pc.greater_equal(predictions["match_probability"], threshold),
+        pc.or_kleene(pc.is_null(left_cid), pc.is_null(right_cid)),
+    )
+    predictions = predictions.filter(keep)
+    contributions = _contributions(predictions)
+    pairs = pa.table(
+        {
+            "left_key": predictions["record_key_l"],
+            "right_key": predictions["record_key_r"],
+            "match_weight": pc.cast(predictions["match_weight"], pa.float64()),
+            "match_probability": pc.cast(predictions["match_probability"], pa.float64()),
+            "contributions": pa.array(contributions, pa.string()),
+        }
+    )
+    if members.num_rows:
+        # A guest profile's twin link (representative, second record) scores every further
+        # record of the profile: its attributes are the twin's.
+        twins = pairs.join(
+            members.rename_columns(["member_key", "left_key"]), "left_key", join_type="inner"
+        )
+        extra = pa.table(
+            {
+                "left_key": twins["left_key"],
+                "right_key": twins["member_key"],
+                "match_weight": twins["match_weight"],
+                "match_probability": twins["match_probability"],
+                "contributions": twins["contributions"],
+            }
+        )
+        pairs = pa.concat_tables([pairs, extra])
+    n = pairs.num_rows
+    links = pa.table(
+        {
+            "left_key": pairs["left_key"],
+            "right_key": pairs["right_key"],
+            "kind": pa.array(["probabilistic"] * n, pa.string()),
+            "evidence": pa.array(["splink"] * n, pa.string()),
+            "match_weight": pairs["match_weight"],
+            "match_probability": pairs["match_probability"],
+            "contributions": pairs["contributions"],
+        },
+        schema=model.LINKS,
+    )
+    return links.sort_by([("left_key", "ascending"), ("right_key", "ascending")])
+
+
+def _contributions(predictions: pa.Table) -> list[str]:
+    """Per pair, JSON {comparison: log2 Bayes factor} for the comparisons with values."""
+    names = predictions.schema.names
+    columns = []
+    for comparison in COMPARISONS:
+        gamma = predictions[f"gamma_{comparison}"].to_numpy(zero_copy_only=False)
+        weight = _floats(predictions[f"mw_{comparison}"])
+        if f"mw_tf_adj_{comparison}" in names:
+            weight = weight + _floats(predictions[f"mw_tf_adj_{comparison}"])
+        columns.append((comparison, gamma, weight))
+    out = []
+    for i in range(predictions.num_rows):
+        row = {name: float(weight[i]) for name, gamma, weight in columns if gamma[i] != -1}
+        out.append(orjson.dumps(row).decode())
+    return out
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.float64]]:
+    values = pc.fill_null(pc.cast(column, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _empty_links() -> pa.Table:
+    return model.LINKS.empty_table()
+
+
+__all__ = ["BLOCKING_RULES", "COMPARISONS", "LinkRun", "link", "link_run"]
