@@ -27,7 +27,7 @@ import pytest
 from c360.errors import ConfigError, MissingDependencyError, NotFoundError, TransientError
 from c360.logs import TopicPartition, open_log, partition_for
 from c360.logs.kafka import KafkaLog, KafkaSettings
-from c360.speed.worker import run
+from c360.speed.worker import WorkerStats, run
 from c360.stores import ServingStore, open_store
 from kafka_mock import MockCluster, mock_cluster
 
@@ -186,6 +186,73 @@ def test_an_unreachable_cluster_is_a_transient_error_naming_the_partition(
                 return None
 
         assert _wait_for("the broker to be back", read_again, 30)[0] == b"before"
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_polling_worker_rides_out_a_broker_outage(
+    lone_broker: MockCluster, tmp_path: Path
+) -> None:
+    """The worker retries the log's transient errors with backoff instead of dying, and ends
+    exactly where an uninterrupted run ends."""
+    cluster, topic = lone_broker, "outage-worker"
+    cluster.create_topic(topic, 2, replication_factor=1)
+    url = f"{cluster.url}?session_timeout_ms=6000&heartbeat_interval_ms=1000&timeout_ms=1500"
+    events = _segment_events(400, identifiers=20)
+    store = open_store(f"sqlite:///{tmp_path / 'serving.db'}")
+    store.migrate()
+    stop = threading.Event()
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            with KafkaLog.from_url(url, 2) as worker_log:
+                outcome.append(
+                    run(worker_log, store, GROUP, [topic], stop_when_caught_up=False,
+                        batch_size=20, poll_interval=0.05, should_stop=stop.is_set)
+                )  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work)
+    try:
+        with KafkaLog.from_url(url, 2) as log:
+            log.append(topic, events[:200])
+            worker.start()
+            _wait_for("the worker to consume", lambda: store.offsets(GROUP, topic), 30)
+            cluster.broker_down(1)
+            time.sleep(3)  # the worker's reads and membership polls fail meanwhile
+            assert worker.is_alive(), outcome
+            cluster.broker_up(1)
+            _wait_for("the broker to take appends", lambda: _append(log, topic, events[200:]), 30)
+            ends = {p: log.end_offset(topic, p) for p in range(2)}
+        _wait_for("the worker to catch up", lambda: store.offsets(GROUP, topic) == ends, 60)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    (stats,) = outcome
+    assert isinstance(stats, WorkerStats), stats
+    assert stats.retries > 0
+    assert stats.records >= len(events)  # a batch the outage interrupted may be read again
+
+    reference = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    try:
+        reference.migrate()
+        with KafkaLog(cluster.bootstrap_servers, 2, timeout_ms=20_000) as single:
+            run(single, reference, "reference", [topic], stop_when_caught_up=True)
+        assert _state(store) == _state(reference)
+        assert sum(row["events_total"] for row in _state(reference)) == len(events)
+    finally:
+        reference.dispose()
+        store.dispose()
+
+
+def _append(log: KafkaLog, topic: str, records: list[tuple[str, bytes]]) -> bool:
+    try:
+        log.append(topic, records)
+    except TransientError:
+        return False
+    return True
 
 
 # -- three processes, one killed -----------------------------------------------------------------

@@ -25,6 +25,7 @@ from c360.contracts.serving import (
     realtime_support,
     stream_offsets,
 )
+from c360.errors import TransientError
 from c360.logs import EventLog, TopicPartition
 from c360.logs.local import LocalLog
 from c360.speed.replay import publish_file
@@ -297,6 +298,7 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
         "orders": 1,
         "batches": stats.batches,
         "conflicts": 0,
+        "retries": 0,
     }
     assert stats.batches >= 3
     assert _rows(store, realtime_state, "id_type", "id_value") == EXPECTED_STATE
@@ -449,17 +451,17 @@ def test_a_crash_after_writing_an_order_rolls_back_its_state_and_offsets_too(
     uninterrupted: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = worker_module.insert_orders
+    real = worker_module.execute
     before: list[dict[str, Any]] = []
 
-    def crash_once_the_order_is_written(store: Any, conn: Any, orders: Any) -> int:
-        written = real(store, conn, orders)
-        if written:
+    def crash_once_an_order_is_written(conn: Any, writes: Any) -> int:
+        written = real(conn, writes)
+        if written and any("realtime_order" in write.sql for write in writes):
             before.append(_tables(sqlite_store))  # what other readers see: the last commit
             raise Crash
         return written
 
-    monkeypatch.setattr(worker_module, "insert_orders", crash_once_the_order_is_written)
+    monkeypatch.setattr(worker_module, "execute", crash_once_an_order_is_written)
     with pytest.raises(Crash):
         run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
     monkeypatch.undo()
@@ -488,6 +490,53 @@ def test_a_second_worker_racing_on_the_same_partitions_is_fenced(
     assert first.conflicts == 1  # its next batch found the offsets moved, re-read, caught up
     assert first.records + raced[0].records == len(LINES) + len(SUPPORT)
     assert _tables(sqlite_store) == uninterrupted
+
+
+class FlakyLog(EventLog):
+    """A log whose every ninth read fails, as an unreachable broker's would."""
+
+    def __init__(self, inner: EventLog) -> None:
+        self.inner = inner
+        self.reads = self.failures = 0
+
+    def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> Any:
+        self.reads += 1
+        if self.reads % 9 == 5:
+            self.failures += 1
+            raise TransientError(f"cannot read {topic}/{partition} at offset {offset}: down")
+        return self.inner.read_batch(topic, partition, offset, max_records)
+
+    def append(self, topic: str, records: Any) -> list[tuple[int, int]]:
+        return self.inner.append(topic, records)
+
+    def partitions(self, topic: str) -> int:
+        return self.inner.partitions(topic)
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        return self.inner.end_offset(topic, partition)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_transient_log_errors_are_waited_out_and_change_nothing(
+    log: EventLog,
+    sqlite_store: ServingStore,
+    uninterrupted: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "RETRY_BASE_S", 0.001)
+    flaky = FlakyLog(log)
+    stats = run(flaky, sqlite_store, stop_when_caught_up=True, batch_size=2, retry=True)
+    assert stats.retries == flaky.failures >= 3
+    assert _tables(sqlite_store) == uninterrupted
+
+
+def test_a_one_shot_run_does_not_retry_by_default(
+    log: EventLog, sqlite_store: ServingStore
+) -> None:
+    with pytest.raises(TransientError, match="cannot read"):
+        run(FlakyLog(log), sqlite_store, stop_when_caught_up=True, batch_size=2)
 
 
 def test_claiming_offsets_is_a_compare_and_set(sqlite_store: ServingStore) -> None:

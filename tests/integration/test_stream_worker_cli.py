@@ -65,6 +65,7 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
         "orders": 0,
         "batches": 1,
         "conflicts": 0,
+        "retries": 0,
     }
 
     again = runner.invoke(cli, ["stream", "run", "--once"], env=env)

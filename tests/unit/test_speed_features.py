@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from c360.contracts.serving import realtime_order, realtime_state
-from c360.sources.segment import SegmentEvent, validate
+from c360.sources.segment import validate
+from c360.speed import features
+from c360.speed.events import ClickEvent, epoch_us
 from c360.speed.features import (
     DEDUP_WINDOW,
     HOUR_MS,
@@ -35,33 +37,38 @@ T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 _ids = itertools.count()
 
 
-def at(minutes: float) -> dt.datetime:
+def when(minutes: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=minutes)
 
 
+def at(minutes: float) -> int:
+    """T0 + minutes in epoch microseconds, as states hold times."""
+    return epoch_us(when(minutes))
+
+
 def ms(minutes: float) -> int:
-    return epoch_ms(at(minutes))
+    return epoch_ms(when(minutes))
 
 
-def ev(kind: str, minutes: float, *, mid: str | None = None, **fields: Any) -> SegmentEvent:
+def ev(kind: str, minutes: float, *, mid: str | None = None, **fields: Any) -> ClickEvent:
     """A hand-made message at T0 + minutes, for anonymousId a1 unless told otherwise."""
     message = {
         "type": kind,
         "messageId": mid or f"m{next(_ids)}",
-        "timestamp": at(minutes).isoformat(),
+        "timestamp": when(minutes).isoformat(),
         "anonymousId": "a1",
         **fields,
     }
     if kind == "track":
         message.setdefault("event", "Product Viewed")
-    return SegmentEvent.of(validate({k: v for k, v in message.items() if v is not None}))
+    return ClickEvent.of(validate({k: v for k, v in message.items() if v is not None}))
 
 
-def track(name: str, minutes: float, /, **properties: Any) -> SegmentEvent:
+def track(name: str, minutes: float, /, **properties: Any) -> ClickEvent:
     return ev("track", minutes, event=name, properties=properties)
 
 
-def fold(events: Iterable[SegmentEvent], state: RealtimeState | None = None) -> RealtimeState:
+def fold(events: Iterable[ClickEvent], state: RealtimeState | None = None) -> RealtimeState:
     state = state or empty_state(("anonymous_id", "a1"))
     for event in events:
         state = update(state, event)
@@ -118,6 +125,70 @@ def test_the_input_state_is_never_changed() -> None:
         assert snapshot(state) == before
         assert after is not state
         state = after
+
+
+def _random_events(rng: random.Random, count: int) -> list[ClickEvent]:
+    """A messy stream of one identifier: late events, retries, identities, carts, orders."""
+    names = ["Product Viewed", "Product Added", "Product Removed", "Order Completed", "Search"]
+    events: list[ClickEvent] = []
+    for _ in range(count):
+        minutes = rng.uniform(0, 400)
+        roll = rng.random()
+        if events and roll < 0.1:  # a retry of an earlier message
+            events.append(rng.choice(events))
+        elif roll < 0.4:
+            events.append(ev("page", minutes))
+        elif roll < 0.5:
+            events.append(ev("identify", minutes, userId=rng.choice(["u1", "u2", "u3"])))
+        else:
+            properties = {
+                "cart_id": rng.choice([None, "c1", "c2"]),
+                "product_id": str(rng.randint(1, 4)),
+                "price": rng.choice([1, 2.5, None]),
+                "quantity": rng.randint(1, 3),
+                "order_id": rng.choice(["o1", "o2", str(rng.randint(3, 9))]),
+                "total": 12.5,
+            }
+            name = rng.choice(names)
+            events.append(track(name, minutes, **{k: v for k, v in properties.items() if v}))
+    return events
+
+
+def _one_by_one(state: RealtimeState, events: list[ClickEvent]) -> tuple[Any, ...]:
+    """What update and order_of give event by event: the reference for fold."""
+    applied, orders = 0, []
+    for event in events:
+        new = update(state, event)
+        if new is not state:
+            applied += 1
+            order = order_of(event, ("anonymous_id", "a1"), new["user_id"])
+            if order is not None:
+                orders.append(order)
+        state = new
+    return snapshot(state), applied, orders
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_folding_a_batch_ends_where_updating_event_by_event_ends(seed: int) -> None:
+    rng = random.Random(seed)
+    events = _random_events(rng, rng.randint(1, 120))
+    state = fold(_random_events(rng, rng.randint(0, 40)))  # some history before the batch
+    before = snapshot(state)
+    folded = features.fold(state, events)
+    assert (snapshot(folded.state), folded.applied, folded.orders) == _one_by_one(state, events)
+    assert snapshot(state) == before  # the input is never changed
+    # Any split into micro-batches ends in the same state.
+    cut = rng.randint(0, len(events))
+    first = features.fold(state, events[:cut]).state
+    assert snapshot(features.fold(first, events[cut:]).state) == snapshot(folded.state)
+
+
+def test_a_batch_of_duplicates_gives_back_the_very_same_state() -> None:
+    state = fold([ev("page", 0, mid="x"), ev("page", 1, mid="y")])
+    folded = features.fold(state, [ev("page", 2, mid="x"), ev("page", 3, mid="y")])
+    assert folded.state is state
+    assert (folded.applied, folded.orders) == (0, [])
+    assert features.fold(state, []).state is state
 
 
 def test_activity_within_30_minutes_continues_the_session() -> None:
@@ -412,11 +483,11 @@ def test_an_order_completed_becomes_an_order_row() -> None:
         properties={"order_id": 1001, "total": 53.97, "revenue": 50.0},
     )
     assert order_of(event, ("anonymous_id", "a1"), "42") == Order(
-        "1001", "anonymous_id", "a1", "42", at(5), 53.97
+        "1001", "anonymous_id", "a1", "42", when(5), 53.97
     )
     own = ev("track", 5, event="Order Completed", userId="7", properties={"order_id": "o"})
     assert order_of(own, ("anonymous_id", "a1"), "42") == Order(
-        "o", "anonymous_id", "a1", "7", at(5), 0.0
+        "o", "anonymous_id", "a1", "7", when(5), 0.0
     )
 
 

@@ -106,6 +106,33 @@ def test_a_reader_stops_at_a_record_still_being_written(tmp_path: Path) -> None:
         assert [r.value for r in reader.read("t", 0, 0, 10)] == [b"first", b"second"]
 
 
+def test_batches_read_across_chunks_and_from_any_offset(tmp_path: Path) -> None:
+    """Reads step over the sparse index and across the 1 MB read chunks, records of any size."""
+    values = [bytes([i % 251]) * (i * 37 % 300_000) for i in range(700)]  # up to 300 KB
+    with LocalLog(tmp_path, 1) as log:
+        log.append("t", [(f"k{i}", value) for i, value in enumerate(values)])
+    with LocalLog(tmp_path, 1) as log:  # a fresh handle: everything known from the scan
+        for offset in (0, 1, 255, 256, 257, 699):
+            batch = log.read_batch("t", 0, offset, 300)
+            assert list(batch.offsets) == list(range(offset, min(700, offset + 300)))
+            assert list(batch.values) == values[offset : offset + 300]
+            assert [k.decode() for k in batch.keys] == [f"k{i}" for i in batch.offsets]
+            assert batch.records() == log.read("t", 0, offset, 300)
+        assert len(log.read_batch("t", 0, 700, 10)) == 0
+
+
+def test_a_broken_record_inside_the_scanned_part_is_reported(tmp_path: Path) -> None:
+    with LocalLog(tmp_path, 1) as log:
+        log.append("t", [("k", b"a" * 100) for _ in range(10)])
+        record_size = len(encode_record("k", b"a" * 100, 0))
+        with (tmp_path / "t" / "0.log").open("r+b") as file:  # another hand rewrites offset 5
+            file.seek(5 * record_size)
+            file.write(b"\xff\xff\xff\xff")
+        assert [r.value for r in log.read("t", 0, 0, 5)] == [b"a" * 100] * 5
+        with pytest.raises(DataError, match=r"corrupt near offset 5 \(t/0\)"):
+            log.read("t", 0, 3, 5)
+
+
 def test_threads_append_concurrently(tmp_path: Path) -> None:
     with LocalLog(tmp_path, 1) as log:
 

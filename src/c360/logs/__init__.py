@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from c360.errors import ConfigError
-from c360.logs.base import EventLog, Record, TopicPartition, partition_for
+from c360.logs.base import EventLog, Record, RecordBatch, TopicPartition, partition_for
 
-__all__ = ["EventLog", "Record", "TopicPartition", "open_log", "partition_for"]
+__all__ = ["EventLog", "Record", "RecordBatch", "TopicPartition", "open_log", "partition_for"]
 
 LOCAL_SCHEME = "local://"
 

@@ -7,6 +7,10 @@ and per-key state stays partition-local. Within a partition, offsets are contigu
 Backends: ``local.py`` (embedded, a folder of files) and, later, ``kafka.py`` (the only module
 that may import ``confluent_kafka``). Both must pass ``tests/conformance/test_event_log.py``.
 
+Reads come back as a :class:`RecordBatch`, column by column (no object per record: the speed
+layer's hot path touches only the values); :meth:`EventLog.read` gives the same records as
+:class:`Record` objects for callers that want them one by one.
+
 Consumer progress is *not* kept in the log: the speed layer stores its next offsets in the
 serving store, in the same transaction as the state they produced (see :mod:`c360.speed.worker`).
 """
@@ -38,6 +42,52 @@ class Record:
     key: str
     value: bytes
     timestamp: dt.datetime  # when the log appended it (UTC, millisecond precision)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def timestamp_of(timestamp_ms: int) -> dt.datetime:
+    """The aware UTC datetime of a record timestamp in epoch milliseconds."""
+    return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Records of one partition in offset order, one list per field.
+
+    ``offsets[i]``, ``keys[i]`` (UTF-8), ``values[i]`` and ``timestamps_ms[i]`` (append time,
+    epoch milliseconds) describe the ``i``-th record. Offsets ascend; they are consecutive in the
+    local log (a compacted Kafka topic may skip some).
+    """
+
+    topic: str
+    partition: int
+    offsets: Sequence[int] = ()
+    keys: Sequence[bytes] = ()
+    values: Sequence[bytes] = ()
+    timestamps_ms: Sequence[int] = ()
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last record (the consumer's next position); batch not empty."""
+        return self.offsets[-1] + 1
+
+    def record(self, i: int) -> Record:
+        return Record(
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offsets[i],
+            key=self.keys[i].decode("utf-8"),
+            value=self.values[i],
+            timestamp=timestamp_of(self.timestamps_ms[i]),
+        )
+
+    def records(self) -> list[Record]:
+        return [self.record(i) for i in range(len(self.values))]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -76,11 +126,15 @@ class EventLog(ABC):
         """
 
     @abstractmethod
-    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
-        """Up to ``max_records`` records from ``offset`` on, in offset order; ``[]`` at the end.
+    def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
+        """Up to ``max_records`` records from ``offset`` on, in offset order; empty at the end.
 
         Never blocks waiting for new records: pollers sleep between empty reads.
         """
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        """:meth:`read_batch` as one :class:`Record` per record; ``[]`` at the end."""
+        return self.read_batch(topic, partition, offset, max_records).records()
 
     @abstractmethod
     def partitions(self, topic: str) -> int:

@@ -63,7 +63,6 @@ uses log-append time), as UTC datetimes with millisecond precision.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import threading
@@ -83,7 +82,7 @@ from c360.errors import (
     TerminalError,
     TransientError,
 )
-from c360.logs.base import EventLog, Record, TopicPartition, check_topic, partition_for
+from c360.logs.base import EventLog, RecordBatch, TopicPartition, check_topic, partition_for
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -94,7 +93,6 @@ logger = logging.getLogger(__name__)
 _librdkafka_logger = logging.getLogger(f"{__name__}.librdkafka")
 
 SCHEME = "kafka://"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ASSIGNMENT_STRATEGY = "roundrobin"
 _POLL_STEP_S = 0.1  # the longest single wait inside a bounded loop
 DEFAULT_SESSION_TIMEOUT_MS = 45_000
@@ -593,16 +591,16 @@ class KafkaLog(EventLog):
         )
         raise error
 
-    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+    def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         with self._lock:
             self._check_open()
             if self._partition_count(topic, partition) is None or max_records <= 0:
-                return []
+                return RecordBatch(topic, partition)
             low, high = self._watermarks(topic, partition)
             if offset >= high:
-                return []
+                return RecordBatch(topic, partition)
             if offset < low:
                 raise TerminalError(
                     f"{topic}/{partition}: records before offset {low} were deleted "
@@ -612,7 +610,7 @@ class KafkaLog(EventLog):
 
     def _fetch(
         self, topic: str, partition: int, offset: int, wanted: int, high: int
-    ) -> list[Record]:
+    ) -> RecordBatch:
         """``wanted`` records (known to exist) from ``offset``, or fewer after ``timeout_ms``."""
         reader = self._get_reader()
         reader.assign([self._ck.TopicPartition(topic, partition, offset)])
@@ -629,15 +627,19 @@ class KafkaLog(EventLog):
         offset: int,
         wanted: int,
         high: int,
-    ) -> list[Record]:
-        out: list[Record] = []
+    ) -> RecordBatch:
+        offsets: list[int] = []
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        stamps: list[int] = []
+        next_offset = offset
         deadline = time.monotonic() + self._timeout_s
-        while len(out) < wanted:
+        while len(values) < wanted:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                messages = reader.consume(wanted - len(out), min(remaining, 0.5))
+                messages = reader.consume(wanted - len(values), min(remaining, 0.5))
             except self._ck.KafkaException as exc:
                 raise classify(
                     _kafka_error(exc), f"cannot read {topic}/{partition} at offset {offset}"
@@ -645,46 +647,38 @@ class KafkaLog(EventLog):
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    at = offset + len(out)
                     if error.code() == self._ck.KafkaError._AUTO_OFFSET_RESET:
                         raise TerminalError(
-                            f"{topic}/{partition}: offset {at} is out of range: {error.str()}"
+                            f"{topic}/{partition}: offset {next_offset} is out of range: "
+                            f"{error.str()}"
                         )
-                    raise classify(error, f"cannot read {topic}/{partition} at offset {at}")
-                next_offset = out[-1].offset + 1 if out else offset
+                    raise classify(
+                        error, f"cannot read {topic}/{partition} at offset {next_offset}"
+                    )
                 message_offset = message.offset()
                 if (
-                    message.topic() != topic
-                    or message.partition() != partition
-                    or message_offset is None
+                    message_offset is None
                     or message_offset < next_offset
+                    or message.partition() != partition
+                    or message.topic() != topic
                 ):
                     continue  # left over from an earlier assignment
-                out.append(self._record(topic, partition, message_offset, message))
-            if out and out[-1].offset + 1 >= high:
+                key, value = message.key(), message.value()
+                offsets.append(message_offset)
+                keys.append(b"" if key is None else key)
+                values.append(b"" if value is None else value)
+                # A broker older than 0.10 has no timestamps (-1): the epoch stands in.
+                stamps.append(max(message.timestamp()[1], 0))
+                next_offset = message_offset + 1
+            if next_offset >= high:
                 break  # the end (a compacted topic has gaps in its offsets)
-        if not out:
+        if not values:
             raise TransientError(
                 f"no record of {topic}/{partition} from offset {offset} arrived within "
                 f"{self._timeout_s:g}s although the log holds records up to offset {high} "
                 f"({self._problem or 'no error reported'})"
             )
-        return out
-
-    @staticmethod
-    def _record(topic: str, partition: int, offset: int, message: Any) -> Record:
-        _, timestamp_ms = message.timestamp()
-        key = message.key()
-        value = message.value()
-        return Record(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key="" if key is None else key.decode("utf-8"),
-            value=b"" if value is None else value,
-            # A broker older than 0.10 has no timestamps (-1): the epoch stands in.
-            timestamp=_EPOCH + dt.timedelta(milliseconds=max(timestamp_ms, 0)),
-        )
+        return RecordBatch(topic, partition, offsets, keys, values, stamps)
 
     def _watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         try:

@@ -15,23 +15,16 @@ Rules, beyond JSON well-formedness:
 
 Unknown extra fields are ignored: the Spec lets clients add their own.
 
-:func:`decode_event` is the speed layer's decoder: the same rules, answered by a fast path for
-the common well-formed message (msgspec checks the shape in C and skips what the speed layer
-does not read; one ``fromisoformat``) that builds a light :class:`SegmentEvent` without a
-pydantic model; anything the fast path cannot vouch for goes through :func:`validate`, so it is
-accepted or rejected with exactly the reason the collector gives. A unit test holds the two
-paths to the same answers. (One known difference: a track property beyond a 64-bit integer
-stays an int where orjson gives a float.)
+The speed layer decodes with :func:`c360.speed.events.decode_click`: the same rules (a fast
+path for the common message, :func:`validate` for the rest), a lighter result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
-import msgspec
 import orjson
 from pydantic import (
     AfterValidator,
@@ -228,139 +221,3 @@ def routing_key(payload: object) -> str:
         if isinstance(value, int | float):
             return str(value)
     return ""
-
-
-# -- the speed layer's decoder ------------------------------------------------------------------
-
-NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
-
-
-class SegmentEvent(NamedTuple):
-    """The fields of a valid message the speed layer reads (cheap to build: a tuple)."""
-
-    type: str
-    message_id: str
-    timestamp: dt.datetime  # aware UTC
-    anonymous_id: str | None
-    user_id: str | None
-    label: str  # the track event name, else the message type
-    properties: Mapping[str, Any]  # a track event's properties, else NO_PROPERTIES; read-only
-
-    @classmethod
-    def of(cls, message: SegmentMessage) -> SegmentEvent:
-        properties = message.properties if isinstance(message, Track) else None
-        return cls(
-            message.type,
-            message.message_id,
-            message.timestamp,
-            message.anonymous_id,
-            message.user_id,
-            message.label,
-            properties if properties is not None else NO_PROPERTIES,
-        )
-
-
-# The fast path: msgspec checks the common shapes in C and skips the fields the speed layer does
-# not read (context, traits and page properties are only checked to be objects). Only a message
-# it accepts *and* whose remaining checks pass is answered here; all else goes to pydantic.
-_UTC_TIME = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6})?(Z|\+00:00)$"
-)
-
-
-class _Object(msgspec.Struct):
-    """Any JSON object; its fields are skipped."""
-
-
-class _Fast(msgspec.Struct, tag_field="type", kw_only=True):
-    messageId: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE_ID)]
-    timestamp: Annotated[str, msgspec.Meta(pattern=_UTC_TIME)]
-    anonymousId: Annotated[str, msgspec.Meta(max_length=MAX_ANONYMOUS_ID)] | None = None
-    userId: Annotated[str, msgspec.Meta(max_length=MAX_USER_ID)] | None = None
-    context: _Object | None = None
-    # populate_by_name: pydantic also reads these field names; such payloads take the slow path.
-    message_id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-    anonymous_id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-    user_id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-
-
-class _FastTrack(_Fast, tag="track"):
-    event: Annotated[str, msgspec.Meta(min_length=1)]
-    # Integers beyond 64 bits stay int here (orjson makes them float); the speed layer's
-    # property readers treat both alike.
-    properties: dict[str, Any] | None = None
-
-
-class _FastPage(_Fast, tag="page"):
-    name: str | None = None
-    properties: _Object | None = None
-
-
-class _FastScreen(_Fast, tag="screen"):
-    name: str | None = None
-    properties: _Object | None = None
-
-
-class _FastIdentify(_Fast, tag="identify"):
-    traits: _Object | None = None
-
-
-_KINDS: dict[type[_Fast], str] = {
-    _FastTrack: "track",
-    _FastPage: "page",
-    _FastScreen: "screen",
-    _FastIdentify: "identify",
-}
-_FAST_DECODER = msgspec.json.Decoder(_FastTrack | _FastPage | _FastScreen | _FastIdentify)
-_UNSET = msgspec.UNSET
-
-
-def fast_event(raw: bytes | str) -> SegmentEvent | None:
-    """The event of a common, valid message; None when :func:`validate` must decide."""
-    try:
-        message = _FAST_DECODER.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # not JSON, another type, too deep, ...
-        return None
-    if message.message_id is not _UNSET or message.anonymous_id is not _UNSET:
-        return None
-    if message.user_id is not _UNSET:
-        return None
-    try:
-        timestamp = dt.datetime.fromisoformat(message.timestamp)
-    except ValueError:  # e.g. month 13: pydantic words the reason
-        return None
-    anonymous_id = message.anonymousId or None  # empty is absent
-    user_id = message.userId or None
-    if anonymous_id is None and user_id is None:
-        return None
-    if (anonymous_id is not None and "\x00" in anonymous_id) or (
-        user_id is not None and "\x00" in user_id
-    ):
-        return None
-    kind = _KINDS[type(message)]
-    if isinstance(message, _FastTrack):
-        properties = message.properties
-        return SegmentEvent(
-            kind,
-            message.messageId,
-            timestamp,
-            anonymous_id,
-            user_id,
-            message.event,
-            properties if properties is not None else NO_PROPERTIES,
-        )
-    return SegmentEvent(
-        kind, message.messageId, timestamp, anonymous_id, user_id, kind, NO_PROPERTIES
-    )
-
-
-def decode_event(raw: bytes | str) -> SegmentEvent:
-    """:func:`decode` for the speed layer: the same acceptance and reasons, a lighter result."""
-    event = fast_event(raw)
-    if event is not None:
-        return event
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
-    return SegmentEvent.of(validate(payload))

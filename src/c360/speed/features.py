@@ -3,6 +3,11 @@
 No I/O, no clock. :func:`update` never changes its input: it returns the very same object for
 a dropped duplicate and a new one otherwise (a shallow copy, so the state can be a plain typed
 dict, cheap to copy; nested values are tuples or mappings that are replaced, never mutated).
+:func:`fold` applies a sequence of one identifier's events at once — the worker's path, one
+copy per identifier and micro-batch — and always ends where :func:`update` applied event by
+event ends (a unit test holds the two together). Times are integer epoch microseconds, in
+events and states alike: the decoder parses each timestamp once
+(:mod:`c360.speed.events`), the serving store holds datetimes (:mod:`c360.speed.storage`).
 
 State is kept per *source identifier* (:func:`state_key`): the message's ``anonymousId``, else
 its ``userId`` for messages without a cookie. The person is resolved at read time through the
@@ -80,14 +85,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from bisect import bisect_right, insort
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypedDict
 
-from c360.sources.segment import SegmentEvent
+from c360.speed.events import ClickEvent, epoch_us, utc_of
 
-SESSION_GAP = dt.timedelta(minutes=30)
+MINUTE_US = 60_000_000
+SESSION_GAP = 30 * MINUTE_US  # epoch microseconds
 HOUR_MS = 3_600_000
 DEDUP_WINDOW = 32
 MAX_RECENT_EVENTS = 256
@@ -106,26 +112,23 @@ PRODUCT_REMOVED = "Product Removed"
 ORDER_COMPLETED = "Order Completed"
 _CART_EVENTS = frozenset({PRODUCT_ADDED, PRODUCT_REMOVED, ORDER_COMPLETED})
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MS = dt.timedelta(milliseconds=1)
-
 StateKey = tuple[str, str]  # (id_type, id_value), the realtime_state primary key
 CartLine = tuple[int, float]  # (quantity, unit price)
 NO_LINES: Mapping[str, CartLine] = MappingProxyType({})
 
 
 class RealtimeState(TypedDict):
-    """One ``realtime_state`` row. Times are aware UTC datetimes (epoch ms in the tuple)."""
+    """One ``realtime_state`` row; times are epoch microseconds (``recent_event_times``: ms)."""
 
     id_type: str
     id_value: str
     user_id: str | None
-    user_id_at: dt.datetime | None
-    session_start: dt.datetime | None
-    session_last_event_at: dt.datetime | None
+    user_id_at: int | None
+    session_start: int | None
+    session_last_event_at: int | None
     current_session_page_views: int
     current_session_product_views: int
-    last_event_at: dt.datetime | None
+    last_event_at: int | None
     last_event_type: str | None
     events_total: int
     recent_message_ids: tuple[str, ...]
@@ -134,8 +137,19 @@ class RealtimeState(TypedDict):
     cart_lines: Mapping[str, CartLine]
     cart_items: int
     cart_value: float
-    cart_since: dt.datetime | None
-    cart_updated_at: dt.datetime | None
+    cart_since: int | None
+    cart_updated_at: int | None
+
+
+# The columns of RealtimeState that hold epoch microseconds (datetimes in the serving store).
+TIME_FIELDS = (
+    "user_id_at",
+    "session_start",
+    "session_last_event_at",
+    "last_event_at",
+    "cart_since",
+    "cart_updated_at",
+)
 
 
 class Order(NamedTuple):
@@ -149,7 +163,15 @@ class Order(NamedTuple):
     revenue: float
 
 
-def state_key(event: SegmentEvent) -> StateKey:
+class Folded(NamedTuple):
+    """What :func:`fold` made of one identifier's events."""
+
+    state: RealtimeState  # the input state itself when every event was a duplicate
+    applied: int  # events applied; the others were duplicates
+    orders: list[Order]  # of the applied Order Completed events with an order id, in order
+
+
+def state_key(event: ClickEvent) -> StateKey:
     """Whose state an event updates: its anonymousId, else its userId."""
     if event.anonymous_id is not None:
         return ANONYMOUS_ID, event.anonymous_id
@@ -184,67 +206,100 @@ def empty_state(key: StateKey) -> RealtimeState:
 
 def epoch_ms(when: dt.datetime) -> int:
     """Milliseconds since the Unix epoch of an aware datetime (floor)."""
-    return (when - _EPOCH) // _MS
+    return epoch_us(when) // 1000
 
 
-def update(state: RealtimeState, event: SegmentEvent) -> RealtimeState:
+def update(state: RealtimeState, event: ClickEvent) -> RealtimeState:
     """The state after ``event`` (see the module docstring for the rules)."""
-    message_id = event.message_id
-    if message_id in state["recent_message_ids"]:
-        return state
+    return fold(state, (event,)).state
+
+
+def fold(state: RealtimeState, events: Iterable[ClickEvent]) -> Folded:
+    """The state after ``events`` of its identifier, applied in order, and their orders.
+
+    The same as :func:`update` event by event, with one copy of the state instead of one per
+    event: the hot fields live in local variables until the end.
+    """
     new = state.copy()
-    t = event.timestamp
-    new["events_total"] = state["events_total"] + 1
-    new["recent_message_ids"] = (*state["recent_message_ids"], message_id)[-DEDUP_WINDOW:]
-    is_track = event.type == "track"
-    _session(new, t, 1 if event.type == "page" else 0, is_track and event.label == PRODUCT_VIEWED)
-    last = state["last_event_at"]
-    if last is None or t >= last:
-        label = event.label
-        if "\x00" in label:  # PostgreSQL text cannot hold NUL
-            label = label.replace("\x00", "")
-        new["last_event_at"] = t
-        new["last_event_type"] = label[:MAX_EVENT_TYPE]
-    if event.user_id is not None:
-        user_id_at = state["user_id_at"]
-        if user_id_at is None or t >= user_id_at:
-            new["user_id"] = event.user_id
-            new["user_id_at"] = t
-    new["recent_event_times"] = _recent(state["recent_event_times"], (t - _EPOCH) // _MS)
-    if is_track and event.label in _CART_EVENTS:
-        _cart(new, event)
-    return new
+    window = list(state["recent_message_ids"])  # the ids applied, oldest first
+    oldest = max(0, len(window) - DEDUP_WINDOW)  # window[oldest:] is the dedup window
+    seen = set(window[oldest:])
+    times = list(state["recent_event_times"])
+    ordered = True
+    start, last = state["session_start"], state["session_last_event_at"]
+    pages, products = state["current_session_page_views"], state["current_session_product_views"]
+    last_at, label_at_last = state["last_event_at"], state["last_event_type"]
+    user_id, user_id_at = state["user_id"], state["user_id_at"]
+    applied = 0
+    orders: list[Order] = []
+    for event in events:
+        message_id = event.message_id
+        if message_id in seen:
+            continue
+        window.append(message_id)
+        seen.add(message_id)
+        if len(window) - oldest > DEDUP_WINDOW:
+            seen.discard(window[oldest])  # ids in the window are distinct
+            oldest += 1
+        applied += 1
+        t, kind, label = event.at, event.type, event.label
+        # The session: rules 1-4 of the module docstring.
+        if start is None or last is None or t > last + SESSION_GAP:  # rules 1 and 2
+            start = last = t
+            pages = 1 if kind == "page" else 0
+            products = 1 if kind == "track" and label == PRODUCT_VIEWED else 0
+        elif t >= start - SESSION_GAP:  # rule 3
+            if t < start:
+                start = t
+            elif t > last:
+                last = t
+            if kind == "page":
+                pages += 1
+            elif kind == "track" and label == PRODUCT_VIEWED:
+                products += 1
+        # else rule 4: an event of an earlier session leaves the current one alone
+        if last_at is None or t >= last_at:
+            last_at, label_at_last = t, label
+        if event.user_id is not None and (user_id_at is None or t >= user_id_at):
+            user_id, user_id_at = event.user_id, t
+        t_ms = t // 1000
+        if times and t_ms < times[-1]:
+            ordered = False
+        times.append(t_ms)
+        if kind == "track" and label in _CART_EVENTS:
+            _cart(new, event)
+            if label == ORDER_COMPLETED:
+                order = order_of(event, (state["id_type"], state["id_value"]), user_id)
+                if order is not None:
+                    orders.append(order)
+    if not applied:
+        return Folded(state, 0, orders)
+    if label_at_last is not None and label_at_last is not state["last_event_type"]:
+        if "\x00" in label_at_last:  # PostgreSQL text cannot hold NUL
+            label_at_last = label_at_last.replace("\x00", "")
+        label_at_last = label_at_last[:MAX_EVENT_TYPE]
+    new["events_total"] = state["events_total"] + applied
+    new["recent_message_ids"] = tuple(window[-DEDUP_WINDOW:])
+    new["session_start"], new["session_last_event_at"] = start, last
+    new["current_session_page_views"] = pages
+    new["current_session_product_views"] = products
+    new["last_event_at"], new["last_event_type"] = last_at, label_at_last
+    new["user_id"], new["user_id_at"] = user_id, user_id_at
+    new["recent_event_times"] = _last_hour(times, ordered)
+    return Folded(new, applied, orders)
 
 
-def _session(new: RealtimeState, t: dt.datetime, page: int, product: bool) -> None:
-    start, last = new["session_start"], new["session_last_event_at"]
-    if start is None or last is None or t > last + SESSION_GAP:  # rules 1 and 2
-        new["session_start"] = new["session_last_event_at"] = t
-        new["current_session_page_views"] = page
-        new["current_session_product_views"] = 1 if product else 0
-    elif t >= start - SESSION_GAP:  # rule 3
-        if t < start:
-            new["session_start"] = t
-        elif t > last:
-            new["session_last_event_at"] = t
-        if page:
-            new["current_session_page_views"] += 1
-        if product:
-            new["current_session_product_views"] += 1
-    # else rule 4: an event of an earlier session leaves the current one alone
+def _last_hour(times: list[int], ordered: bool) -> tuple[int, ...]:
+    """The times of the hour ending at the newest one, sorted, at most MAX_RECENT_EVENTS.
 
-
-def _recent(times: tuple[int, ...], t: int) -> tuple[int, ...]:
-    """``times`` with ``t`` added, pruned to the hour ending at the newest time and capped."""
-    if not times or t >= times[-1]:  # in order: the common case
-        kept = (*times[bisect_right(times, t - HOUR_MS) :], t)
-        return kept[-MAX_RECENT_EVENTS:]
-    newest = times[-1]
-    if t <= newest - HOUR_MS:  # too old to count at any later read
-        return times
-    merged = list(times)
-    insort(merged, t)
-    return tuple(merged[-MAX_RECENT_EVENTS:])
+    Applied to all times at once, this is what pruning after every event gives: the newest
+    time only grows, a time pruned (or never added) by an earlier newest is pruned by a later
+    one too, and keeping the newest ones commutes with both.
+    """
+    if not ordered:
+        times.sort()
+    kept = times[bisect_right(times, times[-1] - HOUR_MS) :]
+    return tuple(kept[-MAX_RECENT_EVENTS:])
 
 
 def events_in_last_hour(times: tuple[int, ...] | list[int], now_ms: int) -> int:
@@ -295,8 +350,8 @@ def _product(properties: Mapping[str, Any]) -> str:
     return ""
 
 
-def _cart(new: RealtimeState, event: SegmentEvent) -> None:
-    t = event.timestamp
+def _cart(new: RealtimeState, event: ClickEvent) -> None:
+    t = event.at
     since = new["cart_since"]
     if event.label == ORDER_COMPLETED:
         if since is None or t >= since:
@@ -319,7 +374,7 @@ def _cart(new: RealtimeState, event: SegmentEvent) -> None:
         _touched(new, t)
 
 
-def _empty_cart(new: RealtimeState, cart_id: str | None, since: dt.datetime) -> None:
+def _empty_cart(new: RealtimeState, cart_id: str | None, since: int) -> None:
     new["cart_id"] = cart_id
     new["cart_lines"] = NO_LINES
     new["cart_items"] = 0
@@ -328,7 +383,7 @@ def _empty_cart(new: RealtimeState, cart_id: str | None, since: dt.datetime) -> 
     _touched(new, since)
 
 
-def _touched(new: RealtimeState, t: dt.datetime) -> None:
+def _touched(new: RealtimeState, t: int) -> None:
     updated = new["cart_updated_at"]
     if updated is None or t > updated:
         new["cart_updated_at"] = t
@@ -363,7 +418,7 @@ def _changed_lines(
 # -- orders ----------------------------------------------------------------------------------
 
 
-def order_of(event: SegmentEvent, key: StateKey, user_id: str | None) -> Order | None:
+def order_of(event: ClickEvent, key: StateKey, user_id: str | None) -> Order | None:
     """The ``realtime_order`` row of an ``Order Completed`` with an ``order_id``, else None.
 
     ``user_id`` is the customer the identifier is known as (the event's own ``userId`` or the
@@ -383,6 +438,6 @@ def order_of(event: SegmentEvent, key: StateKey, user_id: str | None) -> Order |
         key[0],
         key[1],
         event.user_id or user_id,
-        event.timestamp,
+        utc_of(event.at),
         amount if amount is not None else 0.0,
     )

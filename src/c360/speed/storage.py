@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, DateTime, Dialect, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from c360.contracts.serving import (
@@ -24,20 +25,14 @@ from c360.contracts.serving import (
     stream_offsets,
 )
 from c360.errors import TransientError
-from c360.logs import Record, TopicPartition
+from c360.logs import TopicPartition
 from c360.speed.features import NO_LINES, Order, RealtimeState, StateKey
 from c360.speed.support import SupportState, empty_support_state
 from c360.stores import ServingStore
 
 _IN_CHUNK = 500
-_STATE_TIMES = (
-    "user_id_at",
-    "session_start",
-    "session_last_event_at",
-    "last_event_at",
-    "cart_since",
-    "cart_updated_at",
-)
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+_US = dt.timedelta(microseconds=1)
 
 S = TypeVar("S")
 
@@ -66,15 +61,23 @@ def _aware_utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+def _epoch_us(value: dt.datetime | None) -> int | None:
+    """Epoch microseconds of a stored (naive UTC) datetime."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return (value - _NAIVE_EPOCH) // _US
+
+
 def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
 def state_row(state: RealtimeState) -> dict[str, Any]:
-    """The ``realtime_state`` row of a state (naive UTC times and JSON, as the table stores)."""
+    """The ``realtime_state`` row of a state for :func:`write_rows`: the nested values as JSON,
+    the times as they are (epoch microseconds)."""
     row: dict[str, Any] = dict(state)
-    for name in _STATE_TIMES:
-        row[name] = _naive_utc(row[name])
     row["recent_message_ids"] = _json(state["recent_message_ids"])
     row["recent_event_times"] = _json(state["recent_event_times"])
     lines = state["cart_lines"]
@@ -88,12 +91,12 @@ def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
         "id_type": row["id_type"],
         "id_value": row["id_value"],
         "user_id": row["user_id"],
-        "user_id_at": _aware_utc(row["user_id_at"]),
-        "session_start": _aware_utc(row["session_start"]),
-        "session_last_event_at": _aware_utc(row["session_last_event_at"]),
+        "user_id_at": _epoch_us(row["user_id_at"]),
+        "session_start": _epoch_us(row["session_start"]),
+        "session_last_event_at": _epoch_us(row["session_last_event_at"]),
         "current_session_page_views": int(row["current_session_page_views"] or 0),
         "current_session_product_views": int(row["current_session_product_views"] or 0),
-        "last_event_at": _aware_utc(row["last_event_at"]),
+        "last_event_at": _epoch_us(row["last_event_at"]),
         "last_event_type": row["last_event_type"],
         "events_total": int(row["events_total"] or 0),
         "recent_message_ids": tuple(orjson.loads(recent)) if recent else (),
@@ -106,8 +109,8 @@ def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
         ),
         "cart_items": int(row["cart_items"] or 0),
         "cart_value": float(row["cart_value"] or 0.0),
-        "cart_since": _aware_utc(row["cart_since"]),
-        "cart_updated_at": _aware_utc(row["cart_updated_at"]),
+        "cart_since": _epoch_us(row["cart_since"]),
+        "cart_updated_at": _epoch_us(row["cart_updated_at"]),
     }
 
 
@@ -161,49 +164,157 @@ def load_support_states(conn: Connection, keys: Iterable[StateKey]) -> dict[Stat
     return load_rows(conn, realtime_support, keys, support_from_row)
 
 
+MAX_ROWS_PER_STATEMENT = 512  # 512 x 19 columns: far below SQLite's 32,766 parameters
+
+
 @dataclass(frozen=True)
-class _Statement:
-    """An INSERT compiled once for a dialect, with the column order and bind processors."""
+class Write:
+    """One multi-row INSERT ready to run: its SQL and flat, converted parameters.
+
+    Built outside the transaction (the worker builds them while the previous batch commits);
+    :func:`execute` runs them.
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+    rows: int
+
+
+@dataclass(frozen=True)
+class _Template:
+    """``INSERT … VALUES (…), (…), … ON CONFLICT …`` compiled for a dialect, with the column order
+    of one row and each column's conversion (see :func:`_conversion`)."""
 
     sql: str
     names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        pairs = list(zip(self.names, self.processors, strict=True))
-        if self.positional:
-            return [tuple([row[n] if p is None else p(row[n]) for n, p in pairs]) for row in rows]
-        return [{n: row[n] if p is None else p(row[n]) for n, p in pairs} for row in rows]
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position in a row, conversion)
 
 
-_STATEMENTS: dict[tuple[str, str, bool], _Statement] = {}
+_TEMPLATES: dict[tuple[str, str, bool, int], _Template] = {}
+_TIME_PROBES = (
+    dt.datetime(2025, 3, 1, 10, 0, 0, 250_000),
+    dt.datetime(2025, 12, 31, 23, 59, 59),
+    dt.datetime(1970, 1, 1),
+    dt.datetime(1, 1, 1),
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999_999),
+)
+_TEXTS: dict[int, str] = {}  # epoch microseconds -> SQLite datetime text, recently converted
+_MAX_TEXTS = 1 << 16
 
 
-def _statement(store: ServingStore, conn: Connection, table: Table, replace: bool) -> _Statement:
-    """``INSERT … ON CONFLICT (key) DO UPDATE`` (replace) or ``DO NOTHING``, compiled once."""
-    dialect = conn.dialect
-    cache_key = (dialect.name, table.name, replace)
-    found = _STATEMENTS.get(cache_key)
+def _iso_text(value: dt.datetime) -> str:
+    return value.isoformat(" ", "microseconds")
+
+
+def _datetime(value: dt.datetime | int | None) -> dt.datetime | None:
+    """A stored time: a naive UTC datetime as is, epoch microseconds converted."""
+    if isinstance(value, int):
+        return _NAIVE_EPOCH + dt.timedelta(0, 0, value)
+    return value
+
+
+def _time_text(value: dt.datetime | int | None) -> str | None:
+    """A stored time as the text SQLite holds (see :func:`_conversion`)."""
+    if isinstance(value, int):
+        text = _TEXTS.get(value)
+        if text is None:
+            if len(_TEXTS) >= _MAX_TEXTS:
+                _TEXTS.clear()
+            text = _TEXTS[value] = _iso_text(_NAIVE_EPOCH + dt.timedelta(0, 0, value))
+        return text
+    return None if value is None else _iso_text(value)
+
+
+def _conversion(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a value of a column is bound: the type's bind processor for ``dialect``.
+
+    A datetime column takes naive UTC datetimes or epoch microseconds (ints, as the speed
+    layer's states hold times). Where the dialect stores datetimes as text (SQLite), the text
+    comes from ``isoformat`` in C — if it is the very text the type's own processor writes
+    (checked on sample times) — and each distinct time is converted once.
+    """
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    if not isinstance(type_, DateTime):
+        return processor
+    if processor is None:
+        return _datetime
+    if processor(None) is None and all(processor(t) == _iso_text(t) for t in _TIME_PROBES):
+        return _time_text
+    return lambda value: processor(_datetime(value))
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """``dialect``, or a copy that binds positionally (``%s``) when it binds by name: one flat
+    tuple of parameters per statement, whatever its row count."""
+    if dialect.positional:
+        return dialect
+    clone: Dialect = type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+    return clone
+
+
+def _template(store: ServingStore, table: Table, replace: bool, rows: int) -> _Template:
+    """The upsert of ``rows`` rows (``replace=False``: ``DO NOTHING``), compiled once."""
+    dialect = store.engine.dialect
+    cache_key = (dialect.name, table.name, replace, rows)
+    found = _TEMPLATES.get(cache_key)
     if found is not None:
         return found
+    names = tuple(column.name for column in table.columns)
     keys = [column.name for column in table.primary_key.columns]
-    insert_ = store.dialect_insert(table)
+    insert_ = store.dialect_insert(table).values([dict.fromkeys(names)] * rows)
     if replace:
-        updates = {c.name: insert_.excluded[c.name] for c in table.columns if c.name not in keys}
+        updates = {name: insert_.excluded[name] for name in names if name not in keys}
         statement = insert_.on_conflict_do_update(index_elements=keys, set_=updates)
     else:
         statement = insert_.on_conflict_do_nothing(index_elements=keys)
-    compiled = statement.compile(dialect=dialect)
-    positional = bool(compiled.positional)
-    names = (
-        tuple(compiled.positiontup or ()) if positional else tuple(c.name for c in table.columns)
+    compiled = statement.compile(dialect=_positional(dialect))
+    expected = [f"{name}_m{i}" for i in range(rows) for name in names]
+    if list(compiled.positiontup or ()) != expected:  # the flat parameters follow row order
+        raise RuntimeError(f"unexpected parameter order compiling the upsert of {table.name}")
+    conversions = tuple(
+        (i, convert)
+        for i, name in enumerate(names)
+        if (convert := _conversion(table.c[name].type, dialect)) is not None
     )
-    processors = tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
-    found = _STATEMENTS[cache_key] = _Statement(compiled.string, names, processors, positional)
+    found = _TEMPLATES[cache_key] = _Template(compiled.string, names, conversions)
     return found
+
+
+def upserts(
+    store: ServingStore,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    replace: bool = True,
+) -> list[Write]:
+    """The statements that upsert complete ``rows`` of ``table`` by its primary key
+    (``replace=False``: a stored row is kept), at most :data:`MAX_ROWS_PER_STATEMENT` rows each.
+
+    Statement sizes are powers of two, so few distinct statements are compiled and cached.
+    Values are converted with the columns' own bind processors (datetime columns take naive
+    UTC datetimes or epoch microseconds). The keys of ``rows`` must be distinct.
+    """
+    writes: list[Write] = []
+    start = 0
+    while start < len(rows):
+        size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
+        template = _template(store, table, replace, size)
+        values_of = itemgetter(*template.names)
+        conversions = template.conversions
+        params: list[Any] = []
+        for row in rows[start : start + size]:
+            values = list(values_of(row))
+            for i, convert in conversions:
+                values[i] = convert(values[i])
+            params += values
+        writes.append(Write(template.sql, tuple(params), size))
+        start += size
+    return writes
+
+
+def execute(conn: Connection, writes: Iterable[Write]) -> int:
+    """Run ``writes`` in the caller's transaction; how many rows they inserted or updated."""
+    return sum(conn.exec_driver_sql(write.sql, write.params).rowcount for write in writes)
 
 
 def write_rows(
@@ -213,36 +324,16 @@ def write_rows(
     rows: Sequence[Mapping[str, Any]],
     *,
     replace: bool = True,
-) -> None:
-    """Upsert complete rows of ``table`` by its primary key (``replace=False``: keep the stored
-    row). One ``executemany`` of the statement SQLAlchemy compiles for the connection's dialect,
-    with the columns' own bind processors, without the per-row work of a Core ``execute``."""
-    if not rows:
-        return
-    statement = _statement(store, conn, table, replace)
-    conn.exec_driver_sql(statement.sql, statement.params(rows))
+) -> int:
+    """:func:`upserts` run at once in the caller's transaction; the rows changed."""
+    return execute(conn, upserts(store, table, rows, replace=replace))
 
 
-def insert_orders(store: ServingStore, conn: Connection, orders: Sequence[Order]) -> int:
-    """Insert the ``realtime_order`` rows of orders not stored yet; return how many.
-
-    An order id already stored keeps its first row (the conflict clause guards a concurrent
-    insert too).
-    """
-    ids = [order.order_id for order in orders]
-    stored: set[str] = set()
-    for i in range(0, len(ids), _IN_CHUNK):
-        query = select(realtime_order.c.order_id).where(
-            realtime_order.c.order_id.in_(ids[i : i + _IN_CHUNK])
-        )
-        stored.update(conn.execute(query).scalars())
-    rows = [
-        order._asdict() | {"order_at": _naive_utc(order.order_at)}
-        for order in orders
-        if order.order_id not in stored
-    ]
-    write_rows(store, conn, realtime_order, rows, replace=False)
-    return len(rows)
+def order_writes(store: ServingStore, orders: Sequence[Order]) -> list[Write]:
+    """The inserts of ``realtime_order`` rows; an order id already stored keeps its first row
+    (:func:`execute` counts the rows actually inserted)."""
+    rows = [order._asdict() | {"order_at": _naive_utc(order.order_at)} for order in orders]
+    return upserts(store, realtime_order, rows, replace=False)
 
 
 def claim_offsets(
@@ -287,13 +378,16 @@ def _text(payload: bytes) -> str:
     return _storable(payload.decode("utf-8", "backslashreplace"))  # undecodable bytes stay visible
 
 
-def dead_letter_row(record: Record, reason: str, received_at: dt.datetime) -> dict[str, Any]:
+def dead_letter_row(
+    topic: str, partition: int, offset: int, payload: bytes, reason: str, received_at: dt.datetime
+) -> dict[str, Any]:
+    """The ``dead_letter`` row of the record at ``topic``/``partition``/``offset``."""
     return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
         "reason": _storable(reason),
-        "payload": _text(record.value),
+        "payload": _text(payload),
         "received_at": _naive_utc(received_at),
     }
 

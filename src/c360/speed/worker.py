@@ -4,7 +4,7 @@
 topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook payloads
 (:func:`~c360.sources.zendesk.decode_support` → :mod:`c360.speed.support`, state in
 ``realtime_support``); every other topic carries Segment messages
-(:func:`~c360.sources.segment.decode_event` → :mod:`c360.speed.features`, state in
+(:func:`~c360.speed.events.decode_click` → :mod:`c360.speed.features`, state in
 ``realtime_state``, orders in ``realtime_order``). ``run(sources=…)`` overrides the rule.
 
 **Commit order**, for every micro-batch:
@@ -13,11 +13,15 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    loads the position from ``stream_offsets`` whenever it takes a partition: at start, after a
    rebalance, after a conflict);
 2. decode and validate each record with its topic's decoder (pure); an invalid one becomes a
-   dead-letter row, never an exception;
+   dead-letter row, never an exception; group the events by identifier, in offset order;
 3. take the states of the batch's identifiers from the worker's cache, loading the others from
    the store (a plain read, outside the write transaction; step 5a validates it);
-4. apply the pure ``update`` functions to each event in offset order, in memory;
-5. in **one serving-store transaction**:
+4. apply the pure updates to each identifier's events in offset order, in memory
+   (:func:`~c360.speed.features.fold`: one copy of the state per identifier and batch), and
+   bind the changed rows into multi-row statements (:func:`~c360.speed.storage.upserts`);
+5. in **one serving-store transaction**, on the committer thread (:class:`_Committer`: batch
+   ``n`` commits while steps 1-4 of batch ``n + 1`` run on its states; ``n + 1`` is submitted
+   only once ``n`` has committed, and dropped if ``n`` failed):
 
    a. claim the offsets: move each partition's ``stream_offsets`` row from the batch's first
       offset to the offset after its last record, only if the row still holds the first
@@ -27,8 +31,7 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
       its row);
    d. insert the dead letters;
    e. commit;
-6. only then put the loaded and new states in the cache, advance the in-memory positions and
-   call ``on_commit``.
+6. only then put the loaded and new states in the cache and call ``on_commit``.
 
 **Why this is exactly-once.** A state row and the offset that produced it are committed
 atomically, so for every partition the store holds "the state after records ``< n``" together
@@ -49,13 +52,24 @@ the states this worker last wrote or read for a partition are still the stored o
 next claim succeeds — including states read in step 3 outside the transaction — and a failed
 claim rolls the batch back. The worker therefore keeps committed states in memory
 (:class:`~c360.speed.cache.StateCache`: bounded, least recently written evicted first) and drops
-the whole cache whenever its set of owned partitions changes (a rebalance) and on every offset
-conflict.
+the whole cache whenever its set of owned partitions changes (a rebalance), on every offset
+conflict and after a transient error. The batch in flight is an overlay above the cache: a key
+it holds is read from it, and a key it does not hold is not being written, so the store's copy
+is current.
 
-**Throughput** (``bench/bench_stream.py``, ``docs/benchmarks.md``): besides the cache, rows are
-written with one ``executemany`` per table (:func:`~c360.speed.storage.write_rows`), Segment
-messages are decoded by a msgspec fast path, and Python's cyclic garbage collector is paused
-while a micro-batch is processed (:func:`_collector_paused`).
+**Transient errors** (the event log's driver errors are classified in the log's module: a
+broker down, a timeout) do not end a polling worker: it waits with exponential backoff and full
+jitter (:data:`RETRY_BASE_S` doubling up to :data:`RETRY_MAX_S`), forgets its positions and
+cache, and resumes from the stored offsets (``run(retry=…)``; a one-shot catch-up raises).
+
+**Throughput** (``bench/bench_stream.py``, ``docs/benchmarks.md``): besides the cache, the log
+is read column by column (:class:`~c360.logs.RecordBatch`: no object per record), Segment
+messages are decoded by a msgspec fast path straight to integer event times
+(:mod:`c360.speed.events`), each identifier's events are folded with one state copy per batch,
+rows go in multi-row ``INSERT … ON CONFLICT`` statements of up to 512 rows (few, long calls
+into the driver, which releases the GIL for them: the commit overlaps the next batch's work),
+and Python's cyclic garbage collector is paused while a micro-batch is computed or committed
+(:data:`_collector_paused`).
 
 That is exactly-once *processing of each log record*. The same message appended twice (a client
 retry, a file published twice) is two records; ``update`` drops the second by its ``messageId``
@@ -67,47 +81,53 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import random
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from c360.contracts.serving import realtime_state, realtime_support
-from c360.logs import EventLog, Record, TopicPartition
-from c360.sources.segment import InvalidMessage, SegmentEvent, decode_event
+from c360.errors import TransientError
+from c360.logs import EventLog, RecordBatch, TopicPartition
+from c360.sources.segment import InvalidMessage
 from c360.sources.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.speed.cache import StateCache
+from c360.speed.events import ClickEvent, fast_click, slow_click
 from c360.speed.features import (
     ANONYMOUS_ID,
-    ORDER_COMPLETED,
     USER_ID,
     Order,
     RealtimeState,
     StateKey,
     empty_state,
-    order_of,
-    update,
+    fold,
 )
 from c360.speed.storage import (
     OffsetConflict,
+    Write,
     claim_offsets,
     dead_letter_row,
+    execute,
     insert_dead_letters,
-    insert_orders,
     load_states,
     load_support_states,
+    order_writes,
     state_row,
     support_row,
-    write_rows,
+    upserts,
 )
 from c360.speed.support import SupportState, empty_support_state, support_key, update_support
 from c360.stores import ServingStore
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 5_000
-DEFAULT_POLL_INTERVAL = 0.5
+DEFAULT_BATCH_SIZE = 20_000  # records per partition: a maximum, a live batch holds what arrived
+DEFAULT_POLL_INTERVAL = 0.05  # the most an idle worker adds to an event's freshness
 DEFAULT_CACHE_SIZE = 100_000  # states per kind; up to ~4 KB each (32 message ids)
 
 Source = Literal["clickstream", "support"]
@@ -146,6 +166,7 @@ class WorkerStats:
     orders: int = 0
     batches: int = 0
     conflicts: int = 0  # batches rolled back because another worker had moved the offsets
+    retries: int = 0  # transient errors (e.g. the event log unreachable) waited out
 
     def add(self, batch: BatchResult) -> None:
         self.records += batch.records
@@ -187,78 +208,231 @@ def run(
     on_commit: Callable[[BatchResult], None] | None = None,
     sources: Mapping[str, Source] | None = None,
     cache_size: int = DEFAULT_CACHE_SIZE,
+    retry: bool | None = None,
 ) -> WorkerStats:
     """Consume ``topics`` for consumer ``group`` into the serving store (see the module docs).
 
     ``batch_size`` bounds the records read per partition per micro-batch. With
     ``stop_when_caught_up`` it returns once every owned partition is read to its end; otherwise
-    it polls every ``poll_interval`` seconds while idle, until ``should_stop()`` is true (checked
-    between micro-batches, e.g. ``threading.Event().is_set``). ``on_commit`` is called after
-    each commit (tests inject crashes there). ``sources`` maps topics to their decoder where
+    it polls every ``poll_interval`` seconds while idle, until ``should_stop()`` is true (e.g.
+    ``threading.Event().is_set``; checked once per micro-batch, before the batch is submitted
+    for commit: the batch in flight still commits). ``on_commit`` is called after each commit,
+    in commit order (tests inject crashes there). ``sources`` maps topics to their decoder where
     :func:`source_of` would choose wrong; ``cache_size`` bounds the states kept in memory per
-    kind (0: none). The store must be migrated.
+    kind (0: none). With ``retry`` (the default when polling, not with
+    ``stop_when_caught_up``: a one-shot caller reruns) a :class:`~c360.errors.TransientError`
+    (a broker down, a network blip: the event log classifies its driver's errors) does not end
+    the run: the worker waits, with exponential backoff and jitter, and resumes from the
+    offsets stored in the serving store. The store must be migrated.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     topic_sources = {topic: source_of(topic) for topic in topics} | dict(sources or {})
-    caches = _Caches(cache_size)
-    stats = WorkerStats()
-    positions: dict[TopicPartition, int] = {}
-    while should_stop is None or not should_stop():
-        owned = _owned_positions(log, store, group, topics, positions)
-        if owned.keys() != positions.keys():  # a rebalance: other workers may have written
-            caches.clear()
-        positions = owned
+    worker = _Worker(log, store, group, topics, topic_sources, cache_size, on_commit)
+    retry = not stop_when_caught_up if retry is None else retry
+    failures = 0
+    try:
+        while True:
+            try:
+                done = worker.step(batch_size, stop_when_caught_up, should_stop)
+            except TransientError as exc:
+                if not retry:
+                    raise
+                failures += 1
+                worker.stats.retries += 1
+                delay = random.uniform(0, min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (failures - 1)))
+                logger.warning("%s; retrying in %.1fs (failure %d in a row)", exc, delay, failures)
+                worker.start_over()
+                if _sleep(delay, should_stop):
+                    break
+                continue
+            failures = 0
+            if done:
+                break
+            if done is None:  # idle
+                time.sleep(poll_interval)
+        worker.settle()
+    finally:
+        worker.committer.close()
+    return worker.stats
+
+
+RETRY_BASE_S = 0.5  # the first retry waits up to this, doubling with each failure in a row
+RETRY_MAX_S = 30.0
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool] | None) -> bool:
+    """Sleep, waking every 0.1 s to check ``should_stop``; True if it asked to stop."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        if should_stop is not None and should_stop():
+            return True
+        time.sleep(min(remaining, 0.1))
+    return False
+
+
+class _Worker:
+    """The state of one :func:`run`: positions, caches, totals and the committer."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: ServingStore,
+        group: str,
+        topics: Sequence[str],
+        sources: Mapping[str, Source],
+        cache_size: int,
+        on_commit: Callable[[BatchResult], None] | None,
+    ) -> None:
+        self.log, self.store, self.group, self.topics = log, store, group, topics
+        self.sources = sources
+        self.on_commit = on_commit
+        self.caches = _Caches(cache_size)
+        self.stats = WorkerStats()
+        self.committer = _Committer(store, group)
+        # Where the next batch of each owned partition starts (after the batch in flight).
+        self.positions: dict[TopicPartition, int] = {}
+
+    def step(
+        self, batch_size: int, stop_when_caught_up: bool, should_stop: Callable[[], bool] | None
+    ) -> bool | None:
+        """One micro-batch: True to stop, False to go on at once, None when idle."""
+        owned = _owned_positions(self.log, self.store, self.group, self.topics, self.positions)
+        if owned.keys() != self.positions.keys():  # a rebalance: others may have written
+            if not self.settle():
+                return False
+            self.caches.clear()
+        self.positions = owned
+        with _collector_paused():
+            batch = _read(self.log, owned, batch_size)
+            pending = self.committer.pending
+            prepared = (
+                _prepare(self.store, owned, batch, self.sources, self.caches, pending)
+                if batch
+                else None
+            )
+        if not self.settle():  # the batch in flight was fenced: this one built on it
+            return False
+        if should_stop is not None and should_stop():
+            return True  # a batch computed but not submitted is dropped: nothing was written
+        if prepared is None:
+            return True if stop_when_caught_up and _caught_up(self.log, owned) else None
+        self.committer.submit(prepared)
+        self.positions = {**owned, **prepared.next_offsets}
+        return False
+
+    def settle(self) -> bool:
+        """Wait for the batch in flight; False if its offsets had moved (it rolled back)."""
         try:
-            with _collector_paused():
-                batch = _read(log, positions, batch_size)
-                result = (
-                    _commit_batch(store, group, positions, batch, topic_sources, caches)
-                    if batch
-                    else None
-                )
+            committed = self.committer.settle()
         except OffsetConflict as exc:
             logger.warning("%s", exc)
-            stats.conflicts += 1
-            caches.clear()
-            positions = {}  # re-read every partition from its stored offset
-            continue
-        if result is None:
-            if stop_when_caught_up and _caught_up(log, positions):
-                break
-            time.sleep(poll_interval)
-            continue
-        positions.update(result.next_offsets)
-        stats.add(result)
-        if on_commit is not None:
-            on_commit(result)
-    return stats
+            self.stats.conflicts += 1
+            self.start_over()
+            return False
+        if committed is not None:
+            prepared, result = committed
+            self.caches.click.put(prepared.clicks)
+            self.caches.support.put(prepared.support)
+            self.stats.add(result)
+            if self.on_commit is not None:
+                self.on_commit(result)
+        return True
+
+    def start_over(self) -> None:
+        """Forget every position and cached state: re-read from the stored offsets.
+
+        After a conflict or a transient error; a batch still in flight is waited for (and may
+        fail: the stored offsets tell).
+        """
+        try:
+            self.settle()
+        except TransientError as exc:  # the stored offsets tell what it left
+            logger.warning("%s", exc)
+        self.caches.clear()
+        self.positions = {}
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a micro-batch is processed.
+class _Committer:
+    """Step 5 in a background thread: one micro-batch in flight at a time, committed in order.
+
+    While batch ``n`` commits (SQLite and PostgreSQL drivers release the GIL for the database
+    work), the worker reads and computes batch ``n + 1`` on the states of ``n``
+    (:attr:`pending`), and submits it only once ``n`` has committed. If ``n`` fails (an offset
+    conflict, any error), ``n + 1`` is dropped unsubmitted: nothing is ever committed on top of
+    a batch that did not commit.
+    """
+
+    def __init__(self, store: ServingStore, group: str) -> None:
+        self._store = store
+        self._group = group
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="c360-commit")
+        self._inflight: tuple[_Prepared, Future[BatchResult]] | None = None
+
+    @property
+    def pending(self) -> _Prepared | None:
+        """The batch in flight, if any: its states are the newest."""
+        return None if self._inflight is None else self._inflight[0]
+
+    def submit(self, prepared: _Prepared) -> None:
+        if self._inflight is not None:
+            raise RuntimeError("a micro-batch is already in flight: settle() it first")
+        future = self._executor.submit(_commit, self._store, self._group, prepared)
+        self._inflight = (prepared, future)
+
+    def settle(self) -> tuple[_Prepared, BatchResult] | None:
+        """Wait for the batch in flight; its result, or what its commit raised."""
+        if self._inflight is None:
+            return None
+        prepared, future = self._inflight
+        self._inflight = None
+        return prepared, future.result()
+
+    def close(self) -> None:
+        """Wait for a batch still in flight (after an error elsewhere) and stop the thread."""
+        self._executor.shutdown(wait=True)
+
+
+class _CollectorPause:
+    """Pause Python's cyclic garbage collector while micro-batches are computed or committed.
 
     A batch allocates several container objects per event, all freed by reference counting;
     the collector's passes over them and over the state cache cost about a fifth of the
-    throughput. It runs again between batches (nothing here creates reference cycles).
+    throughput. Nothing here creates reference cycles. The pause is counted, so the worker's
+    two threads can each hold it; the collector runs again when neither does (between
+    batches) — unless it was off to begin with.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._resume = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._resume:
+                    gc.enable()
+
+
+_collector_paused = _CollectorPause()
 
 
 def _read(
     log: EventLog, positions: Mapping[TopicPartition, int], batch_size: int
-) -> dict[TopicPartition, list[Record]]:
-    batch: dict[TopicPartition, list[Record]] = {}
+) -> dict[TopicPartition, RecordBatch]:
+    batch: dict[TopicPartition, RecordBatch] = {}
     for tp, position in sorted(positions.items()):
-        records = log.read(tp.topic, tp.partition, position, batch_size)
+        records = log.read_batch(tp.topic, tp.partition, position, batch_size)
         if records:
             batch[tp] = records
     return batch
@@ -289,70 +463,127 @@ def _caught_up(log: EventLog, positions: Mapping[TopicPartition, int]) -> bool:
     return all(pos >= log.end_offset(tp.topic, tp.partition) for tp, pos in positions.items())
 
 
+class _Invalid(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    payload: bytes
+    reason: str
+
+
 @dataclass
 class _Decoded:
-    clicks: list[SegmentEvent] = field(default_factory=list)
+    clicks: dict[StateKey, list[ClickEvent]] = field(default_factory=dict)  # in offset order
     support: list[SupportEvent] = field(default_factory=list)
-    invalid: list[tuple[Record, str]] = field(default_factory=list)
+    invalid: list[_Invalid] = field(default_factory=list)
+    events: int = 0  # valid events
 
 
-def _decode(
-    batch: Mapping[TopicPartition, Sequence[Record]], sources: Mapping[str, Source]
-) -> _Decoded:
+def _decode(batch: Mapping[TopicPartition, RecordBatch], sources: Mapping[str, Source]) -> _Decoded:
     decoded = _Decoded()
     invalid = decoded.invalid
     for tp, records in batch.items():
         if sources[tp.topic] == "support":
             support = decoded.support
-            for record in records:
+            for offset, value in zip(records.offsets, records.values, strict=True):
                 try:
-                    support.append(decode_support(record.value))
+                    support.append(decode_support(value))
                 except InvalidSupportEvent as exc:
-                    invalid.append((record, exc.reason))
-        else:
-            clicks = decoded.clicks
-            for record in records:
+                    invalid.append(_Invalid(tp.topic, tp.partition, offset, value, exc.reason))
+            continue
+        # Grouped by the identifier's text first (a tuple key per event costs more).
+        by_anonymous_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
+        by_user_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
+        events = [fast_click(value) for value in records.values]
+        for i, event in enumerate(events):
+            if event is None:
+                value = records.values[i]
                 try:
-                    clicks.append(decode_event(record.value))
+                    event = slow_click(value)
                 except InvalidMessage as exc:
-                    invalid.append((record, exc.reason))
+                    offset = records.offsets[i]
+                    invalid.append(_Invalid(tp.topic, tp.partition, offset, value, exc.reason))
+                    continue
+            anonymous_id = event.anonymous_id
+            if anonymous_id is not None:
+                by_anonymous_id[anonymous_id].append(event)
+            else:  # the decoder guarantees one of the two
+                by_user_id[event.user_id or ""].append(event)
+        groups = decoded.clicks
+        for id_type, grouped in ((ANONYMOUS_ID, by_anonymous_id), (USER_ID, by_user_id)):
+            for id_value, group in grouped.items():
+                existing = groups.get((id_type, id_value))
+                if existing is None:
+                    groups[id_type, id_value] = group
+                else:  # the same identifier in another partition (several topics)
+                    existing += group
+    decoded.events = sum(len(r) for r in batch.values()) - len(invalid)
     return decoded
 
 
 @dataclass
-class _Applied:
-    clicks: dict[StateKey, RealtimeState]  # the current state of every key of the batch
+class _Prepared:
+    """A micro-batch computed in memory (steps 1-4), ready to commit (step 5)."""
+
+    moves: dict[TopicPartition, tuple[int, int]]  # (first offset, next offset) per partition
+    clicks: dict[StateKey, RealtimeState]  # the state of every identifier of the batch
     clicks_changed: list[StateKey]
     support: dict[StateKey, SupportState]
     support_changed: list[StateKey]
     orders: list[Order]
+    invalid: list[_Invalid]
+    records: int
     events: int
     duplicates: int
+    writes: list[Write] = field(default_factory=list)  # the state rows, converted to bind
+    order_writes: list[Write] = field(default_factory=list)
+
+    @property
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        return {tp: next_offset for tp, (_, next_offset) in self.moves.items()}
 
 
 def _current(
     keys: Iterable[StateKey],
+    pending: Mapping[StateKey, S],
     cache: StateCache[S],
     loaded: Mapping[StateKey, S],
     empty: Callable[[StateKey], S],
 ) -> dict[StateKey, S]:
-    """The state of each key before the batch: cached, else stored, else empty."""
-    cached = cache.get
-    return {key: cached(key) or loaded.get(key) or empty(key) for key in keys}
+    """The state of each key before the batch: in flight, else cached, else stored, else
+    empty."""
+    in_flight, cached = pending.get, cache.get
+    return {key: in_flight(key) or cached(key) or loaded.get(key) or empty(key) for key in keys}
 
 
-def _apply(store: ServingStore, decoded: _Decoded, caches: _Caches) -> _Applied:
-    """Steps 3 and 4: the batch's new states and orders, in memory."""
-    click_keys = [
-        (ANONYMOUS_ID, event.anonymous_id)
-        if event.anonymous_id is not None
-        else (USER_ID, event.user_id or "")  # the decoder guarantees one of the two
-        for event in decoded.clicks
-    ]
+def _missing(
+    keys: Iterable[StateKey], pending: Mapping[StateKey, S], cache: StateCache[S]
+) -> list[StateKey]:
+    """The keys whose state must be read from the store: neither in flight nor cached."""
+    return [key for key in cache.missing(keys) if key not in pending]
+
+
+def _prepare(
+    store: ServingStore,
+    positions: Mapping[TopicPartition, int],
+    batch: Mapping[TopicPartition, RecordBatch],
+    sources: Mapping[str, Source],
+    caches: _Caches,
+    pending: _Prepared | None,
+) -> _Prepared:
+    """Steps 2-4: the batch's new states, orders and dead letters, in memory.
+
+    ``pending`` is the batch still committing, whose states are newer than the cache's; a key
+    it does not hold is not being written, so the store's copy of it is current.
+    """
+    decoded = _decode(batch, sources)
+    groups = decoded.clicks
+    pending_clicks = pending.clicks if pending is not None else {}
+    pending_support = pending.support if pending is not None else {}
     support_keys = [support_key(event) for event in decoded.support]
-    click_set, support_set = set(click_keys), set(support_keys)
-    missing_clicks = caches.click.missing(click_set)
-    missing_support = caches.support.missing(support_set)
+    support_set = set(support_keys)
+    missing_clicks = _missing(groups, pending_clicks, caches.click)
+    missing_support = _missing(support_set, pending_support, caches.support)
     click_loaded: dict[StateKey, RealtimeState] = {}
     support_loaded: dict[StateKey, SupportState] = {}
     if missing_clicks or missing_support:
@@ -361,23 +592,23 @@ def _apply(store: ServingStore, decoded: _Decoded, caches: _Caches) -> _Applied:
             support_loaded = load_support_states(conn, missing_support) if missing_support else {}
 
     duplicates = 0
-    clicks = _current(click_set, caches.click, click_loaded, empty_state)
-    clicks_changed: dict[StateKey, None] = {}
+    clicks = _current(groups, pending_clicks, caches.click, click_loaded, empty_state)
+    clicks_changed: list[StateKey] = []
+    # An order id is kept once per batch, from the first identifier (in the batch's grouping)
+    # that shows it; across batches the store keeps the first committed row.
     orders: dict[str, Order] = {}
-    for key, event in zip(click_keys, decoded.clicks, strict=True):
-        state = clicks[key]
-        new = update(state, event)
-        if new is state:
-            duplicates += 1
-            continue
-        clicks[key] = new
-        clicks_changed[key] = None
-        if event.label == ORDER_COMPLETED:
-            order = order_of(event, key, new["user_id"])
-            if order is not None and order.order_id not in orders:
-                orders[order.order_id] = order
+    for key, events in groups.items():
+        folded = fold(clicks[key], events)
+        duplicates += len(events) - folded.applied
+        if folded.applied:
+            clicks[key] = folded.state
+            clicks_changed.append(key)
+            for order in folded.orders:
+                orders.setdefault(order.order_id, order)
 
-    support = _current(support_set, caches.support, support_loaded, empty_support_state)
+    support = _current(
+        support_set, pending_support, caches.support, support_loaded, empty_support_state
+    )
     support_changed: dict[StateKey, None] = {}
     for key, support_event in zip(support_keys, decoded.support, strict=True):
         current = support[key]
@@ -388,47 +619,50 @@ def _apply(store: ServingStore, decoded: _Decoded, caches: _Caches) -> _Applied:
         support[key] = changed
         support_changed[key] = None
 
-    return _Applied(
-        clicks,
-        sorted(clicks_changed),
-        support,
-        sorted(support_changed),
-        list(orders.values()),
-        len(decoded.clicks) + len(decoded.support) - duplicates,
-        duplicates,
+    changed_clicks, changed_support = sorted(clicks_changed), sorted(support_changed)
+    state_rows = [state_row(clicks[key]) for key in changed_clicks]
+    support_rows = [support_row(support[key]) for key in changed_support]
+    order_list = list(orders.values())
+    return _Prepared(
+        moves={tp: (positions[tp], records.next_offset) for tp, records in batch.items()},
+        clicks=clicks,
+        clicks_changed=changed_clicks,
+        support=support,
+        support_changed=changed_support,
+        orders=order_list,
+        invalid=decoded.invalid,
+        records=sum(len(records) for records in batch.values()),
+        events=decoded.events - duplicates,
+        duplicates=duplicates,
+        writes=[
+            *upserts(store, realtime_state, state_rows),
+            *upserts(store, realtime_support, support_rows),
+        ],
+        order_writes=order_writes(store, order_list),
     )
 
 
-def _commit_batch(
-    store: ServingStore,
-    group: str,
-    positions: Mapping[TopicPartition, int],
-    batch: Mapping[TopicPartition, Sequence[Record]],
-    sources: Mapping[str, Source],
-    caches: _Caches,
-) -> BatchResult:
-    decoded = _decode(batch, sources)
-    applied = _apply(store, decoded, caches)
-    moves = {tp: (positions[tp], records[-1].offset + 1) for tp, records in batch.items()}
+def _commit(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
+    """Step 5: one transaction (runs in the committer's thread)."""
+    with _collector_paused():
+        return _write(store, group, prepared)
+
+
+def _write(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
     received_at = dt.datetime.now(dt.UTC)
-    state_rows = [state_row(applied.clicks[key]) for key in applied.clicks_changed]
-    support_rows = [support_row(applied.support[key]) for key in applied.support_changed]
-    dead = [dead_letter_row(record, why, received_at) for record, why in decoded.invalid]
+    dead = [dead_letter_row(*invalid, received_at) for invalid in prepared.invalid]
     with store.begin() as conn:
-        claim_offsets(conn, group, moves)
-        write_rows(store, conn, realtime_state, state_rows)
-        write_rows(store, conn, realtime_support, support_rows)
-        orders = insert_orders(store, conn, applied.orders)
+        claim_offsets(conn, group, prepared.moves)
+        execute(conn, prepared.writes)
+        orders = execute(conn, prepared.order_writes)
         insert_dead_letters(conn, dead)
-    caches.click.put(applied.clicks)
-    caches.support.put(applied.support)
     result = BatchResult(
-        next_offsets={tp: next_offset for tp, (_, next_offset) in moves.items()},
-        records=sum(len(records) for records in batch.values()),
-        events=applied.events,
-        duplicates=applied.duplicates,
-        dead_lettered=len(decoded.invalid),
-        state_rows=len(state_rows) + len(support_rows),
+        next_offsets=prepared.next_offsets,
+        records=prepared.records,
+        events=prepared.events,
+        duplicates=prepared.duplicates,
+        dead_lettered=len(prepared.invalid),
+        state_rows=len(prepared.clicks_changed) + len(prepared.support_changed),
         orders=orders,
     )
     logger.debug("committed %s", result)

@@ -1,0 +1,75 @@
+"""How the speed layer binds rows: multi-row statements and time conversions, per dialect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import DateTime, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from c360.contracts.serving import realtime_order
+from c360.speed.events import epoch_us
+from c360.speed.storage import MAX_ROWS_PER_STATEMENT, _conversion, upserts, write_rows
+from c360.stores import open_store
+
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _random_times(count: int) -> list[dt.datetime]:
+    rng = random.Random(7)
+    span = (dt.datetime(9999, 12, 31) - dt.datetime(1, 1, 1)).total_seconds()
+    return [
+        dt.datetime(1, 1, 1)
+        + dt.timedelta(seconds=rng.uniform(0, span), microseconds=rng.randint(0, 999_999))
+        for _ in range(count)
+    ]
+
+
+def test_sqlite_times_bind_as_the_very_text_sqlalchemy_writes() -> None:
+    dialect = sqlite.dialect()
+    own = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    convert = _conversion(DateTime(), dialect)
+    assert own is not None and convert is not None
+    for when in [*_random_times(2_000), dt.datetime(2025, 3, 1), dt.datetime(1970, 1, 1)]:
+        at = (when - _NAIVE_EPOCH) // dt.timedelta(microseconds=1)
+        assert convert(at) == convert(when) == own(when)
+    assert convert(None) is None
+
+
+def test_postgres_times_bind_as_datetimes() -> None:
+    convert = _conversion(DateTime(), postgresql.psycopg.dialect())
+    assert convert is not None
+    when = dt.datetime(2025, 3, 1, 10, 0, 0, 250_000)
+    assert convert(epoch_us(when.replace(tzinfo=dt.UTC))) == convert(when) == when
+    assert convert(None) is None
+
+
+@pytest.mark.parametrize("count", [1, 3, MAX_ROWS_PER_STATEMENT, MAX_ROWS_PER_STATEMENT * 2 + 7])
+def test_rows_go_in_few_statements_of_power_of_two_sizes(tmp_path: Path, count: int) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'serving.db'}")
+    try:
+        store.migrate()
+        when = dt.datetime(2025, 3, 1, 10, 0)
+        rows = [
+            {"order_id": f"o{i}", "id_type": "anonymous_id", "id_value": "a", "user_id": None,
+             "order_at": epoch_us(when.replace(tzinfo=dt.UTC)) + i, "revenue": float(i)}
+            for i in range(count)
+        ]  # fmt: skip
+        writes = upserts(store, realtime_order, rows, replace=False)
+        sizes = [write.rows for write in writes]
+        assert sum(sizes) == count
+        assert all(size & (size - 1) == 0 and size <= MAX_ROWS_PER_STATEMENT for size in sizes)
+        assert len(writes) <= count.bit_length() + count // MAX_ROWS_PER_STATEMENT
+        with store.begin() as conn:
+            assert write_rows(store, conn, realtime_order, rows, replace=False) == count
+            assert write_rows(store, conn, realtime_order, rows[:1], replace=False) == 0  # kept
+        with store.engine.connect() as conn:
+            stored = conn.execute(select(realtime_order).order_by(realtime_order.c.revenue)).all()
+        assert [(r.order_id, r.order_at) for r in stored] == [
+            (f"o{i}", when + dt.timedelta(microseconds=i)) for i in range(count)
+        ]
+    finally:
+        store.dispose()
