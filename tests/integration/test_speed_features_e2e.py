@@ -16,7 +16,7 @@ from c360.logs import EventLog
 from c360.logs.local import LocalLog
 from c360.speed.worker import run
 from c360.stores import ServingStore
-from c360.stores.profiles import get_profile
+from c360.stores.profiles import find_person, get_profile
 
 D = dt.date(2025, 6, 10)  # its cutoff: 2025-06-11 00:00 UTC
 TOPICS = ("clickstream", "support")
@@ -227,3 +227,46 @@ def test_an_order_at_the_cutoff_instant_counts_as_after_it(
     assert profile["profile"]["number_of_orders"] == 3
     (view,) = store.query("SELECT number_of_orders FROM profile WHERE person_id = 'p_1'")
     assert view["number_of_orders"] == 3
+
+
+def test_a_login_links_the_cookie_to_the_customer_at_once_and_the_batch_settles_it(
+    store: ServingStore, log: EventLog
+) -> None:
+    publish(store, D, spend=100.0, orders=2, last=dt.date(2025, 6, 7))
+    log.append(
+        "clickstream",
+        [
+            segment("page", "n1", at(10, 0), cookie="cookie-9"),
+            segment("identify", "n2", at(10, 1), cookie="cookie-9", userId="43"),
+            segment("page", "n3", at(10, 2), cookie="cookie-9", userId="43"),  # same customer: same link
+            segment("identify", "n4", at(11, 0), cookie="cookie-8", userId="42"),
+        ],
+    )
+    consume(log, store)
+
+    links = {
+        row["anonymous_id"]: row
+        for row in store.query("SELECT * FROM identity_stitch ORDER BY anonymous_id")
+    }
+    assert set(links) == {"cookie-8", "cookie-9"}
+    assert (links["cookie-9"]["customer_id"], links["cookie-9"]["status"]) == ("43", "provisional")
+    assert str(links["cookie-9"]["linked_at"]).startswith("2025-06-11 10:02")  # newest userId
+    assert find_person(store, "anonymous_id", "cookie-9") == "p_2"  # before any batch knows it
+
+    # The next batch maps cookie-9 to p_2 itself: the provisional link is settled and dropped;
+    # cookie-8's link the batch does not cover stays.
+    tables = {
+        "person": pa.table({"person_id": ["p_1", "p_2"], "email": ["a@x.com", "b@x.com"]}),
+        "identity_map": pa.table(
+            {
+                "id_type": ["customer_id", "customer_id", "anonymous_id"],
+                "id_value": ["42", "43", "cookie-9"],
+                "person_id": ["p_1", "p_2", "p_2"],
+            }
+        ),
+        "batch_profile": pa.table({"person_id": ["p_1", "p_2"]}),
+    }
+    reconciled = store.publish_batch(D + dt.timedelta(days=1), tables)
+    assert reconciled.dropped == 1
+    left = store.query("SELECT anonymous_id FROM identity_stitch")
+    assert [row["anonymous_id"] for row in left] == ["cookie-8"]

@@ -91,8 +91,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal, NamedTuple, TypeVar
 
-from c360.contracts.serving import realtime_state, realtime_support
+from c360.contracts.serving import identity_stitch, realtime_state, realtime_support
 from c360.errors import TransientError
+from c360.identity.stitching import PROVISIONAL, StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition
 from c360.sources.segment import InvalidMessage
 from c360.sources.zendesk import InvalidSupportEvent, SupportEvent, decode_support
@@ -123,6 +124,8 @@ from c360.speed.storage import (
 )
 from c360.speed.support import SupportState, empty_support_state, support_key, update_support
 from c360.stores import ServingStore
+
+_EPOCH = dt.datetime(1970, 1, 1)  # naive UTC, the stitch table's time base
 
 logger = logging.getLogger(__name__)
 
@@ -537,6 +540,8 @@ class _Prepared:
     duplicates: int
     writes: list[Write] = field(default_factory=list)  # the state rows, converted to bind
     order_writes: list[Write] = field(default_factory=list)
+    # cookies that identified as a new customer in this batch: the real-time identity links
+    stitch_writes: list[Write] = field(default_factory=list)
 
     @property
     def next_offsets(self) -> dict[TopicPartition, int]:
@@ -597,10 +602,14 @@ def _prepare(
     # An order id is kept once per batch, from the first identifier (in the batch's grouping)
     # that shows it; across batches the store keeps the first committed row.
     orders: dict[str, Order] = {}
+    stitches: list[StitchLink] = []
     for key, events in groups.items():
         folded = fold(clicks[key], events)
         duplicates += len(events) - folded.applied
         if folded.applied:
+            link = _new_link(key, clicks[key], folded.state)
+            if link is not None:
+                stitches.append(link)
             clicks[key] = folded.state
             clicks_changed.append(key)
             for order in folded.orders:
@@ -639,7 +648,36 @@ def _prepare(
             *upserts(store, realtime_support, support_rows),
         ],
         order_writes=order_writes(store, order_list),
+        stitch_writes=upserts(store, identity_stitch, [_stitch_row(link) for link in stitches]),
     )
+
+
+def _stitch_row(link: StitchLink) -> dict[str, object]:
+    """A fresh provisional link. Replacing the stored one is right here: a link is only made
+    when the cookie's state changes customer, and the state only moves to newer userIds, so
+    it is newer than the stored link (the general path, with its newest-wins guard, is
+    :func:`c360.identity.stitching.stitch`)."""
+    return {
+        **link._asdict(),
+        "status": PROVISIONAL,
+        "batch_person_id": None,
+        "flagged_at": None,
+    }
+
+
+def _new_link(key: StateKey, before: RealtimeState, after: RealtimeState) -> StitchLink | None:
+    """The cookie's link to a customer when this batch identified it as a new customer.
+
+    Only a change of customer makes a link: a logged-in cookie carries its userId on every
+    event, and re-linking it each batch would cost an upsert per active cookie per batch. The
+    link's time is that of the batch's newest message with the userId.
+    """
+    user_id, at = after["user_id"], after["user_id_at"]
+    if key[0] != "anonymous_id" or user_id is None or at is None:
+        return None
+    if before["user_id"] == user_id:
+        return None
+    return StitchLink(key[1], user_id, _EPOCH + dt.timedelta(microseconds=at))
 
 
 def _commit(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
@@ -655,6 +693,7 @@ def _write(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
         claim_offsets(conn, group, prepared.moves)
         execute(conn, prepared.writes)
         orders = execute(conn, prepared.order_writes)
+        execute(conn, prepared.stitch_writes)
         insert_dead_letters(conn, dead)
     result = BatchResult(
         next_offsets=prepared.next_offsets,
