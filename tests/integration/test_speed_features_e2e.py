@@ -238,7 +238,7 @@ def test_a_login_links_the_cookie_to_the_customer_at_once_and_the_batch_settles_
         [
             segment("page", "n1", at(10, 0), cookie="cookie-9"),
             segment("identify", "n2", at(10, 1), cookie="cookie-9", userId="43"),
-            segment("page", "n3", at(10, 2), cookie="cookie-9", userId="43"),  # same customer: same link
+            segment("page", "n3", at(10, 2), cookie="cookie-9", userId="43"),  # same customer
             segment("identify", "n4", at(11, 0), cookie="cookie-8", userId="42"),
         ],
     )
