@@ -22,14 +22,13 @@ import pytest
 from tiny_world import DAY, build
 
 from c360.batch import features
-from c360.batch import steps as batch_steps
 from c360.batch.pipeline import run_batch
 from c360.batch.steps import ZONE
 from c360.config import ComputeSettings, Settings, load_config
 from c360.engines import ComputeEngine, LakeInput, Step, StepError, open_engine
+from c360.engines import base as engines_base
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import ConfigError, MissingDependencyError
-from c360.identity import run as identity_run
 from c360.lake import Lake
 from c360.stores import open_store
 
@@ -203,12 +202,12 @@ def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     on_duckdb = on_spark.model_copy(update={"compute": ComputeSettings(engine="duckdb")})
     result = Runs()
     with pytest.MonkeyPatch.context() as patch:
-        for module in (batch_steps, identity_run):
-            patch.setattr(
-                module,
-                "open_engine",
-                lambda settings: _Recording(open_engine(settings), result.tables),
-            )
+        # every stage opens its engine through engines.base.compute
+        patch.setattr(
+            engines_base,
+            "open_engine",
+            lambda settings: _Recording(open_engine(settings), result.tables),
+        )
         for settings in (on_duckdb, on_spark):
             engine = settings.compute.engine
             result.persons[engine] = run_batch(settings, DAY).persons

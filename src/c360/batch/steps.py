@@ -11,22 +11,17 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from c360.batch import features, quality
 from c360.batch.inputs import raw_inputs, snapshot
 from c360.config import Settings
-from c360.engines import LakeInput, open_engine
-from c360.engines.base import Step
+from c360.engines import LakeInput, compute
 from c360.identity import run as identity
+from c360.identity.model import IDENTITY_MAP
 from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.stores import open_store
 
 ZONE = "features"
-IDENTITY_MAP_SCHEMA = pa.schema(
-    [("id_type", pa.string()), ("id_value", pa.string()), ("person_id", pa.string())]
-)
 
 
 @dataclass(frozen=True)
@@ -36,18 +31,8 @@ class Outcome:
     detail: str | None = None
 
 
-def _compute(
-    settings: Settings, inputs: list[LakeInput], steps: list[Step], outputs: tuple[str, ...]
-) -> dict[str, pa.Table]:
-    engine = open_engine(settings.compute)
-    try:
-        return dict(engine.run(inputs, steps, outputs))
-    finally:
-        engine.close()
-
-
 def _identity_input(lake: Lake, day: dt.date) -> LakeInput:
-    return snapshot(lake, "identity", "identity_map", day, IDENTITY_MAP_SCHEMA, zone=ZONE)
+    return snapshot(lake, "identity", "identity_map", day, IDENTITY_MAP, zone=ZONE)
 
 
 def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -67,7 +52,9 @@ def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     inputs = [*raw_inputs(lake, day), _identity_input(lake, day)]
-    tables = _compute(settings, inputs, features.feature_steps(day), features.FEATURE_OUTPUTS)
+    tables = compute(
+        settings.compute, inputs, features.feature_steps(day), features.FEATURE_OUTPUTS
+    )
     for name in features.FEATURE_OUTPUTS:
         lake.write_partition("profile", name, day, tables[name], zone=ZONE)
     return Outcome("succeeded", tables["batch_profile"].num_rows, "persons profiled")

@@ -61,3 +61,17 @@ def open_engine(settings: ComputeSettings) -> ComputeEngine:
 
         return SparkEngine(settings)
     raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: duckdb, spark")
+
+
+def compute(
+    settings: ComputeSettings,
+    inputs: Sequence[LakeInput],
+    steps: Sequence[Step],
+    outputs: Sequence[str],
+) -> dict[str, pa.Table]:
+    """Run ``steps`` over ``inputs`` on a freshly opened engine and return ``outputs``."""
+    engine = open_engine(settings)
+    try:
+        return dict(engine.run(inputs, steps, outputs))
+    finally:
+        engine.close()

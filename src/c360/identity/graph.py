@@ -36,7 +36,7 @@ from c360.config import IdentitySettings
 from c360.engines.base import Step
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
-from c360.identity.model import IDENTIFIERS, LINKS, RECORDS
+from c360.identity.model import IDENTIFIERS, LINKS, RECORDS, require
 
 IGNORED = pa.schema(
     [
@@ -190,16 +190,6 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
     )
 
 
-def _require(table: pa.Table, schema: pa.Schema, name: str, columns: tuple[str, ...]) -> pa.Table:
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise DataError(f"identity {name} table lacks column(s) {missing}; expected {schema.names}")
-    try:
-        return table.select(list(columns)).cast(pa.schema([schema.field(c) for c in columns]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DataError(f"identity {name} table does not match its schema: {exc}") from exc
-
-
 def _check_claims(engine: DuckDBEngine) -> None:
     bad = engine.conn.execute(
         """
@@ -231,10 +221,10 @@ def deterministic_links(
     records: pa.Table, identifiers: pa.Table, settings: IdentitySettings
 ) -> DeterministicGraph:
     """Star links between records sharing a usable customer_id or email key, and the refusals."""
-    records = _require(records, RECORDS, "records", _RECORD_COLUMNS)
+    records = require(records, RECORDS, "records", _RECORD_COLUMNS)
     if records["record_key"].null_count:
         raise DataError("identity records: record_key is null in some rows; every record needs one")
-    identifiers = _require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
+    identifiers = require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
     blocked = sorted({v.strip().lower() for v in settings.blocked_values})
     engine = DuckDBEngine()
     try:

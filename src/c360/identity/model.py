@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from c360.errors import DataError
+
 UTC_TIME = pa.timestamp("us", tz="UTC")
 
 # Record types and their keys: mysql/customer:<customer_id>, mysql/order:<order_id>,
@@ -94,3 +96,19 @@ PERSON_HISTORY = pa.schema(
 REDIRECTS = pa.schema(
     [("retired_id", pa.string()), ("person_id", pa.string()), ("since", pa.date32())]
 )
+
+# What identity_map holds: one person per identifier value (lookup form).
+IDENTITY_MAP = pa.schema(
+    [("id_type", pa.string()), ("id_value", pa.string()), ("person_id", pa.string())]
+)
+
+
+def require(table: pa.Table, schema: pa.Schema, name: str, columns: tuple[str, ...]) -> pa.Table:
+    """``columns`` of a stage's input ``table``, cast to ``schema``; a DataError names the gap."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataError(f"identity {name} table lacks column(s) {missing}; expected {schema.names}")
+    try:
+        return table.select(list(columns)).cast(pa.schema([schema.field(c) for c in columns]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"identity {name} table does not match its schema: {exc}") from exc

@@ -16,7 +16,6 @@ down), ``ignored`` (evidence values the graph guards refused),
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import pyarrow.compute as pc
 from c360.batch.features import identity_record_steps
 from c360.batch.inputs import raw_inputs
 from c360.config import Settings
-from c360.engines import open_engine
+from c360.engines import compute
 from c360.identity import clustering, graph, probabilistic, records, stable_ids
 from c360.identity.model import LINKS
 from c360.lake import Lake
@@ -74,13 +73,9 @@ class IdentityReport:
 
 
 def _extract(settings: Settings, lake: Lake, day: dt.date) -> records.IdentityRecords:
-    engine = open_engine(settings.compute)
-    try:
-        raw = dict(
-            engine.run(raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS)
-        )
-    finally:
-        engine.close()
+    raw = compute(
+        settings.compute, raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS
+    )
     return records.build(raw, settings.identity)
 
 
@@ -183,7 +178,3 @@ def latest_day(lake: Lake, on_or_before: dt.date | None = None) -> dt.date | Non
         if on_or_before is None or d <= on_or_before
     ]
     return days[-1] if days else None
-
-
-def report_json(report: IdentityReport) -> str:
-    return json.dumps(report.as_dict(), default=str)

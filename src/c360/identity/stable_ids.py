@@ -61,10 +61,12 @@ from c360.identity.model import (
     ASSIGNMENT,
     CLUSTERS,
     IDENTIFIERS,
+    IDENTITY_MAP,
     PERSON_HISTORY,
     RECORDS,
     REDIRECTS,
     UTC_TIME,
+    require,
 )
 from c360.lake import Lake
 
@@ -77,9 +79,6 @@ PERSON_IDS = pa.schema(
 # Identifier values left out of identity_map because their records lie in several persons.
 AMBIGUOUS = pa.schema(
     [("id_type", pa.string()), ("id_value", pa.string()), ("persons", pa.int64())]
-)
-IDENTITY_MAP = pa.schema(
-    [("id_type", pa.string()), ("id_value", pa.string()), ("person_id", pa.string())]
 )
 
 # An identifier that *is* a record's id belongs to that record's person even when other
@@ -175,16 +174,6 @@ class Assignment:
             ("person_ids", self.person_ids),
         ):
             lake.write_partition(SOURCE, name, self.day, table.cast(LAKE_TABLES[name]), zone=ZONE)
-
-
-def _require(table: pa.Table, schema: pa.Schema, name: str, columns: tuple[str, ...]) -> pa.Table:
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise DataError(f"identity {name} table lacks column(s) {missing}; expected {schema.names}")
-    try:
-        return table.select(list(columns)).cast(pa.schema([schema.field(c) for c in columns]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DataError(f"identity {name} table does not match its schema: {exc}") from exc
 
 
 def _check(engine: DuckDBEngine, sql: str, problem: str) -> None:
@@ -484,22 +473,22 @@ def assign(
             f"identity: the previous state is of {previous.day}, not before {day}; "
             "read it with Previous.from_lake(lake, day)"
         )
-    clusters = _require(clusters, CLUSTERS, "clusters", ("record_key", "cluster_key"))
-    records = _require(records, RECORDS, "records", _RECORD_COLUMNS)
+    clusters = require(clusters, CLUSTERS, "clusters", ("record_key", "cluster_key"))
+    records = require(records, RECORDS, "records", _RECORD_COLUMNS)
     prev_assignment = _empty(ASSIGNMENT)
     prev_redirects = _empty(REDIRECTS)
     prev_person_ids = _empty(PERSON_IDS)
     if previous is not None:
-        prev_assignment = _require(
+        prev_assignment = require(
             previous.assignment, ASSIGNMENT, "previous assignment", tuple(ASSIGNMENT.names)
         )
-        prev_redirects = _require(
+        prev_redirects = require(
             previous.redirects, REDIRECTS, "previous redirects", tuple(REDIRECTS.names)
         )
-        prev_person_ids = _require(
+        prev_person_ids = require(
             previous.person_ids, PERSON_IDS, "previous person ids", tuple(PERSON_IDS.names)
         )
-    reasons = _require(
+    reasons = require(
         reasons if reasons is not None else _empty(REASONS),
         REASONS,
         "reasons",
@@ -595,10 +584,10 @@ def identity_map(identifiers: pa.Table, assignment: pa.Table) -> IdentityMap:
     persons (a shared family email, a shop's front-desk phone) is ambiguous: it is left out and
     listed in ``ambiguous``.
     """
-    identifiers = _require(
+    identifiers = require(
         identifiers, IDENTIFIERS, "identifiers", ("record_key", "id_type", "id_value")
     )
-    assignment = _require(assignment, ASSIGNMENT, "assignment", tuple(ASSIGNMENT.names))
+    assignment = require(assignment, ASSIGNMENT, "assignment", tuple(ASSIGNMENT.names))
     owner_records = pa.table(
         {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
     )
