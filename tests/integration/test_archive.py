@@ -138,3 +138,42 @@ def test_backfill_from_a_file_matches_the_archive_and_is_idempotent(
     assert sorted(reasons.column("record").to_pylist()) == sorted(
         ['{"type": "page", "messageId": "m3"}', "not json"]
     )
+
+
+def test_backfill_streams_by_day_and_stays_right_on_an_unordered_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiny batches force every path: settled days, the row cap, a day that comes back."""
+    from c360.ingest import backfill
+
+    merges: list[dt.date] = []
+    real_merge = backfill.merge
+
+    def counting_merge(lake: Lake, topic: str, day: dt.date, new: object) -> int:
+        merges.append(day)
+        return real_merge(lake, topic, day, new)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backfill, "BATCH_ROWS", 2)
+    monkeypatch.setattr(backfill, "SETTLE_BATCHES", 1)
+    monkeypatch.setattr(backfill, "MAX_BUFFERED_ROWS", 3)
+    monkeypatch.setattr(backfill, "merge", counting_merge)
+    duplicate = page("d2b", "b", "2025-05-02T11:00:00Z")[1]
+    lines = [
+        page("d1a", "a", "2025-05-01T10:00:00Z")[1],
+        page("d1b", "a", "2025-05-01T10:01:00Z")[1],
+        page("d2a", "b", "2025-05-02T10:00:00Z")[1],
+        duplicate,
+        duplicate,
+        b"{broken",
+        page("d2c", "b", "2025-05-02T12:00:00Z")[1],
+        page("d1late", "c", "2025-05-01T23:00:00Z")[1],
+    ]
+    path = tmp_path / "unordered.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    lake = Lake(settings.lake.url)
+    report = backfill.backfill_file(lake, path, "clickstream", D2)
+    assert (report.rows, report.partitions, report.quarantined) == (6, 2, 1)
+    assert merges.count(D1) == 2, "day 1 is merged when settled, then again for its late line"
+    assert archived(settings, D1) == ["d1a", "d1b", "d1late"]
+    assert archived(settings, D2) == ["d2a", "d2b", "d2c"]
+    assert backfill.backfill_file(lake, path, "clickstream", D2).rows == 0
