@@ -7,12 +7,19 @@ import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, select
+from sqlalchemy import DateTime, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from c360.contracts.serving import realtime_order
+from c360.contracts.serving import identity_stitch, realtime_order, realtime_state
 from c360.speed.events import epoch_us
-from c360.speed.storage import MAX_ROWS_PER_STATEMENT, _conversion, upserts, write_rows
+from c360.speed.storage import (
+    MAX_ROWS_PER_STATEMENT,
+    _conversion,
+    _positional,
+    _template,
+    upserts,
+    write_rows,
+)
 from c360.stores import open_store
 
 _NAIVE_EPOCH = dt.datetime(1970, 1, 1)
@@ -71,5 +78,30 @@ def test_rows_go_in_few_statements_of_power_of_two_sizes(tmp_path: Path, count: 
         assert [(r.order_id, r.order_at) for r in stored] == [
             (f"o{i}", when + dt.timedelta(microseconds=i)) for i in range(count)
         ]
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://localhost/never-connected"])
+@pytest.mark.parametrize("table", [realtime_state, realtime_order, identity_stitch])
+@pytest.mark.parametrize("replace", [True, False])
+def test_multi_row_upserts_are_what_sqlalchemy_compiles(
+    url: str, table: Table, replace: bool
+) -> None:
+    """The templates repeat the one-row VALUES group; SQLAlchemy's own multi-row compile of
+    the same upsert must give the same text, placeholder for placeholder."""
+    store = open_store(url)
+    try:
+        names = [column.name for column in table.columns]
+        keys = [column.name for column in table.primary_key.columns]
+        for rows in (1, 2, 5):
+            insert_ = store.dialect_insert(table).values([dict.fromkeys(names)] * rows)
+            if replace:
+                set_ = {n: insert_.excluded[n] for n in names if n not in keys}
+                statement = insert_.on_conflict_do_update(index_elements=keys, set_=set_)
+            else:
+                statement = insert_.on_conflict_do_nothing(index_elements=keys)
+            expected = statement.compile(dialect=_positional(store.engine.dialect)).string
+            assert _template(store, table, replace, rows).sql == expected
     finally:
         store.dispose()
