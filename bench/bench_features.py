@@ -1,7 +1,8 @@
 """Benchmark: the batch feature step on DuckDB (and optionally Spark) for a simulated world.
 
-Prepares once (reused while the folder exists): generate the world, ingest every source for
-its last day, backfill the clickstream into the archive, run the identity step. Then times the
+Prepares once (reused while the folder exists; an interrupted preparation resumes at the stage
+it stopped in): generate the world, ingest every source for its last day, backfill the
+clickstream into the archive, run the identity step. Then times the
 feature step alone — read the lake, compute every catalogue feature, write the day's snapshot —
 and prints one JSON line.
 
@@ -14,8 +15,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import resource
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from c360.batch.steps import run_features, run_identity
@@ -37,25 +41,50 @@ def settings_for(folder: Path, customers: int, days: int, engine: str) -> Settin
     return load_config(environ={}, overrides=overrides).settings
 
 
-def prepare(settings: Settings, folder: Path, day: dt.date) -> dict[str, float]:
+def prepare(
+    settings: Settings, folder: Path, day: dt.date, drop_sources: bool = False
+) -> dict[str, float]:
+    """Generate, ingest, backfill and resolve identities, once: each stage done is recorded
+    (with its seconds) in ``folder/prepared``, so an interrupted preparation resumes.
+    ``drop_sources`` deletes each source file once it is in the lake (the large world's 38 GB
+    of sources and its lake do not fit this machine's disk together)."""
     marker = folder / "prepared"
-    if marker.exists():
-        return {}
-    timings = {}
-    started = time.perf_counter()
-    if not Path(settings.sources.clickstream.path).exists():  # a world from an earlier try
-        generate(settings, replace=True)
-        timings["generate_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    ingest(settings, day, ("mysql", "mailchimp", "zendesk"))
+    timings: dict[str, float] = json.loads(marker.read_text()) if marker.exists() else {}
     lake = Lake(settings.lake.url)
-    backfill_file(lake, Path(settings.sources.clickstream.path), "clickstream", day)
-    timings["ingest_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    run_identity(settings, lake, day)
-    timings["identity_s"] = time.perf_counter() - started
-    marker.write_text(json.dumps(timings))
+    clickstream = Path(settings.sources.clickstream.path)
+    stages: dict[str, Callable[[], object]] = {
+        "generate_s": lambda: clickstream.exists() or generate(settings, replace=True),
+        "ingest_s": lambda: ingest(settings, day, ("mysql", "mailchimp", "zendesk")),
+        "backfill_s": lambda: backfill_file(lake, clickstream, "clickstream", day),
+        "identity_s": lambda: run_identity(settings, lake, day),
+    }
+    for stage, work in stages.items():
+        if stage in timings:
+            continue
+        started = time.perf_counter()
+        work()
+        timings[stage] = time.perf_counter() - started
+        marker.write_text(json.dumps(timings))
+        if drop_sources:
+            _drop_ingested(settings, stage)
     return timings
+
+
+def _drop_ingested(settings: Settings, stage: str) -> None:
+    sources = settings.sources
+    dropped = {
+        "ingest_s": [
+            Path(sources.mysql.url.removeprefix("sqlite:///")),
+            Path(sources.zendesk.path),
+            Path(sources.mailchimp.dir),
+        ],
+        "backfill_s": [Path(sources.clickstream.path)],
+    }.get(stage, [])
+    for path in dropped:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def time_features(settings: Settings, day: dt.date) -> tuple[int, float, float]:
@@ -77,12 +106,18 @@ def main() -> None:
         default="duckdb",
         help="both: DuckDB then Spark on the same lake in this run, with their ratio",
     )
+    parser.add_argument(
+        "--drop-sources",
+        action="store_true",
+        help="delete each generated source once it is in the lake (for worlds near disk size)",
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.dir.mkdir(parents=True, exist_ok=True)
     engines = ["duckdb", "spark"] if args.engine == "both" else [args.engine]
     settings = settings_for(args.dir, args.customers, args.days, engines[0])
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
-    preparation = prepare(settings, args.dir, day)
+    preparation = prepare(settings, args.dir, day, args.drop_sources)
     lake = Lake(settings.lake.url)
     orders = lake.manifest("shop", "orders", day)["rows"]
     events = sum(
