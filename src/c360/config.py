@@ -99,6 +99,28 @@ class ServingSettings(_Section):
         )
 
 
+def _pairs(text: str) -> list[str]:
+    return [pair.strip() for pair in text.split(";") if pair.strip()]
+
+
+# Client properties the Kafka log sets itself (its guarantees depend on them) and why.
+KAFKA_OWNED_PROPERTIES = {
+    "bootstrap.servers": "from log.url",
+    "group.id": "the stream worker's consumer group",
+    "enable.idempotence": "the idempotent producer",
+    "acks": "acks=all, with the idempotent producer",
+    "enable.auto.commit": "offsets live in the serving store",
+    "enable.auto.offset.store": "offsets live in the serving store",
+    "auto.offset.reset": "workers resume from the serving store's offsets",
+    "partition.assignment.strategy": "the worker's rebalancing",
+    "session.timeout.ms": "a log.url parameter: ?session_timeout_ms=",
+    "heartbeat.interval.ms": "a log.url parameter: ?heartbeat_interval_ms=",
+    "allow.auto.create.topics": "topics are created on first append only",
+    "logger": "c360's logging",
+    "error_cb": "c360's error handling",
+}
+
+
 class LogSettings(_Section):
     """The event log between ingestion and the speed layer: local folder or Kafka."""
 
@@ -106,6 +128,39 @@ class LogSettings(_Section):
         "local://data/log", description="local://PATH or kafka://HOST:PORT[,HOST:PORT]"
     )
     partitions: int = Field(4, ge=1, le=1024, description="partitions per topic (local log)")
+    kafka_properties: SecretStr | None = Field(
+        None,
+        description="extra librdkafka client properties for a kafka:// log, KEY=VALUE pairs "
+        "separated by ';' (e.g. security.protocol=SASL_SSL; sasl.mechanism=PLAIN; "
+        "sasl.username=KEY; sasl.password=SECRET); a secret: set it with "
+        "C360_LOG_KAFKA_PROPERTIES",
+    )
+
+    @field_validator("kafka_properties")
+    @classmethod
+    def _kafka_pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for pair in _pairs(value.get_secret_value()):
+            key, equals, _ = pair.partition("=")
+            key = key.strip()
+            if not equals or not key:
+                raise ValueError(
+                    f"a pair is not KEY=VALUE (its key: {key!r}); write KEY=VALUE pairs "
+                    "separated by ';', e.g. security.protocol=SASL_SSL; sasl.mechanism=PLAIN"
+                )
+            if key in KAFKA_OWNED_PROPERTIES:
+                raise ValueError(
+                    f"{key} is set by c360 itself ({KAFKA_OWNED_PROPERTIES[key]}); remove it"
+                )
+        return value
+
+    def kafka_client_properties(self) -> dict[str, str]:
+        """``kafka_properties`` as a mapping of librdkafka property → value."""
+        if self.kafka_properties is None:
+            return {}
+        pairs = (p.partition("=") for p in _pairs(self.kafka_properties.get_secret_value()))
+        return {key.strip(): value.strip() for key, _, value in pairs}
 
     @field_validator("url")
     @classmethod
@@ -141,7 +196,7 @@ class ComputeSettings(_Section):
     @field_validator("spark_conf")
     @classmethod
     def _spark_pairs(cls, value: str) -> str:
-        for pair in filter(None, (p.strip() for p in value.split(";"))):
+        for pair in _pairs(value):
             key, equals, _ = pair.partition("=")
             if not equals or not key.strip().startswith("spark."):
                 raise ValueError(
@@ -152,7 +207,7 @@ class ComputeSettings(_Section):
 
     def spark_conf_pairs(self) -> dict[str, str]:
         """``spark_conf`` as a mapping of Spark setting → value."""
-        pairs = (p.partition("=") for p in self.spark_conf.split(";") if p.strip())
+        pairs = (p.partition("=") for p in _pairs(self.spark_conf))
         return {key.strip(): value.strip() for key, _, value in pairs}
 
 

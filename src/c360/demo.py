@@ -27,7 +27,7 @@ from c360.batch.pipeline import BatchResult, run_batch
 from c360.config import Settings
 from c360.contracts import shop_db
 from c360.errors import TerminalError
-from c360.logs import open_log
+from c360.logs import open_configured
 from c360.simulator import generate
 from c360.sources.files import open_bytes
 from c360.speed.replay import publish_file
@@ -122,7 +122,7 @@ def stream(
     ``stop`` None: replay at full speed and return once the worker has caught up.
     Otherwise: replay at ``rate`` events/s on a thread and process until ``stop`` is set.
     """
-    log = open_log(settings.log.url, settings.log.partitions)
+    log = open_configured(settings.log)
     store = open_store(settings.serving.url)
     path = Path(settings.sources.clickstream.path)
     try:

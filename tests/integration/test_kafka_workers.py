@@ -9,6 +9,7 @@ exactly as one uninterrupted worker leaves it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -24,8 +25,9 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
+from c360.config import load_config
 from c360.errors import ConfigError, MissingDependencyError, NotFoundError, TransientError
-from c360.logs import TopicPartition, open_log, partition_for
+from c360.logs import TopicPartition, open_configured, open_log, partition_for
 from c360.logs.kafka import KafkaLog, KafkaSettings
 from c360.speed.worker import WorkerStats, run
 from c360.stores import ServingStore, open_store
@@ -92,6 +94,37 @@ def test_without_confluent_kafka_the_error_says_what_to_install(
 
 
 # -- one process ---------------------------------------------------------------------------------
+@pytest.mark.kafka
+def test_client_properties_reach_librdkafka(
+    kafka_cluster: MockCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``log.kafka_properties`` (security, tuning) go to every client; librdkafka's own debug
+    lines are the evidence that they were applied."""
+    settings = load_config(
+        environ={
+            "C360_LOG_URL": f"kafka://{kafka_cluster.bootstrap_servers}?timeout_ms=10000",
+            "C360_LOG_KAFKA_PROPERTIES": "debug=metadata; client.rack=r1",
+        }
+    ).settings
+    assert settings.log.kafka_client_properties() == {"debug": "metadata", "client.rack": "r1"}
+    topic = f"props-{uuid.uuid4().hex[:8]}"
+    with (
+        caplog.at_level(logging.DEBUG, logger="c360.logs.kafka.librdkafka"),
+        open_configured(settings.log) as log,
+    ):
+        log.append(topic, [("k", b"v")])
+        assert log.end_offset(topic, partition_for("k", log.partitions(topic))) == 1
+    assert any("metadata" in record.getMessage().lower() for record in caplog.records)
+
+
+def test_an_unknown_client_property_names_the_setting() -> None:
+    with pytest.raises(ConfigError, match="No such configuration property") as caught:
+        open_log("kafka://127.0.0.1:9092", PARTITIONS, {"no.such.property": "1"}).append(
+            "t", [("k", b"v")]
+        )
+    assert caught.value.key == "log.kafka_properties"
+
+
 @pytest.mark.kafka
 def test_topic_metadata_and_partition_bounds(kafka_cluster: MockCluster) -> None:
     topic = f"six-{uuid.uuid4().hex[:8]}"

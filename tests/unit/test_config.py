@@ -60,6 +60,18 @@ def test_config_file_found_through_environment(tmp_path: Path) -> None:
         ("", {"C360_COMPUTE_ENGINE": "flink"}, "compute.engine", "'duckdb' or 'spark'"),
         ("", {"C360_SERVNG_URL": "x"}, "C360_SERVNG_URL", "unknown environment variable"),
         ("", {"C360_SOURCES_MYSQL_URL": "not a url"}, "sources.mysql.url", "SQLAlchemy URL"),
+        (
+            "",
+            {"C360_LOG_KAFKA_PROPERTIES": "security.protocol=SSL; ssl.ca.location"},
+            "log.kafka_properties",
+            "its key: 'ssl.ca.location'); write KEY=VALUE pairs",
+        ),
+        (
+            "",
+            {"C360_LOG_KAFKA_PROPERTIES": "acks=1"},
+            "log.kafka_properties",
+            "acks is set by c360 itself (acks=all, with the idempotent producer); remove it",
+        ),
     ],
 )
 def test_mistakes_name_the_key_and_what_is_accepted(
@@ -115,12 +127,25 @@ def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path: Path) -> None:
     assert "Traceback" in debug.stderr
 
 
+def test_kafka_properties_parse_and_stay_secret(tmp_path: Path) -> None:
+    env = {"C360_LOG_KAFKA_PROPERTIES": " sasl.username = k ; sasl.password=p=w; ; "}
+    log = load_config(environ=env).settings.log
+    assert log.kafka_client_properties() == {"sasl.username": "k", "sasl.password": "p=w"}
+    assert "p=w" not in repr(log)
+    assert load_config(environ={}).settings.log.kafka_client_properties() == {}
+
+
 def test_cli_config_show_prints_values_and_origins(tmp_path: Path) -> None:
     write(tmp_path, "[api]\nport = 9001\n")
-    env = {"PATH": "/usr/bin:/bin", "C360_LOG_PARTITIONS": "3"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "C360_LOG_PARTITIONS": "3",
+        "C360_LOG_KAFKA_PROPERTIES": "sasl.password=hunter2",
+    }
     result = run_cli("config", "show", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "9001" in lines["api.port"] and "c360.toml" in lines["api.port"]
     assert "env C360_LOG_PARTITIONS" in lines["log.partitions"]
     assert "[default]" in lines["lake.url"]
+    assert "hunter2" not in result.stdout and "log.kafka_properties" in lines

@@ -51,7 +51,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from c360.config import CollectorSettings, LogSettings
-from c360.logs import EventLog, open_log
+from c360.logs import EventLog, open_configured
 from c360.sources.segment import MESSAGE_TYPES, InvalidMessage, validate
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class IngestLog:
     def open(self) -> None:
         with self._lock:
             if self._log is None:
-                self._log = open_log(self._settings.url, self._settings.partitions)
+                self._log = open_configured(self._settings)
                 self._owned = True
 
     def close(self) -> None:

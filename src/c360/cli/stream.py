@@ -13,7 +13,7 @@ from types import FrameType
 import click
 
 from c360.cli.main import AppContext, pass_app
-from c360.logs import open_log
+from c360.logs import open_configured
 from c360.speed import replay, worker
 from c360.stores import open_store
 
@@ -37,7 +37,7 @@ def command() -> None:
 def publish(app: AppContext, file: Path, topic: str, rate: float | None, as_json: bool) -> None:
     """Append a JSON-lines file (plain or gzip) of Segment messages to the event log."""
     settings = app.config().settings
-    with open_log(settings.log.url, settings.log.partitions) as log:
+    with open_configured(settings.log) as log:
         stats = replay.publish_file(log, file, topic=topic, rate=rate)
     if as_json:
         click.echo(json.dumps({"topic": topic, **stats.as_dict()}))
@@ -92,7 +92,7 @@ def run(
 ) -> None:
     """Consume the event log into the real-time tables of the serving store."""
     settings = app.config().settings
-    with open_log(settings.log.url, settings.log.partitions) as log:
+    with open_configured(settings.log) as log:
         store = open_store(settings.serving.url)
         try:
             store.migrate()

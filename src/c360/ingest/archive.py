@@ -29,7 +29,7 @@ from c360.config import Settings
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
-from c360.logs import EventLog, Record, open_log
+from c360.logs import EventLog, Record, open_configured
 
 SOURCE = "events"
 TOPICS = ("clickstream", "support")
@@ -177,5 +177,5 @@ def archive(
     settings: Settings, day: dt.date, topics: tuple[str, ...] = TOPICS
 ) -> list[TableReport]:
     lake = Lake(settings.lake.url)
-    with open_log(settings.log.url, settings.log.partitions) as log:
+    with open_configured(settings.log) as log:
         return [archive_topic(log, lake, topic, day) for topic in topics]

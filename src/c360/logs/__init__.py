@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from c360.errors import ConfigError
 from c360.logs.base import EventLog, Record, RecordBatch, TopicPartition, partition_for
 
-__all__ = ["EventLog", "Record", "RecordBatch", "TopicPartition", "open_log", "partition_for"]
+if TYPE_CHECKING:
+    from c360.config import LogSettings
+
+__all__ = [
+    "EventLog",
+    "Record",
+    "RecordBatch",
+    "TopicPartition",
+    "open_configured",
+    "open_log",
+    "partition_for",
+]
 
 LOCAL_SCHEME = "local://"
 
 
-def open_log(url: str, partitions: int) -> EventLog:
+def open_log(
+    url: str, partitions: int, kafka_properties: Mapping[str, str] | None = None
+) -> EventLog:
     """The event log for a ``log.url``; the scheme picks the backend.
 
     ``partitions`` is the partition count of topics the log creates (``log.partitions``).
     ``kafka://`` takes query parameters (``session_timeout_ms``, ``heartbeat_interval_ms``,
-    ``timeout_ms``): see :mod:`c360.logs.kafka`.
+    ``timeout_ms``): see :mod:`c360.logs.kafka`; ``kafka_properties`` are extra librdkafka
+    client properties (``log.kafka_properties``: security, tuning). Use :func:`open_configured`
+    with the settings' ``log`` section.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "local":
@@ -28,7 +46,12 @@ def open_log(url: str, partitions: int) -> EventLog:
     if scheme == "kafka":
         from c360.logs.kafka import KafkaLog
 
-        return KafkaLog.from_url(url, partitions)
+        return KafkaLog.from_url(url, partitions, kafka_properties)
     raise ConfigError(
         "log.url", f"unsupported event log {url!r}; accepted: local://PATH, kafka://HOST:PORT"
     )
+
+
+def open_configured(settings: LogSettings) -> EventLog:
+    """The event log a ``[log]`` section describes."""
+    return open_log(settings.url, settings.partitions, settings.kafka_client_properties())

@@ -68,7 +68,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,19 +174,22 @@ def _kafka_error(exc: BaseException) -> confluent_kafka.KafkaError | None:
     return None
 
 
-def classify(error: confluent_kafka.KafkaError | None, message: str) -> C360Error:
+def classify(
+    error: confluent_kafka.KafkaError | None, message: str, config_key: str = "log.url"
+) -> C360Error:
     """The c360 error for a driver error: what to retry, what to fix.
 
     Bad configuration (an invalid client property) is a :class:`ConfigError`; refused
     credentials or ACLs a :class:`TerminalError`; everything else a broker or the network did (a
     timeout, a broker down, a leader moving, a fatal idempotent-producer state that a new
-    producer clears) is a :class:`TransientError`.
+    producer clears) is a :class:`TransientError`. ``config_key`` is the setting a
+    :class:`ConfigError` names.
     """
     ck = _driver()
     code = None if error is None else error.code()
     detail = message if error is None else f"{message}: {error.str()}"
     if code in {ck.KafkaError._INVALID_ARG, ck.KafkaError._NOT_IMPLEMENTED}:
-        return ConfigError("log.url", detail)
+        return ConfigError(config_key, detail)
     if code in {
         ck.KafkaError._AUTHENTICATION,
         ck.KafkaError.SASL_AUTHENTICATION_FAILED,
@@ -308,6 +311,7 @@ class KafkaLog(EventLog):
         session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         if partitions < 1:
             raise ConfigError("log.partitions", f"must be >= 1, got {partitions}")
@@ -315,6 +319,7 @@ class KafkaLog(EventLog):
             bootstrap_servers, session_timeout_ms, heartbeat_interval_ms, timeout_ms
         )
         self.default_partitions = partitions
+        self._properties = dict(properties or {})  # log.kafka_properties: security, tuning
         self._ck = _driver()
         self._timeout_s = timeout_ms / 1000
         self._lock = threading.RLock()  # one operation at a time: the clients' state is shared
@@ -326,7 +331,9 @@ class KafkaLog(EventLog):
         self._problem: str | None = None  # the last client-wide error (e.g. brokers down)
 
     @classmethod
-    def from_url(cls, url: str, partitions: int) -> KafkaLog:
+    def from_url(
+        cls, url: str, partitions: int, properties: Mapping[str, str] | None = None
+    ) -> KafkaLog:
         settings = KafkaSettings.from_url(url)
         return cls(
             settings.bootstrap_servers,
@@ -334,6 +341,7 @@ class KafkaLog(EventLog):
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             timeout_ms=settings.timeout_ms,
+            properties=properties,
         )
 
     def __repr__(self) -> str:
@@ -354,6 +362,7 @@ class KafkaLog(EventLog):
             "logger": _librdkafka_logger,
             "error_cb": self._on_error,
             **specific,
+            **self._properties,  # the keys c360 relies on are refused by the config
         }
 
     def _client(self, kind: str, config: dict[str, Any]) -> Any:
@@ -361,9 +370,10 @@ class KafkaLog(EventLog):
             return getattr(self._ck, kind)(config)
         except (self._ck.KafkaException, ValueError, TypeError) as exc:
             error = _kafka_error(exc)
+            key = "log.kafka_properties" if self._properties else "log.url"
             if error is None:  # the client rejected a property before connecting
-                raise ConfigError("log.url", f"invalid Kafka {kind} settings: {exc}") from exc
-            raise classify(error, f"cannot create a Kafka {kind}") from exc
+                raise ConfigError(key, f"invalid Kafka {kind} settings: {exc}") from exc
+            raise classify(error, f"cannot create a Kafka {kind}", key) from exc
 
     def _check_open(self) -> None:
         if self._closed:
