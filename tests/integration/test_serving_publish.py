@@ -6,8 +6,11 @@ import datetime as dt
 import threading
 
 import pyarrow as pa
+import pytest
+from sqlalchemy import inspect, text
 
 from c360.contracts import serving
+from c360.errors import DataError
 from c360.stores import ServingStore
 from c360.stores.profiles import get_profile
 
@@ -147,3 +150,26 @@ def test_profile_view_joins_batch_and_stitched_realtime(store: ServingStore) -> 
     assert profile is not None
     assert profile["realtime"]["events_total"] == 7
     assert profile["realtime"]["time_since_last_event_seconds"] == 30.0
+
+
+def test_migrate_adds_the_columns_a_newer_version_declares(store: ServingStore) -> None:
+    """A store an older c360 created gains the new columns (with their server defaults);
+    one that cannot be added to existing rows is refused with the reason."""
+    with store.begin() as conn:
+        conn.execute(
+            text("INSERT INTO realtime_state (id_type, id_value, current_session_page_views, "
+                 "events_total) VALUES ('anonymous_id', 'a1', 2, 5)")
+        )  # fmt: skip
+        conn.execute(text("ALTER TABLE realtime_state DROP COLUMN user_id_at"))
+        conn.execute(text("ALTER TABLE realtime_state DROP COLUMN cart_items"))
+    store.migrate()
+    with store.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("realtime_state")}
+        row = conn.execute(text("SELECT cart_items, user_id_at FROM realtime_state")).one()
+    assert {"user_id_at", "cart_items"} <= columns
+    assert (row.cart_items, row.user_id_at) == (0, None)
+    store.migrate()  # nothing left to add
+    with store.begin() as conn:
+        conn.execute(text("ALTER TABLE realtime_state DROP COLUMN events_total"))
+    with pytest.raises(DataError, match="lacks column events_total, which cannot be added"):
+        store.migrate()

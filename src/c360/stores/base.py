@@ -7,6 +7,7 @@ differs (connection set-up, upsert syntax). Only those two modules know their dr
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -14,13 +15,16 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, select, text
 from sqlalchemy import types as sqltypes
+from sqlalchemy.schema import CreateColumn
 
 from c360.batch.cutoff import cutoff
 from c360.contracts import serving
-from c360.errors import ConfigError
+from c360.errors import ConfigError, DataError
 from c360.identity import stitching
 from c360.identity.stitching import Reconciled
 from c360.stores import views
+
+logger = logging.getLogger(__name__)
 
 INSERT_CHUNK = 5_000
 
@@ -64,9 +68,11 @@ class ServingStore:
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create the fixed tables (and an empty batch_profile to grow); idempotent."""
+        """Create the fixed tables (and an empty batch_profile to grow), and add the columns a
+        newer c360 declares to tables an older one created; idempotent."""
         serving.metadata.create_all(self.engine)
         with self.begin() as conn:
+            _add_missing_columns(conn)
             if not inspect(conn).has_table(serving.BATCH_PROFILE):
                 Table(
                     serving.BATCH_PROFILE,
@@ -168,6 +174,29 @@ class ServingStore:
             return [dict(row._mapping) for row in conn.execute(text(sql), dict(params or {}))]
         with self.engine.connect() as own:
             return self.query(sql, params, own)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """``ALTER TABLE … ADD COLUMN`` for each declared column an existing table lacks.
+
+    A new column must be nullable or have a server default (existing rows need a value); a
+    new primary-key column cannot be added in place.
+    """
+    inspector = inspect(conn)
+    for table in serving.metadata.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            if column.primary_key or (not column.nullable and column.server_default is None):
+                raise DataError(
+                    f"serving table {table.name} lacks column {column.name}, which cannot be "
+                    "added to existing rows (a key, or NOT NULL without a server default); "
+                    "migrate the table by hand or publish into a new serving store"
+                )
+            definition = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
+            logger.info("serving store: added column %s.%s", table.name, column.name)
 
 
 def open_store(url: str) -> ServingStore:
