@@ -31,12 +31,15 @@ from c360.lake import Lake
 from c360.simulator import generate
 
 
-def settings_for(folder: Path, customers: int, days: int, engine: str) -> Settings:
+def settings_for(
+    folder: Path, customers: int, days: int, engine: str, memory_limit: str = ""
+) -> Settings:
     overrides = {
         **demo_overrides(folder),
         "simulator.customers": customers,
         "simulator.days": days,
         "compute.engine": engine,
+        "compute.memory_limit": memory_limit,
     }
     return load_config(environ={}, overrides=overrides).settings
 
@@ -107,6 +110,11 @@ def main() -> None:
         help="both: DuckDB then Spark on the same lake in this run, with their ratio",
     )
     parser.add_argument(
+        "--memory-limit",
+        default="",
+        help="compute.memory_limit for the feature step, e.g. 6GB (default: the engine's)",
+    )
+    parser.add_argument(
         "--drop-sources",
         action="store_true",
         help="delete each generated source once it is in the lake (for worlds near disk size)",
@@ -126,7 +134,9 @@ def main() -> None:
     )
     seconds: dict[str, float] = {}
     for engine in engines:
-        engine_settings = settings_for(args.dir, args.customers, args.days, engine)
+        engine_settings = settings_for(
+            args.dir, args.customers, args.days, engine, args.memory_limit
+        )
         persons, seconds[engine], cpu = time_features(engine_settings, day)
         print(
             json.dumps(
