@@ -119,6 +119,11 @@ def main() -> None:
         action="store_true",
         help="delete each generated source once it is in the lake (for worlds near disk size)",
     )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="stop after preparing, so a later run's peak RSS is the feature step's alone",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +131,9 @@ def main() -> None:
     settings = settings_for(args.dir, args.customers, args.days, engines[0])
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     preparation = prepare(settings, args.dir, day, args.drop_sources)
+    if args.prepare_only:
+        print(json.dumps({"bench": "batch_features", "prepared": preparation}))
+        return
     lake = Lake(settings.lake.url)
     orders = lake.manifest("shop", "orders", day)["rows"]
     events = sum(
