@@ -112,7 +112,8 @@ def main() -> None:
     parser.add_argument(
         "--memory-limit",
         default="",
-        help="compute.memory_limit for the feature step, e.g. 6GB (default: the engine's)",
+        help="compute.memory_limit for preparation and the feature step, e.g. 6GB "
+        "(default: the engine's)",
     )
     parser.add_argument(
         "--drop-sources",
@@ -128,7 +129,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.dir.mkdir(parents=True, exist_ok=True)
     engines = ["duckdb", "spark"] if args.engine == "both" else [args.engine]
-    settings = settings_for(args.dir, args.customers, args.days, engines[0])
+    settings = settings_for(args.dir, args.customers, args.days, engines[0], args.memory_limit)
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     preparation = prepare(settings, args.dir, day, args.drop_sources)
     if args.prepare_only:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from c360.cli.main import cli
 from c360.config import Settings, load_config
 from c360.demo import demo_overrides
+from c360.engines.duckdb import DuckDBEngine
 from c360.identity.evaluate import evaluate
 from c360.identity.run import resolve
 from c360.identity.stable_ids import SOURCE, ZONE
@@ -96,6 +97,31 @@ def test_rerunning_a_day_gives_the_same_ids(resolved: Settings):
     day = _last_day(resolved)
     before = _assignment(resolved, day)
     resolve(resolved, Lake(resolved.lake.url), day)
+    assert _assignment(resolved, day).equals(before)
+
+
+def test_compute_memory_limit_bounds_every_duckdb_the_step_opens(
+    resolved: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """A memory budget that reached only some engines let the 1M-customer world's identity
+    step grow past 24 GB; each in-process DuckDB must run under compute.memory_limit."""
+    limits: list[str] = []
+    opened = DuckDBEngine.__init__
+
+    def recording(self: DuckDBEngine, threads: int = 0, memory_limit: str = "") -> None:
+        opened(self, threads, memory_limit)
+        limits.append(self.conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    monkeypatch.setattr(DuckDBEngine, "__init__", recording)
+    limited = resolved.model_copy(
+        update={"compute": resolved.compute.model_copy(update={"memory_limit": "1GB"})}
+    )
+    day = _last_day(resolved)
+    before = _assignment(resolved, day)
+    resolve(limited, Lake(limited.lake.url), day)
+    budget = limits[0] if limits else None
+    assert len(limits) >= 4, limits  # records, graph, stable ids, identity_map
+    assert budget == "953.6 MiB" and set(limits) == {budget}, limits
     assert _assignment(resolved, day).equals(before)
 
 

@@ -218,15 +218,18 @@ def _check_claims(engine: DuckDBEngine) -> None:
 
 
 def deterministic_links(
-    records: pa.Table, identifiers: pa.Table, settings: IdentitySettings
+    records: pa.Table, identifiers: pa.Table, settings: IdentitySettings, memory_limit: str = ""
 ) -> DeterministicGraph:
-    """Star links between records sharing a usable customer_id or email key, and the refusals."""
+    """Star links between records sharing a usable customer_id or email key, and the refusals.
+
+    ``memory_limit`` bounds the in-process DuckDB (``compute.memory_limit``; empty: its default).
+    """
     records = require(records, RECORDS, "records", _RECORD_COLUMNS)
     if records["record_key"].null_count:
         raise DataError("identity records: record_key is null in some rows; every record needs one")
     identifiers = require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
     blocked = sorted({v.strip().lower() for v in settings.blocked_values})
-    engine = DuckDBEngine()
+    engine = DuckDBEngine(memory_limit=memory_limit)
     try:
         engine.conn.register("records_in", records)
         engine.conn.register("identifiers_in", identifiers)

@@ -4,6 +4,7 @@ Stages (:mod:`c360.identity.model`): the record extraction runs on the configure
 like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
 clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
 seconds there, and the result does not depend on the engine that produced the inputs).
+``compute.memory_limit`` bounds every DuckDB the step opens, Splink's included.
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
@@ -102,8 +103,9 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
 
     extracted = _extract(settings, lake, day)
     lap("records")
+    memory_limit = settings.compute.memory_limit
     deterministic = graph.deterministic_links(
-        extracted.records, extracted.identifiers, settings.identity
+        extracted.records, extracted.identifiers, settings.identity, memory_limit
     )
     lap("graph")
     matched = probabilistic.link_run(extracted.records, settings)
@@ -113,9 +115,14 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
     lap("clustering")
     previous = stable_ids.Previous.from_lake(lake, day)
     assigned = stable_ids.assign(
-        clustered.clusters, extracted.records, previous, day, reasons=_reasons(clustered)
+        clustered.clusters,
+        extracted.records,
+        previous,
+        day,
+        reasons=_reasons(clustered),
+        memory_limit=memory_limit,
     )
-    mapped = stable_ids.identity_map(_map_identifiers(extracted), assigned.assignment)
+    mapped = stable_ids.identity_map(_map_identifiers(extracted), assigned.assignment, memory_limit)
     lap("stable_ids")
     _write(
         lake,

@@ -461,6 +461,7 @@ def assign(
     previous: Previous | None,
     day: dt.date,
     reasons: pa.Table | None = None,
+    memory_limit: str = "",
 ) -> Assignment:
     """Person ids for today's clusters, continuing ``previous`` (see the module docstring).
 
@@ -494,7 +495,7 @@ def assign(
         "reasons",
         ("cluster_key", "reason"),
     )
-    engine = DuckDBEngine()
+    engine = DuckDBEngine(memory_limit=memory_limit)
     try:
         for name, table in (
             ("clusters_in", clusters),
@@ -575,7 +576,9 @@ _IDENTITY_MAP_STEPS = (
 )
 
 
-def identity_map(identifiers: pa.Table, assignment: pa.Table) -> IdentityMap:
+def identity_map(
+    identifiers: pa.Table, assignment: pa.Table, memory_limit: str = ""
+) -> IdentityMap:
     """One person per identifier value, from the records that carry it.
 
     A value whose records all belong to one person maps to it. A value that names a record
@@ -591,7 +594,7 @@ def identity_map(identifiers: pa.Table, assignment: pa.Table) -> IdentityMap:
     owner_records = pa.table(
         {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
     )
-    engine = DuckDBEngine()
+    engine = DuckDBEngine(memory_limit=memory_limit)
     try:
         engine.conn.register("identifiers_in", identifiers)
         engine.conn.register("assignment_in", assignment)
