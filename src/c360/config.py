@@ -178,7 +178,12 @@ class ComputeSettings(_Section):
 
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb (embedded) or spark")
     threads: int = Field(0, ge=0, description="worker threads; 0 = all cores")
-    memory_limit: str = Field("", description="e.g. 4GB; empty = the engine's default")
+    memory_limit: str = Field(
+        "",
+        description="e.g. 4GB: each DuckDB the batch and identity steps open spills past it "
+        "(Spark local mode: the driver's memory); empty = the engine's default "
+        "(DuckDB: 80% of RAM)",
+    )
     spark_master: str = Field(
         "local[*]", description="Spark master URL: local[*], spark://HOST:7077, yarn, k8s://…"
     )
