@@ -55,7 +55,7 @@ def open_engine(settings: ComputeSettings) -> ComputeEngine:
     if settings.engine == "duckdb":
         from c360.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit)
+        return DuckDBEngine.for_compute(settings)
     if settings.engine == "spark":
         from c360.engines.spark import SparkEngine
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
+from c360.config import ComputeSettings
 from c360.engines.base import LakeInput, Step, StepError
+from c360.errors import ConfigError
 
 _SQL_TYPES = {
     "string": "VARCHAR",
@@ -24,16 +26,29 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def configure(conn: duckdb.DuckDBPyConnection, threads: int = 0, memory_limit: str = "") -> None:
+    """Apply ``compute.threads`` and ``compute.memory_limit`` (0 / empty: DuckDB's defaults)."""
+    if threads:
+        conn.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        try:
+            conn.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as exc:
+            raise ConfigError("compute.memory_limit", f"{memory_limit!r}: {exc}") from exc
+
+
 class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, threads: int = 0, memory_limit: str = "") -> None:
         self.conn = duckdb.connect()
-        if threads:
-            self.conn.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            self.conn.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        configure(self.conn, threads, memory_limit)
         self.conn.execute("SET TimeZone = 'UTC'")
+
+    @classmethod
+    def for_compute(cls, settings: ComputeSettings) -> DuckDBEngine:
+        """An engine bounded by the ``compute`` section (threads, memory_limit)."""
+        return cls(threads=settings.threads, memory_limit=settings.memory_limit)
 
     def _register(self, source: LakeInput) -> None:
         if source.urls:

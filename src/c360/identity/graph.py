@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from c360.config import IdentitySettings
+from c360.config import ComputeSettings, IdentitySettings
 from c360.engines.base import Step
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
@@ -218,18 +218,19 @@ def _check_claims(engine: DuckDBEngine) -> None:
 
 
 def deterministic_links(
-    records: pa.Table, identifiers: pa.Table, settings: IdentitySettings, memory_limit: str = ""
+    records: pa.Table,
+    identifiers: pa.Table,
+    settings: IdentitySettings,
+    compute: ComputeSettings | None = None,
 ) -> DeterministicGraph:
     """Star links between records sharing a usable customer_id or email key, and the refusals.
-
-    ``memory_limit`` bounds the in-process DuckDB (``compute.memory_limit``; empty: its default).
-    """
+    ``compute`` bounds the in-process DuckDB (threads, memory_limit)."""
     records = require(records, RECORDS, "records", _RECORD_COLUMNS)
     if records["record_key"].null_count:
         raise DataError("identity records: record_key is null in some rows; every record needs one")
     identifiers = require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
     blocked = sorted({v.strip().lower() for v in settings.blocked_values})
-    engine = DuckDBEngine(memory_limit=memory_limit)
+    engine = DuckDBEngine.for_compute(compute or ComputeSettings())
     try:
         engine.conn.register("records_in", records)
         engine.conn.register("identifiers_in", identifiers)

@@ -77,6 +77,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
+from c360.engines.duckdb import configure
 from c360.errors import ConfigError, DataError
 from c360.identity import model
 
@@ -199,7 +200,7 @@ def link_run(records: pa.Table, settings: Settings, *, blocked_pairs: bool = Fal
     started = time.perf_counter()
     con = duckdb.connect()
     try:
-        _configure_duckdb(con, settings)
+        configure(con, settings.compute.threads, settings.compute.memory_limit)
         prepared = _prepare(con, records, keep_profiles=blocked_pairs)
         timings["prepare"] = time.perf_counter() - started
         if prepared.profiles.num_rows < 2:
@@ -247,18 +248,6 @@ def _check_columns(records: pa.Table) -> None:
             "identity probabilistic links: record_key must be unique and not null "
             "(<source>/<record_type>:<record_id>)"
         )
-
-
-def _configure_duckdb(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    if settings.compute.threads:
-        con.execute(f"SET threads = {int(settings.compute.threads)}")
-    if settings.compute.memory_limit:
-        try:
-            con.execute("SET memory_limit = ?", [settings.compute.memory_limit])
-        except duckdb.Error as exc:
-            raise ConfigError(
-                "compute.memory_limit", f"{settings.compute.memory_limit!r}: {exc}"
-            ) from exc
 
 
 # --- preparation: eligible records → profiles with the derived blocking columns -------------

@@ -4,7 +4,7 @@ Stages (:mod:`c360.identity.model`): the record extraction runs on the configure
 like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
 clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
 seconds there, and the result does not depend on the engine that produced the inputs).
-``compute.memory_limit`` bounds every DuckDB the step opens, Splink's included.
+``compute.threads`` and ``compute.memory_limit`` bound every DuckDB the step opens, Splink's too.
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
@@ -103,9 +103,8 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
 
     extracted = _extract(settings, lake, day)
     lap("records")
-    memory_limit = settings.compute.memory_limit
     deterministic = graph.deterministic_links(
-        extracted.records, extracted.identifiers, settings.identity, memory_limit
+        extracted.records, extracted.identifiers, settings.identity, settings.compute
     )
     lap("graph")
     matched = probabilistic.link_run(extracted.records, settings)
@@ -120,9 +119,11 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         previous,
         day,
         reasons=_reasons(clustered),
-        memory_limit=memory_limit,
+        compute=settings.compute,
     )
-    mapped = stable_ids.identity_map(_map_identifiers(extracted), assigned.assignment, memory_limit)
+    mapped = stable_ids.identity_map(
+        _map_identifiers(extracted), assigned.assignment, settings.compute
+    )
     lap("stable_ids")
     _write(
         lake,

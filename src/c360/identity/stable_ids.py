@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from c360.config import ComputeSettings
 from c360.engines.base import Step
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
@@ -461,7 +462,7 @@ def assign(
     previous: Previous | None,
     day: dt.date,
     reasons: pa.Table | None = None,
-    memory_limit: str = "",
+    compute: ComputeSettings | None = None,
 ) -> Assignment:
     """Person ids for today's clusters, continuing ``previous`` (see the module docstring).
 
@@ -495,7 +496,7 @@ def assign(
         "reasons",
         ("cluster_key", "reason"),
     )
-    engine = DuckDBEngine(memory_limit=memory_limit)
+    engine = DuckDBEngine.for_compute(compute or ComputeSettings())
     try:
         for name, table in (
             ("clusters_in", clusters),
@@ -577,7 +578,7 @@ _IDENTITY_MAP_STEPS = (
 
 
 def identity_map(
-    identifiers: pa.Table, assignment: pa.Table, memory_limit: str = ""
+    identifiers: pa.Table, assignment: pa.Table, compute: ComputeSettings | None = None
 ) -> IdentityMap:
     """One person per identifier value, from the records that carry it.
 
@@ -594,7 +595,7 @@ def identity_map(
     owner_records = pa.table(
         {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
     )
-    engine = DuckDBEngine(memory_limit=memory_limit)
+    engine = DuckDBEngine.for_compute(compute or ComputeSettings())
     try:
         engine.conn.register("identifiers_in", identifiers)
         engine.conn.register("assignment_in", assignment)
