@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from c360.batch.steps import run_features, run_identity
 from c360.config import Settings, load_config
-from c360.demo import demo_overrides
 from c360.ingest.backfill import backfill_file
 from c360.ingest.run import ingest
 from c360.lake import Lake
+from c360.pipeline.demo import demo_overrides
+from c360.pipeline.steps import run_features, run_identity
 from c360.simulator import generate
 
 

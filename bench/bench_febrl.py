@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from c360.config import ComputeSettings, Settings
-from c360.identity import model
+from c360.contracts import identity as contract
 from c360.identity.probabilistic import LinkRun, link_run
 
 Pair = tuple[str, str]
@@ -91,9 +91,9 @@ def _records(frame: Any, prefix: str) -> pa.Table:
             "postcode": text("postcode"),
             "birth_date": pa.array([birth(v) for v in text("date_of_birth")], pa.date32()),
             "birth_md": nulls,
-            "first_seen": pa.nulls(n, model.UTC_TIME),
+            "first_seen": pa.nulls(n, contract.UTC_TIME),
         },
-        schema=model.RECORDS,
+        schema=contract.RECORDS,
     )
 
 
@@ -298,7 +298,7 @@ def synthetic_records(persons: int, seed: int = 7) -> tuple[pa.Table, dict[str, 
     last[partner[same_last]] = last[host[same_last]]
 
     kind = rng.choice(3, size=persons, p=[0.6, 0.25, 0.15])  # customer, guest, newsletter
-    rows: dict[str, list[Any]] = {c: [] for c in model.RECORDS.names}
+    rows: dict[str, list[Any]] = {c: [] for c in contract.RECORDS.names}
     truth: dict[str, int] = {}
 
     def person_email(p: int) -> str:
@@ -319,7 +319,7 @@ def synthetic_records(persons: int, seed: int = 7) -> tuple[pa.Table, dict[str, 
             "first_seen": None,
             **fields,
         }
-        for column in model.RECORDS.names:
+        for column in contract.RECORDS.names:
             rows[column].append(values.get(column))
 
     def attrs(p: int, *, email: str | None, with_phone: bool, with_birth: bool) -> dict[str, Any]:
@@ -396,7 +396,7 @@ def synthetic_records(persons: int, seed: int = 7) -> tuple[pa.Table, dict[str, 
             if u[7] < 0.2:
                 member["first_name"] = member["last_name"] = None
             add(f"mailchimp/member:m{p}", p, None, **member)
-    return pa.table(rows, schema=model.RECORDS), truth
+    return pa.table(rows, schema=contract.RECORDS), truth
 
 
 def evaluate_synthetic(persons: int, settings: Settings) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from bench_features import prepare, settings_for
+from c360.contracts.identity import SOURCE, ZONE
 from c360.identity.evaluate import evaluate
-from c360.identity.run import resolve
-from c360.identity.stable_ids import SOURCE, ZONE
 from c360.lake import Lake
+from c360.pipeline.identity import resolve
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import IdentitySettings
+from c360.contracts.identity import IDENTIFIERS, LINKS, RECORDS
 from c360.identity.clustering import cluster
 from c360.identity.graph import deterministic_links
-from c360.identity.model import IDENTIFIERS, LINKS, RECORDS
 
 rng = np.random.default_rng(1)
 customers, guests, prob_links = 130_000, 219_999, int(sys.argv[1]) if len(sys.argv) > 1 else 700_000

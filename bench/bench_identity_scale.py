@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 
 from bench_febrl import cluster_scores, synthetic_records
 from c360.config import load_config
+from c360.contracts.identity import IDENTIFIERS, LINKS
 from c360.identity import clustering, graph, probabilistic, stable_ids
-from c360.identity.model import IDENTIFIERS, LINKS
 
 
 def identifiers_of(records: pa.Table) -> pa.Table:

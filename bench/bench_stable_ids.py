@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.identity.model import RECORDS
+from c360.contracts.identity import RECORDS
 from c360.identity.stable_ids import assign, identity_map
 
 

@@ -1,18 +1,17 @@
 """Benchmark the speed layer: one worker, local event log → SQLite, events/s as one JSON line.
 
-    .venv/bin/python bench/bench_stream.py --customers 5000 --days 180
-    .venv/bin/python bench/bench_stream.py --file data/clickstream.jsonl.gz
+.venv/bin/python bench/bench_stream.py --customers 5000 --days 180 .venv/bin/python
+bench/bench_stream.py --file data/clickstream.jsonl.gz
 
 Generates a simulator world (unless --file names a clickstream file), publishes its clickstream
-into a fresh local log (not timed), then times one worker (``c360.speed.worker.run``) consuming
-the log into a fresh SQLite serving store with every real-time feature: sessions, product
-views, cart, last event, events in the last hour, orders for the Lambda merge. ``--support``
-adds the world's Zendesk events on the ``support`` topic.
+into a fresh local log (not timed), then times one worker (``c360.pipeline.stream_worker.run``)
+consuming the log into a fresh SQLite serving store with every real-time feature: sessions, product
+views, cart, last event, events in the last hour, orders for the Lambda merge. ``--support`` adds
+the world's Zendesk events on the ``support`` topic.
 
 In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
-decodes each with orjson and counts it in a dict by key (no validation, no state, no
-persistence), the best of three. ``ratio`` is worker / floor.
-"""
+decodes each with orjson and counts it in a dict by key (no validation, no state, no persistence),
+the best of three. ``ratio`` is worker / floor."""
 
 from __future__ import annotations
 
@@ -34,9 +33,9 @@ import orjson
 
 from c360.config import load_config
 from c360.logs.local import LocalLog
+from c360.pipeline.stream_publish import publish_file
+from c360.pipeline.stream_worker import DEFAULT_BATCH_SIZE, BatchResult, run
 from c360.simulator import generate
-from c360.speed.replay import publish_file
-from c360.speed.worker import DEFAULT_BATCH_SIZE, BatchResult, run
 from c360.stores import open_store
 
 

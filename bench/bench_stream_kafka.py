@@ -5,9 +5,10 @@
 Both read the same simulator clickstream from one topic of librdkafka's mock cluster (in this
 process, see ``tests/kafka_mock.py``), in the same run:
 
-- **c360**: one ``c360.speed.worker.run`` (a ``kafka://`` log, consumer group membership) into a
-  fresh PostgreSQL database, every real-time feature on (sessions, product views, cart, last
-  event, events in the last hour, orders), state and offsets committed together per batch;
+- **c360**: one ``c360.pipeline.stream_worker.run`` (a ``kafka://`` log, consumer group
+  membership) into a fresh PostgreSQL database, every real-time feature on (sessions, product
+  views, cart, last event, events in the last hour, orders), state and offsets committed
+  together per batch;
 - **Quix Streams**: an ``Application`` computing the same sessions — a session window per key
   with a 30-minute inactivity gap, on the event time of each message — counting the events of
   each session, its state in RocksDB, the current session of every key kept in a dict. Its
@@ -41,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 from bench_stream import _lines
+from c360.contracts.segment import routing_key
 from c360.logs import partition_for
 from c360.logs.kafka import KafkaLog
-from c360.sources.segment import routing_key
-from c360.speed.worker import DEFAULT_BATCH_SIZE, run
+from c360.pipeline.stream_worker import DEFAULT_BATCH_SIZE, run
 from c360.stores import open_store
 from kafka_mock import MockCluster
 

@@ -19,7 +19,7 @@ import pytest
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
-from c360.demo import demo_overrides
+from c360.pipeline.demo import demo_overrides
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from tiny_world import DAY
 
 from c360.batch import catalogue
-from c360.batch.pipeline import run_batch
 from c360.config import Settings
 from c360.lake import Lake
+from c360.pipeline.daily import run_batch
 
 UTC = dt.UTC
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, delete
 from tiny_world import DAY, build
 
-from c360.batch.pipeline import run_day, run_range
-from c360.batch.runlog import RunLog
 from c360.config import Settings
 from c360.contracts import shop_db
+from c360.pipeline.daily import run_day, run_range
 from c360.stores import open_store
+from c360.stores.runlog import RunLog
 
 ALL = ["ingest", "identity", "features", "score", "quality", "publish"]
 

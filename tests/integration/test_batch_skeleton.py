@@ -10,10 +10,10 @@ from tiny_world import DAY
 
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
-from c360.batch.pipeline import run_batch
 from c360.config import Settings
 from c360.ingest.run import ingest
 from c360.lake import Lake
+from c360.pipeline.daily import run_batch
 from c360.stores import open_store
 from c360.stores.profiles import find_person, get_profile
 

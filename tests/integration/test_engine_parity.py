@@ -22,14 +22,15 @@ import pytest
 from tiny_world import DAY, build
 
 from c360.batch import features
-from c360.batch.pipeline import run_batch
-from c360.batch.steps import ZONE
 from c360.config import ComputeSettings, Settings, load_config
-from c360.engines import ComputeEngine, LakeInput, Step, StepError, open_engine
+from c360.contracts.compute import ComputeEngine, LakeInput, SqlStep, StepError
 from c360.engines import base as engines_base
+from c360.engines import open_engine
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import ConfigError, MissingDependencyError
 from c360.lake import Lake
+from c360.pipeline.daily import run_batch
+from c360.pipeline.steps import ZONE
 from c360.stores import open_store
 
 FLOAT_TOLERANCE = 1e-9
@@ -144,7 +145,7 @@ class _Recording:
         self.engine, self.tables, self.name = engine, tables, engine.name
 
     def run(
-        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
+        self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
         everything = self.engine.run(inputs, steps, [step.name for step in steps])
         stage = "identity" if "identity_raw_records" in outputs else "features"
@@ -297,7 +298,7 @@ CORNERS = [
 @pytest.mark.slow
 def test_dialect_corner(engines: tuple[DuckDBEngine, Any], sql: str) -> None:
     duck, on_spark = engines
-    step = Step("corner", sql)
+    step = SqlStep("corner", sql)
     expected = duck.run([], [step], ["corner"])["corner"]
     assert_same_table(expected, on_spark.run([], [step], ["corner"])["corner"], "corner")
 
@@ -308,10 +309,10 @@ def test_a_failing_step_names_itself_and_shows_the_spark_sql(
     engines: tuple[DuckDBEngine, Any],
 ) -> None:
     _, on_spark = engines
-    step = Step("broken", "SELECT missing_column AS x FROM (SELECT 1 AS a) t")
+    step = SqlStep("broken", "SELECT missing_column AS x FROM (SELECT 1 AS a) t")
     with pytest.raises(StepError) as failure:
         on_spark.run([], [step], ["broken"])
     message = str(failure.value)
     assert failure.value.step.name == "broken"
-    assert "batch step 'broken' failed" in message and "missing_column" in message
+    assert "SQL step 'broken' failed" in message and "missing_column" in message
     assert "--- SQL ---\nSELECT\n  missing_column AS x\nFROM (" in message  # Spark's SQL

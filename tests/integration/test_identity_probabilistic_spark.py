@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from c360.config import ComputeSettings, Settings
-from c360.identity import model
+from c360.contracts import identity as contract
 from c360.identity.probabilistic import link_run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -47,12 +47,12 @@ def test_spark_links_as_duckdb_does(spark: Any) -> None:
         {"record_key": "mysql/order:900001", **marta, "email_key": "marta.kowalcyzk@example.org"},
     ]
     records = pa.concat_tables(
-        [synthetic_records(250), pa.Table.from_pylist(cases, schema=model.RECORDS)]
+        [synthetic_records(250), pa.Table.from_pylist(cases, schema=contract.RECORDS)]
     )
     on_duckdb = link_run(records, Settings())
     on_spark = link_run(records, Settings(compute=ComputeSettings(engine="spark")))
 
-    assert on_spark.links.schema == model.LINKS
+    assert on_spark.links.schema == contract.LINKS
     assert on_spark.comparisons == on_duckdb.comparisons
     assert on_spark.blocking_rules == on_duckdb.blocking_rules
     duckdb_rows = {(r["left_key"], r["right_key"]): r for r in on_duckdb.links.to_pylist()}

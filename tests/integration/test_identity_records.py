@@ -9,12 +9,13 @@ import pytest
 from tiny_world import DAY
 
 from c360.batch.features import identity_record_steps
-from c360.batch.inputs import raw_inputs
 from c360.config import Settings
+from c360.contracts.identity import RECORDS
 from c360.engines import open_engine
 from c360.identity import records
 from c360.ingest.run import ingest
 from c360.lake import Lake
+from c360.pipeline.lake_inputs import raw_inputs
 
 
 def _extract(settings: Settings) -> records.IdentityRecords:
@@ -50,7 +51,7 @@ def test_every_source_record_is_there_once(extracted: records.IdentityRecords):
         "mailchimp/member",
         "clickstream/cookie",
     }
-    assert extracted.records.schema == records.model.RECORDS
+    assert extracted.records.schema == RECORDS
 
 
 def test_records_carry_normalised_attributes(extracted: records.IdentityRecords):

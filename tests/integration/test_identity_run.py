@@ -15,14 +15,14 @@ from click.testing import CliRunner
 
 from c360.cli.main import cli
 from c360.config import Settings, load_config
-from c360.demo import demo_overrides
+from c360.contracts.identity import SOURCE, ZONE
 from c360.engines.duckdb import DuckDBEngine
 from c360.identity.evaluate import evaluate
-from c360.identity.run import resolve
-from c360.identity.stable_ids import SOURCE, ZONE
 from c360.ingest.backfill import backfill_file
 from c360.ingest.run import ingest
 from c360.lake import Lake
+from c360.pipeline.demo import demo_overrides
+from c360.pipeline.identity import resolve
 from c360.simulator import generate
 
 CUSTOMERS, DAYS = 1500, 120

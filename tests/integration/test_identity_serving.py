@@ -17,7 +17,7 @@ from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
 from c360.contracts import serving
-from c360.identity.model import RECORDS
+from c360.contracts.identity import RECORDS
 from c360.identity.stable_ids import Assignment, assign, identity_map
 from c360.identity.stitching import CONTRADICTED, PROVISIONAL, Reconciled, StitchLink, stitch
 from c360.stores import ServingStore

@@ -29,7 +29,7 @@ from c360.config import load_config
 from c360.errors import ConfigError, MissingDependencyError, NotFoundError, TransientError
 from c360.logs import TopicPartition, open_configured, open_log, partition_for
 from c360.logs.kafka import KafkaLog, KafkaSettings
-from c360.speed.worker import WorkerStats, run
+from c360.pipeline.stream_worker import WorkerStats, run
 from c360.stores import ServingStore, open_store
 from kafka_mock import MockCluster, mock_cluster
 

@@ -14,10 +14,9 @@ from mailchimp_server import FakeMailchimp, Fault, campaign, member, recipient
 from pydantic import SecretStr
 
 from c360.config import MailchimpSourceSettings, load_config
+from c360.contracts.lake import MAILCHIMP_ACTIVITY_SCHEMA, MAILCHIMP_MEMBERS_API_SCHEMA
 from c360.errors import ConfigError, DataError, TerminalError, TransientError
-from c360.sources.mailchimp import ACTIVITY_SCHEMA
 from c360.sources.mailchimp_api import (
-    MEMBERS_API_SCHEMA,
     MailchimpAuthError,
     MailchimpClient,
     RetryPolicy,
@@ -71,7 +70,7 @@ def test_members_are_paged_until_a_short_page_and_flattened(fake: FakeMailchimp)
     with _client(fake) as client:
         table = client.members()
 
-    assert table.schema == MEMBERS_API_SCHEMA
+    assert table.schema == MAILCHIMP_MEMBERS_API_SCHEMA
     assert table.column("id").to_pylist() == _ids(range(25))
     assert [(r.query["count"], r.query["offset"]) for r in fake.requests] == [
         ("10", "0"),
@@ -334,7 +333,7 @@ def test_email_activity_matches_the_file_schema(fake: FakeMailchimp) -> None:
     with _client(fake) as client:
         table = client.email_activity(["c1", "c2", "c1"])
 
-    assert table.schema == ACTIVITY_SCHEMA
+    assert table.schema == MAILCHIMP_ACTIVITY_SCHEMA
     email_id = hashlib.md5(b"user1@example.com").hexdigest()
     assert table.to_pylist()[0] == {
         "campaign_id": "c1",
@@ -360,7 +359,7 @@ def test_no_campaigns_give_an_empty_activity_table(fake: FakeMailchimp) -> None:
     with _client(fake) as client:
         table = client.email_activity([])
 
-    assert table.schema == ACTIVITY_SCHEMA and table.num_rows == 0
+    assert table.schema == MAILCHIMP_ACTIVITY_SCHEMA and table.num_rows == 0
     assert fake.requests == []
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from c360.logs import EventLog
 from c360.logs.local import LocalLog
-from c360.speed.worker import run
+from c360.pipeline.stream_worker import run
 from c360.stores import ServingStore
 from c360.stores.profiles import find_person, get_profile
 

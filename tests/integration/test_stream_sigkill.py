@@ -35,7 +35,7 @@ from c360.contracts.serving import (
     stream_offsets,
 )
 from c360.logs.local import LocalLog
-from c360.speed.worker import run
+from c360.pipeline.stream_worker import run
 from c360.stores import ServingStore, open_store
 
 PARTITIONS = 4

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-import c360.speed.worker as worker_module
+import c360.pipeline.stream_worker as worker_module
 from c360.contracts.serving import (
     dead_letter,
     realtime_order,
@@ -28,11 +28,11 @@ from c360.contracts.serving import (
 from c360.errors import TransientError
 from c360.logs import EventLog, TopicPartition
 from c360.logs.local import LocalLog
-from c360.speed.replay import publish_file
-from c360.speed.storage import OffsetConflict, claim_offsets
-from c360.speed.worker import BatchResult, WorkerStats
-from c360.speed.worker import run as run_worker
+from c360.pipeline.stream_publish import publish_file
+from c360.pipeline.stream_worker import BatchResult, WorkerStats
+from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import ServingStore, open_store
+from c360.stores.realtime import OffsetConflict, claim_offsets
 
 PARTITIONS = 2
 TOPICS = ("clickstream", "support")

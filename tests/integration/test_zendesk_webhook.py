@@ -12,8 +12,8 @@ import pytest
 
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
-from c360.api.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from c360.config import Settings
+from c360.contracts.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from c360.logs import Record, open_log
 from c360.simulator.writers import zendesk as simulated
 

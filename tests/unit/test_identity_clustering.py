@@ -15,10 +15,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from c360.config import IdentitySettings
+from c360.contracts.identity import CLUSTERS, FLAGS, IDENTIFIERS, LINKS, RECORDS, REFUSED
 from c360.errors import DataError, GiantClusterError
 from c360.identity.clustering import (
     DETERMINISTIC_OVERSIZE,
-    REFUSED,
     SEVERAL_ACCOUNTS,
     SIZE_LIMIT,
     TWO_ACCOUNTS,
@@ -26,7 +26,6 @@ from c360.identity.clustering import (
     cluster,
 )
 from c360.identity.graph import deterministic_links
-from c360.identity.model import CLUSTERS, FLAGS, IDENTIFIERS, LINKS, RECORDS
 
 SETTINGS = IdentitySettings()
 

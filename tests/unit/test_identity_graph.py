@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from c360.config import IdentitySettings
+from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS
 from c360.errors import DataError
-from c360.identity.graph import IGNORED, deterministic_links
-from c360.identity.model import IDENTIFIERS, LINKS, RECORDS
+from c360.identity.graph import deterministic_links
 
 SETTINGS = IdentitySettings()
 

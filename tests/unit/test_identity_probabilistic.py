@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 from c360.config import IdentitySettings, Settings
+from c360.contracts import identity as contract
 from c360.errors import DataError
-from c360.identity import model
 from c360.identity.probabilistic import COMPARISONS, LinkRun, link, link_run
 
 
@@ -35,7 +35,7 @@ def bench() -> ModuleType:
 def record(key: str, customer_id: int | None = None, **fields: Any) -> dict[str, Any]:
     source, _, rest = key.partition("/")
     record_type, _, record_id = rest.partition(":")
-    row = dict.fromkeys(model.RECORDS.names)
+    row = dict.fromkeys(contract.RECORDS.names)
     row.update(
         record_key=key,
         source=source,
@@ -104,7 +104,7 @@ CASES = [
 
 def population(cases: list[dict[str, Any]], persons: int = 800) -> pa.Table:
     background, _ = bench().synthetic_records(persons, seed=11)
-    return pa.concat_tables([background, pa.Table.from_pylist(cases, schema=model.RECORDS)])
+    return pa.concat_tables([background, pa.Table.from_pylist(cases, schema=contract.RECORDS)])
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_repeat_guest_records_are_linked_with_one_score(run: LinkRun) -> None:
 
 def test_links_follow_the_contract(run: LinkRun) -> None:
     links = run.links
-    assert links.schema == model.LINKS
+    assert links.schema == contract.LINKS
     rows = links.to_pylist()
     assert all(r["left_key"] < r["right_key"] for r in rows)
     assert all(r["match_probability"] >= 0.99 for r in rows)
@@ -207,9 +207,9 @@ def test_the_threshold_comes_from_the_settings(records: pa.Table, run: LinkRun) 
 
 
 def test_too_few_records_give_no_links() -> None:
-    one = pa.Table.from_pylist(CASES[:1], schema=model.RECORDS)
-    assert link(one, Settings()).equals(model.LINKS.empty_table())
-    empty = model.RECORDS.empty_table()
+    one = pa.Table.from_pylist(CASES[:1], schema=contract.RECORDS)
+    assert link(one, Settings()).equals(contract.LINKS.empty_table())
+    empty = contract.RECORDS.empty_table()
     assert link(empty, Settings()).num_rows == 0
 
 
@@ -224,12 +224,12 @@ def test_without_shared_identifiers_the_model_still_runs() -> None:
     run = link_run(anonymous, Settings())
     assert run.training_rules == ()
     assert run.profiles > 100 and run.comparisons > 0
-    assert run.links.schema == model.LINKS
+    assert run.links.schema == contract.LINKS
     assert run.links.num_rows == 0
 
 
 def test_bad_input_is_named() -> None:
-    table = pa.Table.from_pylist(CASES, schema=model.RECORDS)
+    table = pa.Table.from_pylist(CASES, schema=contract.RECORDS)
     with pytest.raises(DataError, match=r"\['phone'\]"):
         link(table.drop_columns(["phone"]), Settings())
     doubled = pa.concat_tables([table, table.slice(0, 1)])

@@ -11,22 +11,25 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from c360.errors import DataError
-from c360.identity.model import (
+from c360.contracts.identity import (
     ASSIGNMENT,
     IDENTIFIERS,
     PERSON_HISTORY,
+    PERSON_IDS,
     RECORDS,
     REDIRECTS,
+    SOURCE,
+    ZONE,
 )
+from c360.errors import DataError
 from c360.identity.stable_ids import (
-    PERSON_IDS,
     Assignment,
     Previous,
     assign,
     identity_map,
 )
 from c360.lake import Lake
+from c360.pipeline.identity import previous as kept_state
 
 D1, D2, D3, D4 = (dt.date(2025, 3, d) for d in (1, 2, 3, 4))
 
@@ -308,20 +311,23 @@ def test_a_taken_id_is_never_reissued() -> None:
 
 def test_state_round_trips_through_the_lake(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
-    assert Previous.from_lake(lake, D1) is None
+
+    def keep(day: Assignment) -> None:
+        for name, table in day.state_tables().items():
+            lake.write_partition(SOURCE, name, day.day, table, zone=ZONE)
+
+    assert kept_state(lake, D1) is None
     day1 = first_day()
-    day1.write(lake)
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, Previous.from_lake(lake, D2), D2)
-    day2.write(lake)
+    keep(day1)
+    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, kept_state(lake, D2), D2)
+    keep(day2)
     # Re-running D2 reads D1's state again, not its own: the same result.
-    previous = Previous.from_lake(lake, D2)
+    previous = kept_state(lake, D2)
     assert previous is not None and previous.day == D1
     assert previous.assignment.equals(day1.assignment)
     rerun = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, previous, D2)
-    assert rerun.redirects.equals(
-        lake.read_partition("identity", "person_redirect", D2, "features")
-    )
-    later = Previous.from_lake(lake, D4)
+    assert rerun.redirects.equals(lake.read_partition(SOURCE, "person_redirect", D2, ZONE))
+    later = kept_state(lake, D4)
     assert later is not None and later.day == D2 and later.redirects.equals(day2.redirects)
 
 

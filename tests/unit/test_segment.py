@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from c360.contracts.serving import realtime_state
-from c360.sources.segment import (
+from c360.contracts.segment import (
     MAX_ANONYMOUS_ID,
     MAX_USER_ID,
     Alias,
@@ -22,6 +21,7 @@ from c360.sources.segment import (
     decode,
     routing_key,
 )
+from c360.contracts.serving import realtime_state
 
 BASE = {"messageId": "m-1", "timestamp": "2025-03-01T10:00:00.250Z", "anonymousId": "anon-1"}
 

@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from c360.config import Settings, load_config
+from c360.contracts.segment import validate
 from c360.contracts.shop_db import ORDER_STATUSES
 from c360.simulator import GenerateSummary, TargetNotEmptyError, generate
 from c360.simulator.writers.mailchimp import EXPORT_COLUMNS
-from c360.sources.segment import validate
 
 START = dt.date(2025, 3, 1)
 DAYS = 60

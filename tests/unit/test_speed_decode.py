@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from c360.sources.segment import InvalidMessage, decode
-from c360.sources.zendesk import InvalidSupportEvent, SupportEvent, decode_support
+from c360.contracts.segment import InvalidMessage, decode
+from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.speed.events import NO_PROPERTIES, ClickEvent, decode_click, epoch_us, fast_click
 
 ABSENT = object()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from c360.contracts.segment import validate
 from c360.contracts.serving import realtime_order, realtime_state
-from c360.sources.segment import validate
 from c360.speed import features
 from c360.speed.events import ClickEvent, epoch_us
 from c360.speed.features import (

@@ -11,7 +11,7 @@ import pytest
 from c360.errors import DataError
 from c360.logs import partition_for
 from c360.logs.local import LocalLog
-from c360.speed.replay import publish_file
+from c360.pipeline.stream_publish import publish_file
 
 LINES = [
     orjson.dumps({"type": "page", "anonymousId": "a1", "messageId": "1"}),

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 import pytest
 
 from c360.contracts.serving import realtime_support
-from c360.sources.zendesk import SupportEvent
+from c360.contracts.zendesk import SupportEvent
+from c360.pipeline.stream_worker import source_of
 from c360.speed.cache import StateCache
 from c360.speed.features import epoch_ms
 from c360.speed.support import (
@@ -20,7 +21,6 @@ from c360.speed.support import (
     support_key,
     update_support,
 )
-from c360.speed.worker import source_of
 
 T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 _ids = itertools.count()

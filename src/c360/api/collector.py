@@ -10,7 +10,7 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   batch up to ``collector.max_batch_bytes`` (500 KB) with each item up to the message limit;
   beyond: 400 with the reason. ``Content-Encoding: gzip`` bodies are accepted (limits apply to
   both the compressed and the decompressed bytes).
-- **Validation**: :func:`c360.sources.segment.validate`; an invalid message is a 400 with the
+- **Validation**: :func:`c360.contracts.segment.validate`; an invalid message is a 400 with the
   reason. The path sets ``type`` on the single-message routes (as Segment does). A missing
   ``messageId`` is filled with a uuid4 and a missing ``timestamp`` with the receive time (Segment
   timestamps such calls itself); ``receivedAt`` (server time, UTC) is added to every message.
@@ -51,8 +51,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from c360.config import CollectorSettings, LogSettings
+from c360.contracts.segment import MESSAGE_TYPES, InvalidMessage, validate
 from c360.logs import EventLog, open_configured
-from c360.sources.segment import MESSAGE_TYPES, InvalidMessage, validate
 
 logger = logging.getLogger(__name__)
 

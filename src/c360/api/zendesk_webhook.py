@@ -27,9 +27,7 @@ user events, which is the same id: all events of one requester land in one parti
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import hmac
 import threading
 import time
@@ -45,21 +43,12 @@ from fastapi.responses import JSONResponse
 
 from c360.api.collector import IngestLog, Reject, read_body
 from c360.config import ZendeskSourceSettings
+from c360.contracts.zendesk import EVENT_PREFIX, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 TOPIC = "support"
-SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
-TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
-EVENT_PREFIX = "zen:event-type:"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REMEMBERED = 100_000  # accepted signatures kept for the replay check
 _UNAUTHORIZED = {"WWW-Authenticate": 'Signature realm="zendesk webhook"'}
-
-
-def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
-    """Zendesk's signature of ``body`` sent at ``timestamp``: base64(HMAC-SHA256)."""
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    digest = hmac.new(key, timestamp.encode("utf-8") + body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 def _parse_timestamp(value: str) -> dt.datetime | None:

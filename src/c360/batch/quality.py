@@ -7,13 +7,14 @@ is in the run log. Non-critical checks only warn.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import QualitySettings
 from c360.errors import TerminalError
-from c360.lake import Lake
 
 # (source, table) whose freshness is watched: the raw inputs of the batch.
 WATCHED_SOURCES = (
@@ -39,28 +40,36 @@ class QualityError(TerminalError):
         super().__init__("; ".join(f"{c.name}: {c.detail}" for c in failed))
 
 
-def _row_count(lake: Lake, day: dt.date, settings: QualitySettings, rows: int) -> Check:
-    earlier = [d for d in lake.partitions("profile", "batch_profile", "features") if d < day]
-    if not earlier:
+@dataclass(frozen=True)
+class Earlier:
+    """The newest earlier day's profile: its date and how many persons it held."""
+
+    day: dt.date
+    rows: int
+
+
+def _row_count(earlier: Earlier | None, settings: QualitySettings, rows: int) -> Check:
+    if earlier is None:
         return Check("profile row count", True, True, f"{rows} persons; no earlier day to compare")
-    before = int(lake.manifest("profile", "batch_profile", earlier[-1], "features")["rows"])
-    change = abs(rows - before) / max(before, 1)
+    change = abs(rows - earlier.rows) / max(earlier.rows, 1)
     return Check(
         "profile row count",
         change <= settings.row_count_tolerance,
         True,
-        f"{rows} persons vs {before} on {earlier[-1]} ({change:.1%} change, tolerance "
+        f"{rows} persons vs {earlier.rows} on {earlier.day} ({change:.1%} change, tolerance "
         f"{settings.row_count_tolerance:.0%}; set quality.row_count_tolerance)",
     )
 
 
-def _freshness(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Check]:
+def _freshness(
+    day: dt.date, newest: Mapping[tuple[str, str], dt.date | None], settings: QualitySettings
+) -> list[Check]:
     checks = []
     for source, table in WATCHED_SOURCES:
-        days = [d for d in lake.partitions(source, table) if d <= day]
-        age = (day - days[-1]).days if days else None
+        last = newest.get((source, table))
+        age = (day - last).days if last is not None else None
         fresh = age is not None and age <= settings.freshness_days
-        detail = "no data yet" if age is None else f"newest partition {days[-1]} ({age} days old)"
+        detail = "no data yet" if age is None else f"newest partition {last} ({age} days old)"
         checks.append(
             Check(
                 f"freshness {source}.{table}", fresh, settings.stale_source_blocks_publish, detail
@@ -69,14 +78,22 @@ def _freshness(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Chec
     return checks
 
 
-def run_checks(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Check]:
-    profile = lake.read_partition("profile", "batch_profile", day, "features")
-    person = lake.read_partition("profile", "person", day, "features")
+def run_checks(
+    day: dt.date,
+    profile: pa.Table,
+    person: pa.Table,
+    earlier: Earlier | None,
+    newest: Mapping[tuple[str, str], dt.date | None],
+    settings: QualitySettings,
+) -> list[Check]:
+    """The checks of day D's ``profile`` (batch_profile) and ``person`` tables, against the
+    previous day's profile (``earlier``) and the newest partition on or before D of each
+    :data:`WATCHED_SOURCES` table (``newest``)."""
     ids = profile.column("person_id")
     distinct = pc.count_distinct(ids).as_py()
     missing_email = person.column("email").null_count / max(person.num_rows, 1)
     return [
-        _row_count(lake, day, settings, profile.num_rows),
+        _row_count(earlier, settings, profile.num_rows),
         Check("person_id not null", ids.null_count == 0, True, f"{ids.null_count} null ids"),
         Check(
             "person_id unique",
@@ -91,7 +108,7 @@ def run_checks(lake: Lake, day: dt.date, settings: QualitySettings) -> list[Chec
             f"{missing_email:.2%} of persons without email (max {settings.max_null_rate:.0%};"
             " set quality.max_null_rate)",
         ),
-        *_freshness(lake, day, settings),
+        *_freshness(day, newest, settings),
     ]
 
 

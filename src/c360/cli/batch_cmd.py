@@ -19,7 +19,7 @@ def command() -> None:
 
 
 def _echo_day(result: object, as_json: bool) -> None:
-    from c360.batch.pipeline import DayResult
+    from c360.pipeline.daily import DayResult
 
     assert isinstance(result, DayResult)
     if as_json:
@@ -50,7 +50,7 @@ def run(
     as_json: bool,
 ) -> None:
     """Ingest → identity → features → score → quality → publish, for one date or a range."""
-    from c360.batch.pipeline import run_range
+    from c360.pipeline.daily import run_range
 
     if day is not None and (first or last):
         raise click.UsageError("give --date or --from/--to, not both")
@@ -72,8 +72,8 @@ def run(
 @pass_app
 def status(app: AppContext, day: dt.datetime | None, as_json: bool) -> None:
     """The run log: each step's status, duration, rows and failure reason."""
-    from c360.batch.runlog import RunLog
     from c360.stores import open_store
+    from c360.stores.runlog import RunLog
 
     store = open_store(app.config().settings.serving.url)
     try:
@@ -102,7 +102,7 @@ def status(app: AppContext, day: dt.datetime | None, as_json: bool) -> None:
 @pass_app
 def schedule(app: AppContext, at: str) -> None:
     """Run yesterday's batch every day at a fixed UTC time, until Ctrl-C (or use cron)."""
-    from c360.batch.pipeline import run_day
+    from c360.pipeline.daily import run_day
 
     hour, minute = (int(part) for part in at.split(":"))
     settings = app.config().settings

@@ -48,10 +48,10 @@ def command(
     rate: float,
 ) -> None:
     """Generate a world, run the batch, stream the clickstream and serve the API."""
-    from c360 import demo
     from c360.api.app import create_app
     from c360.api.server import serve_in_thread
     from c360.cli.stream import stop_on_signals
+    from c360.pipeline import demo
 
     started = time.perf_counter()
     overrides = {

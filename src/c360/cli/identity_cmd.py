@@ -19,8 +19,8 @@ def command() -> None:
 
 
 def _day(app: AppContext, day: dt.datetime | None) -> dt.date:
-    from c360.identity.run import latest_day
     from c360.lake import Lake
+    from c360.pipeline.identity import latest_day
 
     found = latest_day(Lake(app.config().settings.lake.url), day.date() if day else None)
     if found is None:
@@ -38,8 +38,8 @@ def _day(app: AppContext, day: dt.datetime | None) -> dt.date:
 @pass_app
 def run(app: AppContext, day: dt.datetime, as_json: bool) -> None:
     """Run the identity step for D on the lake (the batch pipeline's identity step)."""
-    from c360.identity.run import resolve
     from c360.lake import Lake
+    from c360.pipeline.identity import resolve
 
     settings = app.config().settings
     report = resolve(settings, Lake(settings.lake.url), day.date())
@@ -57,8 +57,8 @@ def run(app: AppContext, day: dt.datetime, as_json: bool) -> None:
 @pass_app
 def explain(app: AppContext, person_id: str, day: dt.datetime | None, as_json: bool) -> None:
     """Why a person's records were joined: links, weights, guards, history."""
-    from c360.identity.explain import explain as explain_person
     from c360.lake import Lake
+    from c360.pipeline.identity_explain import explain as explain_person
 
     lake = Lake(app.config().settings.lake.url)
     explanation = explain_person(lake, person_id, _day(app, day))
@@ -82,8 +82,8 @@ def evaluate(
     app: AppContext, day: dt.datetime | None, truth_dir: Path | None, as_json: bool
 ) -> None:
     """Score the identity map against the simulator's ground truth (pairwise P/R/F1)."""
+    from c360.contracts.identity import SOURCE, ZONE
     from c360.identity.evaluate import evaluate as score
-    from c360.identity.stable_ids import SOURCE, ZONE
     from c360.lake import Lake
 
     settings = app.config().settings

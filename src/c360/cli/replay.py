@@ -215,7 +215,7 @@ def replay_clickstream(
 
 def replay_zendesk(sender: Sender, path: Path, secret: str) -> None:
     """Send every line of ``path`` to ``/v1/webhooks/zendesk``, each signed at send time."""
-    from c360.api.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+    from c360.contracts.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
     stats = sender.stats
     for line in _json_lines(path, stats):

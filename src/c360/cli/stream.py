@@ -1,4 +1,4 @@
-"""`c360 stream`: publish events into the event log and run the speed-layer worker."""
+"""`c360 stream`: publish events into the event log and run the speed-layer stream_worker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 
 from c360.cli.main import AppContext, pass_app
 from c360.logs import open_configured
-from c360.speed import replay, worker
+from c360.pipeline import stream_publish, stream_worker
 from c360.stores import open_store
 
 
@@ -38,7 +38,7 @@ def publish(app: AppContext, file: Path, topic: str, rate: float | None, as_json
     """Append a JSON-lines file (plain or gzip) of Segment messages to the event log."""
     settings = app.config().settings
     with open_configured(settings.log) as log:
-        stats = replay.publish_file(log, file, topic=topic, rate=rate)
+        stats = stream_publish.publish_file(log, file, topic=topic, rate=rate)
     if as_json:
         click.echo(json.dumps({"topic": topic, **stats.as_dict()}))
         return
@@ -81,7 +81,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=worker.DEFAULT_BATCH_SIZE,
+    default=stream_worker.DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Records per partition per micro-batch.",
 )
@@ -99,7 +99,7 @@ def run(
             if not once and not as_json:
                 click.echo(f"consuming {', '.join(topics)} as {group!r}; Ctrl-C to stop", err=True)
             with stop_on_signals() as stop:
-                stats = worker.run(
+                stats = stream_worker.run(
                     log,
                     store,
                     group,

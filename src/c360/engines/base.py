@@ -1,54 +1,14 @@
-"""What a compute engine runs: named SQL steps over lake inputs, in DuckDB's SQL dialect.
-
-Each transformation is written once, as SQL; an engine registers the inputs as views, runs the
-steps in order (each materialised as a temporary table) and hands the requested outputs back
-as Arrow tables. A failing step raises :class:`StepError` carrying its name and SQL.
-"""
+"""Opening the configured compute engine (the contract is :mod:`c360.contracts.compute`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
 
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.errors import ConfigError, TerminalError
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    sql: str
-
-
-@dataclass(frozen=True)
-class LakeInput:
-    """A named input: Parquet file URLs (possibly globs), or no files and a schema (empty).
-
-    Every input view also has ``dt``, the date of the lake partition a row came from.
-    """
-
-    name: str
-    urls: tuple[str, ...]
-    schema: pa.Schema
-
-
-class StepError(TerminalError):
-    def __init__(self, step: Step, cause: Exception) -> None:
-        self.step = step
-        super().__init__(f"batch step {step.name!r} failed: {cause}\n--- SQL ---\n{step.sql}")
-
-
-class ComputeEngine(Protocol):
-    name: str
-
-    def run(
-        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
-    ) -> Mapping[str, pa.Table]: ...
-
-    def close(self) -> None: ...
+from c360.contracts.compute import ComputeEngine, LakeInput, SqlStep
+from c360.errors import ConfigError
 
 
 def open_engine(settings: ComputeSettings) -> ComputeEngine:
@@ -66,7 +26,7 @@ def open_engine(settings: ComputeSettings) -> ComputeEngine:
 def compute(
     settings: ComputeSettings,
     inputs: Sequence[LakeInput],
-    steps: Sequence[Step],
+    steps: Sequence[SqlStep],
     outputs: Sequence[str],
 ) -> dict[str, pa.Table]:
     """Run ``steps`` over ``inputs`` on a freshly opened engine and return ``outputs``."""

@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.engines.base import LakeInput, Step, StepError
+from c360.contracts.compute import LakeInput, SqlStep, StepError
 from c360.errors import ConfigError
 
 _SQL_TYPES = {
@@ -74,7 +74,7 @@ class DuckDBEngine:
             )
 
     def run(
-        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
+        self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
         for source in inputs:
             self._register(source)

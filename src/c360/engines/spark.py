@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.engines.base import LakeInput, Step, StepError
+from c360.contracts.compute import LakeInput, SqlStep, StepError
 from c360.errors import ConfigError, DataError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -282,7 +282,7 @@ class SparkEngine:
             frame = spark.createDataFrame([], from_arrow_schema(schema, prefer_timestamp_ntz=True))
         frame.createOrReplaceTempView(source.name)
 
-    def _materialise(self, spark: SparkSession, step: Step) -> None:
+    def _materialise(self, spark: SparkSession, step: SqlStep) -> None:
         sql = None
         try:
             sql = to_spark_sql(step.sql)
@@ -292,10 +292,10 @@ class SparkEngine:
             frame.createOrReplaceTempView(step.name)
         except (*_spark_errors(), *_sqlglot_errors()) as exc:
             shown = step.sql if sql is None else f"{sql}\n--- written (DuckDB) as ---\n{step.sql}"
-            raise StepError(Step(step.name, shown), exc) from exc
+            raise StepError(SqlStep(step.name, shown), exc) from exc
 
     def run(
-        self, inputs: Sequence[LakeInput], steps: Sequence[Step], outputs: Sequence[str]
+        self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
         spark = self.session
         self._release()  # a cached step of an earlier run could match a plan of this one
@@ -313,7 +313,7 @@ class SparkEngine:
         self,
         spark: SparkSession,
         inputs: Sequence[LakeInput],
-        steps: Sequence[Step],
+        steps: Sequence[SqlStep],
         outputs: Sequence[str],
     ) -> dict[str, pa.Schema]:
         """The output schemas DuckDB gives the same steps over empty inputs of the same types.

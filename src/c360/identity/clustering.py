@@ -36,26 +36,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from c360.config import IdentitySettings
+from c360.contracts.identity import CLUSTERS, FLAGS, LINKS, REFUSED
 from c360.errors import DataError, GiantClusterError
-from c360.identity.model import CLUSTERS, FLAGS, LINKS
 
 TWO_ACCOUNTS = "two customer accounts"
 SIZE_LIMIT = "size limit"
 SEVERAL_ACCOUNTS = "several customer accounts"
 DETERMINISTIC_OVERSIZE = "deterministic cluster over size limit"
 REASONS = (TWO_ACCOUNTS, SIZE_LIMIT, SEVERAL_ACCOUNTS, DETERMINISTIC_OVERSIZE)
-
-# Probabilistic links the guards refused, with the (final) clusters they would have joined.
-REFUSED = pa.schema(
-    [
-        ("left_key", pa.string()),
-        ("right_key", pa.string()),
-        ("match_weight", pa.float64()),
-        ("reason", pa.string()),
-        ("left_cluster", pa.string()),
-        ("right_cluster", pa.string()),
-    ]
-)
 
 Ints = npt.NDArray[np.int64]
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
+from c360.contracts.identity import ASSIGNMENT
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
-from c360.identity.model import ASSIGNMENT
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,15 @@ def _ratio(part: int, whole: int) -> float:
 
 
 _STEPS = (
-    Step(
+    SqlStep(
         "predicted",
         """
         SELECT record_key, person_id, split_part(record_key, ':', 1) AS record_type
         FROM assignment_in
         """,
     ),
-    Step("scored_types", "SELECT DISTINCT record_type FROM predicted"),
-    Step(
+    SqlStep("scored_types", "SELECT DISTINCT record_type FROM predicted"),
+    SqlStep(
         "truth_typed",
         """
         SELECT DISTINCT record_key, record_type, person_key FROM (
@@ -94,18 +94,18 @@ _STEPS = (
         ) keyed
         """,
     ),
-    Step(
+    SqlStep(
         "matched",
         """
         SELECT p.record_key, p.record_type, p.person_id, t.person_key
         FROM predicted p JOIN truth_typed t ON t.record_key = p.record_key
         """,
     ),
-    Step(
+    SqlStep(
         "cells",
         "SELECT person_id, person_key, count(*) AS n FROM matched GROUP BY person_id, person_key",
     ),
-    Step(
+    SqlStep(
         "pairs",
         """
         SELECT
@@ -119,7 +119,7 @@ _STEPS = (
             (SELECT count(DISTINCT person_key) FROM matched) AS true_persons
         """,
     ),
-    Step(
+    SqlStep(
         "majority_true",
         """
         SELECT person_id, person_key FROM (
@@ -129,7 +129,7 @@ _STEPS = (
         WHERE r = 1
         """,
     ),
-    Step(
+    SqlStep(
         "majority_predicted",
         """
         SELECT person_key, person_id FROM (
@@ -139,7 +139,7 @@ _STEPS = (
         WHERE r = 1
         """,
     ),
-    Step(
+    SqlStep(
         "by_type",
         """
         WITH scored AS (
@@ -177,7 +177,7 @@ _STEPS = (
         ORDER BY s.record_type
         """,
     ),
-    Step(
+    SqlStep(
         "unscored",
         """
         SELECT record_type, count(*) AS records FROM (

@@ -33,19 +33,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from c360.config import ComputeSettings, IdentitySettings
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
+from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS, require
 from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
-from c360.identity.model import IDENTIFIERS, LINKS, RECORDS, require
-
-IGNORED = pa.schema(
-    [
-        ("id_type", pa.string()),  # customer_id | email | record (a record naming many accounts)
-        ("id_value", pa.string()),
-        ("reason", pa.string()),  # blocked value | too many customer accounts
-        ("customers", pa.int64()),  # distinct customer accounts seen with the value
-    ]
-)
 
 BLOCKED = "blocked value"
 TOO_MANY_ACCOUNTS = "too many customer accounts"
@@ -60,11 +51,11 @@ class DeterministicGraph:
     ignored: pa.Table  # IGNORED, sorted by (id_type, id_value, reason)
 
 
-def _steps(max_customers: int) -> tuple[Step, ...]:
+def _steps(max_customers: int) -> tuple[SqlStep, ...]:
     limit = int(max_customers)
     return (
         # Every (record, account) claim, with the text form the blocked list is compared with.
-        Step(
+        SqlStep(
             "claims_raw",
             """
             SELECT record_key, customer_id, CAST(customer_id AS VARCHAR) AS raw
@@ -74,7 +65,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             FROM identifiers_in WHERE id_type = 'customer_id' AND id_value IS NOT NULL
             """,
         ),
-        Step(
+        SqlStep(
             "claims",
             """
             SELECT DISTINCT record_key, customer_id FROM claims_raw
@@ -83,12 +74,12 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
               AND CAST(customer_id AS VARCHAR) NOT IN (SELECT value FROM blocked_values)
             """,
         ),
-        Step(
+        SqlStep(
             "record_accounts",
             "SELECT record_key, count(*) AS customers FROM claims GROUP BY record_key",
         ),
         # Claims of records naming at most `limit` accounts: the customer_id evidence.
-        Step(
+        SqlStep(
             "customer_members",
             f"""
             SELECT c.record_key, c.customer_id
@@ -96,7 +87,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             WHERE a.customers <= {limit}
             """,
         ),
-        Step(
+        SqlStep(
             "shared_customers",
             """
             SELECT customer_id, min(record_key) AS hub FROM customer_members
@@ -104,7 +95,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             """,
         ),
         # Records whose email (either form) is a blocked value: no email evidence.
-        Step(
+        SqlStep(
             "blocked_emails",
             """
             SELECT DISTINCT record_key, value FROM (
@@ -115,7 +106,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             ) WHERE value IN (SELECT value FROM blocked_values)
             """,
         ),
-        Step(
+        SqlStep(
             "email_members",
             """
             SELECT record_key, email_key FROM records_in
@@ -123,14 +114,14 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
               AND record_key NOT IN (SELECT record_key FROM blocked_emails)
             """,
         ),
-        Step(
+        SqlStep(
             "shared_emails",
             """
             SELECT email_key, min(record_key) AS hub FROM email_members
             GROUP BY email_key HAVING count(*) > 1
             """,
         ),
-        Step(
+        SqlStep(
             "email_accounts",
             """
             SELECT m.email_key, any_value(s.hub) AS hub,
@@ -141,7 +132,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             GROUP BY m.email_key
             """,
         ),
-        Step(
+        SqlStep(
             "star_links",
             f"""
             SELECT s.hub AS left_key, m.record_key AS right_key, 'customer_id' AS evidence
@@ -153,7 +144,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             WHERE a.customers <= {limit} AND m.record_key <> a.hub
             """,
         ),
-        Step(
+        SqlStep(
             "links",
             """
             SELECT left_key, right_key, 'deterministic' AS kind, min(evidence) AS evidence,
@@ -164,7 +155,7 @@ def _steps(max_customers: int) -> tuple[Step, ...]:
             ORDER BY left_key, right_key
             """,
         ),
-        Step(
+        SqlStep(
             "ignored",
             f"""
             SELECT 'customer_id' AS id_type, raw AS id_value, '{BLOCKED}' AS reason,

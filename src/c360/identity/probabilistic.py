@@ -77,9 +77,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
+from c360.contracts import identity as contract
 from c360.engines.duckdb import configure
 from c360.errors import ConfigError, DataError
-from c360.identity import model
 
 if TYPE_CHECKING:
     from splink.internals.database_api import DatabaseAPISubClass
@@ -240,7 +240,7 @@ def _check_columns(records: pa.Table) -> None:
     if missing:
         raise DataError(
             f"identity probabilistic links: the records lack column(s) {missing}; "
-            "they must follow c360.identity.model.RECORDS"
+            "they must follow c360.contracts.identity.RECORDS"
         )
     keys = records["record_key"]
     if keys.null_count or pc.count_distinct(keys).as_py() != records.num_rows:
@@ -735,7 +735,7 @@ def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Tab
             "match_probability": pairs["match_probability"],
             "contributions": pairs["contributions"],
         },
-        schema=model.LINKS,
+        schema=contract.LINKS,
     )
     return links.sort_by([("left_key", "ascending"), ("right_key", "ascending")])
 
@@ -763,7 +763,7 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.float64]]:
 
 
 def _empty_links() -> pa.Table:
-    return model.LINKS.empty_table()
+    return contract.LINKS.empty_table()
 
 
 __all__ = ["BLOCKING_RULES", "COMPARISONS", "LinkRun", "link", "link_run"]

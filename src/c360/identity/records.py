@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import IdentitySettings
-from c360.engines.base import Step
-from c360.identity import model
+from c360.contracts import identity as contract
+from c360.contracts.compute import SqlStep
 from c360.identity.normalise import (
     blocked,
     email_key,
@@ -41,7 +41,7 @@ _LOOKUP_EMAIL = "lower(trim({}))"
 RAW_OUTPUTS = ("identity_raw_records", "identity_cookie_customers")
 
 STEPS = (
-    Step(
+    SqlStep(
         "identity_raw_records",
         """
         SELECT 'mysql/customer:' || CAST(customer_id AS VARCHAR) AS record_key,
@@ -93,7 +93,7 @@ STEPS = (
         """,
     ),
     # Every account a cookie identified as: one identifier each (a shared device shows here).
-    Step(
+    SqlStep(
         "identity_cookie_customers",
         """
         SELECT DISTINCT 'clickstream/cookie:' || anonymous_id AS record_key,
@@ -107,8 +107,8 @@ STEPS = (
 
 @dataclass(frozen=True)
 class IdentityRecords:
-    records: pa.Table  # model.RECORDS
-    identifiers: pa.Table  # model.IDENTIFIERS
+    records: pa.Table  # contract.RECORDS
+    identifiers: pa.Table  # contract.IDENTIFIERS
 
 
 def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
@@ -163,9 +163,9 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
         "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
         "birth_date": raw["birth_date"].cast(pa.date32()),
         "birth_md": _birth_md(raw),
-        "first_seen": raw["first_seen"].cast(model.UTC_TIME),
+        "first_seen": raw["first_seen"].cast(contract.UTC_TIME),
     }
-    return pa.table(columns, schema=model.RECORDS)
+    return pa.table(columns, schema=contract.RECORDS)
 
 
 def _identifier_rows(records: pa.Table, id_type: str, column: str) -> pa.Table:
@@ -177,7 +177,7 @@ def _identifier_rows(records: pa.Table, id_type: str, column: str) -> pa.Table:
     kinds = pa.array([id_type] * table.num_rows, pa.string())
     return pa.table(
         {"record_key": table["record_key"], "id_type": kinds, "id_value": table["id_value"]},
-        schema=model.IDENTIFIERS,
+        schema=contract.IDENTIFIERS,
     )
 
 
@@ -212,8 +212,8 @@ def identifiers_of(records: pa.Table, raw: pa.Table, cookie_customers: pa.Table)
         pa.concat_tables(parts)
         .group_by(["record_key", "id_type", "id_value"])
         .aggregate([])
-        .select(model.IDENTIFIERS.names)
-        .cast(model.IDENTIFIERS)
+        .select(contract.IDENTIFIERS.names)
+        .cast(contract.IDENTIFIERS)
     )
 
 

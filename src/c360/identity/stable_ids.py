@@ -40,8 +40,8 @@ survivor splits and the absorbed person's records leave), the retired id still a
 survivor; reviving it would need each record's original id kept beside the assignment.
 
 The result depends only on the inputs (every ordering is total), so re-running a day gives
-identical tables. Previous state is read back from the lake partitions each day writes
-(:meth:`Previous.from_lake`, :meth:`Assignment.write`).
+identical tables. Previous state is what an earlier day kept (:meth:`Assignment.state_tables`;
+the pipeline writes it to the lake and reads it back, :func:`c360.pipeline.identity.previous`).
 
 The stage is named DuckDB SQL steps over the Arrow inputs (1M records in a few seconds on two
 cores; ``bench/bench_stable_ids.py``).
@@ -55,32 +55,22 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.engines.base import Step
-from c360.engines.duckdb import DuckDBEngine
-from c360.errors import DataError
-from c360.identity.model import (
+from c360.contracts.compute import SqlStep
+from c360.contracts.identity import (
+    AMBIGUOUS,
     ASSIGNMENT,
+    CLUSTER_REASONS,
     CLUSTERS,
     IDENTIFIERS,
     IDENTITY_MAP,
     PERSON_HISTORY,
+    PERSON_IDS,
     RECORDS,
     REDIRECTS,
-    UTC_TIME,
     require,
 )
-from c360.lake import Lake
-
-# The registry of live ids: when each was issued and the earliest first_seen of its records
-# (the "oldest" rule), kept from day to day.
-PERSON_IDS = pa.schema(
-    [("person_id", pa.string()), ("created_on", pa.date32()), ("first_seen", UTC_TIME)]
-)
-
-# Identifier values left out of identity_map because their records lie in several persons.
-AMBIGUOUS = pa.schema(
-    [("id_type", pa.string()), ("id_value", pa.string()), ("persons", pa.int64())]
-)
+from c360.engines.duckdb import DuckDBEngine
+from c360.errors import DataError
 
 # An identifier that *is* a record's id belongs to that record's person even when other
 # records carry it too (the customer account owns its customer_id, the cookie its anonymous_id).
@@ -91,21 +81,10 @@ OWNER_RECORDS = {
     "mailchimp_id": "mailchimp/member:",
 }
 
-# Lake tables the step writes each day (zone "features", source "identity").
-ZONE = "features"
-SOURCE = "identity"
-LAKE_TABLES = {
-    "assignment": ASSIGNMENT,
-    "person_history": PERSON_HISTORY,
-    "person_redirect": REDIRECTS,
-    "person_ids": PERSON_IDS,
-}
-
 MERGE, SPLIT, RETIRE = "merge", "split", "retire"
 MAX_ATTEMPTS = 32  # re-derivations of a colliding id before giving up (md5 never needs 2)
 
 _RECORD_COLUMNS = ("record_key", "source", "record_type", "customer_id", "first_seen")
-REASONS = pa.schema([("cluster_key", pa.string()), ("reason", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -116,27 +95,6 @@ class Previous:
     assignment: pa.Table  # ASSIGNMENT
     redirects: pa.Table  # REDIRECTS (cumulative, one hop)
     person_ids: pa.Table  # PERSON_IDS
-
-    @classmethod
-    def from_lake(cls, lake: Lake, day: dt.date) -> Previous | None:
-        """The latest state written for a day before ``day`` (None on the first run).
-
-        Re-running ``day`` therefore starts from the same state as its first run did.
-        """
-        written = [
-            set(lake.partitions(SOURCE, name, ZONE))
-            for name in ("assignment", "person_redirect", "person_ids")
-        ]
-        earlier = sorted(d for d in set.intersection(*written) if d < day)
-        if not earlier:
-            return None
-        last = earlier[-1]
-        return cls(
-            day=last,
-            assignment=lake.read_partition(SOURCE, "assignment", last, ZONE),
-            redirects=lake.read_partition(SOURCE, "person_redirect", last, ZONE),
-            person_ids=lake.read_partition(SOURCE, "person_ids", last, ZONE),
-        )
 
 
 @dataclass(frozen=True)
@@ -162,19 +120,19 @@ class Assignment:
         }
 
     def as_previous(self) -> Previous:
-        """This day as the previous state of the next one (what :meth:`Previous.from_lake`
-        reads back after :meth:`write`)."""
+        """This day as the previous state of the next one (what the next day reads back
+        from the tables of :meth:`state_tables`)."""
         return Previous(self.day, self.assignment, self.redirects, self.person_ids)
 
-    def write(self, lake: Lake) -> None:
-        """Write the day's four partitions (``features/identity/<table>/dt=D``)."""
-        for name, table in (
-            ("assignment", self.assignment),
-            ("person_history", self.history),
-            ("person_redirect", self.redirects),
-            ("person_ids", self.person_ids),
-        ):
-            lake.write_partition(SOURCE, name, self.day, table.cast(LAKE_TABLES[name]), zone=ZONE)
+    def state_tables(self) -> dict[str, pa.Table]:
+        """The day's tables to keep (``features/identity/<name>/dt=D``): the next day's
+        :class:`Previous` is read back from them."""
+        return {
+            "assignment": self.assignment.cast(ASSIGNMENT),
+            "person_history": self.history.cast(PERSON_HISTORY),
+            "person_redirect": self.redirects.cast(REDIRECTS),
+            "person_ids": self.person_ids.cast(PERSON_IDS),
+        }
 
 
 def _check(engine: DuckDBEngine, sql: str, problem: str) -> None:
@@ -221,9 +179,9 @@ def _ordered(alias: str) -> str:
     return f"{alias}.created_on NULLS LAST, {alias}.first_seen NULLS LAST, {alias}.old_id"
 
 
-def _steps() -> tuple[Step, ...]:
+def _steps() -> tuple[SqlStep, ...]:
     return (
-        Step(
+        SqlStep(
             "cur",
             """
             SELECT c.record_key, c.cluster_key, r.first_seen,
@@ -232,7 +190,7 @@ def _steps() -> tuple[Step, ...]:
             FROM clusters_in c JOIN records_in r ON r.record_key = c.record_key
             """,
         ),
-        Step(
+        SqlStep(
             "cluster_facts",
             """
             SELECT cluster_key, count(*) AS records, min(first_seen) AS first_seen,
@@ -241,7 +199,7 @@ def _steps() -> tuple[Step, ...]:
             """,
         ),
         # Every id live yesterday, with its age (ids without a registry row sort last).
-        Step(
+        SqlStep(
             "prev_ids",
             """
             SELECT a.old_id, p.created_on, p.first_seen, a.total
@@ -251,7 +209,7 @@ def _steps() -> tuple[Step, ...]:
             """,
         ),
         # How many of each previous person's records lie in each cluster today.
-        Step(
+        SqlStep(
             "overlap",
             """
             SELECT c.cluster_key, p.person_id AS old_id, count(*) AS n,
@@ -260,7 +218,7 @@ def _steps() -> tuple[Step, ...]:
             GROUP BY c.cluster_key, p.person_id
             """,
         ),
-        Step(
+        SqlStep(
             "home",
             """
             SELECT old_id, cluster_key AS home FROM (
@@ -272,7 +230,7 @@ def _steps() -> tuple[Step, ...]:
             WHERE choice = 1
             """,
         ),
-        Step(
+        SqlStep(
             "claims",
             f"""
             SELECT h.home AS cluster_key, i.old_id, i.first_seen,
@@ -280,8 +238,8 @@ def _steps() -> tuple[Step, ...]:
             FROM home h JOIN prev_ids i ON i.old_id = h.old_id
             """,
         ),
-        Step("kept", "SELECT cluster_key, old_id AS person_id FROM claims WHERE claim = 1"),
-        Step(
+        SqlStep("kept", "SELECT cluster_key, old_id AS person_id FROM claims WHERE claim = 1"),
+        SqlStep(
             "absorbed",
             """
             SELECT c.cluster_key, c.old_id AS absorbed_id, k.person_id AS survivor_id
@@ -291,7 +249,7 @@ def _steps() -> tuple[Step, ...]:
         ),
         # Clusters that keep no id: split-off pieces (derived from their oldest previous person)
         # and new clusters (anchored on their customer account or their cluster key).
-        Step(
+        SqlStep(
             "fresh",
             f"""
             SELECT f.cluster_key,
@@ -313,7 +271,7 @@ def _steps() -> tuple[Step, ...]:
             WHERE k.person_id IS NULL
             """,
         ),
-        Step(
+        SqlStep(
             "taken",
             """
             SELECT old_id AS person_id FROM prev_ids
@@ -321,7 +279,7 @@ def _steps() -> tuple[Step, ...]:
             UNION SELECT retired_id FROM prev_redirects
             """,
         ),
-        Step(
+        SqlStep(
             "fresh_ids",
             """
             SELECT cluster_key, seed, origin, 0 AS attempt,
@@ -342,17 +300,17 @@ WHERE rank_in_id > 1 OR person_id IN (SELECT person_id FROM taken)
 """
 
 
-def _result_steps(day: dt.date) -> tuple[Step, ...]:
+def _result_steps(day: dt.date) -> tuple[SqlStep, ...]:
     today = f"DATE '{day.isoformat()}'"
     return (
-        Step(
+        SqlStep(
             "ids",
             """
             SELECT cluster_key, person_id, 'kept' AS origin FROM kept
             UNION ALL SELECT cluster_key, person_id, origin FROM fresh_ids
             """,
         ),
-        Step(
+        SqlStep(
             "assignment",
             """
             SELECT c.record_key, i.person_id
@@ -360,7 +318,7 @@ def _result_steps(day: dt.date) -> tuple[Step, ...]:
             ORDER BY c.record_key
             """,
         ),
-        Step(
+        SqlStep(
             "reasons",
             """
             SELECT cluster_key, string_agg(DISTINCT reason, '; ' ORDER BY reason) || ': '
@@ -368,7 +326,7 @@ def _result_steps(day: dt.date) -> tuple[Step, ...]:
             FROM reasons_in WHERE reason IS NOT NULL GROUP BY cluster_key
             """,
         ),
-        Step(
+        SqlStep(
             "history",
             f"""
             SELECT * FROM (
@@ -395,14 +353,14 @@ def _result_steps(day: dt.date) -> tuple[Step, ...]:
             """,
         ),
         # Yesterday's live ids as today's: kept, or absorbed into a survivor (vanished: none).
-        Step(
+        SqlStep(
             "live_map",
             """
             SELECT person_id AS old_id, person_id FROM kept
             UNION ALL SELECT absorbed_id, survivor_id FROM absorbed
             """,
         ),
-        Step(
+        SqlStep(
             "redirects",
             f"""
             SELECT * FROM (
@@ -414,7 +372,7 @@ def _result_steps(day: dt.date) -> tuple[Step, ...]:
             ORDER BY retired_id
             """,
         ),
-        Step(
+        SqlStep(
             "person_ids",
             f"""
             SELECT * FROM (
@@ -473,7 +431,7 @@ def assign(
     if previous is not None and previous.day >= day:
         raise ValueError(
             f"identity: the previous state is of {previous.day}, not before {day}; "
-            "read it with Previous.from_lake(lake, day)"
+            "read it with c360.pipeline.identity.previous(lake, day)"
         )
     clusters = require(clusters, CLUSTERS, "clusters", ("record_key", "cluster_key"))
     records = require(records, RECORDS, "records", _RECORD_COLUMNS)
@@ -491,8 +449,8 @@ def assign(
             previous.person_ids, PERSON_IDS, "previous person ids", tuple(PERSON_IDS.names)
         )
     reasons = require(
-        reasons if reasons is not None else _empty(REASONS),
-        REASONS,
+        reasons if reasons is not None else _empty(CLUSTER_REASONS),
+        CLUSTER_REASONS,
         "reasons",
         ("cluster_key", "reason"),
     )
@@ -531,7 +489,7 @@ class IdentityMap:
 
 
 _IDENTITY_MAP_STEPS = (
-    Step(
+    SqlStep(
         "candidates",
         """
         SELECT DISTINCT i.id_type, i.id_value, a.person_id
@@ -539,7 +497,7 @@ _IDENTITY_MAP_STEPS = (
         WHERE i.id_type IS NOT NULL AND i.id_value IS NOT NULL
         """,
     ),
-    Step(
+    SqlStep(
         "owners",
         """
         SELECT v.id_type, v.id_value, a.person_id AS owner
@@ -548,7 +506,7 @@ _IDENTITY_MAP_STEPS = (
         JOIN assignment_in a ON a.record_key = o.prefix || v.id_value
         """,
     ),
-    Step(
+    SqlStep(
         "resolved",
         """
         SELECT c.id_type, c.id_value, count(*) AS persons, min(c.person_id) AS person_id,
@@ -558,7 +516,7 @@ _IDENTITY_MAP_STEPS = (
         GROUP BY c.id_type, c.id_value
         """,
     ),
-    Step(
+    SqlStep(
         "identity_map",
         """
         SELECT id_type, id_value, coalesce(owner, person_id) AS person_id FROM resolved
@@ -566,7 +524,7 @@ _IDENTITY_MAP_STEPS = (
         ORDER BY id_type, id_value
         """,
     ),
-    Step(
+    SqlStep(
         "ambiguous",
         """
         SELECT id_type, id_value, persons FROM resolved

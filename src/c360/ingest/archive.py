@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
+from c360.contracts.lake import ARCHIVE_SCHEMA
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
@@ -36,24 +37,6 @@ TOPICS = ("clickstream", "support")
 READ_CHUNK = 10_000
 # Where each topic's payload carries its event time (Segment: timestamp; Zendesk: time).
 EVENT_TIME_FIELD = {"clickstream": "timestamp", "support": "time"}
-
-# The raw payload is kept whole; the few fields every reader needs are lifted into columns so
-# batch SQL stays portable (no JSON functions, which differ between engines).
-ARCHIVE_SCHEMA = pa.schema(
-    [
-        ("partition", pa.int32()),
-        ("offset", pa.int64()),
-        ("key", pa.string()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("appended_at", pa.timestamp("us", tz="UTC")),
-        ("type", pa.string()),
-        ("event", pa.string()),
-        ("message_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("user_id", pa.string()),
-        ("payload", pa.string()),
-    ]
-)
 
 
 def _text(value: Any) -> str | None:

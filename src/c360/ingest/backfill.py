@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.ingest.archive import ARCHIVE_SCHEMA, EVENT_TIME_FIELD, SOURCE, merge
-from c360.ingest.conform import QUARANTINE_SCHEMA
+from c360.contracts.lake import ARCHIVE_SCHEMA, QUARANTINE_SCHEMA
+from c360.ingest.archive import EVENT_TIME_FIELD, SOURCE, merge
 from c360.ingest.report import TableReport
 from c360.lake import Lake
 

@@ -16,9 +16,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c360.contracts.lake import QUARANTINE_SCHEMA
 from c360.errors import DataError
-
-QUARANTINE_SCHEMA = pa.schema([("reason", pa.string()), ("record", pa.string())])
 
 # A rule: a reason and a predicate returning a boolean mask of the rows that break it.
 Rule = tuple[str, Callable[[pa.RecordBatch], pa.Array]]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from c360.batch.cutoff import cutoff
 from c360.config import MailchimpSourceSettings
+from c360.contracts.cutoff import cutoff
 from c360.ingest.report import TableReport
 from c360.lake import Lake
-from c360.sources import mailchimp
+from c360.sources import mailchimp_export
 
 SOURCE = "mailchimp"
 
@@ -59,8 +59,8 @@ def _parse(value: str) -> dt.datetime:
 def _from_files(settings: MailchimpSourceSettings) -> dict[str, Callable[[], pa.Table]]:
     folder = Path(settings.dir)
     return {
-        "members": lambda: mailchimp.read_members_export(folder),
-        "email_activity": lambda: mailchimp.read_email_activity(folder),
+        "members": lambda: mailchimp_export.read_members_export(folder),
+        "email_activity": lambda: mailchimp_export.read_email_activity(folder),
     }
 
 

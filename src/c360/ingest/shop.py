@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.batch.cutoff import cutoff
 from c360.config import MySQLSourceSettings
+from c360.contracts.cutoff import cutoff
 from c360.ingest.conform import Rule, conform, negative, quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.batch.cutoff import cutoff
 from c360.config import ZendeskSourceSettings
+from c360.contracts.cutoff import cutoff
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from c360.contracts.log import Record, RecordBatch, TopicPartition
 from c360.errors import ConfigError
-from c360.logs.base import EventLog, Record, RecordBatch, TopicPartition, partition_for
+from c360.logs.base import EventLog, partition_for
 
 if TYPE_CHECKING:
     from c360.config import LogSettings

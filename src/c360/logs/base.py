@@ -12,88 +12,24 @@ layer's hot path touches only the values); :meth:`EventLog.read` gives the same 
 :class:`Record` objects for callers that want them one by one.
 
 Consumer progress is *not* kept in the log: the speed layer stores its next offsets in the
-serving store, in the same transaction as the state they produced (see :mod:`c360.speed.worker`).
+serving store, in the same transaction as the state they produced (see
+:mod:`c360.pipeline.stream_worker`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from c360.contracts.log import Record, RecordBatch, TopicPartition
 from c360.errors import DataError
 
 # Kafka's own rule for topic names; it also keeps a local topic a safe folder name.
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record read back from the log."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    value: bytes
-    timestamp: dt.datetime  # when the log appended it (UTC, millisecond precision)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def timestamp_of(timestamp_ms: int) -> dt.datetime:
-    """The aware UTC datetime of a record timestamp in epoch milliseconds."""
-    return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordBatch:
-    """Records of one partition in offset order, one list per field.
-
-    ``offsets[i]``, ``keys[i]`` (UTF-8), ``values[i]`` and ``timestamps_ms[i]`` (append time,
-    epoch milliseconds) describe the ``i``-th record. Offsets ascend; they are consecutive in the
-    local log (a compacted Kafka topic may skip some).
-    """
-
-    topic: str
-    partition: int
-    offsets: Sequence[int] = ()
-    keys: Sequence[bytes] = ()
-    values: Sequence[bytes] = ()
-    timestamps_ms: Sequence[int] = ()
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def next_offset(self) -> int:
-        """The offset after the last record (the consumer's next position); batch not empty."""
-        return self.offsets[-1] + 1
-
-    def record(self, i: int) -> Record:
-        return Record(
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offsets[i],
-            key=self.keys[i].decode("utf-8"),
-            value=self.values[i],
-            timestamp=timestamp_of(self.timestamps_ms[i]),
-        )
-
-    def records(self) -> list[Record]:
-        return [self.record(i) for i in range(len(self.values))]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class TopicPartition:
-    topic: str
-    partition: int
 
 
 def partition_for(key: str, partitions: int) -> int:

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from c360.contracts.log import RecordBatch, TopicPartition
 from c360.errors import (
     C360Error,
     ConfigError,
@@ -82,7 +83,7 @@ from c360.errors import (
     TerminalError,
     TransientError,
 )
-from c360.logs.base import EventLog, RecordBatch, TopicPartition, check_topic, partition_for
+from c360.logs.base import EventLog, check_topic, partition_for
 
 if TYPE_CHECKING:
     from types import ModuleType

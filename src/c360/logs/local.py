@@ -49,8 +49,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from c360.contracts.log import RecordBatch
 from c360.errors import ConfigError, DataError, NotFoundError, TerminalError, TransientError
-from c360.logs.base import EventLog, RecordBatch, check_topic, partition_for
+from c360.logs.base import EventLog, check_topic, partition_for
 
 logger = logging.getLogger(__name__)
 

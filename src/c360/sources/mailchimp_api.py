@@ -25,8 +25,8 @@ it up, provided the caller's ``since_last_changed`` looks back past the previous
 
 Output is raw-zone shaped: members flattened to the CSV export's snake-cased columns (strings,
 as the export has them; timestamps as the API sends them, ISO 8601 with offset) plus the API's
-own fields (:data:`MEMBERS_API_SCHEMA`); email activity in exactly
-:data:`c360.sources.mailchimp.ACTIVITY_SCHEMA`, as the JSON-lines files.
+own fields (:data:`MAILCHIMP_MEMBERS_API_SCHEMA`); email activity in exactly
+:data:`c360.contracts.lake.MAILCHIMP_ACTIVITY_SCHEMA`, as the JSON-lines files.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ import orjson
 import pyarrow as pa
 
 from c360.config import MailchimpSourceSettings
+from c360.contracts.lake import MAILCHIMP_ACTIVITY_SCHEMA, MAILCHIMP_MEMBERS_API_SCHEMA
 from c360.errors import ConfigError, DataError, TerminalError, TransientError
-from c360.sources.mailchimp import ACTIVITY_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -62,49 +62,6 @@ LIST_ID = "sources.mailchimp.list_id"
 API_PREFIX = "/3.0"
 _DATA_CENTRE = re.compile(r"[a-z]+[0-9]+")
 _RETRY_STATUS = frozenset({408, 429})
-
-# The CSV audience export's columns, snake-cased as mailchimp.read_members_export names them.
-EXPORT_COLUMNS = (
-    "email_address",
-    "first_name",
-    "last_name",
-    "address",
-    "phone_number",
-    "birthday",
-    "member_rating",
-    "optin_time",
-    "optin_ip",
-    "confirm_time",
-    "confirm_ip",
-    "latitude",
-    "longitude",
-    "gmtoff",
-    "dstoff",
-    "timezone",
-    "cc",
-    "region",
-    "last_changed",
-    "leid",
-    "euid",
-    "notes",
-    "tags",
-)
-
-MEMBERS_API_SCHEMA = pa.schema(
-    [
-        *((name, pa.string()) for name in EXPORT_COLUMNS),
-        ("id", pa.string()),
-        ("unique_email_id", pa.string()),
-        ("status", pa.string()),
-        ("list_id", pa.string()),
-        ("merge_fields", pa.string()),
-        ("stats_avg_open_rate", pa.float64()),
-        ("stats_avg_click_rate", pa.float64()),
-        ("stats_ecommerce_total_revenue", pa.float64()),
-        ("stats_ecommerce_number_of_orders", pa.int64()),
-        ("stats_ecommerce_currency_code", pa.string()),
-    ]
-)
 
 
 class MailchimpAuthError(TerminalError):
@@ -200,7 +157,7 @@ class MailchimpClient:
         for offset, items in self._pages(path, "members", params):
             for item in items:
                 rows[_ident(item, "id", self._where(path, offset))] = flatten_member(item)
-        return pa.Table.from_pylist(list(rows.values()), schema=MEMBERS_API_SCHEMA)
+        return pa.Table.from_pylist(list(rows.values()), schema=MAILCHIMP_MEMBERS_API_SCHEMA)
 
     def campaigns(self, since: dt.datetime | None = None) -> list[Json]:
         """Sent campaigns (sent after ``since``), oldest send first, as the API returns them."""
@@ -221,10 +178,11 @@ class MailchimpClient:
     def email_activity(
         self, campaign_ids: Iterable[str], since: dt.datetime | None = None
     ) -> pa.Table:
-        """Every recipient's activity for the campaigns, in ACTIVITY_SCHEMA, campaigns in order."""
+        """Every recipient's activity for the campaigns, in MAILCHIMP_ACTIVITY_SCHEMA, campaigns
+        in order."""
         ids = list(dict.fromkeys(campaign_ids))
         if not ids:
-            return ACTIVITY_SCHEMA.empty_table()
+            return MAILCHIMP_ACTIVITY_SCHEMA.empty_table()
         workers = min(self._settings.max_connections, len(ids))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailchimp")
         try:
@@ -245,7 +203,7 @@ class MailchimpClient:
                 rows[_ident(item, "email_id", self._where(path, offset))] = flatten_activity(
                     item, campaign_id
                 )
-        return pa.Table.from_pylist(list(rows.values()), schema=ACTIVITY_SCHEMA)
+        return pa.Table.from_pylist(list(rows.values()), schema=MAILCHIMP_ACTIVITY_SCHEMA)
 
     # -- paging ------------------------------------------------------------------------------
 
@@ -440,7 +398,7 @@ def _tags(value: object) -> str | None:
 
 
 def flatten_member(member: Json) -> Json:
-    """One API member object as one MEMBERS_API_SCHEMA row."""
+    """One API member object as one MAILCHIMP_MEMBERS_API_SCHEMA row."""
     merge = _mapping(member.get("merge_fields"))
     location = _mapping(member.get("location"))
     stats = _mapping(member.get("stats"))
@@ -483,7 +441,8 @@ def flatten_member(member: Json) -> Json:
 
 
 def flatten_activity(item: Json, campaign_id: str) -> Json:
-    """One ``emails[]`` item as one ACTIVITY_SCHEMA row (extra fields such as bounce type go)."""
+    """One ``emails[]`` item as one MAILCHIMP_ACTIVITY_SCHEMA row (extra fields such as bounce
+    type go)."""
     actions = item.get("activity")
     return {
         "campaign_id": _text(item.get("campaign_id")) or campaign_id,

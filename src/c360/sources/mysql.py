@@ -20,8 +20,8 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import NoSuchTableError, OperationalError
 
+from c360.contracts.arrow_types import arrow_type
 from c360.errors import DataError, TransientError
-from c360.sources.arrow_types import arrow_type
 
 CHUNK_ROWS = 100_000
 CONNECTORX_SCHEMES = {

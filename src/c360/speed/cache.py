@@ -1,6 +1,6 @@
 """The stream worker's in-memory cache of committed per-identifier states.
 
-Why it is safe to serve states from memory is in :mod:`c360.speed.worker` ("The state
+Why it is safe to serve states from memory is in :mod:`c360.pipeline.stream_worker` ("The state
 cache"); this module only keeps them, bounded.
 """
 

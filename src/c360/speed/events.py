@@ -1,6 +1,6 @@
 """The speed layer's Segment decoder: raw bytes from the event log → a light :class:`ClickEvent`.
 
-:func:`decode_click` accepts and rejects exactly what :func:`c360.sources.segment.decode` does
+:func:`decode_click` accepts and rejects exactly what :func:`c360.contracts.segment.decode` does
 (the collector's rules), with the same reasons, but answers the common well-formed message
 from a fast path and gives the speed layer only what it reads, with the event time already in
 integer epoch **microseconds** (the pure updates compare and add integers, never datetimes).
@@ -10,7 +10,7 @@ read (``context``, ``traits`` and page properties are only checked to be objects
 is checked to be one of the forms Segment's libraries send (``YYYY-MM-DDTHH:MM:SS``, then
 nothing, ``.fff`` or ``.ffffff``, then ``Z`` or ``+00:00``) by its length and a few fixed
 characters, and parsed by ``datetime.fromisoformat`` (in C). Anything it cannot vouch for goes
-through pydantic (:func:`~c360.sources.segment.validate`), so the answer is the same either
+through pydantic (:func:`~c360.contracts.segment.validate`), so the answer is the same either
 way; a unit test holds the two paths to that. (One known difference: a track property beyond a
 64-bit integer stays an int where orjson gives a float.)
 """
@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from c360.sources.segment import (
+from c360.contracts.segment import (
     MAX_ANONYMOUS_ID,
     MAX_MESSAGE_ID,
     MAX_USER_ID,
@@ -186,7 +186,7 @@ def fast_click(raw: bytes | str) -> ClickEvent | None:
 
 def decode_click(raw: bytes | str) -> ClickEvent:
     """The speed layer's event of one raw message; :class:`InvalidMessage` (with the reason
-    :func:`~c360.sources.segment.decode` gives) if the message breaks the Segment Spec."""
+    :func:`~c360.contracts.segment.decode` gives) if the message breaks the Segment Spec."""
     return fast_click(raw) or slow_click(raw)
 
 

@@ -7,7 +7,7 @@ dict, cheap to copy; nested values are tuples or mappings that are replaced, nev
 copy per identifier and micro-batch — and always ends where :func:`update` applied event by
 event ends (a unit test holds the two together). Times are integer epoch microseconds, in
 events and states alike: the decoder parses each timestamp once
-(:mod:`c360.speed.events`), the serving store holds datetimes (:mod:`c360.speed.storage`).
+(:mod:`c360.speed.events`), the serving store holds datetimes (:mod:`c360.stores.realtime`).
 
 State is kept per *source identifier* (:func:`state_key`): the message's ``anonymousId``, else
 its ``userId`` for messages without a cookie. The person is resolved at read time through the

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TypedDict
 
-from c360.sources.zendesk import SupportEvent
+from c360.contracts.zendesk import SupportEvent
 from c360.speed.features import StateKey, epoch_ms
 
 ZENDESK_USER_ID = "zendesk_user_id"

@@ -17,8 +17,8 @@ from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, sel
 from sqlalchemy import types as sqltypes
 from sqlalchemy.schema import CreateColumn
 
-from c360.batch.cutoff import cutoff
 from c360.contracts import serving
+from c360.contracts.cutoff import cutoff
 from c360.errors import ConfigError, DataError
 from c360.identity import stitching
 from c360.identity.stitching import Reconciled

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from c360.batch.cutoff import cutoff
 from c360.batch.features import email, profile, support, transactions, web
-from c360.batch.inputs import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
-from c360.engines.base import Step
+from c360.batch.latest import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
+from c360.contracts.compute import SqlStep
+from c360.contracts.cutoff import cutoff
 from c360.identity import records
 
 FEATURES = (
@@ -32,7 +32,7 @@ def _literal(moment: dt.datetime) -> str:
     return f"TIMESTAMPTZ '{moment.isoformat()}+00:00'"
 
 
-def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
+def _fill(pipeline: tuple[SqlStep, ...], batch_date: dt.date) -> list[SqlStep]:
     end = cutoff(batch_date)
     literals = {
         "cutoff": _literal(end),
@@ -43,15 +43,15 @@ def _fill(pipeline: tuple[Step, ...], batch_date: dt.date) -> list[Step]:
         "since_365d": _literal(end - dt.timedelta(days=365)),
         "batch_date": f"'{batch_date.isoformat()}'",
     }
-    return [Step(step.name, step.sql.format(**literals)) for step in pipeline]
+    return [SqlStep(step.name, step.sql.format(**literals)) for step in pipeline]
 
 
-def identity_record_steps(batch_date: dt.date) -> list[Step]:
+def identity_record_steps(batch_date: dt.date) -> list[SqlStep]:
     """SQL producing the identity step's raw records (:data:`c360.identity.records.STEPS`)."""
     return _fill((LATEST_ORDERS, *records.STEPS), batch_date)
 
 
-def feature_steps(batch_date: dt.date) -> list[Step]:
+def feature_steps(batch_date: dt.date) -> list[SqlStep]:
     """SQL producing ``person`` and ``batch_profile`` from the raw inputs and identity_map."""
     latest = (LATEST_ORDERS, LATEST_ORDER_ITEMS, LATEST_EMAIL_ACTIVITY)
     return _fill((*latest, *FEATURES), batch_date)

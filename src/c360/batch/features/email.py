@@ -1,9 +1,9 @@
 """Email engagement from Mailchimp: the audience and campaign activity, over all addresses."""
 
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
 
 STEPS = (
-    Step(
+    SqlStep(
         "email_actions",
         """
         SELECT campaign_id, lower(trim(email_address)) AS email, action.action AS action,
@@ -12,7 +12,7 @@ STEPS = (
               FROM mailchimp_email_activity) actions
         """,
     ),
-    Step(
+    SqlStep(
         "email_features",
         """
         SELECT m.person_id,
@@ -29,7 +29,7 @@ STEPS = (
         GROUP BY m.person_id
         """,
     ),
-    Step(
+    SqlStep(
         "subscription",
         """
         SELECT m.person_id,

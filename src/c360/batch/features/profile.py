@@ -1,10 +1,10 @@
 """The golden record (``person``) and the wide ``batch_profile``, columns in catalogue order."""
 
 from c360.batch.catalogue import CATALOGUE
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
 
 STEPS = (
-    Step(
+    SqlStep(
         "person",
         """
         SELECT p.person_id, c.customer_id, coalesce(c.email, p.email) AS email,
@@ -17,13 +17,13 @@ STEPS = (
         LEFT JOIN customers c ON c.customer_id = p.customer_id
         """,
     ),
-    Step(
+    SqlStep(
         "identity_features",
         """
         SELECT person_id, count(*) AS identifier_count FROM identity_map GROUP BY person_id
         """,
     ),
-    Step(
+    SqlStep(
         "profile_columns",
         """
         SELECT p.person_id,
@@ -94,5 +94,5 @@ STEPS = (
         """,
     ),
     # The catalogue's order and nothing else: the catalogue test keeps the two in step.
-    Step("batch_profile", f"SELECT {', '.join(f.name for f in CATALOGUE)} FROM profile_columns"),
+    SqlStep("batch_profile", f"SELECT {', '.join(f.name for f in CATALOGUE)} FROM profile_columns"),
 )

@@ -1,9 +1,9 @@
 """Support from Zendesk ticket events, through the Zendesk users identity linked to a person."""
 
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
 
 STEPS = (
-    Step(
+    SqlStep(
         "ticket_events",
         """
         SELECT e.ticket_id, e.type, e.time, upper(e.status) AS status, e.payload
@@ -11,7 +11,7 @@ STEPS = (
         WHERE e.ticket_id IS NOT NULL AND e.time < {cutoff}
         """,
     ),
-    Step(
+    SqlStep(
         "tickets",
         """
         SELECT c.ticket_id, c.requester_id, c.created_at, s.solved_at, l.status AS last_status,
@@ -34,7 +34,7 @@ STEPS = (
                    GROUP BY ticket_id) r ON r.ticket_id = c.ticket_id
         """,
     ),
-    Step(
+    SqlStep(
         "support_features",
         """
         SELECT m.person_id,

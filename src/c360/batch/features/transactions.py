@@ -1,9 +1,9 @@
 """Transactions from the orders DB: each order's latest version, placed before the cutoff."""
 
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
 
 STEPS = (
-    Step(
+    SqlStep(
         "orders_by_person",
         """
         SELECT o.*, m.person_id,
@@ -17,7 +17,7 @@ STEPS = (
         WHERE o.created_at < {cutoff}
         """,
     ),
-    Step(
+    SqlStep(
         "order_features",
         """
         SELECT person_id,
@@ -40,7 +40,7 @@ STEPS = (
         FROM orders_by_person GROUP BY person_id
         """,
     ),
-    Step(
+    SqlStep(
         "category_units",
         """
         SELECT o.person_id, p.category, sum(i.quantity) AS units
@@ -51,7 +51,7 @@ STEPS = (
         GROUP BY o.person_id, p.category
         """,
     ),
-    Step(
+    SqlStep(
         "favourite_category",
         """
         SELECT person_id, category AS favourite_category FROM (
@@ -62,7 +62,7 @@ STEPS = (
         ) ranked WHERE preference = 1
         """,
     ),
-    Step(
+    SqlStep(
         "rfm",
         """
         SELECT person_id,

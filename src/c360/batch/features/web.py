@@ -5,10 +5,10 @@ Sessions: a cookie's events split where 30 minutes pass without one (event time)
 such) goes through the window functions; all-time facts are plain aggregates.
 """
 
-from c360.engines.base import Step
+from c360.contracts.compute import SqlStep
 
 STEPS = (
-    Step(
+    SqlStep(
         "web_events",
         """
         SELECT m.person_id, e.anonymous_id, e.event_time, e.type, e.event,
@@ -24,7 +24,7 @@ STEPS = (
         WHERE e.event_time < {cutoff} AND e.event_time >= {session_margin}
         """,
     ),
-    Step(
+    SqlStep(
         "web_history",
         """
         SELECT m.person_id, max(e.event_time) AS last_visit_at, min(e.event_time) AS first_visit_at
@@ -34,7 +34,7 @@ STEPS = (
         GROUP BY m.person_id
         """,
     ),
-    Step(
+    SqlStep(
         "web_sessions",
         """
         SELECT person_id, anonymous_id, event_time, type, event, starts_session,
@@ -44,7 +44,7 @@ STEPS = (
         FROM web_events
         """,
     ),
-    Step(
+    SqlStep(
         "session_outcomes",
         """
         SELECT person_id, anonymous_id, session_number, min(event_time) AS started_at,
@@ -52,7 +52,7 @@ STEPS = (
         FROM web_sessions GROUP BY person_id, anonymous_id, session_number
         """,
     ),
-    Step(
+    SqlStep(
         "web_features",
         """
         SELECT e.person_id,
@@ -65,7 +65,7 @@ STEPS = (
         FROM web_events e GROUP BY e.person_id
         """,
     ),
-    Step(
+    SqlStep(
         "session_features",
         """
         SELECT person_id, count(*) AS sessions_30d, sum(converted) AS converted_sessions_30d

@@ -1,6 +1,6 @@
 """The daily batch pipeline: named, idempotent steps with a run log.
 
-``run_day`` runs the steps of :data:`c360.batch.steps.STEPS` in order for date D. A step that
+``run_day`` runs the steps of :data:`c360.pipeline.steps.STEPS` in order for date D. A step that
 succeeded before is skipped unless ``force``; a failed step stops the run (later steps do not
 run, so a failed quality check keeps yesterday's profile serving) and the next run resumes
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
@@ -13,12 +13,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from c360.batch.runlog import RunLog
-from c360.batch.steps import STEPS
 from c360.config import Settings
 from c360.errors import C360Error
 from c360.lake import Lake
+from c360.pipeline.steps import STEPS
 from c360.stores import open_store
+from c360.stores.runlog import RunLog
 
 log = logging.getLogger(__name__)
 

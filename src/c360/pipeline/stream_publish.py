@@ -1,7 +1,7 @@
 """Publish a file of Segment messages (JSON lines, plain or gzip) into the event log.
 
 Each line becomes one record, keyed by its anonymousId, else its userId
-(:func:`c360.sources.segment.routing_key`). Lines that are not JSON are appended too, with an
+(:func:`c360.contracts.segment.routing_key`). Lines that are not JSON are appended too, with an
 empty key: the stream worker dead-letters them with the reason, so no line is lost. Only blank
 lines are skipped. Lines are published in file order (the simulator writes event-time order);
 ``rate`` paces them at that many events per second.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import orjson
 
+from c360.contracts.segment import routing_key
 from c360.errors import DataError
 from c360.logs import EventLog
 from c360.sources.files import open_bytes
-from c360.sources.segment import routing_key
 
 DEFAULT_BATCH_SIZE = 1_000
 

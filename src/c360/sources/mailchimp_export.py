@@ -13,32 +13,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from c360.contracts.lake import MAILCHIMP_ACTIVITY_SCHEMA
 from c360.errors import DataError
 
 MEMBERS_EXPORT = "members_export.csv"
 EMAIL_ACTIVITY = "email_activity.jsonl"
-
-ACTIVITY_SCHEMA = pa.schema(
-    [
-        ("campaign_id", pa.string()),
-        ("list_id", pa.string()),
-        ("email_id", pa.string()),
-        ("email_address", pa.string()),
-        (
-            "activity",
-            pa.list_(
-                pa.struct(
-                    [
-                        ("action", pa.string()),
-                        ("timestamp", pa.string()),
-                        ("url", pa.string()),
-                        ("ip", pa.string()),
-                    ]
-                )
-            ),
-        ),
-    ]
-)
 
 
 def snake_case(name: str) -> str:
@@ -66,6 +45,6 @@ def read_email_activity(folder: Path) -> pa.Table:
     return pajson.read_json(
         path,
         parse_options=pajson.ParseOptions(
-            explicit_schema=ACTIVITY_SCHEMA, unexpected_field_behavior="ignore"
+            explicit_schema=MAILCHIMP_ACTIVITY_SCHEMA, unexpected_field_behavior="ignore"
         ),
     )

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from c360.batch import features, quality
-from c360.batch.inputs import raw_inputs, snapshot
 from c360.config import Settings
-from c360.engines import LakeInput, compute
-from c360.identity import run as identity
-from c360.identity.model import IDENTITY_MAP
+from c360.contracts.compute import LakeInput
+from c360.contracts.identity import IDENTITY_MAP
+from c360.engines import compute
 from c360.ingest.run import ingest
 from c360.lake import Lake
+from c360.pipeline import identity
+from c360.pipeline.lake_inputs import raw_inputs, snapshot
 from c360.stores import open_store
 
 ZONE = "features"
@@ -64,8 +65,31 @@ def run_score(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     return Outcome("skipped", detail="no churn model registered yet")
 
 
+def _earlier_profile(lake: Lake, day: dt.date) -> quality.Earlier | None:
+    earlier = [d for d in lake.partitions("profile", "batch_profile", ZONE) if d < day]
+    if not earlier:
+        return None
+    rows = int(lake.manifest("profile", "batch_profile", earlier[-1], ZONE)["rows"])
+    return quality.Earlier(earlier[-1], rows)
+
+
+def _newest_partitions(lake: Lake, day: dt.date) -> dict[tuple[str, str], dt.date | None]:
+    newest: dict[tuple[str, str], dt.date | None] = {}
+    for source, table in quality.WATCHED_SOURCES:
+        days = [d for d in lake.partitions(source, table) if d <= day]
+        newest[source, table] = days[-1] if days else None
+    return newest
+
+
 def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
-    checks = quality.run_checks(lake, day, settings.quality)
+    checks = quality.run_checks(
+        day,
+        lake.read_partition("profile", "batch_profile", day, ZONE),
+        lake.read_partition("profile", "person", day, ZONE),
+        _earlier_profile(lake, day),
+        _newest_partitions(lake, day),
+        settings.quality,
+    )
     quality.enforce(checks)
     warnings = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     detail = f"{len(checks)} checks passed" if not warnings else "warnings: " + "; ".join(warnings)

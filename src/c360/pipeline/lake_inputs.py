@@ -12,34 +12,18 @@ import datetime as dt
 
 import pyarrow as pa
 
-from c360.contracts import shop_db
-from c360.engines import LakeInput, Step
-from c360.ingest.archive import ARCHIVE_SCHEMA
-from c360.lake import Lake
-from c360.sources import mailchimp, zendesk
-from c360.sources.arrow_types import arrow_schema
-
-# The export's columns the batch reads (identity takes names, phone, birthday and country).
-MEMBERS_SCHEMA = pa.schema(
-    [
-        (name, pa.string())
-        for name in (
-            "email_address",
-            "euid",
-            "status",
-            "first_name",
-            "last_name",
-            "phone_number",
-            "birthday",
-            "cc",
-            "optin_time",
-        )
-    ]
+from c360.contracts.compute import LakeInput
+from c360.contracts.lake import (
+    ARCHIVE_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    MAILCHIMP_ACTIVITY_SCHEMA,
+    MAILCHIMP_MEMBERS_SCHEMA,
+    ORDER_ITEMS_SCHEMA,
+    ORDERS_SCHEMA,
+    PRODUCTS_SCHEMA,
+    ZENDESK_EVENT_SCHEMA,
 )
-ORDERS_SCHEMA = arrow_schema(shop_db.orders)
-ORDER_ITEMS_SCHEMA = arrow_schema(shop_db.order_items)
-CUSTOMERS_SCHEMA = arrow_schema(shop_db.customers)
-PRODUCTS_SCHEMA = arrow_schema(shop_db.products)
+from c360.lake import Lake
 
 
 def _view_name(source: str, table: str) -> str:
@@ -77,33 +61,6 @@ def versions(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schem
     return LakeInput(f"{every.name}_versions", every.urls, schema)
 
 
-def latest_versions(
-    name: str, schema: pa.Schema, key: tuple[str, ...], newest: tuple[str, ...]
-) -> Step:
-    """Keep each key's last version of ``<name>_versions`` as ``name``."""
-    columns = ", ".join(schema.names)
-    order = ", ".join(f"{column} DESC" for column in newest)
-    return Step(
-        name,
-        f"""
-        SELECT {columns} FROM (
-            SELECT *, row_number() OVER (PARTITION BY {", ".join(key)} ORDER BY {order})
-                AS version_rank
-            FROM {name}_versions
-        ) WHERE version_rank = 1
-        """,
-    )
-
-
-LATEST_ORDERS = latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt"))
-LATEST_ORDER_ITEMS = latest_versions(
-    "order_items", ORDER_ITEMS_SCHEMA, ("order_item_id",), ("updated_at", "dt")
-)
-LATEST_EMAIL_ACTIVITY = latest_versions(
-    "mailchimp_email_activity", mailchimp.ACTIVITY_SCHEMA, ("campaign_id", "email_id"), ("dt",)
-)
-
-
 def raw_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
     """The raw zone as of D: what identity and features are computed from."""
     return [
@@ -111,8 +68,8 @@ def raw_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
         snapshot(lake, "shop", "products", day, PRODUCTS_SCHEMA),
         versions(lake, "shop", "orders", day, ORDERS_SCHEMA),
         versions(lake, "shop", "order_items", day, ORDER_ITEMS_SCHEMA),
-        snapshot(lake, "mailchimp", "members", day, MEMBERS_SCHEMA),
-        versions(lake, "mailchimp", "email_activity", day, mailchimp.ACTIVITY_SCHEMA),
-        events(lake, "zendesk", "events", day, zendesk.EVENT_SCHEMA),
+        snapshot(lake, "mailchimp", "members", day, MAILCHIMP_MEMBERS_SCHEMA),
+        versions(lake, "mailchimp", "email_activity", day, MAILCHIMP_ACTIVITY_SCHEMA),
+        events(lake, "zendesk", "events", day, ZENDESK_EVENT_SCHEMA),
         events(lake, "events", "clickstream", day, ARCHIVE_SCHEMA),
     ]

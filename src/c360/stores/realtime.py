@@ -2,7 +2,7 @@
 letters.
 
 All functions take the :class:`~sqlalchemy.Connection` of the caller's transaction; the commit
-order and why it gives exactly-once is in :mod:`c360.speed.worker`.
+order and why it gives exactly-once is in :mod:`c360.pipeline.stream_worker`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, DateTime, Dialect, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from c360.contracts.log import TopicPartition
 from c360.contracts.serving import (
     dead_letter,
     realtime_order,
@@ -25,7 +26,6 @@ from c360.contracts.serving import (
     stream_offsets,
 )
 from c360.errors import TransientError
-from c360.logs import TopicPartition
 from c360.speed.features import NO_LINES, Order, RealtimeState, StateKey
 from c360.speed.support import SupportState, empty_support_state
 from c360.stores import ServingStore

@@ -23,15 +23,15 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, select
 
-from c360.batch.pipeline import BatchResult, run_batch
 from c360.config import Settings
 from c360.contracts import shop_db
 from c360.errors import TerminalError
 from c360.logs import open_configured
+from c360.pipeline.daily import BatchResult, run_batch
+from c360.pipeline.stream_publish import publish_file
+from c360.pipeline.stream_worker import run as run_worker
 from c360.simulator import generate
 from c360.sources.files import open_bytes
-from c360.speed.replay import publish_file
-from c360.speed.worker import run as run_worker
 from c360.stores import open_store
 
 

@@ -2,7 +2,7 @@
 
 **Topics.** Each topic is decoded by its source's decoder (:func:`source_of`): ``support`` (or a
 topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook payloads
-(:func:`~c360.sources.zendesk.decode_support` → :mod:`c360.speed.support`, state in
+(:func:`~c360.contracts.zendesk.decode_support` → :mod:`c360.speed.support`, state in
 ``realtime_support``); every other topic carries Segment messages
 (:func:`~c360.speed.events.decode_click` → :mod:`c360.speed.features`, state in
 ``realtime_state``, orders in ``realtime_order``). ``run(sources=…)`` overrides the rule.
@@ -18,14 +18,14 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    the store (a plain read, outside the write transaction; step 5a validates it);
 4. apply the pure updates to each identifier's events in offset order, in memory
    (:func:`~c360.speed.features.fold`: one copy of the state per identifier and batch), and
-   bind the changed rows into multi-row statements (:func:`~c360.speed.storage.upserts`);
+   bind the changed rows into multi-row statements (:func:`~c360.stores.realtime.upserts`);
 5. in **one serving-store transaction**, on the committer thread (:class:`_Committer`: batch
    ``n`` commits while steps 1-4 of batch ``n + 1`` run on its states; ``n + 1`` is submitted
    only once ``n`` has committed, and dropped if ``n`` failed):
 
    a. claim the offsets: move each partition's ``stream_offsets`` row from the batch's first
       offset to the offset after its last record, only if the row still holds the first
-      (compare-and-set, :func:`~c360.speed.storage.claim_offsets`);
+      (compare-and-set, :func:`~c360.stores.realtime.claim_offsets`);
    b. upsert the changed ``realtime_state`` and ``realtime_support`` rows;
    c. insert the batch's ``realtime_order`` rows (one per order id; an id already stored keeps
       its row);
@@ -91,12 +91,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal, NamedTuple, TypeVar
 
+from c360.contracts.segment import InvalidMessage
 from c360.contracts.serving import identity_stitch, realtime_state, realtime_support
+from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.errors import TransientError
 from c360.identity.stitching import PROVISIONAL, StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition
-from c360.sources.segment import InvalidMessage
-from c360.sources.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.speed.cache import StateCache
 from c360.speed.events import ClickEvent, fast_click, slow_click
 from c360.speed.features import (
@@ -108,7 +108,9 @@ from c360.speed.features import (
     empty_state,
     fold,
 )
-from c360.speed.storage import (
+from c360.speed.support import SupportState, empty_support_state, support_key, update_support
+from c360.stores import ServingStore
+from c360.stores.realtime import (
     OffsetConflict,
     Write,
     claim_offsets,
@@ -122,8 +124,6 @@ from c360.speed.storage import (
     support_row,
     upserts,
 )
-from c360.speed.support import SupportState, empty_support_state, support_key, update_support
-from c360.stores import ServingStore
 
 _EPOCH = dt.datetime(1970, 1, 1)  # naive UTC, the stitch table's time base
 

@@ -103,6 +103,47 @@ IDENTITY_MAP = pa.schema(
 )
 
 
+# Where the step writes its tables in the lake: ``features/identity/<table>/dt=D``.
+ZONE = "features"
+SOURCE = "identity"
+
+# Evidence values the graph's guards refused (stage 2).
+IGNORED = pa.schema(
+    [
+        ("id_type", pa.string()),  # customer_id | email | record (a record naming many accounts)
+        ("id_value", pa.string()),
+        ("reason", pa.string()),  # blocked value | too many customer accounts
+        ("customers", pa.int64()),  # distinct customer accounts seen with the value
+    ]
+)
+
+# Probabilistic links the guards refused, with the (final) clusters they would have joined.
+REFUSED = pa.schema(
+    [
+        ("left_key", pa.string()),
+        ("right_key", pa.string()),
+        ("match_weight", pa.float64()),
+        ("reason", pa.string()),
+        ("left_cluster", pa.string()),
+        ("right_cluster", pa.string()),
+    ]
+)
+
+# Why clustering flagged a cluster (stage 4's flags, as stage 5 reads them).
+CLUSTER_REASONS = pa.schema([("cluster_key", pa.string()), ("reason", pa.string())])
+
+# The registry of live ids: when each was issued and the earliest first_seen of its records
+# (the "oldest" rule), kept from day to day.
+PERSON_IDS = pa.schema(
+    [("person_id", pa.string()), ("created_on", pa.date32()), ("first_seen", UTC_TIME)]
+)
+
+# Identifier values left out of identity_map because their records lie in several persons.
+AMBIGUOUS = pa.schema(
+    [("id_type", pa.string()), ("id_value", pa.string()), ("persons", pa.int64())]
+)
+
+
 def require(table: pa.Table, schema: pa.Schema, name: str, columns: tuple[str, ...]) -> pa.Table:
     """``columns`` of a stage's input ``table``, cast to ``schema``; a DataError names the gap."""
     missing = [c for c in columns if c not in table.column_names]

@@ -1,6 +1,6 @@
 """The identity step for date D: records → links → clusters → stable person ids → identity_map.
 
-Stages (:mod:`c360.identity.model`): the record extraction runs on the configured compute engine
+Stages (:mod:`c360.contracts.identity`): the record extraction runs on the configured compute engine
 like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
 clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
 seconds there, and the result does not depend on the engine that produced the inputs).
@@ -26,17 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.batch.features import identity_record_steps
-from c360.batch.inputs import raw_inputs
 from c360.config import Settings
+from c360.contracts.identity import CLUSTER_REASONS, LINKS, SOURCE, ZONE
 from c360.engines import compute
 from c360.identity import clustering, graph, probabilistic, records, stable_ids
-from c360.identity.model import LINKS
 from c360.lake import Lake
+from c360.pipeline.lake_inputs import raw_inputs
 
 log = logging.getLogger(__name__)
-
-ZONE = stable_ids.ZONE
-SOURCE = stable_ids.SOURCE
 
 
 @dataclass(frozen=True)
@@ -112,11 +109,11 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
     links = pa.concat_tables([deterministic.links.cast(LINKS), matched.links.cast(LINKS)])
     clustered = clustering.cluster(extracted.records, links, settings.identity)
     lap("clustering")
-    previous = stable_ids.Previous.from_lake(lake, day)
+    previous_state = previous(lake, day)
     assigned = stable_ids.assign(
         clustered.clusters,
         extracted.records,
-        previous,
+        previous_state,
         day,
         reasons=_reasons(clustered),
         compute=settings.compute,
@@ -139,7 +136,7 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
             "ambiguous": mapped.ambiguous,
         },
     )
-    assigned.write(lake)
+    _write(lake, day, assigned.state_tables())
     lap("write")
     summary = assigned.summary()
     report = IdentityReport(
@@ -169,13 +166,34 @@ def _reasons(clustered: clustering.Clustering) -> pa.Table:
     flags = clustered.flags
     return pa.table(
         {"cluster_key": flags["cluster_key"], "reason": flags["reason"]},
-        schema=stable_ids.REASONS,
+        schema=CLUSTER_REASONS,
     )
 
 
 def _write(lake: Lake, day: dt.date, tables: dict[str, pa.Table]) -> None:
     for name, table in tables.items():
         lake.write_partition(SOURCE, name, day, table, zone=ZONE)
+
+
+def previous(lake: Lake, day: dt.date) -> stable_ids.Previous | None:
+    """The stable-id state kept by the latest day before ``day`` (None on the first run).
+
+    Re-running ``day`` therefore starts from the same state as its first run did.
+    """
+    kept = [set(lake.partitions(SOURCE, name, ZONE)) for name in STATE_TABLES]
+    earlier = sorted(d for d in set.intersection(*kept) if d < day)
+    if not earlier:
+        return None
+    last = earlier[-1]
+    return stable_ids.Previous(
+        day=last,
+        assignment=lake.read_partition(SOURCE, "assignment", last, ZONE),
+        redirects=lake.read_partition(SOURCE, "person_redirect", last, ZONE),
+        person_ids=lake.read_partition(SOURCE, "person_ids", last, ZONE),
+    )
+
+
+STATE_TABLES = ("assignment", "person_redirect", "person_ids")
 
 
 def latest_day(lake: Lake, on_or_before: dt.date | None = None) -> dt.date | None:

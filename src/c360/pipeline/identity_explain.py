@@ -1,6 +1,6 @@
 """``c360 identity explain <person_id>``: why these records are one person.
 
-Read back from what the identity step wrote for a day (:mod:`c360.identity.run`): the person's
+Read back from what the identity step wrote for a day (:mod:`c360.pipeline.identity`): the person's
 records and attributes, every link between them (the shared identifier of a deterministic link;
 match weight, probability and per-field contributions of a Splink link), the links the guards
 refused, evidence values they ignored, and the person's merge/split history over all days. A
@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c360.contracts.identity import SOURCE, ZONE
 from c360.errors import C360Error
-from c360.identity.stable_ids import SOURCE, ZONE
 from c360.lake import Lake
 
 SHOWN_RECORDS = 40  # the text form lists this many records; --json has all

@@ -12,7 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from c360.contracts.serving import identity_stitch, realtime_order, realtime_state
 from c360.speed.events import epoch_us
-from c360.speed.storage import (
+from c360.stores import open_store
+from c360.stores.realtime import (
     MAX_ROWS_PER_STATEMENT,
     _conversion,
     _positional,
@@ -20,7 +21,6 @@ from c360.speed.storage import (
     upserts,
     write_rows,
 )
-from c360.stores import open_store
 
 _NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 

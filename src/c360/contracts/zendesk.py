@@ -1,0 +1,130 @@
+"""Zendesk's event webhook: how a request is signed, and the event the ``support`` topic carries.
+
+The webhook (``POST /v1/webhooks/zendesk``) checks :func:`sign` and appends the raw body to the
+``support`` topic; :func:`decode_support` decodes one such record for the speed layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from typing import NamedTuple
+
+import orjson
+
+from c360.errors import DataError
+
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+EVENT_PREFIX = "zen:event-type:"
+
+
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """Zendesk's signature of ``body`` sent at ``timestamp``: base64(HMAC-SHA256)."""
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    digest = hmac.new(key, timestamp.encode("utf-8") + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class InvalidSupportEvent(DataError):
+    """A ``support`` record that is not a usable Zendesk event; ``reason`` is dead-lettered."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SupportEvent(NamedTuple):
+    """The fields of one Zendesk event-webhook payload the speed layer reads."""
+
+    event_id: str
+    kind: str  # the type without its prefix: "ticket.created", "ticket.status_changed", "user.…"
+    time: dt.datetime  # aware UTC
+    user_id: str  # the requester (ticket events) or the user (user events): the state key
+    ticket_id: str | None  # ticket events only
+    status: str | None  # the ticket's status after this event, upper case, when the event says
+
+
+MAX_USER_ID = 320  # realtime_support.id_value
+
+
+def _id(value: object) -> str | None:
+    """A non-empty string or integer id as text (no NUL: PostgreSQL text cannot hold it)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    text = str(value)
+    return None if "\x00" in text else text
+
+
+def _status(value: object) -> str | None:
+    return value.upper() if isinstance(value, str) and value else None
+
+
+def _utc_time(value: object) -> dt.datetime | None:
+    """An ISO-8601 time as aware UTC (no offset: UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def support_event(payload: object) -> SupportEvent:
+    """The event in a parsed webhook payload (the rules of ``POST /v1/webhooks/zendesk``), or
+    :class:`InvalidSupportEvent` with the reason.
+
+    ``status`` is ``event.current`` for ``ticket.status_changed`` (a string, or an object with
+    ``status``) and otherwise the ticket's ``detail.status``.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidSupportEvent(f"not a JSON object (got {type(payload).__name__})")
+    kind = payload.get("type")
+    if not isinstance(kind, str) or not kind.startswith(EVENT_PREFIX):
+        raise InvalidSupportEvent(f"'type' must be a Zendesk event type ({EVENT_PREFIX}…)")
+    kind = kind.removeprefix(EVENT_PREFIX)
+    event_id = _id(payload.get("id"))
+    if event_id is None:
+        raise InvalidSupportEvent("'id' (the event id) is required")
+    time = _utc_time(payload.get("time"))
+    if time is None:
+        raise InvalidSupportEvent("'time' must be an ISO-8601 timestamp")
+    detail = payload.get("detail")
+    if not isinstance(detail, dict):
+        raise InvalidSupportEvent("'detail' must be an object")
+    if kind.startswith("ticket."):
+        user_id, ticket_id = _id(detail.get("requester_id")), _id(detail.get("id"))
+        if user_id is None:
+            raise InvalidSupportEvent(f"{kind} needs detail.requester_id")
+        if ticket_id is None:
+            raise InvalidSupportEvent(f"{kind} needs detail.id (the ticket id)")
+        status = _status(detail.get("status"))
+        if kind == "ticket.status_changed":
+            change = payload.get("event")
+            current = change.get("current") if isinstance(change, dict) else None
+            if isinstance(current, dict):
+                current = current.get("status")
+            status = _status(current) or status
+        if len(user_id) > MAX_USER_ID:
+            raise InvalidSupportEvent(f"detail.requester_id is longer than {MAX_USER_ID}")
+        return SupportEvent(event_id, kind, time, user_id, ticket_id, status)
+    if kind.startswith("user."):
+        user_id = _id(detail.get("id"))
+        if user_id is None:
+            raise InvalidSupportEvent(f"{kind} needs detail.id (the user id)")
+        if len(user_id) > MAX_USER_ID:
+            raise InvalidSupportEvent(f"detail.id is longer than {MAX_USER_ID}")
+        return SupportEvent(event_id, kind, time, user_id, None, None)
+    raise InvalidSupportEvent(f"unsupported event type {kind!r}: expected ticket.* or user.*")
+
+
+def decode_support(raw: bytes | str) -> SupportEvent:
+    """:func:`support_event` of one raw ``support`` record."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSupportEvent(f"not JSON: {exc}") from None
+    return support_event(payload)
