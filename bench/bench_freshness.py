@@ -55,7 +55,7 @@ def _seed(serving_url: str, probes: int) -> None:
     store = open_store(serving_url)
     try:
         store.migrate()
-        with store.begin() as conn:
+        with store.engine.begin() as conn:
             conn.execute(insert(person), [{"person_id": f"p_probe{i}"} for i in range(probes)])
             conn.execute(
                 insert(identity_map),

@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from bench_features import settings_for
 from c360.lake import Lake
 from c360.stores import open_store
-from c360.stores.profiles import get_profile
 
 ZONE = "features"
 
@@ -51,7 +50,7 @@ def measure(url: str, day: dt.date, tables: dict[str, pa.Table], reads: int) -> 
         latencies = []
         for person_id in picks:
             started = time.perf_counter()
-            profile = get_profile(store, person_id)
+            profile = store.profile(person_id)
             latencies.append(time.perf_counter() - started)
             assert profile is not None and profile["person_id"] == person_id
         latencies.sort()

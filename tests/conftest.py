@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from c360.stores import ServingStore, open_store
 
 POSTGRES_URL = os.environ.get("C360_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("C360_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -62,3 +65,16 @@ def mysql_url() -> Iterator[str]:
     """A fresh MariaDB/MySQL database for one test, dropped afterwards."""
     pytest.importorskip("pymysql")
     yield from _fresh_database(MYSQL_URL, "`", "MariaDB/MySQL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
+    """A migrated serving store, once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'serving.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened = open_store(url)
+    opened.migrate()
+    yield opened
+    opened.dispose()

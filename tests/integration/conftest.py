@@ -12,7 +12,6 @@ import pytest
 from tiny_world import build
 
 from c360.config import Settings
-from c360.stores import ServingStore, open_store
 
 
 @pytest.fixture
@@ -55,16 +54,3 @@ def spark(request: pytest.FixtureRequest) -> Iterator[Any]:
         _unavailable(request.config, f"Spark could not start: {exc}")
     yield session
     session.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    """A migrated serving store, once on SQLite and once on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'serving.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    opened = open_store(url)
-    opened.migrate()
-    yield opened
-    opened.dispose()

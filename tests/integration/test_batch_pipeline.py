@@ -16,7 +16,6 @@ from c360.config import Settings
 from c360.contracts import shop_db
 from c360.pipeline.daily import run_day, run_range
 from c360.stores import open_store
-from c360.stores.runlog import RunLog
 
 ALL = ["ingest", "identity", "features", "score", "quality", "publish"]
 
@@ -62,7 +61,7 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
     assert latest_publish(settings) == DAY.isoformat()  # yesterday's profile still serving
     store = open_store(settings.serving.url)
     try:
-        record = RunLog(store).steps(next_day)["quality"]
+        record = store.step_records(next_day)["quality"]
     finally:
         store.dispose()
     assert record.status == "failed" and "row_count_tolerance" in (record.detail or "")

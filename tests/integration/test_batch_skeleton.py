@@ -15,15 +15,14 @@ from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.pipeline.daily import run_batch
 from c360.stores import open_store
-from c360.stores.profiles import find_person, get_profile
 
 
 def _profile(settings: Settings, id_type: str, id_value: str) -> dict[str, object]:
     store = open_store(settings.serving.url)
     try:
-        person_id = find_person(store, id_type, id_value)
+        person_id = store.find_person(id_type, id_value)
         assert person_id is not None, f"{id_type} {id_value} not in identity_map"
-        profile = get_profile(store, person_id)
+        profile = store.profile(person_id)
         assert profile is not None
         return profile
     finally:

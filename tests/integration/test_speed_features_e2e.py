@@ -1,5 +1,6 @@
 """Real-time features end to end: events through the log and the worker, read through the API's
-``get_profile`` and the ``profile`` view, on top of a published batch (the Lambda merge)."""
+``ServingStore.profile`` and the ``profile`` view, on top of a published batch (the Lambda
+merge)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from c360.logs import EventLog
 from c360.logs.local import LocalLog
 from c360.pipeline.stream_worker import run
 from c360.stores import ServingStore
-from c360.stores.profiles import find_person, get_profile
 
 D = dt.date(2025, 6, 10)  # its cutoff: 2025-06-11 00:00 UTC
 TOPICS = ("clickstream", "support")
@@ -122,7 +122,7 @@ def test_a_streamed_order_shows_at_once_and_is_counted_once(
     )
     consume(log, store)
 
-    profile = get_profile(store, "p_1", now=dt.datetime(2025, 6, 11, 10, 30))
+    profile = store.profile("p_1", now=dt.datetime(2025, 6, 11, 10, 30))
     assert profile is not None
     merged, live = profile["profile"], profile["realtime"]
     assert merged["total_lifetime_spend"] == pytest.approx(125.0)
@@ -141,7 +141,7 @@ def test_a_streamed_order_shows_at_once_and_is_counted_once(
         "has_open_support_ticket": True,
         "time_since_last_event_seconds": 23 * 60.0,
     }
-    later = get_profile(store, "p_1", now=dt.datetime(2025, 6, 11, 11, 4))
+    later = store.profile("p_1", now=dt.datetime(2025, 6, 11, 11, 4))
     assert later is not None
     assert later["realtime"]["events_last_hour"] == 3  # 10:05, 10:06 and 10:07
 
@@ -157,12 +157,12 @@ def test_a_streamed_order_shows_at_once_and_is_counted_once(
 
     # The next batch covers o-9: its cutoff moved past it, so it is counted once.
     publish(store, D + dt.timedelta(days=1), 125.0, 3, dt.date(2025, 6, 11))
-    again = get_profile(store, "p_1")
+    again = store.profile("p_1")
     assert again is not None
     assert again["profile"]["total_lifetime_spend"] == pytest.approx(125.0)
     assert again["profile"]["number_of_orders"] == 3
 
-    other = get_profile(store, "p_2")
+    other = store.profile("p_2")
     assert other is not None
     assert other["realtime"]["has_open_support_ticket"] is False
     assert other["realtime"]["open_ticket_count"] == 0
@@ -196,10 +196,10 @@ def test_the_view_counts_events_in_the_last_hour_against_the_database_clock(
     consume(log, store)
     (row,) = store.query("SELECT events_last_hour FROM profile WHERE person_id = 'p_1'")
     assert row["events_last_hour"] == 3  # 61 minutes ago is out by now
-    profile = get_profile(store, "p_1")
+    profile = store.profile("p_1")
     assert profile is not None
     assert profile["realtime"]["events_last_hour"] == 3
-    ahead = get_profile(store, "p_1", now=now.replace(tzinfo=None) + dt.timedelta(minutes=35))
+    ahead = store.profile("p_1", now=now.replace(tzinfo=None) + dt.timedelta(minutes=35))
     assert ahead is not None
     assert ahead["realtime"]["events_last_hour"] == 2
 
@@ -221,7 +221,7 @@ def test_an_order_at_the_cutoff_instant_counts_as_after_it(
         ],
     )  # fmt: skip
     consume(log, store)
-    profile = get_profile(store, "p_1")
+    profile = store.profile("p_1")
     assert profile is not None
     assert profile["profile"]["total_lifetime_spend"] == pytest.approx(110.0)
     assert profile["profile"]["number_of_orders"] == 3
@@ -251,7 +251,7 @@ def test_a_login_links_the_cookie_to_the_customer_at_once_and_the_batch_settles_
     assert set(links) == {"cookie-8", "cookie-9"}
     assert (links["cookie-9"]["customer_id"], links["cookie-9"]["status"]) == ("43", "provisional")
     assert str(links["cookie-9"]["linked_at"]).startswith("2025-06-11 10:02")  # newest userId
-    assert find_person(store, "anonymous_id", "cookie-9") == "p_2"  # before any batch knows it
+    assert store.find_person("anonymous_id", "cookie-9") == "p_2"  # before any batch knows it
 
     # The next batch maps cookie-9 to p_2 itself: the provisional link is settled and dropped;
     # cookie-8's link the batch does not cover stays.

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 import c360.pipeline.stream_worker as worker_module
+import c360.stores.realtime as store_writes
 from c360.contracts.serving import (
     dead_letter,
     realtime_order,
@@ -26,13 +27,12 @@ from c360.contracts.serving import (
     stream_offsets,
 )
 from c360.errors import TransientError
-from c360.logs import EventLog, TopicPartition
+from c360.logs import EventLog
 from c360.logs.local import LocalLog
 from c360.pipeline.stream_publish import publish_file
 from c360.pipeline.stream_worker import BatchResult, WorkerStats
 from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import ServingStore, open_store
-from c360.stores.realtime import OffsetConflict, claim_offsets
 
 PARTITIONS = 2
 TOPICS = ("clickstream", "support")
@@ -419,7 +419,7 @@ def test_a_crash_inside_the_transaction_rolls_the_whole_batch_back(
     uninterrupted: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = worker_module.insert_dead_letters
+    real = store_writes.insert_dead_letters
     calls = 0
 
     def crash_on_the_third_batch(conn: Any, rows: Any) -> None:
@@ -429,7 +429,7 @@ def test_a_crash_inside_the_transaction_rolls_the_whole_batch_back(
         if calls == 3:
             raise Crash
 
-    monkeypatch.setattr(worker_module, "insert_dead_letters", crash_on_the_third_batch)
+    monkeypatch.setattr(store_writes, "insert_dead_letters", crash_on_the_third_batch)
     with pytest.raises(Crash):
         run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
     partial = _tables(sqlite_store)
@@ -451,7 +451,7 @@ def test_a_crash_after_writing_an_order_rolls_back_its_state_and_offsets_too(
     uninterrupted: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = worker_module.execute
+    real = store_writes.execute
     before: list[dict[str, Any]] = []
 
     def crash_once_an_order_is_written(conn: Any, writes: Any) -> int:
@@ -461,7 +461,7 @@ def test_a_crash_after_writing_an_order_rolls_back_its_state_and_offsets_too(
             raise Crash
         return written
 
-    monkeypatch.setattr(worker_module, "execute", crash_once_an_order_is_written)
+    monkeypatch.setattr(store_writes, "execute", crash_once_an_order_is_written)
     with pytest.raises(Crash):
         run(log, sqlite_store, stop_when_caught_up=True, batch_size=2)
     monkeypatch.undo()
@@ -537,22 +537,6 @@ def test_a_one_shot_run_does_not_retry_by_default(
 ) -> None:
     with pytest.raises(TransientError, match="cannot read"):
         run(FlakyLog(log), sqlite_store, stop_when_caught_up=True, batch_size=2)
-
-
-def test_claiming_offsets_is_a_compare_and_set(sqlite_store: ServingStore) -> None:
-    tp = TopicPartition("clickstream", 0)
-    with sqlite_store.begin() as conn:
-        claim_offsets(conn, "speed", {tp: (0, 5)})
-    conflict = pytest.raises(OffsetConflict, match="expected at offset 0 but is at 5")
-    with conflict, sqlite_store.begin() as conn:
-        claim_offsets(conn, "speed", {tp: (0, 7)})
-    missing = pytest.raises(OffsetConflict, match="expected at offset 3 but is at None")
-    with missing, sqlite_store.begin() as conn:
-        claim_offsets(conn, "speed", {TopicPartition("clickstream", 1): (3, 7)})
-    with sqlite_store.begin() as conn:
-        claim_offsets(conn, "speed", {tp: (5, 9)})
-    assert sqlite_store.offsets("speed", "clickstream") == {0: 9}
-    assert sqlite_store.offsets("other-group", "clickstream") == {}
 
 
 def test_polling_picks_up_live_appends_until_asked_to_stop(

@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from c360.contracts.segment import InvalidMessage, decode
+from c360.contracts.times import epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
-from c360.speed.events import NO_PROPERTIES, ClickEvent, decode_click, epoch_us, fast_click
+from c360.speed.events import NO_PROPERTIES, ClickEvent, decode_click, fast_click
 
 ABSENT = object()
 BASE: dict[str, Any] = {

@@ -12,8 +12,9 @@ import pytest
 
 from c360.contracts.segment import validate
 from c360.contracts.serving import realtime_order, realtime_state
+from c360.contracts.times import epoch_ms, epoch_us
 from c360.speed import features
-from c360.speed.events import ClickEvent, epoch_us
+from c360.speed.events import ClickEvent
 from c360.speed.features import (
     DEDUP_WINDOW,
     HOUR_MS,
@@ -25,7 +26,6 @@ from c360.speed.features import (
     Order,
     RealtimeState,
     empty_state,
-    epoch_ms,
     events_in_last_hour,
     order_of,
     state_key,

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 import pytest
 
 from c360.contracts.serving import realtime_support
+from c360.contracts.times import epoch_ms
 from c360.contracts.zendesk import SupportEvent
 from c360.pipeline.stream_worker import source_of
 from c360.speed.cache import StateCache
-from c360.speed.features import epoch_ms
 from c360.speed.support import (
     DEDUP_WINDOW,
     MAX_CLOSED_TICKETS,

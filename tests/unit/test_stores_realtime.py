@@ -11,15 +11,19 @@ from sqlalchemy import DateTime, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from c360.contracts.serving import identity_stitch, realtime_order, realtime_state
-from c360.speed.events import epoch_us
+from c360.contracts.times import epoch_us
 from c360.stores import open_store
 from c360.stores.realtime import (
+    KEEP,
     MAX_ROWS_PER_STATEMENT,
+    NEWEST_LINK,
+    REPLACE,
     _conversion,
     _positional,
     _template,
+    _upsert,
+    execute,
     upserts,
-    write_rows,
 )
 
 _NAIVE_EPOCH = dt.datetime(1970, 1, 1)
@@ -65,14 +69,14 @@ def test_rows_go_in_few_statements_of_power_of_two_sizes(tmp_path: Path, count: 
              "order_at": epoch_us(when.replace(tzinfo=dt.UTC)) + i, "revenue": float(i)}
             for i in range(count)
         ]  # fmt: skip
-        writes = upserts(store, realtime_order, rows, replace=False)
+        writes = upserts(store, realtime_order, rows, rule=KEEP)
         sizes = [write.rows for write in writes]
         assert sum(sizes) == count
         assert all(size & (size - 1) == 0 and size <= MAX_ROWS_PER_STATEMENT for size in sizes)
         assert len(writes) <= count.bit_length() + count // MAX_ROWS_PER_STATEMENT
-        with store.begin() as conn:
-            assert write_rows(store, conn, realtime_order, rows, replace=False) == count
-            assert write_rows(store, conn, realtime_order, rows[:1], replace=False) == 0  # kept
+        with store.engine.begin() as conn:
+            assert execute(conn, writes) == count
+            assert execute(conn, upserts(store, realtime_order, rows[:1], rule=KEEP)) == 0  # kept
         with store.engine.connect() as conn:
             stored = conn.execute(select(realtime_order).order_by(realtime_order.c.revenue)).all()
         assert [(r.order_id, r.order_at) for r in stored] == [
@@ -83,25 +87,21 @@ def test_rows_go_in_few_statements_of_power_of_two_sizes(tmp_path: Path, count: 
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://localhost/never-connected"])
-@pytest.mark.parametrize("table", [realtime_state, realtime_order, identity_stitch])
-@pytest.mark.parametrize("replace", [True, False])
-def test_multi_row_upserts_are_what_sqlalchemy_compiles(
-    url: str, table: Table, replace: bool
-) -> None:
+@pytest.mark.parametrize(
+    ("table", "rule"),
+    [
+        *((table, rule) for table in (realtime_state, realtime_order) for rule in (REPLACE, KEEP)),
+        (identity_stitch, NEWEST_LINK),
+    ],
+)
+def test_multi_row_upserts_are_what_sqlalchemy_compiles(url: str, table: Table, rule: str) -> None:
     """The templates repeat the one-row VALUES group; SQLAlchemy's own multi-row compile of
     the same upsert must give the same text, placeholder for placeholder."""
     store = open_store(url)
     try:
-        names = [column.name for column in table.columns]
-        keys = [column.name for column in table.primary_key.columns]
         for rows in (1, 2, 5):
-            insert_ = store.dialect_insert(table).values([dict.fromkeys(names)] * rows)
-            if replace:
-                set_ = {n: insert_.excluded[n] for n in names if n not in keys}
-                statement = insert_.on_conflict_do_update(index_elements=keys, set_=set_)
-            else:
-                statement = insert_.on_conflict_do_nothing(index_elements=keys)
+            statement = _upsert(store, table, rule, rows)
             expected = statement.compile(dialect=_positional(store.engine.dialect)).string
-            assert _template(store, table, replace, rows).sql == expected
+            assert _template(store, table, rule, rows).sql == expected
     finally:
         store.dispose()

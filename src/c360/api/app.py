@@ -16,7 +16,6 @@ from c360.config import Settings
 from c360.identity.normalise import normalise
 from c360.logs import EventLog
 from c360.stores import ServingStore, open_store
-from c360.stores.profiles import find_person, get_profile
 
 IdType = Literal["customer_id", "email", "anonymous_id", "zendesk_user_id", "mailchimp_id", "phone"]
 
@@ -54,17 +53,20 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        published = serving.query(
-            "SELECT batch_date, published_at FROM batch_publish ORDER BY id DESC LIMIT 1"
+        published = serving.latest_publish()
+        batch = (
+            None
+            if published is None
+            else {key: published[key] for key in ("batch_date", "published_at")}
         )
-        return {"status": "ok", "batch": published[0] if published else None}
+        return {"status": "ok", "batch": batch}
 
     @app.get("/v1/profiles/{person_id}", response_model=Profile)
     def profile(person_id: str, response: Response) -> dict[str, Any]:
         """A person's profile. A retired id (merged into another person) answers with the
         survivor's profile, ``redirected_from`` set and ``Content-Location`` naming the
         survivor's URL, so a client can update the id it stores."""
-        found = get_profile(serving, person_id)
+        found = serving.profile(person_id)
         if found is None:
             raise HTTPException(404, f"no person {person_id!r}")
         if found["redirected_from"] is not None:
@@ -73,7 +75,7 @@ def create_app(
 
     @app.get("/v1/profiles/by/{id_type}/{id_value}", response_model=Profile)
     def profile_by_identifier(id_type: IdType, id_value: str, response: Response) -> dict[str, Any]:
-        person_id = find_person(serving, id_type, normalise(id_type, id_value))
+        person_id = serving.find_person(id_type, normalise(id_type, id_value))
         if person_id is None:
             raise HTTPException(404, f"no person with that {id_type}")
         return profile(person_id, response)

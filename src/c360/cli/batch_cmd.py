@@ -73,15 +73,14 @@ def run(
 def status(app: AppContext, day: dt.datetime | None, as_json: bool) -> None:
     """The run log: each step's status, duration, rows and failure reason."""
     from c360.stores import open_store
-    from c360.stores.runlog import RunLog
 
     store = open_store(app.config().settings.serving.url)
     try:
         store.migrate()
-        runlog = RunLog(store)
-        dates = [day.date().isoformat()] if day else runlog.dates()
+        dates = [day.date().isoformat()] if day else store.run_dates()
         report = {
-            d: [r.__dict__ for r in runlog.steps(dt.date.fromisoformat(d)).values()] for d in dates
+            d: [r.__dict__ for r in store.step_records(dt.date.fromisoformat(d)).values()]
+            for d in dates
         }
     finally:
         store.dispose()

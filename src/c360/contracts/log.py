@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from c360.contracts.times import from_epoch_ms
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -21,14 +23,6 @@ class Record:
     key: str
     value: bytes
     timestamp: dt.datetime  # when the log appended it (UTC, millisecond precision)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def timestamp_of(timestamp_ms: int) -> dt.datetime:
-    """The aware UTC datetime of a record timestamp in epoch milliseconds."""
-    return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +56,7 @@ class RecordBatch:
             offset=self.offsets[i],
             key=self.keys[i].decode("utf-8"),
             value=self.values[i],
-            timestamp=timestamp_of(self.timestamps_ms[i]),
+            timestamp=from_epoch_ms(self.timestamps_ms[i]),
         )
 
     def records(self) -> list[Record]:

@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from c360.contracts.times import utc
 from c360.errors import DataError
 
 # Lengths of the realtime_state columns that store these values (asserted by a unit test).
@@ -62,12 +63,6 @@ def _iso8601(value: object) -> object:
     return value
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
-
-
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -85,7 +80,7 @@ _UserIdText = Annotated[
     Field(min_length=1, max_length=MAX_USER_ID, coerce_numbers_to_str=True),
     AfterValidator(_no_nul),
 ]
-EventTime = Annotated[dt.datetime, BeforeValidator(_iso8601), AfterValidator(_utc)]
+EventTime = Annotated[dt.datetime, BeforeValidator(_iso8601), AfterValidator(utc)]
 AnonymousId = Annotated[_AnonymousIdText | None, BeforeValidator(_empty_is_absent)]
 UserId = Annotated[_UserIdText | None, BeforeValidator(_empty_is_absent)]
 Name = Annotated[str, Field(min_length=1)]

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import orjson
 
+from c360.contracts.times import utc
 from c360.errors import DataError
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
@@ -68,7 +69,7 @@ def _utc_time(value: object) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+        return utc(parsed)
     except (ValueError, OverflowError):
         return None
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.contracts.lake import QUARANTINE_SCHEMA
+from c360.contracts.times import naive_utc
 from c360.errors import DataError
 
 # A rule: a reason and a predicate returning a boolean mask of the rows that break it.
@@ -42,7 +43,7 @@ def _parse_timestamp(value: object) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    return naive_utc(parsed)
 
 
 def _cast_column(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:

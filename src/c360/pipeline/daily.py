@@ -14,13 +14,43 @@ import time
 from dataclasses import dataclass, field
 
 from c360.config import Settings
+from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error
 from c360.lake import Lake
 from c360.pipeline.steps import STEPS
-from c360.stores import open_store
-from c360.stores.runlog import RunLog
+from c360.stores import ServingStore, StepRecord, open_store
 
 log = logging.getLogger(__name__)
+
+
+class RunLog:
+    """Each step's attempt as the run log in the serving store records it: running, then its
+    outcome with the duration, rows and reason."""
+
+    def __init__(self, store: ServingStore) -> None:
+        self.store = store
+
+    def start(self, day: dt.date, step: str) -> dt.datetime:
+        started = naive_utc_now()
+        self.store.record_step(
+            StepRecord(day.isoformat(), step, "running", started, None, None, None, None)
+        )
+        return started
+
+    def finish(
+        self,
+        day: dt.date,
+        step: str,
+        started: dt.datetime,
+        status: str,
+        rows: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        finished = naive_utc_now()
+        seconds = (finished - started).total_seconds()
+        self.store.record_step(
+            StepRecord(day.isoformat(), step, status, started, finished, seconds, rows, detail)
+        )
 
 
 class BatchFailed(C360Error):
@@ -62,7 +92,9 @@ def run_day(
     try:
         store.migrate()
         runlog = RunLog(store)
-        done = {name for name, record in runlog.steps(day).items() if record.status == "succeeded"}
+        done = {
+            name for name, record in store.step_records(day).items() if record.status == "succeeded"
+        }
         for name, step in STEPS.items():
             if name in skip or (name in done and not force):
                 result.steps.append(

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, select
 
 from c360.config import Settings
 from c360.contracts import shop_db
+from c360.contracts.times import naive_utc
 from c360.errors import TerminalError
 from c360.logs import open_configured
 from c360.pipeline.daily import BatchResult, run_batch
@@ -317,12 +318,7 @@ def _realtime_check(settings: Settings, get: Callable[[str], dict[str, Any] | No
 
 
 def _instant(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (
-        parsed.replace(tzinfo=None)
-        if parsed.tzinfo is None
-        else parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    )
+    return naive_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def wait_for(url: str, seconds: float = 30) -> None:

@@ -78,7 +78,6 @@ retry, a file published twice) is two records; ``update`` drops the second by it
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import logging
 import random
@@ -89,13 +88,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, TypeVar
 
 from c360.contracts.segment import InvalidMessage
-from c360.contracts.serving import identity_stitch, realtime_state, realtime_support
+from c360.contracts.times import naive_from_epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.errors import TransientError
-from c360.identity.stitching import PROVISIONAL, StitchLink
+from c360.identity.stitching import StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition
 from c360.speed.cache import StateCache
 from c360.speed.events import ClickEvent, fast_click, slow_click
@@ -109,23 +108,7 @@ from c360.speed.features import (
     fold,
 )
 from c360.speed.support import SupportState, empty_support_state, support_key, update_support
-from c360.stores import ServingStore
-from c360.stores.realtime import (
-    OffsetConflict,
-    Write,
-    claim_offsets,
-    dead_letter_row,
-    execute,
-    insert_dead_letters,
-    load_states,
-    load_support_states,
-    order_writes,
-    state_row,
-    support_row,
-    upserts,
-)
-
-_EPOCH = dt.datetime(1970, 1, 1)  # naive UTC, the stitch table's time base
+from c360.stores import DeadLetter, MicroBatch, OffsetConflict, PreparedBatch, ServingStore
 
 logger = logging.getLogger(__name__)
 
@@ -489,19 +472,11 @@ def _caught_up(log: EventLog, positions: Mapping[TopicPartition, int]) -> bool:
     return all(pos >= log.end_offset(tp.topic, tp.partition) for tp, pos in positions.items())
 
 
-class _Invalid(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    payload: bytes
-    reason: str
-
-
 @dataclass
 class _Decoded:
     clicks: dict[StateKey, list[ClickEvent]] = field(default_factory=dict)  # in offset order
     support: list[SupportEvent] = field(default_factory=list)
-    invalid: list[_Invalid] = field(default_factory=list)
+    invalid: list[DeadLetter] = field(default_factory=list)
     events: int = 0  # valid events
 
 
@@ -515,7 +490,7 @@ def _decode(batch: Mapping[TopicPartition, RecordBatch], sources: Mapping[str, S
                 try:
                     support.append(decode_support(value))
                 except InvalidSupportEvent as exc:
-                    invalid.append(_Invalid(tp.topic, tp.partition, offset, value, exc.reason))
+                    invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
             continue
         # Grouped by the identifier's text first (a tuple key per event costs more).
         by_anonymous_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
@@ -528,7 +503,7 @@ def _decode(batch: Mapping[TopicPartition, RecordBatch], sources: Mapping[str, S
                     event = slow_click(value)
                 except InvalidMessage as exc:
                     offset = records.offsets[i]
-                    invalid.append(_Invalid(tp.topic, tp.partition, offset, value, exc.reason))
+                    invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
                     continue
             anonymous_id = event.anonymous_id
             if anonymous_id is not None:
@@ -556,15 +531,11 @@ class _Prepared:
     clicks_changed: list[StateKey]
     support: dict[StateKey, SupportState]
     support_changed: list[StateKey]
-    orders: list[Order]
-    invalid: list[_Invalid]
+    invalid: list[DeadLetter]
     records: int
     events: int
     duplicates: int
-    writes: list[Write] = field(default_factory=list)  # the state rows, converted to bind
-    order_writes: list[Write] = field(default_factory=list)
-    # cookies that identified as a new customer in this batch: the real-time identity links
-    stitch_writes: list[Write] = field(default_factory=list)
+    bound: PreparedBatch  # the changed rows, bound into statements (the store's part)
 
     @property
     def next_offsets(self) -> dict[TopicPartition, int]:
@@ -612,12 +583,8 @@ def _prepare(
     support_set = set(support_keys)
     missing_clicks = _missing(groups, pending_clicks, caches.click)
     missing_support = _missing(support_set, pending_support, caches.support)
-    click_loaded: dict[StateKey, RealtimeState] = {}
-    support_loaded: dict[StateKey, SupportState] = {}
-    if missing_clicks or missing_support:
-        with store.engine.connect() as conn:
-            click_loaded = load_states(conn, missing_clicks) if missing_clicks else {}
-            support_loaded = load_support_states(conn, missing_support) if missing_support else {}
+    click_loaded = store.load_states(missing_clicks) if missing_clicks else {}
+    support_loaded = store.load_support_states(missing_support) if missing_support else {}
 
     duplicates = 0
     clicks = _current(groups, pending_clicks, caches.click, click_loaded, empty_state)
@@ -652,40 +619,27 @@ def _prepare(
         support_changed[key] = None
 
     changed_clicks, changed_support = sorted(clicks_changed), sorted(support_changed)
-    state_rows = [state_row(clicks[key]) for key in changed_clicks]
-    support_rows = [support_row(support[key]) for key in changed_support]
-    order_list = list(orders.values())
+    moves = {tp: (positions[tp], records.next_offset) for tp, records in batch.items()}
+    changes = MicroBatch(
+        moves=moves,
+        states=[clicks[key] for key in changed_clicks],
+        support=[support[key] for key in changed_support],
+        orders=list(orders.values()),
+        links=stitches,
+        dead_letters=decoded.invalid,
+    )
     return _Prepared(
-        moves={tp: (positions[tp], records.next_offset) for tp, records in batch.items()},
+        moves=moves,
         clicks=clicks,
         clicks_changed=changed_clicks,
         support=support,
         support_changed=changed_support,
-        orders=order_list,
         invalid=decoded.invalid,
         records=sum(len(records) for records in batch.values()),
         events=decoded.events - duplicates,
         duplicates=duplicates,
-        writes=[
-            *upserts(store, realtime_state, state_rows),
-            *upserts(store, realtime_support, support_rows),
-        ],
-        order_writes=order_writes(store, order_list),
-        stitch_writes=upserts(store, identity_stitch, [_stitch_row(link) for link in stitches]),
+        bound=store.prepare_micro_batch(changes),
     )
-
-
-def _stitch_row(link: StitchLink) -> dict[str, object]:
-    """A fresh provisional link. Replacing the stored one is right here: a link is only made
-    when the cookie's state changes customer, and the state only moves to newer userIds, so
-    it is newer than the stored link (the general path, with its newest-wins guard, is
-    :func:`c360.identity.stitching.stitch`)."""
-    return {
-        **link._asdict(),
-        "status": PROVISIONAL,
-        "batch_person_id": None,
-        "flagged_at": None,
-    }
 
 
 def _new_link(key: StateKey, before: RealtimeState, after: RealtimeState) -> StitchLink | None:
@@ -700,23 +654,12 @@ def _new_link(key: StateKey, before: RealtimeState, after: RealtimeState) -> Sti
         return None
     if before["user_id"] == user_id:
         return None
-    return StitchLink(key[1], user_id, _EPOCH + dt.timedelta(microseconds=at))
+    return StitchLink(key[1], user_id, naive_from_epoch_us(at))
 
 
 def _commit(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
     """Step 5: one transaction (runs in the committer's thread)."""
-    return _write(store, group, prepared)
-
-
-def _write(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult:
-    received_at = dt.datetime.now(dt.UTC)
-    dead = [dead_letter_row(*invalid, received_at) for invalid in prepared.invalid]
-    with store.begin() as conn:
-        claim_offsets(conn, group, prepared.moves)
-        execute(conn, prepared.writes)
-        orders = execute(conn, prepared.order_writes)
-        execute(conn, prepared.stitch_writes)
-        insert_dead_letters(conn, dead)
+    orders = store.commit_micro_batch(group, prepared.bound)
     result = BatchResult(
         next_offsets=prepared.next_offsets,
         records=prepared.records,

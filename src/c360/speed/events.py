@@ -34,20 +34,11 @@ from c360.contracts.segment import (
     Track,
     validate,
 )
+from c360.contracts.times import EPOCH, epoch_us
 
 NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH = EPOCH
 _US = dt.timedelta(microseconds=1)
-
-
-def epoch_us(when: dt.datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime."""
-    return (when - _EPOCH) // _US
-
-
-def utc_of(at: int) -> dt.datetime:
-    """The aware UTC datetime of epoch microseconds (the inverse of :func:`epoch_us`)."""
-    return _EPOCH + dt.timedelta(microseconds=at)
 
 
 class ClickEvent(msgspec.Struct, frozen=True, gc=False):

@@ -90,7 +90,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypedDict
 
-from c360.speed.events import ClickEvent, epoch_us, utc_of
+from c360.contracts.times import from_epoch_us
+from c360.speed.events import ClickEvent
 
 MINUTE_US = 60_000_000
 SESSION_GAP = 30 * MINUTE_US  # epoch microseconds
@@ -202,11 +203,6 @@ def empty_state(key: StateKey) -> RealtimeState:
         "cart_since": None,
         "cart_updated_at": None,
     }
-
-
-def epoch_ms(when: dt.datetime) -> int:
-    """Milliseconds since the Unix epoch of an aware datetime (floor)."""
-    return epoch_us(when) // 1000
 
 
 def update(state: RealtimeState, event: ClickEvent) -> RealtimeState:
@@ -438,6 +434,6 @@ def order_of(event: ClickEvent, key: StateKey, user_id: str | None) -> Order | N
         key[0],
         key[1],
         event.user_id or user_id,
-        utc_of(event.at),
+        from_epoch_us(event.at),
         amount if amount is not None else 0.0,
     )

@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TypedDict
 
+from c360.contracts.times import epoch_ms
 from c360.contracts.zendesk import SupportEvent
-from c360.speed.features import StateKey, epoch_ms
+from c360.speed.features import StateKey
 
 ZENDESK_USER_ID = "zendesk_user_id"
 DEDUP_WINDOW = 32

@@ -1,5 +1,17 @@
 """Serving stores: SQLite (embedded default) and PostgreSQL, behind one interface."""
 
-from c360.stores.base import ServingStore, open_store
+from c360.stores.base import ServingStore, StoreError, StoreUnavailable, open_store
+from c360.stores.realtime import DeadLetter, MicroBatch, OffsetConflict, PreparedBatch
+from c360.stores.runlog import StepRecord
 
-__all__ = ["ServingStore", "open_store"]
+__all__ = [
+    "DeadLetter",
+    "MicroBatch",
+    "OffsetConflict",
+    "PreparedBatch",
+    "ServingStore",
+    "StepRecord",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+]

@@ -1,32 +1,103 @@
-"""The serving store: SQLAlchemy Core over SQLite or PostgreSQL.
+"""The serving store: one interface with domain methods, over SQLite or PostgreSQL.
 
-Everything both databases share lives here; ``sqlite.py`` and ``postgres.py`` hold only what
-differs (connection set-up, upsert syntax). Only those two modules know their driver.
+Callers speak in the platform's terms — publish a batch, commit a speed-layer micro-batch,
+stitch a cookie, read a profile, record a pipeline step — and every SQL statement against the
+serving tables lives in this package. What really differs between the databases (connection
+set-up, the upsert construct, a few SQL expressions, which driver errors are passing) is a small
+:class:`StoreDialect`; ``sqlite.py`` and ``postgres.py`` each hold one, and only they know their
+driver. ``tests/conformance/test_serving_store.py`` runs every behaviour against both.
+
+**Errors are classified here, once.** A driver error becomes :class:`StoreUnavailable` (a
+:class:`~c360.errors.TransientError`: the server restarted, a lock timed out, SQLite is busy —
+retrying later helps) or :class:`StoreError` (a :class:`~c360.errors.TerminalError`: a
+missing table, a constraint, a bad URL). Messages name the store (password hidden), the
+operation and the driver's first line — never the statement's parameters, which can hold
+personal data.
+
+**The schema is versioned** (Alembic, :mod:`c360.stores.migrations`): :meth:`ServingStore.migrate`
+upgrades any store to this release's tables, including stores written before the schema was
+versioned. ``batch_profile``'s feature columns are not part of it: they follow the published
+Arrow schema (:meth:`ServingStore.publish_batch`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pyarrow as pa
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy.engine import make_url
 
 from c360.contracts import serving
 from c360.contracts.cutoff import cutoff
-from c360.errors import ConfigError, DataError
-from c360.identity import stitching
-from c360.identity.stitching import Reconciled
-from c360.stores import views
+from c360.contracts.times import naive_utc_now
+from c360.errors import C360Error, ConfigError, TerminalError, TransientError
+from c360.identity.stitching import Reconciled, StitchLink
+from c360.speed.features import RealtimeState, StateKey
+from c360.speed.support import SupportState
+from c360.stores import migrations, profiles, realtime, runlog, stitching, views
+from c360.stores.realtime import MicroBatch, PreparedBatch
+from c360.stores.runlog import StepRecord
 
 logger = logging.getLogger(__name__)
 
 INSERT_CHUNK = 5_000
+
+
+class StoreUnavailable(TransientError):
+    """The serving store cannot answer now (down, restarting, locked): retry with backoff."""
+
+
+class StoreError(TerminalError):
+    """The serving store refused the operation for good (schema, constraint, configuration)."""
+
+
+class StoreDialect(ABC):
+    """What differs between the serving store's databases."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def create_engine(self, url: str) -> Engine:
+        """A SQLAlchemy engine for ``serving.url``, connections set up for the store."""
+
+    @abstractmethod
+    def insert(self, table: Table) -> PostgresInsert | SQLiteInsert:
+        """An INSERT of ``table`` that takes an ``ON CONFLICT`` clause."""
+
+    @abstractmethod
+    def now_ms(self) -> str:
+        """SQL: the database clock in epoch milliseconds."""
+
+    @abstractmethod
+    def count_json_greater(self, column: str, bound: str) -> str:
+        """SQL: how many numbers of a JSON-array text ``column`` exceed the SQL ``bound``."""
+
+    @abstractmethod
+    def to_date(self, expression: str) -> str:
+        """SQL: the date of a timestamp ``expression``."""
+
+    @abstractmethod
+    def later_date(self, left: str, right: str) -> str:
+        """SQL: the later of two non-null dates."""
+
+    @abstractmethod
+    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
+        """Whether a driver error is passing (retrying later may succeed)."""
+
+    def migration_transaction(self, engine: Engine) -> Any:
+        """A transaction that holds the store's write lock from its first statement, so two
+        processes never migrate at once (a context manager yielding a Connection)."""
+        return engine.begin()
 
 
 def _sql_type(arrow_type: pa.DataType) -> sqltypes.TypeEngine[Any]:
@@ -58,21 +129,63 @@ def _python_rows(table: pa.Table) -> Iterator[list[dict[str, Any]]]:
         yield [dict(zip(names, row, strict=True)) for row in values]
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class ServingStore:
-    """Tables, transactions, upserts and the atomic batch publish."""
+    """The serving tables behind domain methods; see the module docstring."""
 
-    dialect_insert: ClassVar[Any]
+    def __init__(self, url: str, dialect: StoreDialect) -> None:
+        self.dialect = dialect
+        self.display_url = make_url(url).render_as_string(hide_password=True)
+        self.engine: Engine = dialect.create_engine(url)  # for tests and tools; not for SQL
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    # -- errors ----------------------------------------------------------------------------
+    @contextmanager
+    def _driver_errors(self, operation: str) -> Iterator[None]:
+        """Driver errors raised inside become :class:`StoreUnavailable` or :class:`StoreError`."""
+        try:
+            yield
+        except C360Error:
+            raise
+        except sa_exc.DBAPIError as exc:
+            transient = exc.connection_invalidated or self.dialect.is_transient(exc)
+            raise self._error(operation, exc.orig or exc, transient) from exc
+        except sa_exc.TimeoutError as exc:  # no pooled connection came free in time
+            raise self._error(operation, exc, transient=True) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._error(operation, exc, transient=False) from exc
+
+    def _error(self, operation: str, cause: BaseException, transient: bool) -> C360Error:
+        where = f"serving store {self.display_url} ({operation})"
+        reason = f"{type(cause).__name__}: {_first_line(cause)}"
+        if transient:
+            return StoreUnavailable(f"{where}: unavailable, {reason}; retrying helps")
+        return StoreError(f"{where}: {reason}; check serving.url and run migrate()")
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        """One transaction: commits on success, rolls back on error; errors classified."""
+        with self._driver_errors(operation), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self, operation: str) -> Iterator[Connection]:
+        with self._driver_errors(operation), self.engine.connect() as conn:
+            yield conn
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create the fixed tables (and an empty batch_profile to grow), and add the columns a
-        newer c360 declares to tables an older one created; idempotent."""
-        serving.metadata.create_all(self.engine)
-        with self.begin() as conn:
-            _add_missing_columns(conn)
+        """Upgrade the schema to this release's (:mod:`c360.stores.migrations`) and create an
+        empty ``batch_profile`` to grow; idempotent, and safe when several processes start
+        together (they migrate one after the other)."""
+        with (
+            self._driver_errors("migrating the schema"),
+            self.dialect.migration_transaction(self.engine) as conn,
+        ):
+            migrations.upgrade(conn)
             if not inspect(conn).has_table(serving.BATCH_PROFILE):
                 Table(
                     serving.BATCH_PROFILE,
@@ -83,23 +196,7 @@ class ServingStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """One transaction: commits on success, rolls back on error."""
-        with self.engine.begin() as conn:
-            yield conn
-
-    # -- writes ----------------------------------------------------------------------------
-    def upsert(
-        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
-    ) -> None:
-        """Insert rows, replacing the non-key columns of rows whose keys exist."""
-        if not rows:
-            return
-        statement = self.dialect_insert(table)
-        updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
-
+    # -- the batch layer -------------------------------------------------------------------
     def publish_batch(self, batch_date: dt.date, tables: Mapping[str, pa.Table]) -> Reconciled:
         """Replace person, identity_map and batch_profile (and person_redirect, when given) in
         one transaction, and reconcile the real-time identity links against the new map.
@@ -107,13 +204,13 @@ class ServingStore:
         Readers see the previous complete batch until the commit and the new one after it,
         never a mix. New feature columns are added to batch_profile on the way. Without a
         ``person_redirect`` table the stored redirects are left as they are. Returns what the
-        reconcile did (:func:`c360.identity.stitching.reconcile`).
+        reconcile did (:func:`c360.stores.stitching.reconcile`).
         """
         profile = tables[serving.BATCH_PROFILE]
         replaced = [("person", serving.person), ("identity_map", serving.identity_map)]
         if "person_redirect" in tables:
             replaced.append(("person_redirect", serving.person_redirect))
-        with self.begin() as conn:
+        with self._transaction(f"publishing the batch of {batch_date}") as conn:
             profile_table = self._evolve_profile_table(conn, profile.schema)
             for name, table in (*replaced, (serving.BATCH_PROFILE, profile_table)):
                 conn.execute(table.delete())
@@ -125,11 +222,11 @@ class ServingStore:
                 serving.batch_publish.insert().values(
                     batch_date=batch_date.isoformat(),
                     cutoff_at=cutoff_at,
-                    published_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    published_at=naive_utc_now(),
                     persons=profile.num_rows,
                 )
             )
-            views.create_profile_view(conn, [c.name for c in profile_table.columns])
+            views.create_profile_view(conn, self.dialect, [c.name for c in profile_table.columns])
         return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:
@@ -156,60 +253,110 @@ class ServingStore:
                 )
         return Table(serving.BATCH_PROFILE, MetaData(), autoload_with=conn)
 
-    # -- reads -----------------------------------------------------------------------------
+    def latest_publish(self) -> dict[str, Any] | None:
+        """The serving batch: its date, cutoff, publish time and person count (None before the
+        first publish)."""
+        p = serving.batch_publish
+        query = select(p.c.batch_date, p.c.cutoff_at, p.c.published_at, p.c.persons)
+        with self._reading("reading the latest publish") as conn:
+            row = conn.execute(query.order_by(p.c.id.desc()).limit(1)).first()
+        return dict(row._mapping) if row is not None else None
+
+    # -- the speed layer -------------------------------------------------------------------
     def offsets(self, group: str, topic: str) -> dict[int, int]:
         """The next offset to read per partition, as last committed by the group."""
         o = serving.stream_offsets
         query = select(o.c.partition, o.c.next_offset).where(
             o.c.consumer_group == group, o.c.topic == topic
         )
-        with self.engine.connect() as conn:
+        with self._reading(f"reading the offsets of {group}/{topic}") as conn:
             return {int(p): int(n) for p, n in conn.execute(query)}
 
-    def query(
-        self, sql: str, params: Mapping[str, Any] | None = None, conn: Connection | None = None
-    ) -> list[dict[str, Any]]:
-        """Rows as dicts; pass ``conn`` to run several reads on one connection (one checkout)."""
-        if conn is not None:
+    def load_states(self, keys: Iterable[StateKey]) -> dict[StateKey, RealtimeState]:
+        """The stored clickstream states of ``keys`` (absent keys have none yet)."""
+        with self._reading("reading real-time states") as conn:
+            return realtime.load_rows(conn, serving.realtime_state, keys, realtime.state_from_row)
+
+    def load_support_states(self, keys: Iterable[StateKey]) -> dict[StateKey, SupportState]:
+        """The stored support states of ``keys``."""
+        with self._reading("reading support states") as conn:
+            return realtime.load_rows(
+                conn, serving.realtime_support, keys, realtime.support_from_row
+            )
+
+    def prepare_micro_batch(self, batch: MicroBatch) -> PreparedBatch:
+        """Bind a micro-batch's rows, outside any transaction (see :mod:`.realtime`)."""
+        return realtime.prepare(self, batch)
+
+    def commit_micro_batch(self, group: str, prepared: PreparedBatch) -> int:
+        """Commit a prepared micro-batch in one transaction: claim the offsets (compare-and-set,
+        :class:`~c360.stores.realtime.OffsetConflict` if another consumer moved one), write the
+        states, orders, links and dead letters. Returns the orders inserted."""
+        with self._transaction(f"committing a micro-batch of {group}") as conn:
+            return realtime.commit(conn, group, prepared)
+
+    def stitch(self, links: Iterable[StitchLink]) -> int:
+        """Record real-time identity links in their own transaction (newest wins per cookie,
+        the same statement the micro-batch commit runs); how many cookies were given."""
+        rows = stitching.link_rows(links)
+        writes = realtime.upserts(self, serving.identity_stitch, rows, rule=realtime.NEWEST_LINK)
+        with self._transaction("stitching identities") as conn:
+            realtime.execute(conn, writes)
+        return len(rows)
+
+    # -- reads -----------------------------------------------------------------------------
+    def find_person(self, id_type: str, id_value: str) -> str | None:
+        """The person an identifier (in lookup form) belongs to, or None; a cookie resolves
+        through its real-time link first."""
+        with self._reading("finding a person") as conn:
+            return profiles.find_person(conn, id_type, id_value)
+
+    def profile(self, person_id: str, now: dt.datetime | None = None) -> dict[str, Any] | None:
+        """The joined profile of one person, or None when the person is unknown.
+
+        A retired person id (absorbed by a merge) answers with the surviving person's profile;
+        ``redirected_from`` then holds the id asked for (None otherwise). ``now`` (default the
+        clock) is the read time of ``time_since_last_event_seconds`` and ``events_last_hour``.
+        Reads on one connection.
+        """
+        with self._reading("reading a profile") as conn:
+            return profiles.read_profile(conn, self.dialect, person_id, now)
+
+    # -- the pipeline's run log ------------------------------------------------------------
+    def record_step(self, record: StepRecord) -> None:
+        """Write the latest attempt of a pipeline step (one row per batch date and step)."""
+        writes = realtime.upserts(self, serving.batch_run, [record.as_row()])
+        with self._transaction(f"recording step {record.step} of {record.batch_date}") as conn:
+            realtime.execute(conn, writes)
+
+    def step_records(self, day: dt.date) -> dict[str, StepRecord]:
+        with self._reading(f"reading the run log of {day}") as conn:
+            return runlog.steps(conn, day)
+
+    def run_dates(self, limit: int = 14) -> list[str]:
+        """The latest batch dates in the run log, newest first."""
+        with self._reading("reading the run log") as conn:
+            return runlog.dates(conn, limit)
+
+    # -- inspection ------------------------------------------------------------------------
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query, as dicts: for tests and operators' tools. The platform's
+        own reads are the methods above."""
+        with self._reading("running a query") as conn:
             return [dict(row._mapping) for row in conn.execute(text(sql), dict(params or {}))]
-        with self.engine.connect() as own:
-            return self.query(sql, params, own)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """``ALTER TABLE … ADD COLUMN`` for each declared column an existing table lacks.
-
-    A new column must be nullable or have a server default (existing rows need a value); a
-    new primary-key column cannot be added in place.
-    """
-    inspector = inspect(conn)
-    for table in serving.metadata.sorted_tables:
-        existing = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in existing:
-                continue
-            if column.primary_key or (not column.nullable and column.server_default is None):
-                raise DataError(
-                    f"serving table {table.name} lacks column {column.name}, which cannot be "
-                    "added to existing rows (a key, or NOT NULL without a server default); "
-                    "migrate the table by hand or publish into a new serving store"
-                )
-            definition = CreateColumn(column).compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
-            logger.info("serving store: added column %s.%s", table.name, column.name)
 
 
 def open_store(url: str) -> ServingStore:
-    """The store for a ``serving.url``; the scheme picks the adapter."""
+    """The store for a ``serving.url``; the scheme picks the dialect."""
     scheme = url.split(":", 1)[0].split("+")[0]
     if scheme == "sqlite":
-        from c360.stores.sqlite import SQLiteStore
+        from c360.stores.sqlite import SQLiteDialect
 
-        return SQLiteStore.from_url(url)
+        return ServingStore(url, SQLiteDialect())
     if scheme == "postgresql":
-        from c360.stores.postgres import PostgresStore
+        from c360.stores.postgres import PostgresDialect
 
-        return PostgresStore.from_url(url)
+        return ServingStore(url, PostgresDialect())
     raise ConfigError(
-        "serving.url", f"unsupported store {url!r}; accepted: sqlite:///PATH, postgresql://…"
+        "serving.url", f"unsupported store {scheme!r}; accepted: sqlite:///PATH, postgresql://…"
     )

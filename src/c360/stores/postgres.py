@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine
-from sqlalchemy.dialects.postgresql import insert
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, Table, create_engine, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import make_url
 
 from c360.errors import MissingDependencyError
-from c360.stores.base import ServingStore
+from c360.stores.base import StoreDialect
+
+# SQLSTATE classes and codes of passing failures: the connection (08), the server going away
+# or refusing connections for now (57P01-57P03), resources (53), serialisation and deadlocks
+# (40001, 40P01), a lock wait that timed out (55P03).
+_TRANSIENT_CLASSES = ("08", "53")
+_TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
+_MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 
 
-class PostgresStore(ServingStore):
-    dialect_insert = staticmethod(insert)
+class PostgresDialect(StoreDialect):
+    name = "postgresql"
 
-    @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
+    def create_engine(self, url: str) -> Engine:
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -22,4 +32,35 @@ class PostgresStore(ServingStore):
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return cls(create_engine(parsed, pool_pre_ping=True))
+        return create_engine(parsed, pool_pre_ping=True)
+
+    def insert(self, table: Table) -> Insert:
+        return insert(table)
+
+    def now_ms(self) -> str:
+        return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000"
+
+    def count_json_greater(self, column: str, bound: str) -> str:
+        return (
+            "(SELECT count(*) FROM jsonb_array_elements_text("
+            f"CAST({column} AS jsonb)) AS t(v) WHERE CAST(t.v AS BIGINT) > {bound})"
+        )
+
+    def to_date(self, expression: str) -> str:
+        return f"CAST({expression} AS DATE)"
+
+    def later_date(self, left: str, right: str) -> str:
+        return f"GREATEST({left}, {right})"
+
+    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
+        state = getattr(error.orig, "sqlstate", None)
+        if state is None:  # no answer from a server: connection refused, reset, timed out
+            return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+
+    @contextmanager
+    def migration_transaction(self, engine: Engine) -> Iterator[Connection]:
+        """A transaction holding c360's advisory lock: concurrent migrations run in turn."""
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            yield conn

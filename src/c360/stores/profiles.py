@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from c360.contracts import serving
-from c360.stores.base import ServingStore
+from c360.contracts.times import epoch_ms, naive_utc, naive_utc_now
 from c360.stores.views import (
     LAMBDA_MERGES,
     ORDER_DELTAS_FOR_PERSON,
@@ -16,8 +16,8 @@ from c360.stores.views import (
     realtime_for_person_sql,
 )
 
-_EPOCH = dt.datetime(1970, 1, 1)
-
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
 # An anonymous_id resolves through its real-time stitch link first (the customer it identified
 # as since the batch), then through the batch's identity_map — the same order as the views.
@@ -26,74 +26,52 @@ SELECT m.person_id FROM identity_stitch s
 JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
+_FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
 
 
-def find_person(store: ServingStore, id_type: str, id_value: str) -> str | None:
+def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+
+
+def find_person(conn: Connection, id_type: str, id_value: str) -> str | None:
     """The person an identifier (in lookup form) belongs to, or None."""
     if id_type == "anonymous_id":
-        linked = store.query(_FIND_BY_LINK, {"v": id_value})
+        linked = _rows(conn, _FIND_BY_LINK, v=id_value)
         if linked:
             return str(linked[0]["person_id"])
-    rows = store.query(
-        "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v",
-        {"t": id_type, "v": id_value},
-    )
+    rows = _rows(conn, _FIND, t=id_type, v=id_value)
     return str(rows[0]["person_id"]) if rows else None
 
 
-def get_profile(
-    store: ServingStore, person_id: str, now: dt.datetime | None = None
+def read_profile(
+    conn: Connection, dialect: StoreDialect, person_id: str, now: dt.datetime | None
 ) -> dict[str, Any] | None:
-    """The joined profile of one person, or None when the person is unknown.
-
-    A retired person id (absorbed by a merge) answers with the surviving person's profile;
-    ``redirected_from`` then holds the id asked for (None otherwise). ``now`` (naive UTC;
-    default the clock) is the read time of ``time_since_last_event_seconds`` and
-    ``events_last_hour``.
-    """
-    with store.engine.connect() as conn:  # one checkout for the handful of reads below
-        return _profile(store, conn, person_id, now)
-
-
-def _profile(
-    store: ServingStore, conn: Connection, person_id: str, now: dt.datetime | None
-) -> dict[str, Any] | None:
-    person = store.query("SELECT * FROM person WHERE person_id = :p", {"p": person_id}, conn=conn)
+    """The joined profile of one person, or None when the person is unknown (see
+    :meth:`c360.stores.ServingStore.profile`)."""
+    person = _rows(conn, "SELECT * FROM person WHERE person_id = :p", p=person_id)
     redirected_from = None
     if not person:
-        survivor = store.query(
-            "SELECT person_id FROM person_redirect WHERE retired_id = :p",
-            {"p": person_id},
-            conn=conn,
+        survivor = _rows(
+            conn, "SELECT person_id FROM person_redirect WHERE retired_id = :p", p=person_id
         )
         if not survivor:
             return None
         redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-        person = store.query(
-            "SELECT * FROM person WHERE person_id = :p", {"p": person_id}, conn=conn
-        )
+        person = _rows(conn, "SELECT * FROM person WHERE person_id = :p", p=person_id)
         if not person:
             return None
-    if now is None:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    elif now.tzinfo is not None:
-        now = now.astimezone(dt.UTC).replace(tzinfo=None)
-    batch = store.query(
-        f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", {"p": person_id}, conn=conn
+    now = naive_utc_now() if now is None else naive_utc(now)
+    batch = _rows(conn, f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", p=person_id)
+    realtime = _rows(
+        conn, realtime_for_person_sql(dialect), person_id=person_id, now_ms=epoch_ms(now)
     )
-    now_ms = (now - _EPOCH) // dt.timedelta(milliseconds=1)
-    realtime = store.query(
-        realtime_for_person_sql(store.engine.dialect.name),
-        {"person_id": person_id, "now_ms": now_ms},
-        conn=conn,
-    )
-    support = store.query(SUPPORT_FOR_PERSON, {"person_id": person_id}, conn=conn)
-    deltas = store.query(ORDER_DELTAS_FOR_PERSON, {"person_id": person_id}, conn=conn)
-    identifiers = store.query(
+    support = _rows(conn, SUPPORT_FOR_PERSON, person_id=person_id)
+    deltas = _rows(conn, ORDER_DELTAS_FOR_PERSON, person_id=person_id)
+    identifiers = _rows(
+        conn,
         "SELECT id_type, id_value FROM identity_map WHERE person_id = :p "
         "ORDER BY id_type, id_value",
-        {"p": person_id},
-        conn=conn,
+        p=person_id,
     )
     live = dict(realtime[0]) if realtime else {}
     live.pop("person_id", None)

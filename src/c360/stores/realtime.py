@@ -1,8 +1,15 @@
-"""How the speed layer reads and writes the serving store: state rows, orders, offsets, dead
-letters.
+"""The speed layer in the serving store: state rows, orders, links, dead letters and offsets.
 
-All functions take the :class:`~sqlalchemy.Connection` of the caller's transaction; the commit
-order and why it gives exactly-once is in :mod:`c360.pipeline.stream_worker`.
+A micro-batch (:class:`MicroBatch`: the changed states, the orders and links it found, its
+dead letters and the offset moves of its partitions) is bound outside any transaction
+(:func:`prepare`, on the worker's thread while the previous batch commits) and committed in
+**one transaction** (:func:`commit`): claim the offsets (compare-and-set), upsert the states,
+insert the orders (an order id already stored keeps its row), upsert the identity links
+(newest wins), insert the dead letters. Why that order gives exactly-once is written in
+:mod:`c360.pipeline.stream_worker`.
+
+Rows go in multi-row ``INSERT … ON CONFLICT`` statements built once per dialect, table, conflict
+rule and row count (:func:`upserts`).
 """
 
 from __future__ import annotations
@@ -11,28 +18,34 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import Connection, DateTime, Dialect, Table, insert, select, update
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.exc import IntegrityError
 
 from c360.contracts.log import TopicPartition
 from c360.contracts.serving import (
     dead_letter,
+    identity_stitch,
     realtime_order,
     realtime_state,
     realtime_support,
     stream_offsets,
 )
+from c360.contracts.times import NAIVE_EPOCH, epoch_us, naive_utc, naive_utc_now, utc
 from c360.errors import TransientError
+from c360.identity.stitching import StitchLink
 from c360.speed.features import NO_LINES, Order, RealtimeState, StateKey
 from c360.speed.support import SupportState, empty_support_state
-from c360.stores import ServingStore
+from c360.stores.stitching import link_row, newest_link_wins
+
+if TYPE_CHECKING:
+    from c360.stores.base import ServingStore
 
 _IN_CHUNK = 500
-_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
-_US = dt.timedelta(microseconds=1)
 
 S = TypeVar("S")
 
@@ -49,25 +62,13 @@ class OffsetConflict(TransientError):
         )
 
 
-def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is not dt.UTC:  # the decoders give UTC; anything else is converted
-        value = value.astimezone(dt.UTC)
-    return value.replace(tzinfo=None)
+def _optional_naive(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else naive_utc(value)
 
 
-def _aware_utc(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
-def _epoch_us(value: dt.datetime | None) -> int | None:
+def _optional_epoch_us(value: dt.datetime | None) -> int | None:
     """Epoch microseconds of a stored (naive UTC) datetime."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return (value - _NAIVE_EPOCH) // _US
+    return None if value is None else epoch_us(value)
 
 
 def _json(value: object) -> str:
@@ -91,12 +92,12 @@ def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
         "id_type": row["id_type"],
         "id_value": row["id_value"],
         "user_id": row["user_id"],
-        "user_id_at": _epoch_us(row["user_id_at"]),
-        "session_start": _epoch_us(row["session_start"]),
-        "session_last_event_at": _epoch_us(row["session_last_event_at"]),
+        "user_id_at": _optional_epoch_us(row["user_id_at"]),
+        "session_start": _optional_epoch_us(row["session_start"]),
+        "session_last_event_at": _optional_epoch_us(row["session_last_event_at"]),
         "current_session_page_views": int(row["current_session_page_views"] or 0),
         "current_session_product_views": int(row["current_session_product_views"] or 0),
-        "last_event_at": _epoch_us(row["last_event_at"]),
+        "last_event_at": _optional_epoch_us(row["last_event_at"]),
         "last_event_type": row["last_event_type"],
         "events_total": int(row["events_total"] or 0),
         "recent_message_ids": tuple(orjson.loads(recent)) if recent else (),
@@ -109,15 +110,15 @@ def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
         ),
         "cart_items": int(row["cart_items"] or 0),
         "cart_value": float(row["cart_value"] or 0.0),
-        "cart_since": _epoch_us(row["cart_since"]),
-        "cart_updated_at": _epoch_us(row["cart_updated_at"]),
+        "cart_since": _optional_epoch_us(row["cart_since"]),
+        "cart_updated_at": _optional_epoch_us(row["cart_updated_at"]),
     }
 
 
 def support_row(state: SupportState) -> dict[str, Any]:
     """The ``realtime_support`` row of a support state."""
     row: dict[str, Any] = dict(state)
-    row["last_event_at"] = _naive_utc(state["last_event_at"])
+    row["last_event_at"] = _optional_naive(state["last_event_at"])
     row["tickets"] = _json(dict(state["tickets"]))
     row["recent_event_ids"] = _json(state["recent_event_ids"])
     return row
@@ -127,7 +128,8 @@ def support_from_row(row: Mapping[str, Any]) -> SupportState:
     state = empty_support_state((row["id_type"], row["id_value"]))
     state["open_ticket_count"] = int(row["open_ticket_count"] or 0)
     state["events_total"] = int(row["events_total"] or 0)
-    state["last_event_at"] = _aware_utc(row["last_event_at"])
+    last = row["last_event_at"]
+    state["last_event_at"] = None if last is None else utc(last)
     tickets, recent = row["tickets"], row["recent_event_ids"]
     if tickets:
         state["tickets"] = {k: (str(s), int(at)) for k, (s, at) in orjson.loads(tickets).items()}
@@ -190,7 +192,11 @@ class _Template:
     conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position in a row, conversion)
 
 
-_TEMPLATES: dict[tuple[str, str, bool, int], _Template] = {}
+# What an upsert does with a row whose key is stored: replace its other columns, keep the stored
+# row, or (identity links) replace it only with a newer link.
+REPLACE, KEEP, NEWEST_LINK = "replace", "keep", "newest link"
+
+_TEMPLATES: dict[tuple[str, str, str, int], _Template] = {}
 _TIME_PROBES = (
     dt.datetime(2025, 3, 1, 10, 0, 0, 250_000),
     dt.datetime(2025, 12, 31, 23, 59, 59),
@@ -209,7 +215,7 @@ def _iso_text(value: dt.datetime) -> str:
 def _datetime(value: dt.datetime | int | None) -> dt.datetime | None:
     """A stored time: a naive UTC datetime as is, epoch microseconds converted."""
     if isinstance(value, int):
-        return _NAIVE_EPOCH + dt.timedelta(0, 0, value)
+        return NAIVE_EPOCH + dt.timedelta(0, 0, value)
     return value
 
 
@@ -220,7 +226,7 @@ def _time_text(value: dt.datetime | int | None) -> str | None:
         if text is None:
             if len(_TEXTS) >= _MAX_TEXTS:
                 _TEXTS.clear()
-            text = _TEXTS[value] = _iso_text(_NAIVE_EPOCH + dt.timedelta(0, 0, value))
+            text = _TEXTS[value] = _iso_text(NAIVE_EPOCH + dt.timedelta(0, 0, value))
         return text
     return None if value is None else _iso_text(value)
 
@@ -252,33 +258,45 @@ def _positional(dialect: Dialect) -> Dialect:
     return clone
 
 
-def _template(store: ServingStore, table: Table, replace: bool, rows: int) -> _Template:
-    """The upsert of ``rows`` rows (``replace=False``: ``DO NOTHING``), built once.
+def _template(store: ServingStore, table: Table, rule: str, rows: int) -> _Template:
+    """The upsert of ``rows`` rows under a conflict ``rule``, built once.
 
     SQLAlchemy compiles the one-row statement; ``rows`` rows repeat its VALUES group (compiling
     a 512-row statement costs 0.2 s, a sizeable share of a worker's first minute).
     """
-    cache_key = (store.engine.dialect.name, table.name, replace, rows)
+    cache_key = (store.engine.dialect.name, table.name, rule, rows)
     found = _TEMPLATES.get(cache_key)
     if found is None:
-        single = _single_row_template(store, table, replace)
+        single = _single_row_template(store, table, rule)
         head, group, tail = _values_group(single.sql, len(single.names))
         sql = f"{head}{', '.join([group] * rows)}{tail}"
         found = _TEMPLATES[cache_key] = _Template(sql, single.names, single.conversions)
     return found
 
 
-def _single_row_template(store: ServingStore, table: Table, replace: bool) -> _Template:
+def _upsert(
+    store: ServingStore, table: Table, rule: str, rows: int = 1
+) -> PostgresInsert | SQLiteInsert:
+    """The upsert of ``rows`` rows of ``table`` (every column bound once per row, in column
+    order) under ``rule``."""
+    names = [column.name for column in table.columns]
+    keys = [column.name for column in table.primary_key.columns]
+    values = dict.fromkeys(names)
+    insert_ = store.dialect.insert(table).values([values] * rows if rows > 1 else values)
+    if rule == REPLACE:
+        updates = {name: insert_.excluded[name] for name in names if name not in keys}
+        return insert_.on_conflict_do_update(index_elements=keys, set_=updates)
+    if rule == KEEP:
+        return insert_.on_conflict_do_nothing(index_elements=keys)
+    if rule == NEWEST_LINK and table is identity_stitch:
+        return newest_link_wins(insert_)
+    raise ValueError(f"no upsert rule {rule!r} for {table.name}")
+
+
+def _single_row_template(store: ServingStore, table: Table, rule: str) -> _Template:
     dialect = store.engine.dialect
     names = tuple(column.name for column in table.columns)
-    keys = [column.name for column in table.primary_key.columns]
-    insert_ = store.dialect_insert(table).values(dict.fromkeys(names))
-    if replace:
-        updates = {name: insert_.excluded[name] for name in names if name not in keys}
-        statement = insert_.on_conflict_do_update(index_elements=keys, set_=updates)
-    else:
-        statement = insert_.on_conflict_do_nothing(index_elements=keys)
-    compiled = statement.compile(dialect=_positional(dialect))
+    compiled = _upsert(store, table, rule).compile(dialect=_positional(dialect))
     if list(compiled.positiontup or ()) != list(names):  # the parameters follow column order
         raise RuntimeError(f"unexpected parameter order compiling the upsert of {table.name}")
     conversions = tuple(
@@ -308,14 +326,11 @@ def _values_group(sql: str, columns: int) -> tuple[str, str, str]:
 
 
 def upserts(
-    store: ServingStore,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    replace: bool = True,
+    store: ServingStore, table: Table, rows: Sequence[Mapping[str, Any]], *, rule: str = REPLACE
 ) -> list[Write]:
-    """The statements that upsert complete ``rows`` of ``table`` by its primary key
-    (``replace=False``: a stored row is kept), at most :data:`MAX_ROWS_PER_STATEMENT` rows each.
+    """The statements that upsert complete ``rows`` of ``table`` by its primary key under a
+    conflict ``rule`` (:data:`REPLACE`, :data:`KEEP`, :data:`NEWEST_LINK`), at most
+    :data:`MAX_ROWS_PER_STATEMENT` rows each.
 
     Statement sizes are powers of two, so few distinct statements are compiled and cached.
     Values are converted with the columns' own bind processors (datetime columns take naive
@@ -325,7 +340,7 @@ def upserts(
     start = 0
     while start < len(rows):
         size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - start).bit_length() - 1))
-        template = _template(store, table, replace, size)
+        template = _template(store, table, rule, size)
         values_of = itemgetter(*template.names)
         conversions = template.conversions
         params: list[Any] = []
@@ -344,23 +359,81 @@ def execute(conn: Connection, writes: Iterable[Write]) -> int:
     return sum(conn.exec_driver_sql(write.sql, write.params).rowcount for write in writes)
 
 
-def write_rows(
-    store: ServingStore,
-    conn: Connection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    replace: bool = True,
-) -> int:
-    """:func:`upserts` run at once in the caller's transaction; the rows changed."""
-    return execute(conn, upserts(store, table, rows, replace=replace))
+class DeadLetter(NamedTuple):
+    """A log record that could not be used, and why."""
+
+    topic: str
+    partition: int
+    offset: int
+    payload: bytes
+    reason: str
 
 
-def order_writes(store: ServingStore, orders: Sequence[Order]) -> list[Write]:
-    """The inserts of ``realtime_order`` rows; an order id already stored keeps its first row
-    (:func:`execute` counts the rows actually inserted)."""
-    rows = [order._asdict() | {"order_at": _naive_utc(order.order_at)} for order in orders]
-    return upserts(store, realtime_order, rows, replace=False)
+@dataclass(frozen=True)
+class MicroBatch:
+    """What one speed-layer micro-batch changed, to commit in one transaction.
+
+    ``moves`` holds each read partition's (first offset, next offset); ``states`` and
+    ``support`` the changed states (keys distinct); ``orders`` the orders seen (ids distinct);
+    ``links`` the identity links made (one per cookie).
+    """
+
+    moves: Mapping[TopicPartition, tuple[int, int]]
+    states: Sequence[RealtimeState] = ()
+    support: Sequence[SupportState] = ()
+    orders: Sequence[Order] = ()
+    links: Sequence[StitchLink] = ()
+    dead_letters: Sequence[DeadLetter] = ()
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A :class:`MicroBatch` bound into statements (see :func:`prepare`)."""
+
+    moves: Mapping[TopicPartition, tuple[int, int]]
+    state_writes: list[Write]
+    order_writes: list[Write]
+    link_writes: list[Write]
+    dead_letters: Sequence[DeadLetter]
+
+
+def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
+    """Bind ``batch``'s rows into multi-row statements, outside any transaction."""
+    state_rows = [state_row(state) for state in batch.states]
+    support_rows = [support_row(state) for state in batch.support]
+    orders = [order._asdict() | {"order_at": naive_utc(order.order_at)} for order in batch.orders]
+    return PreparedBatch(
+        moves=batch.moves,
+        state_writes=[
+            *upserts(store, realtime_state, state_rows),
+            *upserts(store, realtime_support, support_rows),
+        ],
+        order_writes=upserts(store, realtime_order, orders, rule=KEEP),
+        link_writes=upserts(
+            store, identity_stitch, [link_row(link) for link in batch.links], rule=NEWEST_LINK
+        ),
+        dead_letters=batch.dead_letters,
+    )
+
+
+def commit(conn: Connection, group: str, prepared: PreparedBatch) -> int:
+    """Write a prepared batch in the caller's transaction, offsets first; the number of
+    orders inserted (order ids not stored before). Raises :class:`OffsetConflict` when another
+    consumer moved one of the partitions."""
+    claim_offsets(conn, group, prepared.moves)
+    execute(conn, prepared.state_writes)
+    orders = execute(conn, prepared.order_writes)
+    execute(conn, prepared.link_writes)
+    insert_dead_letters(conn, prepared.dead_letters)
+    return orders
+
+
+def insert_dead_letters(conn: Connection, letters: Sequence[DeadLetter]) -> None:
+    if letters:
+        received_at = naive_utc_now()
+        conn.execute(
+            insert(dead_letter), [dead_letter_row(letter, received_at) for letter in letters]
+        )
 
 
 def claim_offsets(
@@ -405,20 +478,13 @@ def _text(payload: bytes) -> str:
     return _storable(payload.decode("utf-8", "backslashreplace"))  # undecodable bytes stay visible
 
 
-def dead_letter_row(
-    topic: str, partition: int, offset: int, payload: bytes, reason: str, received_at: dt.datetime
-) -> dict[str, Any]:
-    """The ``dead_letter`` row of the record at ``topic``/``partition``/``offset``."""
+def dead_letter_row(letter: DeadLetter, received_at: dt.datetime) -> dict[str, Any]:
+    """The ``dead_letter`` row of a record (its topic, partition, offset, payload and reason)."""
     return {
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "reason": _storable(reason),
-        "payload": _text(payload),
-        "received_at": _naive_utc(received_at),
+        "topic": letter.topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "reason": _storable(letter.reason),
+        "payload": _text(letter.payload),
+        "received_at": naive_utc(received_at),
     }
-
-
-def insert_dead_letters(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(dead_letter), list(rows))

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.engine import make_url
 
-from c360.stores.base import ServingStore
+from c360.stores.base import StoreDialect
+
+# Errors SQLite reports while another connection holds the lock it needs: passing.
+_BUSY = ("database is locked", "database table is locked", "database schema is locked")
+BUSY_TIMEOUT_S = 30.0
+_BEGIN = "c360_begin"  # execution option: the BEGIN mode of a transaction (IMMEDIATE, …)
 
 
-class SQLiteStore(ServingStore):
-    dialect_insert = staticmethod(insert)
+class SQLiteDialect(StoreDialect):
+    name = "sqlite"
 
-    @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+    def create_engine(self, url: str) -> Engine:
+        """``?timeout=S`` in the URL sets how long a write waits for another writer's lock
+        (default :data:`BUSY_TIMEOUT_S`) before it is a passing error."""
+        parsed = make_url(url)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        timeout = float(parsed.query.get("timeout", BUSY_TIMEOUT_S))  # type: ignore[arg-type]
+        engine = create_engine(url, connect_args={"timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,7 +43,35 @@ class SQLiteStore(ServingStore):
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(_BEGIN, '')}")
 
-        return cls(engine)
+        return engine
+
+    def insert(self, table: Table) -> Insert:
+        return insert(table)
+
+    def now_ms(self) -> str:
+        return "(julianday('now') - 2440587.5) * 86400000.0"
+
+    def count_json_greater(self, column: str, bound: str) -> str:
+        return f"(SELECT count(*) FROM json_each({column}) WHERE json_each.value > {bound})"
+
+    def to_date(self, expression: str) -> str:
+        return f"date({expression})"
+
+    def later_date(self, left: str, right: str) -> str:
+        return f"max({left}, {right})"
+
+    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
+        message = str(error.orig).lower()
+        return isinstance(error, sa_exc.OperationalError) and any(b in message for b in _BUSY)
+
+    @contextmanager
+    def migration_transaction(self, engine: Engine) -> Iterator[Connection]:
+        """``BEGIN IMMEDIATE``: the write lock from the start, waited for (busy timeout) rather
+        than failing when another process migrates between our read and our write."""
+        with engine.connect() as conn:
+            immediate = conn.execution_options(**{_BEGIN: "IMMEDIATE"})
+            with immediate.begin():
+                yield immediate

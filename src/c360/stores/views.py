@@ -17,8 +17,12 @@ the database clock for the view and the caller's ``now`` (``:now_ms``) for the A
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
 # The person of a real-time state row ``r`` (id_type, id_value, user_id): its cookie's stitch
 # link, else the customer it last identified as, else its own identifier.
@@ -100,32 +104,19 @@ SUPPORT_FOR_PERSON = SUPPORT_BY_PERSON.format(where="WHERE m.person_id = :person
 LAST_HOUR_MS = 3_600_000
 
 
-def events_last_hour_sql(dialect: str, now_ms: str) -> str:
+def events_last_hour_sql(dialect: StoreDialect, now_ms: str) -> str:
     """How many of a realtime_state row's ``recent_event_times`` (a JSON list of epoch ms) fall
     after ``now_ms`` - 1 h, for an SQL expression ``now_ms``."""
-    cut = f"({now_ms}) - {LAST_HOUR_MS}"
-    if dialect == "postgresql":
-        return (
-            "(SELECT count(*) FROM jsonb_array_elements_text("
-            f"CAST(r.recent_event_times AS jsonb)) AS t(v) WHERE CAST(t.v AS BIGINT) > {cut})"
-        )
-    return f"(SELECT count(*) FROM json_each(r.recent_event_times) WHERE json_each.value > {cut})"
+    return dialect.count_json_greater("r.recent_event_times", f"({now_ms}) - {LAST_HOUR_MS}")
 
 
-def database_now_ms(dialect: str) -> str:
-    """The database clock in epoch milliseconds: the ``profile`` view's read time."""
-    if dialect == "postgresql":
-        return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000"
-    return "(julianday('now') - 2440587.5) * 86400000.0"
-
-
-def realtime_profile_sql(dialect: str) -> str:
+def realtime_profile_sql(dialect: StoreDialect) -> str:
     """Real-time features of every person, as of the database clock (the view's query)."""
-    recent = events_last_hour_sql(dialect, database_now_ms(dialect))
+    recent = events_last_hour_sql(dialect, dialect.now_ms())
     return REALTIME_BY_PERSON.format(rows=REALTIME_ROWS.format(recent=recent, where=""))
 
 
-def realtime_for_person_sql(dialect: str) -> str:
+def realtime_for_person_sql(dialect: StoreDialect) -> str:
     """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query)."""
     recent = events_last_hour_sql(dialect, ":now_ms")
     rows = REALTIME_ROWS.format(recent=recent, where=PERSON_FILTER)
@@ -161,25 +152,25 @@ ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(
 )
 
 
-def _merged(column: str, dialect: str) -> str:
+def _merged(column: str, dialect: StoreDialect) -> str:
     """The unified value of a batch feature: batch + the speed layer's delta after cutoff."""
     if column not in LAMBDA_MERGES:
         return f'b."{column}"'
     delta, how = LAMBDA_MERGES[column]
     if how == "add":
         return f'COALESCE(b."{column}", 0) + COALESCE(d.{delta}, 0) AS "{column}"'
-    as_date = f"date(d.{delta})" if dialect == "sqlite" else f"CAST(d.{delta} AS DATE)"
-    latest = "max" if dialect == "sqlite" else "GREATEST"
+    batch, as_date = f'b."{column}"', dialect.to_date(f"d.{delta}")
     return (
-        f'CASE WHEN d.{delta} IS NULL THEN b."{column}" WHEN b."{column}" IS NULL THEN {as_date} '
-        f'ELSE {latest}(b."{column}", {as_date}) END AS "{column}"'
+        f"CASE WHEN d.{delta} IS NULL THEN {batch} WHEN {batch} IS NULL THEN {as_date} "
+        f'ELSE {dialect.later_date(batch, as_date)} END AS "{column}"'
     )
 
 
-def create_profile_view(conn: Connection, profile_columns: Sequence[str]) -> None:
+def create_profile_view(
+    conn: Connection, dialect: StoreDialect, profile_columns: Sequence[str]
+) -> None:
     """(Re)create ``realtime_profile``, ``support_profile``, ``order_deltas`` and ``profile``
     (the unified view)."""
-    dialect = conn.dialect.name
     features = "".join(", " + _merged(c, dialect) for c in profile_columns if c != "person_id")
     for view in ("profile", "realtime_profile", "support_profile", "order_deltas"):
         conn.execute(text(f"DROP VIEW IF EXISTS {view}"))

@@ -1,0 +1,656 @@
+"""The serving store's behaviour, one suite run against every store (SQLite and PostgreSQL).
+
+Every test takes the parametrised ``store`` fixture (a migrated store, once per backend), so a
+new backend is added by giving that fixture a parameter. Sections: the batch publish, the
+Lambda merge, real-time identity links, the speed layer's micro-batch commit, the run log,
+reads, and how driver errors are classified. The schema's migrations have their own suite
+(``test_serving_migrations.py``). No backend has a declared gap today; one would be marked
+``xfail(strict=True)`` on its parameter, never skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from sqlalchemy import select, text
+
+from c360.contracts import serving
+from c360.contracts.log import TopicPartition
+from c360.contracts.times import epoch_ms, epoch_us
+from c360.errors import TransientError
+from c360.identity.stitching import CONTRADICTED, PROVISIONAL, Reconciled, StitchLink
+from c360.speed.features import Order, RealtimeState, empty_state
+from c360.speed.support import SupportState, empty_support_state
+from c360.stores import (
+    DeadLetter,
+    MicroBatch,
+    OffsetConflict,
+    ServingStore,
+    StepRecord,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
+
+T = dt.datetime
+HOUR = dt.timedelta(hours=1)
+D1, D2 = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
+CUTOFF_D2 = dt.datetime(2025, 6, 3)  # the end of D2, UTC
+
+
+def batch(tag: str, persons: int, extra_column: bool = False) -> dict[str, pa.Table]:
+    ids = [f"p_{i:06d}" for i in range(persons)]
+    profile = {
+        "person_id": ids,
+        "tag": [tag] * persons,
+        "spend": [float(i) for i in range(persons)],
+    }
+    if extra_column:
+        profile["churn_risk"] = [0.5] * persons
+    return {
+        "person": pa.table({"person_id": ids, "email": [f"{i}@x.com" for i in ids]}),
+        "identity_map": pa.table(
+            {
+                "id_type": ["email"] * persons,
+                "id_value": [f"{i}@x.com" for i in ids],
+                "person_id": ids,
+            }
+        ),
+        "batch_profile": pa.table(profile),
+    }
+
+
+SNAPSHOT = """
+SELECT (SELECT count(*) FROM person) AS persons,
+       (SELECT count(*) FROM identity_map) AS identifiers,
+       (SELECT count(*) FROM batch_profile) AS profiles,
+       (SELECT count(DISTINCT tag) FROM batch_profile) AS tags,
+       (SELECT min(tag) FROM batch_profile) AS tag
+"""
+
+
+def test_readers_see_one_complete_batch_or_the_other(store: ServingStore) -> None:
+    store.publish_batch(dt.date(2025, 1, 1), batch("A", 3000))
+    seen: list[dict[str, object]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(store.query(SNAPSHOT)[0])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for day in range(2, 5):
+            tag, size = ("B", 4500) if day % 2 == 0 else ("A", 3000)
+            store.publish_batch(dt.date(2025, 1, day), batch(tag, size))
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) > 3
+    complete = [
+        {"persons": n, "identifiers": n, "profiles": n, "tags": 1, "tag": t}
+        for t, n in (("A", 3000), ("B", 4500))
+    ]
+    assert all(row in complete for row in seen), [r for r in seen if r not in complete][:3]
+    assert store.query("SELECT batch_date FROM batch_publish ORDER BY id DESC LIMIT 1") == [
+        {"batch_date": "2025-01-04"}
+    ]
+
+
+def test_a_new_feature_column_evolves_the_table(store: ServingStore) -> None:
+    store.publish_batch(dt.date(2025, 1, 1), batch("A", 10))
+    store.publish_batch(dt.date(2025, 1, 2), batch("B", 10, extra_column=True))
+    rows = store.query("SELECT person_id, tag, churn_risk FROM profile ORDER BY person_id")
+    assert len(rows) == 10
+    assert rows[0] == {"person_id": "p_000000", "tag": "B", "churn_risk": 0.5}
+
+
+def test_profile_view_joins_batch_and_stitched_realtime(store: ServingStore) -> None:
+    store.publish_batch(
+        dt.date(2025, 1, 1),
+        {
+            "person": pa.table({"person_id": ["p_1"], "email": ["a@x.com"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["customer_id", "email"],
+                    "id_value": ["42", "a@x.com"],
+                    "person_id": ["p_1", "p_1"],
+                }
+            ),
+            "batch_profile": pa.table({"person_id": ["p_1"], "spend": [10.0]}),
+        },
+    )
+    older, newer = dt.datetime(2025, 1, 2, 10), dt.datetime(2025, 1, 2, 11)
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_state.insert(),
+            [
+                {
+                    "id_type": "anonymous_id",
+                    "id_value": "cookie-1",
+                    "user_id": "42",
+                    "session_start": older,
+                    "current_session_page_views": 3,
+                    "last_event_at": older,
+                    "last_event_type": "page",
+                    "events_total": 5,
+                },
+                {
+                    "id_type": "anonymous_id",
+                    "id_value": "cookie-2",
+                    "user_id": "42",
+                    "session_start": newer,
+                    "current_session_page_views": 1,
+                    "last_event_at": newer,
+                    "last_event_type": "Product Viewed",
+                    "events_total": 2,
+                },
+                {
+                    "id_type": "anonymous_id",
+                    "id_value": "stranger",
+                    "user_id": None,
+                    "session_start": newer,
+                    "current_session_page_views": 9,
+                    "last_event_at": newer,
+                    "last_event_type": "page",
+                    "events_total": 9,
+                },
+            ],
+        )
+    rows = store.query(
+        "SELECT person_id, spend, current_session_page_views, last_event_type FROM profile"
+    )
+    assert rows == [
+        {
+            "person_id": "p_1",
+            "spend": 10.0,
+            "current_session_page_views": 1,
+            "last_event_type": "Product Viewed",
+        }
+    ]
+    profile = store.profile("p_1", now=newer + dt.timedelta(seconds=30))
+    assert profile is not None
+    assert profile["realtime"]["events_total"] == 7
+    assert profile["realtime"]["time_since_last_event_seconds"] == 30.0
+
+
+# -- the Lambda merge: batch values plus the speed layer's orders after the cutoff ---------
+
+D = dt.date(2025, 6, 10)
+
+
+def publish(store: ServingStore, day: dt.date, spend: float, orders: int, last: dt.date) -> None:
+    store.publish_batch(
+        day,
+        {
+            "person": pa.table({"person_id": ["p_1", "p_2"], "email": ["a@x.com", "b@x.com"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["customer_id", "anonymous_id", "customer_id"],
+                    "id_value": ["42", "cookie-1", "43"],
+                    "person_id": ["p_1", "p_1", "p_2"],
+                }
+            ),
+            "batch_profile": pa.table(
+                {
+                    "person_id": ["p_1", "p_2"],
+                    "total_lifetime_spend": [spend, 5.0],
+                    "number_of_orders": pa.array([orders, 1], pa.int64()),
+                    "last_purchase_date": pa.array([last, dt.date(2025, 1, 1)], pa.date32()),
+                }
+            ),
+        },
+    )
+
+
+def realtime_orders(store: ServingStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_order.insert(),
+            [
+                # Before the cutoff of D: the batch for D already holds it.
+                {
+                    "order_id": "o-old",
+                    "id_type": "anonymous_id",
+                    "id_value": "cookie-9",
+                    "user_id": "42",
+                    "order_at": T(2025, 6, 10, 23, 0),
+                    "revenue": 40.0,
+                },
+                # After it: logged in, and still anonymous on a cookie the batch stitched.
+                {
+                    "order_id": "o-new",
+                    "id_type": "anonymous_id",
+                    "id_value": "cookie-2",
+                    "user_id": "42",
+                    "order_at": T(2025, 6, 11, 10, 0),
+                    "revenue": 25.0,
+                },
+                {
+                    "order_id": "o-anon",
+                    "id_type": "anonymous_id",
+                    "id_value": "cookie-1",
+                    "user_id": None,
+                    "order_at": T(2025, 6, 11, 11, 0),
+                    "revenue": 30.0,
+                },
+            ],
+        )
+
+
+def unified(store: ServingStore) -> tuple[dict[str, object], dict[str, object]]:
+    view = store.query(
+        "SELECT total_lifetime_spend, number_of_orders, last_purchase_date "
+        "FROM profile WHERE person_id = 'p_1'"
+    )[0]
+    api = store.profile("p_1")
+    assert api is not None
+    return view, api["profile"]
+
+
+def test_orders_after_the_cutoff_count_at_once_and_once_only(store: ServingStore) -> None:
+    publish(store, D, spend=100.0, orders=2, last=dt.date(2025, 6, 7))
+    realtime_orders(store)
+    view, api = unified(store)
+    for merged in (view, api):
+        assert merged["total_lifetime_spend"] == pytest.approx(155.0)
+        assert merged["number_of_orders"] == 4
+        assert str(merged["last_purchase_date"]) == "2025-06-11"
+
+    # The next batch covers both orders; its cutoff (end of D+1) moves past them.
+    publish(store, D + dt.timedelta(days=1), spend=155.0, orders=4, last=dt.date(2025, 6, 11))
+    view, api = unified(store)
+    for merged in (view, api):
+        assert merged["total_lifetime_spend"] == pytest.approx(155.0)
+        assert merged["number_of_orders"] == 4
+        assert str(merged["last_purchase_date"]) == "2025-06-11"
+
+
+def test_someone_else_is_untouched(store: ServingStore) -> None:
+    publish(store, D, spend=100.0, orders=2, last=dt.date(2025, 6, 7))
+    realtime_orders(store)
+    other = store.profile("p_2")
+    assert other is not None
+    assert other["profile"]["total_lifetime_spend"] == pytest.approx(5.0)
+    assert other["profile"]["number_of_orders"] == 1
+
+
+# -- real-time stitching ---------------------------------------------------------------------
+
+
+def publish_map(store: ServingStore, day: dt.date, rows: list[tuple[str, str, str]]) -> Reconciled:
+    ids = sorted({p for _, _, p in rows})
+    return store.publish_batch(
+        day,
+        {
+            "person": pa.table({"person_id": ids}),
+            "identity_map": pa.table(
+                {
+                    "id_type": [r[0] for r in rows],
+                    "id_value": [r[1] for r in rows],
+                    "person_id": [r[2] for r in rows],
+                }
+            ),
+            "batch_profile": pa.table({"person_id": ids}),
+        },
+    )
+
+
+def links(store: ServingStore) -> dict[str, tuple[str, str, str | None]]:
+    rows = store.query(
+        "SELECT anonymous_id, customer_id, status, batch_person_id FROM identity_stitch"
+    )
+    return {r["anonymous_id"]: (r["customer_id"], r["status"], r["batch_person_id"]) for r in rows}
+
+
+def test_a_link_shows_the_cookies_activity_on_the_customer_at_once(store: ServingStore) -> None:
+    publish_map(store, D1, [("customer_id", "42", "p_42"), ("anonymous_id", "old", "p_42")])
+    at = dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.UTC)
+    with store.engine.begin() as conn:
+        # An anonymous session and an anonymous order on a cookie the batch has never seen; the
+        # state carries no user_id: only the link can attribute it.
+        conn.execute(
+            serving.realtime_state.insert(),
+            [
+                {
+                    "id_type": "anonymous_id",
+                    "id_value": "fresh",
+                    "session_start": at.replace(tzinfo=None),
+                    "current_session_page_views": 4,
+                    "last_event_at": at.replace(tzinfo=None),
+                    "last_event_type": "page",
+                    "events_total": 4,
+                }
+            ],
+        )
+        conn.execute(
+            serving.realtime_order.insert(),
+            [
+                {
+                    "order_id": "o-1",
+                    "id_type": "anonymous_id",
+                    "id_value": "fresh",
+                    "order_at": at.replace(tzinfo=None),
+                    "revenue": 25.0,
+                }
+            ],
+        )
+    before = store.profile("p_42", now=at)
+    assert before is not None and "events_total" not in before["realtime"]
+    assert store.find_person("anonymous_id", "fresh") is None
+    assert store.stitch([StitchLink("fresh", "42", at)]) == 1
+    profile = store.profile("p_42", now=at + dt.timedelta(seconds=5))
+    assert profile is not None
+    assert profile["realtime"]["events_total"] == 4
+    assert profile["realtime"]["current_session_page_views"] == 4
+    assert profile["realtime"]["orders_since_cutoff"] == 1
+    assert store.find_person("anonymous_id", "fresh") == "p_42"
+    view = store.query("SELECT person_id, current_session_page_views FROM profile")
+    assert view == [{"person_id": "p_42", "current_session_page_views": 4}]
+    assert store.query("SELECT person_id, orders_since_cutoff FROM order_deltas") == [
+        {"person_id": "p_42", "orders_since_cutoff": 1}
+    ]
+
+
+def test_an_order_placed_logged_in_stays_with_its_customer(store: ServingStore) -> None:
+    publish_map(store, D1, [("customer_id", "42", "p_42"), ("customer_id", "43", "p_43")])
+    at = dt.datetime(2025, 6, 2, 10, 0)
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_order.insert(),
+            [
+                {
+                    "order_id": "o-42",
+                    "id_type": "anonymous_id",
+                    "id_value": "shared-device",
+                    "user_id": "42",
+                    "order_at": at,
+                    "revenue": 10.0,
+                }
+            ],
+        )
+    # Later someone else logs in on the same device.
+    store.stitch([StitchLink("shared-device", "43", at + dt.timedelta(hours=1))])
+    assert store.query("SELECT person_id, orders_since_cutoff FROM order_deltas") == [
+        {"person_id": "p_42", "orders_since_cutoff": 1}
+    ]
+    assert store.find_person("anonymous_id", "shared-device") == "p_43"
+
+
+def test_the_newest_link_of_a_cookie_wins(store: ServingStore) -> None:
+    t = dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.UTC)
+    # In one call, the newer of two links for a cookie is kept.
+    store.stitch([StitchLink("c", "1", t), StitchLink("c", "2", t - dt.timedelta(1))])
+    assert links(store) == {"c": ("1", PROVISIONAL, None)}
+    store.stitch([StitchLink("c", "3", t - dt.timedelta(minutes=1))])  # late, older
+    assert links(store)["c"][0] == "1"
+    store.stitch([StitchLink("c", "4", t + dt.timedelta(minutes=1))])
+    assert links(store)["c"][0] == "4"
+    with pytest.raises(ValueError, match="needs an anonymous_id and a customer_id"):
+        store.stitch([StitchLink("c", "", t)])
+
+
+def test_the_batch_publish_reconciles_links(store: ServingStore) -> None:
+    before = dt.datetime(2025, 6, 2, 12, 0)  # inside batch D2 (cutoff: 2025-06-03 00:00)
+    after = dt.datetime(2025, 6, 3, 8, 0)
+    store.stitch(
+        [
+            StitchLink("covered", "1", before),  # the batch agrees: dropped
+            StitchLink("late", "1", after),  # agrees, but the batch has not seen it: kept
+            StitchLink("shared", "2", before),  # the batch puts the cookie elsewhere
+            StitchLink("unknown", "3", before),  # the batch knows neither side
+        ]
+    )
+    reconciled = publish_map(
+        store,
+        D2,
+        [
+            ("customer_id", "1", "p_1"),
+            ("customer_id", "2", "p_2"),
+            ("anonymous_id", "covered", "p_1"),
+            ("anonymous_id", "late", "p_1"),
+            ("anonymous_id", "shared", "p_9"),
+        ],
+    )
+    assert reconciled.as_dict() == {"dropped": 1, "contradicted": 1, "provisional": 2}
+    assert links(store) == {
+        "late": ("1", PROVISIONAL, None),
+        "shared": ("2", CONTRADICTED, "p_9"),
+        "unknown": ("3", PROVISIONAL, None),
+    }
+    with store.engine.connect() as conn:
+        flagged = conn.execute(
+            select(serving.identity_stitch.c.flagged_at).where(
+                serving.identity_stitch.c.anonymous_id == "shared"
+            )
+        ).scalar_one()
+    assert flagged == CUTOFF_D2
+    # A contradicted link stays in force: the cookie answers as the customer it logged in as.
+    assert store.find_person("anonymous_id", "shared") == "p_2"
+    assert store.find_person("anonymous_id", "covered") == "p_1"  # through identity_map now
+    # Relinking to the same customer keeps the flag; the next batch agreeing clears it.
+    store.stitch([StitchLink("shared", "2", after)])
+    assert links(store)["shared"] == ("2", CONTRADICTED, "p_9")
+    publish_map(
+        store,
+        dt.date(2025, 6, 3),
+        [("customer_id", "2", "p_2"), ("anonymous_id", "shared", "p_2")],
+    )
+    assert "shared" not in links(store)  # covered now (linked before the new cutoff)
+
+
+# -- the speed layer's micro-batch commit -----------------------------------------------------
+
+CLICKS = TopicPartition("clickstream", 0)
+SUPPORT = TopicPartition("support", 1)
+AT = dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.UTC)
+
+
+def click_state(cookie: str, events: int, user_id: str | None = None) -> RealtimeState:
+    state = empty_state(("anonymous_id", cookie))
+    at = epoch_us(AT) + events
+    state.update(
+        user_id=user_id,
+        user_id_at=at if user_id else None,
+        session_start=epoch_us(AT),
+        session_last_event_at=at,
+        current_session_page_views=events,
+        last_event_at=at,
+        last_event_type="page",
+        events_total=events,
+        recent_message_ids=tuple(f"m{i}" for i in range(events)),
+        recent_event_times=(epoch_ms(AT),),
+        cart_id="k1",
+        cart_lines={"p1": (2, 10.0), "p2": (1, 2.5)},
+        cart_items=3,
+        cart_value=22.5,
+        cart_since=epoch_us(AT),
+        cart_updated_at=at,
+    )
+    return state
+
+
+def ticket_state(user: str) -> SupportState:
+    state = empty_support_state(("zendesk_user_id", user))
+    state.update(
+        open_ticket_count=1,
+        last_event_at=AT,
+        events_total=2,
+        tickets={"t1": ("OPEN", epoch_ms(AT))},
+        recent_event_ids=("z1", "z2"),
+    )
+    return state
+
+
+def commit(store: ServingStore, batch: MicroBatch, group: str = "speed") -> int:
+    return store.commit_micro_batch(group, store.prepare_micro_batch(batch))
+
+
+def test_a_micro_batch_commits_everything_it_changed_with_its_offsets(
+    store: ServingStore,
+) -> None:
+    states = [click_state("a1", 3, user_id="42"), click_state("a2", 1)]
+    order = Order("o-1", "anonymous_id", "a1", "42", AT, 12.5)
+    bad = DeadLetter("clickstream", 0, 7, b"\x00\xff not json", "not JSON: \x00")
+    orders = commit(
+        store,
+        MicroBatch(
+            moves={CLICKS: (0, 10), SUPPORT: (0, 2)},
+            states=states,
+            support=[ticket_state("361")],
+            orders=[order],
+            links=[StitchLink("a1", "42", AT)],
+            dead_letters=[bad],
+        ),
+    )
+    assert orders == 1
+    assert store.offsets("speed", "clickstream") == {0: 10}
+    assert store.offsets("speed", "support") == {1: 2}
+    assert store.load_states([("anonymous_id", "a1"), ("anonymous_id", "a2")]) == {
+        ("anonymous_id", "a1"): states[0],
+        ("anonymous_id", "a2"): states[1],
+    }
+    assert store.load_support_states([("zendesk_user_id", "361")]) == {
+        ("zendesk_user_id", "361"): ticket_state("361")
+    }
+    assert links(store) == {"a1": ("42", PROVISIONAL, None)}
+    (stored_order,) = store.query("SELECT order_id, user_id, revenue FROM realtime_order")
+    assert stored_order == {"order_id": "o-1", "user_id": "42", "revenue": 12.5}
+    (letter,) = store.query('SELECT topic, "partition", "offset", reason, payload FROM dead_letter')
+    # NUL cannot be stored in PostgreSQL text: it is escaped, undecodable bytes stay visible.
+    assert letter == {
+        "topic": "clickstream",
+        "partition": 0,
+        "offset": 7,
+        "reason": "not JSON: \\x00",
+        "payload": "\\x00\\xff not json",
+    }
+
+
+def test_offsets_are_claimed_by_compare_and_set(store: ServingStore) -> None:
+    commit(store, MicroBatch(moves={CLICKS: (0, 5)}))
+    fenced = MicroBatch(moves={CLICKS: (0, 7)}, states=[click_state("a1", 1)])
+    with pytest.raises(OffsetConflict, match="expected at offset 0 but is at 5"):
+        commit(store, fenced)
+    missing = MicroBatch(moves={TopicPartition("clickstream", 1): (3, 7)})
+    with pytest.raises(OffsetConflict, match="expected at offset 3 but is at None"):
+        commit(store, missing)
+    commit(store, MicroBatch(moves={CLICKS: (5, 9)}))
+    assert store.offsets("speed", "clickstream") == {0: 9}
+    assert store.offsets("other-group", "clickstream") == {}
+    assert store.load_states([("anonymous_id", "a1")]) == {}  # the fenced batch wrote nothing
+
+
+def test_an_order_id_keeps_its_first_row(store: ServingStore) -> None:
+    first = Order("o-1", "anonymous_id", "a1", None, AT, 10.0)
+    again = Order("o-1", "anonymous_id", "a2", "42", AT + dt.timedelta(minutes=1), 99.0)
+    assert commit(store, MicroBatch(moves={CLICKS: (0, 1)}, orders=[first])) == 1
+    assert commit(store, MicroBatch(moves={CLICKS: (1, 2)}, orders=[again])) == 0
+    assert store.query("SELECT id_value, revenue FROM realtime_order") == [
+        {"id_value": "a1", "revenue": 10.0}
+    ]
+
+
+def test_the_micro_batch_writes_links_by_the_newest_wins_rule(store: ServingStore) -> None:
+    """The commit and :meth:`ServingStore.stitch` share one statement: a late, older link from
+    the stream does not replace a newer one, a newer one does and resets the flag."""
+    store.stitch([StitchLink("c", "1", AT)])
+    older = MicroBatch(moves={CLICKS: (0, 1)}, links=[StitchLink("c", "2", AT - HOUR)])
+    commit(store, older)
+    assert links(store)["c"][0] == "1"
+    commit(store, MicroBatch(moves={CLICKS: (1, 2)}, links=[StitchLink("c", "3", AT + HOUR)]))
+    assert links(store) == {"c": ("3", PROVISIONAL, None)}
+
+
+# -- the pipeline's run log -------------------------------------------------------------------
+
+
+def test_the_run_log_keeps_the_latest_attempt_of_each_step(store: ServingStore) -> None:
+    day, started = dt.date(2025, 6, 2), dt.datetime(2025, 6, 3, 2, 0)
+    running = StepRecord(day.isoformat(), "features", "running", started, None, None, None, None)
+    store.record_step(running)
+    assert store.step_records(day) == {"features": running}
+    finished = started + dt.timedelta(seconds=12)
+    done = StepRecord(day.isoformat(), "features", "failed", started, finished, 12.0, None, "boom")
+    store.record_step(done)
+    store.record_step(StepRecord("2025-06-01", "ingest", "succeeded", started, None, 1.0, 5, None))
+    assert store.step_records(day) == {"features": done}
+    assert store.run_dates() == ["2025-06-02", "2025-06-01"]
+    assert store.run_dates(limit=1) == ["2025-06-02"]
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def test_the_latest_publish_names_the_serving_batch(store: ServingStore) -> None:
+    assert store.latest_publish() is None
+    store.publish_batch(dt.date(2025, 1, 1), batch("A", 3))
+    store.publish_batch(dt.date(2025, 1, 2), batch("B", 5))
+    published = store.latest_publish()
+    assert published is not None
+    assert (published["batch_date"], published["persons"]) == ("2025-01-02", 5)
+    assert published["cutoff_at"] == dt.datetime(2025, 1, 3)
+
+
+def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
+    store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
+    assert store.profile("p_unknown") is None
+    assert store.find_person("email", "nobody@x.com") is None
+    assert store.find_person("email", "p_000001@x.com") == "p_000001"
+
+
+# -- errors are classified once, with the store named and no data in the message -------------
+
+
+def test_a_missing_table_is_a_terminal_error_naming_the_store(store: ServingStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE batch_run"))
+    with pytest.raises(StoreError) as caught:
+        store.record_step(StepRecord("2025-06-01", "ingest", "running", AT, None, None, None, None))
+    message = str(caught.value)
+    assert store.display_url in message and "recording step ingest" in message
+    assert "2025-06-01 00:00" not in message  # the statement's parameters stay out
+
+
+def test_an_unreachable_store_is_transient(store: ServingStore, tmp_path: Path) -> None:
+    unreachable = open_store(_unreachable_url(store, tmp_path))
+    record = StepRecord("2025-06-01", "ingest", "running", AT, None, None, None, None)
+    try:
+        with pytest.raises(StoreUnavailable, match="unavailable") as caught:
+            unreachable.record_step(record)
+        assert isinstance(caught.value, TransientError)
+        assert "secret" not in str(caught.value)  # the password is hidden
+    finally:
+        unreachable.dispose()
+
+
+def _unreachable_url(store: ServingStore, tmp_path: Path) -> str:
+    """A store of the same kind that cannot answer now: SQLite with its write lock held by
+    another connection (and a short busy timeout), PostgreSQL on a port nothing listens on."""
+    if store.dialect.name == "postgresql":
+        return "postgresql://c360:secret@127.0.0.1:1/none"
+    path = tmp_path / "locked.db"
+    migrated = open_store(f"sqlite:///{path}")
+    migrated.migrate()
+    migrated.dispose()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
+    _held.append(holder)  # released when the test ends
+    return f"sqlite:///{path}?timeout=0.1"
+
+
+_held: list[sqlite3.Connection] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_held_locks() -> Iterator[None]:
+    yield
+    while _held:
+        _held.pop().close()
