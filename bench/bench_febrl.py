@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from c360.config import ComputeSettings, Settings
 from c360.contracts import identity as contract
+from c360.engines import open_compute
 from c360.identity.probabilistic import LinkRun, link_run
 
 Pair = tuple[str, str]
@@ -171,7 +172,7 @@ def link_pairs(run: LinkRun) -> list[Pair]:
 def evaluate_febrl(name: str, settings: Settings) -> dict[str, Any]:
     records, truth = febrl3() if name == "febrl3" else febrl4()
     started = time.perf_counter()
-    run = link_run(records, settings, blocked_pairs=True)
+    run = link_run(open_compute(settings.compute), records, settings.identity, blocked_pairs=True)
     seconds = time.perf_counter() - started
     predicted = clustered_pairs(records["record_key"].to_pylist(), link_pairs(run))
     return {
@@ -404,7 +405,7 @@ def evaluate_synthetic(persons: int, settings: Settings) -> dict[str, Any]:
     records, truth = synthetic_records(persons)
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    run = link_run(records, settings)
+    run = link_run(open_compute(settings.compute), records, settings.identity)
     seconds = time.perf_counter() - started
     pairs = link_pairs(run)
     right = sum(truth[a] == truth[b] for a, b in pairs)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench_features import prepare, settings_for
 from c360.contracts.identity import SOURCE, ZONE
+from c360.engines import open_compute
 from c360.identity.evaluate import evaluate
 from c360.lake import Lake
 from c360.pipeline.identity import resolve
@@ -40,7 +41,9 @@ def main() -> None:
     report = resolve(settings, lake, day)
     seconds = time.perf_counter() - started
     assignment = lake.read_partition(SOURCE, "assignment", day, ZONE)
-    scores = evaluate(assignment, Path(settings.simulator.truth_dir))
+    scores = evaluate(
+        open_compute(settings.compute), assignment, Path(settings.simulator.truth_dir)
+    )
     print(
         json.dumps(
             {

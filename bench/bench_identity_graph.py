@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.config import IdentitySettings
+from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts.identity import IDENTIFIERS, LINKS, RECORDS
+from c360.engines import open_compute
 from c360.identity.clustering import cluster
 from c360.identity.graph import deterministic_links
 
@@ -87,7 +88,7 @@ prob = pa.table(
 )
 settings = IdentitySettings()
 t0 = time.perf_counter()
-graph = deterministic_links(recs, ids, settings)
+graph = deterministic_links(open_compute(ComputeSettings()), recs, ids, settings)
 t1 = time.perf_counter()
 result = cluster(recs, pa.concat_tables([graph.links, prob]), settings)
 t2 = time.perf_counter()

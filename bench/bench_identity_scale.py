@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from bench_febrl import cluster_scores, synthetic_records
 from c360.config import load_config
 from c360.contracts.identity import IDENTIFIERS, LINKS
+from c360.engines import open_compute
 from c360.identity import clustering, graph, probabilistic, stable_ids
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=700_000)
     args = parser.parse_args()
     settings = load_config(environ={}).settings
+    compute = open_compute(settings.compute)
     records, truth = synthetic_records(args.persons)
     identifiers = identifiers_of(records)
     seconds: dict[str, float] = {}
@@ -63,15 +65,15 @@ def main() -> None:
         seconds[stage] = round(now - clock, 2)
         clock = now
 
-    deterministic = graph.deterministic_links(records, identifiers, settings.identity)
+    deterministic = graph.deterministic_links(compute, records, identifiers, settings.identity)
     lap("graph")
-    matched = probabilistic.link_run(records, settings)
+    matched = probabilistic.link_run(compute, records, settings.identity)
     lap("probabilistic")
     links = pa.concat_tables([deterministic.links.cast(LINKS), matched.links.cast(LINKS)])
     clustered = clustering.cluster(records, links, settings.identity)
     lap("clustering")
-    assigned = stable_ids.assign(clustered.clusters, records, None, dt.date(2026, 1, 1))
-    stable_ids.identity_map(identifiers, assigned.assignment)
+    assigned = stable_ids.assign(compute, clustered.clusters, records, None, dt.date(2026, 1, 1))
+    stable_ids.identity_map(compute, identifiers, assigned.assignment)
     lap("stable_ids")
     total = time.perf_counter() - started
     person_of = dict(

@@ -20,7 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c360.config import ComputeSettings
 from c360.contracts.identity import RECORDS
+from c360.engines import open_compute
 from c360.identity.stable_ids import assign, identity_map
 
 
@@ -74,13 +76,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--changed", type=float, default=0.01, help="share merged / split")
     args = parser.parse_args()
+    compute = open_compute(ComputeSettings())
     records, person = world(args.records, seed=7)
     rng = np.random.default_rng(8)
     day1, day2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
 
     day1_clusters = clusters(records["record_key"], person)
     started = time.perf_counter()
-    first = assign(day1_clusters, records, None, day1)
+    first = assign(compute, day1_clusters, records, None, day1)
     first_s = time.perf_counter() - started
 
     # Day 2: merge a share of persons into their neighbour, split a share of records off.
@@ -92,7 +95,7 @@ def main() -> None:
     today = np.where(split, persons + np.arange(args.records), today)
     day2_clusters = clusters(records["record_key"], today)
     started = time.perf_counter()
-    second = assign(day2_clusters, records, first.as_previous(), day2)
+    second = assign(compute, day2_clusters, records, first.as_previous(), day2)
     second_s = time.perf_counter() - started
 
     identifiers = pa.table(
@@ -108,7 +111,7 @@ def main() -> None:
         }
     )
     started = time.perf_counter()
-    mapped = identity_map(identifiers, second.assignment)
+    mapped = identity_map(compute, identifiers, second.assignment)
     map_s = time.perf_counter() - started
     print(
         json.dumps(

@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from c360.config import ComputeSettings, Settings
+from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts import identity as contract
+from c360.engines import open_compute
 from c360.identity.probabilistic import link_run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -49,8 +50,9 @@ def test_spark_links_as_duckdb_does(spark: Any) -> None:
     records = pa.concat_tables(
         [synthetic_records(250), pa.Table.from_pylist(cases, schema=contract.RECORDS)]
     )
-    on_duckdb = link_run(records, Settings())
-    on_spark = link_run(records, Settings(compute=ComputeSettings(engine="spark")))
+    identity = IdentitySettings()
+    on_duckdb = link_run(open_compute(ComputeSettings()), records, identity)
+    on_spark = link_run(open_compute(ComputeSettings(engine="spark")), records, identity)
 
     assert on_spark.links.schema == contract.LINKS
     assert on_spark.comparisons == on_duckdb.comparisons

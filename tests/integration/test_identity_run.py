@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from c360.cli.main import cli
 from c360.config import Settings, load_config
 from c360.contracts.identity import SOURCE, ZONE
-from c360.engines.duckdb import DuckDBEngine
+from c360.engines import open_compute
+from c360.engines.duckdb import DuckDBSession
 from c360.identity.evaluate import evaluate
 from c360.ingest.backfill import backfill_file
 from c360.ingest.run import ingest
@@ -68,7 +69,9 @@ def _assignment(settings: Settings, day: dt.date) -> pa.Table:
 
 def test_accuracy_against_the_simulator_truth(resolved: Settings):
     scores = evaluate(
-        _assignment(resolved, _last_day(resolved)), Path(resolved.simulator.truth_dir)
+        open_compute(resolved.compute),
+        _assignment(resolved, _last_day(resolved)),
+        Path(resolved.simulator.truth_dir),
     )
     assert scores.records > 5000
     assert scores.precision >= 0.998, scores.as_dict()
@@ -104,15 +107,16 @@ def test_compute_memory_limit_bounds_every_duckdb_the_step_opens(
     resolved: Settings, monkeypatch: pytest.MonkeyPatch
 ):
     """A memory budget that reached only some engines let the 1M-customer world's identity
-    step grow past 24 GB; each in-process DuckDB must run under compute.memory_limit."""
+    step grow past 24 GB; each in-process DuckDB must run under compute.memory_limit (every
+    one is a DuckDBSession: the batch engine's, and each session of the compute swap point)."""
     limits: list[str] = []
-    opened = DuckDBEngine.__init__
+    opened = DuckDBSession.__init__
 
-    def recording(self: DuckDBEngine, threads: int = 0, memory_limit: str = "") -> None:
+    def recording(self: DuckDBSession, threads: int = 0, memory_limit: str = "") -> None:
         opened(self, threads, memory_limit)
-        limits.append(self.conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        limits.append(self.rows("SELECT current_setting('memory_limit')")[0][0])
 
-    monkeypatch.setattr(DuckDBEngine, "__init__", recording)
+    monkeypatch.setattr(DuckDBSession, "__init__", recording)
     limited = resolved.model_copy(
         update={"compute": resolved.compute.model_copy(update={"memory_limit": "1GB"})}
     )
@@ -120,7 +124,7 @@ def test_compute_memory_limit_bounds_every_duckdb_the_step_opens(
     before = _assignment(resolved, day)
     resolve(limited, Lake(limited.lake.url), day)
     budget = limits[0] if limits else None
-    assert len(limits) >= 4, limits  # records, graph, stable ids, identity_map
+    assert len(limits) >= 5, limits  # records, graph, probabilistic, stable ids, identity_map
     assert budget == "953.6 MiB" and set(limits) == {budget}, limits
     assert _assignment(resolved, day).equals(before)
 

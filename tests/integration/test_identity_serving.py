@@ -14,13 +14,15 @@ from sqlalchemy import select
 
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
-from c360.config import load_config
+from c360.config import ComputeSettings, load_config
 from c360.contracts import serving
 from c360.contracts.identity import RECORDS
+from c360.engines import open_compute
 from c360.identity.stable_ids import Assignment, assign, identity_map
 from c360.stores import ServingStore
 
 D1, D2 = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
+COMPUTE = open_compute(ComputeSettings())
 CUTOFF_D2 = dt.datetime(2025, 6, 3)  # the end of D2, UTC
 
 
@@ -66,7 +68,7 @@ def tables(result: Assignment) -> dict[str, pa.Table]:
     ids = sorted(set(result.assignment.column("person_id").to_pylist()))
     return {
         "person": pa.table({"person_id": ids, "email": [f"{p}@x.com" for p in ids]}),
-        "identity_map": identity_map(IDENTIFIERS, result.assignment).map,
+        "identity_map": identity_map(COMPUTE, IDENTIFIERS, result.assignment).map,
         "batch_profile": pa.table({"person_id": ids, "spend": [10.0] * len(ids)}),
         "person_redirect": result.redirects,
     }
@@ -74,9 +76,9 @@ def tables(result: Assignment) -> dict[str, pa.Table]:
 
 def two_days(store: ServingStore) -> tuple[Assignment, Assignment]:
     """D1: three customers; D2: customers 1 and 2 found to be one person (1 is older)."""
-    day1 = assign(clusters(*[[k] for k in KEYS]), RECS, None, D1)
+    day1 = assign(COMPUTE, clusters(*[[k] for k in KEYS]), RECS, None, D1)
     store.publish_batch(D1, tables(day1))
-    day2 = assign(clusters(KEYS[:2], KEYS[2:]), RECS, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, clusters(KEYS[:2], KEYS[2:]), RECS, day1.as_previous(), D2)
     store.publish_batch(D2, tables(day2))
     return day1, day2
 

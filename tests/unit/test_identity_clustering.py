@@ -14,8 +14,9 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from c360.config import IdentitySettings
+from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts.identity import CLUSTERS, FLAGS, IDENTIFIERS, LINKS, RECORDS, REFUSED
+from c360.engines import open_compute
 from c360.errors import DataError, GiantClusterError
 from c360.identity.clustering import (
     DETERMINISTIC_OVERSIZE,
@@ -28,6 +29,7 @@ from c360.identity.clustering import (
 from c360.identity.graph import deterministic_links
 
 SETTINGS = IdentitySettings()
+COMPUTE = open_compute(ComputeSettings())
 
 
 def records(accounts: Mapping[str, int | None]) -> pa.Table:
@@ -318,7 +320,7 @@ def test_graph_and_clustering_keep_a_shared_device_apart() -> None:
         ],
         schema=IDENTIFIERS,
     )
-    graph = deterministic_links(recs, ids, SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     result = cluster(recs, graph.links, SETTINGS)
     assert result.cluster_count == 3
 
@@ -416,7 +418,7 @@ def _largest_component(n: int, left: np.ndarray, right: np.ndarray) -> int:
 def test_guards_keep_clusters_small_at_production_like_scale() -> None:
     recs, ids, prob = _synthetic_world(seed=5)
     n = recs.num_rows
-    graph = deterministic_links(recs, ids, SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     assert ("email", "desk@shop.com", "too many customer accounts", 2000) in {
         (r["id_type"], r["id_value"], r["reason"], r["customers"])
         for r in graph.ignored.to_pylist()
@@ -425,7 +427,9 @@ def test_guards_keep_clusters_small_at_production_like_scale() -> None:
 
     # Without the guards, plain connected components over the same evidence (front-desk email
     # and shared device used, every probabilistic link taken) make one giant "person".
-    naive = deterministic_links(recs, ids, IdentitySettings(max_customers_per_identifier=1_000_000))
+    naive = deterministic_links(
+        COMPUTE, recs, ids, IdentitySettings(max_customers_per_identifier=1_000_000)
+    )
     everything = pa.concat_tables([naive.links, prob])
     left = pc.index_in(everything["left_key"], value_set=recs["record_key"]).to_numpy()
     right = pc.index_in(everything["right_key"], value_set=recs["record_key"]).to_numpy()

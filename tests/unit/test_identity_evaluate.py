@@ -9,8 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from c360.config import ComputeSettings
+from c360.engines import open_compute
 from c360.errors import DataError
 from c360.identity.evaluate import Scores, TypeScore, evaluate
+
+COMPUTE = open_compute(ComputeSettings())
 
 # Truth: person 1 = customer 1, orders 10 and 11 (+ a ticket: not an identity record);
 # person 2 = customer 2, Zendesk user u2, and Zendesk user u9 (absent from every assignment
@@ -73,7 +77,7 @@ def types(scores: Scores) -> dict[str, tuple[int, int, int, int, int]]:
 def test_a_perfect_assignment_scores_one(truth: Path) -> None:
     # mysql/order:99 is not in truth; zendesk/user:u9 is not in the assignment: neither is
     # scored (7 records are), both are counted as missing.
-    scores = evaluate(assignment([*PERSON_1, "mysql/order:99"], PERSON_2, PERSON_3), truth)
+    scores = evaluate(COMPUTE, assignment([*PERSON_1, "mysql/order:99"], PERSON_2, PERSON_3), truth)
     assert (scores.true_positive_pairs, scores.predicted_pairs, scores.true_pairs) == (5, 5, 5)
     assert (scores.precision, scores.recall, scores.f1) == (1.0, 1.0, 1.0)
     assert (scores.records, scores.predicted_persons, scores.true_persons) == (7, 3, 3)
@@ -91,7 +95,7 @@ def test_one_false_merge_costs_precision(truth: Path) -> None:
     # Persons 2 and 3 predicted as one: predicted pairs = C(3,2) + C(4,2) = 3 + 6 = 9; true
     # positives = C(3,2) + C(2,2) + C(2,2) = 5 (cells 1/p0: 3, 2/p1: 2, 3/p1: 2).
     # precision = 5/9, recall = 5/5, F1 = 2·(5/9)·1 / (5/9 + 1) = 10/14 = 5/7.
-    scores = evaluate(assignment(PERSON_1, [*PERSON_2, *PERSON_3]), truth)
+    scores = evaluate(COMPUTE, assignment(PERSON_1, [*PERSON_2, *PERSON_3]), truth)
     assert (scores.true_positive_pairs, scores.predicted_pairs, scores.true_pairs) == (5, 9, 5)
     assert scores.precision == pytest.approx(5 / 9)
     assert scores.recall == 1.0
@@ -111,6 +115,7 @@ def test_one_false_split_costs_recall(truth: Path) -> None:
     # Order 11 split off person 1: predicted pairs = C(2,2) + 0 + 1 + 1 = 3, all true;
     # precision = 3/3, recall = 3/5, F1 = 2·1·0.6 / 1.6 = 0.75.
     scores = evaluate(
+        COMPUTE,
         assignment(["mysql/customer:1", "mysql/order:10"], ["mysql/order:11"], PERSON_2, PERSON_3),
         truth,
     )
@@ -123,7 +128,7 @@ def test_one_false_split_costs_recall(truth: Path) -> None:
 
 
 def test_all_singletons_have_no_pairs_to_get_wrong(truth: Path) -> None:
-    scores = evaluate(assignment(["mysql/customer:1"], ["mysql/customer:2"]), truth)
+    scores = evaluate(COMPUTE, assignment(["mysql/customer:1"], ["mysql/customer:2"]), truth)
     assert (scores.true_positive_pairs, scores.predicted_pairs, scores.true_pairs) == (0, 0, 0)
     assert (scores.precision, scores.recall, scores.f1) == (1.0, 1.0, 1.0)
     assert types(scores) == {"mysql/customer": (2, 0, 0, 0, 0)}
@@ -138,7 +143,7 @@ def test_all_singletons_have_no_pairs_to_get_wrong(truth: Path) -> None:
 
 
 def test_scores_serialise_to_json(truth: Path) -> None:
-    scores = evaluate(assignment(PERSON_1, PERSON_2, PERSON_3), truth)
+    scores = evaluate(COMPUTE, assignment(PERSON_1, PERSON_2, PERSON_3), truth)
     loaded = json.loads(json.dumps(scores.as_dict()))
     assert loaded["f1"] == 1.0
     assert loaded["by_type"][0] == {
@@ -154,8 +159,12 @@ def test_scores_serialise_to_json(truth: Path) -> None:
 
 def test_bad_inputs_are_named(truth: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no .*records\.parquet"):
-        evaluate(assignment(PERSON_1), tmp_path / "nowhere")
+        evaluate(COMPUTE, assignment(PERSON_1), tmp_path / "nowhere")
     with pytest.raises(DataError, match="several persons"):
-        evaluate(pa.table({"record_key": ["mysql/order:10"] * 2, "person_id": ["a", "b"]}), truth)
+        evaluate(
+            COMPUTE,
+            pa.table({"record_key": ["mysql/order:10"] * 2, "person_id": ["a", "b"]}),
+            truth,
+        )
     with pytest.raises(DataError, match="lacks column"):
-        evaluate(pa.table({"record_key": ["mysql/order:10"]}), truth)
+        evaluate(COMPUTE, pa.table({"record_key": ["mysql/order:10"]}), truth)

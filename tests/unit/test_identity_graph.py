@@ -8,12 +8,14 @@ from collections.abc import Iterable, Mapping
 import pyarrow as pa
 import pytest
 
-from c360.config import IdentitySettings
+from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS
+from c360.engines import open_compute
 from c360.errors import DataError
 from c360.identity.graph import deterministic_links
 
 SETTINGS = IdentitySettings()
+COMPUTE = open_compute(ComputeSettings())
 
 
 def records(*rows: Mapping[str, object]) -> pa.Table:
@@ -59,7 +61,7 @@ def ignored(graph_ignored: pa.Table) -> set[tuple[str, str, str, int]]:
 
 def test_shared_email_links_guest_order_to_the_customer() -> None:
     recs = records(customer(1, "ann@x.com"), order(10, None, "ann@x.com"), order(11, 2, "b@x.com"))
-    graph = deterministic_links(recs, identifiers(), SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
     assert graph.links.schema == LINKS
     assert pairs(graph.links) == {("mysql/customer:1", "mysql/order:10", "email")}
     assert set(graph.links["kind"].to_pylist()) == {"deterministic"}
@@ -74,7 +76,7 @@ def test_customer_id_links_orders_and_a_pair_is_kept_once_with_the_first_evidenc
         order(10, 1, "ann@x.com"),  # shares both the account and the email
         order(11, 1, "other@x.com"),
     )
-    graph = deterministic_links(recs, identifiers(), SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
     assert pairs(graph.links) == {
         ("mysql/customer:1", "mysql/order:10", "customer_id"),
         ("mysql/customer:1", "mysql/order:11", "customer_id"),
@@ -87,14 +89,14 @@ def test_gmail_folded_key_links_records_whose_lookup_emails_differ() -> None:
         {**customer(1), "email": "a.nn+shop@googlemail.com", "email_key": "ann@gmail.com"},
         {**order(10), "email": "ann@gmail.com", "email_key": "ann@gmail.com"},
     )
-    graph = deterministic_links(recs, identifiers(), SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
     assert pairs(graph.links) == {("mysql/customer:1", "mysql/order:10", "email")}
 
 
 def test_cookie_identified_as_one_customer_links_to_the_account() -> None:
     recs = records(customer(1, "ann@x.com"), cookie("c1", 1))
     ids = identifiers(("clickstream/cookie:c1", "customer_id", "1"))
-    graph = deterministic_links(recs, ids, SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     assert pairs(graph.links) == {("clickstream/cookie:c1", "mysql/customer:1", "customer_id")}
 
 
@@ -111,7 +113,9 @@ def test_blocked_values_yield_no_link_and_are_reported() -> None:
         cookie("c9"),
     )
     ids = identifiers(("clickstream/cookie:c9", "customer_id", "0000000"))
-    graph = deterministic_links(recs, ids, IdentitySettings(blocked_values=("test@test.com", "0")))
+    graph = deterministic_links(
+        COMPUTE, recs, ids, IdentitySettings(blocked_values=("test@test.com", "0"))
+    )
     assert graph.links.num_rows == 0
     # each value is reported as seen: the cookie's "0000000" claim reads as account 0
     assert ignored(graph.ignored) == {
@@ -119,7 +123,7 @@ def test_blocked_values_yield_no_link_and_are_reported() -> None:
         ("customer_id", "0000000", "blocked value", 1),
         ("email", "test@test.com", "blocked value", 0),
     }
-    default = deterministic_links(recs, ids, SETTINGS)
+    default = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     # with the default list, "0000000" (the cookie's claim) is blocked but account 0 is not
     assert pairs(default.links) == {("mysql/customer:0", "mysql/order:14", "customer_id")}
     assert ("customer_id", "0000000", "blocked value", 1) in ignored(default.ignored)
@@ -133,7 +137,7 @@ def test_email_used_by_two_accounts_is_ignored_and_reported() -> None:
         order(11, 2, "desk@shop.com"),
         order(12, None, "desk@shop.com"),
     )
-    graph = deterministic_links(recs, identifiers(), SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
     assert pairs(graph.links) == {
         ("mysql/customer:1", "mysql/order:10", "customer_id"),
         ("mysql/customer:2", "mysql/order:11", "customer_id"),
@@ -141,7 +145,7 @@ def test_email_used_by_two_accounts_is_ignored_and_reported() -> None:
     assert ignored(graph.ignored) == {("email", "desk@shop.com", "too many customer accounts", 2)}
     # allowing two accounts per identifier makes the email evidence again
     relaxed = deterministic_links(
-        recs, identifiers(), IdentitySettings(max_customers_per_identifier=2)
+        COMPUTE, recs, identifiers(), IdentitySettings(max_customers_per_identifier=2)
     )
     assert ("mysql/order:10", "mysql/order:11", "email") in pairs(relaxed.links)
     assert relaxed.ignored.num_rows == 0
@@ -154,7 +158,7 @@ def test_cookie_that_identified_as_two_customers_links_to_neither() -> None:
         ("clickstream/cookie:shared", "customer_id", "1"),
         ("clickstream/cookie:shared", "customer_id", "2"),
     )
-    graph = deterministic_links(recs, ids, SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     assert graph.links.num_rows == 0
     assert ignored(graph.ignored) == {
         ("record", "clickstream/cookie:shared", "too many customer accounts", 2)
@@ -172,14 +176,14 @@ def test_ambiguous_record_counts_against_its_email() -> None:
         ("clickstream/cookie:shared", "customer_id", "1"),
         ("clickstream/cookie:shared", "customer_id", "2"),
     )
-    graph = deterministic_links(recs, ids, SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     assert graph.links.num_rows == 0
     assert ("email", "fam@x.com", "too many customer accounts", 2) in ignored(graph.ignored)
 
 
 def test_star_links_not_quadratic() -> None:
     recs = records(*(order(1000 + i, None, "many@x.com") for i in range(1000)))
-    graph = deterministic_links(recs, identifiers(), SETTINGS)
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
     assert graph.links.num_rows == 999
     assert set(graph.links["left_key"].to_pylist()) == {"mysql/order:1000"}
     assert len(set(graph.links["right_key"].to_pylist())) == 999
@@ -203,11 +207,11 @@ def test_links_are_ordered_deduplicated_and_independent_of_row_order() -> None:
         ("clickstream/cookie:c2", "customer_id", "2"),
         ("mysql/order:10", "customer_id", "1"),  # the same claim twice
     ]
-    first = deterministic_links(records(*rows), identifiers(*id_rows), SETTINGS)
+    first = deterministic_links(COMPUTE, records(*rows), identifiers(*id_rows), SETTINGS)
     for seed in range(3):
         random.Random(seed).shuffle(rows)
         random.Random(seed).shuffle(id_rows)
-        again = deterministic_links(records(*rows), identifiers(*id_rows), SETTINGS)
+        again = deterministic_links(COMPUTE, records(*rows), identifiers(*id_rows), SETTINGS)
         assert again.links.equals(first.links)
         assert again.ignored.equals(first.ignored)
     link_rows = first.links.to_pylist()
@@ -226,7 +230,7 @@ def test_links_are_ordered_deduplicated_and_independent_of_row_order() -> None:
 
 def _bad(rows: Iterable[tuple[str, str, str]]) -> str:
     with pytest.raises(DataError) as error:
-        deterministic_links(records(customer(1)), identifiers(*rows), SETTINGS)
+        deterministic_links(COMPUTE, records(customer(1)), identifiers(*rows), SETTINGS)
     return str(error.value)
 
 
@@ -234,4 +238,6 @@ def test_bad_inputs_are_named() -> None:
     assert "'abc'" in _bad([("mysql/customer:1", "customer_id", "abc")])
     assert "'mysql/order:404'" in _bad([("mysql/order:404", "customer_id", "1")])
     with pytest.raises(DataError, match="email_key"):
-        deterministic_links(records(customer(1)).drop(["email_key"]), identifiers(), SETTINGS)
+        deterministic_links(
+            COMPUTE, records(customer(1)).drop(["email_key"]), identifiers(), SETTINGS
+        )

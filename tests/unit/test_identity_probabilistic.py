@@ -15,10 +15,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from c360.config import IdentitySettings, Settings
+from c360.config import ComputeSettings, IdentitySettings, Settings
 from c360.contracts import identity as contract
+from c360.engines import open_compute
 from c360.errors import DataError
 from c360.identity.probabilistic import COMPARISONS, LinkRun, link, link_run
+
+COMPUTE = open_compute(ComputeSettings())
+IDENTITY = IdentitySettings()
 
 
 @cache
@@ -114,7 +118,7 @@ def records() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def run(records: pa.Table) -> LinkRun:
-    return link_run(records, Settings(), blocked_pairs=True)
+    return link_run(COMPUTE, records, IDENTITY, blocked_pairs=True)
 
 
 def links_of(table: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
@@ -190,16 +194,16 @@ def test_links_follow_the_contract(run: LinkRun) -> None:
 
 
 def test_same_input_same_links_in_any_order(records: pa.Table, run: LinkRun) -> None:
-    again = link_run(records, Settings())
+    again = link_run(COMPUTE, records, IDENTITY)
     assert again.links.equals(run.links)
     assert again.model == run.model
     shuffled = records.take(pa.array(range(records.num_rows - 1, -1, -1)))
-    assert link(shuffled, Settings()).equals(run.links)
+    assert link(COMPUTE, shuffled, IDENTITY).equals(run.links)
 
 
 def test_the_threshold_comes_from_the_settings(records: pa.Table, run: LinkRun) -> None:
-    loose = Settings(identity=IdentitySettings(match_probability=0.5))
-    looser = link(records, loose)
+    loose = IdentitySettings(match_probability=0.5)
+    looser = link(COMPUTE, records, loose)
     assert looser.num_rows >= run.links.num_rows
     assert min(looser["match_probability"].to_pylist()) >= 0.5
     strict = set(links_of(run.links))
@@ -208,9 +212,9 @@ def test_the_threshold_comes_from_the_settings(records: pa.Table, run: LinkRun) 
 
 def test_too_few_records_give_no_links() -> None:
     one = pa.Table.from_pylist(CASES[:1], schema=contract.RECORDS)
-    assert link(one, Settings()).equals(contract.LINKS.empty_table())
+    assert link(COMPUTE, one, IDENTITY).equals(contract.LINKS.empty_table())
     empty = contract.RECORDS.empty_table()
-    assert link(empty, Settings()).num_rows == 0
+    assert link(COMPUTE, empty, IDENTITY).num_rows == 0
 
 
 def test_without_shared_identifiers_the_model_still_runs() -> None:
@@ -221,7 +225,7 @@ def test_without_shared_identifiers_the_model_still_runs() -> None:
     anonymous = background.set_column(
         background.schema.get_field_index("phone"), "phone", blank
     ).set_column(background.schema.get_field_index("email_key"), "email_key", blank)
-    run = link_run(anonymous, Settings())
+    run = link_run(COMPUTE, anonymous, IDENTITY)
     assert run.training_rules == ()
     assert run.profiles > 100 and run.comparisons > 0
     assert run.links.schema == contract.LINKS
@@ -231,10 +235,10 @@ def test_without_shared_identifiers_the_model_still_runs() -> None:
 def test_bad_input_is_named() -> None:
     table = pa.Table.from_pylist(CASES, schema=contract.RECORDS)
     with pytest.raises(DataError, match=r"\['phone'\]"):
-        link(table.drop_columns(["phone"]), Settings())
+        link(COMPUTE, table.drop_columns(["phone"]), IDENTITY)
     doubled = pa.concat_tables([table, table.slice(0, 1)])
     with pytest.raises(DataError, match="record_key must be unique"):
-        link(doubled, Settings())
+        link(COMPUTE, doubled, IDENTITY)
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from c360.config import ComputeSettings
 from c360.contracts.identity import (
     ASSIGNMENT,
     IDENTIFIERS,
@@ -21,6 +22,7 @@ from c360.contracts.identity import (
     SOURCE,
     ZONE,
 )
+from c360.engines import open_compute
 from c360.errors import DataError
 from c360.identity.stable_ids import (
     Assignment,
@@ -32,6 +34,7 @@ from c360.lake import Lake
 from c360.pipeline.identity import previous as kept_state
 
 D1, D2, D3, D4 = (dt.date(2025, 3, d) for d in (1, 2, 3, 4))
+COMPUTE = open_compute(ComputeSettings())
 
 
 def pid(seed: str) -> str:
@@ -112,7 +115,7 @@ PZ = pid("record:zendesk/user:z")
 
 
 def first_day() -> Assignment:
-    return assign(clusters(C1, C2, C3, [Z, COOKIE]), RECS, None, D1)
+    return assign(COMPUTE, clusters(C1, C2, C3, [Z, COOKIE]), RECS, None, D1)
 
 
 def test_first_run_anchors_customers_and_other_clusters() -> None:
@@ -145,7 +148,7 @@ def test_first_run_anchors_customers_and_other_clusters() -> None:
 
 
 def test_two_customer_accounts_in_one_cluster_anchor_on_the_smaller_id() -> None:
-    result = assign(clusters([*C2, *C1]), RECS, None, D1)
+    result = assign(COMPUTE, clusters([*C2, *C1]), RECS, None, D1)
     assert set(persons(result).values()) == {P1}
 
 
@@ -153,12 +156,12 @@ def test_unchanged_input_keeps_every_id_and_reruns_identically() -> None:
     day1 = first_day()
     grown = pa.concat_tables([RECS, records({"mysql/order:11": 50})])
     today = clusters([*C1, "mysql/order:11"], C2, C3, [Z, COOKIE])
-    day2 = assign(today, grown, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, today, grown, day1.as_previous(), D2)
     assert persons(day2) == {**persons(day1), "mysql/order:11": P1}
     assert day2.history.num_rows == 0 and day2.redirects.num_rows == 0
     registry = {r["person_id"]: r["created_on"] for r in day2.person_ids.to_pylist()}
     assert registry[P1] == D1  # the id keeps its creation day
-    again = assign(today, grown, day1.as_previous(), D2)
+    again = assign(COMPUTE, today, grown, day1.as_previous(), D2)
     for name in ("assignment", "history", "redirects", "person_ids"):
         assert getattr(again, name).equals(getattr(day2, name)), name
 
@@ -167,7 +170,7 @@ def test_a_merge_keeps_the_oldest_id_and_redirects_the_absorbed_one() -> None:
     day1 = first_day()
     # Customer 2 and 3 are found to be one person: both ids were issued on D1, so the older
     # first_seen decides (customer 2, day 10, before customer 3, day 20).
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
     assert {persons(day2)[k] for k in (*C2, *C3)} == {P2}
     assert history(day2) == [("merge", P2, P3, "clusters joined")]
     assert redirects(day2) == {P3: (P2, D2)}
@@ -178,12 +181,12 @@ def test_the_id_issued_first_survives_even_with_younger_records() -> None:
     # Customer 9 (first_seen long before anything of customer 1) arrives on D2, after customer
     # 1's person was issued on D1.
     late = records({"mysql/customer:9": -100})
-    day1 = assign(clusters(C1), RECS, None, D1)
+    day1 = assign(COMPUTE, clusters(C1), RECS, None, D1)
     both = pa.concat_tables([RECS, late])
-    day2 = assign(clusters(C1, ["mysql/customer:9"]), both, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, clusters(C1, ["mysql/customer:9"]), both, day1.as_previous(), D2)
     p9 = pid("customer_id:9")
     assert persons(day2)["mysql/customer:9"] == p9
-    day3 = assign(clusters([*C1, "mysql/customer:9"]), both, day2.as_previous(), D3)
+    day3 = assign(COMPUTE, clusters([*C1, "mysql/customer:9"]), both, day2.as_previous(), D3)
     assert set(persons(day3).values()) == {P1}  # issued D1 beats issued D2
     assert redirects(day3) == {p9: (P1, D3)}
     registry = {r["person_id"]: r for r in day3.person_ids.to_pylist()}
@@ -194,30 +197,33 @@ def test_the_id_issued_first_survives_even_with_younger_records() -> None:
 def test_a_merge_reason_comes_from_the_reasons_table() -> None:
     day1 = first_day()
     reasons = pa.table({"cluster_key": ["mysql/customer:2"], "reason": ["email"]})
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2, reasons)
+    day2 = assign(
+        COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2, reasons
+    )
     assert history(day2) == [("merge", P2, P3, "email: clusters joined")]
 
 
 def test_a_split_issues_deterministic_new_ids() -> None:
     three = records({"mysql/customer:1": 0, "mysql/order:10": 5, "mysql/order:11": 6})
     day1 = assign(
-        clusters(["mysql/customer:1", "mysql/order:10", "mysql/order:11"]), three, None, D1
+        COMPUTE, clusters(["mysql/customer:1", "mysql/order:10", "mysql/order:11"]), three, None, D1
     )
     today = clusters(["mysql/customer:1", "mysql/order:10"], ["mysql/order:11"])
-    day2 = assign(today, three, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, today, three, day1.as_previous(), D2)
     new = pid(f"split:{P1}:mysql/order:11")
     assert persons(day2) == {"mysql/customer:1": P1, "mysql/order:10": P1, "mysql/order:11": new}
     assert history(day2) == [("split", new, P1, "1 of 3 records")]
     assert day2.redirects.num_rows == 0  # the original id lives on
     registry = {r["person_id"]: r["created_on"] for r in day2.person_ids.to_pylist()}
     assert registry == {P1: D1, new: D2}
-    assert assign(today, three, day1.as_previous(), D2).assignment.equals(day2.assignment)
+    assert assign(COMPUTE, today, three, day1.as_previous(), D2).assignment.equals(day2.assignment)
 
 
 def test_an_even_split_keeps_the_id_with_the_oldest_record() -> None:
-    day1 = assign(clusters([*C1, *C2]), RECS, None, D1)  # one person: P1 (customer 1 anchors)
+    # One person: P1 (customer 1 anchors).
+    day1 = assign(COMPUTE, clusters([*C1, *C2]), RECS, None, D1)
     # 2 records each side: customer 1 (first_seen day 0) is the oldest record.
-    day2 = assign(clusters(C2, C1), RECS, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, clusters(C2, C1), RECS, day1.as_previous(), D2)
     split = pid(f"split:{P1}:mysql/customer:2")
     assert persons(day2) == {**dict.fromkeys(C1, P1), **dict.fromkeys(C2, split)}
     assert history(day2) == [("split", split, P1, "2 of 4 records")]
@@ -234,7 +240,7 @@ def test_merge_and_split_on_the_same_day() -> None:
         C3,
         [Z, COOKIE],
     )
-    day2 = assign(today, RECS, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, today, RECS, day1.as_previous(), D2)
     split_1, split_2 = pid(f"split:{P1}:mysql/order:10"), pid(f"split:{P2}:mysql/order:20")
     ids = persons(day2)
     # Each person's home is the cluster holding its oldest record (1 record each side).
@@ -252,6 +258,7 @@ def test_merge_and_split_on_the_same_day() -> None:
 def test_a_fragment_joining_another_person_is_a_split_of_its_original() -> None:
     day1 = first_day()
     day2 = assign(
+        COMPUTE,
         clusters(["mysql/customer:1"], ["mysql/order:10", *C2], C3, [Z, COOKIE]),
         RECS,
         day1.as_previous(),
@@ -264,8 +271,8 @@ def test_a_fragment_joining_another_person_is_a_split_of_its_original() -> None:
 def test_redirect_chains_are_compressed_to_one_hop() -> None:
     day1 = first_day()
     # D2: 3 into 2; D3: 2 into 1 — 3 must now point at 1 directly, retired since D2.
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
-    day3 = assign(clusters([*C1, *C2, *C3], [Z, COOKIE]), RECS, day2.as_previous(), D3)
+    day2 = assign(COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
+    day3 = assign(COMPUTE, clusters([*C1, *C2, *C3], [Z, COOKIE]), RECS, day2.as_previous(), D3)
     assert set(persons(day3)[k] for k in (*C1, *C2, *C3)) == {P1}
     assert redirects(day3) == {P2: (P1, D3), P3: (P1, D2)}
     assert history(day3) == [("merge", P1, P2, "clusters joined")]
@@ -273,14 +280,14 @@ def test_redirect_chains_are_compressed_to_one_hop() -> None:
 
 def test_a_person_whose_records_all_vanish_is_retired_without_redirect() -> None:
     day1 = first_day()
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
+    day2 = assign(COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, day1.as_previous(), D2)
     # Customers 2 and 3 are erased at source: P2 retires, and P3's redirect to it goes too.
-    day3 = assign(clusters(C1, [Z, COOKIE]), RECS, day2.as_previous(), D3)
+    day3 = assign(COMPUTE, clusters(C1, [Z, COOKIE]), RECS, day2.as_previous(), D3)
     assert set(persons(day3).values()) == {P1, pid("record:clickstream/cookie:c")}
     assert history(day3) == [("retire", P2, None, "no records left")]
     assert day3.redirects.num_rows == 0
     # If customer 2 comes back, its anchor gives it its old id again.
-    day4 = assign(clusters(C1, C2, [Z, COOKIE]), RECS, day3.as_previous(), D4)
+    day4 = assign(COMPUTE, clusters(C1, C2, [Z, COOKIE]), RECS, day3.as_previous(), D4)
     assert persons(day4)["mysql/customer:2"] == P2
 
 
@@ -300,13 +307,13 @@ def test_a_taken_id_is_never_reissued() -> None:
         ),
     )
     today = clusters(["mysql/customer:9"], ["mysql/order:90"])
-    day2 = assign(today, nine, previous, D2)
+    day2 = assign(COMPUTE, today, nine, previous, D2)
     assert persons(day2) == {
         "mysql/customer:9": pid("customer_id:9#1"),
         "mysql/order:90": "p_other",
     }
     assert redirects(day2) == {pid("customer_id:9"): ("p_other", D1)}
-    assert assign(today, nine, previous, D2).assignment.equals(day2.assignment)
+    assert assign(COMPUTE, today, nine, previous, D2).assignment.equals(day2.assignment)
 
 
 def test_state_round_trips_through_the_lake(tmp_path: Path) -> None:
@@ -319,13 +326,13 @@ def test_state_round_trips_through_the_lake(tmp_path: Path) -> None:
     assert kept_state(lake, D1) is None
     day1 = first_day()
     keep(day1)
-    day2 = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, kept_state(lake, D2), D2)
+    day2 = assign(COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, kept_state(lake, D2), D2)
     keep(day2)
     # Re-running D2 reads D1's state again, not its own: the same result.
     previous = kept_state(lake, D2)
     assert previous is not None and previous.day == D1
     assert previous.assignment.equals(day1.assignment)
-    rerun = assign(clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, previous, D2)
+    rerun = assign(COMPUTE, clusters(C1, [*C2, *C3], [Z, COOKIE]), RECS, previous, D2)
     assert rerun.redirects.equals(lake.read_partition(SOURCE, "person_redirect", D2, ZONE))
     later = kept_state(lake, D4)
     assert later is not None and later.day == D2 and later.redirects.equals(day2.redirects)
@@ -336,13 +343,15 @@ def test_bad_inputs_are_named() -> None:
     with pytest.raises(
         DataError, match=re.escape("not in the records table, e.g. 'mysql/order:99'")
     ):
-        assign(clusters([*C1, "mysql/order:99"]), RECS, None, D1)
+        assign(COMPUTE, clusters([*C1, "mysql/order:99"]), RECS, None, D1)
     with pytest.raises(DataError, match="in several clusters"):
-        assign(pa.concat_tables([clusters(C1), clusters(["mysql/order:10"])]), RECS, None, D1)
+        assign(
+            COMPUTE, pa.concat_tables([clusters(C1), clusters(["mysql/order:10"])]), RECS, None, D1
+        )
     with pytest.raises(DataError, match="lacks column"):
-        assign(pa.table({"record_key": ["x"]}), RECS, None, D1)
+        assign(COMPUTE, pa.table({"record_key": ["x"]}), RECS, None, D1)
     with pytest.raises(ValueError, match="previous state is of 2025-03-01"):
-        assign(clusters(C1), RECS, day1.as_previous(), D1)
+        assign(COMPUTE, clusters(C1), RECS, day1.as_previous(), D1)
 
 
 def identifiers(*rows: tuple[str, str, str]) -> pa.Table:
@@ -364,6 +373,7 @@ def test_identity_map_leaves_ambiguous_values_out_and_owners_keep_theirs() -> No
         }
     )
     result = identity_map(
+        COMPUTE,
         identifiers(
             ("mysql/customer:1", "customer_id", "1"),
             ("mysql/customer:1", "email", "a@x.com"),

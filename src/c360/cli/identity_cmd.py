@@ -83,6 +83,7 @@ def evaluate(
 ) -> None:
     """Score the identity map against the simulator's ground truth (pairwise P/R/F1)."""
     from c360.contracts.identity import SOURCE, ZONE
+    from c360.engines import open_compute
     from c360.identity.evaluate import evaluate as score
     from c360.lake import Lake
 
@@ -90,7 +91,9 @@ def evaluate(
     lake = Lake(settings.lake.url)
     run_day = _day(app, day)
     assignment = lake.read_partition(SOURCE, "assignment", run_day, ZONE)
-    scores = score(assignment, truth_dir or Path(settings.simulator.truth_dir))
+    scores = score(
+        open_compute(settings.compute), assignment, truth_dir or Path(settings.simulator.truth_dir)
+    )
     if as_json:
         click.echo(json.dumps({"day": run_day.isoformat(), **scores.as_dict()}, default=str))
         return

@@ -5,13 +5,20 @@ registers the inputs as views, runs the steps in order (each materialised as a t
 and hands the requested outputs back as Arrow tables. A failing step raises :class:`StepError`
 carrying its name and SQL. Domain code builds steps and reads Arrow tables; it never imports
 an engine.
+
+What domain code is handed is a :class:`Compute` (``c360.engines.open_compute`` opens the
+configured one): batch steps on the configured engine (:meth:`Compute.run`), in-process SQL
+sessions over Arrow tables (:class:`LocalSql`, DuckDB whichever engine is configured) and
+Splink's database API for the configured engine (:meth:`Compute.linkage`). Only the adapters
+under ``c360.engines`` import a driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 import pyarrow as pa
 
@@ -52,3 +59,85 @@ class ComputeEngine(Protocol):
     ) -> Mapping[str, pa.Table]: ...
 
     def close(self) -> None: ...
+
+
+class LocalSql(Protocol):
+    """An in-process SQL session over Arrow tables and Parquet files, in DuckDB's dialect.
+
+    Bounded by ``compute.threads`` and ``compute.memory_limit``, in UTC. Registering an Arrow
+    table does not copy it; temporary tables live until :meth:`close` (or the end of ``with``).
+    Errors of :meth:`execute`, :meth:`rows` and :meth:`table` are the driver's; :meth:`run`
+    raises :class:`StepError`.
+    """
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make ``table`` readable as the view ``name``."""
+        ...
+
+    def unregister(self, name: str) -> None: ...
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        """Run a statement (``?`` placeholders take ``params``)."""
+        ...
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A small result as Python tuples."""
+        ...
+
+    def table(self, sql: str) -> pa.Table:
+        """A result as one Arrow table."""
+        ...
+
+    def batches(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+        """A result as a stream of Arrow batches of up to ``rows`` rows, in result order."""
+        ...
+
+    def run(self, steps: Sequence[SqlStep], outputs: Sequence[str]) -> dict[str, pa.Table]:
+        """Each step materialised as a temporary table under its name; ``outputs`` as Arrow."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Linkage:
+    """Splink's database API for the configured engine, and the input as that API takes it.
+
+    ``db_api`` is a Splink ``DatabaseAPI`` (``DuckDBAPI``, ``SparkAPI``); ``table`` is what
+    its ``register`` accepts (a table name of the local session, a Spark DataFrame). Typed
+    loosely so that the contract needs neither Splink nor a driver.
+    """
+
+    db_api: Any
+    table: Any
+
+
+class Compute(Protocol):
+    """The compute swap point as domain code gets it (``c360.engines.open_compute``)."""
+
+    @property
+    def name(self) -> str:
+        """The configured engine: duckdb or spark."""
+        ...
+
+    def local(self) -> LocalSql:
+        """A fresh in-process session (DuckDB, whichever engine is configured)."""
+        ...
+
+    def linkage(self, local: LocalSql, table: str) -> AbstractContextManager[Linkage]:
+        """Splink's database API on the configured engine, with ``local``'s ``table`` as input.
+
+        DuckDB scores in ``local`` itself; Spark gets the table once, as a checkpointed
+        DataFrame. Whatever the engine holds is released when the ``with`` block ends.
+        """
+        ...
+
+    def run(
+        self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
+    ) -> Mapping[str, pa.Table]:
+        """Batch steps over lake inputs on the configured engine (opened for this call)."""
+        ...

@@ -1,4 +1,8 @@
-"""Opening the configured compute engine (the contract is :mod:`c360.contracts.compute`)."""
+"""Opening the configured compute engine (the contract is :mod:`c360.contracts.compute`).
+
+:func:`open_compute` gives domain code the compute swap point (:class:`Compute`);
+:func:`open_engine` and :func:`compute` run batch steps on the configured engine.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.contracts.compute import ComputeEngine, LakeInput, SqlStep
+from c360.contracts.compute import Compute, ComputeEngine, LakeInput, LocalSql, SqlStep
 from c360.errors import ConfigError
+
+_ENGINES = "duckdb, spark"
 
 
 def open_engine(settings: ComputeSettings) -> ComputeEngine:
@@ -20,7 +26,7 @@ def open_engine(settings: ComputeSettings) -> ComputeEngine:
         from c360.engines.spark import SparkEngine
 
         return SparkEngine(settings)
-    raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: duckdb, spark")
+    raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: {_ENGINES}")
 
 
 def compute(
@@ -35,3 +41,37 @@ def compute(
         return dict(engine.run(inputs, steps, outputs))
     finally:
         engine.close()
+
+
+def open_compute(settings: ComputeSettings) -> Compute:
+    """The compute swap point for ``settings``; nothing starts until it is used."""
+    if settings.engine == "duckdb":
+        from c360.engines.duckdb import DuckDBCompute
+
+        return DuckDBCompute(settings)
+    if settings.engine == "spark":
+        from c360.engines.spark import SparkCompute
+
+        return SparkCompute(settings)
+    raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: {_ENGINES}")
+
+
+class EngineCompute:
+    """What every engine's :class:`Compute` shares: its settings, in-process sessions on DuckDB
+    (bounded by ``compute.threads`` and ``compute.memory_limit``) and batch steps run by
+    :func:`compute` on a freshly opened engine. Subclasses add ``linkage``."""
+
+    name: str
+
+    def __init__(self, settings: ComputeSettings) -> None:
+        self.settings = settings
+
+    def local(self) -> LocalSql:
+        from c360.engines.duckdb import DuckDBSession
+
+        return DuckDBSession.for_compute(self.settings)
+
+    def run(
+        self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
+    ) -> dict[str, pa.Table]:
+        return compute(self.settings, inputs, steps, outputs)

@@ -1,14 +1,26 @@
-"""DuckDB engine (embedded default): in-process, reads the lake's Parquet directly."""
+"""DuckDB (embedded default): the batch engine, every in-process session, Splink's DuckDBAPI.
+
+:class:`DuckDBSession` is the in-process SQL session (:class:`~c360.contracts.compute.LocalSql`)
+every c360 stage gets, whichever engine is configured; :func:`configure` bounds each one by
+``compute.threads`` and ``compute.memory_limit``. :class:`DuckDBEngine` runs batch steps over the
+lake's Parquet directly. :class:`DuckDBCompute` is the compute swap point on DuckDB: Splink
+scores inside the caller's session, on its tables, without a copy.
+
+This is the only module that imports duckdb.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.contracts.compute import LakeInput, SqlStep, StepError
+from c360.contracts.compute import LakeInput, Linkage, LocalSql, SqlStep, StepError
+from c360.engines.base import EngineCompute
 from c360.errors import ConfigError
 
 _SQL_TYPES = {
@@ -37,13 +49,70 @@ def configure(conn: duckdb.DuckDBPyConnection, threads: int = 0, memory_limit: s
             raise ConfigError("compute.memory_limit", f"{memory_limit!r}: {exc}") from exc
 
 
+class DuckDBSession:
+    """An in-process DuckDB over Arrow tables and Parquet files, in UTC.
+
+    Every DuckDB c360 opens is one: bounded by ``threads`` and ``memory_limit`` (0 / empty:
+    DuckDB's defaults; a limit DuckDB rejects is a ConfigError naming compute.memory_limit).
+    """
+
+    def __init__(self, threads: int = 0, memory_limit: str = "") -> None:
+        self.conn = duckdb.connect()
+        try:
+            configure(self.conn, threads, memory_limit)
+            self.conn.execute("SET TimeZone = 'UTC'")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    @classmethod
+    def for_compute(cls, settings: ComputeSettings) -> DuckDBSession:
+        """A session bounded by the ``compute`` section (threads, memory_limit)."""
+        return cls(threads=settings.threads, memory_limit=settings.memory_limit)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.conn.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.conn.unregister(name)
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        self.conn.execute(sql, list(params))
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, list(params)).fetchall()
+
+    def table(self, sql: str) -> pa.Table:
+        return self.conn.sql(sql).to_arrow_table()
+
+    def batches(self, sql: str, rows: int) -> Iterator[pa.RecordBatch]:
+        with self.conn.sql(sql).to_arrow_reader(rows) as reader:
+            yield from reader
+
+    def run(self, steps: Sequence[SqlStep], outputs: Sequence[str]) -> dict[str, pa.Table]:
+        for step in steps:
+            try:
+                self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+            except duckdb.Error as exc:
+                raise StepError(step, exc) from exc
+        return {name: self.table(f"SELECT * FROM {name}") for name in outputs}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, threads: int = 0, memory_limit: str = "") -> None:
-        self.conn = duckdb.connect()
-        configure(self.conn, threads, memory_limit)
-        self.conn.execute("SET TimeZone = 'UTC'")
+        self.session = DuckDBSession(threads, memory_limit)
+        self.conn = self.session.conn
 
     @classmethod
     def for_compute(cls, settings: ComputeSettings) -> DuckDBEngine:
@@ -78,12 +147,22 @@ class DuckDBEngine:
     ) -> Mapping[str, pa.Table]:
         for source in inputs:
             self._register(source)
-        for step in steps:
-            try:
-                self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
-            except duckdb.Error as exc:
-                raise StepError(step, exc) from exc
-        return {name: self.conn.sql(f"SELECT * FROM {name}").to_arrow_table() for name in outputs}
+        return self.session.run(steps, outputs)
 
     def close(self) -> None:
-        self.conn.close()
+        self.session.close()
+
+
+class DuckDBCompute(EngineCompute):
+    """The compute swap point on DuckDB: batch steps, sessions and Splink all in-process."""
+
+    name = "duckdb"
+
+    @contextmanager
+    def linkage(self, local: LocalSql, table: str) -> Iterator[Linkage]:
+        """Splink's DuckDBAPI on ``local``'s own connection: it scores ``table`` in place."""
+        from splink import DuckDBAPI
+
+        if not isinstance(local, DuckDBSession):
+            raise TypeError(f"DuckDB links in a session of its own, not {type(local).__name__}")
+        yield Linkage(DuckDBAPI(connection=local.conn), table)

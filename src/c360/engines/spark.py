@@ -15,6 +15,10 @@ Spark's result is cast to that schema (:func:`as_duckdb_types`, the one place wh
 type differences are normalised). A lake partition written by either engine is therefore
 type-for-type the same, and engines can be swapped between days.
 
+Identity's probabilistic links score on Spark through :class:`SparkCompute`: Splink's SparkAPI
+on the engine's session (with Splink's similarity jar, checked), the input handed over once
+from the in-process session as a checkpointed DataFrame.
+
 Sessions: the engine starts a SparkSession on first use (``compute.spark_master``) and stops
 it on :meth:`SparkEngine.close`. If one is already running in the process (a notebook, the
 test suite, a ``spark-submit`` driver), the engine works in a child session of it
@@ -29,7 +33,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,7 +42,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.contracts.compute import LakeInput, SqlStep, StepError
+from c360.contracts.compute import LakeInput, Linkage, LocalSql, SqlStep, StepError
+from c360.engines.base import EngineCompute
 from c360.errors import ConfigError, DataError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -349,6 +355,43 @@ class SparkEngine:
         if self._spark is not None and self._owned:
             self._spark.stop()
         self._spark, self._owned = None, False
+
+
+class SparkCompute(EngineCompute):
+    """The compute swap point on Spark: batch steps and Splink's scoring run on Spark."""
+
+    name = "spark"
+
+    @contextmanager
+    def linkage(self, local: LocalSql, table: str) -> Iterator[Linkage]:
+        """Splink's SparkAPI on a :class:`SparkEngine` session (stopped on exit), ``local``'s
+        ``table`` as a DataFrame.
+
+        The session must have Splink's similarity functions (jaro_winkler, …): a ConfigError
+        naming compute.spark_conf otherwise.
+        """
+        engine = SparkEngine(self.settings)
+        try:
+            from splink.backends.spark import SparkAPI
+
+            spark = engine.session
+            spark_api: Any = SparkAPI  # splink's constructor is untyped
+            db_api = spark_api(spark_session=spark, break_lineage_method="persist")
+            try:
+                spark.sql("SELECT jaro_winkler('a', 'a')").collect()
+            except Exception as exc:  # AnalysisException: the jar is not on the session
+                raise ConfigError(
+                    "compute.spark_conf",
+                    "Splink's similarity functions (jaro_winkler) are missing from the Spark "
+                    "session; start it through c360 (which adds the jar) or add "
+                    "spark.jars=<splink.backends.spark.similarity_jar_location()>",
+                ) from exc
+            # Materialised once, so that no query plan carries the rows along as local data (a
+            # driver with the default 1 GB heap ran out of memory in EM otherwise).
+            frame = spark.createDataFrame(local.table(f"SELECT * FROM {table}")).localCheckpoint()
+            yield Linkage(db_api, frame)
+        finally:
+            engine.close()
 
 
 def _running_session(session_class: Any) -> SparkSession | None:

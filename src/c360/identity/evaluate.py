@@ -28,9 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from c360.contracts.compute import SqlStep
+from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.contracts.identity import ASSIGNMENT
-from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
 
 
@@ -208,7 +207,7 @@ def _type_score(row: dict[str, Any]) -> TypeScore:
     )
 
 
-def _truth_file(engine: DuckDBEngine, truth_dir: Path, name: str, view: str) -> None:
+def _truth_file(local: LocalSql, truth_dir: Path, name: str, view: str) -> None:
     path = truth_dir / name
     if not path.is_file():
         raise DataError(
@@ -216,36 +215,34 @@ def _truth_file(engine: DuckDBEngine, truth_dir: Path, name: str, view: str) -> 
             "(simulator.truth_dir) and point truth_dir at it"
         )
     quoted = str(path).replace("'", "''")
-    engine.conn.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{quoted}')")
-    present = {row[0] for row in engine.conn.execute(f"DESCRIBE {view}").fetchall()}
+    local.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{quoted}')")
+    present = {row[0] for row in local.rows(f"DESCRIBE {view}")}
     missing = [c for c in _TRUTH_COLUMNS[name] if c not in present]
     if missing:
         raise DataError(f"identity eval: {path} lacks column(s) {missing}")
 
 
-def evaluate(assignment: pa.Table, truth_dir: Path) -> Scores:
-    """Score an assignment (record_key, person_id) against the ground truth in ``truth_dir``."""
+def evaluate(compute: Compute, assignment: pa.Table, truth_dir: Path) -> Scores:
+    """Score an assignment (record_key, person_id) against the ground truth in ``truth_dir``
+    (in an in-process session of ``compute``)."""
     missing = [c for c in ASSIGNMENT.names if c not in assignment.column_names]
     if missing:
         raise DataError(f"identity eval: the assignment lacks column(s) {missing}")
     assignment = assignment.select(ASSIGNMENT.names).cast(ASSIGNMENT)
-    engine = DuckDBEngine()
-    try:
-        engine.conn.register("assignment_in", assignment)
-        duplicated = engine.conn.execute(
+    with compute.local() as local:
+        local.register("assignment_in", assignment)
+        (duplicated,) = local.rows(
             "SELECT any_value(record_key), count(*) FROM "
             "(SELECT record_key FROM assignment_in GROUP BY record_key HAVING count(*) > 1) d"
-        ).fetchone()
-        if duplicated is not None and duplicated[1]:
+        )
+        if duplicated[1]:
             raise DataError(
                 f"identity eval: {duplicated[1]} record(s) have several persons in the "
                 f"assignment, e.g. {duplicated[0]!r}"
             )
-        _truth_file(engine, truth_dir, "records.parquet", "truth_records")
-        _truth_file(engine, truth_dir, "identifiers.parquet", "truth_identifiers")
-        out = engine.run([], _STEPS, ["pairs", "by_type", "unscored"])
-    finally:
-        engine.close()
+        _truth_file(local, truth_dir, "records.parquet", "truth_records")
+        _truth_file(local, truth_dir, "identifiers.parquet", "truth_identifiers")
+        out = local.run(_STEPS, ["pairs", "by_type", "unscored"])
     pairs = out["pairs"].to_pylist()[0]
     tp, predicted, true = (int(pairs[k]) for k in ("tp", "predicted_pairs", "true_pairs"))
     precision, recall = _ratio(tp, predicted), _ratio(tp, true)

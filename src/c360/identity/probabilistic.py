@@ -4,8 +4,9 @@ Deterministic links join records that share an identifier; this stage finds the 
 person that share none — a guest order with a mistyped email, a support user without the
 account's email — by weighing how well name, phone, email, address, postcode and birth date
 agree. One Splink model, written once, runs on DuckDB (embedded, in-process) or Spark
-(``compute.engine``); its input is prepared here, in-process, so both engines score the same
-columns and give the same links.
+(``compute.engine``): its input is prepared here in an in-process session of the compute swap
+point, so both engines score the same columns and give the same links, and the swap point hands
+over Splink's database API for the configured engine (``Compute.linkage``).
 
 **Who takes part.** A record with at least two of: a name (first or last), a phone, an email
 key, a birth date, an address or postcode. Cookies, email-only newsletter members and other
@@ -68,21 +69,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.config import Settings
+from c360.config import IdentitySettings
 from c360.contracts import identity as contract
-from c360.engines.duckdb import configure
-from c360.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from splink.internals.database_api import DatabaseAPISubClass
+from c360.contracts.compute import Compute, Linkage, LocalSql
+from c360.errors import DataError
 
 # Seed of every sample Splink draws (u estimation): the same input gives the same model.
 SEED = 360
@@ -184,42 +181,32 @@ class LinkRun:
         }
 
 
-def link(records: pa.Table, settings: Settings) -> pa.Table:
+def link(compute: Compute, records: pa.Table, settings: IdentitySettings) -> pa.Table:
     """Probabilistic links between ``records`` (``RECORDS``) as ``LINKS`` rows."""
-    return link_run(records, settings).links
+    return link_run(compute, records, settings).links
 
 
-def link_run(records: pa.Table, settings: Settings, *, blocked_pairs: bool = False) -> LinkRun:
+def link_run(
+    compute: Compute, records: pa.Table, settings: IdentitySettings, *, blocked_pairs: bool = False
+) -> LinkRun:
     """Train a Fellegi-Sunter model on ``records`` and link them; see the module docs.
 
-    ``blocked_pairs``: also return the candidate pairs blocking produced (to measure its
-    recall on labelled data).
+    The input is prepared in an in-process session of ``compute``; Splink trains and scores
+    on ``compute``'s engine. ``blocked_pairs``: also return the candidate pairs blocking
+    produced (to measure its recall on labelled data).
     """
     _check_columns(records)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    con = duckdb.connect()
-    try:
-        configure(con, settings.compute.threads, settings.compute.memory_limit)
-        prepared = _prepare(con, records, keep_profiles=blocked_pairs)
+    with compute.local() as local:
+        prepared = _prepare(local, records, keep_profiles=blocked_pairs)
         timings["prepare"] = time.perf_counter() - started
-        if prepared.profiles.num_rows < 2:
-            return LinkRun(
-                _empty_links(), "{}", prepared.records, prepared.profiles.num_rows, 0, (), ()
-            )
-        training = _training_rules(con)
-        shared = _shares_identifiers(con)
-        with _quiet_splink():
-            if settings.compute.engine == "spark":
-                return _run_spark(prepared, training, shared, settings, timings, blocked_pairs)
-            from splink import DuckDBAPI
-
-            db_api = DuckDBAPI(connection=con)
-            return _score(
-                db_api, "profiles", prepared, training, shared, settings, timings, blocked_pairs
-            )
-    finally:
-        con.close()
+        if prepared.profiles < 2:
+            return LinkRun(_empty_links(), "{}", prepared.records, prepared.profiles, 0, (), ())
+        training = _training_rules(local)
+        shared = _shares_identifiers(local)
+        with _quiet_splink(), compute.linkage(local, "profiles") as linkage:
+            return _score(linkage, prepared, training, shared, settings, timings, blocked_pairs)
 
 
 @contextmanager
@@ -256,7 +243,8 @@ def _check_columns(records: pa.Table) -> None:
 @dataclass(frozen=True)
 class _Prepared:
     records: int  # eligible records
-    profiles: pa.Table  # Splink's input: one row per profile, plus the twins
+    profiles: int  # rows of Splink's input, the session's table "profiles": one per profile,
+    # plus the twins
     members: pa.Table  # (record_key, profile): the further records of guest profiles
     profile_of: pa.Table | None  # (record_key, profile) of every eligible record, if asked
 
@@ -265,16 +253,15 @@ def _text(column: str) -> str:
     return f"nullif(trim({column}), '')"
 
 
-def _prepare(
-    con: duckdb.DuckDBPyConnection, records: pa.Table, *, keep_profiles: bool = False
-) -> _Prepared:
-    """Eligible records grouped into profiles, with the columns blocking and comparing need.
+def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False) -> _Prepared:
+    """Eligible records grouped into profiles, with the columns blocking and comparing need:
+    the table ``profiles`` of ``local``.
 
     Runs in-process (the records are an Arrow table already) whichever engine scores, so both
     engines see identical input.
     """
-    con.register("input_records", records.select(["record_key", *_PROFILE_COLUMNS]))
-    con.execute(
+    local.register("input_records", records.select(["record_key", *_PROFILE_COLUMNS]))
+    local.execute(
         f"""
         CREATE TEMP TABLE eligible AS
         SELECT record_key, customer_id, email_key, phone, first_name, last_name, address,
@@ -293,8 +280,8 @@ def _prepare(
               + (address IS NOT NULL OR postcode IS NOT NULL)::INTEGER >= 2
         """
     )
-    con.unregister("input_records")
-    con.execute(
+    local.unregister("input_records")
+    local.execute(
         f"""
         CREATE TEMP TABLE ranked AS
         SELECT *,
@@ -304,15 +291,15 @@ def _prepare(
         WINDOW profile_window AS (PARTITION BY {", ".join(_PROFILE_COLUMNS)} ORDER BY record_key)
         """
     )
-    names = con.sql(
+    names = local.table(
         """
         SELECT DISTINCT name FROM (
             SELECT first_name AS name FROM ranked UNION ALL SELECT last_name FROM ranked
         ) WHERE name IS NOT NULL
         """
-    ).to_arrow_table()
-    con.register("name_codes", _phonetic_codes(names["name"]))
-    con.execute(
+    )
+    local.register("name_codes", _phonetic_codes(names["name"]))
+    local.execute(
         """
         CREATE TEMP TABLE profiles AS
         SELECT r.record_key, r.profile, CAST(r.member - 1 AS INTEGER) AS twin, r.customer_id,
@@ -333,20 +320,21 @@ def _prepare(
         ORDER BY r.record_key
         """
     )
-    con.unregister("name_codes")
-    eligible = _scalar(con, "SELECT count(*) FROM eligible")
-    members = con.sql(
+    local.unregister("name_codes")
+    eligible = _scalar(local, "SELECT count(*) FROM eligible")
+    members = local.table(
         """
         SELECT record_key, profile FROM ranked
         WHERE member > 2 AND customer_id IS NULL ORDER BY record_key
         """
-    ).to_arrow_table()
+    )
     profile_of = (
-        con.sql("SELECT record_key, profile FROM ranked ORDER BY record_key").to_arrow_table()
+        local.table("SELECT record_key, profile FROM ranked ORDER BY record_key")
         if keep_profiles
         else None
     )
-    return _Prepared(eligible, con.table("profiles").to_arrow_table(), members, profile_of)
+    profiles = _scalar(local, "SELECT count(*) FROM profiles")
+    return _Prepared(eligible, profiles, members, profile_of)
 
 
 def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
@@ -358,16 +346,16 @@ def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
     return pa.table({"name": pa.array(values, pa.string()), "code": pa.array(codes, pa.string())})
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    rows = con.execute(sql).fetchall()
+def _scalar(local: LocalSql, sql: str) -> int:
+    rows = local.rows(sql)
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-def _shares_identifiers(con: duckdb.DuckDBPyConnection) -> bool:
+def _shares_identifiers(local: LocalSql) -> bool:
     """Whether two profiles share an email key or a phone (the prior's rules find pairs)."""
     return any(
         _scalar(
-            con,
+            local,
             f"SELECT count(*) FROM (SELECT {column} FROM profiles WHERE {column} IS NOT NULL "
             f"GROUP BY {column} HAVING count(*) > 1)",
         )
@@ -375,7 +363,7 @@ def _shares_identifiers(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def _training_rules(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+def _training_rules(local: LocalSql) -> tuple[str, ...]:
     """The EM rules whose blocks hold enough pairs, most of them of one person.
 
     EM fits two classes to what it is given; on a block mostly of different people (a
@@ -386,14 +374,14 @@ def _training_rules(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """
     used = []
     for rule in TRAINING_RULES:
-        row = con.execute(
+        row = local.rows(
             f"""
             SELECT count(*), count(*) FILTER (
                 WHERE l.first_name = r.first_name OR l.last_name = r.last_name
             )
             FROM profiles l JOIN profiles r ON {rule} AND l.record_key < r.record_key
             """
-        ).fetchall()[0]
+        )[0]
         pairs, named = int(row[0]), int(row[1])
         if pairs >= MIN_TRAINING_PAIRS and named >= MIN_NAMED_SHARE * pairs:
             used.append(rule)
@@ -566,57 +554,22 @@ def _settings_creator(prior: float) -> Any:
     )
 
 
-def _run_spark(
-    prepared: _Prepared,
-    training: tuple[str, ...],
-    shared: bool,
-    settings: Settings,
-    timings: dict[str, float],
-    keep_pairs: bool,
-) -> LinkRun:
-    from c360.engines.spark import SparkEngine
-
-    engine = SparkEngine(settings.compute)
-    try:
-        from splink.backends.spark import SparkAPI
-
-        spark = engine.session
-        spark_api: Any = SparkAPI  # splink's constructor is untyped
-        db_api = spark_api(spark_session=spark, break_lineage_method="persist")
-        try:
-            spark.sql("SELECT jaro_winkler('a', 'a')").collect()
-        except Exception as exc:  # AnalysisException: the jar is not on the session
-            raise ConfigError(
-                "compute.spark_conf",
-                "Splink's similarity functions (jaro_winkler) are missing from the Spark "
-                "session; start it through c360 (which adds the jar) or add "
-                "spark.jars=<splink.backends.spark.similarity_jar_location()>",
-            ) from exc
-        # Materialised once, so that no query plan carries the rows along as local data (a
-        # driver with the default 1 GB heap ran out of memory in EM otherwise).
-        frame = spark.createDataFrame(prepared.profiles).localCheckpoint()
-        return _score(db_api, frame, prepared, training, shared, settings, timings, keep_pairs)
-    finally:
-        engine.close()
-
-
 def _score(
-    db_api: DatabaseAPISubClass,
-    source: Any,
+    linkage: Linkage,
     prepared: _Prepared,
     training: tuple[str, ...],
     shared: bool,
-    settings: Settings,
+    settings: IdentitySettings,
     timings: dict[str, float],
     keep_pairs: bool,
 ) -> LinkRun:
-    """Train, block, predict on ``db_api``; ``source``: the profiles as the backend holds them
-    (a DuckDB table name, a Spark DataFrame)."""
+    """Train, block, predict on Splink's database API for the engine; ``linkage.table``: the
+    profiles as that engine holds them (a DuckDB table name, a Spark DataFrame)."""
     from splink import Linker
 
     started = time.perf_counter()
-    table = db_api.register(source, dataset_display_name="profiles")
-    n = prepared.profiles.num_rows
+    table = linkage.db_api.register(linkage.table, dataset_display_name="profiles")
+    n = prepared.profiles
     linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
     try:
         _train(linker, training, shared)
@@ -634,7 +587,7 @@ def _score(
             pairs = blocked.query_sql(
                 "SELECT join_key_l AS left_key, join_key_r AS right_key FROM {this}"
             ).as_pyarrow_table()
-        threshold = settings.identity.match_probability
+        threshold = settings.match_probability
         predictions = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
         ).as_pyarrow_table()
@@ -650,7 +603,7 @@ def _score(
         links=links,
         model=model_json,
         records=prepared.records,
-        profiles=prepared.profiles.num_rows,
+        profiles=prepared.profiles,
         comparisons=sum(counts.values()),
         blocking_rules=rule_counts,
         training_rules=training,

@@ -18,6 +18,7 @@ Python over distinct values (:mod:`c360.identity.normalise`). Records:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -217,7 +218,7 @@ def identifiers_of(records: pa.Table, raw: pa.Table, cookie_customers: pa.Table)
     )
 
 
-def build(raw: dict[str, pa.Table], settings: IdentitySettings) -> IdentityRecords:
+def build(raw: Mapping[str, pa.Table], settings: IdentitySettings) -> IdentityRecords:
     """RECORDS and IDENTIFIERS from the outputs of :data:`STEPS`."""
     extract = raw["identity_raw_records"]
     records = normalise_records(extract, settings)

@@ -43,8 +43,8 @@ The result depends only on the inputs (every ordering is total), so re-running a
 identical tables. Previous state is what an earlier day kept (:meth:`Assignment.state_tables`;
 the pipeline writes it to the lake and reads it back, :func:`c360.pipeline.identity.previous`).
 
-The stage is named DuckDB SQL steps over the Arrow inputs (1M records in a few seconds on two
-cores; ``bench/bench_stable_ids.py``).
+The stage is named SQL steps over the Arrow inputs, run in an in-process session of the compute
+swap point (DuckDB; 1M records in a few seconds on two cores; ``bench/bench_stable_ids.py``).
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from c360.config import ComputeSettings
-from c360.contracts.compute import SqlStep
+from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.contracts.identity import (
     AMBIGUOUS,
     ASSIGNMENT,
@@ -69,7 +68,6 @@ from c360.contracts.identity import (
     REDIRECTS,
     require,
 )
-from c360.engines.duckdb import DuckDBEngine
 from c360.errors import DataError
 
 # An identifier that *is* a record's id belongs to that record's person even when other
@@ -135,38 +133,38 @@ class Assignment:
         }
 
 
-def _check(engine: DuckDBEngine, sql: str, problem: str) -> None:
+def _check(local: LocalSql, sql: str, problem: str) -> None:
     """Raise DataError(problem.format(example, count)) when ``sql`` finds offending rows."""
-    found = engine.conn.execute(f"SELECT any_value(k), count(*) FROM ({sql}) bad(k)").fetchone()
-    if found is not None and found[1]:
+    (found,) = local.rows(f"SELECT any_value(k), count(*) FROM ({sql}) bad(k)")
+    if found[1]:
         raise DataError(problem.format(example=found[0], count=found[1]))
 
 
-def _validate(engine: DuckDBEngine) -> None:
+def _validate(local: LocalSql) -> None:
     _check(
-        engine,
+        local,
         "SELECT record_key FROM clusters_in WHERE record_key IS NULL OR cluster_key IS NULL",
         "identity clusters: {count} row(s) have a null record_key or cluster_key",
     )
     _check(
-        engine,
+        local,
         "SELECT record_key FROM clusters_in GROUP BY record_key HAVING count(*) > 1",
         "identity clusters: {count} record(s) are in several clusters, e.g. {example!r}",
     )
     _check(
-        engine,
+        local,
         "SELECT record_key FROM records_in GROUP BY record_key HAVING count(*) > 1",
         "identity records: {count} record_key(s) appear more than once, e.g. {example!r}",
     )
     _check(
-        engine,
+        local,
         "SELECT c.record_key FROM clusters_in c "
         "LEFT JOIN records_in r ON r.record_key = c.record_key WHERE r.record_key IS NULL",
         "identity clusters: {count} clustered record(s) are not in the records table, "
         "e.g. {example!r}",
     )
     _check(
-        engine,
+        local,
         "SELECT record_key FROM prev_assignment GROUP BY record_key "
         "HAVING count(*) > 1 OR bool_or(person_id IS NULL)",
         "identity previous assignment: {count} record(s) have several or no person ids, "
@@ -393,14 +391,14 @@ def _result_steps(day: dt.date) -> tuple[SqlStep, ...]:
     )
 
 
-def _resolve_collisions(engine: DuckDBEngine) -> None:
+def _resolve_collisions(local: LocalSql) -> None:
     """Re-derive colliding fresh ids (``md5(seed + "#k")``) until every id is unique."""
     for _ in range(MAX_ATTEMPTS):
-        engine.conn.execute(f"CREATE OR REPLACE TEMP TABLE colliding AS {_COLLIDING}")
-        (count,) = engine.conn.execute("SELECT count(*) FROM colliding").fetchone() or (0,)
+        local.execute(f"CREATE OR REPLACE TEMP TABLE colliding AS {_COLLIDING}")
+        ((count,),) = local.rows("SELECT count(*) FROM colliding")
         if not count:
             return
-        engine.conn.execute(
+        local.execute(
             """
             UPDATE fresh_ids SET attempt = attempt + 1,
                 person_id = 'p_' || substr(md5(seed || '#' || CAST(attempt + 1 AS VARCHAR)), 1, 16)
@@ -415,14 +413,15 @@ def _empty(schema: pa.Schema) -> pa.Table:
 
 
 def assign(
+    compute: Compute,
     clusters: pa.Table,
     records: pa.Table,
     previous: Previous | None,
     day: dt.date,
     reasons: pa.Table | None = None,
-    compute: ComputeSettings | None = None,
 ) -> Assignment:
-    """Person ids for today's clusters, continuing ``previous`` (see the module docstring).
+    """Person ids for today's clusters, continuing ``previous`` (see the module docstring),
+    computed in one in-process session of ``compute``.
 
     ``records`` needs record_key, source, record_type, customer_id and first_seen of every
     clustered record. ``reasons`` (optional; cluster_key, reason — e.g. the clustering
@@ -454,8 +453,7 @@ def assign(
         "reasons",
         ("cluster_key", "reason"),
     )
-    engine = DuckDBEngine.for_compute(compute or ComputeSettings())
-    try:
+    with compute.local() as local:
         for name, table in (
             ("clusters_in", clusters),
             ("records_in", records),
@@ -464,22 +462,18 @@ def assign(
             ("prev_person_ids", prev_person_ids),
             ("reasons_in", reasons),
         ):
-            engine.conn.register(name, table)
-        _validate(engine)
-        engine.run([], _steps(), [])
-        _resolve_collisions(engine)
-        out = engine.run(
-            [], _result_steps(day), ["assignment", "history", "redirects", "person_ids"]
-        )
-        return Assignment(
-            day=day,
-            assignment=out["assignment"].cast(ASSIGNMENT),
-            history=out["history"].cast(PERSON_HISTORY),
-            redirects=out["redirects"].cast(REDIRECTS),
-            person_ids=out["person_ids"].cast(PERSON_IDS),
-        )
-    finally:
-        engine.close()
+            local.register(name, table)
+        _validate(local)
+        local.run(_steps(), [])
+        _resolve_collisions(local)
+        out = local.run(_result_steps(day), ["assignment", "history", "redirects", "person_ids"])
+    return Assignment(
+        day=day,
+        assignment=out["assignment"].cast(ASSIGNMENT),
+        history=out["history"].cast(PERSON_HISTORY),
+        redirects=out["redirects"].cast(REDIRECTS),
+        person_ids=out["person_ids"].cast(PERSON_IDS),
+    )
 
 
 @dataclass(frozen=True)
@@ -535,10 +529,9 @@ _IDENTITY_MAP_STEPS = (
 )
 
 
-def identity_map(
-    identifiers: pa.Table, assignment: pa.Table, compute: ComputeSettings | None = None
-) -> IdentityMap:
-    """One person per identifier value, from the records that carry it.
+def identity_map(compute: Compute, identifiers: pa.Table, assignment: pa.Table) -> IdentityMap:
+    """One person per identifier value, from the records that carry it (computed in one
+    in-process session of ``compute``).
 
     A value whose records all belong to one person maps to it. A value that names a record
     (``OWNER_RECORDS``: a customer_id names ``mysql/customer:<id>``, …) maps to that record's
@@ -553,12 +546,9 @@ def identity_map(
     owner_records = pa.table(
         {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
     )
-    engine = DuckDBEngine.for_compute(compute or ComputeSettings())
-    try:
-        engine.conn.register("identifiers_in", identifiers)
-        engine.conn.register("assignment_in", assignment)
-        engine.conn.register("owner_records", owner_records)
-        out = engine.run([], _IDENTITY_MAP_STEPS, ["identity_map", "ambiguous"])
-        return IdentityMap(out["identity_map"].cast(IDENTITY_MAP), out["ambiguous"].cast(AMBIGUOUS))
-    finally:
-        engine.close()
+    with compute.local() as local:
+        local.register("identifiers_in", identifiers)
+        local.register("assignment_in", assignment)
+        local.register("owner_records", owner_records)
+        out = local.run(_IDENTITY_MAP_STEPS, ["identity_map", "ambiguous"])
+    return IdentityMap(out["identity_map"].cast(IDENTITY_MAP), out["ambiguous"].cast(AMBIGUOUS))

@@ -1,8 +1,9 @@
 """Backfill the event archive from a file: history that never went through the event log.
 
 ``c360 ingest backfill FILE --topic clickstream`` reads a JSON-lines file (gzip or plain: a
-Segment export, or the simulator's clickstream) with DuckDB, without a Python object per line,
-as a stream of batches in file order. Rows are buffered per event date and each day is merged
+Segment export, or the simulator's clickstream) with DuckDB (an in-process session of
+:mod:`c360.engines.duckdb`, bounded by ``MEMORY_LIMIT``), without a Python object per line, as a
+stream of batches in file order. Rows are buffered per event date and each day is merged
 into ``raw/events/<topic>/dt=<event date>/`` exactly like the archive does (a time without a
 zone is taken as UTC) once the file has moved past it: a day not seen for
 ``SETTLE_BATCHES`` batches, or the oldest days when more than ``MAX_BUFFERED_ROWS`` are held.
@@ -20,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.contracts.lake import ARCHIVE_SCHEMA, QUARANTINE_SCHEMA
+from c360.engines.duckdb import DuckDBSession
 from c360.ingest.archive import EVENT_TIME_FIELD, SOURCE, merge
 from c360.ingest.report import TableReport
 from c360.lake import Lake
@@ -148,17 +149,11 @@ def _distinct(table: pa.Table) -> pa.Table:
 def backfill_file(lake: Lake, path: Path, topic: str, day: dt.date) -> TableReport:
     started = time.perf_counter()
     buffers = _DayBuffers(lake, topic, day)
-    conn = duckdb.connect()
-    try:
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    with DuckDBSession(memory_limit=MEMORY_LIMIT) as session:
         query = _split_query(path, EVENT_TIME_FIELD.get(topic, "timestamp"))
-        with conn.sql(query).to_arrow_reader(BATCH_ROWS) as reader:
-            for index, batch in enumerate(reader):
-                buffers.add(batch, index)
+        for index, batch in enumerate(session.batches(query, BATCH_ROWS)):
+            buffers.add(batch, index)
         buffers.finish()
-    finally:
-        conn.close()
     return TableReport(
         SOURCE,
         topic,

@@ -1,10 +1,12 @@
 """The identity step for date D: records → links → clusters → stable person ids → identity_map.
 
-Stages (:mod:`c360.contracts.identity`): the record extraction runs on the configured compute engine
+Stages (:mod:`c360.contracts.identity`), each handed the compute swap point
+(:func:`c360.engines.open_compute`): the record extraction runs on the configured compute engine
 like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
 clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
 seconds there, and the result does not depend on the engine that produced the inputs).
-``compute.threads`` and ``compute.memory_limit`` bound every DuckDB the step opens, Splink's too.
+``compute.threads`` and ``compute.memory_limit`` bound every DuckDB the step opens, Splink's too
+(each is an in-process session of the swap point).
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
@@ -27,8 +29,9 @@ import pyarrow.compute as pc
 
 from c360.batch.features import identity_record_steps
 from c360.config import Settings
+from c360.contracts.compute import Compute
 from c360.contracts.identity import CLUSTER_REASONS, LINKS, SOURCE, ZONE
-from c360.engines import compute
+from c360.engines import open_compute
 from c360.identity import clustering, graph, probabilistic, records, stable_ids
 from c360.lake import Lake
 from c360.pipeline.lake_inputs import raw_inputs
@@ -70,10 +73,10 @@ class IdentityReport:
         )
 
 
-def _extract(settings: Settings, lake: Lake, day: dt.date) -> records.IdentityRecords:
-    raw = compute(
-        settings.compute, raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS
-    )
+def _extract(
+    compute: Compute, settings: Settings, lake: Lake, day: dt.date
+) -> records.IdentityRecords:
+    raw = compute.run(raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS)
     return records.build(raw, settings.identity)
 
 
@@ -98,29 +101,28 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         seconds[stage] = round(now - clock, 3)
         clock = now
 
-    extracted = _extract(settings, lake, day)
+    compute = open_compute(settings.compute)
+    extracted = _extract(compute, settings, lake, day)
     lap("records")
     deterministic = graph.deterministic_links(
-        extracted.records, extracted.identifiers, settings.identity, settings.compute
+        compute, extracted.records, extracted.identifiers, settings.identity
     )
     lap("graph")
-    matched = probabilistic.link_run(extracted.records, settings)
+    matched = probabilistic.link_run(compute, extracted.records, settings.identity)
     lap("probabilistic")
     links = pa.concat_tables([deterministic.links.cast(LINKS), matched.links.cast(LINKS)])
     clustered = clustering.cluster(extracted.records, links, settings.identity)
     lap("clustering")
     previous_state = previous(lake, day)
     assigned = stable_ids.assign(
+        compute,
         clustered.clusters,
         extracted.records,
         previous_state,
         day,
         reasons=_reasons(clustered),
-        compute=settings.compute,
     )
-    mapped = stable_ids.identity_map(
-        _map_identifiers(extracted), assigned.assignment, settings.compute
-    )
+    mapped = stable_ids.identity_map(compute, _map_identifiers(extracted), assigned.assignment)
     lap("stable_ids")
     _write(
         lake,
