@@ -25,9 +25,12 @@ test: install-all
 
 check: lint typecheck unit
 
+# ruff (style, and drivers only in their adapter: TID251), then the import contracts: layers
+# import one way and each driver stays in its one module (pyproject's [tool.importlinter]).
 lint:
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-from collections.abc import Iterator
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -580,3 +585,120 @@ def test_nul_characters_never_stop_the_worker(tmp_path: Path, store: ServingStor
     (state,) = _rows(store, realtime_state, "id_value")
     assert (state["id_value"], state["last_event_type"]) == ("n1", "Order Completed")
     assert _rows(store, realtime_support, "id_value")[0]["open_ticket_count"] == 1
+
+
+# -- the serving store goes away for a while: the worker waits it out -------------------------
+
+
+def _counting(after: int, action: Callable[[], None]) -> Callable[[BatchResult], None]:
+    """An ``on_commit`` that runs ``action`` once, after the ``after``-th commit."""
+    commits = 0
+
+    def on_commit(_: BatchResult) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == after:
+            action()
+
+    return on_commit
+
+
+def test_sqlite_held_busy_past_its_timeout_is_waited_out(
+    log: EventLog,
+    tmp_path: Path,
+    uninterrupted: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another writer holds SQLite's lock for a second, far past the store's busy timeout:
+    the commit fails as StoreUnavailable, the worker backs off and ends as an uninterrupted
+    run does."""
+    monkeypatch.setattr(worker_module, "RETRY_BASE_S", 0.05)
+    path = tmp_path / "busy.db"
+    store = _store(f"sqlite:///{path}?timeout=0.05")
+    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def hold_the_lock_for_a_second() -> None:
+        other_writer.execute("BEGIN IMMEDIATE")
+        threading.Timer(1.0, other_writer.rollback).start()
+
+    try:
+        stats = run(
+            log,
+            store,
+            stop_when_caught_up=True,
+            batch_size=2,
+            retry=True,
+            on_commit=_counting(2, hold_the_lock_for_a_second),
+        )
+        assert stats.retries >= 1
+        assert _tables(store) == uninterrupted
+    finally:
+        store.dispose()
+        other_writer.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_postgres_restart_mid_stream_is_waited_out(
+    log: EventLog,
+    postgres_url: str,
+    uninterrupted: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The machine's PostgreSQL is stopped after the worker's second commit and started again
+    three seconds later: every store call in between fails as StoreUnavailable, the worker
+    backs off, resumes from the stored offsets, and ends row for row as an uninterrupted run
+    (on SQLite) does."""
+    cluster = _postgres_cluster()
+    monkeypatch.setattr(worker_module, "RETRY_BASE_S", 0.2)
+    store = _store(postgres_url)
+    restarted = threading.Event()
+
+    def stop_then_start_again() -> None:
+        _pg_ctl(cluster, "stop", "-m", "fast")
+        threading.Timer(3.0, lambda: (_pg_ctl(cluster, "start"), restarted.set())).start()
+
+    try:
+        stats = run(
+            log,
+            store,
+            stop_when_caught_up=True,
+            batch_size=2,
+            retry=True,
+            on_commit=_counting(2, stop_then_start_again),
+        )
+        assert restarted.wait(30)
+        assert stats.retries >= 1
+        assert _tables(store) == uninterrupted
+    finally:
+        store.dispose()
+        restarted.wait(30)
+        _pg_ctl(cluster, "start")  # whatever happened above, leave PostgreSQL running
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: service tests must run, not skip)")
+    pytest.skip(reason)
+
+
+def _postgres_cluster() -> tuple[str, str]:
+    """The local cluster serving the tests (``pg_lsclusters``: version and name)."""
+    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
+        unavailable("restarting PostgreSQL needs pg_ctlcluster (Debian's postgresql-common)")
+    listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True)
+    for line in listing.stdout.splitlines():
+        version, name, port, *_ = line.split()
+        if port == "5432":
+            return version, name
+    unavailable(f"no local PostgreSQL cluster on port 5432: {listing.stdout!r}")
+    raise AssertionError("unreachable")
+
+
+def _pg_ctl(cluster: tuple[str, str], action: str, *options: str) -> None:
+    """``pg_ctlcluster`` as the .ci/run script calls it; starting a running cluster is fine."""
+    version, name = cluster
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action, *options]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 and not (action == "start" and "already running" in done.stderr):
+        raise AssertionError(f"{' '.join(command)} failed: {done.stderr.strip()}")

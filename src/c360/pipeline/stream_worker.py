@@ -18,19 +18,22 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    the store (a plain read, outside the write transaction; step 5a validates it);
 4. apply the pure updates to each identifier's events in offset order, in memory
    (:func:`~c360.speed.features.fold`: one copy of the state per identifier and batch), and
-   bind the changed rows into multi-row statements (:func:`~c360.stores.realtime.upserts`);
-5. in **one serving-store transaction**, on the committer thread (:class:`_Committer`: batch
-   ``n`` commits while steps 1-4 of batch ``n + 1`` run on its states; ``n + 1`` is submitted
-   only once ``n`` has committed, and dropped if ``n`` failed):
+   bind the changed rows — a :class:`~c360.stores.MicroBatch` — into multi-row statements
+   (:meth:`~c360.stores.ServingStore.prepare_micro_batch`);
+5. in **one serving-store transaction**
+   (:meth:`~c360.stores.ServingStore.commit_micro_batch`), on the committer thread
+   (:class:`_Committer`: batch ``n`` commits while steps 1-4 of batch ``n + 1`` run on its
+   states; ``n + 1`` is submitted only once ``n`` has committed, and dropped if ``n`` failed):
 
    a. claim the offsets: move each partition's ``stream_offsets`` row from the batch's first
       offset to the offset after its last record, only if the row still holds the first
-      (compare-and-set, :func:`~c360.stores.realtime.claim_offsets`);
+      (compare-and-set; :class:`~c360.stores.OffsetConflict` otherwise);
    b. upsert the changed ``realtime_state`` and ``realtime_support`` rows;
    c. insert the batch's ``realtime_order`` rows (one per order id; an id already stored keeps
       its row);
-   d. insert the dead letters;
-   e. commit;
+   d. upsert the cookies' identity links (the newest link of a cookie wins);
+   e. insert the dead letters;
+   f. commit;
 6. only then put the loaded and new states in the cache and call ``on_commit``.
 
 **Why this is exactly-once.** A state row and the offset that produced it are committed
@@ -57,10 +60,13 @@ conflict and after a transient error. The batch in flight is an overlay above th
 it holds is read from it, and a key it does not hold is not being written, so the store's copy
 is current.
 
-**Transient errors** (the event log's driver errors are classified in the log's module: a
-broker down, a timeout) do not end a polling worker: it waits with exponential backoff and full
-jitter (:data:`RETRY_BASE_S` doubling up to :data:`RETRY_MAX_S`), forgets its positions and
-cache, and resumes from the stored offsets (``run(retry=…)``; a one-shot catch-up raises).
+**Transient errors** do not end a polling worker. The event log and the serving store each
+classify their driver's errors (a broker down, a timeout; PostgreSQL restarting, SQLite busy
+past its timeout: :class:`~c360.stores.StoreUnavailable`); on a
+:class:`~c360.errors.TransientError` the worker waits with exponential backoff and full jitter
+(:data:`RETRY_BASE_S` doubling up to :data:`RETRY_MAX_S`), forgets its positions and cache, and
+resumes from the stored offsets (``run(retry=…)``; a one-shot catch-up raises). Whether the
+batch in flight committed before the store went away does not matter: its offsets say.
 
 **Throughput** (``bench/bench_stream.py``, ``docs/benchmarks.md``): besides the cache, the log
 is read column by column (:class:`~c360.logs.RecordBatch`: no object per record), Segment
