@@ -1,9 +1,20 @@
 """The event-log contract, run against every backend.
 
-Each backend is a :class:`Backend` in the ``backend`` fixture's params: the local log, and Kafka
-(``marks=pytest.mark.kafka``, on librdkafka's mock cluster, see ``tests/kafka_mock.py``). A
-capability a backend cannot offer is declared in its ``gaps`` with the reason (Kafka: injecting a
-torn tail into a broker's files), and the tests that need it skip with that reason.
+Each backend is a :class:`Backend` built by the ``backend`` fixture: the local log, and Kafka
+(marked ``kafka``, on librdkafka's mock cluster, see ``tests/kafka_mock.py``).
+
+Capabilities. Some tests need more of a backend than the contract: the torn-tail test must
+*inject* a torn tail (a crash mid-append) into the backend's files. What a backend cannot offer
+is declared in :data:`NOT_APPLICABLE` with the reason, and a test that needs it (:func:`needs`)
+is not generated for that backend: it is listed, with the reason, in the run's summary
+("declared not applicable"), never skipped, so a CI run has no skips to read as holes.
+
+Kafka's torn-tail gap is not applicable rather than an ``xfail``: the broker owns its segment
+files and recovers them itself, so there is nothing for the test to tear; run anyway, it would
+fail for want of the harness, not because of anything Kafka does. Each backend either offers a
+capability or declares it absent (``test_a_backend_offers_each_capability_or_declares_the_gap``).
+A behaviour a backend gets *wrong* is a different thing: that is declared with
+``xfail(strict=True, raises=…)``, so the run fails when the gap closes.
 """
 
 from __future__ import annotations
@@ -11,9 +22,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +34,7 @@ from c360.logs import EventLog, partition_for
 from c360.logs.kafka import KafkaLog
 from c360.logs.local import LocalLog, encode_record
 from kafka_mock import MockCluster, mock_cluster
+from plugins.services import declare_not_applicable, service_fixture
 
 PARTITIONS = 4  # also the partition count the Kafka mock cluster gives auto-created topics
 TORN_TAIL = "torn_tail"
@@ -32,14 +45,8 @@ class Backend:
     name: str
     open: Callable[[], EventLog]  # a new handle on the same log
     # Simulate a crash mid-append: leave the first bytes of a record, cut by the given function,
-    # at the end of (topic, partition); None if the backend cannot.
+    # at the end of (topic, partition); None if the backend cannot (declared in NOT_APPLICABLE).
     tear_tail: Callable[[str, int, Callable[[bytes], bytes]], None] | None = None
-    # Capabilities of this suite the backend cannot offer: name -> why.
-    gaps: Mapping[str, str] = field(default_factory=dict)
-
-    def require(self, capability: str) -> None:
-        if capability in self.gaps:
-            pytest.skip(f"{self.name} cannot: {self.gaps[capability]}")
 
 
 def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
@@ -55,12 +62,7 @@ def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 def _kafka(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     cluster: MockCluster = request.getfixturevalue("kafka_cluster")
     return Backend(
-        "kafka",
-        lambda: KafkaLog(cluster.bootstrap_servers, PARTITIONS, timeout_ms=10_000),
-        gaps={
-            TORN_TAIL: "the broker owns its segment files (and recovers them itself): "
-            "no torn tail can be injected"
-        },
+        "kafka", lambda: KafkaLog(cluster.bootstrap_servers, PARTITIONS, timeout_ms=10_000)
     )
 
 
@@ -68,16 +70,51 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
     "local": _local,
     "kafka": _kafka,
 }
+# A service-backed backend carries its marker, so a run can leave it out (-m "not kafka").
+MARKS: dict[str, list[pytest.MarkDecorator]] = {"kafka": [pytest.mark.kafka]}
+# Capabilities of this suite a backend does not offer: backend -> capability -> why.
+NOT_APPLICABLE: dict[str, dict[str, str]] = {
+    "kafka": {
+        TORN_TAIL: "the broker owns its segment files and recovers them itself: "
+        "no torn tail can be injected"
+    },
+}
+
+T = TypeVar("T", bound=Callable[..., object])
 
 
-@pytest.fixture(scope="session")
+def needs(capability: str) -> Callable[[T], T]:
+    """Generate the decorated test only for the backends that offer ``capability``."""
+
+    def declare(test: T) -> T:
+        test.needs = capability  # type: ignore[attr-defined]
+        return test
+
+    return declare
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One ``backend`` param per backend that offers what the test :func:`needs`."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    capability = getattr(metafunc.function, "needs", None)
+    params = []
+    for name in BACKENDS:
+        reason = NOT_APPLICABLE.get(name, {}).get(capability or "")
+        if reason is None:
+            params.append(pytest.param(name, marks=MARKS.get(name, []), id=name))
+        else:
+            test = f"{metafunc.definition.nodeid}[{name}]"
+            declare_not_applicable(metafunc.config, test, f"{name} cannot: {reason}")
+    metafunc.parametrize("backend", params, indirect=True)
+
+
+@service_fixture("kafka", scope="session")
 def kafka_cluster() -> Iterator[MockCluster]:
     yield from mock_cluster()
 
 
-# One param per backend; a service-backed one carries its marker, so the default run can stay
-# embedded (-m "not kafka").
-@pytest.fixture(params=[pytest.param("local"), pytest.param("kafka", marks=pytest.mark.kafka)])
+@pytest.fixture
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return BACKENDS[request.param](request, tmp_path)
 
@@ -201,10 +238,10 @@ def test_a_reader_sees_records_appended_after_it_opened(backend: Backend, topic:
         pytest.param(lambda whole: b"\xff" * 64, id="garbage-length"),
     ],
 )
+@needs(TORN_TAIL)
 def test_a_torn_tail_is_dropped_on_open(
     backend: Backend, topic: str, tear: Callable[[bytes], bytes]
 ) -> None:
-    backend.require(TORN_TAIL)
     assert backend.tear_tail is not None
     key = _key_in(1)
     with backend.open() as first:
@@ -220,4 +257,4 @@ def test_a_torn_tail_is_dropped_on_open(
 
 
 def test_a_backend_offers_each_capability_or_declares_the_gap(backend: Backend) -> None:
-    assert (backend.tear_tail is None) == (TORN_TAIL in backend.gaps)
+    assert (backend.tear_tail is None) == (TORN_TAIL in NOT_APPLICABLE.get(backend.name, {}))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import pytest
 from tiny_world import build
 
 from c360.config import Settings
+from plugins.services import service_fixture
 
 
 @pytest.fixture
@@ -20,37 +19,35 @@ def tiny_world(tmp_path: Path) -> Settings:
     return build(tmp_path)
 
 
-def _unavailable(config: pytest.Config, reason: str) -> None:
-    """``unavailable`` of tests/conftest.py: skip on a laptop, fail under CI=true."""
-    root = (Path(__file__).parents[1] / "conftest.py").resolve()
-    for plugin in config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", "") or ".").resolve() == root:
-            plugin.unavailable(reason)
-    raise AssertionError(f"tests/conftest.py is not loaded; cannot report: {reason}")
-
-
-@pytest.fixture(scope="session")
-def spark(request: pytest.FixtureRequest) -> Iterator[Any]:
+@service_fixture("spark", scope="session")
+def spark() -> Iterator[Any]:
     """One local SparkSession for the whole run: the JVM starts once.
 
     Built with the settings the engine itself uses (``session_settings``); engines opened while
-    it runs work in child sessions of it and leave it running.
+    it runs work in child sessions of it and leave it running. PySpark and Java were checked
+    before the first ``spark`` test was set up: a failure to start is an error.
     """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        _unavailable(request.config, "pyspark is not installed: pip install 'c360[spark]'")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        _unavailable(request.config, "Spark needs Java 17+: no java on PATH and no JAVA_HOME")
+    from pyspark.sql import SparkSession
+
     from c360.config import ComputeSettings
     from c360.engines.spark import session_settings
 
     builder = SparkSession.builder
     for key, value in session_settings(ComputeSettings()).items():
         builder = builder.config(key, value)
-    try:
-        session = builder.getOrCreate()
-    except Exception as exc:  # the JVM did not start (JAVA_GATEWAY_EXITED, …)
-        _unavailable(request.config, f"Spark could not start: {exc}")
+    session = builder.getOrCreate()
     yield session
     session.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
+    """A migrated serving store, once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'serving.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened = open_store(url)
+    opened.migrate()
+    yield opened
+    opened.dispose()

@@ -5,8 +5,8 @@ decimals keep precision and scale, timestamps are UTC), rows sorted by the table
 every non-float column when it has none), floats equal within 1e-9, everything else exactly.
 
 Backend gaps are declared with ``xfail(strict=True, raises=…)``: a gap that closes fails the
-run until its mark is removed. Spark tests skip when pyspark or Java is missing, and fail
-instead under ``CI=true`` (the ``spark`` fixture in conftest.py).
+run until its mark is removed. Spark tests are marked ``spark``: they skip when pyspark or Java
+is missing, and fail instead under ``CI=true`` (``tests/plugins/services.py``).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from c360.logs.kafka import KafkaLog, KafkaSettings
 from c360.pipeline.stream_worker import WorkerStats, run
 from c360.stores import ServingStore, open_store
 from kafka_mock import MockCluster, mock_cluster
+from plugins.services import service_fixture
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ PARTITIONS = 6
 GROUP = "speed"
 
 
-@pytest.fixture(scope="module")
+@service_fixture("kafka", scope="module")
 def kafka_cluster() -> Iterator[MockCluster]:
     yield from mock_cluster()
 
@@ -117,6 +118,7 @@ def test_client_properties_reach_librdkafka(
     assert any("metadata" in record.getMessage().lower() for record in caplog.records)
 
 
+@pytest.mark.kafka  # librdkafka itself rejects the property
 def test_an_unknown_client_property_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="No such configuration property") as caught:
         open_log("kafka://127.0.0.1:9092", PARTITIONS, {"no.such.property": "1"}).append(
@@ -190,7 +192,7 @@ def test_members_of_one_group_share_the_partitions(kafka_cluster: MockCluster) -
     assert not any(thread.is_alive() for thread in threads.values())
 
 
-@pytest.fixture
+@service_fixture("kafka")
 def lone_broker() -> Iterator[MockCluster]:
     """A cluster of its own, to take down."""
     yield from mock_cluster(brokers=1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -38,6 +37,7 @@ from c360.pipeline.stream_publish import publish_file
 from c360.pipeline.stream_worker import BatchResult, WorkerStats
 from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import ServingStore, open_store
+from plugins.services import unavailable
 
 PARTITIONS = 2
 TOPICS = ("clickstream", "support")
@@ -676,12 +676,6 @@ def test_a_postgres_restart_mid_stream_is_waited_out(
         _pg_ctl(cluster, "start")  # whatever happened above, leave PostgreSQL running
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: service tests must run, not skip)")
-    pytest.skip(reason)
-
-
 def _postgres_cluster() -> tuple[str, str]:
     """The local cluster serving the tests (``pg_lsclusters``: version and name)."""
     if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
@@ -692,7 +686,6 @@ def _postgres_cluster() -> tuple[str, str]:
         if port == "5432":
             return version, name
     unavailable(f"no local PostgreSQL cluster on port 5432: {listing.stdout!r}")
-    raise AssertionError("unreachable")
 
 
 def _pg_ctl(cluster: tuple[str, str], action: str, *options: str) -> None:

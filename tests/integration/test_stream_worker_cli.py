@@ -82,7 +82,6 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
 
 @pytest.mark.kafka
 def test_an_unreachable_kafka_is_a_transient_error(env: dict[str, str | None]) -> None:
-    pytest.importorskip("confluent_kafka")
     unreachable = "kafka://127.0.0.1:9?timeout_ms=1000"
     result = CliRunner().invoke(
         cli, ["stream", "run", "--once"], env={**env, "C360_LOG_URL": unreachable}
