@@ -38,16 +38,3 @@ def spark() -> Iterator[Any]:
     session = builder.getOrCreate()
     yield session
     session.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
-    """A migrated serving store, once on SQLite and once on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'serving.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    opened = open_store(url)
-    opened.migrate()
-    yield opened
-    opened.dispose()

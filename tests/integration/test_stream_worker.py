@@ -693,5 +693,6 @@ def _pg_ctl(cluster: tuple[str, str], action: str, *options: str) -> None:
     version, name = cluster
     command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action, *options]
     done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 and not (action == "start" and "already running" in done.stderr):
-        raise AssertionError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+    said = f"{done.stdout} {done.stderr}".strip()
+    if done.returncode != 0 and not (action == "start" and "already running" in said):
+        raise AssertionError(f"{' '.join(command)} failed: {said}")
