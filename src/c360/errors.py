@@ -7,6 +7,9 @@ help: fix the input or the configuration). Messages name what to fix.
 
 from __future__ import annotations
 
+import errno
+import traceback
+
 
 class C360Error(Exception):
     """Root of every error c360 raises on purpose."""
@@ -19,7 +22,15 @@ class TerminalError(C360Error):
 
 
 class TransientError(C360Error):
-    """A passing failure (network, lock, busy service): retry with backoff."""
+    """A passing failure (network, lock, busy service): retry with backoff.
+
+    ``retry_after`` is the delay the other side asked for (an HTTP ``Retry-After``), in
+    seconds, when it said; :mod:`c360.retry` waits that long instead of its own backoff.
+    """
+
+    def __init__(self, *args: object, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class ConfigError(TerminalError):
@@ -68,3 +79,45 @@ class GiantClusterError(TerminalError):
 
 class NotFoundError(C360Error):
     """A looked-up entity (person, identifier, partition) does not exist."""
+
+
+# OS error numbers that retrying cannot fix, with what to do about them.
+_TERMINAL_ERRNOS: dict[int, str] = {
+    errno.EACCES: "give this process access, or change {key}",
+    errno.EPERM: "give this process access, or change {key}",
+    errno.EROFS: "point {key} at a writable location",
+    errno.ENOSPC: "free space, or point {key} at a larger volume",
+    errno.EDQUOT: "free space or raise the quota, or point {key} elsewhere",
+    errno.ENOENT: "check {key} (a missing folder or bucket?)",
+    errno.ENOTDIR: "check {key}: a part of the path is a file",
+    errno.EISDIR: "check {key}: a folder stands where a file should",
+    errno.ENAMETOOLONG: "shorten {key}",
+}
+
+
+def classify_os_error(error: OSError, what: str, key: str) -> TerminalError | TransientError:
+    """An ``OSError`` of a file system (local or fsspec) as terminal or transient.
+
+    Terminal: permission denied, a read-only file system, a full disk or quota, a missing
+    folder or bucket, a wrong path; the message names ``key``, the setting to change.
+    Transient: the rest (an I/O error, a timeout, a dropped connection, a busy resource), which
+    a later try may not meet. ``what`` says what was being done, to which path.
+    """
+    reason = error.strerror or str(error) or type(error).__name__
+    hint = _TERMINAL_ERRNOS.get(error.errno or 0)
+    if isinstance(error, PermissionError):  # fsspec's often come without an errno
+        hint = _TERMINAL_ERRNOS[errno.EACCES]
+    elif isinstance(error, FileNotFoundError):
+        hint = _TERMINAL_ERRNOS[errno.ENOENT]
+    elif isinstance(error, ConnectionError | TimeoutError):
+        hint = None
+    if hint is None:
+        return TransientError(f"{what}: {reason}; retry later")
+    return TerminalError(f"{what}: {reason}; {hint.format(key=key)}")
+
+
+def raised_at(error: BaseException) -> str:
+    """Where ``error`` was raised (``file:line``): for a log line about an unclassified error,
+    whose message might quote data and so is not logged."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "an unknown place"

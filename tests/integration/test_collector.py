@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import pytest
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import Settings
-from c360.errors import TransientError
+from c360.errors import TerminalError, TransientError
 from c360.logs import Record, open_log
 
 KEY = "wk_test_1"
@@ -284,14 +285,15 @@ def test_gzip_bodies_are_accepted(server: tuple[Settings, str], client: httpx.Cl
     assert "limit" in response.json()["detail"]
 
 
-def test_a_failing_log_is_a_503_with_retry_after_and_nothing_claimed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def post_to_a_failing_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> tuple[Settings, list[httpx.Response]]:
+    """A message and a batch posted to a collector whose log's appends raise ``failure``."""
     settings = make_settings(tmp_path)
     log = open_log(settings.log.url, settings.log.partitions)
 
     def broken(topic: str, records: object) -> None:
-        raise TransientError(f"disk on fire ({topic})")
+        raise failure
 
     monkeypatch.setattr(log, "append", broken)
     try:
@@ -303,10 +305,46 @@ def test_a_failing_log_is_a_503_with_retry_after_and_nothing_claimed(
             many = http.post("/v1/batch", json={"batch": [{**VALID["page"], "type": "page"}]})
     finally:
         log.close()
-    for response in (one, many):
+    return settings, [one, many]
+
+
+def test_a_failing_log_is_a_503_with_retry_after_and_nothing_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failure = TransientError("disk on fire (clickstream)")
+    settings, responses = post_to_a_failing_log(tmp_path, monkeypatch, failure)
+    for response in responses:
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "5"
         assert response.json()["success"] is False
+    assert read_topic(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "logged"),
+    [
+        (TerminalError("topic clickstream: not authorized (check the Kafka ACLs)"), "ACLs"),
+        (KeyError("anon-1"), "KeyError raised at"),  # unclassified: its message is not logged
+    ],
+    ids=["terminal", "unexpected"],
+)
+def test_a_log_that_cannot_take_events_is_a_500_without_retry_after(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+    logged: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="c360")
+    settings, responses = post_to_a_failing_log(tmp_path, monkeypatch, failure)
+    for response in responses:
+        assert response.status_code == 500, response.text
+        assert "retry-after" not in response.headers
+        assert response.json()["success"] is False
+        assert "retrying will not help" in response.json()["detail"]
+    errors = [r.getMessage() for r in caplog.records if r.name == "c360.api.collector"]
+    assert len(errors) == 2 and all(logged in message for message in errors)  # once a request
+    assert "anon-1" not in caplog.text and KEY not in caplog.text and "Product" not in caplog.text
     assert read_topic(settings) == []
 
 

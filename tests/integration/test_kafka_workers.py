@@ -26,7 +26,13 @@ import orjson
 import pytest
 
 from c360.config import load_config
-from c360.errors import ConfigError, MissingDependencyError, NotFoundError, TransientError
+from c360.errors import (
+    ConfigError,
+    MissingDependencyError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+)
 from c360.logs import TopicPartition, open_configured, open_log, partition_for
 from c360.logs.kafka import KafkaLog, KafkaSettings
 from c360.pipeline.stream_worker import WorkerStats, run
@@ -190,6 +196,68 @@ def test_members_of_one_group_share_the_partitions(kafka_cluster: MockCluster) -
             stop.set()
             threads[name].join(timeout=30)
     assert not any(thread.is_alive() for thread in threads.values())
+
+
+class _Failing:
+    """A librdkafka client whose ``method`` raises ``error``; the rest goes to the real one."""
+
+    def __init__(self, client: Any, method: str, error: BaseException) -> None:
+        self._client, self._method, self._error = client, method, error
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._method:
+
+            def fail(*args: object, **kwargs: object) -> Any:
+                raise self._error
+
+            return fail
+        return getattr(self._client, name)
+
+
+@pytest.mark.kafka
+def test_driver_errors_never_leave_the_log_raw(kafka_cluster: MockCluster) -> None:
+    """Paths without a handler of their own (assign, flush) still classify the driver's errors."""
+    import confluent_kafka
+
+    topic = f"raw-{uuid.uuid4().hex[:8]}"
+    kafka_cluster.create_topic(topic, 2)
+    with KafkaLog(kafka_cluster.bootstrap_servers, 2, timeout_ms=10_000) as log:
+        ((partition, _),) = log.append(topic, [("k", b"v")])
+        reader = log._get_reader()
+        transport = confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT)
+        log._reader = _Failing(reader, "assign", confluent_kafka.KafkaException(transport))
+        with pytest.raises(TransientError, match=f"cannot read {topic}/{partition} at offset 0"):
+            log.read(topic, partition, 0, 10)
+        log._reader = reader
+
+        denied = confluent_kafka.KafkaError(
+            confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, fatal=True
+        )
+        producer = log._get_producer()
+        log._producer = _Failing(producer, "flush", confluent_kafka.KafkaException(denied))
+        with pytest.raises(TerminalError, match=f"topic {topic!r}.*ACLs"):
+            log.append(topic, [("k", b"w")])
+        assert log._producer is None  # a fatal state: the next append makes a new producer
+        log.append(topic, [("k", b"x")])
+        assert [r.value for r in log.read(topic, partition, 0, 10)] == [b"v", b"x"]
+
+
+@pytest.mark.kafka
+def test_a_topic_creation_the_cluster_does_not_answer_is_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Unanswered:
+        def result(self, timeout: float) -> None:
+            raise TimeoutError
+
+    class Admin:
+        def create_topics(self, topics: list[Any], request_timeout: float) -> dict[str, Any]:
+            return {topic.topic: Unanswered() for topic in topics}
+
+    log = KafkaLog("127.0.0.1:9", 2, timeout_ms=100)
+    monkeypatch.setattr(log, "_client", lambda kind, config: Admin())
+    with log, pytest.raises(TransientError, match=r"cannot create topic 'new'.*did not answer"):
+        log._create_with_admin("new", 2)
 
 
 @service_fixture("kafka")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -128,6 +129,27 @@ def test_a_wrong_write_key_stops_the_replay_with_the_reason(
     assert "401" in str(result.exception) and "unknown write key" in str(result.exception)
 
 
+Append = Callable[[str, Sequence[tuple[str, bytes]]], list[tuple[int, int]]]
+
+
+@contextmanager
+def api_with_log(
+    settings: Settings, tmp_path: Path, wrap: Callable[[Append], Append]
+) -> Iterator[tuple[Settings, str]]:
+    """An API on a log of its own whose ``append`` is ``wrap(the real append)``."""
+    target = settings.model_copy(
+        update={"log": settings.log.model_copy(update={"url": f"local://{tmp_path}/log"})}
+    )
+    log = open_log(target.log.url, target.log.partitions)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log, "append", wrap(log.append))
+        try:
+            with serve_in_thread(create_app(target, log=log)) as url:
+                yield target, url
+        finally:
+            log.close()
+
+
 def test_a_log_failure_is_retried_after_retry_after(
     world: tuple[Settings, str],
     env: dict[str, str | None],
@@ -136,26 +158,48 @@ def test_a_log_failure_is_retried_after_retry_after(
 ) -> None:
     settings, _ = world
     monkeypatch.setattr(collector, "RETRY_AFTER_SECONDS", 0)
-    target = settings.model_copy(
-        update={"log": settings.log.model_copy(update={"url": f"local://{tmp_path}/log"})}
-    )
-    log = open_log(target.log.url, target.log.partitions)
-    real_append, failures = log.append, [TransientError("disk busy")]
+    failures = [TransientError("disk busy")]
 
-    def flaky(topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
-        if failures:
-            raise failures.pop()
-        return real_append(topic, records)
+    def flaky(real_append: Append) -> Append:
+        def append(topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+            if failures:
+                raise failures.pop()
+            return real_append(topic, records)
 
-    monkeypatch.setattr(log, "append", flaky)
+        return append
+
     path = Path(settings.sources.clickstream.path)
-    try:
-        with serve_in_thread(create_app(target, log=log)) as url:
-            stats = replay([str(path), "--url", url, "--write-key", KEY], env)
-    finally:
-        log.close()
+    with api_with_log(settings, tmp_path, flaky) as (target, url):
+        stats = replay([str(path), "--url", url, "--write-key", KEY], env)
     assert stats["retries"] == 1
     assert stats["accepted"] == stats["events"] == len(read_topic(target, "clickstream"))
+
+
+def test_a_log_that_refuses_the_events_stops_the_replay_at_once_with_the_reason(
+    world: tuple[Settings, str], env: dict[str, str | None], tmp_path: Path
+) -> None:
+    settings, _ = world
+    calls: list[str] = []
+
+    def refusing(real_append: Append) -> Append:
+        def append(topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+            calls.append(topic)
+            raise TerminalError(f"{topic}: topic authorization failed (check the Kafka ACLs)")
+
+        return append
+
+    started = time.monotonic()
+    with api_with_log(settings, tmp_path, refusing) as (_, url):
+        result = CliRunner().invoke(
+            cli,
+            ["replay", settings.sources.clickstream.path, "--url", url, "--write-key", KEY],
+            env=env,
+        )
+    assert isinstance(result.exception, TerminalError)
+    assert "the collector answered 500" in str(result.exception)
+    assert "retrying will not help" in str(result.exception)
+    assert calls == ["clickstream"]  # one request, not retried
+    assert time.monotonic() - started < 5
 
 
 def test_an_api_without_a_webhook_secret_stops_the_replay_at_once(

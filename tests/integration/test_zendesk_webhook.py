@@ -14,6 +14,7 @@ from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import Settings
 from c360.contracts.zendesk import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from c360.errors import TerminalError, TransientError
 from c360.logs import Record, open_log
 from c360.simulator.writers import zendesk as simulated
 
@@ -235,6 +236,47 @@ def test_without_a_secret_the_webhook_is_503(tmp_path: Path) -> None:
         response = client.post(PATH, content=body, headers=signed(body))
     assert response.status_code == 503
     assert "webhook secret not configured" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "retry_after"),
+    [
+        (TransientError("support/1: broker not available"), 503, "5"),
+        (TerminalError("support: topic authorization failed (check the Kafka ACLs)"), 500, None),
+        (RuntimeError("unclassified"), 500, None),
+    ],
+    ids=["transient", "terminal", "unexpected"],
+)
+def test_a_log_failure_is_a_503_only_when_a_retry_can_help(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    status: int,
+    retry_after: str | None,
+) -> None:
+    settings = make_settings(tmp_path)
+    log = open_log(settings.log.url, settings.log.partitions)
+
+    def failing(topic: str, records: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(log, "append", failing)
+    body = ticket_created()
+    try:
+        with serve_in_thread(create_app(settings, log=log)) as url, httpx.Client(base_url=url) as c:
+            response = c.post(PATH, content=body, headers=signed(body))
+            # not remembered as accepted: the retried delivery is appended, not a duplicate
+            monkeypatch.undo()
+            again = c.post(PATH, content=body, headers=signed(body))
+    finally:
+        log.close()
+    assert response.status_code == status, response.text
+    assert response.headers.get("retry-after") == retry_after
+    assert response.json()["success"] is False
+    if status == 500:
+        assert "retrying will not help" in response.json()["detail"]
+    assert again.json() == {"success": True}
+    assert len(support_records(settings)) == 1
 
 
 def test_the_signature_matches_zendesks_documented_recipe() -> None:

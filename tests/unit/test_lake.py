@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from c360.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from c360.lake import Lake
+from c360.lake.store import classify
 
 DAY = dt.date(2025, 3, 1)
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
@@ -116,3 +120,157 @@ def test_folders_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
     fresh.mkdir()
     lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1])]))
     assert not stale.exists() and fresh.exists()
+
+
+# -- file-system errors, classified once at the lake's boundary ---------------------------------
+
+
+def fail_writes(
+    monkeypatch: pytest.MonkeyPatch, lake: Lake, error: BaseException, *, after: int = 0
+) -> None:
+    """Make writes of data files fail with ``error`` after ``after`` bytes (reads still work)."""
+    real_open = lake.fs.open
+
+    class Failing:
+        def __init__(self, handle: Any) -> None:
+            self.handle, self.written = handle, 0
+
+        def write(self, data: bytes) -> int:
+            if self.written + len(data) > after:
+                raise error
+            self.written += len(data)
+            return int(self.handle.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def opening(path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        handle = real_open(path, mode, **kwargs)
+        return Failing(handle) if "w" in mode and path.endswith(".parquet") else handle
+
+    monkeypatch.setattr(lake.fs, "open", opening)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "message"),
+    [
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), TransientError, ""),
+        (TimeoutError("read timed out"), TransientError, "retry later"),
+        (OSError(errno.EIO, "Input/output error"), TransientError, "retry later"),
+        (PermissionError(errno.EACCES, "Permission denied"), TerminalError, "change lake.url"),
+        (PermissionError("Access Denied"), TerminalError, "change lake.url"),  # s3fs-style
+        (OSError(errno.ENOSPC, "No space left on device"), TerminalError, "lake.url"),
+        (FileNotFoundError("The specified bucket does not exist"), TerminalError, "bucket"),
+    ],
+    ids=["reset", "timeout", "eio", "eacces", "denied", "enospc", "no-bucket"],
+)
+def test_a_failure_mid_write_is_classified_and_keeps_the_previous_partition(
+    lake: Lake,
+    monkeypatch: pytest.MonkeyPatch,
+    error: OSError,
+    kind: type[Exception],
+    message: str,
+) -> None:
+    lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1, 2])]))
+    fail_writes(monkeypatch, lake, error, after=100)
+
+    with pytest.raises(kind) as caught:
+        lake.write_partition("shop", "orders", DAY, [batch([10]), batch([11])], schema=SCHEMA)
+
+    assert caught.value.__cause__ is error
+    assert not isinstance(caught.value, TerminalError if kind is TransientError else TransientError)
+    text = str(caught.value)
+    assert text.startswith("lake: cannot write ") and "raw/shop/orders/dt=2025-03-01" in text
+    assert message in text
+    monkeypatch.undo()
+    assert lake.read_partition("shop", "orders", DAY).column("id").to_pylist() == [1, 2]
+    assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
+
+
+def test_the_callers_own_errors_pass_through_unclassified(lake: Lake) -> None:
+    def source() -> Iterator[pa.RecordBatch]:
+        yield batch([1])
+        raise ConnectionResetError("the orders DB hung up")  # the source's, not the lake's
+
+    with pytest.raises(ConnectionResetError, match="orders DB"):
+        lake.write_partition("shop", "orders", DAY, source(), schema=SCHEMA)
+    assert lake.partitions("shop", "orders") == []
+
+
+def test_a_failed_swap_puts_the_previous_partition_back(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1, 2])]))
+    real_mv = lake.fs.mv
+
+    def mv(source: str, target: str, **kwargs: Any) -> None:
+        if "/_staging/" in source and "retired-" not in source:  # the new version moving in
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+        real_mv(source, target, **kwargs)
+
+    monkeypatch.setattr(lake.fs, "mv", mv)
+    with pytest.raises(TransientError, match=r"lake: cannot commit .*dt=2025-03-01"):
+        lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([7])]))
+    monkeypatch.undo()
+    assert lake.read_partition("shop", "orders", DAY).column("id").to_pylist() == [1, 2]
+    assert lake.partitions("shop", "orders") == [DAY]
+    assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
+
+
+def test_reads_classify_too(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake.write_partition("shop", "orders", DAY, pa.Table.from_batches([batch([1])]))
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(lake.fs, "ls", refused)
+    with pytest.raises(TerminalError, match=r"lake: cannot list .*raw/shop/orders.*lake\.url"):
+        lake.partitions("shop", "orders")
+    monkeypatch.setattr(lake.fs, "open", refused)
+    with pytest.raises(TerminalError, match="lake: cannot read"):
+        lake.read_partition("shop", "orders", DAY)
+    with pytest.raises(TerminalError, match="lake: cannot read"):
+        lake.manifest("shop", "orders", DAY)
+
+
+def test_a_partition_that_is_not_there_is_not_found_and_not_listed(lake: Lake) -> None:
+    assert lake.partitions("shop", "nothing") == []
+    with pytest.raises(NotFoundError, match="raw/shop/orders has no partition dt=2025-03-01"):
+        lake.read_partition("shop", "orders", DAY)
+    with pytest.raises(NotFoundError, match="no partition"):
+        lake.manifest("shop", "orders", DAY)
+    lake.drop_partition("shop", "orders", DAY)  # nothing to drop is fine
+
+
+def test_an_http_client_error_from_an_fsspec_backend_is_classified() -> None:
+    def aiohttp_error(name: str, status: int | None) -> Exception:
+        error_type = type(name, (Exception,), {"__module__": "aiohttp.client_exceptions"})
+        error = error_type("boom")
+        error.status = status  # type: ignore[attr-defined]
+        return error
+
+    dropped = classify(aiohttp_error("ServerDisconnectedError", None), "lake: cannot read x")
+    unavailable = classify(aiohttp_error("ClientResponseError", 503), "lake: cannot read x")
+    forbidden = classify(aiohttp_error("ClientResponseError", 403), "lake: cannot read x")
+    assert isinstance(dropped, TransientError) and isinstance(unavailable, TransientError)
+    assert isinstance(forbidden, TerminalError) and "lake.url" in str(forbidden)
+    assert classify(ValueError("not ours"), "lake: x") is None
+
+
+def test_an_unknown_protocol_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError, match=r"lake\.url") as caught:
+        Lake("nosuchfs://user:hunter2@host/lake")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_state_files_round_trip(lake: Lake) -> None:
+    assert lake.read_state("archive/clicks.json") is None
+    lake.write_state("archive/clicks.json", {"next": {"0": 5}})
+    lake.write_state("archive/clicks.json", {"next": {"0": 9}})
+    assert lake.read_state("archive/clicks.json") == {"next": {"0": 9}}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from c360.errors import ConfigError, DataError, TerminalError
-from c360.logs import open_log, partition_for
+from c360.errors import ConfigError, DataError, TerminalError, TransientError
+from c360.logs import local, open_log, partition_for
 from c360.logs.local import MAX_RECORD_BYTES, LocalLog, encode_record
 
 
@@ -177,3 +180,82 @@ def test_two_writer_processes_and_a_reader(tmp_path: Path) -> None:
     children = [v for v in values if v.startswith(b"child")]
     assert children == [b"child-%d%s" % (i, s) for i in range(50) for s in (b"", b"-b")]
     assert [v for v in values if v.startswith(b"parent")] == [b"parent-%d" % i for i in range(50)]
+
+
+# -- file-system errors leave the log classified ----------------------------------------------
+
+
+def _failing(error: OSError) -> Callable[..., Any]:
+    def fail(*args: object, **kwargs: object) -> Any:
+        raise error
+
+    return fail
+
+
+def test_a_full_disk_on_append_is_terminal_and_leaves_no_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LocalLog(tmp_path, 1) as log:
+        log.append("t", [("k", b"before")])
+        with monkeypatch.context() as patch:
+            patch.setattr(local.os, "write", _failing(OSError(errno.ENOSPC, "No space left")))
+            with pytest.raises(TerminalError) as caught:
+                log.append("t", [("k", b"lost")])
+        message = str(caught.value)
+        assert "0.log (t/0)" in message and "No space left" in message and "log.url" in message
+        log.append("t", [("k", b"after")])
+        assert [r.value for r in log.read("t", 0, 0, 10)] == [b"before", b"after"]
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda log: log.read_batch("t", 0, 0, 10), "read"),
+        (lambda log: log.end_offset("t", 0), "read the end of"),
+        (lambda log: log.append("t", [("k", b"v")]), "append to"),
+    ],
+    ids=["read_batch", "end_offset", "append"],
+)
+def test_an_io_error_is_transient_naming_the_partition(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    call: Callable[[LocalLog], object],
+    what: str,
+) -> None:
+    with LocalLog(tmp_path, 1) as writer:
+        writer.append("t", [("k", b"v")])
+    with LocalLog(tmp_path, 1) as log:
+        log.partitions("t")
+        log._file("t", 0)  # opened (and scanned) before the disk starts failing
+        with open(tmp_path / "t" / "0.log", "ab") as other:  # a write it has not seen yet
+            other.write(encode_record("k", b"w", 0))
+        with monkeypatch.context() as patch:
+            patch.setattr(local.os, "pread", _failing(OSError(errno.EIO, "Input/output error")))
+            with pytest.raises(TransientError, match=f"could not {what} .*0.log \\(t/0\\)"):
+                call(log)
+
+
+def test_a_partition_file_it_may_not_open_is_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LocalLog(tmp_path, 1) as log:
+        log.partitions("t")
+        with monkeypatch.context() as patch:
+            patch.setattr(local.os, "open", _failing(PermissionError(errno.EACCES, "Denied")))
+            with pytest.raises(TerminalError, match=r"could not open t/0 .*log\.url"):
+                log.read_batch("t", 0, 0, 1)
+
+
+def test_a_folder_it_may_not_create_is_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Path, "mkdir", _failing(PermissionError(errno.EACCES, "Denied")))
+    with pytest.raises(TerminalError, match=r"could not create .*log\.url"):
+        LocalLog(tmp_path / "log", 1)
+
+
+def test_a_damaged_topic_file_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "topic.json").write_text("{not json")
+    with LocalLog(tmp_path, 1) as log, pytest.raises(DataError, match="is not a topic file"):
+        log.partitions("t")

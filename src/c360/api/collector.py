@@ -23,9 +23,12 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   at all is a 400 listing the reasons. A batch over a size limit is rejected whole (400).
 - **Durability**: the accepted messages of a request are appended to the ``clickstream`` topic
   with **one** ``append`` call (keyed by anonymousId, else userId), which is durable when it
-  returns; only then is ``{"success": true}`` answered. A log failure is a 503 with
-  ``Retry-After``, never a 200. Delivery is at least once: a retried request may append a
-  message twice (the speed layer drops duplicate ``messageId``s).
+  returns; only then is ``{"success": true}`` answered. A failed append is never a 200; the
+  event log classifies its failures (:class:`IngestLog`): a transient one (a broker down, a
+  busy disk) is a 503 with ``Retry-After``; a terminal one (an ACL or authorization refused,
+  bad log configuration, a full or read-only disk) and any unexpected error are a 500 without
+  ``Retry-After``, whose body says retrying will not help. Delivery is at least once: a retried
+  request may append a message twice (the speed layer drops duplicate ``messageId``s).
 
 Analytics.js's short paths (``/v1/t``, ``/v1/p``, … and ``/v1/b`` for its batching mode, sent as
 ``text/plain``) are aliases. Nothing here logs a body, an identifier or a key.
@@ -52,6 +55,7 @@ from fastapi.responses import JSONResponse
 
 from c360.config import CollectorSettings, LogSettings
 from c360.contracts.segment import MESSAGE_TYPES, InvalidMessage, validate
+from c360.errors import TerminalError, TransientError, raised_at
 from c360.logs import EventLog, open_configured
 
 logger = logging.getLogger(__name__)
@@ -95,7 +99,10 @@ class IngestLog:
     """The event log of one app: opened once at startup (if an ingestion route needs it).
 
     Appends run on the threadpool; both log backends are thread-safe. A failed append becomes a
-    503 with ``Retry-After`` (:class:`Reject`), so no caller ever answers 200 for it.
+    :class:`Reject`, so no caller ever answers 200 for it: a :class:`TransientError` a 503 with
+    ``Retry-After`` (try again soon), a :class:`TerminalError` or anything unexpected a 500
+    without it (retrying will not help until the server is fixed). Each failure is logged once,
+    with the topic and the record count: never a record, an identifier or a key.
     """
 
     def __init__(self, settings: LogSettings, log: EventLog | None = None) -> None:
@@ -119,18 +126,37 @@ class IngestLog:
         log.close()
 
     def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
-        """Append durably, or raise a 503 :class:`Reject`."""
+        """Append durably, or raise a 503 (transient) or 500 (terminal) :class:`Reject`."""
         log = self._log
         if log is None:
             raise Reject(503, "the event log is not open", headers=_retry_after())
+        count = len(records)
         try:
             log.append(topic, records)
-        except Exception as exc:  # any failure: the records may not be durable
-            # the error names the log, topic and partition; never a record
-            logger.error("append of %d records to %s failed: %s", len(records), topic, exc)
+        # c360's errors name the log, topic, partition and the setting to fix; never a record
+        except TransientError as exc:
+            logger.error("append of %d records to %s failed: %s", count, topic, exc)
             raise Reject(
                 503, f"the event log is unavailable ({topic}); retry later", headers=_retry_after()
             ) from exc
+        except TerminalError as exc:
+            logger.error("append of %d records to %s refused: %s", count, topic, exc)
+            raise Reject(500, _CANNOT_STORE.format(topic=topic, why="refused them")) from exc
+        except Exception as exc:  # unclassified: its message might quote a record; not logged
+            logger.error(
+                "append of %d records to %s failed unexpectedly: %s raised at %s",
+                count,
+                topic,
+                type(exc).__name__,
+                raised_at(exc),
+            )
+            raise Reject(500, _CANNOT_STORE.format(topic=topic, why="failed")) from exc
+
+
+_CANNOT_STORE = (
+    "the event log {why} ({topic}): the events were not stored and retrying will not help; "
+    "the server's log has the reason"
+)
 
 
 def _retry_after() -> dict[str, str]:

@@ -16,8 +16,11 @@ e.g. ``2021-03-25T05:09:27Z``) and BODY the raw request body, with no separator.
 - a body that is not JSON: 400; the top level must be an event payload ``{"type":
   "zen:event-type:ticket.*" | "zen:event-type:user.*", "id", "time", "detail": {...}}``
   (others: 400 with the reason);
-- otherwise the **raw body** is appended to ``support`` (durable before the 200; a log failure
-  is a 503 with ``Retry-After``).
+- otherwise the **raw body** is appended to ``support`` (durable before the 200). A failed
+  append is classified as the collector's (:class:`~c360.api.collector.IngestLog`): a
+  transient log failure is a 503 with ``Retry-After`` (Zendesk retries the delivery); a
+  terminal one (ACLs, log configuration, a full disk) or an unexpected error is a 500 without
+  ``Retry-After`` whose body says retrying will not help.
 
 *Key choice:* the brief keys ``support`` by requester email, but ticket events carry only the
 requester's user id (the address arrives once, in ``user.created``). Records are keyed by the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import click
 
@@ -96,20 +95,40 @@ def status(app: AppContext, day: dt.datetime | None, as_json: bool) -> None:
             click.echo(f"  {r['step']:<9} {r['status']:<10}{detail}")
 
 
-@command.command("schedule")
-@click.option("--at", "at", default="02:00", show_default=True, help="Daily run time, HH:MM UTC.")
-@pass_app
-def schedule(app: AppContext, at: str) -> None:
-    """Run yesterday's batch every day at a fixed UTC time, until Ctrl-C (or use cron)."""
-    from c360.pipeline.daily import run_day
+def _daily_time(ctx: click.Context, param: click.Parameter, value: str) -> dt.time:
+    from c360.pipeline.daily import parse_daily_time
 
-    hour, minute = (int(part) for part in at.split(":"))
-    settings = app.config().settings
-    while True:
-        now = dt.datetime.now(dt.UTC)
-        due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if due <= now:
-            due += dt.timedelta(days=1)
+    try:
+        return parse_daily_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@command.command("schedule")
+@click.option(
+    "--at",
+    "at",
+    default="02:00",
+    show_default=True,
+    callback=_daily_time,
+    help="Daily run time, HH:MM UTC.",
+)
+@pass_app
+def schedule(app: AppContext, at: dt.time) -> None:
+    """Run yesterday's batch every day at a fixed UTC time, until Ctrl-C (or use cron).
+
+    A failed day is logged and the schedule goes on with the next; a passing error outside
+    the steps (e.g. the serving store unreachable) is retried with backoff; a configuration
+    error ends it.
+    """
+    from c360.pipeline.daily import run_schedule
+
+    def announce(due: dt.datetime) -> None:
         click.echo(f"next batch at {due.isoformat()}")
-        time.sleep((due - now).total_seconds())
-        _echo_day(run_day(settings, due.date() - dt.timedelta(days=1)), as_json=False)
+
+    run_schedule(
+        app.config().settings,
+        at,
+        on_wait=announce,
+        on_result=lambda result: _echo_day(result, as_json=False),
+    )

@@ -15,7 +15,6 @@ Re-running D starts again from the offsets D started from.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -64,11 +63,8 @@ class _State:
     """Per-topic archive progress: next offsets, and where each run started."""
 
     def __init__(self, lake: Lake, topic: str) -> None:
-        self.lake, self.path = lake, f"{lake.root}/_state/archive/{topic}.json"
-        self.data: dict[str, Any] = {"next": {}, "runs": {}}
-        if lake.fs.exists(self.path):
-            with lake.fs.open(self.path) as handle:
-                self.data = json.load(handle)
+        self.lake, self.name = lake, f"archive/{topic}.json"
+        self.data: dict[str, Any] = lake.read_state(self.name) or {"next": {}, "runs": {}}
 
     def start_for(self, day: dt.date) -> dict[int, int]:
         started = self.data["runs"].get(day.isoformat())
@@ -78,11 +74,7 @@ class _State:
     def commit(self, day: dt.date, start: dict[int, int], end: dict[int, int]) -> None:
         self.data["runs"][day.isoformat()] = {str(p): o for p, o in start.items()}
         self.data["next"] = {str(p): o for p, o in end.items()}
-        staged = f"{self.path}.{time.time_ns()}.tmp"
-        self.lake.fs.makedirs(self.path.rsplit("/", 1)[0], exist_ok=True)
-        with self.lake.fs.open(staged, "w") as handle:
-            json.dump(self.data, handle, indent=2)
-        self.lake.fs.mv(staged, self.path)
+        self.lake.write_state(self.name, self.data)
 
 
 def _records(log: EventLog, topic: str, partition: int, start: int, end: int) -> Iterator[Record]:

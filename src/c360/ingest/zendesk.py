@@ -40,7 +40,7 @@ def ingest_zendesk(settings: ZendeskSourceSettings, lake: Lake, day: dt.date) ->
     end = cutoff(day).replace(tzinfo=dt.UTC)
     by_day: dict[dt.date, list[pa.RecordBatch]] = defaultdict(list)
     rejected: list[zendesk.Rejected] = []
-    with open_bytes(Path(settings.path)) as lines:
+    with open_bytes(Path(settings.path), "sources.zendesk.path") as lines:
         for batch in zendesk.read_events(lines, rejected):
             for event_day, part in _split_by_day(pa.Table.from_batches([batch]), end):
                 by_day[event_day].append(part)

@@ -1,22 +1,43 @@
-"""Partition writes with an atomic commit, and partition listing for readers."""
+"""Partition writes with an atomic commit, and partition listing for readers.
+
+File-system errors are classified here, once, as they leave the lake (whatever fsspec
+implementation raised them): a passing failure (a timeout, a dropped connection, an I/O error)
+is a :class:`~c360.errors.TransientError`; one a retry cannot fix (permission denied, a missing
+bucket or folder, a full disk or quota, a read-only file system) a
+:class:`~c360.errors.TerminalError` naming the path and ``lake.url``. A partition that is not
+there is a :class:`~c360.errors.NotFoundError` when it is read, and absent from
+:meth:`Lake.partitions`. Errors of the data being written (the caller's batches) pass through
+unchanged, as do :class:`SchemaDriftError` and the other c360 errors.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from c360.errors import DataError
+from c360.errors import (
+    C360Error,
+    ConfigError,
+    DataError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+    classify_os_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +48,8 @@ DATA_FILE = "part-0.parquet"
 COMPRESSION = "zstd"
 # A staged folder this old belongs to a writer that died (writes take seconds to minutes).
 STALE_STAGING = dt.timedelta(hours=6)
+STATE = "_state"
+LAKE_URL = "lake.url"
 
 
 class SchemaDriftError(DataError):
@@ -49,13 +72,81 @@ class PartitionManifest:
     added_columns: tuple[str, ...] = ()
 
 
+def classify(error: BaseException, what: str) -> C360Error | None:
+    """The c360 error for a file-system failure, or None when ``error`` is not one.
+
+    ``OSError`` and its kin (``PermissionError``, ``FileNotFoundError``, ``ConnectionError``,
+    ``TimeoutError``, fsspec's ``FSTimeoutError``) follow
+    :func:`~c360.errors.classify_os_error`; an HTTP client error an fsspec implementation lets
+    through (aiohttp's, recognised without importing it) is terminal for a 4xx answer other
+    than 408/429 (credentials, a wrong URL) and transient otherwise (no answer, 5xx).
+    """
+    if isinstance(error, C360Error):
+        return None
+    if isinstance(error, OSError):
+        return classify_os_error(error, what, LAKE_URL)
+    if type(error).__module__.partition(".")[0] == "aiohttp":
+        status = getattr(error, "status", None)
+        reason = f"{type(error).__name__}" + (f" (HTTP {status})" if status else "")
+        if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+            return TerminalError(f"{what}: {reason}; check {LAKE_URL} and its credentials")
+        return TransientError(f"{what}: {reason}; retry later")
+    return None
+
+
+def _without_password(url: str) -> str:
+    """``url`` fit for a message: a ``user:password@`` in it becomes ``user:***@``."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL: say only its scheme
+        return url.split("://", 1)[0] + "://…"
+    return url if password is None else url.replace(f":{password}@", ":***@", 1)
+
+
+class _Batches:
+    """The caller's batches; remembers the error they raised, which is not the lake's."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 class Lake:
     """A lake rooted at a folder path or an fsspec URL."""
 
     def __init__(self, url: str) -> None:
-        self.fs, root = fsspec.core.url_to_fs(url)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ValueError, ImportError) as exc:  # an unknown protocol, a missing fsspec package
+            raise ConfigError(LAKE_URL, f"{_without_password(url)!r}: {exc}") from None
+        except Exception as exc:
+            error = classify(exc, f"lake: cannot open {_without_password(url)!r}")
+            if error is None:
+                raise
+            raise error from exc
         self.root = root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    @contextmanager
+    def _io(self, action: str, path: str, data: _Batches | None = None) -> Iterator[None]:
+        """Classify the file-system errors of the block (see the module docstring)."""
+        try:
+            yield
+        except Exception as exc:
+            if data is not None and exc is data.error:
+                raise
+            where = path if self.is_local else self.fs.unstrip_protocol(path)
+            error = classify(exc, f"lake: cannot {action} {where}")
+            if error is None:
+                raise
+            raise error from exc
 
     # -- paths -----------------------------------------------------------------------------
     def table_path(self, source: str, table: str, zone: str = "raw") -> str:
@@ -96,36 +187,52 @@ class Lake:
         added = self.check_schema(source, table, schema, zone)
         self.sweep_staging()
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
-        self.fs.makedirs(staging, exist_ok=True)
+        final = self.partition_path(source, table, day, zone)
+        with self._io("create", staging):
+            self.fs.makedirs(staging, exist_ok=True)
+        data = _Batches(batches)
         try:
-            manifest = self._write_staged(staging, source, table, day, batches, schema)
+            with self._io("write", final, data):
+                manifest = self._write_staged(staging, source, table, day, data, schema)
             mark = high_water_mark() if callable(high_water_mark) else high_water_mark
             manifest = replace(manifest, high_water_mark=mark, added_columns=added)
-            with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
+            with self._io("write", final), self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
                 json.dump(asdict(manifest), handle, indent=2)
         except BaseException:
-            self.fs.rm(staging, recursive=True)
+            self._discard(staging)
             raise
-        self._commit(staging, self.partition_path(source, table, day, zone))
+        with self._io("commit", final):
+            self._commit(staging, final)
         return manifest
+
+    def _discard(self, staging: str) -> None:
+        """Remove a staged folder after a failed write; the sweep removes it if this fails."""
+        try:
+            self.fs.rm(staging, recursive=True)
+        except Exception as exc:  # the write's own error matters more
+            log.warning("lake: could not remove %s (%s); a later write sweeps it", staging, exc)
 
     def sweep_staging(self, older_than: dt.timedelta = STALE_STAGING) -> int:
         """Remove staged folders a killed writer left behind (older than any live write)."""
         base = f"{self.root}/{STAGING}"
-        if not self.fs.exists(base):
-            return 0
         limit = dt.datetime.now(dt.UTC) - older_than
         removed = 0
-        for path in self.fs.ls(base, detail=False):
-            try:
-                modified = self.fs.modified(path)
-            except (NotImplementedError, FileNotFoundError, OSError):
-                continue  # a filesystem without times: leave it
-            if modified.tzinfo is None:
-                modified = modified.replace(tzinfo=dt.UTC)
-            if modified < limit:
-                self.fs.rm(path, recursive=True)
-                removed += 1
+        with self._io("sweep", base):
+            if not self.fs.exists(base):
+                return 0
+            for path in self.fs.ls(base, detail=False):
+                try:
+                    modified = self.fs.modified(path)
+                except (NotImplementedError, OSError):
+                    continue  # a filesystem without times (or it is gone): leave it
+                if modified.tzinfo is None:
+                    modified = modified.replace(tzinfo=dt.UTC)
+                if modified < limit:
+                    try:
+                        self.fs.rm(path, recursive=True)
+                    except FileNotFoundError:
+                        continue  # another writer swept it
+                    removed += 1
         return removed
 
     def _write_staged(
@@ -191,15 +298,39 @@ class Lake:
         self.drop_partition(source, table, day, zone="quarantine")
 
     def _commit(self, staging: str, final: str) -> None:
-        """Swap the staged folder in; the old version is moved aside first, then deleted."""
+        """Swap the staged folder in; the old version is moved aside first, then deleted.
+
+        If the swap fails, the old version is moved back (and the staged folder removed), so
+        readers keep the previous partition.
+        """
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         retired = None
         if self.fs.exists(final):
             retired = f"{self.root}/{STAGING}/retired-{uuid.uuid4().hex}"
             self.fs.mv(final, retired, recursive=True)
-        self.fs.mv(staging, final, recursive=True)
+        try:
+            self.fs.mv(staging, final, recursive=True)
+        except BaseException:
+            if retired is not None:
+                self._restore(retired, final)
+            self._discard(staging)
+            raise
         if retired:
-            self.fs.rm(retired, recursive=True)
+            self._discard(retired)
+
+    def _restore(self, retired: str, final: str) -> None:
+        try:
+            if self.fs.exists(final):  # half a move on an object store
+                self.fs.rm(final, recursive=True)
+            self.fs.mv(retired, final, recursive=True)
+        except Exception as exc:
+            log.error(
+                "lake: the previous version of %s is at %s and could not be moved back (%s): "
+                "move it back by hand",
+                final,
+                retired,
+                exc,
+            )
 
     def _sha256(self, path: str) -> str:
         digest = hashlib.sha256()
@@ -210,28 +341,78 @@ class Lake:
 
     # -- reads -----------------------------------------------------------------------------
     def partitions(self, source: str, table: str, zone: str = "raw") -> list[dt.date]:
-        """Committed partition dates of a table, oldest first."""
+        """Committed partition dates of a table, oldest first ([] for a table not written)."""
         base = self.table_path(source, table, zone)
-        if not self.fs.exists(base):
-            return []
         days = []
-        for path in self.fs.ls(base, detail=False):
-            name = str(path).rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith("dt=") and self.fs.exists(f"{path}/{MANIFEST}"):
-                days.append(dt.date.fromisoformat(name[3:]))
+        with self._io("list", base):
+            try:
+                listed = self.fs.ls(base, detail=False) if self.fs.exists(base) else []
+            except FileNotFoundError:
+                listed = []
+            for path in listed:
+                name = str(path).rstrip("/").rsplit("/", 1)[-1]
+                if name.startswith("dt=") and self.fs.exists(f"{path}/{MANIFEST}"):
+                    days.append(dt.date.fromisoformat(name[3:]))
         return sorted(days)
 
     def manifest(self, source: str, table: str, day: dt.date, zone: str = "raw") -> dict[str, Any]:
-        with self.fs.open(f"{self.partition_path(source, table, day, zone)}/{MANIFEST}") as f:
-            loaded: dict[str, Any] = json.load(f)
+        """The manifest of a committed partition; :class:`NotFoundError` if there is none."""
+        path = f"{self.partition_path(source, table, day, zone)}/{MANIFEST}"
+        text = self._read_bytes(path)
+        if text is None:
+            missing = f"{zone}/{source}/{table} has no partition dt={day}"
+            raise NotFoundError(f"lake: {missing} ({path})")
+        try:
+            loaded: dict[str, Any] = json.loads(text)
+        except ValueError as exc:
+            raise DataError(f"lake: manifest {path} is not JSON ({exc})") from None
         return loaded
 
     def drop_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> None:
         path = self.partition_path(source, table, day, zone)
-        if self.fs.exists(path):
+        with self._io("remove", path), contextlib.suppress(FileNotFoundError):  # none to drop
             self.fs.rm(path, recursive=True)
 
     def read_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> pa.Table:
+        """The rows of a committed partition; :class:`NotFoundError` if there is none."""
         path = f"{self.partition_path(source, table, day, zone)}/{DATA_FILE}"
-        with self.fs.open(path, "rb") as handle:
-            return pq.read_table(handle)
+        with self._io("read", path):
+            try:
+                with self.fs.open(path, "rb") as handle:
+                    return pq.read_table(handle)
+            except FileNotFoundError:
+                missing = f"{zone}/{source}/{table} has no partition dt={day}"
+                raise NotFoundError(f"lake: {missing} ({path})") from None
+
+    def _read_bytes(self, path: str) -> bytes | None:
+        """The bytes of a file, None if it is not there."""
+        with self._io("read", path):
+            try:
+                with self.fs.open(path, "rb") as handle:
+                    data: bytes = handle.read()
+                    return data
+            except FileNotFoundError:
+                return None
+
+    # -- small state files (the archive's offsets) ---------------------------------------------
+    def read_state(self, name: str) -> dict[str, Any] | None:
+        """The JSON object stored as ``_state/<name>``, None if there is none."""
+        path = f"{self.root}/{STATE}/{name}"
+        text = self._read_bytes(path)
+        if text is None:
+            return None
+        try:
+            loaded: dict[str, Any] = json.loads(text)
+        except ValueError as exc:
+            raise DataError(f"lake: state file {path} is not JSON ({exc})") from None
+        return loaded
+
+    def write_state(self, name: str, data: dict[str, Any]) -> None:
+        """Store ``data`` as ``_state/<name>``: written aside, then renamed into place."""
+        path = f"{self.root}/{STATE}/{name}"
+        staged = f"{path}.{uuid.uuid4().hex}.tmp"
+        with self._io("write", path):
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(staged, "w") as handle:
+                json.dump(data, handle, indent=2)
+            self.fs.mv(staged, path)

@@ -4,7 +4,9 @@ The only module of c360 that imports ``confluent_kafka`` (lazily: without it, op
 raises :class:`~c360.errors.MissingDependencyError`). Driver errors are classified here, once:
 broker and transport failures become :class:`~c360.errors.TransientError`, bad configuration
 :class:`~c360.errors.ConfigError`, refused credentials or ACLs :class:`~c360.errors.TerminalError`;
-messages name the topic, partition and offset.
+messages name the topic, partition and offset. No driver exception leaves an interface method:
+each is classified where it is caught, and a backstop around every interface method classifies
+any a closer handler did not expect.
 
 **Clients.** One :class:`KafkaLog` holds up to three kinds of librdkafka clients, each created on
 first use:
@@ -68,8 +70,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -502,16 +504,30 @@ class KafkaLog(EventLog):
             error = _kafka_error(exc)
             if error is None or error.code() != self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise classify(error, f"cannot create topic {topic!r}") from exc
+        except TimeoutError as exc:  # concurrent.futures' (the builtin since Python 3.11)
+            raise TransientError(
+                f"cannot create topic {topic!r}: the cluster did not answer within "
+                f"{self._timeout_s + 5:g}s ({self._problem or 'no error reported'})"
+            ) from exc
+
+    @contextmanager
+    def _classified(self, what: str) -> Iterator[None]:
+        """The backstop of the interface methods: a driver error no closer handler classified
+        (say, a failed ``close()`` of a group member) leaves as a c360 error too."""
+        try:
+            yield
+        except self._ck.KafkaException as exc:
+            raise classify(_kafka_error(exc), what) from exc
 
     # -- the interface -----------------------------------------------------------------------
     def partitions(self, topic: str) -> int:
-        with self._lock:
+        with self._lock, self._classified(f"cannot read the metadata of topic {topic!r}"):
             self._check_open()
             existing = self._existing_partitions(check_topic(topic))
             return self.default_partitions if existing is None else existing
 
     def append(self, topic: str, records: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
-        with self._lock:
+        with self._lock, self._classified(f"cannot append to topic {topic!r}"):
             self._check_open()
             check_topic(topic)
             if not records:
@@ -535,7 +551,13 @@ class KafkaLog(EventLog):
                     producer, topic, partition, key, value, functools.partial(delivered, index)
                 )
             # Every record gets a report within message.timeout.ms (= timeout_ms).
-            unreported = producer.flush(self._timeout_s + 5)
+            try:
+                unreported = producer.flush(self._timeout_s + 5)
+            except self._ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                if error is not None and error.fatal():
+                    self._discard_producer()
+                raise classify(error, f"cannot deliver the records to topic {topic!r}") from exc
             if unreported:
                 raise TransientError(
                     f"{unreported} of {len(records)} records to topic {topic!r} were not "
@@ -605,7 +627,7 @@ class KafkaLog(EventLog):
     def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
-        with self._lock:
+        with self._lock, self._classified(f"cannot read {topic}/{partition} at offset {offset}"):
             self._check_open()
             if self._partition_count(topic, partition) is None or max_records <= 0:
                 return RecordBatch(topic, partition)
@@ -624,11 +646,18 @@ class KafkaLog(EventLog):
     ) -> RecordBatch:
         """``wanted`` records (known to exist) from ``offset``, or fewer after ``timeout_ms``."""
         reader = self._get_reader()
-        reader.assign([self._ck.TopicPartition(topic, partition, offset)])
+        where = f"cannot read {topic}/{partition} at offset {offset}"
+        try:
+            reader.assign([self._ck.TopicPartition(topic, partition, offset)])
+        except self._ck.KafkaException as exc:
+            raise classify(_kafka_error(exc), where) from exc
         try:
             return self._consume(reader, topic, partition, offset, wanted, high)
         finally:
-            reader.unassign()  # no fetching between reads
+            try:
+                reader.unassign()  # no fetching between reads
+            except self._ck.KafkaException as exc:  # the next assign() replaces it anyway
+                logger.warning("%s: unassign failed: %s", where, exc)
 
     def _consume(
         self,
@@ -703,7 +732,7 @@ class KafkaLog(EventLog):
         return int(low), int(high)
 
     def end_offset(self, topic: str, partition: int) -> int:
-        with self._lock:
+        with self._lock, self._classified(f"cannot read the end offset of {topic}/{partition}"):
             self._check_open()
             if self._partition_count(topic, partition) is None:
                 return 0
@@ -717,7 +746,7 @@ class KafkaLog(EventLog):
         See the module docstring.
         """
         wanted = tuple(sorted({check_topic(topic) for topic in topics}))
-        with self._lock:
+        with self._lock, self._classified(f"consumer group {group!r}"):
             self._check_open()
             if not wanted:
                 return []

@@ -32,10 +32,16 @@ Offsets are implicit: the n-th record of a file has offset n.
   and several writer processes may append. Readers in other processes take no lock: before
   answering past their known end, they scan what was appended since and stop at a record still
   being written. POSIX only (``flock``, ``pread``).
+- **Errors** are classified here, once: every ``OSError`` of the file system leaves as a
+  :class:`~c360.errors.TerminalError` (permission denied, a read-only or full disk, a folder
+  that vanished: the message names the path and ``log.url``) or a
+  :class:`~c360.errors.TransientError` (an I/O error, a busy resource: retry);
+  see :func:`c360.errors.classify_os_error`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -50,7 +56,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from c360.contracts.log import RecordBatch
-from c360.errors import ConfigError, DataError, NotFoundError, TerminalError, TransientError
+from c360.errors import ConfigError, DataError, NotFoundError, TerminalError, classify_os_error
 from c360.logs.base import EventLog, check_topic, partition_for
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,16 @@ INDEX_INTERVAL = 256
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 TOPIC_FILE = "topic.json"
+LOG_URL = "log.url"
+
+
+@contextmanager
+def _classified(what: str) -> Iterator[None]:
+    """The file system's ``OSError`` s of the block as transient or terminal c360 errors."""
+    try:
+        yield
+    except OSError as exc:
+        raise classify_os_error(exc, f"event log: could not {what}", LOG_URL) from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -176,7 +192,8 @@ class _PartitionFile:
                 while view:
                     view = view[os.write(self._fd, view) :]
             except OSError as exc:
-                os.ftruncate(self._fd, self._end)
+                with contextlib.suppress(OSError):  # else the next append cuts the torn tail
+                    os.ftruncate(self._fd, self._end)
                 raise self._error("append to", exc) from exc
             try:
                 os.fsync(self._fd)
@@ -192,10 +209,8 @@ class _PartitionFile:
             return first
 
     def _error(self, action: str, exc: OSError) -> Exception:
-        message = f"could not {action} {self.path} ({self.topic}/{self.partition}): {exc}"
-        if isinstance(exc, PermissionError):
-            return TerminalError(message)
-        return TransientError(message)
+        where = f"{self.path} ({self.topic}/{self.partition})"
+        return classify_os_error(exc, f"event log: could not {action} {where}", LOG_URL)
 
     def end_offset(self) -> int:
         with self._lock:
@@ -271,7 +286,8 @@ class LocalLog(EventLog):
         self._topics: dict[str, int] = {}
         self._files: dict[tuple[str, int], _PartitionFile] = {}
         self._closed = False
-        self.root.mkdir(parents=True, exist_ok=True)
+        with _classified(f"create {self.root}"):
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalLog({str(self.root)!r}, partitions={self.default_partitions})"
@@ -282,7 +298,7 @@ class LocalLog(EventLog):
             raise TerminalError(f"the event log at {self.root} is closed")
 
     def partitions(self, topic: str) -> int:
-        with self._lock:
+        with self._lock, _classified(f"read topic {topic!r} in {self.root}"):
             return self._topic_partitions(topic)
 
     def _topic_partitions(self, topic: str) -> int:
@@ -293,7 +309,13 @@ class LocalLog(EventLog):
         folder = self.root / check_topic(topic)
         meta = folder / TOPIC_FILE
         if meta.exists():
-            count = int(json.loads(meta.read_text(encoding="utf-8"))["partitions"])
+            try:
+                count = int(json.loads(meta.read_text(encoding="utf-8"))["partitions"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataError(
+                    f"event log: {meta} is not a topic file ({type(exc).__name__}: {exc}); "
+                    'restore it as {"partitions": N}'
+                ) from None
             if count != self.default_partitions:
                 raise ConfigError(
                     "log.partitions",
@@ -312,7 +334,7 @@ class LocalLog(EventLog):
         return count
 
     def _file(self, topic: str, partition: int) -> _PartitionFile:
-        with self._lock:
+        with self._lock, _classified(f"open {topic}/{partition} in {self.root}"):
             count = self._topic_partitions(topic)
             if not 0 <= partition < count:
                 raise NotFoundError(
@@ -336,7 +358,9 @@ class LocalLog(EventLog):
             by_partition.setdefault(partition_for(key, count), []).append(i)
         positions: list[tuple[int, int]] = [(0, 0)] * len(records)
         for partition, indices in sorted(by_partition.items()):
-            first = self._file(topic, partition).append([encoded[i] for i in indices])
+            file = self._file(topic, partition)
+            with _classified(f"append to {file.path} ({topic}/{partition})"):
+                first = file.append([encoded[i] for i in indices])
             for n, i in enumerate(indices):
                 positions[i] = (partition, first + n)
         return positions
@@ -344,10 +368,14 @@ class LocalLog(EventLog):
     def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
-        return self._file(topic, partition).read_batch(offset, max_records)
+        file = self._file(topic, partition)
+        with _classified(f"read {file.path} ({topic}/{partition}) at offset {offset}"):
+            return file.read_batch(offset, max_records)
 
     def end_offset(self, topic: str, partition: int) -> int:
-        return self._file(topic, partition).end_offset()
+        file = self._file(topic, partition)
+        with _classified(f"read the end of {file.path} ({topic}/{partition})"):
+            return file.end_offset()
 
     def close(self) -> None:
         with self._lock:

@@ -4,18 +4,23 @@
 succeeded before is skipped unless ``force``; a failed step stops the run (later steps do not
 run, so a failed quality check keeps yesterday's profile serving) and the next run resumes
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
+``run_schedule`` runs yesterday's batch every day at a fixed UTC time and outlives failures:
+see its docstring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from c360 import retry
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
-from c360.errors import C360Error
+from c360.errors import C360Error, ConfigError, TransientError, raised_at
 from c360.lake import Lake
 from c360.pipeline.steps import STEPS
 from c360.stores import ServingStore, StepRecord, open_store
@@ -175,3 +180,108 @@ def run_batch(settings: Settings, day: dt.date, *, force: bool = True) -> BatchR
         seconds=time.perf_counter() - started,
         day=result,
     )
+
+
+_DAILY_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def parse_daily_time(text: str) -> dt.time:
+    """``HH:MM`` (00:00 to 23:59) as a time of day; a ValueError that says what is accepted."""
+    match = _DAILY_TIME.fullmatch(text.strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{text!r} is not a time of day: give HH:MM, from 00:00 to 23:59 (UTC)")
+    return dt.time(int(match[1]), int(match[2]))
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_schedule(
+    settings: Settings,
+    at: dt.time,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_wait: Callable[[dt.datetime], None] | None = None,
+    on_result: Callable[[DayResult], None] | None = None,
+    clock: Callable[[], dt.datetime] = _utc_now,
+    sleep: Callable[[float, Callable[[], bool] | None], bool] = retry.sleep,
+    backoff: retry.Backoff | None = None,
+    run: Callable[[Settings, dt.date], DayResult] = run_day,
+) -> None:
+    """Run yesterday's batch every day at ``at`` (UTC) until ``should_stop()`` says so.
+
+    The batch of date D is due at ``at`` on D + 1; the first is the next one due. A date whose
+    run ends after the next is due is followed at once by the next date, so none is skipped.
+
+    - A failed day (a step failed: the run log records which and why) is logged with its reason
+      and the schedule goes on with the next date (``c360 batch run --date D`` resumes it).
+    - A :class:`~c360.errors.TransientError` raised outside the steps (the serving store
+      unreachable while the run log is opened, ...) is retried with ``backoff``
+      (:class:`c360.retry.Backoff`) until the day runs.
+    - A :class:`~c360.errors.ConfigError` ends the schedule: nothing will fix itself.
+    - Any other error is logged and the schedule goes on with the next date.
+
+    ``on_wait(due)`` is called before each wait, ``on_result`` after each day that ran; ``clock``,
+    ``sleep`` (``(seconds, should_stop) -> stopped``) and ``run`` are there for tests.
+    """
+    backoff = backoff or retry.Backoff()
+    now = clock()
+    first_due = dt.datetime.combine(now.date(), at, tzinfo=dt.UTC)
+    day = now.date() - dt.timedelta(days=1 if first_due > now else 0)
+    while should_stop is None or not should_stop():
+        due = dt.datetime.combine(day + dt.timedelta(days=1), at, tzinfo=dt.UTC)
+        if on_wait is not None:
+            on_wait(due)
+        if sleep(max(0.0, (due - clock()).total_seconds()), should_stop):
+            return
+        while True:
+            try:
+                result = run(settings, day)
+            except ConfigError:
+                raise
+            except TransientError as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "batch %s: %s; retrying in %.1fs (failure %d in a row)",
+                    day,
+                    exc,
+                    delay,
+                    backoff.failures,
+                )
+                if sleep(delay, should_stop):
+                    return
+                continue
+            except C360Error as exc:
+                log.error("batch %s failed: %s; going on with %s", day, exc, _next(day))
+            except Exception as exc:  # unclassified: its message might quote data, not logged
+                log.error(
+                    "batch %s failed: %s raised at %s; going on with %s",
+                    day,
+                    type(exc).__name__,
+                    raised_at(exc),
+                    _next(day),
+                )
+            else:
+                _report(result, on_result)
+            break
+        backoff.reset()
+        day = _next(day)
+
+
+def _next(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=1)
+
+
+def _report(result: DayResult, on_result: Callable[[DayResult], None] | None) -> None:
+    if on_result is not None:
+        on_result(result)
+    failed = [step for step in result.steps if step.status == "failed"]
+    if failed:
+        log.error(
+            "batch %s failed at step %s: %s; going on with %s",
+            result.batch_date,
+            failed[0].step,
+            failed[0].detail,
+            _next(result.batch_date),
+        )

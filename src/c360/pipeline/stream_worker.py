@@ -60,13 +60,13 @@ conflict and after a transient error. The batch in flight is an overlay above th
 it holds is read from it, and a key it does not hold is not being written, so the store's copy
 is current.
 
-**Transient errors** do not end a polling worker. The event log and the serving store each
-classify their driver's errors (a broker down, a timeout; PostgreSQL restarting, SQLite busy
-past its timeout: :class:`~c360.stores.StoreUnavailable`); on a
-:class:`~c360.errors.TransientError` the worker waits with exponential backoff and full jitter
-(:data:`RETRY_BASE_S` doubling up to :data:`RETRY_MAX_S`), forgets its positions and cache, and
-resumes from the stored offsets (``run(retry=…)``; a one-shot catch-up raises). Whether the
-batch in flight committed before the store went away does not matter: its offsets say.
+**Transient errors** do not end a polling worker. The event log and the serving store each classify
+their driver's errors (a broker down, a timeout; PostgreSQL restarting, SQLite busy past its
+timeout: :class:`~c360.stores.StoreUnavailable`); on a :class:`~c360.errors.TransientError` the
+worker waits with exponential backoff and full jitter (:class:`c360.retry.Backoff`:
+:data:`RETRY_BASE_S` doubling up to :data:`RETRY_MAX_S`), forgets its positions and cache, and
+resumes from the stored offsets (``run(retry=…)``; a one-shot catch-up raises). Whether the batch
+in flight committed before the store went away does not matter: its offsets say.
 
 **Throughput** (``bench/bench_stream.py``, ``docs/benchmarks.md``): besides the cache, the log
 is read column by column (:class:`~c360.logs.RecordBatch`: no object per record), Segment
@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import random
 import threading
 import time
 from collections import defaultdict
@@ -102,6 +101,8 @@ from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_sup
 from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition
+from c360.retry import Backoff
+from c360.retry import sleep as interruptible_sleep
 from c360.speed.cache import StateCache
 from c360.speed.events import ClickEvent, fast_click, slow_click
 from c360.speed.features import (
@@ -242,7 +243,7 @@ def _loop(
     should_stop: Callable[[], bool] | None,
     retry: bool,
 ) -> None:
-    failures = 0
+    backoff = Backoff(RETRY_BASE_S, RETRY_MAX_S)
     next_collection = time.monotonic() + COLLECT_EVERY_S
     while True:
         if time.monotonic() >= next_collection:
@@ -253,15 +254,16 @@ def _loop(
         except TransientError as exc:
             if not retry:
                 raise
-            failures += 1
             worker.stats.retries += 1
-            delay = random.uniform(0, min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (failures - 1)))
-            logger.warning("%s; retrying in %.1fs (failure %d in a row)", exc, delay, failures)
+            delay = backoff.next_delay()
+            logger.warning(
+                "%s; retrying in %.1fs (failure %d in a row)", exc, delay, backoff.failures
+            )
             worker.start_over()
-            if _sleep(delay, should_stop):
+            if interruptible_sleep(delay, should_stop):
                 return
             continue
-        failures = 0
+        backoff.reset()
         if done:
             return
         if done is None:  # idle
@@ -270,16 +272,6 @@ def _loop(
 
 RETRY_BASE_S = 0.5  # the first retry waits up to this, doubling with each failure in a row
 RETRY_MAX_S = 30.0
-
-
-def _sleep(seconds: float, should_stop: Callable[[], bool] | None) -> bool:
-    """Sleep, waking every 0.1 s to check ``should_stop``; True if it asked to stop."""
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        if should_stop is not None and should_stop():
-            return True
-        time.sleep(min(remaining, 0.1))
-    return False
 
 
 class _Worker:

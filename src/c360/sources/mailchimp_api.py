@@ -10,7 +10,8 @@ The client reads three collections with ``count``/``offset`` paging:
 Auth is HTTP Basic with the API key as password; the data centre is the key's suffix
 (``…-us6`` → ``https://us6.api.mailchimp.com/3.0``) unless ``sources.mailchimp.base_url``
 replaces the host. Errors are classified here, once: 429, 408, 5xx and transport errors are
-retried with exponential backoff and full jitter (``Retry-After`` wins when sent), then raise
+retried by :func:`c360.retry.call_with_retries` (exponential backoff with full jitter;
+``Retry-After`` wins when sent), at most :attr:`RetryPolicy.max_attempts` tries, then raise
 :class:`~c360.errors.TransientError`; 401/403 raise :class:`MailchimpAuthError`; other 4xx raise
 :class:`~c360.errors.TerminalError`; a body that is not a JSON object is retried once, then
 raises :class:`~c360.errors.DataError`. Messages and logs carry the URL path, the offset and the
@@ -32,7 +33,6 @@ own fields (:data:`MAILCHIMP_MEMBERS_API_SCHEMA`); email activity in exactly
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import random
 import re
@@ -51,6 +51,7 @@ import pyarrow as pa
 from c360.config import MailchimpSourceSettings
 from c360.contracts.lake import MAILCHIMP_ACTIVITY_SCHEMA, MAILCHIMP_MEMBERS_API_SCHEMA
 from c360.errors import ConfigError, DataError, TerminalError, TransientError
+from c360.retry import call_with_retries, full_jitter, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,14 @@ class MailchimpAuthError(TerminalError):
     """Mailchimp refused the API key (HTTP 401/403): retrying cannot help."""
 
 
+class _Failed(TransientError):
+    """One failed request worth retrying; its message is the failure (``HTTP 503``, …)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries: full-jitter exponential backoff, ``Retry-After`` honoured up to a cap."""
+    """Bounded retries (:func:`c360.retry.call_with_retries`): full-jitter exponential backoff,
+    ``Retry-After`` honoured up to a cap."""
 
     max_attempts: int = 5
     backoff_base: float = 0.5
@@ -78,7 +84,7 @@ class RetryPolicy:
     retry_after_cap: float = 300.0
 
     def backoff(self, failures: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1)))
+        return full_jitter(failures, self.backoff_base, self.backoff_cap, rng)
 
 
 def parse_api_key(settings: MailchimpSourceSettings) -> tuple[str, str]:
@@ -232,57 +238,61 @@ class MailchimpClient:
     # -- one request, classified -------------------------------------------------------------
 
     def _get(self, path: str, params: Params) -> Json:
-        failures = malformed = 0
-        while True:
-            retry_after: float | None = None
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TransportError as exc:
-                last = type(exc).__name__
-            except httpx.DecodingError:
-                malformed = self._malformed(path, params, malformed)
-                continue
-            else:
-                if response.status_code < 300:
-                    body = _json_object(response.content)
-                    if body is not None:
-                        return body
-                    malformed = self._malformed(path, params, malformed)
-                    continue
-                self._raise_unless_retryable(response, path)
-                last = f"HTTP {response.status_code}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            failures += 1
-            if failures >= self._retry.max_attempts:
-                raise TransientError(
-                    f"Mailchimp GET {self._where(path, params.get('offset'))} still failing after "
-                    f"{failures} attempts (last: {last}); retry later"
-                )
-            self._wait(path, last, failures, retry_after)
+        """One page as a JSON object; a malformed body is read once more, then a DataError."""
+        body = self._fetch(path, params)
+        if body is None:
+            where = self._where(path, params.get("offset"))
+            log.warning("Mailchimp GET %s: malformed JSON; reading it once more", where)
+            time.sleep(self._retry.backoff(1, self._rng))
+            body = self._fetch(path, params)
+            if body is None:
+                raise DataError(f"Mailchimp returned malformed JSON twice for GET {where}")
+        return body
 
-    def _malformed(self, path: str, params: Params, seen: int) -> int:
-        where = self._where(path, params.get("offset"))
-        if seen >= 1:
-            raise DataError(f"Mailchimp returned malformed JSON twice for GET {where}")
-        log.warning("Mailchimp GET %s: malformed JSON; reading it once more", where)
-        time.sleep(self._retry.backoff(1, self._rng))
-        return seen + 1
+    def _fetch(self, path: str, params: Params) -> Json | None:
+        """The body (None if it is not a JSON object), transient failures retried."""
+        policy = self._retry
 
-    def _wait(self, path: str, last: str, failures: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, self._retry.retry_after_cap)
-        else:
-            delay = self._retry.backoff(failures, self._rng)
-        log.warning(
-            "Mailchimp GET %s%s: %s; attempt %d of %d in %.2fs",
-            self._prefix,
-            path,
-            last,
-            failures + 1,
-            self._retry.max_attempts,
-            delay,
-        )
-        time.sleep(delay)
+        def on_retry(error: BaseException, failures: int, delay: float) -> None:
+            log.warning(
+                "Mailchimp GET %s%s: %s; attempt %d of %d in %.2fs",
+                self._prefix,
+                path,
+                error,
+                failures + 1,
+                policy.max_attempts,
+                delay,
+            )
+
+        try:
+            return call_with_retries(
+                lambda: self._attempt(path, params),
+                attempts=policy.max_attempts,
+                base=policy.backoff_base,
+                cap=policy.backoff_cap,
+                retry_after_cap=policy.retry_after_cap,
+                on_retry=on_retry,
+                rng=self._rng,
+            )
+        except _Failed as last:
+            raise TransientError(
+                f"Mailchimp GET {self._where(path, params.get('offset'))} still failing after "
+                f"{policy.max_attempts} attempts (last: {last}); retry later"
+            ) from None
+
+    def _attempt(self, path: str, params: Params) -> Json | None:
+        """One request, classified: a body, or :class:`_Failed` (retry), or a terminal error."""
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise _Failed(type(exc).__name__) from None
+        except httpx.DecodingError:
+            return None
+        if response.status_code < 300:
+            return _json_object(response.content)
+        self._raise_unless_retryable(response, path)
+        delay = parse_retry_after(response.headers.get("Retry-After"))
+        raise _Failed(f"HTTP {response.status_code}", retry_after=delay)
 
     def _raise_unless_retryable(self, response: httpx.Response, path: str) -> None:
         status = response.status_code
@@ -325,22 +335,6 @@ def _problem_title(content: bytes) -> str:
     body = _json_object(content) or {}
     title = body.get("title")
     return title[:80] if isinstance(title, str) and title else "no details"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _items(page: Json, key: str, where: str) -> list[Json]:
