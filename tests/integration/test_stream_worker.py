@@ -590,17 +590,19 @@ def test_nul_characters_never_stop_the_worker(tmp_path: Path, store: ServingStor
 # -- the serving store goes away for a while: the worker waits it out -------------------------
 
 
-def _counting(after: int, action: Callable[[], None]) -> Callable[[BatchResult], None]:
-    """An ``on_commit`` that runs ``action`` once, after the ``after``-th commit."""
+def _through_an_outage(log: EventLog, store: ServingStore, outage: Callable[[], None]) -> int:
+    """The worker, retrying, with ``outage`` started right after its second commit; how many
+    transient errors it waited out."""
     commits = 0
 
     def on_commit(_: BatchResult) -> None:
         nonlocal commits
         commits += 1
-        if commits == after:
-            action()
+        if commits == 2:
+            outage()
 
-    return on_commit
+    stats = run(log, store, stop_when_caught_up=True, batch_size=2, retry=True, on_commit=on_commit)
+    return stats.retries
 
 
 def test_sqlite_held_busy_past_its_timeout_is_waited_out(
@@ -622,15 +624,7 @@ def test_sqlite_held_busy_past_its_timeout_is_waited_out(
         threading.Timer(1.0, other_writer.rollback).start()
 
     try:
-        stats = run(
-            log,
-            store,
-            stop_when_caught_up=True,
-            batch_size=2,
-            retry=True,
-            on_commit=_counting(2, hold_the_lock_for_a_second),
-        )
-        assert stats.retries >= 1
+        assert _through_an_outage(log, store, hold_the_lock_for_a_second) >= 1
         assert _tables(store) == uninterrupted
     finally:
         store.dispose()
@@ -659,16 +653,8 @@ def test_a_postgres_restart_mid_stream_is_waited_out(
         threading.Timer(3.0, lambda: (_pg_ctl(cluster, "start"), restarted.set())).start()
 
     try:
-        stats = run(
-            log,
-            store,
-            stop_when_caught_up=True,
-            batch_size=2,
-            retry=True,
-            on_commit=_counting(2, stop_then_start_again),
-        )
+        assert _through_an_outage(log, store, stop_then_start_again) >= 1
         assert restarted.wait(30)
-        assert stats.retries >= 1
         assert _tables(store) == uninterrupted
     finally:
         store.dispose()

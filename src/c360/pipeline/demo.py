@@ -107,9 +107,8 @@ def prepare(settings: Settings, summary: DemoSummary) -> BatchResult:
     summary.batch_date = last_day.isoformat()
     store = open_store(settings.serving.url)
     try:
-        summary.profiles_published = int(
-            store.query("SELECT count(*) AS n FROM batch_profile")[0]["n"]
-        )
+        published = store.latest_publish()
+        summary.profiles_published = int(published["persons"]) if published else 0
     finally:
         store.dispose()
     return result
