@@ -1,23 +1,25 @@
-"""The Profile API: unified profiles by person id or by any identifier."""
+"""The Profile API: the app, assembled from one router per concern.
+
+``profiles.py`` (reads), ``health.py``, ``collector.py`` (Segment-compatible ingestion),
+``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI
 
 from c360 import __version__
+from c360.api import errors
 from c360.api.collector import Collector, IngestLog, collector_router
-from c360.api.schema import Profile
+from c360.api.health import health_router
+from c360.api.profiles import profiles_router
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
-from c360.identity.normalise import normalise
 from c360.logs import EventLog
 from c360.stores import ServingStore, open_store
-
-IdType = Literal["customer_id", "email", "anonymous_id", "zendesk_user_id", "mailchimp_id", "phone"]
 
 
 def create_app(
@@ -48,36 +50,10 @@ def create_app(
                 serving.dispose()
 
     app = FastAPI(title="c360 Profile API", version=__version__, lifespan=lifespan)
+    errors.install(app)
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        published = serving.latest_publish()
-        batch = (
-            None
-            if published is None
-            else {key: published[key] for key in ("batch_date", "published_at")}
-        )
-        return {"status": "ok", "batch": batch}
-
-    @app.get("/v1/profiles/{person_id}", response_model=Profile)
-    def profile(person_id: str, response: Response) -> dict[str, Any]:
-        """A person's profile. A retired id (merged into another person) answers with the
-        survivor's profile, ``redirected_from`` set and ``Content-Location`` naming the
-        survivor's URL, so a client can update the id it stores."""
-        found = serving.profile(person_id)
-        if found is None:
-            raise HTTPException(404, f"no person {person_id!r}")
-        if found["redirected_from"] is not None:
-            response.headers["Content-Location"] = f"/v1/profiles/{found['person_id']}"
-        return found
-
-    @app.get("/v1/profiles/by/{id_type}/{id_value}", response_model=Profile)
-    def profile_by_identifier(id_type: IdType, id_value: str, response: Response) -> dict[str, Any]:
-        person_id = serving.find_person(id_type, normalise(id_type, id_value))
-        if person_id is None:
-            raise HTTPException(404, f"no person with that {id_type}")
-        return profile(person_id, response)
-
+    app.include_router(health_router(serving))
+    app.include_router(profiles_router(serving))
     return app

@@ -184,4 +184,20 @@ batch_run = Table(
     Column("detail", Text),
 )
 
+# API keys of the Profile API (c360 keys create|list|revoke). The key itself is shown once, at
+# creation: ``c360_<key_id>_<secret>``; only the SHA-256 of the secret is kept. ``scopes`` is
+# space-separated (profiles:read, profiles:search, admin); ``rate_limit_per_s`` overrides the
+# configured default for this key (null: the default).
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(100)),
+    Column("scopes", Text, nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("rate_limit_per_s", Float),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+)
+
 BATCH_PROFILE = "batch_profile"

@@ -1,0 +1,95 @@
+"""Error answers of the Profile API: one shape, a machine-readable code, documented per route.
+
+Every error the API answers (outside the Segment-compatible collector, which keeps Segment's own
+shape) is ``{"error": {"code": "...", "message": "..."}}``: ``code`` is stable and meant for
+programs (``not_found``, ``unauthorized``, ``invalid_request``, …), ``message`` is for people and
+never carries a secret or personal data beyond what the caller sent. Routes list the statuses
+they can answer with :func:`responses`, so the OpenAPI document tells every one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from c360.api.json import JSON
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: what went wrong.")
+    message: str = Field(description="For people: what went wrong and what to do.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An answer other than 2xx: the HTTP status, a code, a message, and headers."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def response(self) -> JSON:
+        return JSON(
+            error_body(self.code, self.message), status_code=self.status, headers=self.headers
+        )
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+# What each status means when a route documents it.
+_DESCRIPTIONS = {
+    400: "The request is malformed.",
+    401: "No API key, or an unknown or revoked one (`Authorization: Bearer <key>`).",
+    403: "The API key lacks the scope this route needs.",
+    404: "Nothing matches.",
+    422: "A parameter is not valid.",
+    429: "Too many requests for this API key; retry after `Retry-After` seconds.",
+    503: "The serving store cannot answer now; retry later.",
+}
+
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request"}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route's error statuses, all in the :class:`ErrorBody`
+    shape."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error in the one shape."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSON:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSON:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        return JSON(error_body("invalid_request", message), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSON:
+        code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSON(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

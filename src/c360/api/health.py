@@ -1,0 +1,26 @@
+"""Health: is the process up, is the serving store answering, which batch is serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from c360.stores import ServingStore
+
+
+def health_router(serving: ServingStore) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        """The serving batch (its date and publish time; null before the first publish)."""
+        published = serving.latest_publish()
+        batch = (
+            None
+            if published is None
+            else {key: published[key] for key in ("batch_date", "published_at")}
+        )
+        return {"status": "ok", "batch": batch}
+
+    return router
