@@ -184,6 +184,7 @@ def test_profile_view_joins_batch_and_stitched_realtime(store: ServingStore) -> 
 # -- the Lambda merge: batch values plus the speed layer's orders after the cutoff ---------
 
 D = dt.date(2025, 6, 10)
+CUTOFF_D = dt.datetime(2025, 6, 11)
 
 
 def publish(store: ServingStore, day: dt.date, spend: float, orders: int, last: dt.date) -> None:
@@ -654,3 +655,103 @@ def _release_held_locks() -> Iterator[None]:
     yield
     while _held:
         _held.pop().close()
+
+
+# -- one merged profile: the view and the API read the same rules ------------------------------
+
+MERGED_BATCH = {
+    "total_lifetime_spend": pa.array([0.0], pa.float64()),
+    "number_of_orders": pa.array([0], pa.int64()),
+    "avg_order_value": pa.array([None], pa.float64()),
+    "refund_rate": pa.array([None], pa.float64()),
+    "orders_30d": pa.array([0], pa.int64()),
+    "spend_365d": pa.array([0.0], pa.float64()),
+    "first_purchase_date": pa.array([None], pa.date32()),
+    "last_purchase_date": pa.array([None], pa.date32()),
+    "days_since_last_purchase": pa.array([None], pa.int64()),
+    "last_visit_at": pa.array([T(2025, 6, 9, 12, 0)], pa.timestamp("us")),
+    "open_support_tickets": pa.array([0], pa.int64()),
+    "support_ticket_count": pa.array([0], pa.int64()),
+    "rfm_recency": pa.array([2], pa.int64()),
+}
+
+
+def _comparable(value: object) -> object:
+    """One form for both stores and both readers: dates and times as ISO text to the second,
+    floats to 6 places, booleans as they are."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ", "seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+        return value[:19].replace("T", " ")
+    return value
+
+
+def test_the_unified_profile_is_one_definition_in_the_view_and_the_api(
+    store: ServingStore,
+) -> None:
+    """A person the batch knows as a non-buyer with no open ticket, who since the cutoff
+    ordered once, browsed and has four open tickets: every merged field is consistent, and
+    the ``profile`` view answers what the API answers."""
+    store.publish_batch(
+        D,
+        {
+            "person": pa.table({"person_id": ["p_1"], "email": ["a@x.com"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["customer_id", "anonymous_id", "zendesk_user_id"],
+                    "id_value": ["42", "cookie-1", "z-7"],
+                    "person_id": ["p_1", "p_1", "p_1"],
+                }
+            ),
+            "batch_profile": pa.table({"person_id": ["p_1"], **MERGED_BATCH}),
+        },
+    )
+    ordered, browsed = T(2025, 6, 11, 10, 0), T(2025, 6, 11, 10, 5)
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_order.insert(),
+            [{"order_id": "o-1", "id_type": "anonymous_id", "id_value": "cookie-1",
+              "user_id": "42", "order_at": ordered, "revenue": 205.98}],
+        )  # fmt: skip
+        conn.execute(
+            serving.realtime_state.insert(),
+            [{"id_type": "anonymous_id", "id_value": "cookie-1", "user_id": "42",
+              "session_start": ordered, "current_session_page_views": 3,
+              "last_event_at": browsed, "last_event_type": "page", "events_total": 5,
+              "cart_items": 1, "cart_value": 9.5}],
+        )  # fmt: skip
+        conn.execute(
+            serving.realtime_support.insert(),
+            [{"id_type": "zendesk_user_id", "id_value": "z-7", "open_ticket_count": 4,
+              "last_event_at": browsed, "events_total": 4}],
+        )  # fmt: skip
+    api = store.profile("p_1", explain=True)
+    assert api is not None
+    unified = api["profile"]
+    assert (unified["number_of_orders"], unified["total_lifetime_spend"]) == (1, 205.98)
+    assert unified["avg_order_value"] == pytest.approx(205.98)
+    assert unified["first_purchase_date"] == unified["last_purchase_date"] == ordered.date()
+    assert (unified["orders_30d"], unified["spend_365d"]) == (1, 205.98)
+    assert unified["refund_rate"] == 0.0
+    assert unified["last_visit_at"] == browsed
+    assert (unified["open_support_tickets"], unified["support_ticket_count"]) == (4, 4)
+    assert unified["has_open_support_ticket"] is True
+    assert (unified["cart_value"], unified["current_session_page_views"]) == (9.5, 3)
+    assert unified["rfm_recency"] == 2
+    assert api["provenance"]["open_support_tickets"]["layer"] == "merged"
+    assert api["provenance"]["rfm_recency"] == {"layer": "batch", "as_of": CUTOFF_D}
+    assert api["provenance"]["cart_value"]["layer"] == "realtime"
+
+    (view,) = store.query("SELECT * FROM profile WHERE person_id = 'p_1'")
+    read_time_dependent = {"time_since_last_event_seconds", "events_last_hour"}
+    shared = [name for name in unified if name in view and name not in read_time_dependent]
+    assert set(MERGED_BATCH) <= set(shared)
+    assert {name: _comparable(view[name]) for name in shared} == {
+        name: _comparable(unified[name]) for name in shared
+    }

@@ -25,7 +25,8 @@ def test_api_schema_documents_every_feature(tmp_path: Path) -> None:
     from c360.config import load_config
 
     settings = load_config(environ={"C360_SERVING_URL": f"sqlite:///{tmp_path / 's.db'}"}).settings
-    schema = create_app(settings).openapi()["components"]["schemas"]["ProfileFeatures"]
-    documented = schema["properties"]
-    for feature in catalogue.CATALOGUE[1:]:
-        assert feature.description in documented[feature.name]["description"]
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    for name in ("BatchFeatures", "UnifiedFeatures"):
+        documented = schemas[name]["properties"]
+        for feature in catalogue.CATALOGUE[1:]:
+            assert feature.description in documented[feature.name]["description"]

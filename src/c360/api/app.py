@@ -51,9 +51,17 @@ def create_app(
 
     app = FastAPI(title="c360 Profile API", version=__version__, lifespan=lifespan)
     errors.install(app)
+    # The website's lookups first: FastAPI tries the routes in order.
+    app.include_router(profiles_router(serving))
+    app.include_router(health_router(serving))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))
-
-    app.include_router(health_router(serving))
-    app.include_router(profiles_router(serving))
     return app
+
+
+def app_from_configuration() -> FastAPI:
+    """The app of a ``c360 serve --workers N`` process: the configuration as ``c360`` resolves
+    it from the file (``$C360_CONFIG``, ``./c360.toml``) and ``C360_*`` variables."""
+    from c360.config import load_config
+
+    return create_app(load_config().settings)

@@ -6,11 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from c360.api.json import JSON
 from c360.stores import ServingStore
 
 
 def health_router(serving: ServingStore) -> APIRouter:
     router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_class=JSON)
+    async def healthz() -> JSON:
+        """The process is up (it answers without touching the store)."""
+        return JSON({"status": "ok"})
 
     @router.get("/health")
     def health() -> dict[str, Any]:

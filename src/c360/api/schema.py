@@ -8,12 +8,13 @@ to the store before the catalogue) are passed through rather than dropped.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from c360.batch.catalogue import CATALOGUE
+from c360.speed import merge
 
 
 def _python_type(arrow_type: pa.DataType) -> Any:
@@ -30,17 +31,59 @@ def _python_type(arrow_type: pa.DataType) -> Any:
     return str
 
 
-_FIELDS: dict[str, Any] = {
-    f.name: (_python_type(f.type) | None, Field(None, description=f"{f.description} ({f.source})"))
-    for f in CATALOGUE
-    if f.name != "person_id"
+_MERGED = {
+    merge.Rule.ADD: "plus the speed layer's orders since the cutoff",
+    merge.Rule.EARLIEST: "or the date of the first order since the cutoff, if earlier",
+    merge.Rule.LATEST: "or the date of the latest order since the cutoff, if later",
+    merge.Rule.LATEST_TIME: "or the newest real-time event, if later",
+    merge.Rule.AVERAGE: "recomputed with the orders since the cutoff",
+    merge.Rule.SHARE: "recomputed with the orders since the cutoff",
+    merge.Rule.DAYS_SINCE: "counted to the day of the read",
+    merge.Rule.LIVE: "the speed layer's count when it has the person's tickets",
+    merge.Rule.AT_LEAST: "at least open_support_tickets",
 }
-ProfileFeatures = create_model("ProfileFeatures", __config__=ConfigDict(extra="allow"), **_FIELDS)
+
+
+def _described(feature: Any, unified: bool) -> Any:
+    text = f"{feature.description} ({feature.source})"
+    rule = merge.BY_FEATURE.get(feature.name)
+    if unified and rule is not None:
+        text += f" Unified: {_MERGED[rule.rule]}."
+    return (_python_type(feature.type) | None, Field(None, description=text))
+
+
+_BATCH: dict[str, Any] = {f.name: _described(f, False) for f in CATALOGUE if f.name != "person_id"}
+_UNIFIED: dict[str, Any] = {
+    **{f.name: _described(f, True) for f in CATALOGUE if f.name != "person_id"},
+    **{
+        f.name: (
+            _python_type(f.type) | None,
+            Field(None, description=f"{f.description} (real time)"),
+        )
+        for f in merge.REALTIME_FEATURES
+    },
+}
+# The fields ``fields=`` can name: the unified profile's.
+PROFILE_FIELDS: tuple[str, ...] = tuple(_UNIFIED)
+
+_OPEN = ConfigDict(extra="allow")  # a feature published before the catalogue knew it passes
+BatchFeatures = create_model("BatchFeatures", __config__=_OPEN, **_BATCH)
+UnifiedFeatures = create_model("UnifiedFeatures", __config__=_OPEN, **_UNIFIED)
 
 
 class Identifier(BaseModel):
     id_type: str
     id_value: str
+
+
+class Provenance(BaseModel):
+    layer: Literal["batch", "realtime", "merged"] = Field(
+        description="batch: as published for the batch date; realtime: the speed layer's state; "
+        "merged: the batch value completed by real-time facts."
+    )
+    as_of: dt.datetime | None = Field(
+        description="batch: the batch cutoff (UTC); realtime and merged: the time of the read."
+    )
 
 
 class Profile(BaseModel):
@@ -52,12 +95,22 @@ class Profile(BaseModel):
         description="The retired person id asked for, when it was merged into this person "
         "(the request answered with the surviving person); null otherwise.",
     )
-    person: dict[str, Any] = Field(description="The golden record.")
-    identifiers: list[Identifier]
-    profile: ProfileFeatures = Field(
-        description="Batch features completed by the speed layer's deltas after the cutoff."
+    person: dict[str, Any] | None = Field(
+        None, description="The golden record (left out when `fields` is given)."
     )
-    batch: ProfileFeatures = Field(description="Batch features as published for the batch date.")
-    realtime: dict[str, Any] = Field(
-        description="Speed-layer state across the person's identifiers."
+    identifiers: list[Identifier] | None = Field(
+        None, description="Every identifier of the person (left out when `fields` is given)."
+    )
+    profile: UnifiedFeatures = Field(
+        description="The unified profile: batch features completed by the speed layer's facts "
+        "(each field says how), and the real-time features; with `fields`, only those."
+    )
+    batch: BatchFeatures | None = Field(
+        None, description="Batch features as published for the batch date."
+    )
+    realtime: dict[str, Any] | None = Field(
+        None, description="Speed-layer state across the person's identifiers."
+    )
+    provenance: dict[str, Provenance] | None = Field(
+        None, description="With `explain=true`: per field of `profile`, the layer and its time."
     )

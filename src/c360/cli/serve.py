@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from c360.cli.main import AppContext, pass_app
@@ -10,19 +12,38 @@ from c360.cli.main import AppContext, pass_app
 @click.command("serve")
 @click.option("--host", default=None, help="Bind address (default: api.host).")
 @click.option("--port", default=None, type=int, help="Port (default: api.port).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (each reads the configuration itself).",
+)
 @pass_app
-def command(app: AppContext, host: str | None, port: int | None) -> None:
+def command(app: AppContext, host: str | None, port: int | None, workers: int) -> None:
     """Serve the Profile API until Ctrl-C."""
     import uvicorn
 
-    from c360.api.app import create_app
-
     settings = app.config(**{"api.host": host, "api.port": port}).settings
     click.echo(f"c360 API on http://{settings.api.host}:{settings.api.port} (docs at /docs)")
+    host, port = settings.api.host, settings.api.port
+    # No access log: request paths can carry identifiers such as email addresses.
+    if workers == 1:
+        from c360.api.app import create_app
+
+        uvicorn.run(
+            create_app(settings), host=host, port=port, access_log=False, log_level="warning"
+        )
+        return
+    # Each worker process builds its app from the same configuration (file and environment).
+    if app.config_path is not None:
+        os.environ["C360_CONFIG"] = str(app.config_path)
     uvicorn.run(
-        create_app(settings),
-        host=settings.api.host,
-        port=settings.api.port,
-        access_log=False,  # paths can carry identifiers such as email addresses
+        "c360.api.app:app_from_configuration",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        access_log=False,
         log_level="warning",
     )

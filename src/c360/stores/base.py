@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -87,12 +87,31 @@ class StoreDialect(ABC):
         """SQL: the date of a timestamp ``expression``."""
 
     @abstractmethod
-    def later_date(self, left: str, right: str) -> str:
-        """SQL: the later of two non-null dates."""
+    def earlier(self, left: str, right: str) -> str:
+        """SQL: the earlier of two non-null dates, or of two non-null times."""
 
     @abstractmethod
-    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
-        """Whether a driver error is passing (retrying later may succeed)."""
+    def later(self, left: str, right: str) -> str:
+        """SQL: the later of two non-null dates, or of two non-null times."""
+
+    @abstractmethod
+    def days_to_today(self, date: str) -> str:
+        """SQL: whole days from a date to today (UTC)."""
+
+    @abstractmethod
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a driver's error (the DBAPI exception itself) is passing: retrying later
+        may succeed."""
+
+    def driver_sql(self, sql: str) -> str:
+        """``sql`` with ``:name`` parameters in the driver's own style (for the hot reads that
+        bypass SQLAlchemy's execution)."""
+        return sql
+
+    def converters(self) -> Mapping[str, Callable[[Any], Any]]:
+        """Per result column name, how the driver's raw value becomes the Python value
+        SQLAlchemy's types would give (none when the driver gives them already)."""
+        return {}
 
     def migration_transaction(self, engine: Engine) -> Any:
         """A transaction that holds the store's write lock from its first statement, so two
@@ -141,6 +160,8 @@ class ServingStore:
         self.dialect = dialect
         self.display_url = make_url(url).render_as_string(hide_password=True)
         self.engine: Engine = dialect.create_engine(url)  # for tests and tools; not for SQL
+        self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        self._reads = profiles.ProfileReads(self.engine, dialect)
 
     # -- errors ----------------------------------------------------------------------------
     @contextmanager
@@ -151,8 +172,11 @@ class ServingStore:
         except C360Error:
             raise
         except sa_exc.DBAPIError as exc:
-            transient = exc.connection_invalidated or self.dialect.is_transient(exc)
-            raise self._error(operation, exc.orig or exc, transient) from exc
+            cause = exc.orig or exc
+            transient = exc.connection_invalidated or self.dialect.is_transient(cause)
+            raise self._error(operation, cause, transient) from exc
+        except self._driver_error as exc:  # raised by the driver's own cursor (hot reads)
+            raise self._error(operation, exc, self.dialect.is_transient(exc)) from exc
         except sa_exc.TimeoutError as exc:  # no pooled connection came free in time
             raise self._error(operation, exc, transient=True) from exc
         except sa_exc.SQLAlchemyError as exc:
@@ -308,19 +332,24 @@ class ServingStore:
     def find_person(self, id_type: str, id_value: str) -> str | None:
         """The person an identifier (in lookup form) belongs to, or None; a cookie resolves
         through its real-time link first."""
-        with self._reading("finding a person") as conn:
-            return profiles.find_person(conn, id_type, id_value)
+        with self._driver_errors("finding a person"):
+            return self._reads.find_person(id_type, id_value)
 
-    def profile(self, person_id: str, now: dt.datetime | None = None) -> dict[str, Any] | None:
+    def profile(
+        self, person_id: str, now: dt.datetime | None = None, *, explain: bool = False
+    ) -> dict[str, Any] | None:
         """The joined profile of one person, or None when the person is unknown.
 
         A retired person id (absorbed by a merge) answers with the surviving person's profile;
         ``redirected_from`` then holds the id asked for (None otherwise). ``now`` (default the
         clock) is the read time of ``time_since_last_event_seconds`` and ``events_last_hour``.
-        Reads on one connection.
+        The answer's ``profile`` is the unified profile (:mod:`c360.speed.merge`), ``batch`` and
+        ``realtime`` the two layers as they are; with ``explain``, ``provenance`` tells which
+        layer served each field of ``profile`` and as of when.
+        Reads on one connection, through the driver (:class:`.profiles.ProfileReads`).
         """
-        with self._reading("reading a profile") as conn:
-            return profiles.read_profile(conn, self.dialect, person_id, now)
+        with self._driver_errors("reading a profile"):
+            return self._reads.profile(person_id, now, explain)
 
     # -- the pipeline's run log ------------------------------------------------------------
     def record_step(self, record: StepRecord) -> None:

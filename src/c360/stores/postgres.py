@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, Table, create_engine, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import make_url
 
@@ -18,6 +18,7 @@ from c360.stores.base import StoreDialect
 # (40001, 40P01), a lock wait that timed out (55P03).
 _TRANSIENT_CLASSES = ("08", "53")
 _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 
 
@@ -49,14 +50,26 @@ class PostgresDialect(StoreDialect):
     def to_date(self, expression: str) -> str:
         return f"CAST({expression} AS DATE)"
 
-    def later_date(self, left: str, right: str) -> str:
+    def earlier(self, left: str, right: str) -> str:
+        return f"LEAST({left}, {right})"
+
+    def later(self, left: str, right: str) -> str:
         return f"GREATEST({left}, {right})"
 
-    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
-        state = getattr(error.orig, "sqlstate", None)
+    def days_to_today(self, date: str) -> str:
+        return f"(CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS DATE) - ({date}))"
+
+    def is_transient(self, error: BaseException) -> bool:
+        import psycopg
+
+        state = getattr(error, "sqlstate", None)
         if state is None:  # no answer from a server: connection refused, reset, timed out
-            return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
-        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+            return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+        return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+
+    def driver_sql(self, sql: str) -> str:
+        """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
+        return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
 
     @contextmanager
     def migration_transaction(self, engine: Engine) -> Iterator[Connection]:

@@ -1,16 +1,27 @@
-"""Reading unified profiles by key: the serving layer's lookups behind the API."""
+"""Reading unified profiles by key: the serving layer's hot path behind the Profile API.
+
+The website calls the API on every page view, so a read costs a handful of indexed queries run
+through the driver's own connection and cursor: no SQL compiled per call, no result metadata
+built per query (SQLAlchemy's execution path cost three times the database's own work here).
+The SQL is the ``profile`` view's (:mod:`c360.stores.views`) narrowed to one person, and the
+merge is :func:`c360.speed.merge.merge`, the same rules the view is generated from.
+
+SQLite hands back dates, times and booleans as it stores them (text, 0/1): the dialect's
+converters turn the columns that hold them into Python values, so both stores answer alike.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Engine
 
 from c360.contracts import serving
 from c360.contracts.times import epoch_ms, naive_utc, naive_utc_now
+from c360.speed import merge
 from c360.stores.views import (
-    LAMBDA_MERGES,
     ORDER_DELTAS_FOR_PERSON,
     SUPPORT_FOR_PERSON,
     realtime_for_person_sql,
@@ -27,97 +38,182 @@ JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
+# The golden record and the batch profile in one row: the person's columns, then the batch's.
+_PERSON_AND_BATCH = f"""
+SELECT p.*, b.* FROM person p LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
+WHERE p.person_id = :p
+"""
+_PERSON_COLUMNS = len(serving.person.columns)
+_REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :p"
+_IDENTIFIERS = (
+    "SELECT id_type, id_value FROM identity_map WHERE person_id = :p ORDER BY id_type, id_value"
+)
+_CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
+
+Row = dict[str, Any]
+Converters = Mapping[str, Callable[[Any], Any]]
 
 
-def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+class ProfileReads:
+    """The by-key reads of one store, on the driver's connections from the engine's pool."""
 
+    def __init__(self, engine: Engine, dialect: StoreDialect) -> None:
+        self._engine = engine
+        self._convert: Converters = dialect.converters()
+        sql = dialect.driver_sql
+        self._sql = {
+            "find_by_link": sql(_FIND_BY_LINK),
+            "find": sql(_FIND),
+            "person": sql(_PERSON_AND_BATCH),
+            "redirect": sql(_REDIRECT),
+            "realtime": sql(realtime_for_person_sql(dialect)),
+            "support": sql(SUPPORT_FOR_PERSON),
+            "deltas": sql(ORDER_DELTAS_FOR_PERSON),
+            "identifiers": sql(_IDENTIFIERS),
+            "cutoff": sql(_CUTOFF),
+        }
 
-def find_person(conn: Connection, id_type: str, id_value: str) -> str | None:
-    """The person an identifier (in lookup form) belongs to, or None."""
-    if id_type == "anonymous_id":
-        linked = _rows(conn, _FIND_BY_LINK, v=id_value)
-        if linked:
-            return str(linked[0]["person_id"])
-    rows = _rows(conn, _FIND, t=id_type, v=id_value)
-    return str(rows[0]["person_id"]) if rows else None
+    def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
+        cursor.execute(self._sql[query], params)
+        names = [column[0] for column in cursor.description]
+        convert = self._convert
+        if not convert:
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        converters = [convert.get(name) for name in names]
+        return [
+            {
+                name: (value if to is None or value is None else to(value))
+                for name, value, to in zip(names, row, converters, strict=True)
+            }
+            for row in cursor.fetchall()
+        ]
 
+    def find_person(self, id_type: str, id_value: str) -> str | None:
+        """The person an identifier (in lookup form) belongs to, or None."""
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            if id_type == "anonymous_id":
+                linked = self._rows(cursor, "find_by_link", {"v": id_value})
+                if linked:
+                    return str(linked[0]["person_id"])
+            rows = self._rows(cursor, "find", {"t": id_type, "v": id_value})
+            return str(rows[0]["person_id"]) if rows else None
+        finally:
+            connection.close()  # back to the pool
 
-def read_profile(
-    conn: Connection, dialect: StoreDialect, person_id: str, now: dt.datetime | None
-) -> dict[str, Any] | None:
-    """The joined profile of one person, or None when the person is unknown (see
-    :meth:`c360.stores.ServingStore.profile`)."""
-    person = _rows(conn, "SELECT * FROM person WHERE person_id = :p", p=person_id)
-    redirected_from = None
-    if not person:
-        survivor = _rows(
-            conn, "SELECT person_id FROM person_redirect WHERE retired_id = :p", p=person_id
+    def profile(
+        self, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> dict[str, Any] | None:
+        """See :meth:`c360.stores.ServingStore.profile`."""
+        connection = self._engine.raw_connection()
+        try:
+            return self._profile(connection.cursor(), person_id, now, explain)
+        finally:
+            connection.close()
+
+    def _profile(
+        self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> Row | None:
+        found = self._person(cursor, person_id)
+        redirected_from = None
+        if found is None:
+            survivor = self._rows(cursor, "redirect", {"p": person_id})
+            if not survivor:
+                return None
+            redirected_from, person_id = person_id, str(survivor[0]["person_id"])
+            found = self._person(cursor, person_id)
+            if found is None:
+                return None
+        person, batch = found
+        now = naive_utc_now() if now is None else naive_utc(now)
+        by_person = {"person_id": person_id}
+        identifiers = self._rows(cursor, "identifiers", {"p": person_id})
+        realtime = self._rows(cursor, "realtime", {**by_person, "now_ms": epoch_ms(now)})
+        deltas = self._rows(cursor, "deltas", by_person)
+        # Support state hangs off the person's Zendesk users: none, no query.
+        zendesk = any(row["id_type"] == "zendesk_user_id" for row in identifiers)
+        support = self._rows(cursor, "support", by_person) if zendesk else []
+        cutoff = self._rows(cursor, "cutoff", {}) if explain else []
+        return unified(
+            person_id,
+            redirected_from,
+            person,
+            batch,
+            realtime[0] if realtime else {},
+            support[0] if support else None,
+            deltas[0] if deltas else {},
+            identifiers,
+            cutoff[0]["cutoff_at"] if cutoff else None,
+            now,
+            explain,
         )
-        if not survivor:
+
+    def _person(self, cursor: Any, person_id: str) -> tuple[Row, Row] | None:
+        """The golden record and the batch profile (empty when the batch has none)."""
+        cursor.execute(self._sql["person"], {"p": person_id})
+        row = cursor.fetchone()
+        if row is None:
             return None
-        redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-        person = _rows(conn, "SELECT * FROM person WHERE person_id = :p", p=person_id)
-        if not person:
-            return None
-    now = naive_utc_now() if now is None else naive_utc(now)
-    batch = _rows(conn, f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :p", p=person_id)
-    realtime = _rows(
-        conn, realtime_for_person_sql(dialect), person_id=person_id, now_ms=epoch_ms(now)
-    )
-    support = _rows(conn, SUPPORT_FOR_PERSON, person_id=person_id)
-    deltas = _rows(conn, ORDER_DELTAS_FOR_PERSON, person_id=person_id)
-    identifiers = _rows(
-        conn,
-        "SELECT id_type, id_value FROM identity_map WHERE person_id = :p "
-        "ORDER BY id_type, id_value",
-        p=person_id,
-    )
-    live = dict(realtime[0]) if realtime else {}
-    live.pop("person_id", None)
+        names = [column[0] for column in cursor.description]
+        convert = self._convert
+        values = [
+            value if value is None or name not in convert else convert[name](value)
+            for name, value in zip(names, row, strict=True)
+        ]
+        split = _PERSON_COLUMNS
+        person = dict(zip(names[:split], values[:split], strict=True))
+        batch = dict(zip(names[split:], values[split:], strict=True))
+        return person, (batch if batch.get("person_id") is not None else {})
+
+
+def unified(
+    person_id: str,
+    redirected_from: str | None,
+    person: Row,
+    batch: Row,
+    realtime: Row,
+    support: Row | None,
+    deltas: Row,
+    identifiers: list[Row],
+    cutoff: dt.datetime | None,
+    now: dt.datetime,
+    explain: bool,
+) -> dict[str, Any]:
+    """One person's answer: the golden record, identifiers, the unified profile (batch features
+    merged with the speed layer's facts, then the real-time features), the two layers as they
+    are, and with ``explain`` each field's provenance."""
+    batch_values = {k: v for k, v in batch.items() if k != "person_id"}
+    live = {k: v for k, v in realtime.items() if k != "person_id"}
     last = live.get("last_event_at")
-    if isinstance(last, str):
-        last = dt.datetime.fromisoformat(last)
     live["time_since_last_event_seconds"] = (now - last).total_seconds() if last else None
-    open_tickets = int(support[0]["open_ticket_count"] or 0) if support else 0
+    open_tickets = int(support["open_ticket_count"] or 0) if support else 0
     live["open_ticket_count"] = open_tickets
+    for name in ("orders_since_cutoff", "spend_since_cutoff"):
+        live[name] = deltas.get(name)
+    facts = {
+        **{k: deltas.get(k) for k in ("orders_since_cutoff", "spend_since_cutoff")},
+        "first_order_at": deltas.get("first_order_at"),
+        "last_order_at": deltas.get("last_order_at"),
+        "last_event_at": last,
+        "open_ticket_count": open_tickets,
+        "has_support_state": support is not None,
+    }
+    profile = merge.merge(batch_values, facts, now.date())
+    for name in merge.REALTIME_NAMES:
+        profile[name] = live.get(name)
+    merged_open = profile.get("open_support_tickets")
+    profile["has_open_support_ticket"] = bool(merged_open) if merged_open is not None else False
     live["has_open_support_ticket"] = open_tickets > 0
-    batch_values = dict(batch[0]) if batch else {}
-    batch_values.pop("person_id", None)
-    delta = dict(deltas[0]) if deltas else {}
-    delta.pop("person_id", None)
-    live.update({name: delta.get(name) for name in ("orders_since_cutoff", "spend_since_cutoff")})
-    return {
+    answer = {
         "person_id": person_id,
         "redirected_from": redirected_from,
-        "person": {k: v for k, v in person[0].items() if k != "person_id"},
+        "person": {k: v for k, v in person.items() if k != "person_id"},
         "identifiers": identifiers,
-        "profile": lambda_merge(batch_values, delta),
+        "profile": profile,
         "batch": batch_values,
         "realtime": live,
     }
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def lambda_merge(batch: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """Batch values completed by the speed layer's deltas after the cutoff (as the view does)."""
-    merged = dict(batch)
-    for column, (delta_column, how) in LAMBDA_MERGES.items():
-        extra = delta.get(delta_column)
-        if extra is None:
-            continue
-        if how == "add":
-            merged[column] = (batch.get(column) or 0) + extra
-        else:
-            dates = [d for d in (_date(batch.get(column)), _date(extra)) if d is not None]
-            merged[column] = max(dates)
-    return merged
+    if explain:
+        answer["provenance"] = merge.provenance(profile, facts, cutoff, now)
+    return answer

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.engine import make_url
 
 from c360.stores.base import StoreDialect
+from c360.stores.columns import kinds_of_columns
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(kinds_of_columns("datetime"), dt.datetime.fromisoformat),
+    **dict.fromkeys(kinds_of_columns("date"), dt.date.fromisoformat),
+    **dict.fromkeys(kinds_of_columns("bool"), bool),
+}
 
 # Errors SQLite reports while another connection holds the lock it needs: passing.
 _BUSY = ("database is locked", "database table is locked", "database schema is locked")
@@ -60,12 +68,22 @@ class SQLiteDialect(StoreDialect):
     def to_date(self, expression: str) -> str:
         return f"date({expression})"
 
-    def later_date(self, left: str, right: str) -> str:
+    def earlier(self, left: str, right: str) -> str:
+        return f"min({left}, {right})"  # dates and times are ISO text: compared as text
+
+    def later(self, left: str, right: str) -> str:
         return f"max({left}, {right})"
 
-    def is_transient(self, error: sa_exc.DBAPIError) -> bool:
-        message = str(error.orig).lower()
-        return isinstance(error, sa_exc.OperationalError) and any(b in message for b in _BUSY)
+    def days_to_today(self, date: str) -> str:
+        return f"CAST(julianday(date('now')) - julianday({date}) AS INTEGER)"
+
+    def is_transient(self, error: BaseException) -> bool:
+        message = str(error).lower()
+        return isinstance(error, sqlite3.OperationalError) and any(b in message for b in _BUSY)
+
+    def converters(self) -> Mapping[str, Callable[[Any], Any]]:
+        """SQLite keeps dates and times as ISO text and booleans as 0/1."""
+        return _CONVERTERS
 
     @contextmanager
     def migration_transaction(self, engine: Engine) -> Iterator[Connection]:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
+from c360.speed import merge
+
 if TYPE_CHECKING:
     from c360.stores.base import StoreDialect
 
@@ -127,7 +129,7 @@ def realtime_for_person_sql(dialect: StoreDialect) -> str:
 # cutoff is that of the latest publish; before any publish, every order counts.
 ORDER_DELTAS = f"""
 SELECT person_id, count(*) AS orders_since_cutoff, sum(revenue) AS spend_since_cutoff,
-       max(order_at) AS last_order_at
+       min(order_at) AS first_order_at, max(order_at) AS last_order_at
 FROM (
   SELECT {ORDER_PERSON} AS person_id, r.order_at, r.revenue
   FROM realtime_order r{RESOLVE_JOINS}
@@ -139,31 +141,80 @@ WHERE person_id IS NOT NULL {{person}}
 GROUP BY person_id
 """
 
-# Additive batch features and the delta that completes each: (delta column, how to combine).
-LAMBDA_MERGES = {
-    "total_lifetime_spend": ("spend_since_cutoff", "add"),
-    "number_of_orders": ("orders_since_cutoff", "add"),
-    "last_purchase_date": ("last_order_at", "latest_date"),
-}
-
 ORDER_DELTAS_ALL = ORDER_DELTAS.format(where="", person="")
 ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(
     where=f"AND {PERSON_CONDITION}", person="AND person_id = :person_id"
 )
 
 
-def _merged(column: str, dialect: StoreDialect) -> str:
-    """The unified value of a batch feature: batch + the speed layer's delta after cutoff."""
-    if column not in LAMBDA_MERGES:
-        return f'b."{column}"'
-    delta, how = LAMBDA_MERGES[column]
-    if how == "add":
-        return f'COALESCE(b."{column}", 0) + COALESCE(d.{delta}, 0) AS "{column}"'
-    batch, as_date = f'b."{column}"', dialect.to_date(f"d.{delta}")
-    return (
-        f"CASE WHEN d.{delta} IS NULL THEN {batch} WHEN {batch} IS NULL THEN {as_date} "
-        f'ELSE {dialect.later_date(batch, as_date)} END AS "{column}"'
-    )
+# Where the view finds each fact of c360.speed.merge: d = order_deltas, rt = realtime_profile,
+# sp = support_profile.
+_FACTS = {
+    "orders_since_cutoff": "d.orders_since_cutoff",
+    "spend_since_cutoff": "d.spend_since_cutoff",
+    "first_order_at": "d.first_order_at",
+    "last_order_at": "d.last_order_at",
+    "last_event_at": "rt.last_event_at",
+    "open_ticket_count": "COALESCE(sp.open_ticket_count, 0)",
+}
+_HAS_SUPPORT_STATE = "sp.person_id IS NOT NULL"
+
+
+def merged_columns(dialect: StoreDialect, profile_columns: Sequence[str]) -> dict[str, str]:
+    """Each batch column's SQL in the unified view: the rules of :mod:`c360.speed.merge`."""
+    exprs = {c: f'b."{c}"' for c in profile_columns if c != "person_id"}
+    for rule in merge.RULES:
+        if rule.feature in exprs:
+            exprs[rule.feature] = _rule_sql(rule, exprs, dialect)
+    return exprs
+
+
+def _rule_sql(rule: merge.Merge, exprs: dict[str, str], dialect: StoreDialect) -> str:
+    batch = exprs[rule.feature]
+    fact = _FACTS.get(rule.fact, "")
+    new_orders = _FACTS["orders_since_cutoff"]
+    match rule.rule:
+        case merge.Rule.ADD:
+            return (
+                f"CASE WHEN COALESCE({fact}, 0) = 0 THEN {batch} "
+                f"ELSE COALESCE({batch}, 0) + {fact} END"
+            )
+        case merge.Rule.EARLIEST | merge.Rule.LATEST:
+            as_date = dialect.to_date(fact)
+            pick = dialect.earlier if rule.rule is merge.Rule.EARLIEST else dialect.later
+            return (
+                f"CASE WHEN {fact} IS NULL THEN {batch} WHEN {batch} IS NULL THEN {as_date} "
+                f"ELSE {pick(batch, as_date)} END"
+            )
+        case merge.Rule.LATEST_TIME:
+            return (
+                f"CASE WHEN {fact} IS NULL THEN {batch} WHEN {batch} IS NULL THEN {fact} "
+                f"ELSE {dialect.later(batch, fact)} END"
+            )
+        case merge.Rule.AVERAGE:
+            spend, average = 'b."total_lifetime_spend"', batch
+            non_refunded = f"ROUND(COALESCE({spend} / NULLIF({average}, 0), 0))"
+            return (
+                f"CASE WHEN COALESCE({new_orders}, 0) = 0 THEN {batch} "
+                f"ELSE ({exprs[merge.SPEND]}) / ({non_refunded} + {new_orders}) END"
+            )
+        case merge.Rule.SHARE:
+            orders = f'COALESCE(b."{merge.ORDERS}", 0)'
+            return (
+                f"CASE WHEN COALESCE({new_orders}, 0) = 0 THEN {batch} "
+                f"ELSE ROUND(COALESCE({batch}, 0) * {orders}) / ({orders} + {new_orders}) END"
+            )
+        case merge.Rule.DAYS_SINCE:
+            return dialect.days_to_today(exprs[rule.fact])
+        case merge.Rule.LIVE:
+            return f"CASE WHEN {_HAS_SUPPORT_STATE} THEN {fact} ELSE {batch} END"
+        case merge.Rule.AT_LEAST:
+            floor = exprs[rule.fact]
+            return (
+                f"CASE WHEN ({floor}) IS NULL THEN {batch} "
+                f"WHEN {batch} IS NULL OR {batch} < ({floor}) THEN ({floor}) ELSE {batch} END"
+            )
+    raise AssertionError(f"unknown rule {rule.rule}")
 
 
 def create_profile_view(
@@ -171,12 +222,14 @@ def create_profile_view(
 ) -> None:
     """(Re)create ``realtime_profile``, ``support_profile``, ``order_deltas`` and ``profile``
     (the unified view)."""
-    features = "".join(", " + _merged(c, dialect) for c in profile_columns if c != "person_id")
+    merged = merged_columns(dialect, profile_columns)
+    features = "".join(f', {sql} AS "{column}"' for column, sql in merged.items())
     for view in ("profile", "realtime_profile", "support_profile", "order_deltas"):
         conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
     conn.execute(text(f"CREATE VIEW realtime_profile AS {realtime_profile_sql(dialect)}"))
     conn.execute(text(f"CREATE VIEW support_profile AS {SUPPORT_PROFILE}"))
     conn.execute(text(f"CREATE VIEW order_deltas AS {ORDER_DELTAS_ALL}"))
+    open_tickets = merged.get("open_support_tickets", f"{_FACTS['open_ticket_count']}")
     conn.execute(
         text(
             f"""
@@ -186,8 +239,9 @@ def create_profile_view(
                    rt.current_session_start, rt.last_event_at, rt.last_event_type,
                    rt.events_last_hour, rt.cart_items, rt.cart_value,
                    COALESCE(sp.open_ticket_count, 0) AS open_ticket_count,
-                   CASE WHEN sp.open_ticket_count > 0 THEN TRUE ELSE FALSE END
-                       AS has_open_support_ticket
+                   CASE WHEN ({open_tickets}) > 0 THEN TRUE ELSE FALSE END
+                       AS has_open_support_ticket,
+                   d.orders_since_cutoff, d.spend_since_cutoff
             FROM person p
             LEFT JOIN batch_profile b ON b.person_id = p.person_id
             LEFT JOIN realtime_profile rt ON rt.person_id = p.person_id

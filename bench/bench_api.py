@@ -1,0 +1,240 @@
+"""Benchmark the Profile API as the website calls it: lookups under load, while the speed layer
+writes (issue 14).
+
+    python bench/bench_api.py --dir /tmp/c360-medium                     # SQLite, one process
+    python bench/bench_api.py --dir /tmp/c360-medium --workers 2 \\
+        --store postgresql://postgres@127.0.0.1:5432/c360_bench_api        # PostgreSQL
+
+The medium world's lake must be prepared (``bench_features.py --prepare-only`` and a feature
+run). Once per store the day's batch is published and the speed layer folds the first
+``--seed-events`` of the world's clickstream, so profiles have real-time state. Then, as separate
+processes: ``c360 serve [--workers N]``, ``c360 stream run`` on a local log, and in this process a
+writer appending fresh events for known cookies at ``--writer-rate`` events/s. Measured, in this
+order, in the same run:
+
+- the *floor*: ``GET /healthz`` — a constant endpoint on the same server stack — with wrk;
+- profile lookups by person id, and by email, with wrk (maximum throughput, 8 connections);
+- p50/p99 of lookups by person id at ``--rate`` requests/s, by an open-loop client that counts
+  latency from each request's due time (``http_load.open_loop``).
+
+Prints one JSON line per measurement and a summary with each lookup's ratio to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_features import settings_for
+from c360.lake import Lake
+from c360.logs import open_log
+from c360.pipeline.steps import run_publish
+from c360.pipeline.stream_worker import run as run_worker
+from c360.stores import open_store
+from http_load import open_loop, wrk
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def prepare(folder: Path, store_url: str, seed_events: int) -> None:
+    """Publish the world's last day to the store and seed real-time state (once per store)."""
+    marker = folder / f"api-prepared-{uuid.uuid5(uuid.NAMESPACE_URL, store_url).hex[:8]}"
+    if marker.exists():
+        return
+    settings = settings_for(folder, 100_000, 730, "duckdb")
+    settings = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"url": store_url})}
+    )
+    day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
+    started = time.perf_counter()
+    run_publish(settings, Lake(settings.lake.url), day)
+    published = time.perf_counter() - started
+    log_dir = folder / f"api-seed-log-{marker.name}"
+    with open_log(f"local://{log_dir}", 4) as log:
+        lines = _first_lines(Path(settings.sources.clickstream.path), seed_events)
+        log.append("clickstream", [(_key(line), line) for line in lines])
+        store = open_store(store_url)
+        try:
+            stats = run_worker(log, store, stop_when_caught_up=True)
+        finally:
+            store.dispose()
+    marker.write_text(json.dumps({"publish_s": published, "seed_events": stats.events}))
+
+
+def _first_lines(path: Path, count: int) -> list[bytes]:
+    lines = []
+    with gzip.open(path, "rb") as stream:
+        for line in stream:
+            lines.append(line.rstrip(b"\n"))
+            if len(lines) >= count:
+                break
+    return lines
+
+
+def _key(line: bytes) -> str:
+    message = orjson.loads(line)
+    return str(message.get("anonymousId") or message.get("userId") or "")
+
+
+def lookups(store_url: str, count: int) -> tuple[list[str], list[str], list[str]]:
+    """Random persons' profile paths by id and by email, and known cookies."""
+    store = open_store(store_url)
+    try:
+        people = store.query("SELECT person_id, email FROM person")
+        cookies = store.query(
+            "SELECT id_value FROM identity_map WHERE id_type = 'anonymous_id' LIMIT 50000"
+        )
+    finally:
+        store.dispose()
+    rng = random.Random(7)
+    picks = rng.sample(people, min(count, len(people)))
+    by_id = [f"/v1/profiles/{p['person_id']}" for p in picks]
+    by_email = [f"/v1/profiles/by/email/{p['email']}" for p in picks if p["email"]]
+    return by_id, by_email, [c["id_value"] for c in cookies]
+
+
+class Writer(threading.Thread):
+    """Appends fresh page and product events for known cookies at ``rate`` events/s."""
+
+    def __init__(self, log_url: str, cookies: list[str], rate: float) -> None:
+        super().__init__(daemon=True, name="bench-writer")
+        self.log_url, self.cookies, self.rate = log_url, cookies, rate
+        self.stop = threading.Event()
+        self.written = 0
+
+    def run(self) -> None:
+        rng = random.Random(11)
+        step = 0.05
+        with open_log(self.log_url, 4) as log:
+            next_at = time.perf_counter()
+            while not self.stop.is_set():
+                now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+                records = []
+                for _ in range(int(self.rate * step)):
+                    cookie = rng.choice(self.cookies)
+                    message = {"type": "page", "messageId": uuid.uuid4().hex,
+                               "anonymousId": cookie, "timestamp": now.replace("+00:00", "Z"),
+                               "name": "Home"}  # fmt: skip
+                    records.append((cookie, orjson.dumps(message)))
+                log.append("clickstream", records)
+                self.written += len(records)
+                next_at += step
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+def _wait_up(url: str, process: subprocess.Popen[bytes], errors: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited: {errors.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not come up")
+
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
+    prepare(args.dir, store_url, args.seed_events)
+    by_id, by_email, cookies = lookups(store_url, 20_000)
+    port = _free_port()
+    log_url = f"local://{work / 'log'}"
+    env = {
+        **os.environ,
+        "C360_SERVING_URL": store_url,
+        "C360_LOG_URL": log_url,
+        "C360_LOG_PARTITIONS": "4",
+        "C360_API_PORT": str(port),
+    }
+    headers = dict(args.header or [])
+    python = [sys.executable, "-m", "c360"]
+    server_errors = work / "server.err"
+    with server_errors.open("wb") as err:
+        server = subprocess.Popen(
+            [*python, "serve", "--workers", str(args.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        worker = subprocess.Popen(
+            [*python, "stream", "run"], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
+        writer = Writer(log_url, cookies, args.writer_rate)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_up(url, server, server_errors)
+            writer.start()
+            time.sleep(2)
+            results: dict[str, Any] = {
+                "floor": wrk(url, ["/healthz"], seconds=args.seconds),
+                "by_person_id": wrk(url, by_id, headers=headers, seconds=args.seconds),
+                "by_email": wrk(url, by_email, headers=headers, seconds=args.seconds),
+                "at_rate": open_loop(
+                    url, by_id, rate=args.rate, seconds=args.seconds, headers=headers
+                ),
+            }
+            results["writer_events"] = writer.written
+        finally:
+            writer.stop.set()
+            for process in (server, worker):
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    floor = results["floor"]["requests_per_s"]
+    results["ratio_by_person_id"] = round(results["by_person_id"]["requests_per_s"] / floor, 3)
+    results["ratio_by_email"] = round(results["by_email"]["requests_per_s"] / floor, 3)
+    results["store"] = store_url.split(":")[0]
+    results["workers"] = args.workers
+    results["cores"] = os.cpu_count()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/c360-medium"))
+    parser.add_argument("--store", help="serving store URL (default: SQLite in --dir)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
+    parser.add_argument("--writer-rate", type=float, default=1000.0, help="events/s written")
+    parser.add_argument("--seed-events", type=int, default=500_000)
+    parser.add_argument(
+        "--header",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a header for every lookup (e.g. Authorization 'Bearer KEY')",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        print(json.dumps({"bench": "api", **bench(args, Path(work))}, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The Profile API's reads over HTTP: the unified profile, `fields=` projection, `explain=`
+provenance, lookups by identifier, and the errors, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from c360.api.app import create_app
+from c360.api.server import serve_in_thread
+from c360.config import load_config
+from c360.contracts import serving
+from c360.stores import ServingStore
+
+DAY = dt.date(2025, 6, 10)
+
+
+@pytest.fixture
+def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
+    store.publish_batch(
+        DAY,
+        {
+            "person": pa.table({"person_id": ["p_1"], "email": ["ann@x.com"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["customer_id", "email", "anonymous_id"],
+                    "id_value": ["42", "ann@x.com", "a/b c"],
+                    "person_id": ["p_1", "p_1", "p_1"],
+                }
+            ),
+            "batch_profile": pa.table(
+                {
+                    "person_id": ["p_1"],
+                    "total_lifetime_spend": [100.0],
+                    "number_of_orders": pa.array([2], pa.int64()),
+                    "avg_order_value": [50.0],
+                    "rfm_recency": pa.array([4], pa.int64()),
+                }
+            ),
+        },
+    )
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_order.insert(),
+            [{"order_id": "o-9", "id_type": "anonymous_id", "id_value": "a/b c",
+              "user_id": "42", "order_at": dt.datetime(2025, 6, 11, 9), "revenue": 50.0}],
+        )  # fmt: skip
+    settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings
+    with (
+        serve_in_thread(create_app(settings, store=store)) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        yield client
+
+
+def test_the_unified_profile_answers_with_the_layers(api: httpx.Client) -> None:
+    body = api.get("/v1/profiles/p_1").json()
+    assert body["profile"]["number_of_orders"] == 3  # 2 in the batch, 1 since its cutoff
+    assert body["profile"]["avg_order_value"] == pytest.approx(50.0)
+    assert body["batch"]["number_of_orders"] == 2
+    assert body["realtime"]["orders_since_cutoff"] == 1
+    assert {i["id_type"] for i in body["identifiers"]} == {"customer_id", "email", "anonymous_id"}
+    assert "provenance" not in body
+
+
+def test_fields_narrow_the_answer(api: httpx.Client) -> None:
+    answer = api.get("/v1/profiles/p_1", params={"fields": "number_of_orders,cart_value"})
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "person_id": "p_1",
+        "redirected_from": None,
+        "profile": {"number_of_orders": 3, "cart_value": None},
+    }
+
+
+def test_an_unknown_field_is_named_with_the_nearest_one(api: httpx.Client) -> None:
+    answer = api.get("/v1/profiles/p_1", params={"fields": "number_of_order"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "unknown_field"
+    assert "number_of_order" in error["message"] and "'number_of_orders'" in error["message"]
+
+
+def test_explain_tells_each_fields_layer(api: httpx.Client) -> None:
+    body = api.get(
+        "/v1/profiles/p_1", params={"fields": "number_of_orders,rfm_recency", "explain": "true"}
+    ).json()
+    provenance = body["provenance"]
+    assert provenance["number_of_orders"]["layer"] == "merged"
+    assert provenance["rfm_recency"] == {"layer": "batch", "as_of": "2025-06-11T00:00:00"}
+    assert api.get("/v1/profiles/p_1", params={"explain": "maybe"}).status_code == 422
+
+
+def test_any_identifier_finds_the_person(api: httpx.Client) -> None:
+    by_email = api.get("/v1/profiles/by/email/ANN@x.com", params={"fields": "number_of_orders"})
+    assert by_email.json()["person_id"] == "p_1"
+    unknown = api.get("/v1/profiles/by/email/nobody@x.com")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    bad_type = api.get("/v1/profiles/by/passport/123")
+    assert bad_type.status_code == 422 and "id_type" in bad_type.json()["error"]["message"]
+    assert api.get("/v1/profiles/p_nobody").status_code == 404
+
+
+def test_the_openapi_document_declares_what_the_routes_read(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+    get = document["paths"]["/v1/profiles/{person_id}"]["get"]
+    assert {p["name"] for p in get["parameters"]} == {"person_id", "fields", "explain"}
+    assert set(get["responses"]) == {"200", "404", "422"}
+    schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/Profile")
+    unified = document["components"]["schemas"]["UnifiedFeatures"]["properties"]
+    assert "Unified:" in unified["avg_order_value"]["description"]
+    assert "cart_value" in unified
