@@ -29,11 +29,10 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
     host, port = settings.api.host, settings.api.port
     # No access log: request paths can carry identifiers such as email addresses.
     if workers == 1:
-        from c360.api.app import create_app
+        from c360.api.app import create_app, serving_process_app
 
-        uvicorn.run(
-            create_app(settings), host=host, port=port, access_log=False, log_level="warning"
-        )
+        app = serving_process_app(create_app(settings))
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
         return
     # Each worker process builds its app from the same configuration (file and environment).
     if app.config_path is not None:
