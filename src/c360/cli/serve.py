@@ -31,8 +31,8 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
     if workers == 1:
         from c360.api.app import create_app, serving_process_app
 
-        app = serving_process_app(create_app(settings))
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+        api = serving_process_app(create_app(settings))
+        uvicorn.run(api, host=host, port=port, access_log=False, log_level="warning")
         return
     # Each worker process builds its app from the same configuration (file and environment).
     if app.config_path is not None:
