@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -170,12 +171,18 @@ def test_a_store_the_release_wrote_is_upgraded_in_place(
         released.dispose()
 
 
+def as_released(store: ServingStore) -> None:
+    """Back to what 0.1.0 left: the baseline's schema (later migrations undone), no version."""
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.config(conn), migrations.BASELINE)
+        conn.execute(text("DROP TABLE alembic_version"))
+
+
 def test_an_unversioned_store_gains_the_columns_it_lacks(store: ServingStore) -> None:
     """A store an older build created (no version, columns missing) gains them with their
     server defaults; one that cannot be added to existing rows is refused with the reason."""
-    with store.engine.begin() as conn:  # as 0.1.0 left it: no version, no later tables
-        conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(text("DROP TABLE api_key"))
+    as_released(store)
+    with store.engine.begin() as conn:
         conn.execute(
             text("INSERT INTO realtime_state (id_type, id_value, current_session_page_views, "
                  "events_total) VALUES ('anonymous_id', 'a1', 2, 5)")
@@ -189,9 +196,8 @@ def test_an_unversioned_store_gains_the_columns_it_lacks(store: ServingStore) ->
     assert {"user_id_at", "cart_items"} <= columns
     assert (row.cart_items, row.user_id_at) == (0, None)
     assert_at_head_with_the_contract(store)
+    as_released(store)
     with store.engine.begin() as conn:
-        conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(text("DROP TABLE api_key"))
         conn.execute(text("ALTER TABLE realtime_state DROP COLUMN events_total"))
     with pytest.raises(DataError, match="lacks column events_total, which cannot be added"):
         store.migrate()

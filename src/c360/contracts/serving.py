@@ -136,6 +136,7 @@ realtime_order = Table(
     Column("order_at", DateTime, nullable=False, index=True),
     Column("revenue", Float, nullable=False),
     Index("ix_realtime_order_identifier", "id_type", "id_value"),
+    Index("ix_realtime_order_user_id", "user_id"),  # a person's orders by their customer ids
 )
 
 stream_offsets = Table(

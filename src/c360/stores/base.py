@@ -113,6 +113,9 @@ class StoreDialect(ABC):
         SQLAlchemy's types would give (none when the driver gives them already)."""
         return {}
 
+    def refresh_statistics(self, conn: Connection, tables: Iterable[str]) -> None:  # noqa: B027
+        """Let the planner see tables a publish just replaced (nothing by default)."""
+
     def migration_transaction(self, engine: Engine) -> Any:
         """A transaction that holds the store's write lock from its first statement, so two
         processes never migrate at once (a context manager yielding a Connection)."""
@@ -251,6 +254,7 @@ class ServingStore:
                 )
             )
             views.create_profile_view(conn, self.dialect, [c.name for c in profile_table.columns])
+            self.dialect.refresh_statistics(conn, [name for name, _ in replaced])
         return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, Table, create_engine, text
@@ -70,6 +70,11 @@ class PostgresDialect(StoreDialect):
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
         return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+    def refresh_statistics(self, conn: Connection, tables: Iterable[str]) -> None:
+        """ANALYZE the replaced tables in the publish's transaction: autovacuum would see them
+        later, and until then the planner would scan (a profile read took 90 ms so)."""
+        conn.execute(text(f"ANALYZE {', '.join(tables)}"))
 
     @contextmanager
     def migration_transaction(self, engine: Engine) -> Iterator[Connection]:

@@ -39,27 +39,39 @@ LEFT JOIN identity_map by_link
 LEFT JOIN identity_map by_user ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
 LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value"""
 
-# One row per (person, real-time identifier row); {where} narrows it (empty for the view).
-# {recent} counts the row's events in the last hour (see events_last_hour_sql).
+# One row per (person, real-time identifier row) of {source} (realtime_state for the view, the
+# rows reachable from one person for the API: person_rows). {recent} counts the row's events in
+# the last hour (see events_last_hour_sql).
 REALTIME_ROWS = f"""
 SELECT {RESOLVE_PERSON} AS person_id, r.*,
        {{recent}} AS events_last_hour
-FROM realtime_state r{RESOLVE_JOINS}
-{{where}}
+FROM {{source}} r{RESOLVE_JOINS}
 """
 
-# Rows reachable from one person (:person_id) through indexed keys only.
-PERSON_CONDITION = """(
-    (r.id_type, r.id_value) IN (
-        SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id)
-    OR r.user_id IN (
-        SELECT id_value FROM identity_map
-        WHERE person_id = :person_id AND id_type = 'customer_id')
-    OR (r.id_type = 'anonymous_id' AND r.id_value IN (
-        SELECT s.anonymous_id FROM identity_stitch s
+def person_rows(table: str, key: tuple[str, ...]) -> str:
+    """The rows of a real-time ``table`` (with id_type, id_value, user_id) reachable from one
+    person (``:person_id``): by one of the person's identifiers, by the customer id they were
+    logged in as, or as a cookie stitched to one of the person's customers. Each way is one
+    indexed lookup; their union of keys (``key``: the table's primary key) is joined back.
+    Which of them the person really owns is decided after, by the resolution joins."""
+    columns = ", ".join(f"t.{name}" for name in key)
+    reachable = f"""
+        SELECT {columns} FROM {table} t
+        JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.id_value
+        WHERE m.person_id = :person_id
+        UNION
+        SELECT {columns} FROM {table} t
+        JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = t.user_id
+        WHERE m.person_id = :person_id
+        UNION
+        SELECT {columns} FROM {table} t
+        JOIN identity_stitch s ON t.id_type = 'anonymous_id' AND t.id_value = s.anonymous_id
         JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
-        WHERE m.person_id = :person_id)))"""
-PERSON_FILTER = f"WHERE {PERSON_CONDITION}"
+        WHERE m.person_id = :person_id"""
+    on = " AND ".join(f"x.{name} = k.{name}" for name in key)
+    return f"(SELECT x.* FROM {table} x JOIN ({reachable}) k ON {on})"
+
+
 
 # Per person: the latest session wins for session and last-event features, the cart with the
 # latest activity is the person's cart, counters add up.
@@ -115,13 +127,16 @@ def events_last_hour_sql(dialect: StoreDialect, now_ms: str) -> str:
 def realtime_profile_sql(dialect: StoreDialect) -> str:
     """Real-time features of every person, as of the database clock (the view's query)."""
     recent = events_last_hour_sql(dialect, dialect.now_ms())
-    return REALTIME_BY_PERSON.format(rows=REALTIME_ROWS.format(recent=recent, where=""))
+    rows = REALTIME_ROWS.format(recent=recent, source="realtime_state")
+    return REALTIME_BY_PERSON.format(rows=rows)
 
 
 def realtime_for_person_sql(dialect: StoreDialect) -> str:
     """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query)."""
     recent = events_last_hour_sql(dialect, ":now_ms")
-    rows = REALTIME_ROWS.format(recent=recent, where=PERSON_FILTER)
+    rows = REALTIME_ROWS.format(
+        recent=recent, source=person_rows("realtime_state", ("id_type", "id_value"))
+    )
     return REALTIME_BY_PERSON.format(rows=rows) + " AND person_id = :person_id"
 
 
@@ -132,18 +147,17 @@ SELECT person_id, count(*) AS orders_since_cutoff, sum(revenue) AS spend_since_c
        min(order_at) AS first_order_at, max(order_at) AS last_order_at
 FROM (
   SELECT {ORDER_PERSON} AS person_id, r.order_at, r.revenue
-  FROM realtime_order r{RESOLVE_JOINS}
+  FROM {{source}} r{RESOLVE_JOINS}
   WHERE r.order_at >= COALESCE(
       (SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1), '1970-01-01')
-  {{where}}
 ) orders
 WHERE person_id IS NOT NULL {{person}}
 GROUP BY person_id
 """
 
-ORDER_DELTAS_ALL = ORDER_DELTAS.format(where="", person="")
+ORDER_DELTAS_ALL = ORDER_DELTAS.format(source="realtime_order", person="")
 ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(
-    where=f"AND {PERSON_CONDITION}", person="AND person_id = :person_id"
+    source=person_rows("realtime_order", ("order_id",)), person="AND person_id = :person_id"
 )
 
 
