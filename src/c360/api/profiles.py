@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 
+from c360.api.auth import requires
 from c360.api.errors import ApiError, responses
 from c360.api.schema import Profile
 from c360.identity.normalise import normalise
@@ -15,7 +16,7 @@ IdType = Literal["customer_id", "email", "anonymous_id", "zendesk_user_id", "mai
 
 
 def profiles_router(serving: ServingStore) -> APIRouter:
-    router = APIRouter(tags=["profiles"])
+    router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
 
     @router.get("/v1/profiles/{person_id}", response_model=Profile, responses=responses(404))
     def profile(person_id: str, response: Response) -> dict[str, Any]:
