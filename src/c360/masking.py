@@ -55,8 +55,10 @@ def install_log_masking() -> None:
 
     A record factory, not a handler filter: handlers a library configures itself (uvicorn's)
     get masked records too. The message is rendered (``msg % args``) once, here, and a logged
-    exception's traceback text is rendered and masked here as well (handlers use a record's
-    ``exc_text`` when it is set). Records are only created for enabled levels, so the cost is
+    exception's traceback text is rendered and masked here as well (logging's formatters use a
+    record's ``exc_text`` when it is set); when that text held a secret, the exception object
+    itself is dropped from the record, so that a formatter reading it (a JSON formatter, such
+    as PySpark's) cannot show it. Records are only created for enabled levels, so the cost is
     paid by lines that are written.
     """
     global _factory_installed
@@ -97,7 +99,10 @@ def _mask_record(record: logging.LogRecord) -> None:
     if masked != message:
         record.msg, record.args = masked, ()
     if record.exc_info and not record.exc_text:
-        record.exc_text = mask_secrets(_FORMATTER.formatException(record.exc_info))
+        shown = _FORMATTER.formatException(record.exc_info)
+        record.exc_text = mask_secrets(shown)
+        if record.exc_text != shown:  # formatters that read the exception itself (JSON ones)
+            record.exc_info = None  # would show the secret: they get the masked text only
 
 
 def _masked(value: object) -> object:
