@@ -37,6 +37,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_stream import _lines
+from c360.access.keys import generate
 from c360.contracts.serving import identity_map, person
 from c360.stores import open_store
 
@@ -50,11 +51,14 @@ def _free_port() -> int:
         return port
 
 
-def _seed(serving_url: str, probes: int) -> None:
-    """A person per probe cookie, as a published batch would map it."""
+def _seed(serving_url: str, probes: int) -> str:
+    """A person per probe cookie, as a published batch would map it; an API key for the
+    poller (no rate limit: the benchmark measures freshness, not the limiter)."""
+    api_key = generate(["profiles:read"], name="bench freshness", rate_limit_per_s=0)
     store = open_store(serving_url)
     try:
         store.migrate()
+        store.add_api_key(api_key.record)
         with store.engine.begin() as conn:
             conn.execute(insert(person), [{"person_id": f"p_probe{i}"} for i in range(probes)])
             conn.execute(
@@ -70,6 +74,7 @@ def _seed(serving_url: str, probes: int) -> None:
             )
     finally:
         store.dispose()
+    return api_key.key
 
 
 def _probe(i: int) -> bytes:
@@ -86,7 +91,9 @@ def _probe(i: int) -> bytes:
     )
 
 
-async def _load(args: argparse.Namespace, url: str, lines: list[bytes]) -> dict[str, Any]:
+async def _load(
+    args: argparse.Namespace, url: str, lines: list[bytes], api_key: str
+) -> dict[str, Any]:
     interval = args.batch / args.rate  # seconds between batches
     batches = int(args.seconds / interval)
     probe_every = max(1, round(1 / (args.probes_per_s * interval)))
@@ -117,7 +124,7 @@ async def _load(args: argparse.Namespace, url: str, lines: list[bytes]) -> dict[
                 return
             path = f"/v1/profiles/by/anonymous_id/probe-{probe}"
             while True:
-                response = await http.get(path)
+                response = await http.get(path, headers={"Authorization": f"Bearer {api_key}"})
                 if response.status_code == 200 and response.json()["realtime"].get("events_total"):
                     latencies.append(time.perf_counter() - sent)
                     return
@@ -175,7 +182,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     lines = list(_lines(Path(args.file)))[: args.rate * args.seconds + 1]
     probes = int(args.probes_per_s * args.seconds) + 10
     serving_url = f"sqlite:///{work / 'serving.db'}"
-    _seed(serving_url, probes)
+    api_key = _seed(serving_url, probes)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("C360_")}
     env |= {
@@ -205,7 +212,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         try:
             _wait_up(url, server, work / "server.err")
             load_before = os.getloadavg()[0]
-            result = asyncio.run(_load(args, url, lines))
+            result = asyncio.run(_load(args, url, lines, api_key))
             load_after = os.getloadavg()[0]
         finally:
             for process in (worker, server):

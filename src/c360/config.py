@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from c360.errors import ConfigError
+from c360.masking import mask_secrets
 
 ENV_PREFIX = "C360_"
 CONFIG_PATH_ENV = "C360_CONFIG"
@@ -57,7 +58,7 @@ def _check_scheme(value: str, accepted: Mapping[str, str]) -> str:
     scheme = urlsplit(value).scheme.split("+")[0]
     if scheme not in accepted:
         choices = ", ".join(accepted.values())
-        raise ValueError(f"unsupported URL {value!r}; accepted: {choices}")
+        raise ValueError(f"unsupported URL {mask_secrets(value)!r}; accepted: {choices}")
     return value
 
 
@@ -78,7 +79,8 @@ class LakeSettings(_Section):
 
             if scheme not in known_implementations:
                 raise ValueError(
-                    f"unknown filesystem {scheme!r} in {value!r}; accepted: a folder path or an "
+                    f"unknown filesystem {scheme!r} in {mask_secrets(value)!r}; accepted: a "
+                    "folder path or an "
                     "fsspec URL such as file://, memory://, s3://, gs://"
                 )
         return value
@@ -169,7 +171,7 @@ class LogSettings(_Section):
             value, {"local": "local://PATH", "kafka": "kafka://HOST:PORT[,HOST:PORT]"}
         )
         if not urlsplit(value).netloc and not urlsplit(value).path:
-            raise ValueError(f"{value!r} names no location; e.g. local://data/log")
+            raise ValueError(f"{mask_secrets(value)!r} names no location; e.g. local://data/log")
         return value
 
 
@@ -237,7 +239,8 @@ class MySQLSourceSettings(_Section):
             make_url(value)
         except ArgumentError:
             raise ValueError(
-                f"not a SQLAlchemy URL: {value!r}; e.g. mysql+pymysql://root@127.0.0.1:3306/shop"
+                f"not a SQLAlchemy URL: {mask_secrets(value)!r}; "
+                "e.g. mysql+pymysql://root@127.0.0.1:3306/shop"
             ) from None
         return value
 
@@ -272,7 +275,9 @@ class MailchimpSourceSettings(_Section):
         value = _require(value)
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {value!r}; e.g. http://127.0.0.1:8080")
+            raise ValueError(
+                f"not an http(s) URL: {mask_secrets(value)!r}; e.g. http://127.0.0.1:8080"
+            )
         return value.rstrip("/")
 
 
@@ -376,11 +381,57 @@ class CollectorSettings(_Section):
         return value
 
 
+def _origin(value: str) -> str:
+    """A CORS origin as browsers send it: ``*`` or ``scheme://host[:port]``, nothing after."""
+    value = value.strip()
+    if value == "*":
+        return value
+    parts, shown = urlsplit(value), mask_secrets(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{shown!r} is not an origin; e.g. https://shop.example.com")
+    if parts.path or parts.query or parts.fragment or parts.username is not None:
+        raise ValueError(
+            f"{shown!r}: an origin is scheme://host[:port] only (no path, not even a final /), "
+            "as browsers send it"
+        )
+    return value
+
+
 class ApiSettings(_Section):
     """The Profile API server."""
 
     host: str = Field("127.0.0.1", description="address the API server binds")
     port: int = Field(8360, ge=1, le=65535, description="port the API server binds")
+    rate_limit_per_s: float = Field(
+        1000.0,
+        ge=0,
+        description="requests per second per API key and server process, unless the key has "
+        "its own limit (c360 keys create --rate-limit); 0 = no limit",
+    )
+    key_refresh_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="each server process re-reads the API keys this often: a revoked key "
+        "stops working within this time (a new key works at once)",
+    )
+    cors_origins: Annotated[tuple[str, ...], BeforeValidator(_key_list)] = Field(
+        (),
+        description="browser origins allowed to call the API (CORS), e.g. "
+        "https://shop.example.com, or * for any; a list, or one string with origins separated "
+        "by commas; empty = no cross-origin access",
+    )
+    readiness_max_publish_age_hours: float = Field(
+        48.0,
+        ge=0,
+        description="/readyz answers 503 when the serving batch was published longer ago than "
+        "this, or never; 0 = the publish is not checked",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(origin) for origin in value)
 
 
 class IdentitySettings(_Section):
@@ -452,7 +503,8 @@ class ResolvedConfig:
     file: Path | None
 
     def items(self) -> Iterator[tuple[str, Any, str]]:
-        """Every leaf setting as (dotted key, value, source), secrets masked."""
+        """Every leaf setting as (dotted key, value, source), secrets masked: secret settings
+        whole, and the password of any URL (``serving.url``, ``sources.mysql.url``, …)."""
         for key in _leaf_keys(Settings):
             value: Any = self.settings
             for part in key.split("."):
@@ -461,6 +513,10 @@ class ResolvedConfig:
                 value = "**********"
             elif isinstance(value, tuple | list) and any(isinstance(v, SecretStr) for v in value):
                 value = ["**********"] * len(value)
+            elif isinstance(value, str):  # a password inside a URL (serving.url, …)
+                value = mask_secrets(value)
+            elif isinstance(value, tuple | list):
+                value = type(value)(mask_secrets(v) if isinstance(v, str) else v for v in value)
             yield key, value, self.sources.get(key, "default")
 
 

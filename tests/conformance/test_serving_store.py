@@ -11,6 +11,7 @@ reads, and how driver errors are classified. The schema's migrations have their 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import select, text
 
+from c360.access.keys import generate
 from c360.contracts import serving
 from c360.contracts.log import TopicPartition
 from c360.contracts.times import epoch_ms, epoch_us
@@ -585,6 +587,41 @@ def test_the_run_log_keeps_the_latest_attempt_of_each_step(store: ServingStore) 
     assert store.step_records(day) == {"features": done}
     assert store.run_dates() == ["2025-06-02", "2025-06-01"]
     assert store.run_dates(limit=1) == ["2025-06-02"]
+
+
+# -- the Profile API's keys -------------------------------------------------------------------
+
+
+def test_api_keys_are_stored_without_their_secret_and_revoked_in_place(
+    store: ServingStore,
+) -> None:
+    made = dt.datetime(2025, 6, 1, 9, 30, 15, 123456)
+    reader = generate(["profiles:read"], name="web shop", now=made)
+    admin = generate(["admin", "profiles:search"], rate_limit_per_s=2.5, now=made + HOUR)
+    store.add_api_key(reader.record)
+    store.add_api_key(admin.record)
+    assert store.api_keys() == [reader.record, admin.record]  # oldest first, round-tripped
+    assert store.find_api_key(admin.record.key_id) == admin.record
+    assert store.find_api_key("0" * 16) is None
+    secret = reader.key.split("_", 2)[2]  # the secret may hold "_" too
+    stored = store.query("SELECT * FROM api_key ORDER BY created_at")
+    assert stored[0]["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert not any(secret in str(value) for row in stored for value in row.values())
+    assert stored[1]["scopes"] == "admin profiles:search"
+
+    revoked = store.revoke_api_key(reader.record.key_id, at=made + 2 * HOUR)
+    assert revoked is not None and revoked.revoked_at == made + 2 * HOUR
+    again = store.revoke_api_key(reader.record.key_id, at=made + 3 * HOUR)
+    assert again == revoked  # the first revocation time stays
+    assert store.revoke_api_key("0" * 16) is None
+    assert [key.active for key in store.api_keys()] == [False, True]  # kept, and listed
+
+
+def test_a_duplicate_key_id_is_refused(store: ServingStore) -> None:
+    key = generate(["profiles:read"]).record
+    store.add_api_key(key)
+    with pytest.raises(StoreError, match=f"adding API key {key.key_id}"):
+        store.add_api_key(key)
 
 
 # -- reads ------------------------------------------------------------------------------------

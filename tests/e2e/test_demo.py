@@ -57,19 +57,32 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 @pytest.fixture(scope="module")
 def api(demo_run: tuple[Path, dict[str, Any]]) -> Iterator[httpx.Client]:
-    folder, _ = demo_run
+    folder, summary = demo_run
     settings = load_config(environ={}, overrides=demo_overrides(folder)).settings
-    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+    key = Path(summary["api_key_file"]).read_text().strip()  # the key the demo made for itself
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        serve_in_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers=headers) as client,
+    ):
         yield client
 
 
 def test_summary_reports_every_layer(demo_run: tuple[Path, dict[str, Any]]) -> None:
-    _, summary = demo_run
+    folder, summary = demo_run
     assert summary["persons"] > 60  # customers plus guest-only and newsletter-only persons
     assert summary["profiles_published"] == summary["persons"]
     assert summary["events_processed"] > 500
     assert summary["api_checks_failed"] == 0, summary["checks"]
     assert summary["api_checks_passed"] >= 5
+    key_file = Path(summary["api_key_file"])
+    assert key_file == folder / "api-key" and key_file.stat().st_mode & 0o077 == 0
+    assert key_file.read_text().strip() not in json.dumps(summary)  # shown nowhere
+
+
+def test_the_api_needs_the_key(api: httpx.Client) -> None:
+    answer = api.get("/v1/profiles/by/customer_id/1", headers={"Authorization": ""})
+    assert answer.status_code == 401
 
 
 def test_lifetime_spend_equals_the_orders_db(

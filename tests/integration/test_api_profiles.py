@@ -11,6 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from c360.access.keys import generate
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
@@ -50,10 +51,13 @@ def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
             [{"order_id": "o-9", "id_type": "anonymous_id", "id_value": "a/b c",
               "user_id": "42", "order_at": dt.datetime(2025, 6, 11, 9), "revenue": 50.0}],
         )  # fmt: skip
+    key = generate(["profiles:read"])
+    store.add_api_key(key.record)
     settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings
+    headers = {"Authorization": f"Bearer {key.key}"}
     with (
         serve_in_thread(create_app(settings, store=store)) as url,
-        httpx.Client(base_url=url) as client,
+        httpx.Client(base_url=url, headers=headers) as client,
     ):
         yield client
 
@@ -110,7 +114,7 @@ def test_the_openapi_document_declares_what_the_routes_read(api: httpx.Client) -
     document = api.get("/openapi.json").json()
     get = document["paths"]["/v1/profiles/{person_id}"]["get"]
     assert {p["name"] for p in get["parameters"]} == {"person_id", "fields", "explain"}
-    assert set(get["responses"]) == {"200", "404", "422"}
+    assert set(get["responses"]) == {"200", "401", "403", "404", "422", "429"}
     schema = get["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/Profile")
     unified = document["components"]["schemas"]["UnifiedFeatures"]["properties"]

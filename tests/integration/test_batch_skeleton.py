@@ -8,6 +8,7 @@ import httpx
 import pytest
 from tiny_world import DAY
 
+from c360.access.keys import generate
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import Settings
@@ -81,7 +82,17 @@ def test_rerun_of_a_date_replaces_it_exactly(tiny_world: Settings) -> None:
 def test_api_serves_profiles_by_id_and_identifier(tiny_world: Settings) -> None:
     settings = tiny_world
     run_batch(settings, DAY)
-    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+    key = generate(["profiles:read"])
+    store = open_store(settings.serving.url)
+    try:
+        store.add_api_key(key.record)
+    finally:
+        store.dispose()
+    headers = {"Authorization": f"Bearer {key.key}"}
+    with (
+        serve_in_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers=headers) as client,
+    ):
         by_email = client.get("/v1/profiles/by/email/ Alice@X.com ")
         assert by_email.status_code == 200
         person_id = by_email.json()["person_id"]

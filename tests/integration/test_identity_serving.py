@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
 
+from c360.access.keys import generate
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import ComputeSettings, load_config
@@ -110,7 +111,10 @@ def test_the_api_serves_a_retired_id_as_the_survivor(store: ServingStore, tmp_pa
     retired, survivor = person_of(day1, KEYS[1]), person_of(day2, KEYS[1])
     settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings
     app = create_app(settings, store=store)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+    key = generate(["profiles:read"])
+    store.add_api_key(key.record)
+    headers = {"Authorization": f"Bearer {key.key}"}
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=headers) as client:
         answer = client.get(f"/v1/profiles/{retired}")
         assert answer.status_code == 200
         body = answer.json()

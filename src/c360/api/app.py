@@ -1,7 +1,17 @@
 """The Profile API: the app, assembled from one router per concern.
 
 ``profiles.py`` (reads), ``health.py``, ``collector.py`` (Segment-compatible ingestion),
-``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code.
+``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code;
+``auth.py`` the API keys (``requires(scope)``), their rate limits and the OpenAPI security.
+
+**CORS** (Starlette's middleware, outermost, so that 401/403/429 answers carry its headers too):
+closed by default. With no ``api.cors_origins`` a browser's preflight (``OPTIONS`` with
+``Origin`` and ``Access-Control-Request-Method``) is answered — 400 "Disallowed CORS origin",
+without any ``Access-Control-Allow-*`` header, so the browser refuses the call and its console
+says why — rather than 405 from the router. A listed origin (or ``*``) may send GET and POST
+with ``Authorization`` and ``Content-Type``, and read ``Retry-After`` and ``Content-Location``;
+no cookies (``allow_credentials`` off: keys travel in a header). Mind that a key used from a
+browser is visible to its users: give such a key no more than ``profiles:read``.
 """
 
 from __future__ import annotations
@@ -11,15 +21,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from c360 import __version__
-from c360.api import errors
+from c360.api import auth, errors
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
 from c360.logs import EventLog
+from c360.masking import install_log_masking
 from c360.stores import ServingStore, open_store
 
 
@@ -32,8 +44,10 @@ def create_app(
     once at startup when either is enabled (a write key or a webhook secret is configured), or
     to a given ``log`` (tests), which the app then neither opens nor closes.
     """
+    install_log_masking()
     owned = store is None
     serving = store or open_store(settings.serving.url)
+    access = auth.Access(settings.api, serving)
     events = IngestLog(settings.log, log)
     collector = Collector(settings.collector, events)
     webhook = ZendeskWebhook(settings.sources.zendesk, events)
@@ -44,7 +58,8 @@ def create_app(
         try:
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()
-            yield
+            async with access.running():
+                yield
         finally:
             events.close()
             if owned:
@@ -52,9 +67,18 @@ def create_app(
 
     app = FastAPI(title="c360 Profile API", version=__version__, lifespan=lifespan)
     errors.install(app)
+    auth.install(app, access)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.api.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After", "Content-Location"],
+        max_age=600,
+    )
     # The website's lookups first: FastAPI tries the routes in order.
     app.include_router(profiles_router(serving))
-    app.include_router(health_router(serving))
+    app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))
     return app

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from c360.api.auth import requires
 from c360.api.errors import ApiError, responses
 from c360.api.json import JSON
 from c360.api.schema import PROFILE_FIELDS, Profile
@@ -99,7 +100,7 @@ def _narrowed(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 def profiles_router(serving: ServingStore) -> APIRouter:
-    router = APIRouter(tags=["profiles"])
+    router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
     inline = serving.dialect.name == "sqlite"
 
     async def call(read: Callable[[], Any]) -> Any:

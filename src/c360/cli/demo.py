@@ -68,6 +68,7 @@ def command(
     say(f"generating {customers} customers over {days} days, then the daily batch…")
     demo.prepare(settings, summary)
     say(f"batch {summary.batch_date}: {summary.persons} persons published")
+    api_key = demo.create_api_key(settings, folder, summary)
 
     if once:
         demo.stream(settings, summary, rate=None, stop=None)
@@ -77,7 +78,7 @@ def command(
         api = create_app(settings)
         with serve_in_thread(api, settings.api.host, port or 0) as url:
             summary.api_url = url
-            summary.checks = demo.check_api(url, settings)
+            summary.checks = demo.check_api(url, settings, api_key)
         summary.seconds = time.perf_counter() - started
         if as_json:
             click.echo(json.dumps(summary.as_dict()))
@@ -95,6 +96,10 @@ def command(
     ):
         click.echo(
             f"API on {url} — try {url}/docs ; replaying the clickstream at {rate:g} events/s"
+        )
+        click.echo(
+            f'API key (profiles:read) in {summary.api_key_file}: curl -H "Authorization: '
+            f'Bearer $(cat {summary.api_key_file})" {url}/v1/profiles/by/customer_id/1'
         )
         click.echo("Ctrl-C to stop")
         demo.stream(settings, summary, rate=rate, stop=stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 
 from c360.config import ResolvedConfig, load_config
 from c360.errors import C360Error
+from c360.masking import install_log_masking, mask_secrets
 
 
 @dataclass
@@ -54,6 +56,7 @@ def _register() -> None:
         generate,
         identity_cmd,
         ingest_cmd,
+        keys_cmd,
         replay,
         serve,
         stream,
@@ -69,6 +72,7 @@ def _register() -> None:
         stream,
         replay,
         serve,
+        keys_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)
@@ -78,18 +82,25 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a c360 error prints one line (a traceback only with --debug)."""
+    """Run the CLI; a c360 error prints one line (a traceback only with --debug).
+
+    Passwords in URLs are masked in that line, in usage errors and in every log line of the
+    process (:mod:`c360.masking`).
+    """
     args = sys.argv[1:] if argv is None else argv
+    install_log_masking()
     try:
         cli.main(args=args, prog_name="c360", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()  # a usage error may quote an option's value: a URL
+        exc.show(file=shown)
+        click.echo(mask_secrets(shown.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except C360Error as exc:
         if "--debug" in args:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {mask_secrets(str(exc))}", err=True)
         sys.exit(exc.exit_code)

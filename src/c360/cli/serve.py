@@ -7,6 +7,8 @@ import os
 import click
 
 from c360.cli.main import AppContext, pass_app
+from c360.config import ResolvedConfig
+from c360.errors import TerminalError
 
 
 @click.command("serve")
@@ -24,7 +26,9 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
     """Serve the Profile API until Ctrl-C."""
     import uvicorn
 
-    settings = app.config(**{"api.host": host, "api.port": port}).settings
+    resolved = app.config(**{"api.host": host, "api.port": port})
+    settings = resolved.settings
+    check_store(resolved)
     click.echo(f"c360 API on http://{settings.api.host}:{settings.api.port} (docs at /docs)")
     host, port = settings.api.host, settings.api.port
     # No access log: request paths can carry identifiers such as email addresses.
@@ -46,3 +50,25 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
         access_log=False,
         log_level="warning",
     )
+
+
+def check_store(resolved: ResolvedConfig) -> None:
+    """Reach and migrate the serving store before the server starts, so that a store that is
+    down or misconfigured is one line naming it (password hidden) and the fix, and a non-zero
+    exit — not the server's startup traceback."""
+    from c360.stores import StoreError, StoreUnavailable, open_store
+
+    where = resolved.sources.get("serving.url")
+    fix = f"set in {where}" if where else "the default; set C360_SERVING_URL or [serving] url"
+    try:
+        store = open_store(resolved.settings.serving.url)
+        try:
+            store.migrate()
+        finally:
+            store.dispose()
+    except StoreUnavailable as exc:
+        raise TerminalError(
+            f"the API cannot start: {exc} — start the store, or fix serving.url ({fix})"
+        ) from exc
+    except StoreError as exc:
+        raise TerminalError(f"the API cannot start: {exc} (serving.url: {fix})") from exc

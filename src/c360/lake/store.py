@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow as pa
@@ -38,6 +37,7 @@ from c360.errors import (
     TransientError,
     classify_os_error,
 )
+from c360.masking import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,6 @@ def classify(error: BaseException, what: str) -> C360Error | None:
     return None
 
 
-def _without_password(url: str) -> str:
-    """``url`` fit for a message: a ``user:password@`` in it becomes ``user:***@``."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # not a URL: say only its scheme
-        return url.split("://", 1)[0] + "://…"
-    return url if password is None else url.replace(f":{password}@", ":***@", 1)
-
-
 class _Batches:
     """The caller's batches; remembers the error they raised, which is not the lake's."""
 
@@ -125,9 +116,9 @@ class Lake:
         try:
             self.fs, root = fsspec.core.url_to_fs(url)
         except (ValueError, ImportError) as exc:  # an unknown protocol, a missing fsspec package
-            raise ConfigError(LAKE_URL, f"{_without_password(url)!r}: {exc}") from None
+            raise ConfigError(LAKE_URL, f"{mask_secrets(url)!r}: {exc}") from None
         except Exception as exc:
-            error = classify(exc, f"lake: cannot open {_without_password(url)!r}")
+            error = classify(exc, f"lake: cannot open {mask_secrets(url)!r}")
             if error is None:
                 raise
             raise error from exc

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from c360.contracts.log import Record, RecordBatch, TopicPartition
 from c360.errors import ConfigError
 from c360.logs.base import EventLog, partition_for
+from c360.masking import mask_secrets
 
 if TYPE_CHECKING:
     from c360.config import LogSettings
@@ -42,14 +43,17 @@ def open_log(
 
         path = url[len(LOCAL_SCHEME) :]
         if not path:
-            raise ConfigError("log.url", f"{url!r} names no folder; e.g. local://data/log")
+            raise ConfigError(
+                "log.url", f"{mask_secrets(url)!r} names no folder; e.g. local://data/log"
+            )
         return LocalLog(path, partitions)
     if scheme == "kafka":
         from c360.logs.kafka import KafkaLog
 
         return KafkaLog.from_url(url, partitions, kafka_properties)
     raise ConfigError(
-        "log.url", f"unsupported event log {url!r}; accepted: local://PATH, kafka://HOST:PORT"
+        "log.url",
+        f"unsupported event log {mask_secrets(url)!r}; accepted: local://PATH, kafka://HOST:PORT",
     )
 
 

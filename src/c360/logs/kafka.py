@@ -86,6 +86,7 @@ from c360.errors import (
     TransientError,
 )
 from c360.logs.base import EventLog, check_topic, partition_for
+from c360.masking import mask_secrets
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -138,16 +139,23 @@ class KafkaSettings:
     def from_url(cls, url: str) -> KafkaSettings:
         """Parse ``kafka://HOST:PORT[,HOST:PORT][?session_timeout_ms=…&…]``."""
         example = "e.g. kafka://broker1:9092,broker2:9092?session_timeout_ms=10000"
+        shown = mask_secrets(url)  # credentials belong in log.kafka_properties, never in a message
         if not url.startswith(SCHEME):
-            raise ConfigError("log.url", f"{url!r} is not a kafka:// URL; {example}")
+            raise ConfigError("log.url", f"{shown!r} is not a kafka:// URL; {example}")
         parts = urlsplit(url)
         if parts.path not in ("", "/") or parts.fragment:
-            raise ConfigError("log.url", f"{url!r}: a Kafka URL names brokers only; {example}")
+            raise ConfigError("log.url", f"{shown!r}: a Kafka URL names brokers only; {example}")
+        if "@" in parts.netloc:
+            raise ConfigError(
+                "log.url",
+                f"{shown!r}: credentials do not go in the URL; set sasl.username and "
+                "sasl.password in log.kafka_properties (C360_LOG_KAFKA_PROPERTIES)",
+            )
         servers = [server.strip() for server in parts.netloc.split(",")]
         for server in servers:
             host, _, port = server.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError("log.url", f"{url!r}: {server!r} is not HOST:PORT; {example}")
+                raise ConfigError("log.url", f"{shown!r}: {server!r} is not HOST:PORT; {example}")
         try:
             params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
@@ -158,11 +166,11 @@ class KafkaSettings:
             if name not in accepted:
                 raise ConfigError(
                     "log.url",
-                    f"{url!r}: unknown parameter {name!r}; accepted: {', '.join(accepted)}",
+                    f"{shown!r}: unknown parameter {name!r}; accepted: {', '.join(accepted)}",
                 )
             if not value.isdigit():
                 raise ConfigError(
-                    "log.url", f"{url!r}: {name} must be a positive integer, got {value!r}"
+                    "log.url", f"{shown!r}: {name} must be a positive integer, got {value!r}"
                 )
             values[name] = int(value)
         return cls(bootstrap_servers=",".join(servers), **values)

@@ -23,6 +23,8 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, select
 
+from c360.access.keys import PROFILES_READ
+from c360.access.keys import generate as generate_key
 from c360.config import Settings
 from c360.contracts import shop_db
 from c360.contracts.times import naive_utc
@@ -34,6 +36,8 @@ from c360.pipeline.stream_worker import run as run_worker
 from c360.simulator import generate
 from c360.sources.files import open_bytes
 from c360.stores import open_store
+
+API_KEY_FILE = "api-key"
 
 
 def demo_overrides(folder: Path) -> dict[str, str]:
@@ -65,6 +69,7 @@ class DemoSummary:
     dead_lettered: int = 0
     batch_date: str = ""
     api_url: str = ""
+    api_key_file: str = ""
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -84,6 +89,7 @@ class DemoSummary:
             "dead_lettered": self.dead_lettered,
             "batch_date": self.batch_date,
             "api_url": self.api_url,
+            "api_key_file": self.api_key_file,
             "api_checks_passed": self.api_checks_passed,
             "api_checks_failed": self.api_checks_failed,
             "checks": [check.__dict__ for check in self.checks],
@@ -112,6 +118,24 @@ def prepare(settings: Settings, summary: DemoSummary) -> BatchResult:
     finally:
         store.dispose()
     return result
+
+
+def create_api_key(settings: Settings, folder: Path, summary: DemoSummary) -> str:
+    """A ``profiles:read`` key for the demo (its checks use it, and so can the user), stored
+    in the demo's serving store and written to ``folder/api-key`` (readable by the owner only),
+    so that the key itself never appears in the demo's output."""
+    new = generate_key([PROFILES_READ], name="c360 demo")
+    store = open_store(settings.serving.url)
+    try:
+        store.migrate()
+        store.add_api_key(new.record)
+    finally:
+        store.dispose()
+    path = folder / API_KEY_FILE
+    path.touch(mode=0o600)
+    path.write_text(new.key + "\n", encoding="utf-8")
+    summary.api_key_file = str(path)
+    return new.key
 
 
 def stream(
@@ -203,9 +227,10 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield orjson.loads(line)
 
 
-def check_api(base_url: str, settings: Settings) -> list[Check]:
+def check_api(base_url: str, settings: Settings, api_key: str) -> list[Check]:
     checks: list[Check] = []
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
 
         def get(path: str) -> dict[str, Any] | None:
             response = client.get(path)

@@ -39,6 +39,7 @@ from sqlalchemy.exc import (
 
 from c360.contracts.arrow_types import arrow_type
 from c360.errors import C360Error, ConfigError, DataError, TransientError
+from c360.masking import mask_secrets
 
 CHUNK_ROWS = 100_000
 CONNECTORX_SCHEMES = {
@@ -158,9 +159,6 @@ def classify(
     return TransientError(f"orders DB unreachable while {what}: {reason}")
 
 
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]*@")
-
-
 def _redacted(message: str, url: str | URL) -> str:
     """``message`` without the URL's password, nor any other a driver quoted in a URL."""
     try:
@@ -169,7 +167,7 @@ def _redacted(message: str, url: str | URL) -> str:
         password = None
     if password:
         message = message.replace(str(password), "***")
-    return _URL_PASSWORD.sub(r"\1***@", message)
+    return mask_secrets(message)
 
 
 @contextmanager

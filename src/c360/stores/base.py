@@ -37,13 +37,16 @@ from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.engine import make_url
 
+from c360.access.keys import ApiKey
 from c360.contracts import serving
 from c360.contracts.cutoff import cutoff
 from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TerminalError, TransientError
 from c360.identity.stitching import Reconciled, StitchLink
+from c360.masking import mask_secrets
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
+from c360.stores import keys as stored_keys
 from c360.stores import migrations, profiles, realtime, runlog, stitching, views
 from c360.stores.realtime import MicroBatch, PreparedBatch
 from c360.stores.runlog import StepRecord
@@ -161,7 +164,7 @@ class ServingStore:
 
     def __init__(self, url: str, dialect: StoreDialect) -> None:
         self.dialect = dialect
-        self.display_url = make_url(url).render_as_string(hide_password=True)
+        self.display_url = mask_secrets(make_url(url).render_as_string(hide_password=True))
         self.engine: Engine = dialect.create_engine(url)  # for tests and tools; not for SQL
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._reads = profiles.ProfileReads(self.engine, dialect)
@@ -370,6 +373,27 @@ class ServingStore:
         """The latest batch dates in the run log, newest first."""
         with self._reading("reading the run log") as conn:
             return runlog.dates(conn, limit)
+
+    # -- the Profile API's keys ------------------------------------------------------------
+    def add_api_key(self, key: ApiKey) -> None:
+        """Store a new key (its secret's hash only; :mod:`c360.access.keys`)."""
+        with self._transaction(f"adding API key {key.key_id}") as conn:
+            stored_keys.add(conn, key)
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first (the API's key cache reads this)."""
+        with self._reading("reading the API keys") as conn:
+            return stored_keys.every(conn)
+
+    def find_api_key(self, key_id: str) -> ApiKey | None:
+        with self._reading(f"reading API key {key_id}") as conn:
+            return stored_keys.find(conn, key_id)
+
+    def revoke_api_key(self, key_id: str, at: dt.datetime | None = None) -> ApiKey | None:
+        """Revoke a key from ``at`` (default now; a revoked key keeps its first revocation
+        time); the key as stored afterwards, or None when there is no such key."""
+        with self._transaction(f"revoking API key {key_id}") as conn:
+            return stored_keys.revoke(conn, key_id, at or naive_utc_now())
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ SELECT {RESOLVE_PERSON} AS person_id, r.*,
 FROM {{source}} r{RESOLVE_JOINS}
 """
 
+
 def person_rows(table: str, key: tuple[str, ...]) -> str:
     """The rows of a real-time ``table`` (with id_type, id_value, user_id) reachable from one
     person (``:person_id``): by one of the person's identifiers, by the customer id they were
@@ -70,7 +71,6 @@ def person_rows(table: str, key: tuple[str, ...]) -> str:
         WHERE m.person_id = :person_id"""
     on = " AND ".join(f"x.{name} = k.{name}" for name in key)
     return f"(SELECT x.* FROM {table} x JOIN ({reachable}) k ON {on})"
-
 
 
 # Per person: the latest session wins for session and last-event features, the cart with the
