@@ -38,6 +38,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from c360.contracts.money import MAX_AMOUNT, plausible_amount
 from c360.contracts.segment import (
     MAX_ANONYMOUS_ID,
     MAX_MESSAGE_ID,
@@ -48,7 +49,6 @@ from c360.contracts.segment import (
     Track,
     validate,
 )
-from c360.contracts.money import MAX_AMOUNT, plausible_amount
 from c360.contracts.times import EPOCH, epoch_us, from_epoch_us
 
 NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
