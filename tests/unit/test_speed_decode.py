@@ -76,6 +76,9 @@ VARIANTS: dict[str, list[Any]] = {
         "\uff12025-03-01T10:00:00.250Z",
         "1969-12-31T23:59:59.999Z",
         "0001-01-01T00:00:00Z",
+        # Outside the calendar once in UTC: a reason, not an OverflowError (found by fuzzing).
+        "0001-01-01T00:00:01+01:00",
+        "9999-12-31T23:59:59-01:00",
         "9999-12-31T23:59:59.999999Z",
         # Around the latest plausible time (LIMIT): at it is fine, a microsecond later is not.
         "2026-01-01T00:00:00Z",
@@ -85,6 +88,8 @@ VARIANTS: dict[str, list[Any]] = {
         "2026-01-01T01:00:00.001+01:00",
         "2999-01-01T00:00:00.000Z",
         "yesterday",
+        "1740823200",  # epoch seconds as text: not ISO-8601 (pydantic alone would take it)
+        "0",
         1740823200,
         None,
         ABSENT,
@@ -348,6 +353,8 @@ def test_zendesk_ticket_and_user_events() -> None:
     )
     user = decode_support(_zendesk("user.created", detail={"id": "361", "email": "a@b.c"}), None)
     assert (user.kind, user.user_id, user.ticket_id) == ("user.created", "361", None)
+    whole = decode_support(_zendesk("user.created", detail={"id": 7.0}), None)
+    assert whole.user_id == "7"  # 7.0 is an integer to JSON Schema (the OpenAPI contract)
     naive = decode_support(_zendesk("user.created", time="2025-01-04T15:44:28"), None)
     assert naive.time == dt.datetime(2025, 1, 4, 15, 44, 28, tzinfo=dt.UTC)
 
@@ -371,6 +378,9 @@ def test_zendesk_ticket_and_user_events() -> None:
         (_zendesk("user.created", detail={"email": "a"}), "user.created needs detail.id"),
         (_zendesk("organization.created"), "unsupported event type 'organization.created'"),
         (_zendesk("user.created", detail={"id": "u" * 321}), "detail.id is longer than 320"),
+        # Beyond 2**53 a JSON number is not read exactly everywhere (and orjson makes it a float).
+        (_zendesk("user.created", detail={"id": 2**53}), "user.created needs detail.id"),
+        (_zendesk("user.created", detail={"id": 7.5}), "user.created needs detail.id"),
         (_zendesk("ticket.created", detail={"id": "1", "requester_id": "r" * 321}), "longer"),
         (_zendesk("ticket.created", detail={"id": "1", "requester_id": "a\x00"}), "requester"),
     ],

@@ -70,6 +70,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from c360.api import openapi
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, CollectorSettings, LogSettings
 from c360.contracts.segment import (
     MESSAGE_TYPES,
@@ -88,12 +89,6 @@ RETRY_AFTER_SECONDS = 5
 MAX_REJECTED_LISTED = 100
 # Bytes read (and dropped) past a limit so a well-behaved client still gets its 400.
 _DRAIN_BYTES = 8 * 1024 * 1024
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
-}
 
 
 class Reject(Exception):
@@ -441,9 +436,21 @@ def collector_router(collector: Collector) -> APIRouter:
 
     for kind in MESSAGE_TYPES:
         handler = single_route(kind)
-        router.add_api_route(f"/v1/{kind}", handler, methods=["POST"], openapi_extra=_BODY_DOC)
+        router.add_api_route(
+            f"/v1/{kind}",
+            handler,
+            methods=["POST"],
+            openapi_extra=openapi.collector_body(kind),
+            responses=openapi.ingest_responses(openapi.Accepted),
+        )
         # analytics.js posts to the first letter of the type
         router.add_api_route(f"/v1/{kind[0]}", handler, methods=["POST"], include_in_schema=False)
-    router.add_api_route("/v1/batch", collect_batch, methods=["POST"], openapi_extra=_BODY_DOC)
+    router.add_api_route(
+        "/v1/batch",
+        collect_batch,
+        methods=["POST"],
+        openapi_extra=openapi.batch_body(),
+        responses=openapi.ingest_responses(openapi.BatchAccepted),
+    )
     router.add_api_route("/v1/b", collect_batch, methods=["POST"], include_in_schema=False)
     return router

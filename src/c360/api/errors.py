@@ -72,7 +72,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
-    """Answer every error in the one shape."""
+    """Answer every error in the one shape, and say so in the OpenAPI document."""
+    _document_validation_errors(app)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSON:
@@ -93,3 +94,31 @@ def install(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+
+def _document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents its 422 as ``HTTPValidationError`` (``{"detail": [...]}``); the handler
+    above answers :class:`ErrorBody`. Rewrite the document so it tells what is answered."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components.setdefault("ErrorBody", body)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["description"] = _DESCRIPTIONS[422]
+                    invalid["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

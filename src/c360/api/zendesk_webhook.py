@@ -50,6 +50,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from c360.api import openapi
 from c360.api.collector import IngestLog, Reject, read_body
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, ZendeskSourceSettings
 from c360.contracts.zendesk import (
@@ -179,12 +180,8 @@ def zendesk_router(webhook: ZendeskWebhook) -> APIRouter:
 
     @router.post(
         "/v1/webhooks/zendesk",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        },
+        openapi_extra=openapi.zendesk_body(),
+        responses=openapi.ingest_responses(openapi.WebhookAccepted),
     )
     async def zendesk_event(request: Request) -> JSONResponse:
         """Receive one signed Zendesk event (ticket.* or user.*) into the support topic."""

@@ -85,7 +85,8 @@ def _empty_is_absent(value: object) -> object:
 
 
 def _iso8601(value: object) -> object:
-    if not isinstance(value, str):
+    # pydantic also reads "1740823200" as seconds since the epoch: not ISO-8601, so not here.
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
         raise ValueError("must be an ISO-8601 string")
     return value
 
@@ -123,10 +124,19 @@ _UserIdText = Annotated[
     Field(min_length=1, max_length=MAX_USER_ID, coerce_numbers_to_str=True),
     AfterValidator(_no_nul),
 ]
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return utc(value)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the calendar's start in UTC
+        raise ValueError("is outside the calendar once converted to UTC") from None
+
+
 EventTime = Annotated[
     dt.datetime,
     BeforeValidator(_iso8601),
-    AfterValidator(utc),
+    AfterValidator(_in_utc),
     AfterValidator(_not_in_the_future),
 ]
 AnonymousId = Annotated[_AnonymousIdText | None, BeforeValidator(_empty_is_absent)]
@@ -278,7 +288,7 @@ def _reasons(exc: ValidationError) -> str:
 
 
 _CLIENT_TIME: TypeAdapter[dt.datetime] = TypeAdapter(
-    Annotated[dt.datetime, BeforeValidator(_iso8601), AfterValidator(utc)]
+    Annotated[dt.datetime, BeforeValidator(_iso8601), AfterValidator(_in_utc)]
 )
 
 

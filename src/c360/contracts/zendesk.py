@@ -50,11 +50,18 @@ class SupportEvent(NamedTuple):
 
 
 MAX_USER_ID = 320  # realtime_support.id_value
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer a double (JavaScript's number) holds exactly
 
 
 def _id(value: object) -> str | None:
-    """A non-empty string or integer id as text (no NUL: PostgreSQL text cannot hold it)."""
+    """A non-empty string, or an integer JSON parsers all read exactly (|n| < 2**53, as
+    Zendesk's ids are: JavaScript reads its numbers as doubles), as text; no NUL (PostgreSQL text
+    cannot hold it). The OpenAPI document states the same range."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 7.0 is an integer to JSON Schema, so to us
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return None
     text = str(value)
     return None if "\x00" in text else text

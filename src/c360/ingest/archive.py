@@ -125,7 +125,14 @@ def archive_topic(
         for record in _records(log, topic, partition, start.get(partition, 0), stop):
             try:
                 fields = _event_fields(topic, record.value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (
+                orjson.JSONDecodeError,
+                KeyError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                OverflowError,  # an offset that takes the time outside the calendar in UTC
+            ) as exc:
                 reason = f"{topic}/{partition}@{record.offset}: {type(exc).__name__}: {exc}"
                 rejected.append({"reason": reason, "record": record.value.decode(errors="replace")})
                 continue
