@@ -54,7 +54,6 @@ from c360.contracts.times import EPOCH, epoch_us, from_epoch_us
 NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 _EPOCH = EPOCH
 _US = dt.timedelta(microseconds=1)
-_money_fields = MONEY_FIELDS.get
 _MAX_AMOUNT = float(MAX_AMOUNT)
 # Beyond any event time (datetime.max): ``not_after`` that checks nothing.
 NO_LIMIT = epoch_us(dt.datetime.max.replace(tzinfo=dt.UTC))
@@ -184,9 +183,8 @@ def fast_click(raw: bytes | str, not_after: int) -> ClickEvent | None:
         return None
     if type(message) is _FastTrack:
         properties = message.properties
-        money = _money_fields(message.event)
-        if money is not None and properties:
-            for name in money:
+        if properties and message.event in MONEY_FIELDS:
+            for name in MONEY_FIELDS[message.event]:
                 value = properties.get(name)
                 if value is None or (type(value) is float and 0.0 <= value <= _MAX_AMOUNT):
                     continue  # absent, or the common case, without a call
