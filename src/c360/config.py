@@ -397,6 +397,22 @@ def _origin(value: str) -> str:
     return value
 
 
+DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300
+
+
+class EventSettings(_Section):
+    """Plausibility rules for events: the collector, the webhook and the speed layer apply them."""
+
+    max_clock_skew_seconds: int = Field(
+        DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+        ge=0,
+        le=86_400,
+        description="how far an event time may lie after the time the event was received (the "
+        "collector's receivedAt, after Segment's sentAt correction; the webhook's clock; the event "
+        "log's append time); a later event is refused (400) or dead-lettered",
+    )
+
+
 class ApiSettings(_Section):
     """The Profile API server."""
 
@@ -494,6 +510,7 @@ class Settings(_Section):
     identity: IdentitySettings = IdentitySettings()
     api: ApiSettings = ApiSettings()
     collector: CollectorSettings = CollectorSettings()
+    events: EventSettings = EventSettings()
 
 
 @dataclass(frozen=True)

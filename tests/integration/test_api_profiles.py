@@ -16,7 +16,7 @@ from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
 from c360.contracts import serving
-from c360.stores import ServingStore
+from c360.stores import ServingStore, StoreError, StoreUnavailable
 
 DAY = dt.date(2025, 6, 10)
 
@@ -114,9 +114,30 @@ def test_the_openapi_document_declares_what_the_routes_read(api: httpx.Client) -
     document = api.get("/openapi.json").json()
     get = document["paths"]["/v1/profiles/{person_id}"]["get"]
     assert {p["name"] for p in get["parameters"]} == {"person_id", "fields", "explain"}
-    assert set(get["responses"]) == {"200", "401", "403", "404", "422", "429"}
+    assert set(get["responses"]) == {"200", "401", "403", "404", "422", "429", "500", "503"}
     schema = get["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/Profile")
     unified = document["components"]["schemas"]["UnifiedFeatures"]["properties"]
     assert "Unified:" in unified["avg_order_value"]["description"]
     assert "cart_value" in unified
+
+
+def test_a_store_that_cannot_answer_is_a_503_to_retry(
+    api: httpx.Client, store: ServingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_: object, **__: object) -> None:
+        raise StoreUnavailable("serving store x (reading a profile): unavailable, locked")
+
+    monkeypatch.setattr(store._reads, "profile", down)
+    answer = api.get("/v1/profiles/p_1")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["error"]["code"] == "unavailable"
+
+    def broken(*_: object, **__: object) -> None:
+        raise StoreError("serving store x (reading a profile): no such table: person")
+
+    monkeypatch.setattr(store._reads, "profile", broken)
+    failed = api.get("/v1/profiles/p_1")
+    assert failed.status_code == 500 and "retry-after" not in failed.headers
+    assert "no such table" not in failed.text  # the reason goes to the log, not the caller

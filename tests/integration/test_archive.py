@@ -87,6 +87,28 @@ def test_records_land_by_event_date_once_even_when_rerun(settings: Settings) -> 
     assert quarantined[0]["record"] == "{not json"
 
 
+def test_an_event_time_beyond_the_append_time_plus_the_skew_is_quarantined(
+    settings: Settings,
+) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    append(
+        settings,
+        "clickstream",
+        [
+            page("m1", "a", "2025-05-01T10:00:00Z"),
+            page("soon", "a", soon.isoformat()),  # within events.max_clock_skew_seconds
+            page("far", "a", "2999-01-01T00:00:00Z"),
+        ],
+    )
+    (report,) = archive.archive(settings, D1, topics=("clickstream",))
+    assert (report.rows, report.quarantined) == (2, 1)
+    lake = Lake(settings.lake.url)
+    assert lake.partitions("events", "clickstream") == [D1, soon.date()]
+    (quarantined,) = lake.read_partition("events", "clickstream", D1, zone="quarantine").to_pylist()
+    assert "event time 2999-01-01T00:00:00.000Z is after" in quarantined["reason"]
+    assert "(events.max_clock_skew_seconds)" in quarantined["reason"]
+
+
 def test_late_events_join_their_day_and_a_crash_before_the_state_commit_is_harmless(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import logging
 import os
@@ -317,6 +318,7 @@ def test_a_failing_log_is_a_503_with_retry_after_and_nothing_claimed(
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "5"
         assert response.json()["success"] is False
+        assert response.json()["code"] == "log_unavailable"
     assert read_topic(settings) == []
 
 
@@ -358,6 +360,7 @@ def test_no_write_key_configured_disables_the_collector(tmp_path: Path) -> None:
         health = http.get("/health")
     assert response.status_code == 503
     assert "collector.write_keys" in response.json()["detail"]
+    assert response.json()["code"] == "not_configured"
     assert health.status_code == 200
     assert not (tmp_path / "log").exists()  # the log is not even opened
 
@@ -461,3 +464,111 @@ def test_every_acknowledged_event_survives_a_sigkill_of_the_server(tmp_path: Pat
     missing = [message_id for message_id in acked if message_id not in in_log]
     assert missing == [], f"{len(missing)} acknowledged events are not in the log"
     assert len(acked) < total
+
+
+# -- client clocks and plausibility ------------------------------------------------------------
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_skewed_client_clock_is_corrected_from_sent_at_as_segment_does(
+    server: tuple[Settings, str], client: httpx.Client
+) -> None:
+    """timestamp = receivedAt - (sentAt - originalTimestamp): a phone a year ahead, whose event
+    happened 10 s before it sent it, gets an event time 10 s before the server received it."""
+    settings, _ = server
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    message_id = uid("skewed")
+    body = {
+        **VALID["track"],
+        "messageId": message_id,
+        "timestamp": _iso(ahead - dt.timedelta(seconds=10)),
+        "sentAt": _iso(ahead),
+    }
+    response = client.post("/v1/track", json=body)
+    assert response.status_code == 200, response.text
+    _, stored = logged(settings)[message_id]
+    received = dt.datetime.fromisoformat(stored["receivedAt"])
+    assert stored["originalTimestamp"] == body["timestamp"]
+    assert dt.datetime.fromisoformat(stored["timestamp"]) == received - dt.timedelta(seconds=10)
+
+    # A replay of history (sentAt = now) keeps its times, to within the request's transit.
+    batch_id = uid("replayed")
+    replayed = {**VALID["page"], "type": "page", "messageId": batch_id, "timestamp": T0}
+    sent = client.post("/v1/batch", json={"batch": [replayed], "sentAt": _iso(now())})
+    assert sent.status_code == 200, sent.text
+    _, stored = logged(settings)[batch_id]
+    moved = dt.datetime.fromisoformat(stored["timestamp"]) - dt.datetime.fromisoformat(T0)
+    assert dt.timedelta(0) <= moved < dt.timedelta(seconds=5)
+    assert stored["originalTimestamp"] == T0
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def test_an_uncorrectable_future_time_and_implausible_money_are_refused_with_a_code(
+    server: tuple[Settings, str], client: httpx.Client
+) -> None:
+    settings, _ = server
+    future = {**VALID["track"], "messageId": uid("future"), "timestamp": "2999-01-01T00:00:00Z"}
+    response = client.post("/v1/track", json=future)
+    assert response.status_code == 400
+    answer = response.json()
+    assert (answer["success"], answer["code"]) == (False, "invalid_message")
+    assert "(events.max_clock_skew_seconds)" in answer["detail"]
+
+    soon = {**VALID["page"], "messageId": uid("soon"), "timestamp": _iso(now() + MINUTE)}
+    assert client.post("/v1/page", json=soon).status_code == 200  # within the skew
+
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "anonymousId": "anon-1",
+        "timestamp": T0,
+        "properties": {"order_id": "o-1", "total": 1e300},
+    }
+    cart = {**order, "event": "Product Added", "properties": {"price": 1e308}}
+    fine = {**order, "messageId": uid("fine"), "properties": {"order_id": "o-2", "total": 20}}
+    batch = [order, cart, {**future, "type": "track"}, fine]
+    response = client.post("/v1/batch", json={"batch": batch})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    reasons = [r["reason"] for r in answer["rejected"]]
+    assert "properties.total of 'Order Completed' must be an amount from 0" in reasons[0]
+    assert "properties.price of 'Product Added' must be an amount from 0" in reasons[1]
+    assert "(events.max_clock_skew_seconds)" in reasons[2]
+    assert fine["messageId"] in logged(settings)
+    assert future["messageId"] not in logged(settings)
+
+
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "code"),
+    [
+        (b"{not json", {}, 400, "invalid_json"),
+        (b'{"anonymousId": "a", "timestamp": 17}', {}, 400, "invalid_message"),
+        (b"x" * 40_000, {}, 400, "payload_too_large"),
+        (b"{}", {"Content-Encoding": "br"}, 400, "invalid_encoding"),
+        (b"{}", {"Authorization": "Basic bm9wZTo="}, 401, "unauthorized"),
+    ],
+)
+def test_every_error_carries_a_machine_readable_code_beside_segments_detail(
+    server: tuple[Settings, str],
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    _, url = server
+    auth = None if "Authorization" in headers else (KEY, "")
+    with httpx.Client(base_url=url, auth=auth) as http:
+        response = http.post("/v1/page", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["success"] is False and answer["code"] == code and answer["detail"]

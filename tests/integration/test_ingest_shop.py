@@ -195,11 +195,14 @@ def test_bad_rows_go_to_quarantine_with_reasons(source: tuple[str, Engine], tmp_
     url, engine = source
     with engine.begin() as conn:
         conn.execute(insert(shop_db.order_items), [item(2, 1, -3, T(2025, 2, 1, 9))])
+        # Fits DECIMAL(12, 2) but is no plausible amount (c360.contracts.money).
+        conn.execute(insert(shop_db.orders), [order(3, T(2025, 2, 1, 9), total="5000000000.00")])
     if engine.dialect.name == "sqlite":  # SQLite lets through what MariaDB would refuse
         with engine.begin() as conn:
             conn.execute(
                 text("UPDATE customers SET created_at = 'last tuesday' WHERE customer_id = 1")
             )
+            conn.execute(text("UPDATE orders SET total = 1e300 WHERE order_id = 2"))
     lake = Lake(str(tmp_path / "lake"))
     reports = {r.table: r for r in shop.ingest_shop(settings(url), lake, D1)}
     quarantined = lake.read_partition("shop", "order_items", D1, zone="quarantine").to_pylist()
@@ -213,6 +216,17 @@ def test_bad_rows_go_to_quarantine_with_reasons(source: tuple[str, Engine], tmp_
     assert reasons == expected
     assert reports["order_items"].quarantined == len(expected)
     assert [r["order_item_id"] for r in rows(lake, "order_items", D1)] == [1]
+    orders = lake.read_partition("shop", "orders", D1, zone="quarantine").to_pylist()
+    order_reasons = sorted(q["reason"] for q in orders)
+    if engine.dialect.name == "sqlite":
+        assert order_reasons == [
+            "subtotal above 1,000,000,000; total above 1,000,000,000",
+            "total out of range for decimal128(12, 2)",
+        ]
+        assert [r["order_id"] for r in rows(lake, "orders", D1)] == [1]
+    else:
+        assert order_reasons == ["subtotal above 1,000,000,000; total above 1,000,000,000"]
+        assert [r["order_id"] for r in rows(lake, "orders", D1)] == [1, 2]
 
 
 def test_new_source_column_is_added_with_a_warning(

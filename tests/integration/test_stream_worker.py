@@ -587,6 +587,75 @@ def test_nul_characters_never_stop_the_worker(tmp_path: Path, store: ServingStor
     assert _rows(store, realtime_support, "id_value")[0]["open_ticket_count"] == 1
 
 
+def test_implausible_events_are_dead_lettered_with_the_reason_and_a_rebuild_agrees(
+    tmp_path: Path, store: ServingStore
+) -> None:
+    """An event time beyond the record's append time plus the skew, and money out of range,
+    are dead-lettered with the reason, never summed; judged against the append time stored in
+    the log, a rebuild from offset 0 (later, into a fresh store) decides exactly the same."""
+    now = dt.datetime.now(dt.UTC)
+
+    def page(mid: str, at: dt.datetime | str) -> bytes:
+        when = at if isinstance(at, str) else at.isoformat().replace("+00:00", "Z")
+        return orjson.dumps(
+            {"type": "page", "messageId": mid, "timestamp": when, "anonymousId": "p1"}
+        )
+
+    def order(mid: str, **properties: Any) -> bytes:
+        message = {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": mid,
+            "timestamp": "2025-03-01T10:00:00Z",
+            "anonymousId": "p1",
+            "properties": {"order_id": mid, **properties},
+        }
+        return orjson.dumps(message)
+
+    lines = [
+        page("past", "2025-03-01T10:00:00Z"),  # history replayed now: fine
+        page("skewed", now + dt.timedelta(seconds=60)),  # within the skew: fine
+        page("future", now + dt.timedelta(minutes=10)),
+        page("far", "2999-01-01T00:00:00Z"),
+        order("o-ok", total=20),
+        order("o-huge", total=1e300),
+        order("o-negative", total=-5),
+        order("o-string", total="12.50"),
+        orjson.dumps({"type": "track", "event": "Product Added", "messageId": "cart",
+                      "timestamp": "2025-03-01T10:00:00Z", "anonymousId": "p1",
+                      "properties": {"product_id": "x", "price": 1e308}}),
+    ]  # fmt: skip
+    ticket = _zendesk("user.created", "z-far", "10:00", id="9")
+    support = [("9", ticket.replace(b"2025-03-01T10:00", b"2999-03-01T10:00"))]
+    with LocalLog(tmp_path / "implausible", PARTITIONS) as log:
+        log.append("clickstream", [("p1", line) for line in lines])
+        log.append("support", support)
+        stats = run(log, store, stop_when_caught_up=True, max_clock_skew_seconds=300)
+        later = _store(f"sqlite:///{tmp_path}/rebuilt.db")
+        try:
+            rebuilt = run(log, later, stop_when_caught_up=True, max_clock_skew_seconds=300)
+            assert _tables(later)["dead"] == _tables(store)["dead"]
+        finally:
+            later.dispose()
+    assert (stats.events, stats.dead_lettered, stats.orders) == (4, 6, 2)
+    assert (rebuilt.events, rebuilt.dead_lettered) == (4, 6)
+    reasons = {
+        orjson.loads(row["payload"]).get("messageId", "zendesk"): row["reason"]
+        for row in _rows(store, dead_letter, "offset")
+    }
+    skew = "later than its receive time plus the allowed clock skew (events.max_clock_skew_seconds)"
+    assert skew in reasons["future"] and skew in reasons["far"] and skew in reasons["zendesk"]
+    amount = "must be an amount from 0 to 1,000,000,000"
+    assert reasons["o-huge"].startswith("track: properties.total of 'Order Completed' " + amount)
+    assert reasons["o-negative"].startswith("track: properties.total of 'Order Completed' ")
+    assert reasons["cart"].startswith("track: properties.price of 'Product Added' " + amount)
+    spend = sorted(r["revenue"] for r in _rows(store, realtime_order, "order_id"))
+    assert spend == [12.5, 20.0]
+    (state,) = _rows(store, realtime_state, "id_value")
+    assert state["last_event_at"] < (now + dt.timedelta(minutes=2)).replace(tzinfo=None)
+    assert state["cart_value"] == 0.0
+
+
 # -- the serving store goes away for a while: the worker waits it out -------------------------
 
 

@@ -216,6 +216,12 @@ def test_an_exact_replay_is_acknowledged_but_stored_once(
             b'"time": "2025-03-01T10:00:00Z", "detail": {"id": "9"}}',
             "unsupported event type",
         ),
+        # What the speed layer would dead-letter is refused here already.
+        (
+            b'{"type": "zen:event-type:ticket.created", "id": "e", '
+            b'"time": "2025-03-01T10:00:00Z", "detail": {"requester_id": "9"}}',
+            "needs detail.id (the ticket id)",
+        ),
     ],
 )
 def test_malformed_payloads_are_400_with_the_reason(
@@ -226,7 +232,25 @@ def test_malformed_payloads_are_400_with_the_reason(
     response = client.post(PATH, content=body, headers=signed(body))
     assert response.status_code == 400, response.text
     assert reason in response.json()["detail"]
+    assert response.json()["code"] in ("invalid_json", "invalid_event")
     assert len(support_records(settings)) == before
+
+
+def test_an_event_time_beyond_the_clock_plus_the_skew_is_400_and_not_stored(
+    server: tuple[Settings, httpx.Client],
+) -> None:
+    settings, client = server
+    before = len(support_records(settings))
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    future = orjson.loads(user_created()) | {"time": "2999-01-01T00:00:00Z"}
+    body = orjson.dumps(future)
+    response = client.post(PATH, content=body, headers=signed(body))
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_event"
+    assert "(events.max_clock_skew_seconds)" in response.json()["detail"]
+    body = orjson.dumps(future | {"time": soon})
+    assert client.post(PATH, content=body, headers=signed(body)).status_code == 200
+    assert len(support_records(settings)) == before + 1
 
 
 def test_without_a_secret_the_webhook_is_503(tmp_path: Path) -> None:
@@ -236,6 +260,7 @@ def test_without_a_secret_the_webhook_is_503(tmp_path: Path) -> None:
         response = client.post(PATH, content=body, headers=signed(body))
     assert response.status_code == 503
     assert "webhook secret not configured" in response.json()["detail"]
+    assert response.json()["code"] == "not_configured"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from c360.errors import DataError
-from c360.ingest.conform import conform, negative
+from c360.ingest.conform import above_ceiling, conform, negative
 
 SCHEMA = pa.schema(
     [
@@ -68,3 +68,27 @@ def test_an_impossible_cast_names_the_column() -> None:
     batch = raw([{"id": 1, "amount": "lots", "quantity": 1, "at": None}])
     with pytest.raises(DataError, match="column 'amount'"):
         conform(batch, SCHEMA)
+
+
+def test_amounts_beyond_the_decimal_or_the_ceiling_are_quarantined_not_fatal() -> None:
+    """SQLite keeps any number in a DECIMAL(12, 2) column: one too large for the lake's decimal
+    is a bad row, as is one above the plausible ceiling (c360.contracts.money)."""
+    batch = raw(
+        [
+            {"id": 1, "amount": "19.99", "quantity": 1, "at": None},
+            {"id": 2, "amount": "1e+300", "quantity": 1, "at": None},
+            {"id": 3, "amount": "1000000000.01", "quantity": 1, "at": None},
+            {"id": 4, "amount": "1000000000.00", "quantity": 1, "at": None},
+            {"id": 5, "amount": "-5.00", "quantity": 1, "at": None},
+            {"id": 6, "amount": "inf", "quantity": 1, "at": None},
+        ]
+    )
+    result = conform(batch, SCHEMA, ["id"], [negative("amount"), above_ceiling("amount")])
+    assert result.batch.column("id").to_pylist() == [1, 4]
+    assert [r["reason"] for r in result.rejected] == [
+        "amount out of range for decimal128(12, 2)",
+        "amount above 1,000,000,000",
+        "negative amount",
+        "amount out of range for decimal128(12, 2)",
+    ]
+    assert orjson.loads(result.rejected[0]["record"])["amount"] == "1e+300"

@@ -13,11 +13,13 @@ import orjson
 import pytest
 
 from c360.contracts.segment import InvalidMessage, decode
-from c360.contracts.times import epoch_us
+from c360.contracts.times import epoch_us, from_epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
-from c360.speed.events import NO_PROPERTIES, ClickEvent, decode_click, fast_click
+from c360.speed.events import NO_LIMIT, NO_PROPERTIES, ClickEvent, decode_click, fast_click
 
 ABSENT = object()
+# The latest plausible event time of the variants: received 2026-01-01, no clock skew allowed.
+LIMIT = epoch_us(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
 BASE: dict[str, Any] = {
     "type": "track",
     "event": "Product Added",
@@ -30,7 +32,16 @@ BASE: dict[str, Any] = {
 }
 VARIANTS: dict[str, list[Any]] = {
     "type": ["track", "page", "screen", "identify", "alias", "group", "bogus", None, 5, ABSENT],
-    "event": ["Product Added", "", 5, None, ABSENT],
+    "event": [
+        "Product Added",
+        "Product Removed",
+        "Order Completed",
+        "Product Viewed",
+        "",
+        5,
+        None,
+        ABSENT,
+    ],
     "messageId": ["m-1", "", 5, "x" * 256, "x" * 257, None, ABSENT],
     "timestamp": [
         "2025-03-01T10:00:00.250Z",
@@ -65,8 +76,20 @@ VARIANTS: dict[str, list[Any]] = {
         "\uff12025-03-01T10:00:00.250Z",
         "1969-12-31T23:59:59.999Z",
         "0001-01-01T00:00:00Z",
+        # Outside the calendar once in UTC: a reason, not an OverflowError (found by fuzzing).
+        "0001-01-01T00:00:01+01:00",
+        "9999-12-31T23:59:59-01:00",
         "9999-12-31T23:59:59.999999Z",
+        # Around the latest plausible time (LIMIT): at it is fine, a microsecond later is not.
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00.000001Z",
+        "2025-12-31T23:59:59.999999Z",
+        "2026-01-01T01:00:00+01:00",
+        "2026-01-01T01:00:00.001+01:00",
+        "2999-01-01T00:00:00.000Z",
         "yesterday",
+        "1740823200",  # epoch seconds as text: not ISO-8601 (pydantic alone would take it)
+        "0",
         1740823200,
         None,
         ABSENT,
@@ -74,7 +97,33 @@ VARIANTS: dict[str, list[Any]] = {
     "anonymousId": ["anon-1", "", 42, 4.5, True, "a" * 320, "a" * 321, "a\x00", None, ABSENT],
     "userId": ["42", "", 42, False, "u" * 64, "u" * 65, "\x00", None, ABSENT],
     "context": [{"ip": "1.2.3.4"}, {}, "ctx", [], 5, None, ABSENT],
-    "properties": [{"product_id": "7"}, {"n": 2**70}, {}, [], "x", 5, None, ABSENT],
+    "properties": [
+        {"product_id": "7"},
+        {"n": 2**70},
+        {},
+        [],
+        "x",
+        5,
+        None,
+        ABSENT,
+        # Money: plausible, and not (dead-lettered on the events that carry it).
+        {"price": 0, "total": 1_000_000_000, "revenue": "12.50"},
+        {"price": None, "total": None},
+        {"total": 1e300},
+        {"total": -0.01},
+        {"total": 1_000_000_000.01},
+        {"total": 2**70},
+        {"total": True},
+        {"total": "lots"},
+        {"total": "nan"},
+        {"total": "-inf"},
+        {"total": 19.99, "revenue": -5},
+        {"revenue": [1]},
+        {"price": 1e308},
+        {"price": -1},
+        {"price": "1e3"},
+        {"price": {"amount": 1}},
+    ],
     "traits": [{"email": "a@b.c"}, "x", [], None, ABSENT],
     "name": ["Home", 5, None, ABSENT],
     "previousId": ["anon-0", "", ABSENT],
@@ -92,16 +141,16 @@ def _variant(rng: random.Random) -> dict[str, Any]:
     return {k: v for k, v in message.items() if v is not ABSENT}
 
 
-def _slow(raw: bytes) -> ClickEvent | str:
+def _slow(raw: bytes, limit: int = LIMIT) -> ClickEvent | str:
     try:
-        return ClickEvent.of(decode(raw))
+        return ClickEvent.of(decode(raw, not_after=from_epoch_us(limit)))
     except InvalidMessage as exc:
         return exc.reason
 
 
-def _fast(raw: bytes) -> ClickEvent | str:
+def _fast(raw: bytes, limit: int = LIMIT) -> ClickEvent | str:
     try:
-        return decode_click(raw)
+        return decode_click(raw, limit)
     except InvalidMessage as exc:
         return exc.reason
 
@@ -113,7 +162,7 @@ def test_the_fast_path_agrees_with_pydantic_on_every_variant() -> None:
         payload = _variant(rng)
         raw = json.dumps(payload).encode()  # orjson cannot write integers beyond 64 bits
         assert _fast(raw) == _slow(raw), payload
-        fast_answers += fast_click(raw) is not None
+        fast_answers += fast_click(raw, LIMIT) is not None
     assert fast_answers > 300  # the fast path did answer a good share itself
 
 
@@ -139,7 +188,7 @@ def test_every_timestamp_form_gets_the_same_answer(kind: str, timestamp: Any) ->
     ],
 )
 def test_the_fast_path_parses_the_forms_segment_libraries_send(timestamp: str) -> None:
-    event = fast_click(orjson.dumps(BASE | {"timestamp": timestamp}))
+    event = fast_click(orjson.dumps(BASE | {"timestamp": timestamp}), LIMIT)
     assert event is not None
     assert event.at == epoch_us(dt.datetime.fromisoformat(timestamp))
 
@@ -173,9 +222,9 @@ def test_a_too_deeply_nested_message_is_dead_lettered_not_raised() -> None:
         b'{"type":"page","messageId":"m","timestamp":"2025-03-01T10:00:00Z","userId":"u",'
         b'"context":{"x":' + deep + b"}}"
     )
-    assert fast_click(raw) is None
+    assert fast_click(raw, LIMIT) is None
     with pytest.raises(InvalidMessage, match="not JSON"):
-        decode_click(raw)
+        decode_click(raw, LIMIT)
 
 
 def test_the_fast_path_answers_for_simulator_messages(tmp_path: Path) -> None:
@@ -195,15 +244,15 @@ def test_the_fast_path_answers_for_simulator_messages(tmp_path: Path) -> None:
     lines = gzip.decompress((tmp_path / "clickstream.jsonl.gz").read_bytes()).splitlines()
     assert len(lines) > 50
     for line in lines:
-        fast = fast_click(line)
+        fast = fast_click(line, NO_LIMIT)
         assert fast is not None, line
         assert fast == ClickEvent.of(decode(line))
     for line in (tmp_path / "zendesk.jsonl").read_bytes().splitlines():
-        decode_support(line)  # every simulated Zendesk event is a valid support event
+        decode_support(line, None)  # every simulated Zendesk event is a valid support event
 
 
 def test_events_carry_label_time_and_properties() -> None:
-    event = decode_click(orjson.dumps(BASE))
+    event = decode_click(orjson.dumps(BASE), LIMIT)
     assert event == ClickEvent(
         "track",
         "m-1",
@@ -213,12 +262,52 @@ def test_events_carry_label_time_and_properties() -> None:
         "Product Added",
         {"product_id": "7", "price": 1.5},
     )
-    identify = decode_click(orjson.dumps(BASE | {"type": "identify", "traits": {"a": 1}}))
+    identify = decode_click(orjson.dumps(BASE | {"type": "identify", "traits": {"a": 1}}), LIMIT)
     assert (identify.label, identify.properties) == ("identify", NO_PROPERTIES)
-    alias = decode_click(orjson.dumps(BASE | {"type": "alias", "previousId": "p"}))
+    alias = decode_click(orjson.dumps(BASE | {"type": "alias", "previousId": "p"}), LIMIT)
     assert (alias.label, alias.user_id, alias.properties) == ("alias", "42", NO_PROPERTIES)
     with pytest.raises(InvalidMessage, match="not JSON"):
-        decode_click(b"{")
+        decode_click(b"{", LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("event", "properties", "field"),
+    [
+        ("Order Completed", {"total": 1e300}, "total"),
+        ("Order Completed", {"total": -20}, "total"),
+        ("Order Completed", {"total": 10, "revenue": "lots"}, "revenue"),
+        ("Product Added", {"price": 1e308}, "price"),
+        ("Product Removed", {"price": "1e400"}, "price"),
+    ],
+)
+def test_implausible_money_is_refused_with_the_field(
+    event: str, properties: dict[str, Any], field: str
+) -> None:
+    raw = json.dumps(BASE | {"event": event, "properties": properties}).encode()
+    with pytest.raises(InvalidMessage) as caught:
+        decode_click(raw, LIMIT)
+    assert caught.value.reason == (
+        f"track: properties.{field} of {event!r} must be an amount from 0 to 1,000,000,000 "
+        "(a number or a numeric string)"
+    )
+    # Other events may carry any price: the speed layer does not add it up.
+    viewed = decode_click(
+        json.dumps(BASE | {"event": "Product Viewed"} | {"properties": properties}).encode(), LIMIT
+    )
+    assert viewed.label == "Product Viewed"
+
+
+def test_an_event_time_after_the_limit_is_refused_and_no_limit_checks_nothing() -> None:
+    raw = orjson.dumps(BASE | {"timestamp": "2999-01-01T00:00:00Z"})
+    with pytest.raises(InvalidMessage) as caught:
+        decode_click(raw, LIMIT)
+    assert caught.value.reason == (
+        "track: timestamp: 2999-01-01T00:00:00.000Z is after 2026-01-01T00:00:00.000Z: later "
+        "than its receive time plus the allowed clock skew (events.max_clock_skew_seconds)"
+    )
+    assert decode_click(raw, NO_LIMIT).at == epoch_us(dt.datetime(2999, 1, 1, tzinfo=dt.UTC))
+    at_the_limit = orjson.dumps(BASE | {"timestamp": "2026-01-01T00:00:00Z"})
+    assert fast_click(at_the_limit, LIMIT) is not None
 
 
 # -- Zendesk --------------------------------------------------------------------------------------
@@ -237,7 +326,7 @@ def _zendesk(kind: str, **fields: Any) -> bytes:
 
 def test_zendesk_ticket_and_user_events() -> None:
     changed = decode_support(
-        _zendesk("ticket.status_changed", event={"current": "solved", "previous": "OPEN"})
+        _zendesk("ticket.status_changed", event={"current": "solved", "previous": "OPEN"}), None
     )
     assert changed == SupportEvent(
         "e1",
@@ -247,20 +336,26 @@ def test_zendesk_ticket_and_user_events() -> None:
         "1000",
         "SOLVED",
     )
-    nested = decode_support(_zendesk("ticket.status_changed", event={"current": {"status": "x"}}))
+    nested = decode_support(
+        _zendesk("ticket.status_changed", event={"current": {"status": "x"}}), None
+    )
     assert nested.status == "X"
-    fallback = decode_support(_zendesk("ticket.status_changed", event=[]))
+    fallback = decode_support(_zendesk("ticket.status_changed", event=[]), None)
     assert fallback.status == "OPEN"  # detail.status when event.current is missing
-    created = decode_support(_zendesk("ticket.created", id=5, detail={"id": 9, "requester_id": 8}))
+    created = decode_support(
+        _zendesk("ticket.created", id=5, detail={"id": 9, "requester_id": 8}), None
+    )
     assert (created.event_id, created.user_id, created.ticket_id, created.status) == (
         "5",
         "8",
         "9",
         None,
     )
-    user = decode_support(_zendesk("user.created", detail={"id": "361", "email": "a@b.c"}))
+    user = decode_support(_zendesk("user.created", detail={"id": "361", "email": "a@b.c"}), None)
     assert (user.kind, user.user_id, user.ticket_id) == ("user.created", "361", None)
-    naive = decode_support(_zendesk("user.created", time="2025-01-04T15:44:28"))
+    whole = decode_support(_zendesk("user.created", detail={"id": 7.0}), None)
+    assert whole.user_id == "7"  # 7.0 is an integer to JSON Schema (the OpenAPI contract)
+    naive = decode_support(_zendesk("user.created", time="2025-01-04T15:44:28"), None)
     assert naive.time == dt.datetime(2025, 1, 4, 15, 44, 28, tzinfo=dt.UTC)
 
 
@@ -283,11 +378,25 @@ def test_zendesk_ticket_and_user_events() -> None:
         (_zendesk("user.created", detail={"email": "a"}), "user.created needs detail.id"),
         (_zendesk("organization.created"), "unsupported event type 'organization.created'"),
         (_zendesk("user.created", detail={"id": "u" * 321}), "detail.id is longer than 320"),
+        # Beyond 2**53 a JSON number is not read exactly everywhere (and orjson makes it a float).
+        (_zendesk("user.created", detail={"id": 2**53}), "user.created needs detail.id"),
+        (_zendesk("user.created", detail={"id": 7.5}), "user.created needs detail.id"),
         (_zendesk("ticket.created", detail={"id": "1", "requester_id": "r" * 321}), "longer"),
         (_zendesk("ticket.created", detail={"id": "1", "requester_id": "a\x00"}), "requester"),
     ],
 )
 def test_invalid_zendesk_events_have_a_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidSupportEvent) as caught:
-        decode_support(raw)
+        decode_support(raw, None)
     assert reason in caught.value.reason
+
+
+def test_a_zendesk_event_after_the_limit_is_refused() -> None:
+    limit = dt.datetime(2025, 1, 4, 15, 44, 27, tzinfo=dt.UTC)
+    with pytest.raises(InvalidSupportEvent) as caught:
+        decode_support(_zendesk("ticket.created"), limit)
+    assert caught.value.reason == (
+        "'time' 2025-01-04T15:44:28.000Z is after 2025-01-04T15:44:27.000Z: later than its "
+        "receive time plus the allowed clock skew (events.max_clock_skew_seconds)"
+    )
+    assert decode_support(_zendesk("ticket.created"), limit + dt.timedelta(seconds=1)).user_id

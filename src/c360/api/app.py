@@ -49,8 +49,9 @@ def create_app(
     serving = store or open_store(settings.serving.url)
     access = auth.Access(settings.api, serving)
     events = IngestLog(settings.log, log)
-    collector = Collector(settings.collector, events)
-    webhook = ZendeskWebhook(settings.sources.zendesk, events)
+    skew = settings.events.max_clock_skew_seconds
+    collector = Collector(settings.collector, events, max_clock_skew_seconds=skew)
+    webhook = ZendeskWebhook(settings.sources.zendesk, events, max_clock_skew_seconds=skew)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,16 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   reason. The path sets ``type`` on the single-message routes (as Segment does). A missing
   ``messageId`` is filled with a uuid4 and a missing ``timestamp`` with the receive time (Segment
   timestamps such calls itself); ``receivedAt`` (server time, UTC) is added to every message.
-  ``sentAt`` is kept but not used to correct ``timestamp`` (replays send historical events).
+- **Client clocks** (Segment's rule, "Timestamps, receivedAt, sentAt, originalTimestamp"): a
+  message with ``sentAt`` (its own, or the batch's) has its ``timestamp`` corrected to
+  ``receivedAt - (sentAt - timestamp)`` and the client's value kept as ``originalTimestamp``:
+  ``sentAt`` and ``receivedAt`` are the same instant on two clocks, so their difference is the
+  client clock's error. A historical replay sends ``sentAt`` = now and keeps its times (moved by
+  the request's transit time, as at Segment). Then, corrected or not, a ``timestamp`` later than
+  ``receivedAt`` plus ``events.max_clock_skew_seconds`` is refused (400 ``invalid_message``; in a
+  batch, that item is listed as rejected): a clock that could not be corrected (no ``sentAt``)
+  must not make an event lie in the future. Money must be plausible
+  (:func:`~c360.contracts.segment.money_problem`).
 - **Batches**: ``{"batch": [...], "context"?, "integrations"?, "sentAt"?, "writeKey"?}``; each
   item carries its ``type``. The batch ``context``/``integrations`` are merged under each item's
   own. *Our choice:* valid items are accepted and invalid ones are listed in the 200 response
@@ -29,6 +38,14 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   bad log configuration, a full or read-only disk) and any unexpected error are a 500 without
   ``Retry-After``, whose body says retrying will not help. Delivery is at least once: a retried
   request may append a message twice (the speed layer drops duplicate ``messageId``s).
+
+**Errors** keep Segment's body, ``{"success": false, "detail": "<reason>"}``, with a
+machine-readable ``code`` beside it (:class:`Reject`): ``invalid_json``, ``invalid_encoding``,
+``payload_too_large`` (all 400: SDKs treat a 400 as "drop the batch"), ``invalid_message``
+(400), ``unauthorized`` (401), ``not_configured`` (503, no write key), ``log_unavailable`` (503
+with ``Retry-After``), ``log_refused`` and ``log_failed`` (500). The OpenAPI document describes
+each route's request body (from the pydantic Segment models, :mod:`c360.api.openapi`) and every
+status it answers.
 
 Analytics.js's short paths (``/v1/t``, ``/v1/p``, … and ``/v1/b`` for its batching mode, sent as
 ``text/plain``) are aliases. Nothing here logs a body, an identifier or a key.
@@ -53,8 +70,15 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from c360.config import CollectorSettings, LogSettings
-from c360.contracts.segment import MESSAGE_TYPES, InvalidMessage, validate
+from c360.api import openapi
+from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, CollectorSettings, LogSettings
+from c360.contracts.segment import (
+    MESSAGE_TYPES,
+    InvalidMessage,
+    corrected_timestamp,
+    iso_utc,
+    validate,
+)
 from c360.errors import TerminalError, TransientError, raised_at
 from c360.logs import EventLog, open_configured
 
@@ -65,20 +89,16 @@ RETRY_AFTER_SECONDS = 5
 MAX_REJECTED_LISTED = 100
 # Bytes read (and dropped) past a limit so a well-behaved client still gets its 400.
 _DRAIN_BYTES = 8 * 1024 * 1024
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
-}
 
 
 class Reject(Exception):
-    """An answer other than 200: the status, the reason and extra response fields."""
+    """An answer other than 200: the status, a machine-readable code, the reason (Segment's
+    ``detail``) and extra response fields."""
 
     def __init__(
         self,
         status: int,
+        code: str,
         detail: str,
         *,
         headers: dict[str, str] | None = None,
@@ -86,12 +106,13 @@ class Reject(Exception):
     ) -> None:
         super().__init__(detail)
         self.status = status
+        self.code = code
         self.detail = detail
         self.headers = headers
         self.extra = extra or {}
 
     def response(self) -> JSONResponse:
-        body = {"success": False, "detail": self.detail, **self.extra}
+        body = {"success": False, "code": self.code, "detail": self.detail, **self.extra}
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
@@ -129,7 +150,9 @@ class IngestLog:
         """Append durably, or raise a 503 (transient) or 500 (terminal) :class:`Reject`."""
         log = self._log
         if log is None:
-            raise Reject(503, "the event log is not open", headers=_retry_after())
+            raise Reject(
+                503, "log_unavailable", "the event log is not open", headers=_retry_after()
+            )
         count = len(records)
         try:
             log.append(topic, records)
@@ -137,11 +160,16 @@ class IngestLog:
         except TransientError as exc:
             logger.error("append of %d records to %s failed: %s", count, topic, exc)
             raise Reject(
-                503, f"the event log is unavailable ({topic}); retry later", headers=_retry_after()
+                503,
+                "log_unavailable",
+                f"the event log is unavailable ({topic}); retry later",
+                headers=_retry_after(),
             ) from exc
         except TerminalError as exc:
             logger.error("append of %d records to %s refused: %s", count, topic, exc)
-            raise Reject(500, _CANNOT_STORE.format(topic=topic, why="refused them")) from exc
+            raise Reject(
+                500, "log_refused", _CANNOT_STORE.format(topic=topic, why="refused them")
+            ) from exc
         except Exception as exc:  # unclassified: its message might quote a record; not logged
             logger.error(
                 "append of %d records to %s failed unexpectedly: %s raised at %s",
@@ -150,7 +178,9 @@ class IngestLog:
                 type(exc).__name__,
                 raised_at(exc),
             )
-            raise Reject(500, _CANNOT_STORE.format(topic=topic, why="failed")) from exc
+            raise Reject(
+                500, "log_failed", _CANNOT_STORE.format(topic=topic, why="failed")
+            ) from exc
 
 
 _CANNOT_STORE = (
@@ -165,7 +195,7 @@ def _retry_after() -> dict[str, str]:
 
 async def read_body(request: Request, limit: int, what: str) -> bytes:
     """The request body, at most ``limit`` bytes (compressed and decompressed), else a 400."""
-    too_large = Reject(400, f"{what} exceeds the {limit}-byte limit")
+    too_large = Reject(400, "payload_too_large", f"{what} exceeds the {limit}-byte limit")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + _DRAIN_BYTES:
         raise too_large
@@ -185,7 +215,11 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
     if encoding == "gzip":
         return _gunzip(body, limit, too_large)
     if encoding not in ("", "identity"):
-        raise Reject(400, f"unsupported Content-Encoding {encoding!r}; send gzip or identity")
+        raise Reject(
+            400,
+            "invalid_encoding",
+            f"unsupported Content-Encoding {encoding!r}; send gzip or identity",
+        )
     return body
 
 
@@ -194,25 +228,29 @@ def _gunzip(body: bytes, limit: int, too_large: Reject) -> bytes:
     try:
         out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise Reject(400, f"not a valid gzip body ({exc})") from None
+        raise Reject(400, "invalid_encoding", f"not a valid gzip body ({exc})") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise too_large
     if not inflater.eof:
-        raise Reject(400, "truncated gzip body")
+        raise Reject(400, "invalid_encoding", "truncated gzip body")
     return out
 
 
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _received() -> dt.datetime:
+    """The receive time: the server clock in UTC, to the millisecond (as ``receivedAt`` says)."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise Reject(400, f"{what} is not JSON: {exc}") from None
+        raise Reject(400, "invalid_json", f"{what} is not JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise Reject(400, f"{what} is not a JSON object (got {type(payload).__name__})")
+        raise Reject(
+            400, "invalid_json", f"{what} is not a JSON object (got {type(payload).__name__})"
+        )
     return payload
 
 
@@ -236,10 +274,13 @@ class Collector:
 
     settings: CollectorSettings
     log: IngestLog
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
     _keys: list[bytes] = field(init=False, repr=False)
+    _skew: dt.timedelta = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._keys = [key.get_secret_value().encode("utf-8") for key in self.settings.write_keys]
+        self._skew = dt.timedelta(seconds=self.max_clock_skew_seconds)
 
     @property
     def enabled(self) -> bool:
@@ -249,6 +290,7 @@ class Collector:
         if not self.enabled:
             raise Reject(
                 503,
+                "not_configured",
                 "the collector is disabled: no write key is configured "
                 "(set collector.write_keys or C360_COLLECTOR_WRITE_KEYS)",
             )
@@ -261,6 +303,7 @@ class Collector:
         if not given:
             raise Reject(
                 401,
+                "unauthorized",
                 "a write key is required: HTTP Basic user name (empty password) or writeKey",
                 headers={"WWW-Authenticate": 'Basic realm="c360 collector"'},
             )
@@ -270,6 +313,7 @@ class Collector:
         if not any(matched):
             raise Reject(
                 401,
+                "unauthorized",
                 "unknown write key",
                 headers={"WWW-Authenticate": 'Basic realm="c360 collector"'},
             )
@@ -277,7 +321,7 @@ class Collector:
     def _prepare(
         self,
         message: dict[str, Any],
-        received_at: str,
+        received: dt.datetime,
         *,
         kind: str | None = None,
         batch: dict[str, Any] | None = None,
@@ -296,19 +340,26 @@ class Collector:
                 message["sentAt"] = batch["sentAt"]
         if message.get("messageId") in (None, ""):
             message["messageId"] = str(uuid.uuid4())
-        if message.get("timestamp") in (None, ""):
+        received_at = iso_utc(received)
+        given = message.get("timestamp")
+        if given in (None, ""):
             message["timestamp"] = received_at
+        elif message.get("sentAt") not in (None, ""):
+            corrected = corrected_timestamp(given, message["sentAt"], received)
+            if corrected is not None:  # Segment keeps the client's own as originalTimestamp
+                message["originalTimestamp"] = given
+                message["timestamp"] = iso_utc(corrected)
         message["receivedAt"] = received_at
-        key = validate(message).routing_key
+        key = validate(message, not_after=received + self._skew).routing_key
         return key, orjson.dumps(message)
 
     def single(self, kind: str, body: bytes, authorization: str | None) -> dict[str, Any]:
         payload = _json_object(body, "the message")
         self._authenticate(authorization, payload)
         try:
-            record = self._prepare(payload, _utc_now(), kind=kind)
+            record = self._prepare(payload, _received(), kind=kind)
         except InvalidMessage as exc:
-            raise Reject(400, f"invalid message: {exc.reason}") from None
+            raise Reject(400, "invalid_message", f"invalid message: {exc.reason}") from None
         self.log.append(TOPIC, [record])
         return {"success": True}
 
@@ -317,20 +368,24 @@ class Collector:
         self._authenticate(authorization, payload)
         items = payload.get("batch")
         if not isinstance(items, list):
-            raise Reject(400, "the body needs a 'batch' array of messages")
+            raise Reject(400, "invalid_message", "the body needs a 'batch' array of messages")
         limit = self.settings.max_message_bytes
         for index, item in enumerate(items):
             size = len(orjson.dumps(item))
             if size > limit:
-                raise Reject(400, f"batch item {index} has {size} bytes; the limit is {limit}")
-        received_at = _utc_now()
+                raise Reject(
+                    400,
+                    "payload_too_large",
+                    f"batch item {index} has {size} bytes; the limit is {limit}",
+                )
+        received = _received()
         records: list[tuple[str, bytes]] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
                     raise InvalidMessage(f"not a JSON object (got {type(item).__name__})")
-                records.append(self._prepare(item, received_at, batch=payload))
+                records.append(self._prepare(item, received, batch=payload))
             except InvalidMessage as exc:
                 rejected.append({"index": index, "reason": exc.reason})
         report = {
@@ -339,7 +394,7 @@ class Collector:
             "rejected_count": len(rejected),
         }
         if rejected and not records:
-            raise Reject(400, "no valid message in the batch", extra=report)
+            raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
         if records:
             self.log.append(TOPIC, records)
         return {"success": True, **report}
@@ -381,9 +436,21 @@ def collector_router(collector: Collector) -> APIRouter:
 
     for kind in MESSAGE_TYPES:
         handler = single_route(kind)
-        router.add_api_route(f"/v1/{kind}", handler, methods=["POST"], openapi_extra=_BODY_DOC)
+        router.add_api_route(
+            f"/v1/{kind}",
+            handler,
+            methods=["POST"],
+            openapi_extra=openapi.collector_body(kind),
+            responses=openapi.ingest_responses(openapi.Accepted),
+        )
         # analytics.js posts to the first letter of the type
         router.add_api_route(f"/v1/{kind[0]}", handler, methods=["POST"], include_in_schema=False)
-    router.add_api_route("/v1/batch", collect_batch, methods=["POST"], openapi_extra=_BODY_DOC)
+    router.add_api_route(
+        "/v1/batch",
+        collect_batch,
+        methods=["POST"],
+        openapi_extra=openapi.batch_body(),
+        responses=openapi.ingest_responses(openapi.BatchAccepted),
+    )
     router.add_api_route("/v1/b", collect_batch, methods=["POST"], include_in_schema=False)
     return router

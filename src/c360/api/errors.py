@@ -9,6 +9,7 @@ they can answer with :func:`responses`, so the OpenAPI document tells every one 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from c360.api.json import JSON
+from c360.errors import TerminalError, TransientError
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorDetail(BaseModel):
@@ -59,8 +63,10 @@ _DESCRIPTIONS = {
     404: "Nothing matches.",
     422: "A parameter is not valid.",
     429: "Too many requests for this API key; retry after `Retry-After` seconds.",
-    503: "The serving store cannot answer now; retry later.",
+    500: "The server failed (the serving store refused the read: its log says why).",
+    503: "The serving store cannot answer now; retry after `Retry-After` seconds.",
 }
+RETRY_AFTER_SECONDS = 5
 
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request"}
 
@@ -72,7 +78,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
-    """Answer every error in the one shape."""
+    """Answer every error in the one shape, and say so in the OpenAPI document."""
+    _document_validation_errors(app)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSON:
@@ -85,6 +92,21 @@ def install(app: FastAPI) -> None:
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
         return JSON(error_body("invalid_request", message), status_code=422)
 
+    @app.exception_handler(TransientError)
+    async def unavailable(_: Request, exc: TransientError) -> JSON:
+        return JSON(
+            error_body("unavailable", "the serving store cannot answer now; retry later"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(TerminalError)
+    async def failed(_: Request, exc: TerminalError) -> JSON:
+        logger.error("request failed: %s", exc)  # the log masks secrets; the body says nothing
+        return JSON(
+            error_body("internal_error", "the server failed; its log says why"), status_code=500
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSON:
         code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
@@ -93,3 +115,31 @@ def install(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+
+def _document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents its 422 as ``HTTPValidationError`` (``{"detail": [...]}``); the handler
+    above answers :class:`ErrorBody`. Rewrite the document so it tells what is answered."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components.setdefault("ErrorBody", body)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["description"] = _DESCRIPTIONS[422]
+                    invalid["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

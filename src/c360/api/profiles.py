@@ -35,10 +35,16 @@ _QUERY = [
         "name": "fields",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
+        "style": "form",
+        "explode": False,  # fields=a,b
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(PROFILE_FIELDS)},
+        },
         "description": "Comma-separated fields of the unified profile to answer with (the "
         "others, and the batch and realtime sections, are left out).",
-        "example": "total_lifetime_spend,cart_value,open_support_tickets",
+        "example": ["total_lifetime_spend", "cart_value", "open_support_tickets"],
     },
     {
         "name": "explain",
@@ -60,24 +66,23 @@ _BY_IDENTIFIER = [
 ]
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Profile, "description": "The person's unified profile."},
-    **responses(404, 422),
+    **responses(404, 422, 500, 503),
 }
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 def _explain(request: Request) -> bool:
-    value = request.query_params.get("explain", "").lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
+    value = request.query_params.get("explain")
+    if value is None or value == "false":
         return False
+    if value == "true":
+        return True
     raise ApiError(422, "invalid_request", "explain: expected true or false")
 
 
 def _projection(fields: str | None) -> list[str] | None:
     if fields is None:
         return None
-    names = [name.strip() for name in fields.split(",") if name.strip()]
+    names = fields.split(",")
     for name in names:
         if name not in PROFILE_FIELDS:
             near = difflib.get_close_matches(name, PROFILE_FIELDS, n=1)

@@ -13,14 +13,20 @@ e.g. ``2021-03-25T05:09:27Z``) and BODY the raw request body, with no separator.
 - an exact replay of a request already accepted (same signature, inside the tolerance window,
   same server process): 200 ``{"duplicate": true}`` and nothing appended, so Zendesk's retry
   of a delivery whose answer was lost is not stored twice;
-- a body that is not JSON: 400; the top level must be an event payload ``{"type":
-  "zen:event-type:ticket.*" | "zen:event-type:user.*", "id", "time", "detail": {...}}``
-  (others: 400 with the reason);
+- a body that is not JSON: 400 ``invalid_json``; the top level must be an event payload that
+  :func:`~c360.contracts.zendesk.support_event` accepts — ``{"type": "zen:event-type:ticket.*"
+  | "zen:event-type:user.*", "id", "time", "detail": {...}}``, a ``time`` no later than the
+  server clock plus ``events.max_clock_skew_seconds`` — else 400 ``invalid_event`` with the
+  reason the speed layer would have dead-lettered it for;
 - otherwise the **raw body** is appended to ``support`` (durable before the 200). A failed
   append is classified as the collector's (:class:`~c360.api.collector.IngestLog`): a
   transient log failure is a 503 with ``Retry-After`` (Zendesk retries the delivery); a
   terminal one (ACLs, log configuration, a full disk) or an unexpected error is a 500 without
   ``Retry-After`` whose body says retrying will not help.
+
+Every error body is the collector's: ``{"success": false, "code", "detail"}`` (codes:
+``invalid_json``, ``invalid_event``, ``payload_too_large``, ``unauthorized``, ``not_configured``,
+``log_unavailable``, ``log_refused``, ``log_failed``).
 
 *Key choice:* the brief keys ``support`` by requester email, but ticket events carry only the
 requester's user id (the address arrives once, in ``user.created``). Records are keyed by the
@@ -44,9 +50,16 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from c360.api import openapi
 from c360.api.collector import IngestLog, Reject, read_body
-from c360.config import ZendeskSourceSettings
-from c360.contracts.zendesk import EVENT_PREFIX, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, ZendeskSourceSettings
+from c360.contracts.zendesk import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSupportEvent,
+    sign,
+    support_event,
+)
 
 TOPIC = "support"
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,30 +78,14 @@ def _parse_timestamp(value: str) -> dt.datetime | None:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
 
 
-def routing_key(payload: dict[str, Any]) -> str:
-    """The ``support`` key of a valid event payload; raises :class:`Reject` (400) if malformed."""
-    kind = payload.get("type")
-    if not isinstance(kind, str) or not kind.startswith(EVENT_PREFIX):
-        raise Reject(400, f"'type' must be a Zendesk event type ({EVENT_PREFIX}…)")
-    event = kind.removeprefix(EVENT_PREFIX)
-    event_id = payload.get("id")
-    if isinstance(event_id, bool) or not isinstance(event_id, str | int) or event_id == "":
-        raise Reject(400, "'id' (the event id) is required")
-    when = payload.get("time")
-    if not isinstance(when, str) or _parse_timestamp(when) is None:
-        raise Reject(400, "'time' must be an ISO-8601 timestamp")
-    detail = payload.get("detail")
-    if not isinstance(detail, dict):
-        raise Reject(400, "'detail' must be an object")
-    if event.startswith("ticket."):
-        field_name, value = "detail.requester_id", detail.get("requester_id")
-    elif event.startswith("user."):
-        field_name, value = "detail.id", detail.get("id")
-    else:
-        raise Reject(400, f"unsupported event type {kind!r}: subscribe to ticket and user events")
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise Reject(400, f"{kind} needs {field_name}")
-    return str(value)
+def routing_key(payload: object, not_after: dt.datetime | None) -> str:
+    """The ``support`` key of a valid event payload (the requester's or user's id); raises
+    :class:`Reject` (400 ``invalid_event``) with the reason the speed layer would dead-letter it
+    for: the webhook accepts exactly what :func:`~c360.contracts.zendesk.support_event` does."""
+    try:
+        return support_event(payload, not_after).user_id
+    except InvalidSupportEvent as exc:
+        raise Reject(400, "invalid_event", exc.reason) from None
 
 
 @dataclass
@@ -98,6 +95,7 @@ class ZendeskWebhook:
     settings: ZendeskSourceSettings
     log: IngestLog
     clock: Callable[[], float] = time.time  # seconds since the epoch
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -105,6 +103,7 @@ class ZendeskWebhook:
         if self.settings.webhook_secret is None:
             raise Reject(
                 503,
+                "not_configured",
                 "webhook secret not configured: set sources.zendesk.webhook_secret "
                 "(C360_SOURCES_ZENDESK_WEBHOOK_SECRET) to the webhook's signing secret",
             )
@@ -112,21 +111,27 @@ class ZendeskWebhook:
     def _verify(self, signature: str | None, timestamp: str | None, body: bytes) -> None:
         secret = self.settings.webhook_secret
         if secret is None:  # pragma: no cover - check_enabled runs first
-            raise Reject(503, "webhook secret not configured")
+            raise Reject(503, "not_configured", "webhook secret not configured")
         if not signature or not timestamp:
             raise Reject(
-                401, f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}", headers=_UNAUTHORIZED
+                401,
+                "unauthorized",
+                f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}",
+                headers=_UNAUTHORIZED,
             )
         expected = sign(secret.get_secret_value(), timestamp, body)
         if not hmac.compare_digest(expected.encode("ascii"), signature.strip().encode("utf-8")):
-            raise Reject(401, "bad signature", headers=_UNAUTHORIZED)
+            raise Reject(401, "unauthorized", "bad signature", headers=_UNAUTHORIZED)
         sent = _parse_timestamp(timestamp)
         if sent is None:
-            raise Reject(401, f"{TIMESTAMP_HEADER} is not a timestamp", headers=_UNAUTHORIZED)
+            raise Reject(
+                401, "unauthorized", f"{TIMESTAMP_HEADER} is not a timestamp", headers=_UNAUTHORIZED
+            )
         tolerance = self.settings.signature_tolerance_seconds
         if abs(self.clock() - sent.timestamp()) > tolerance:
             raise Reject(
                 401,
+                "unauthorized",
                 f"signature timestamp is more than {tolerance} s from the server clock "
                 "(a replayed request, or a clock that is off)",
                 headers=_UNAUTHORIZED,
@@ -153,10 +158,15 @@ class ZendeskWebhook:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise Reject(400, f"the body is not JSON: {exc}") from None
+            raise Reject(400, "invalid_json", f"the body is not JSON: {exc}") from None
         if not isinstance(payload, dict):
-            raise Reject(400, f"the body is not a JSON object (got {type(payload).__name__})")
-        key = routing_key(payload)
+            raise Reject(
+                400,
+                "invalid_json",
+                f"the body is not a JSON object (got {type(payload).__name__})",
+            )
+        latest = self.clock() + self.max_clock_skew_seconds
+        key = routing_key(payload, dt.datetime.fromtimestamp(latest, dt.UTC))
         if self._already_accepted(signature.strip()):
             return {"success": True, "duplicate": True}
         self.log.append(TOPIC, [(key, body)])
@@ -170,12 +180,8 @@ def zendesk_router(webhook: ZendeskWebhook) -> APIRouter:
 
     @router.post(
         "/v1/webhooks/zendesk",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        },
+        openapi_extra=openapi.zendesk_body(),
+        responses=openapi.ingest_responses(openapi.WebhookAccepted),
     )
     async def zendesk_event(request: Request) -> JSONResponse:
         """Receive one signed Zendesk event (ticket.* or user.*) into the support topic."""

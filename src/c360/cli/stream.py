@@ -107,6 +107,7 @@ def run(
                     stop_when_caught_up=once,
                     batch_size=batch_size,
                     should_stop=stop.is_set,
+                    max_clock_skew_seconds=settings.events.max_clock_skew_seconds,
                 )
         finally:
             store.dispose()

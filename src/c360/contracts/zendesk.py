@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import orjson
 
+from c360.contracts.segment import future_reason
 from c360.contracts.times import utc
 from c360.errors import DataError
 
@@ -49,11 +50,18 @@ class SupportEvent(NamedTuple):
 
 
 MAX_USER_ID = 320  # realtime_support.id_value
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer a double (JavaScript's number) holds exactly
 
 
 def _id(value: object) -> str | None:
-    """A non-empty string or integer id as text (no NUL: PostgreSQL text cannot hold it)."""
+    """A non-empty string, or an integer JSON parsers all read exactly (|n| < 2**53, as
+    Zendesk's ids are: JavaScript reads its numbers as doubles), as text; no NUL (PostgreSQL text
+    cannot hold it). The OpenAPI document states the same range."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 7.0 is an integer to JSON Schema, so to us
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return None
     text = str(value)
     return None if "\x00" in text else text
@@ -74,9 +82,13 @@ def _utc_time(value: object) -> dt.datetime | None:
         return None
 
 
-def support_event(payload: object) -> SupportEvent:
+def support_event(payload: object, not_after: dt.datetime | None) -> SupportEvent:
     """The event in a parsed webhook payload (the rules of ``POST /v1/webhooks/zendesk``), or
     :class:`InvalidSupportEvent` with the reason.
+
+    ``not_after`` (aware): the latest plausible event time — the time the event was received
+    plus ``events.max_clock_skew_seconds``; a later ``time`` is refused (Zendesk stamps events
+    with its own servers' clock, so there is nothing to correct). None: no check.
 
     ``status`` is ``event.current`` for ``ticket.status_changed`` (a string, or an object with
     ``status``) and otherwise the ticket's ``detail.status``.
@@ -93,6 +105,8 @@ def support_event(payload: object) -> SupportEvent:
     time = _utc_time(payload.get("time"))
     if time is None:
         raise InvalidSupportEvent("'time' must be an ISO-8601 timestamp")
+    if not_after is not None and time > not_after:
+        raise InvalidSupportEvent(future_reason("'time'", time, not_after))
     detail = payload.get("detail")
     if not isinstance(detail, dict):
         raise InvalidSupportEvent("'detail' must be an object")
@@ -122,10 +136,10 @@ def support_event(payload: object) -> SupportEvent:
     raise InvalidSupportEvent(f"unsupported event type {kind!r}: expected ticket.* or user.*")
 
 
-def decode_support(raw: bytes | str) -> SupportEvent:
+def decode_support(raw: bytes | str, not_after: dt.datetime | None) -> SupportEvent:
     """:func:`support_event` of one raw ``support`` record."""
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidSupportEvent(f"not JSON: {exc}") from None
-    return support_event(payload)
+    return support_event(payload, not_after)

@@ -6,7 +6,10 @@ record appended since the previous run (per topic-partition offsets kept in
 ``_state/archive/<topic>.json``) up to the log's end, and merges each record into
 ``raw/events/<topic>/dt=<event date>/``. Records are identified by (partition, offset), so a
 re-run or a crash between the partition commits and the state commit never archives a record
-twice; a record whose payload has no readable event time goes to the quarantine zone.
+twice; a record whose payload has no readable event time goes to the quarantine zone, and so
+does one whose event time is later than the record's append time plus
+``events.max_clock_skew_seconds`` (the speed layer dead-letters the same records, judged by the
+same append time: ``2999-01-01`` never becomes a partition of the lake).
 
 Commit order: partitions first (each atomic), then the state file (written aside, renamed).
 Re-running D starts again from the offsets D started from.
@@ -26,6 +29,8 @@ import pyarrow.compute as pc
 
 from c360.config import Settings
 from c360.contracts.lake import ARCHIVE_SCHEMA
+from c360.contracts.segment import future_reason
+from c360.contracts.times import EPOCH
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
@@ -107,7 +112,9 @@ def _record_ids(table: pa.Table) -> pa.ChunkedArray:
     )
 
 
-def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableReport:
+def archive_topic(
+    log: EventLog, lake: Lake, topic: str, day: dt.date, max_clock_skew: dt.timedelta
+) -> TableReport:
     started = time.perf_counter()
     state = _State(lake, topic)
     start = state.start_for(day)
@@ -118,8 +125,21 @@ def archive_topic(log: EventLog, lake: Lake, topic: str, day: dt.date) -> TableR
         for record in _records(log, topic, partition, start.get(partition, 0), stop):
             try:
                 fields = _event_fields(topic, record.value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (
+                orjson.JSONDecodeError,
+                KeyError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                OverflowError,  # an offset that takes the time outside the calendar in UTC
+            ) as exc:
                 reason = f"{topic}/{partition}@{record.offset}: {type(exc).__name__}: {exc}"
+                rejected.append({"reason": reason, "record": record.value.decode(errors="replace")})
+                continue
+            latest = record.timestamp + max_clock_skew
+            if record.timestamp > EPOCH and fields["event_time"] > latest:  # EPOCH: not stamped
+                why = future_reason("event time", fields["event_time"], latest)
+                reason = f"{topic}/{partition}@{record.offset}: {why}"
                 rejected.append({"reason": reason, "record": record.value.decode(errors="replace")})
                 continue
             by_day[fields["event_time"].date()].append(
@@ -153,4 +173,5 @@ def archive(
 ) -> list[TableReport]:
     lake = Lake(settings.lake.url)
     with open_configured(settings.log) as log:
-        return [archive_topic(log, lake, topic, day) for topic in topics]
+        skew = dt.timedelta(seconds=settings.events.max_clock_skew_seconds)
+        return [archive_topic(log, lake, topic, day, skew) for topic in topics]

@@ -3,7 +3,11 @@
 Every writer into the raw zone passes through :func:`conform`: values are cast to the table's
 schema (decimals exact, integers int64, timestamps UTC) and each row is checked against the
 table's rules. A row failing a rule or a cast is kept, with the reason, for the quarantine
-partition — never dropped silently, never allowed to fail the whole table.
+partition — never dropped silently, never allowed to fail the whole table. A number too large
+for its decimal column (SQLite keeps ``1e300`` in a ``DECIMAL(12, 2)``) is such a row; a value
+that is no number at all is a schema problem and fails the table (:class:`DataError`).
+Amounts are checked against the one definition of a plausible amount
+(:mod:`c360.contracts.money`): :func:`negative` and :func:`above_ceiling`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.contracts.lake import QUARANTINE_SCHEMA
+from c360.contracts.money import MAX_AMOUNT
 from c360.contracts.times import naive_utc
 from c360.errors import DataError
 
@@ -32,6 +37,14 @@ class Conformed:
 
 def negative(column: str) -> Rule:
     return (f"negative {column}", lambda b: pc.fill_null(pc.less(b.column(column), 0), False))
+
+
+def above_ceiling(column: str, ceiling: float = MAX_AMOUNT) -> Rule:
+    """An amount above the plausible ceiling (:data:`~c360.contracts.money.MAX_AMOUNT`)."""
+    return (
+        f"{column} above {ceiling:,}",
+        lambda b: pc.fill_null(pc.greater(b.column(column), ceiling), False),
+    )
 
 
 def _parse_timestamp(value: object) -> dt.datetime | None:
@@ -57,9 +70,26 @@ def _cast_column(column: pa.Array, target: pa.DataType, name: str) -> pa.Array:
     try:
         return column.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        if pa.types.is_decimal(target):
+            fitted = _fit_decimal(column, target)
+            if fitted is not None:
+                return fitted
         raise DataError(
             f"column {name!r}: cannot convert {column.type} to {target}: {exc}"
         ) from exc
+
+
+def _fit_decimal(column: pa.Array, target: pa.Decimal128Type) -> pa.Array | None:
+    """``column`` cast to ``target`` with the numbers too large for it made null (the caller
+    quarantines them), or None when something else stops the cast (not a number, too many
+    decimals)."""
+    try:
+        numbers = column.cast(pa.float64())
+        limit = 10.0 ** (target.precision - target.scale)
+        fits = pc.and_(pc.is_finite(numbers), pc.less(pc.abs(numbers), limit))
+        return pc.if_else(fits, column, pa.scalar(None, column.type)).cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _record(raw: pa.RecordBatch, row: int) -> str:
@@ -82,9 +112,15 @@ def conform(
         (f"missing primary key {key}", pc.is_null(typed.column(key))) for key in primary_key
     ]
     for name in schema.names:
-        if pa.types.is_timestamp(schema.field(name).type):
+        target = schema.field(name).type
+        if pa.types.is_timestamp(target) or pa.types.is_decimal(target):
             lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(columns[name]))
-            failures.append((f"unparseable timestamp in {name}", lost))
+            reason = (
+                f"unparseable timestamp in {name}"
+                if pa.types.is_timestamp(target)
+                else f"{name} out of range for {target}"
+            )
+            failures.append((reason, lost))
     failures.extend((reason, predicate(typed)) for reason, predicate in rules)
     reasons: list[list[str]] = [[] for _ in range(typed.num_rows)]
     for reason, mask in failures:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from c360.config import MySQLSourceSettings
 from c360.contracts.cutoff import cutoff
-from c360.ingest.conform import Rule, conform, negative, quarantine_table
+from c360.ingest.conform import Rule, above_ceiling, conform, negative, quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
 from c360.sources import mysql
@@ -38,11 +38,16 @@ class ShopTable:
     rules: tuple[Rule, ...] = ()
 
 
+def _amount(column: str) -> tuple[Rule, Rule]:
+    """A plausible amount (:mod:`c360.contracts.money`): from 0 to the ceiling."""
+    return negative(column), above_ceiling(column)
+
+
 TABLES = (
     ShopTable("customers"),
-    ShopTable("products", rules=(negative("price"),)),
-    ShopTable("orders", "updated_at", (negative("subtotal"), negative("total"))),
-    ShopTable("order_items", "updated_at", (negative("quantity"), negative("unit_price"))),
+    ShopTable("products", rules=_amount("price")),
+    ShopTable("orders", "updated_at", (*_amount("subtotal"), *_amount("total"))),
+    ShopTable("order_items", "updated_at", (negative("quantity"), *_amount("unit_price"))),
 )
 
 

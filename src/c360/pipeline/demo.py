@@ -149,11 +149,12 @@ def stream(
     log = open_configured(settings.log)
     store = open_store(settings.serving.url)
     path = Path(settings.sources.clickstream.path)
+    skew = settings.events.max_clock_skew_seconds
     try:
         store.migrate()
         if stop is None:
             publish_file(log, path, topic="clickstream")
-            stats = run_worker(log, store, stop_when_caught_up=True)
+            stats = run_worker(log, store, stop_when_caught_up=True, max_clock_skew_seconds=skew)
         else:
             replay = threading.Thread(
                 target=publish_file,
@@ -163,7 +164,13 @@ def stream(
                 daemon=True,
             )
             replay.start()
-            stats = run_worker(log, store, stop_when_caught_up=False, should_stop=stop.is_set)
+            stats = run_worker(
+                log,
+                store,
+                stop_when_caught_up=False,
+                should_stop=stop.is_set,
+                max_clock_skew_seconds=skew,
+            )
         summary.events_processed = stats.events
         summary.dead_lettered = stats.dead_lettered
     finally:

@@ -13,7 +13,10 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    loads the position from ``stream_offsets`` whenever it takes a partition: at start, after a
    rebalance, after a conflict);
 2. decode and validate each record with its topic's decoder (pure); an invalid one becomes a
-   dead-letter row, never an exception; group the events by identifier, in offset order;
+   dead-letter row, never an exception; group the events by identifier, in offset order. An
+   event time later than the record's append time plus ``max_clock_skew_seconds`` is invalid
+   (the reason names ``events.max_clock_skew_seconds``): the append time, not the clock, so
+   that decoding stays a pure function of the record (see :mod:`c360.speed.events`);
 3. take the states of the batch's identifiers from the worker's cache, loading the others from
    the store (a plain read, outside the write transaction; step 5a validates it);
 4. apply the pure updates to each identifier's events in offset order, in memory
@@ -95,8 +98,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal, TypeVar
 
+from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS
 from c360.contracts.segment import InvalidMessage
-from c360.contracts.times import naive_from_epoch_us
+from c360.contracts.times import from_epoch_us, naive_from_epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
@@ -104,7 +108,7 @@ from c360.logs import EventLog, RecordBatch, TopicPartition
 from c360.retry import Backoff
 from c360.retry import sleep as interruptible_sleep
 from c360.speed.cache import StateCache
-from c360.speed.events import ClickEvent, fast_click, slow_click
+from c360.speed.events import NO_LIMIT, ClickEvent, fast_click, slow_click
 from c360.speed.features import (
     ANONYMOUS_ID,
     USER_ID,
@@ -202,6 +206,7 @@ def run(
     sources: Mapping[str, Source] | None = None,
     cache_size: int = DEFAULT_CACHE_SIZE,
     retry: bool | None = None,
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
 ) -> WorkerStats:
     """Consume ``topics`` for consumer ``group`` into the serving store (see the module docs).
 
@@ -216,12 +221,15 @@ def run(
     ``stop_when_caught_up``: a one-shot caller reruns) a :class:`~c360.errors.TransientError`
     (a broker down, a network blip: the event log classifies its driver's errors) does not end
     the run: the worker waits, with exponential backoff and jitter, and resumes from the
-    offsets stored in the serving store. The store must be migrated.
+    offsets stored in the serving store. ``max_clock_skew_seconds``
+    (``events.max_clock_skew_seconds``): how far after its record's append time an event time may
+    lie; later events are dead-lettered. The store must be migrated.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     topic_sources = {topic: source_of(topic) for topic in topics} | dict(sources or {})
-    worker = _Worker(log, store, group, topics, topic_sources, cache_size, on_commit)
+    skew_us = round(max_clock_skew_seconds * 1_000_000)
+    worker = _Worker(log, store, group, topics, topic_sources, cache_size, on_commit, skew_us)
     retry = not stop_when_caught_up if retry is None else retry
     try:
         with _collector_paused():
@@ -286,8 +294,10 @@ class _Worker:
         sources: Mapping[str, Source],
         cache_size: int,
         on_commit: Callable[[BatchResult], None] | None,
+        skew_us: int,
     ) -> None:
         self.log, self.store, self.group, self.topics = log, store, group, topics
+        self.skew_us = skew_us  # how far after its append time an event time may lie
         self.sources = sources
         self.on_commit = on_commit
         self.caches = _Caches(cache_size)
@@ -309,7 +319,7 @@ class _Worker:
         batch = _read(self.log, owned, batch_size)
         pending = self.committer.pending
         prepared = (
-            _prepare(self.store, owned, batch, self.sources, self.caches, pending)
+            _prepare(self.store, owned, batch, self.sources, self.caches, pending, self.skew_us)
             if batch
             else None
         )
@@ -478,27 +488,51 @@ class _Decoded:
     events: int = 0  # valid events
 
 
-def _decode(batch: Mapping[TopicPartition, RecordBatch], sources: Mapping[str, Source]) -> _Decoded:
+def _limit(appended_ms: int, skew_us: int) -> int:
+    """The latest plausible event time of a record: its append time plus the skew (epoch
+    microseconds); no limit when its append time is unknown (a Kafka broker older than 0.10
+    stamps none: the log reports 0)."""
+    return appended_ms * 1000 + skew_us if appended_ms > 0 else NO_LIMIT
+
+
+def _lowest_limit(records: RecordBatch, skew_us: int) -> int:
+    """A limit no record's own is below: the fast path accepts an event time up to it and hands
+    a later one to the slow path, which applies the record's own :func:`_limit` (so the answer
+    is each record's own, at the cost of one ``min`` per batch rather than a limit per record)."""
+    stamps = records.timestamps_ms
+    lowest = min(stamps)
+    if lowest <= 0:
+        lowest = min((ms for ms in stamps if ms > 0), default=0)
+    return _limit(lowest, skew_us)
+
+
+def _decode(
+    batch: Mapping[TopicPartition, RecordBatch], sources: Mapping[str, Source], skew_us: int
+) -> _Decoded:
     decoded = _Decoded()
     invalid = decoded.invalid
     for tp, records in batch.items():
+        stamps = records.timestamps_ms
         if sources[tp.topic] == "support":
             support = decoded.support
-            for offset, value in zip(records.offsets, records.values, strict=True):
+            for offset, value, ms in zip(records.offsets, records.values, stamps, strict=True):
                 try:
-                    support.append(decode_support(value))
+                    limit = _limit(ms, skew_us)
+                    not_after = None if limit == NO_LIMIT else from_epoch_us(limit)
+                    support.append(decode_support(value, not_after))
                 except InvalidSupportEvent as exc:
                     invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
             continue
         # Grouped by the identifier's text first (a tuple key per event costs more).
         by_anonymous_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
         by_user_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
-        events = [fast_click(value) for value in records.values]
+        lowest = _lowest_limit(records, skew_us)
+        events = [fast_click(value, lowest) for value in records.values]
         for i, event in enumerate(events):
             if event is None:
                 value = records.values[i]
                 try:
-                    event = slow_click(value)
+                    event = slow_click(value, _limit(stamps[i], skew_us))
                 except InvalidMessage as exc:
                     offset = records.offsets[i]
                     invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
@@ -567,13 +601,14 @@ def _prepare(
     sources: Mapping[str, Source],
     caches: _Caches,
     pending: _Prepared | None,
+    skew_us: int,
 ) -> _Prepared:
     """Steps 2-4: the batch's new states, orders and dead letters, in memory.
 
     ``pending`` is the batch still committing, whose states are newer than the cache's; a key
     it does not hold is not being written, so the store's copy of it is current.
     """
-    decoded = _decode(batch, sources)
+    decoded = _decode(batch, sources, skew_us)
     groups = decoded.clicks
     pending_clicks = pending.clicks if pending is not None else {}
     pending_support = pending.support if pending is not None else {}

@@ -13,6 +13,19 @@ characters, and parsed by ``datetime.fromisoformat`` (in C). Anything it cannot 
 through pydantic (:func:`~c360.contracts.segment.validate`), so the answer is the same either
 way; a unit test holds the two paths to that. (One known difference: a track property beyond a
 64-bit integer stays an int where orjson gives a float.)
+
+**Plausibility.** Every decoder takes ``not_after``, the latest plausible event time in epoch
+microseconds: an event time after it is refused with the schema's reason (the fast path hands
+such a message to pydantic, which words it), as is implausible money
+(:func:`~c360.contracts.segment.money_problem`, checked by both paths: a dict lookup per track
+event). The stream worker passes each record's **append time** in the log plus
+``events.max_clock_skew_seconds``, not the wall clock: the append time is stored with the
+record, so every decode of a record — the live one, a retry after a crash, a state rebuild from
+offset 0 a month later — gives the same answer, which the exactly-once argument of
+:mod:`c360.pipeline.stream_worker` needs (``update`` must recompute the very same rows); live,
+the append time is the receive time give or take the log's latency. Replays of history are
+appended now with event times in the past and pass. :data:`NO_LIMIT` turns the check off (a
+record whose append time is unknown).
 """
 
 from __future__ import annotations
@@ -25,20 +38,25 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from c360.contracts.money import MAX_AMOUNT, plausible_amount
 from c360.contracts.segment import (
     MAX_ANONYMOUS_ID,
     MAX_MESSAGE_ID,
     MAX_USER_ID,
+    MONEY_FIELDS,
     InvalidMessage,
     SegmentMessage,
     Track,
     validate,
 )
-from c360.contracts.times import EPOCH, epoch_us
+from c360.contracts.times import EPOCH, epoch_us, from_epoch_us
 
 NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 _EPOCH = EPOCH
 _US = dt.timedelta(microseconds=1)
+_MAX_AMOUNT = float(MAX_AMOUNT)
+# Beyond any event time (datetime.max): ``not_after`` that checks nothing.
+NO_LIMIT = epoch_us(dt.datetime.max.replace(tzinfo=dt.UTC))
 
 
 class ClickEvent(msgspec.Struct, frozen=True, gc=False):
@@ -129,8 +147,11 @@ _UTC_FORMS = {
 }
 
 
-def fast_click(raw: bytes | str) -> ClickEvent | None:
-    """The event of a common, valid message; None when :func:`validate` must decide."""
+def fast_click(raw: bytes | str, not_after: int) -> ClickEvent | None:
+    """The event of a common, valid message; None when :func:`validate` must decide.
+
+    ``not_after``: the latest plausible event time, epoch microseconds (see the module docs).
+    """
     try:
         message = _DECODER.decode(raw)
     except (msgspec.DecodeError, RecursionError):  # not JSON, another type, too deep, ...
@@ -151,6 +172,8 @@ def fast_click(raw: bytes | str) -> ClickEvent | None:
         at = (_fromisoformat(text) - _EPOCH) // _US
     except ValueError:  # e.g. month 13: pydantic words the reason
         return None
+    if at > not_after:  # in the future: pydantic words the reason
+        return None
     anonymous_id = message.anonymousId or None  # empty is absent
     user_id = message.userId or None
     if anonymous_id is None:
@@ -160,6 +183,13 @@ def fast_click(raw: bytes | str) -> ClickEvent | None:
         return None
     if type(message) is _FastTrack:
         properties = message.properties
+        if properties and message.event in MONEY_FIELDS:
+            for name in MONEY_FIELDS[message.event]:
+                value = properties.get(name)
+                if value is None or (type(value) is float and 0.0 <= value <= _MAX_AMOUNT):
+                    continue  # absent, or the common case, without a call
+                if not plausible_amount(value):
+                    return None  # implausible money: pydantic words the reason
         return ClickEvent(
             "track",
             message.messageId,
@@ -175,16 +205,18 @@ def fast_click(raw: bytes | str) -> ClickEvent | None:
     return ClickEvent(kind, message.messageId, at, anonymous_id, user_id, kind, NO_PROPERTIES)
 
 
-def decode_click(raw: bytes | str) -> ClickEvent:
+def decode_click(raw: bytes | str, not_after: int) -> ClickEvent:
     """The speed layer's event of one raw message; :class:`InvalidMessage` (with the reason
-    :func:`~c360.contracts.segment.decode` gives) if the message breaks the Segment Spec."""
-    return fast_click(raw) or slow_click(raw)
+    :func:`~c360.contracts.segment.decode` gives) if the message breaks the Segment Spec or is
+    implausible (an event time after ``not_after``, epoch microseconds; money out of range)."""
+    return fast_click(raw, not_after) or slow_click(raw, not_after)
 
 
-def slow_click(raw: bytes | str) -> ClickEvent:
+def slow_click(raw: bytes | str, not_after: int) -> ClickEvent:
     """:func:`decode_click` through pydantic only (what the fast path hands over)."""
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
-    return ClickEvent.of(validate(payload))
+    limit = None if not_after >= NO_LIMIT else from_epoch_us(not_after)
+    return ClickEvent.of(validate(payload, not_after=limit))

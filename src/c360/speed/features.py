@@ -72,7 +72,12 @@ ignored. ``cart_updated_at`` is the greatest event time of an applied cart event
 
 **Orders** for the Lambda merge: :func:`order_of` turns an ``Order Completed`` with an
 ``order_id`` into a ``realtime_order`` row (amount: ``properties.total``, else ``revenue``, else
-0 — ``total`` first because the batch's lifetime spend sums order totals). Duplicate order ids
+0 — ``total`` first because the batch's lifetime spend sums order totals).
+
+**Money is plausible here**: the decoders refuse (dead-letter) an ``Order Completed`` whose
+``total`` or ``revenue``, or a cart event whose ``price``, is not an amount from 0 to
+:data:`~c360.contracts.money.MAX_AMOUNT` (:func:`~c360.contracts.segment.money_problem`), so no
+such amount reaches a cart value or a ``realtime_order`` row. Duplicate order ids
 are the store's business (one row per order id, first write wins).
 
 **Duplicates**: a message whose ``messageId`` is among the identifier's last
@@ -90,6 +95,12 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypedDict
 
+from c360.contracts.segment import (
+    ORDER_COMPLETED,
+    PRODUCT_ADDED,
+    PRODUCT_REMOVED,
+    PRODUCT_VIEWED,
+)
 from c360.contracts.times import from_epoch_us
 from c360.speed.events import ClickEvent
 
@@ -107,10 +118,6 @@ MAX_ORDER_ID = 64  # realtime_order.order_id
 ANONYMOUS_ID = "anonymous_id"
 USER_ID = "user_id"
 
-PRODUCT_VIEWED = "Product Viewed"
-PRODUCT_ADDED = "Product Added"
-PRODUCT_REMOVED = "Product Removed"
-ORDER_COMPLETED = "Order Completed"
 _CART_EVENTS = frozenset({PRODUCT_ADDED, PRODUCT_REMOVED, ORDER_COMPLETED})
 
 StateKey = tuple[str, str]  # (id_type, id_value), the realtime_state primary key
