@@ -25,6 +25,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 # Errors SQLite reports while another connection holds the lock it needs: passing.
 _BUSY = ("database is locked", "database table is locked", "database schema is locked")
 BUSY_TIMEOUT_S = 30.0
+MMAP_BYTES = 1 << 30  # address space, not memory: pages come from the OS cache
+CACHE_KIB = 64 * 1024  # per connection
 _BEGIN = "c360_begin"  # execution option: the BEGIN mode of a transaction (IMMEDIATE, …)
 
 
@@ -48,6 +50,10 @@ class SQLiteDialect(StoreDialect):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Profile reads touch a few pages at random: map the file rather than copy each
+            # page out of the OS cache (a fifth of a read's time), and keep more of them.
+            cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cursor.close()
 
         @event.listens_for(engine, "begin")

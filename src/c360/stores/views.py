@@ -53,22 +53,23 @@ def person_rows(table: str, key: tuple[str, ...]) -> str:
     """The rows of a real-time ``table`` (with id_type, id_value, user_id) reachable from one
     person (``:person_id``): by one of the person's identifiers, by the customer id they were
     logged in as, or as a cookie stitched to one of the person's customers. Each way is one
-    indexed lookup; their union of keys (``key``: the table's primary key) is joined back.
-    Which of them the person really owns is decided after, by the resolution joins."""
+    indexed lookup driven by the person's few identifiers (``IN (subquery)``, which both
+    planners probe the index with), kept as separate branches of a union: PostgreSQL plans an
+    ``OR`` of them as a scan. Their keys (``key``: the table's primary key) are joined back;
+    which rows the person really owns is decided after, by the resolution joins."""
     columns = ", ".join(f"t.{name}" for name in key)
     reachable = f"""
-        SELECT {columns} FROM {table} t
-        JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.id_value
-        WHERE m.person_id = :person_id
+        SELECT {columns} FROM {table} t WHERE (t.id_type, t.id_value) IN (
+            SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id)
         UNION
-        SELECT {columns} FROM {table} t
-        JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = t.user_id
-        WHERE m.person_id = :person_id
+        SELECT {columns} FROM {table} t WHERE t.user_id IN (
+            SELECT id_value FROM identity_map
+            WHERE person_id = :person_id AND id_type = 'customer_id')
         UNION
-        SELECT {columns} FROM {table} t
-        JOIN identity_stitch s ON t.id_type = 'anonymous_id' AND t.id_value = s.anonymous_id
-        JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
-        WHERE m.person_id = :person_id"""
+        SELECT {columns} FROM {table} t WHERE t.id_type = 'anonymous_id' AND t.id_value IN (
+            SELECT s.anonymous_id FROM identity_stitch s
+            JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
+            WHERE m.person_id = :person_id)"""
     on = " AND ".join(f"x.{name} = k.{name}" for name in key)
     return f"(SELECT x.* FROM {table} x JOIN ({reachable}) k ON {on})"
 
