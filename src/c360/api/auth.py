@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Security
+import fastapi.routing
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from fastapi.dependencies.models import Dependant
 
 from c360.access.keys import ADMIN, SCOPES, ApiKey, parse
 from c360.access.ratelimit import RateLimiter, retry_after
@@ -62,15 +64,16 @@ MISS_RELOAD_SECONDS = 0.5
 STORE_RETRY_AFTER_SECONDS = 5
 _STATE_KEY = "c360_api_key"  # request.state: the key a request was authenticated with
 
-_BEARER = HTTPBearer(
-    scheme_name=SCHEME_NAME,
-    bearerFormat="c360_<key_id>_<secret>",
-    description="An API key made with `c360 keys create --scope S`, sent as "
+# The OpenAPI security scheme of every protected operation (see :func:`document`).
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "c360_<key_id>_<secret>",
+    "description": "An API key made with `c360 keys create --scope S`, sent as "
     "`Authorization: Bearer <key>`. Scopes: "
     + "; ".join(f"`{scope}`: {what}" for scope, what in SCOPES.items())
     + ".",
-    auto_error=False,
-)
+}
 
 
 class KeyCache:
@@ -256,24 +259,39 @@ def install(app: FastAPI, access: Access) -> None:
     document(app)
 
 
-async def _authorize(
-    request: Request,
-    security: SecurityScopes,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-) -> ApiKey:
-    """The dependency behind :func:`requires` (401, 403, 429 as the module docstring says)."""
-    access: Access | None = getattr(request.app.state, "access", None)
-    if access is None:
-        raise RuntimeError("the app has no access control: build it with c360.api.app.create_app")
-    key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
-    if key is None:  # the first requires() of this request: authenticate and count it once
-        key = await access.authenticate(credentials.credentials if credentials else None)
-        access.authorize(key, security.scopes)
-        access.throttle(key)
-        setattr(request.state, _STATE_KEY, key)
-    else:
-        access.authorize(key, security.scopes)
-    return key
+def _bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case)."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+@functools.cache
+def _guard(scope: str) -> Callable[[Request], Awaitable[None]]:
+    """The dependency behind ``requires(scope)`` (401, 403, 429 as the module docstring says).
+
+    A plain function of the request: FastAPI's security classes (``HTTPBearer``,
+    ``SecurityScopes``) cost a hundred microseconds a request in dependency solving, more than
+    a profile read's queries; :func:`document` declares the scheme in OpenAPI instead.
+    """
+
+    async def guard(request: Request) -> None:
+        access: Access | None = getattr(request.app.state, "access", None)
+        if access is None:
+            raise RuntimeError("the app has no access control: build it with create_app")
+        key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
+        if key is None:  # the first requires() of this request: authenticate, count it once
+            key = await access.authenticate(_bearer_token(request))
+            access.authorize(key, [scope])
+            access.throttle(key)
+            setattr(request.state, _STATE_KEY, key)
+        else:
+            access.authorize(key, [scope])
+
+    guard.c360_scope = scope  # type: ignore[attr-defined]  # read by document()
+    return guard
 
 
 def requires(scope: str) -> Any:
@@ -281,7 +299,22 @@ def requires(scope: str) -> Any:
     in a route's or a router's ``dependencies=[...]``; see the module docstring."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; accepted: {', '.join(SCOPES)}")
-    return Security(_authorize, scopes=[scope])
+    return Depends(_guard(scope))
+
+
+def _routes(app: FastAPI) -> list[Any]:
+    """Every route of ``app`` with its path, methods and dependencies as served (FastAPI 0.16x
+    keeps included routers nested and flattens them with ``iter_route_contexts``)."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(app.routes)) if flatten is not None else list(app.routes)
+
+
+def _scopes(dependant: Dependant) -> set[str]:
+    """The scopes the ``requires`` in a route's dependency tree demand."""
+    found = {getattr(dependant.call, "c360_scope", None)} - {None}
+    for dependency in dependant.dependencies:
+        found |= _scopes(dependency)
+    return {scope for scope in found if isinstance(scope, str)}
 
 
 def document(app: FastAPI) -> None:
@@ -293,13 +326,22 @@ def document(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components = schema.setdefault("components", {})
+        models = components.setdefault("schemas", {})
         body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in {**body.pop("$defs", {}), "ErrorBody": body}.items():
-            components.setdefault(name, definition)
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                _document_operation(operation)
+            models.setdefault(name, definition)
+        components.setdefault("securitySchemes", {})[SCHEME_NAME] = SECURITY_SCHEME
+        for route in _routes(app):
+            dependant = getattr(route, "dependant", None)
+            if dependant is None or not (scopes := _scopes(dependant)):
+                continue
+            operations = schema.get("paths", {}).get(route.path_format or "", {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if operation is not None:
+                    operation["security"] = [{SCHEME_NAME: sorted(scopes)}]
+                    _document_operation(operation)
         app.openapi_schema = schema
         return schema
 
