@@ -69,16 +69,16 @@ def measure(url: str, day: dt.date, tables: dict[str, pa.Table], reads: int) -> 
         store.dispose()
 
 
-def fresh_postgres(url: str) -> str:
-    """A scratch database on the server of ``url`` (dropped and created)."""
+def fresh_postgres(url: str, name: str = "c360_bench_profile_read") -> str:
+    """A scratch database ``name`` on the server of ``url`` (dropped and created)."""
     admin = sa.create_engine(
         url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS c360_bench_profile_read"))
-        conn.execute(sa.text("CREATE DATABASE c360_bench_profile_read"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    return url.rsplit("/", 1)[0] + "/c360_bench_profile_read"
+    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def main() -> None:

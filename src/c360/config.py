@@ -497,6 +497,24 @@ class IdentitySettings(_Section):
     )
 
 
+class TimelineSettings(_Section):
+    """A person's timeline (GET /v1/profiles/{id}/timeline): how far back and how much is kept.
+
+    Each batch publishes the orders, ticket events, email activity and web sessions of the
+    window before its cutoff; since the cutoff, the speed layer's own rows are read (its last 8
+    ended sessions per cookie and 20 ticket events per Zendesk user). Older events are neither
+    published nor shown.
+    """
+
+    days: int = Field(90, ge=1, le=3650, description="days of events the timeline keeps and shows")
+    max_events_per_identifier: int = Field(
+        500,
+        ge=1,
+        description="batch events published per identifier (orders, tickets, emails, sessions), "
+        "the newest",
+    )
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -511,6 +529,7 @@ class Settings(_Section):
     api: ApiSettings = ApiSettings()
     collector: CollectorSettings = CollectorSettings()
     events: EventSettings = EventSettings()
+    timeline: TimelineSettings = TimelineSettings()
 
 
 @dataclass(frozen=True)

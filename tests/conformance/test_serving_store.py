@@ -16,13 +16,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from c360.access.keys import generate
 from c360.contracts import serving
+from c360.contracts.arrow_types import arrow_schema
 from c360.contracts.log import TopicPartition
 from c360.contracts.times import epoch_ms, epoch_us
 from c360.errors import TransientError
@@ -39,6 +41,9 @@ from c360.stores import (
     StoreUnavailable,
     open_store,
 )
+from c360.stores.search import SearchKey
+from c360.stores.timeline import TimelineKey
+from c360.stores.timeline import event_id as timeline_event_id
 
 T = dt.datetime
 HOUR = dt.timedelta(hours=1)
@@ -792,3 +797,502 @@ def test_the_unified_profile_is_one_definition_in_the_view_and_the_api(
     assert {name: _comparable(view[name]) for name in shared} == {
         name: _comparable(unified[name]) for name in shared
     }
+
+
+# -- search: names, email prefixes, identifiers; one statement per page ----------------------
+
+PEOPLE = [  # person, first, last, emails, other identifiers
+    ("p_1", "Zoë", "Müller-Lüdenscheidt", ["zoe.m@x.com"], [("customer_id", "42")]),
+    ("p_2", "Maria", "Martínez", ["maria@x.com", "m.martinez@y.com"], []),
+    ("p_3", "Mario", "Rossi", ["mr@x.com"], [("phone", "+31165183612")]),
+    ("p_4", "Anna", "Marx", ["anna@x.com"], [("anonymous_id", "cookie/with/slashes")]),
+    ("p_5", "Ann", "O'Brien", ["ann.obrien@x.com"], [("zendesk_user_id", "361")]),
+]
+
+
+def people_batch(people: list[tuple[str, str, str, list[str], list[tuple[str, str]]]]) -> dict:
+    ids = [p[0] for p in people]
+    identifiers = [
+        (id_type, value, person)
+        for person, _, _, emails, others in people
+        for id_type, value in [("email", e) for e in emails] + others
+    ]
+    return {
+        "person": pa.table(
+            {
+                "person_id": ids,
+                "first_name": [p[1] for p in people],
+                "last_name": [p[2] for p in people],
+                "email": [p[3][0] for p in people],
+                "customer_id": pa.array(
+                    [42 if p[0] == "p_1" else None for p in people], pa.int64()
+                ),
+            }
+        ),
+        "identity_map": pa.table(
+            {
+                "id_type": [i[0] for i in identifiers],
+                "id_value": [i[1] for i in identifiers],
+                "person_id": [i[2] for i in identifiers],
+            }
+        ),
+        "batch_profile": pa.table({"person_id": ids}),
+    }
+
+
+def found(store: ServingStore, q: str, limit: int = 20, region: str | None = None) -> list[str]:
+    return [row["person_id"] for row in store.search(q, limit, phone_region=region).rows]
+
+
+def test_search_finds_word_prefixes_of_names_whatever_the_case_and_accents(
+    store: ServingStore,
+) -> None:
+    store.publish_batch(D1, people_batch(PEOPLE))
+    assert found(store, "mul") == ["p_1"]
+    assert found(store, "LÜDENSCH") == ["p_1"] == found(store, "ludensch")
+    assert found(store, "zoe") == ["p_1"]
+    # Ordered by the matched word, then person; a person matching twice is listed once.
+    assert found(store, "mar") == ["p_2", "p_3", "p_4"]  # maria (and martinez), mario, marx
+    assert found(store, "anna mar") == ["p_4"] == found(store, "Mar Anna")
+    assert found(store, "o'bri") == ["p_5"]  # punctuation splits words: o, brien
+    assert found(store, "obrien") == []
+    assert found(store, "ann") == ["p_5", "p_4"]  # "ann" (p_5) < "anna" (p_4)
+    assert found(store, "artinez") == []  # prefixes of words, not substrings
+    assert found(store, "nobody") == []
+    (row,) = store.search("rossi", 5).rows
+    assert row == {
+        "person_id": "p_3",
+        "first_name": "Mario",
+        "last_name": "Rossi",
+        "email": "mr@x.com",
+        "phone": None,
+        "city": None,
+        "country": None,
+        "customer_id": None,
+        "matched": "name",
+    }
+
+
+def test_search_finds_email_prefixes_and_identifiers_exactly(store: ServingStore) -> None:
+    store.publish_batch(D1, people_batch(PEOPLE))
+    assert found(store, "m.mart") == ["p_2"]  # an email prefix (and the name words m, mart)
+    assert found(store, "ZOE.M@") == ["p_1"]
+    assert found(store, "anna@x.com") == ["p_4"]
+    assert [r["matched"] for r in store.search("zoe.m@x", 5).rows] == ["email"]
+    # Identifiers match exactly, as identity stores them, and come first.
+    assert found(store, "42") == ["p_1"]
+    assert found(store, "+31 165 183612") == ["p_3"] == found(store, "0165 183612", region="NL")
+    assert found(store, "cookie/with/slashes") == ["p_4"]
+    assert found(store, "361") == ["p_5"]
+    assert found(store, "p_2") == ["p_2"]  # a person id
+    assert found(store, "36") == []  # identifiers are not prefix-matched
+    assert [r["matched"] for r in store.search("42", 5).rows] == ["identifier"]
+
+
+def test_search_pages_follow_a_stable_order_one_statement_each(store: ServingStore) -> None:
+    people = [(f"p_{i:03d}", f"Name{i % 7}", "Meier", [f"m{i}@x.com"], []) for i in range(53)]
+    people.append(("p_999", "Meierhof", "Other", ["meier@x.com"], [("customer_id", "meier")]))
+    store.publish_batch(D1, people_batch(people))
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        pages, after = [], None
+        while True:
+            statements.clear()
+            page = store.search("meier", 10, after)
+            assert len(statements) == 1  # one round trip per page
+            pages.append([row["person_id"] for row in page.rows])
+            after = page.next_key
+            if after is None:
+                break
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert [len(p) for p in pages] == [10, 10, 10, 10, 10, 4]
+    flat = [person for page in pages for person in page]
+    # The exact identifier first, then by the matched term: "meier" (53 persons by id, and
+    # p_999's email meier@x.com comes after its own exact match), then "meierhof".
+    assert flat == ["p_999", *sorted(p[0] for p in people[:-1])]
+    assert found(store, "meier", 100) == flat
+
+
+def test_exact_matches_page_by_person_id(store: ServingStore) -> None:
+    people = [(*person[:4], [*person[4]]) for person in PEOPLE]
+    people[0][4].append(("zendesk_user_id", "777"))
+    people[2][4].append(("customer_id", "777"))
+    people[3][4].append(("mailchimp_id", "777"))
+    store.publish_batch(D1, people_batch(people))
+    pages, after = [], None
+    while True:
+        page = store.search("777", 1, after)
+        pages.append([(row["person_id"], row["matched"]) for row in page.rows])
+        if (after := page.next_key) is None:
+            break
+    assert pages == [[("p_1", "identifier")], [("p_3", "identifier")], [("p_4", "identifier")]]
+
+
+def test_a_search_cursor_holds_no_term_and_ends_if_its_person_is_gone(
+    store: ServingStore,
+) -> None:
+    store.publish_batch(D1, people_batch(PEOPLE))
+    first = store.search("mar", 1)
+    assert [r["person_id"] for r in first.rows] == ["p_2"]
+    assert first.next_key == SearchKey(1, "name", "p_2")  # the term (maria) is found again
+    assert [r["person_id"] for r in store.search("mar", 5, first.next_key).rows] == ["p_3", "p_4"]
+    exact = store.search("42", 1)
+    assert exact.next_key is None
+    store.publish_batch(D2, people_batch([p for p in PEOPLE if p[0] != "p_2"]))
+    assert store.search("mar", 5, first.next_key).rows == []  # never a result twice
+
+
+def test_search_follows_each_publish_atomically(store: ServingStore) -> None:
+    def named(tag: str, n: int) -> dict[str, pa.Table]:
+        people = [(f"p_{i:05d}", f"{tag}{i}", tag, [f"{tag}{i}@x.com"], []) for i in range(n)]
+        return people_batch(people)
+
+    store.publish_batch(D1, named("alpha", 2000))
+    seen: list[dict[str, object]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(
+                store.query(
+                    "SELECT (SELECT count(*) FROM person) AS persons, "
+                    "(SELECT count(*) FROM search_term WHERE kind = 'name') AS names, "
+                    "(SELECT min(term) FROM search_term WHERE kind = 'name') AS first"
+                )[0]
+            )
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        store.publish_batch(D2, named("beta", 3000))
+        store.publish_batch(dt.date(2025, 6, 3), named("alpha", 2000))
+    finally:
+        done.set()
+        reader.join()
+    complete = [
+        {"persons": 2000, "names": 4000, "first": "alpha"},
+        {"persons": 3000, "names": 6000, "first": "beta"},
+    ]
+    assert len(seen) > 2
+    assert all(row in complete for row in seen), [r for r in seen if r not in complete][:3]
+    assert found(store, "beta") == []
+    assert len(found(store, "alpha19", 200)) == 111  # alpha19, alpha190-199, alpha1900-1999
+
+
+# -- the timeline: batch events before the cutoff, the speed layer's since ------------------
+
+DAY = dt.date(2025, 6, 10)
+CUT = dt.datetime(2025, 6, 11)  # the cutoff of DAY
+TIMELINE_SCHEMA = arrow_schema(serving.timeline_event)  # as the batch writes it
+
+
+def at(hours: float, day: dt.datetime = dt.datetime(2025, 6, 10)) -> dt.datetime:
+    return day + dt.timedelta(hours=hours)
+
+
+def batch_event(id_type: str, id_value: str, when: dt.datetime, key: str, **fields: object) -> dict:
+    return {
+        "id_type": id_type,
+        "id_value": id_value,
+        "occurred_at": when.replace(tzinfo=dt.UTC),
+        "event_id": timeline_event_id(key),
+        **fields,
+    }
+
+
+BATCH_EVENTS = [
+    batch_event(
+        "customer_id",
+        "42",
+        at(10),
+        "order:o-1",
+        source="orders",
+        kind="order",
+        type="order",
+        reference="o-1",
+        status="shipped",
+        amount=59.9,
+        currency="EUR",
+        quantity=2,
+        title="Ultra Notebook",
+    ),
+    batch_event(
+        "zendesk_user_id",
+        "z1",
+        at(11),
+        "ticket:ev-1",
+        source="zendesk",
+        kind="ticket",
+        type="ticket.created",
+        reference="1000",
+        status="NEW",
+    ),
+    batch_event(
+        "email",
+        "a@x.com",
+        at(12),
+        "email:open",
+        source="mailchimp",
+        kind="email",
+        type="open",
+        reference="camp-1",
+    ),
+    batch_event(
+        "email",
+        "a@x.com",
+        at(12),
+        "email:click",
+        source="mailchimp",
+        kind="email",
+        type="click",
+        reference="camp-1",
+        title="https://shop.example/sale",
+    ),
+    batch_event(
+        "anonymous_id",
+        "c1",
+        at(13),
+        "session:c1:1",
+        source="clickstream",
+        kind="web",
+        type="session",
+        ended_at=at(13.25).replace(tzinfo=dt.UTC),
+        page_views=5,
+        product_views=2,
+        quantity=1,
+    ),
+    batch_event(  # continued after the cutoff: the speed layer's session replaces it
+        "anonymous_id",
+        "c1",
+        at(23.75),
+        "session:c1:2",
+        source="clickstream",
+        kind="web",
+        type="session",
+        ended_at=at(23.9).replace(tzinfo=dt.UTC),
+        page_views=2,
+        product_views=0,
+    ),
+    batch_event(  # a cookie the batch did not map, stitched to customer 42 since
+        "anonymous_id",
+        "c-later",
+        at(9),
+        "session:c-later:1",
+        source="clickstream",
+        kind="web",
+        type="session",
+        ended_at=at(9.5).replace(tzinfo=dt.UTC),
+        page_views=3,
+        product_views=1,
+    ),
+    batch_event(  # someone else's
+        "customer_id",
+        "43",
+        at(10.5),
+        "order:o-2",
+        source="orders",
+        kind="order",
+        type="order",
+        reference="o-2",
+        amount=5.0,
+    ),
+    batch_event(  # older than the window read below
+        "email",
+        "a@x.com",
+        at(-24 * 40),
+        "email:old",
+        source="mailchimp",
+        kind="email",
+        type="open",
+        reference="camp-0",
+    ),
+]
+
+
+def publish_timeline(store: ServingStore) -> None:
+    identifiers = [
+        ("customer_id", "42", "p_1"),
+        ("email", "a@x.com", "p_1"),
+        ("zendesk_user_id", "z1", "p_1"),
+        ("anonymous_id", "c1", "p_1"),
+        ("customer_id", "43", "p_2"),
+    ]
+    store.publish_batch(
+        DAY,
+        {
+            "person": pa.table({"person_id": ["p_1", "p_2"], "first_name": ["Ann", "Bo"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": [i[0] for i in identifiers],
+                    "id_value": [i[1] for i in identifiers],
+                    "person_id": [i[2] for i in identifiers],
+                }
+            ),
+            "batch_profile": pa.table({"person_id": ["p_1", "p_2"]}),
+            "person_redirect": pa.table(
+                {"retired_id": ["p_old"], "person_id": ["p_1"], "since": [DAY]}
+            ),
+            "timeline_event": pa.Table.from_pylist(BATCH_EVENTS, schema=TIMELINE_SCHEMA),
+        },
+    )
+    cookie = empty_state(("anonymous_id", "c1"))
+    cookie.update(
+        user_id="42",
+        user_id_at=epoch_us(at(23.75)),
+        session_start=epoch_us(at(23.75)),  # the batch's second session, still going on
+        session_last_event_at=epoch_us(at(0.33, CUT)),
+        current_session_page_views=7,
+        current_session_product_views=3,
+        last_event_at=epoch_us(at(0.33, CUT)),
+        events_total=20,
+        cart_id="k1",
+        cart_lines={"p1": (2, 10.0), "p2": (1, 2.5)},
+        cart_items=3,
+        cart_value=22.5,
+        cart_since=epoch_us(at(0.2, CUT)),
+        cart_updated_at=epoch_us(at(0.25, CUT)),
+        recent_sessions=(  # ended before the cutoff: the batch's copy is shown
+            (epoch_ms(at(13)), epoch_ms(at(13.25)), 5, 2),
+        ),
+    )
+    tickets = empty_support_state(("zendesk_user_id", "z1"))
+    tickets.update(
+        events_total=2,
+        recent_ticket_events=(
+            (epoch_ms(at(11)), "ev-1", "ticket.created", "1000", "NEW"),  # the batch has it
+            (epoch_ms(at(1, CUT)), "ev-2", "ticket.status_changed", "1000", "SOLVED"),
+        ),
+    )
+    commit(
+        store,
+        MicroBatch(
+            moves={CLICKS: (0, 5), SUPPORT: (0, 2)},
+            states=[cookie],
+            support=[tickets],
+            orders=[
+                Order("o-9", "anonymous_id", "c1", "42", at(0.3, CUT).replace(tzinfo=dt.UTC), 19.5)
+            ],
+            links=[StitchLink("c-later", "42", at(1, CUT))],
+        ),
+    )
+
+
+NOW = at(2, CUT)
+
+
+def timeline(store: ServingStore, person: str = "p_1", **options: object) -> list[dict]:
+    settings: dict[str, Any] = {"limit": 100, "days": 30, "now": NOW, **options}
+    page = store.timeline(person, **settings)
+    assert page is not None
+    return page.events
+
+
+def brief(events: list[dict]) -> list[tuple[str, str, object]]:
+    return [(e["kind"], e["type"], e["at"]) for e in events]
+
+
+def test_the_timeline_merges_batch_and_speed_layer_newest_first(store: ServingStore) -> None:
+    publish_timeline(store)
+    events = timeline(store)
+    emails = sorted(["open", "click"], key=lambda t: timeline_event_id(f"email:{t}"), reverse=True)
+    assert brief(events) == [
+        ("ticket", "ticket.status_changed", at(1, CUT)),  # the speed layer's, after the cutoff
+        ("order", "order", at(0.3, CUT)),
+        ("web", "cart", at(0.25, CUT)),
+        ("web", "session", at(23.75)),  # the speed layer's view of the session (not the batch's)
+        ("web", "session", at(13)),  # the batch's
+        *[("email", t, at(12)) for t in emails],  # a tie in time: by event id, descending
+        ("ticket", "ticket.created", at(11)),
+        ("order", "order", at(10)),
+        ("web", "session", at(9)),  # the cookie stitched to the customer since the batch
+    ]  # not: p_2's order, the batch's copy of the continued session, the email of 40 days ago
+    assert len({e["id"] for e in events}) == len(events)
+    by_type = {(e["kind"], e["type"], e["at"]): e for e in events}
+    session = by_type["web", "session", at(23.75)]
+    assert (session["page_views"], session["product_views"]) == (7, 3)
+    assert session["ended_at"] == at(0.33, CUT)
+    assert session["summary"] == "Visit: 7 page views, 3 product views, 35 min"
+    batch_session = by_type["web", "session", at(13)]
+    assert (
+        batch_session["summary"] == "Visit: 5 page views, 2 product views, 1 added to cart, 15 min"
+    )
+    order = by_type["order", "order", at(10)]
+    assert order["summary"] == "Order o-1: 2 items, Ultra Notebook …, 59.90 EUR (shipped)"
+    assert (order["source"], order["currency"], order["quantity"]) == ("orders", "EUR", 2)
+    assert by_type["web", "cart", at(0.25, CUT)]["summary"] == "Cart: 3 items, 22.50"
+    assert by_type["ticket", "ticket.status_changed", at(1, CUT)]["summary"] == (
+        "Ticket 1000: status changed (SOLVED)"
+    )
+    assert by_type["email", "click", at(12)]["summary"] == (
+        "Email campaign camp-1: clicked https://shop.example/sale"
+    )
+    # An order has the same id from either layer.
+    assert by_type["order", "order", at(0.3, CUT)]["id"] == timeline_event_id("order:o-9")
+    assert [e["reference"] for e in timeline(store, kinds=["order"])] == ["o-9", "o-1"]
+    assert [e["type"] for e in timeline(store, kinds=["web", "ticket"])] == [
+        "ticket.status_changed",
+        "cart",
+        "session",
+        "session",
+        "ticket.created",
+        "session",
+    ]
+    assert [e["reference"] for e in timeline(store, "p_2")] == ["o-2"]
+
+
+def test_timeline_pages_cover_every_event_once_in_order(store: ServingStore) -> None:
+    publish_timeline(store)
+    everything = timeline(store)
+    for size in (1, 2, 3, 4):
+        seen, before = [], None
+        while True:
+            page = store.timeline("p_1", limit=size, days=30, now=NOW, before=before)
+            assert page is not None and len(page.events) <= size
+            seen += page.events
+            before = page.next_key
+            if before is None:
+                break
+        assert seen == everything, size
+    # A time as the key: strictly before it.
+    earlier = timeline(store, before=TimelineKey(at(12), ""))
+    assert brief(earlier) == [
+        ("ticket", "ticket.created", at(11)),
+        ("order", "order", at(10)),
+        ("web", "session", at(9)),
+    ]
+
+
+def test_the_timeline_window_unknown_and_retired_persons(store: ServingStore) -> None:
+    publish_timeline(store)
+    assert store.timeline("p_nobody", limit=5, days=30, now=NOW) is None
+    retired = store.timeline("p_old", limit=100, days=30, now=NOW)
+    assert retired is not None and (retired.person_id, retired.redirected_from) == (
+        "p_1",
+        "p_old",
+    )
+    assert retired.events == timeline(store)
+    wide = timeline(store, days=60)
+    assert ("email", "open", at(-24 * 40)) in brief(wide)  # inside a 60-day window
+    later = at(12, CUT)
+    narrow = timeline(store, days=1, now=later)  # from 12:00 the day before
+    assert len(narrow) == 7 and all(e["at"] >= later - dt.timedelta(days=1) for e in narrow)
+
+
+def test_an_empty_timeline_publish_clears_the_batch_events(store: ServingStore) -> None:
+    publish_timeline(store)
+    emptied = people_batch(PEOPLE[:1]) | {
+        "timeline_event": TIMELINE_SCHEMA.empty_table(),
+    }
+    store.publish_batch(dt.date(2025, 6, 11), emptied)
+    assert store.query("SELECT count(*) AS n FROM timeline_event") == [{"n": 0}]
+    # The new cutoff (2025-06-12) covers what the speed layer saw: the batch answers for it,
+    # and has nothing. The cart is the cookie's current state, shown whatever the cutoff.
+    later = timeline(store, now=at(2, CUT + dt.timedelta(days=1)))
+    assert [e["type"] for e in later] == ["cart"]

@@ -13,8 +13,11 @@ from sqlalchemy import create_engine, delete
 from tiny_world import DAY, build
 
 from c360.config import Settings
-from c360.contracts import shop_db
+from c360.contracts import serving, shop_db
+from c360.contracts.arrow_types import arrow_schema
+from c360.lake import Lake
 from c360.pipeline.daily import run_day, run_range
+from c360.pipeline.steps import ZONE
 from c360.stores import open_store
 
 ALL = ["ingest", "identity", "features", "score", "quality", "publish"]
@@ -140,3 +143,54 @@ def test_a_day_with_no_data_from_one_source_still_publishes(tmp_path: Path) -> N
     finally:
         store.dispose()
     assert alice == [{"support_ticket_count": 2}]  # yesterday's partitions still count
+
+
+def test_the_publish_carries_the_timeline_of_the_last_days(tiny_world: Settings) -> None:
+    """Orders, ticket events, email activity and web sessions before the cutoff, per identifier,
+    read back as one person's timeline: the guest order through its email, the cookie's
+    sessions, nothing after the cutoff."""
+    assert run_day(tiny_world, DAY).status == "succeeded"
+    written = Lake(tiny_world.lake.url).read_partition("profile", "timeline_event", DAY, ZONE)
+    contract = arrow_schema(serving.timeline_event)
+    assert [(f.name, f.type) for f in written.schema] == [(f.name, f.type) for f in contract]
+    store = open_store(tiny_world.serving.url)
+    try:
+        alice = store.find_person("customer_id", "1")
+        assert alice is not None
+        page = store.timeline(alice, limit=100, days=90, now=dt.datetime(2025, 1, 11, 0, 30))
+    finally:
+        store.dispose()
+    assert page is not None
+    events = [(e["at"], e["kind"], e["type"], e["reference"]) for e in page.events]
+    t = dt.datetime
+    expected = [
+        (t(2025, 1, 9, 11), "web", "session", None),
+        (t(2025, 1, 9, 10), "web", "session", None),
+        (t(2025, 1, 6, 9), "order", "order", "4"),  # the guest order, through its email
+        (t(2025, 1, 5, 10, 1), "email", "click", "c1"),
+        (t(2025, 1, 5, 10), "email", "open", "c1"),
+        (t(2025, 1, 5, 9), "order", "order", "5"),
+        (t(2025, 1, 4, 9), "ticket", "ticket.comment_added", "101"),
+        (t(2025, 1, 4, 9), "order", "order", "3"),
+        (t(2025, 1, 4, 8, 1), "ticket", "ticket.status_changed", "101"),
+        (t(2025, 1, 3, 9), "order", "order", "2"),
+        (t(2025, 1, 3, 8, 1), "ticket", "ticket.created", "101"),
+        (t(2025, 1, 2, 9), "order", "order", "1"),
+        (t(2025, 1, 2, 8, 1), "ticket", "ticket.created", "100"),
+    ]
+    assert sorted(events, key=lambda e: e[0], reverse=True) == events  # newest first
+    assert sorted(events, key=str) == sorted(expected, key=str)
+    by_reference = {(e["kind"], e["reference"]): e for e in page.events}
+    assert (
+        by_reference["order", "1"]["summary"] == "Order 1: 3 items, Mug …, 100.00 GBP (delivered)"
+    )
+    assert by_reference["order", "2"]["status"] == "cancelled"
+    visit = page.events[1]
+    assert (visit["page_views"], visit["product_views"], visit["quantity"]) == (1, 1, 1)
+    assert visit["ended_at"] == t(2025, 1, 9, 10, 8)
+    statuses = {e["type"]: e["status"] for e in page.events if e["reference"] == "101"}
+    assert statuses == {
+        "ticket.created": "NEW",
+        "ticket.status_changed": "SOLVED",
+        "ticket.comment_added": None,
+    }

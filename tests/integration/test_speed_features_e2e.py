@@ -270,3 +270,52 @@ def test_a_login_links_the_cookie_to_the_customer_at_once_and_the_batch_settles_
     assert reconciled.dropped == 1
     left = store.query("SELECT anonymous_id FROM identity_stitch")
     assert [row["anonymous_id"] for row in left] == ["cookie-8"]
+
+
+def test_the_timeline_shows_what_the_speed_layer_saw_since_the_cutoff(
+    store: ServingStore, log: EventLog
+) -> None:
+    publish(store, D, spend=100.0, orders=2, last=dt.date(2025, 6, 7))
+    added = {"cart_id": "k1", "product_id": "p1", "price": 7.5, "quantity": 2}
+    log.append(
+        "clickstream",
+        [
+            # Before the cutoff: the batch's to show (this test publishes no timeline rows).
+            segment("track", "m0", at(23, day=10), userId="42", event="Order Completed",
+                    properties={"order_id": "o-8", "total": 40.0}),
+            segment("identify", "m1", at(10, 0), userId="42"),
+            segment("track", "m3", at(10, 2), event="Product Viewed", properties={"sku": "p1"}),
+            segment("track", "m4", at(10, 3), event="Product Added", properties=added),
+            segment("track", "m5", at(10, 5), event="Order Completed",
+                    properties={"order_id": "o-9", "total": 25.0}),
+            segment("track", "m7", at(10, 7), event="Product Added",
+                    properties={"cart_id": "k2", "product_id": "p2", "price": 3.0}),
+            segment("page", "m8", at(11, 0)),  # a new session
+            segment("page", "m9", at(11, 1)),
+            segment("page", "c1", at(9, 0), cookie="cookie-1"),
+        ],
+    )  # fmt: skip
+    log.append(
+        "support",
+        [
+            zendesk("ticket.created", "z1", at(23, day=10), id="1000", status="NEW"),  # before
+            zendesk("ticket.status_changed", "z3", at(9), id="1000", current="SOLVED"),
+        ],
+    )
+    consume(log, store)
+    page = store.timeline("p_1", limit=50, days=30, now=dt.datetime(2025, 6, 11, 11, 30))
+    assert page is not None
+    seen = [(e["at"].strftime("%H:%M"), e["type"], e["summary"]) for e in page.events]
+    assert seen[:4] == [
+        ("11:00", "session", "Visit: 2 page views, 0 product views, 1 min"),
+        ("10:07", "cart", "Cart: 1 item, 3.00"),
+        ("10:05", "order", "Order o-9: 25.00"),
+        ("10:00", "session", "Visit: 0 page views, 1 product view, 7 min"),  # ended at 10:07
+    ]
+    assert sorted(seen[4:]) == [  # a tie at 09:00, in event id order; nothing before the cutoff
+        ("09:00", "session", "Visit: 1 page view, 0 product views, 0 min"),  # cookie-1
+        ("09:00", "ticket.status_changed", "Ticket 1000: status changed (SOLVED)"),
+    ]
+    assert [e["id"] for e in page.events[4:]] == sorted(
+        (e["id"] for e in page.events[4:]), reverse=True
+    )

@@ -137,6 +137,15 @@ EXPECTED_SUPPORT = [
             {"1000": ["OPEN", ms("10:10")], "1001": ["SOLVED", ms("10:20")]}
         ).decode(),
         "recent_event_ids": '["z1","z3","z5","z6","z8","z10"]',
+        "recent_ticket_events": orjson.dumps(  # by time; z6's repeat dropped; z1 no ticket
+            [
+                [ms("10:00"), "z3", "ticket.created", "1000", "NEW"],
+                [ms("10:05"), "z5", "ticket.created", "1001", "NEW"],
+                [ms("10:10"), "z6", "ticket.status_changed", "1000", "OPEN"],
+                [ms("10:20"), "z8", "ticket.status_changed", "1001", "SOLVED"],
+                [ms("10:21"), "z10", "ticket.comment_added", "1001", None],
+            ]
+        ).decode(),
     },
     {
         "id_type": "zendesk_user_id",
@@ -146,6 +155,13 @@ EXPECTED_SUPPORT = [
         "events_total": 3,
         "tickets": orjson.dumps({"2000": ["CLOSED", ms("09:30")]}).decode(),
         "recent_event_ids": '["z2","z4","z7"]',
+        "recent_ticket_events": orjson.dumps(  # the late z7 in its place by time
+            [
+                [ms("09:00"), "z2", "ticket.created", "2000", "NEW"],
+                [ms("09:10"), "z7", "ticket.status_changed", "2000", "OPEN"],
+                [ms("09:30"), "z4", "ticket.status_changed", "2000", "CLOSED"],
+            ]
+        ).decode(),
     },
 ]
 
@@ -193,6 +209,8 @@ EXPECTED_STATE = [
             + [ms("11:10")]
         ).decode(),
         "recent_message_ids": '["m1","m2","m3","m4","m5","m6","m7","c1","c2","c3","c4","c5","c6"]',
+        # 10:00-10:08 (2 pages, 1 product view) ended when m5 (11:00) started a new session
+        "recent_sessions": orjson.dumps([[ms("10:00"), ms("10:08"), 2, 1]]).decode(),
     },
     {
         "id_type": "anonymous_id",
@@ -211,6 +229,7 @@ EXPECTED_STATE = [
         "cart_updated_at": T(2025, 3, 1, 9, 10),
         "recent_event_times": orjson.dumps([ms("08:50"), ms("09:00"), ms("09:10")]).decode(),
         "recent_message_ids": '["n1","n2","n3"]',
+        "recent_sessions": "[]",
     },
     {
         "id_type": "user_id",
@@ -227,6 +246,7 @@ EXPECTED_STATE = [
         **_NO_CART,
         "recent_event_times": orjson.dumps([ms("12:00")]).decode(),
         "recent_message_ids": '["u1"]',
+        "recent_sessions": "[]",
     },
 ]
 

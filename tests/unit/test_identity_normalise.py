@@ -41,6 +41,26 @@ def test_lookup_form_only_trims_and_lowers():
 
 
 @pytest.mark.parametrize(
+    ("written", "region"),
+    [
+        ("+31165183612", None),
+        ("+31 165 183612", None),
+        (" +31 (165) 183-612 ", "DE"),
+        ("0031 165 183612", "DE"),  # the international prefix from Germany
+        ("0165 183612", "NL"),  # national form, read in the default region
+        ("0165-183612", "nl"),
+    ],
+)
+def test_a_phone_lookup_takes_any_written_form_to_e164(written: str, region: str | None):
+    assert normalise("phone", written, region) == "+31165183612"
+
+
+def test_a_phone_that_does_not_parse_stays_as_written_and_matches_nothing():
+    assert normalise("phone", " not a phone ") == "not a phone"
+    assert normalise("phone", "0165 183612") == "0165 183612"  # national, no region to read it
+
+
+@pytest.mark.parametrize(
     ("raw", "region", "e164"),
     [
         ("+4915123456789", None, "+4915123456789"),

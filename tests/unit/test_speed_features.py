@@ -24,6 +24,7 @@ from c360.speed.features import (
     MAX_EVENT_TYPE,
     MAX_ORDER_ID,
     MAX_RECENT_EVENTS,
+    MAX_RECENT_SESSIONS,
     Order,
     RealtimeState,
     empty_state,
@@ -33,6 +34,8 @@ from c360.speed.features import (
     update,
 )
 from c360.stores.views import LAST_HOUR_MS
+
+PRODUCT_VIEWED_NAME = features.PRODUCT_VIEWED
 
 T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 _ids = itertools.count()
@@ -336,6 +339,28 @@ def test_the_state_matches_the_realtime_state_table() -> None:
     assert set(Order._fields) == {c.name for c in realtime_order.columns}
     assert realtime_order.c.order_id.type.length == MAX_ORDER_ID
     assert LAST_HOUR_MS == HOUR_MS
+
+
+# -- ended sessions, for the timeline ----------------------------------------------------------
+
+
+def test_a_session_ends_into_the_recent_sessions_when_the_next_one_starts() -> None:
+    state = fold([ev("page", 0), track(PRODUCT_VIEWED_NAME, 2), ev("page", 10), ev("page", 50)])
+    assert state["recent_sessions"] == ((ms(0), ms(10), 2, 1),)
+    assert session(state) == (at(50), at(50), 1)  # the current one stays in the columns
+    late = fold([ev("page", 45)], state)  # a late event of the current session: nothing ends
+    assert late["recent_sessions"] == state["recent_sessions"]
+    older = fold([ev("page", -60)], state)  # rule 4: an earlier session's event ends nothing
+    assert older["recent_sessions"] == state["recent_sessions"]
+
+
+def test_the_recent_sessions_are_bounded_and_oldest_first() -> None:
+    state = fold([ev("page", 40 * i) for i in range(MAX_RECENT_SESSIONS + 5)])
+    starts = [start for start, _, _, _ in state["recent_sessions"]]
+    assert len(starts) == MAX_RECENT_SESSIONS
+    # 13 sessions: 12 ended, the newest 8 of them kept (the 13th is the current one)
+    assert starts == [ms(40 * i) for i in range(4, MAX_RECENT_SESSIONS + 4)]
+    assert state["recent_sessions"][-1] == (ms(40 * (MAX_RECENT_SESSIONS + 3)),) * 2 + (1, 0)
 
 
 # -- events in the last hour -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from c360.speed.cache import StateCache
 from c360.speed.support import (
     DEDUP_WINDOW,
     MAX_CLOSED_TICKETS,
+    MAX_TIMELINE_EVENTS,
     SupportState,
     empty_support_state,
     support_key,
@@ -117,6 +118,30 @@ def test_the_input_is_never_changed_and_the_windows_are_bounded() -> None:
     assert sorted(closed["tickets"]) == sorted(f"t{i}" for i in range(5, 25))
     assert closed["tickets"]["t24"] == ("SOLVED", epoch_ms(at(124)))
     assert len(closed["recent_event_ids"]) == DEDUP_WINDOW
+
+
+def test_ticket_events_are_kept_for_the_timeline_in_time_order_and_bounded() -> None:
+    user = SupportEvent("u1", "user.updated", at(0), "361", None, None)
+    state = fold(
+        [
+            ticket("created", 10, eid="a", status="NEW"),
+            ticket("status_changed", 30, eid="b", status="SOLVED"),
+            ticket("comment_added", 20, eid="c", status="OPEN"),  # late: goes before b
+            ticket("comment_added", 20, eid="d"),  # a tie: after the earlier arrival
+            user,  # not a ticket event
+        ]
+    )
+    assert state["recent_ticket_events"] == (
+        (epoch_ms(at(10)), "a", "ticket.created", "t1", "NEW"),
+        (epoch_ms(at(20)), "c", "ticket.comment_added", "t1", None),  # sets no status
+        (epoch_ms(at(20)), "d", "ticket.comment_added", "t1", None),
+        (epoch_ms(at(30)), "b", "ticket.status_changed", "t1", "SOLVED"),
+    )
+    many = fold([ticket("comment_added", i, eid=f"x{i}") for i in range(MAX_TIMELINE_EVENTS + 7)])
+    kept = many["recent_ticket_events"]
+    assert [e[1] for e in kept] == [f"x{i}" for i in range(7, MAX_TIMELINE_EVENTS + 7)]
+    again = update_support(many, ticket("comment_added", 0, eid="x3"))  # older than all kept
+    assert again["recent_ticket_events"] == kept
 
 
 def test_the_state_matches_the_realtime_support_table() -> None:

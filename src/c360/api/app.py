@@ -1,6 +1,7 @@
 """The Profile API: the app, assembled from one router per concern.
 
-``profiles.py`` (reads), ``health.py``, ``collector.py`` (Segment-compatible ingestion),
+``profiles.py`` (reads), ``timeline.py`` and ``search.py`` (``cursors.py``: their pagination),
+``health.py``, ``collector.py`` (Segment-compatible ingestion),
 ``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code;
 ``auth.py`` the API keys (``requires(scope)``), their rate limits and the OpenAPI security.
 
@@ -28,6 +29,8 @@ from c360.api import auth, errors
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
+from c360.api.search import search_router
+from c360.api.timeline import timeline_router
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
 from c360.logs import EventLog
@@ -78,7 +81,10 @@ def create_app(
         max_age=600,
     )
     # The website's lookups first: FastAPI tries the routes in order.
-    app.include_router(profiles_router(serving))
+    region = settings.identity.default_phone_region
+    app.include_router(profiles_router(serving, region))
+    app.include_router(timeline_router(serving, settings.timeline))
+    app.include_router(search_router(serving, region))
     app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))

@@ -12,11 +12,13 @@ plus ``events.max_clock_skew_seconds`` (after the ``sentAt`` correction), and th
 
 Answers: ``200`` with :class:`Accepted` / :class:`BatchAccepted`, errors in Segment's shape
 with a code (:class:`CollectorError`), every status a route can answer listed by
-:func:`ingest_responses`.
+:func:`ingest_responses`. The read routes' comma-separated list parameters, which they parse
+themselves, are declared with :func:`comma_separated`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -266,3 +268,25 @@ def zendesk_body() -> dict[str, Any]:
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def comma_separated(
+    name: str, values: Sequence[str], description: str, example: list[str] | None = None
+) -> dict[str, Any]:
+    """An optional query parameter holding a comma-separated list of ``values`` (``a,b``)."""
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "schema": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(values)},
+        },
+        "description": description,
+    }
+    if example is not None:
+        parameter["example"] = example
+    return parameter

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from c360.api.auth import requires
 from c360.api.errors import ApiError, responses
 from c360.api.json import JSON
+from c360.api.openapi import comma_separated
 from c360.api.schema import PROFILE_FIELDS, Profile
 from c360.identity.normalise import normalise
 from c360.stores import ServingStore
@@ -31,21 +32,13 @@ ID_TYPES = ("customer_id", "email", "anonymous_id", "zendesk_user_id", "mailchim
 # The routes read their parameters themselves (FastAPI's per-request parameter machinery cost
 # more than the store read on this path); OpenAPI gets them declared here instead.
 _QUERY = [
-    {
-        "name": "fields",
-        "in": "query",
-        "required": False,
-        "style": "form",
-        "explode": False,  # fields=a,b
-        "schema": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": "string", "enum": list(PROFILE_FIELDS)},
-        },
-        "description": "Comma-separated fields of the unified profile to answer with (the "
-        "others, and the batch and realtime sections, are left out).",
-        "example": ["total_lifetime_spend", "cart_value", "open_support_tickets"],
-    },
+    comma_separated(
+        "fields",
+        PROFILE_FIELDS,
+        "Comma-separated fields of the unified profile to answer with (the others, and the "
+        "batch and realtime sections, are left out).",
+        example=["total_lifetime_spend", "cart_value", "open_support_tickets"],
+    ),
     {
         "name": "explain",
         "in": "query",
@@ -104,7 +97,7 @@ def _narrowed(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return answer
 
 
-def profiles_router(serving: ServingStore) -> APIRouter:
+def profiles_router(serving: ServingStore, phone_region: str | None = None) -> APIRouter:
     router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
     inline = serving.dialect.name == "sqlite"
 
@@ -137,7 +130,7 @@ def profiles_router(serving: ServingStore) -> APIRouter:
         return await answer(request.path_params["person_id"], request)
 
     @router.get(
-        "/v1/profiles/by/{id_type}/{id_value}",
+        "/v1/profiles/by/{id_type}/{id_value:path}",
         response_class=JSON,
         response_model=None,
         responses=_ANSWERS,
@@ -145,11 +138,12 @@ def profiles_router(serving: ServingStore) -> APIRouter:
     )
     async def profile_by_identifier(request: Request) -> JSON:
         """The profile of the person an identifier belongs to (in any written form: emails are
-        compared lower-cased, phones in E.164)."""
+        compared lower-cased, phones in E.164 — a national number is read in
+        ``identity.default_phone_region``). The value may contain ``/``."""
         id_type, raw = request.path_params["id_type"], request.path_params["id_value"]
         if id_type not in ID_TYPES:
             raise ApiError(422, "invalid_request", f"id_type: one of {', '.join(ID_TYPES)}")
-        value = normalise(id_type, raw)
+        value = normalise(id_type, raw, phone_region)
         person_id = await call(lambda: serving.find_person(id_type, value))
         if person_id is None:
             raise ApiError(404, "not_found", f"no person with that {id_type}")

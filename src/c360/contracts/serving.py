@@ -106,6 +106,9 @@ realtime_state = Table(
     # override a newer one) and the last messageIds seen (a JSON list; duplicates are dropped).
     Column("user_id_at", DateTime),
     Column("recent_message_ids", Text),
+    # The last ended sessions, for the timeline (c360.speed.features; JSON [[start ms, last
+    # event ms, page views, product views], …]); the current session is the columns above.
+    Column("recent_sessions", Text),
 )
 
 # Support state per Zendesk user (id_type 'zendesk_user_id', the requester of ticket events),
@@ -121,6 +124,9 @@ realtime_support = Table(
     Column("events_total", BigInteger, nullable=False, default=0, server_default="0"),
     Column("tickets", Text),
     Column("recent_event_ids", Text),
+    # The user's newest ticket events for the timeline (c360.speed.support: JSON [[epoch ms,
+    # event id, type, ticket id, status], …]).
+    Column("recent_ticket_events", Text),
 )
 
 # Orders the speed layer saw (Segment "Order Completed"), one row per order id. The Lambda
@@ -199,6 +205,57 @@ api_key = Table(
     Column("rate_limit_per_s", Float),
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime),
+)
+
+
+# Byte-order comparison for the columns read by range (prefix search) or compared with values
+# sorted in Python (the timeline's cursor): SQLite's BINARY already is; PostgreSQL's database
+# collation may not be (en_US ignores punctuation at first), so these columns use "C".
+def _ordered_text(length: int) -> String:
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+# Search terms of the published persons (c360.stores.search), replaced with them at each
+# publish: kind 'name' holds each word of the golden record's first and last name, Unicode-
+# folded (c360.identity.normalise.fold_text); kind 'email' each email identity_map gives the
+# person (lookup form). Prefix search is a range scan of (kind, term); the second index finds a
+# person's terms.
+search_term = Table(
+    "search_term",
+    metadata,
+    Column("kind", String(8), primary_key=True),
+    Column("term", _ordered_text(320), primary_key=True),
+    Column("person_id", _ordered_text(40), primary_key=True),
+    Index("ix_search_term_person", "person_id", "kind", "term"),
+)
+
+# The timeline's batch events (c360.batch.timeline): orders, ticket events, email activity and
+# web sessions of the last timeline.days before the cutoff, at most
+# timeline.max_events_per_identifier per identifier, replaced at each publish. Keyed by the
+# identifier the source knows (customer_id, else email, for orders; zendesk_user_id for tickets;
+# email for email activity; anonymous_id for sessions), resolved to a person at read time like
+# real-time state (c360.stores.timeline). event_id is 16 hex digits, unique per identifier: the
+# tie-break of the timeline's (time, id) order. The columns after type are the event's summary;
+# what each holds per kind is in c360.batch.timeline.
+timeline_event = Table(
+    "timeline_event",
+    metadata,
+    Column("id_type", String(32), primary_key=True),
+    Column("id_value", String(320), primary_key=True),
+    Column("occurred_at", DateTime, primary_key=True),
+    Column("event_id", _ordered_text(16), primary_key=True),
+    Column("source", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("reference", String(64)),
+    Column("status", String(32)),
+    Column("amount", Float),
+    Column("currency", String(3)),
+    Column("quantity", Integer),
+    Column("title", String(200)),
+    Column("ended_at", DateTime),
+    Column("page_views", Integer),
+    Column("product_views", Integer),
 )
 
 BATCH_PROFILE = "batch_profile"

@@ -32,10 +32,14 @@ _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-def normalise(id_type: str, value: str) -> str:
-    """The lookup form of an identifier (identity_map's id_value)."""
+def normalise(id_type: str, value: str, phone_region: str | None = None) -> str:
+    """The lookup form of an identifier (identity_map's id_value): an email lower-cased, a
+    phone in E.164 as identity stores phones (a national number read in ``phone_region``; one
+    that does not parse is left as written, and matches nothing), anything else trimmed."""
     if id_type == "email":
         return value.strip().lower()
+    if id_type == "phone":
+        return phone_e164(value.strip(), phone_region) or value.strip()
     return value.strip()
 
 

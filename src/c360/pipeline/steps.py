@@ -1,8 +1,9 @@
 """The daily pipeline's steps. Each reads the lake and writes its output back to it, so any
 step can be re-run alone: ingest → identity → features → score → quality → publish.
 
-Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D`` and
-``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history).
+Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D``,
+``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history) and
+``profile/timeline_event/dt=D`` (the timeline's batch events, :mod:`c360.batch.timeline`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from c360.pipeline.lake_inputs import raw_inputs, snapshot
 from c360.stores import open_store
 
 ZONE = "features"
+TIMELINE = "timeline_event"
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     inputs = [*raw_inputs(lake, day), _identity_input(lake, day)]
-    tables = compute(
-        settings.compute, inputs, features.feature_steps(day), features.FEATURE_OUTPUTS
-    )
+    timeline = settings.timeline
+    steps = features.feature_steps(day, timeline.days, timeline.max_events_per_identifier)
+    tables = compute(settings.compute, inputs, steps, features.FEATURE_OUTPUTS)
     for name in features.FEATURE_OUTPUTS:
         lake.write_partition("profile", name, day, tables[name], zone=ZONE)
     return Outcome("succeeded", tables["batch_profile"].num_rows, "persons profiled")
@@ -103,6 +105,8 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         "person": lake.read_partition("profile", "person", day, ZONE),
         "batch_profile": lake.read_partition("profile", "batch_profile", day, ZONE),
     }
+    if day in lake.partitions("profile", TIMELINE, ZONE):  # absent for days computed before it
+        tables[TIMELINE] = lake.read_partition("profile", TIMELINE, day, ZONE)
     store = open_store(settings.serving.url)
     try:
         store.migrate()

@@ -18,6 +18,11 @@ recognise their late events. Only tickets whose events the speed layer has seen 
 ticket opened before the stream started and still open is not counted until an event about it
 arrives (the batch's ``open_support_tickets`` covers it as of the cutoff).
 
+**Recent ticket events for the timeline.** ``recent_ticket_events`` holds the user's newest
+:data:`MAX_TIMELINE_EVENTS` ticket events (by event time; ties keep the later arrival), oldest
+first, each ``(time in epoch ms, event id, type, ticket id, status the event set or None)``.
+Support events are few: the list costs the speed layer nothing measurable.
+
 **Duplicates**: an event whose ``id`` is among the user's last :data:`DEDUP_WINDOW` event ids is
 dropped (the very same state comes back); a status update is idempotent anyway, this only keeps
 ``events_total`` exact and a re-delivered old event from winning a same-second tie.
@@ -39,9 +44,13 @@ DEDUP_WINDOW = 32
 MAX_CLOSED_TICKETS = 20
 CLOSED_STATUSES = frozenset({"SOLVED", "CLOSED", "DELETED"})
 MAX_STATUS = 16
+MAX_TIMELINE_EVENTS = 20  # realtime_support.recent_ticket_events
+MAX_EVENT_ID = 64  # characters of an event id, type or ticket id kept in recent_ticket_events
 _DELETED = frozenset({"ticket.soft_deleted", "ticket.permanently_deleted"})
 
 Ticket = tuple[str, int]  # (status, event time in epoch ms)
+# A timeline entry: (epoch ms, event id, type, ticket id, status the event set)
+TicketEvent = tuple[int, str, str, str, str | None]
 NO_TICKETS: Mapping[str, Ticket] = MappingProxyType({})
 
 
@@ -55,6 +64,7 @@ class SupportState(TypedDict):
     events_total: int
     tickets: Mapping[str, Ticket]
     recent_event_ids: tuple[str, ...]
+    recent_ticket_events: tuple[TicketEvent, ...]
 
 
 def support_key(event: SupportEvent) -> StateKey:
@@ -70,6 +80,7 @@ def empty_support_state(key: StateKey) -> SupportState:
         "events_total": 0,
         "tickets": NO_TICKETS,
         "recent_event_ids": (),
+        "recent_ticket_events": (),
     }
 
 
@@ -101,6 +112,8 @@ def update_support(state: SupportState, event: SupportEvent) -> SupportState:
     if last is None or event.time > last:
         new["last_event_at"] = event.time
     status = status_set_by(event)
+    if event.ticket_id is not None:
+        new["recent_ticket_events"] = _recent(state["recent_ticket_events"], event, status)
     if status is not None and event.ticket_id is not None:
         at = epoch_ms(event.time)
         known = state["tickets"].get(event.ticket_id)
@@ -110,6 +123,19 @@ def update_support(state: SupportState, event: SupportEvent) -> SupportState:
             new["tickets"] = _pruned(tickets)
             new["open_ticket_count"] = sum(is_open(s) for s, _ in new["tickets"].values())
     return new
+
+
+def _recent(
+    recent: tuple[TicketEvent, ...], event: SupportEvent, status: str | None
+) -> tuple[TicketEvent, ...]:
+    """``recent`` with a ticket event added in time order (after equal times), newest kept."""
+    at = epoch_ms(event.time)
+    ticket = (event.ticket_id or "")[:MAX_EVENT_ID]
+    entry = (at, event.event_id[:MAX_EVENT_ID], event.kind[:MAX_EVENT_ID], ticket, status)
+    position = len(recent)
+    while position and recent[position - 1][0] > at:
+        position -= 1
+    return (*recent[:position], entry, *recent[position:])[-MAX_TIMELINE_EVENTS:]
 
 
 def _pruned(tickets: dict[str, Ticket]) -> dict[str, Ticket]:

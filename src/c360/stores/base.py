@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -47,9 +47,20 @@ from c360.masking import mask_secrets
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
 from c360.stores import keys as stored_keys
-from c360.stores import migrations, profiles, realtime, runlog, stitching, views
+from c360.stores import (
+    migrations,
+    profiles,
+    realtime,
+    runlog,
+    search,
+    stitching,
+    timeline,
+    views,
+)
 from c360.stores.realtime import MicroBatch, PreparedBatch
 from c360.stores.runlog import StepRecord
+from c360.stores.search import SearchKey, SearchPage
+from c360.stores.timeline import TimelineKey, TimelinePage
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +127,14 @@ class StoreDialect(ABC):
         SQLAlchemy's types would give (none when the driver gives them already)."""
         return {}
 
-    def refresh_statistics(self, conn: Connection, tables: Iterable[str]) -> None:  # noqa: B027
-        """Let the planner see tables a publish just replaced (nothing by default)."""
+    @abstractmethod
+    def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+        """Insert many complete rows (values in column order; times as naive UTC datetimes) in
+        the caller's transaction, the fastest way the database has."""
+
+    @abstractmethod
+    def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
+        """Refresh the planner's statistics of tables a publish replaced, in its transaction."""
 
     def migration_transaction(self, engine: Engine) -> Any:
         """A transaction that holds the store's write lock from its first statement, so two
@@ -233,8 +250,10 @@ class ServingStore:
 
         Readers see the previous complete batch until the commit and the new one after it,
         never a mix. New feature columns are added to batch_profile on the way. Without a
-        ``person_redirect`` table the stored redirects are left as they are. Returns what the
-        reconcile did (:func:`c360.stores.stitching.reconcile`).
+        ``person_redirect`` table the stored redirects are left as they are. The search terms
+        follow the new persons (:mod:`.search`), and ``timeline_event``, when given, replaces
+        the timeline's batch events (:mod:`.timeline`; left as they are otherwise), in the same
+        transaction. Returns what the reconcile did (:func:`c360.stores.stitching.reconcile`).
         """
         profile = tables[serving.BATCH_PROFILE]
         replaced = [("person", serving.person), ("identity_map", serving.identity_map)]
@@ -246,6 +265,12 @@ class ServingStore:
                 conn.execute(table.delete())
                 for rows in _python_rows(tables[name]):
                     conn.execute(table.insert(), rows)
+            search.replace_terms(self, conn, tables["person"], tables["identity_map"])
+            analyzed = [name for name, _ in replaced] + [serving.search_term.name]
+            if serving.timeline_event.name in tables:
+                timeline.replace_events(self, conn, tables[serving.timeline_event.name])
+                analyzed.append(serving.timeline_event.name)
+            self.dialect.analyze(conn, analyzed)
             cutoff_at = cutoff(batch_date)
             reconciled = stitching.reconcile(conn, cutoff_at)
             conn.execute(
@@ -257,7 +282,6 @@ class ServingStore:
                 )
             )
             views.create_profile_view(conn, self.dialect, [c.name for c in profile_table.columns])
-            self.dialect.refresh_statistics(conn, [name for name, _ in replaced])
         return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:
@@ -357,6 +381,43 @@ class ServingStore:
         """
         with self._driver_errors("reading a profile"):
             return self._reads.profile(person_id, now, explain)
+
+    def search(
+        self,
+        q: str,
+        limit: int,
+        after: SearchKey | None = None,
+        phone_region: str | None = None,
+    ) -> SearchPage:
+        """A page of the persons matching ``q`` — a name, an email prefix or an identifier (a
+        national phone number read in ``phone_region``) — after ``after`` (the previous page's
+        ``next_key``), in one statement (:mod:`.search`)."""
+        with self._reading("searching persons") as conn:
+            return search.search(conn, q, limit, after, phone_region)
+
+    def timeline(
+        self,
+        person_id: str,
+        *,
+        limit: int,
+        days: int,
+        before: TimelineKey | None = None,
+        kinds: Collection[str] = timeline.KINDS,
+        now: dt.datetime | None = None,
+    ) -> TimelinePage | None:
+        """A page of a person's recent events across sources, newest first, before ``before``
+        (None for an unknown person; a retired id answers as its survivor). Events older than
+        ``days`` before ``now`` (default the clock) are not shown. See :mod:`.timeline`."""
+        with self._reading("reading a timeline") as conn:
+            return timeline.read(
+                conn,
+                person_id,
+                now=naive_utc_now() if now is None else now,
+                days=days,
+                limit=limit,
+                before=before,
+                kinds=kinds,
+            )
 
     # -- the pipeline's run log ------------------------------------------------------------
     def record_step(self, record: StepRecord) -> None:

@@ -81,6 +81,7 @@ def state_row(state: RealtimeState) -> dict[str, Any]:
     row: dict[str, Any] = dict(state)
     row["recent_message_ids"] = _json(state["recent_message_ids"])
     row["recent_event_times"] = _json(state["recent_event_times"])
+    row["recent_sessions"] = _json(state["recent_sessions"])
     lines = state["cart_lines"]
     row["cart_lines"] = _json(dict(lines)) if lines else None
     return row
@@ -88,6 +89,7 @@ def state_row(state: RealtimeState) -> dict[str, Any]:
 
 def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
     recent, times, lines = row["recent_message_ids"], row["recent_event_times"], row["cart_lines"]
+    sessions = row["recent_sessions"]
     return {
         "id_type": row["id_type"],
         "id_value": row["id_value"],
@@ -112,6 +114,7 @@ def state_from_row(row: Mapping[str, Any]) -> RealtimeState:
         "cart_value": float(row["cart_value"] or 0.0),
         "cart_since": _optional_epoch_us(row["cart_since"]),
         "cart_updated_at": _optional_epoch_us(row["cart_updated_at"]),
+        "recent_sessions": tuple(map(tuple, orjson.loads(sessions))) if sessions else (),
     }
 
 
@@ -121,6 +124,7 @@ def support_row(state: SupportState) -> dict[str, Any]:
     row["last_event_at"] = _optional_naive(state["last_event_at"])
     row["tickets"] = _json(dict(state["tickets"]))
     row["recent_event_ids"] = _json(state["recent_event_ids"])
+    row["recent_ticket_events"] = _json(state["recent_ticket_events"])
     return row
 
 
@@ -134,6 +138,8 @@ def support_from_row(row: Mapping[str, Any]) -> SupportState:
     if tickets:
         state["tickets"] = {k: (str(s), int(at)) for k, (s, at) in orjson.loads(tickets).items()}
     state["recent_event_ids"] = tuple(orjson.loads(recent)) if recent else ()
+    events = row["recent_ticket_events"]
+    state["recent_ticket_events"] = tuple(map(tuple, orjson.loads(events))) if events else ()
     return state
 
 
@@ -166,7 +172,7 @@ def load_support_states(conn: Connection, keys: Iterable[StateKey]) -> dict[Stat
     return load_rows(conn, realtime_support, keys, support_from_row)
 
 
-MAX_ROWS_PER_STATEMENT = 512  # 512 x 19 columns: far below SQLite's 32,766 parameters
+MAX_ROWS_PER_STATEMENT = 512  # 512 x 20 columns: far below SQLite's 32,766 parameters
 
 
 @dataclass(frozen=True)

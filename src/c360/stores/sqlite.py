@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,32 @@ class SQLiteDialect(StoreDialect):
 
     def later(self, left: str, right: str) -> str:
         return f"max({left}, {right})"
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+        """One ``executemany`` of the rows, each value bound as SQLAlchemy binds its column
+        (datetimes as the text the store holds)."""
+        dialect = conn.dialect
+        processors = [
+            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
+        ]
+        converting = [(i, f) for i, f in enumerate(processors) if f is not None]
+        names = ", ".join(f'"{column.name}"' for column in table.columns)
+        marks = ", ".join("?" for _ in table.columns)
+
+        def bound(row: Sequence[Any]) -> tuple[Any, ...]:
+            values = list(row)
+            for i, convert in converting:
+                values[i] = convert(values[i])
+            return tuple(values)
+
+        statement = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+        values = [bound(row) for row in rows]
+        if values:  # no parameters at all would be one statement without any
+            conn.exec_driver_sql(statement, values)
+
+    def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
+        """Nothing: without statistics SQLite already plans the publish's reads by their indexes
+        (search and timeline: measured on 120k persons), and ANALYZE reads whole tables."""
 
     def days_to_today(self, date: str) -> str:
         return f"CAST(julianday(date('now')) - julianday({date}) AS INTEGER)"
