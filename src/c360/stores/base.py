@@ -220,8 +220,11 @@ class ServingStore:
 
     @contextmanager
     def _reading(self, operation: str) -> Iterator[Connection]:
+        """A connection for reads, committed after them: a connection handed back inside a
+        transaction is rolled back by the pool, which drops psycopg's prepared statements."""
         with self._driver_errors(operation), self.engine.connect() as conn:
             yield conn
+            conn.commit()
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> None:
