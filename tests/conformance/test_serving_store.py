@@ -651,9 +651,9 @@ def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
 
 @pytest.mark.postgres
 def test_reads_keep_their_prepared_statements(postgres_url: str) -> None:
-    """A read commits its transaction: the pool rolls back a connection left in one, and
+    """A read leaves no transaction open: the pool rolls back a connection left in one, and
     psycopg drops its prepared statements on a rollback, so every read planned its
-    statements anew (1-2 ms each on a real store)."""
+    statement anew (1-2 ms on a real store)."""
     store = open_store(postgres_url)
     try:
         store.migrate()
@@ -664,7 +664,7 @@ def test_reads_keep_their_prepared_statements(postgres_url: str) -> None:
         try:
             cursor = connection.cursor()
             cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-            assert cursor.fetchone()[0] >= 4
+            assert cursor.fetchone()[0] >= 1  # the profile read's one statement
         finally:
             connection.close()
     finally:
