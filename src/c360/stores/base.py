@@ -127,6 +127,10 @@ class StoreDialect(ABC):
         SQLAlchemy's types would give (none when the driver gives them already)."""
         return {}
 
+    # The collation of a column that was declared without one (search_term's columns have
+    # "C" on PostgreSQL; a join of them to another table's key names this one).
+    default_collation: ClassVar[str] = "BINARY"
+
     # A statement is a network round trip: the profile read asks everything in one statement,
     # each part as JSON (json_row, json_rows), rather than part by part.
     reads_in_one_statement: ClassVar[bool] = False
@@ -416,7 +420,7 @@ class ServingStore:
         national phone number read in ``phone_region``) — after ``after`` (the previous page's
         ``next_key``), in one statement (:mod:`.search`)."""
         with self._reading("searching persons") as conn:
-            return search.search(conn, q, limit, after, phone_region)
+            return search.search(conn, self.dialect, q, limit, after, phone_region)
 
     def timeline(
         self,

@@ -97,6 +97,7 @@ class PostgresDialect(StoreDialect):
             return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
         return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
 
+    default_collation = '"default"'
     reads_in_one_statement = True
 
     def json_row(self, query: str) -> str:
