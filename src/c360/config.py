@@ -503,6 +503,33 @@ class IdentitySettings(_Section):
         description="a cluster this small never counts as giant (small worlds: one loyal "
         "customer's orders are a large share)",
     )
+    # Splink's unsupervised training (c360.identity.probabilistic): defaults tuned on the
+    # simulator's worlds and FEBRL; change them against a labelled sample (identity evaluate).
+    training_seed: int = Field(
+        360, description="seed of every sample Splink draws: the same input gives the same model"
+    )
+    u_sample_pairs: int = Field(
+        3_000_000,
+        ge=1_000,
+        description="random record pairs sampled to estimate each comparison's u probability",
+    )
+    prior_recall: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="assumed share of true matches that the prior's rules (same email key, "
+        "same phone) find; sets the prior match probability",
+    )
+    min_training_pairs: int = Field(
+        20, ge=1, description="an EM training block needs at least this many pairs to be used"
+    )
+    min_named_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="an EM training block is used when at least this share of its pairs "
+        "agree on a first or last name (else it is mostly different people)",
+    )
 
 
 class TimelineSettings(_Section):

@@ -210,6 +210,21 @@ def test_the_threshold_comes_from_the_settings(records: pa.Table, run: LinkRun) 
     assert strict <= set(links_of(looser))
 
 
+def test_the_training_values_come_from_the_settings(records: pa.Table, run: LinkRun) -> None:
+    """Seed, u sample and training-block minimums are settings, not constants: a sample of
+    u smaller than all pairs gives another model, another seed another sample of that size,
+    and a block minimum above every block's size leaves EM no block to train on."""
+    sampled = link_run(COMPUTE, records, IdentitySettings(u_sample_pairs=2_000))
+    assert sampled.model != run.model
+    reseeded = link_run(COMPUTE, records, IdentitySettings(u_sample_pairs=2_000, training_seed=7))
+    assert reseeded.model != sampled.model
+    assert run.training_rules
+    untrained = link_run(COMPUTE, records, IdentitySettings(min_training_pairs=10**9))
+    assert untrained.training_rules == ()
+    with pytest.raises(ValueError, match="prior_recall"):
+        IdentitySettings(prior_recall=0)
+
+
 def test_too_few_records_give_no_links() -> None:
     one = pa.Table.from_pylist(CASES[:1], schema=contract.RECORDS)
     assert link(COMPUTE, one, IDENTITY).equals(contract.LINKS.empty_table())

@@ -27,12 +27,13 @@ accounts do not merge on probabilistic evidence alone. Records of the same accou
 compared either (their account links them). Every candidate pair therefore has a record without
 an account; each blocking rule carries this condition, and the output is filtered on it again.
 
-**Training, without labels**, every sample hash-seeded (:data:`SEED`), so a run is reproducible:
+**Training, without labels**, every sample hash-seeded (``identity.training_seed``), so a run is
+reproducible:
 
 1. *u* (how often a level occurs among non-matches) from random profile pairs
-   (``estimate_u_using_random_sampling``, :data:`U_MAX_PAIRS`);
+   (``estimate_u_using_random_sampling``, ``identity.u_sample_pairs``);
 2. the prior λ (probability that two random profiles match) from rules that admit few false
-   matches — same email key, same phone — assuming they find :data:`PRIOR_RECALL` of matches;
+   matches — same email key, same phone — assuming they find ``identity.prior_recall`` of matches;
 3. *m* (how often a level occurs among matches) by expectation maximisation on blocks with a
    high share of true matches (:data:`TRAINING_RULES`): same email key; same phone *and* first
    name (a phone alone also pairs the people of one household); same postcode and birth date. A
@@ -81,12 +82,9 @@ from c360.contracts import identity as contract
 from c360.contracts.compute import Compute, Linkage, LocalSql
 from c360.errors import DataError
 
-# Seed of every sample Splink draws (u estimation): the same input gives the same model.
-SEED = 360
-# Random profile pairs sampled to estimate u.
-U_MAX_PAIRS = 3e6
-# Assumed share of true matches the prior's rules (same email key, same phone) find.
-PRIOR_RECALL = 0.7
+# The tuning values (seed, u sample, prior recall, training block minimums) are settings:
+# IdentitySettings.training_seed, u_sample_pairs, prior_recall, min_training_pairs and
+# min_named_share.
 # EM training rules, in the order they run: blocks with a high share of true matches.
 TRAINING_RULES = (
     "l.email_key = r.email_key",
@@ -95,10 +93,6 @@ TRAINING_RULES = (
 )
 # Deterministic rules for the prior λ.
 PRIOR_RULES = ("l.email_key = r.email_key", "l.phone = r.phone")
-# A training block needs this many pairs to be used (smaller ones teach EM nothing), and this
-# share of them agreeing on a first or last name (else it is mostly different people).
-MIN_TRAINING_PAIRS = 20
-MIN_NAMED_SHARE = 0.5
 
 # At least one side has no account; twins (second records of a guest profile) only meet their
 # representative, through the first rule.
@@ -203,7 +197,7 @@ def link_run(
         timings["prepare"] = time.perf_counter() - started
         if prepared.profiles < 2:
             return LinkRun(_empty_links(), "{}", prepared.records, prepared.profiles, 0, (), ())
-        training = _training_rules(local)
+        training = _training_rules(local, settings)
         shared = _shares_identifiers(local)
         with _quiet_splink(), compute.linkage(local, "profiles") as linkage:
             return _score(linkage, prepared, training, shared, settings, timings, blocked_pairs)
@@ -363,14 +357,15 @@ def _shares_identifiers(local: LocalSql) -> bool:
     )
 
 
-def _training_rules(local: LocalSql) -> tuple[str, ...]:
+def _training_rules(local: LocalSql, settings: IdentitySettings) -> tuple[str, ...]:
     """The EM rules whose blocks hold enough pairs, most of them of one person.
 
     EM fits two classes to what it is given; on a block mostly of different people (a
     postcode and birth date shared by chance, where only account records carry a birth date)
     it learns what those people share as a match. The share of pairs agreeing on a name part
     stands in for the block's share of matches: a block is used when it is at least
-    :data:`MIN_NAMED_SHARE`.
+    ``identity.min_named_share`` (and it holds ``identity.min_training_pairs``: smaller ones
+    teach EM nothing).
     """
     used = []
     for rule in TRAINING_RULES:
@@ -383,7 +378,8 @@ def _training_rules(local: LocalSql) -> tuple[str, ...]:
             """
         )[0]
         pairs, named = int(row[0]), int(row[1])
-        if pairs >= MIN_TRAINING_PAIRS and named >= MIN_NAMED_SHARE * pairs:
+        enough = pairs >= settings.min_training_pairs
+        if enough and named >= settings.min_named_share * pairs:
             used.append(rule)
     return tuple(used)
 
@@ -572,7 +568,7 @@ def _score(
     n = prepared.profiles
     linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
     try:
-        _train(linker, training, shared)
+        _train(linker, training, shared, settings)
         timings["train"] = time.perf_counter() - started
         started = time.perf_counter()
         blocked: Any = linker.inference.compute_blocked_pairs_for_predict()
@@ -613,21 +609,24 @@ def _score(
     )
 
 
-def _train(linker: Any, training: Sequence[str], shared: bool) -> None:
+def _train(linker: Any, training: Sequence[str], shared: bool, settings: IdentitySettings) -> None:
     from splink.internals.exceptions import SplinkException
 
     training_api = linker.training
     if shared:  # else λ stays at one match among all pairs
         try:
             training_api.estimate_probability_two_random_records_match(
-                list(PRIOR_RULES), recall=PRIOR_RECALL
+                list(PRIOR_RULES), recall=settings.prior_recall
             )
         except ValueError:  # the rules find more pairs than the recall allows: a tiny input
             training_api.estimate_probability_two_random_records_match(
                 list(PRIOR_RULES), recall=1.0
             )
     training_api.estimate_u_using_random_sampling(
-        max_pairs=U_MAX_PAIRS, seed=SEED, min_count_per_level=None, num_chunks=1
+        max_pairs=settings.u_sample_pairs,
+        seed=settings.training_seed,
+        min_count_per_level=None,
+        num_chunks=1,
     )
     for rule in training:
         try:
