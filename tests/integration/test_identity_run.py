@@ -75,7 +75,7 @@ def test_accuracy_against_the_simulator_truth(resolved: Settings):
     )
     assert scores.records > 5000
     assert scores.precision >= 0.998, scores.as_dict()
-    assert scores.f1 >= 0.99, scores.as_dict()
+    assert scores.f1 >= 0.995, scores.as_dict()  # issue 17: every world size
     assert scores.by_type  # every record type scored
     assert {t.record_type for t in scores.by_type} >= {
         "mysql/customer",

@@ -108,6 +108,11 @@ BLOCKING_RULES: tuple[tuple[str, str], ...] = (
         "l.first_code = r.first_code AND l.last_code = r.last_code"
         " AND l.email_domain = r.email_domain",
     ),
+    (  # a second address of the same person: jan.visser765@work.com, jan_visser765@gmail.com
+        "phonetic names + email digits",
+        "l.first_code = r.first_code AND l.last_code = r.last_code"
+        " AND l.email_digits = r.email_digits AND l.email_digits <> ''",
+    ),
     (
         "phonetic names + birth day and month",
         "l.first_code = r.first_code AND l.last_code = r.last_code AND l.birth_md = r.birth_md",
@@ -488,6 +493,11 @@ def _comparisons() -> list[Any]:
             cll.CustomLevel(
                 _ONE_TYPO.format(column="email_local") + " AND email_digits_l = email_digits_r",
                 "one typo in the letters of the local part",
+            ),
+            # Another mailbox (work, another provider) with the number the person uses.
+            cll.CustomLevel(
+                "email_digits_l = email_digits_r AND email_digits_l <> ''",
+                "other address, same digits in the local part",
             ),
             cll.ElseLevel(),
         ],
