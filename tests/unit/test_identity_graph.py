@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Iterable, Mapping
 
@@ -12,7 +13,7 @@ from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS
 from c360.engines import open_compute
 from c360.errors import DataError
-from c360.identity.graph import deterministic_links
+from c360.identity.graph import CONTRADICTED, deterministic_links
 
 SETTINGS = IdentitySettings()
 COMPUTE = open_compute(ComputeSettings())
@@ -179,6 +180,77 @@ def test_ambiguous_record_counts_against_its_email() -> None:
     graph = deterministic_links(COMPUTE, recs, ids, SETTINGS)
     assert graph.links.num_rows == 0
     assert ("email", "fam@x.com", "too many customer accounts", 2) in ignored(graph.ignored)
+
+
+def test_a_shared_mailbox_with_contradicting_people_is_not_proof() -> None:
+    """A couple's mailbox: other first names and other birth dates (an account and a newsletter
+    birthday), or other names at another address (two guests) — the email links nothing, is
+    reported with the reason, and the customer_id evidence still holds."""
+    anna = {"first_name": "anna", "last_name": "smith", "birth_date": dt.date(1980, 3, 1)}
+    recs = records(
+        {**customer(1, "smiths@x.com"), **anna},
+        {**order(10, 1, "smiths@x.com"), "first_name": "anna", "last_name": "smith"},
+        {**order(11, None, "smiths@x.com"), "first_name": "tom", "last_name": "smith"},
+        {
+            "record_key": "mailchimp/member:m1",
+            **_email("smiths@x.com"),
+            "first_name": "tom",
+            "birth_md": "11-23",
+        },
+        {
+            **order(20, None, "a.b@y.com"),
+            "first_name": "jan",
+            "last_name": "visser",
+            "address": "kerkstraat 1",
+        },
+        {
+            **order(21, None, "a.b@y.com"),
+            "first_name": "piet",
+            "last_name": "bakker",
+            "address": "dorpsweg 22",
+        },
+    )
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
+    assert pairs(graph.links) == {("mysql/customer:1", "mysql/order:10", "customer_id")}
+    assert ignored(graph.ignored) == {
+        ("email", "smiths@x.com", CONTRADICTED, 1),
+        ("email", "a.b@y.com", CONTRADICTED, 0),
+    }
+
+
+def test_a_typo_or_a_missing_birth_date_is_no_contradiction() -> None:
+    """One person's records: a mistyped first name with the same birth date, a mistyped birth
+    date with the same first name, a nickname without a birth date, a shared surname and
+    address (a household the guard cannot tell from one person) — all still linked."""
+    recs = records(
+        {
+            **customer(1, "jo@x.com"),
+            "first_name": "johanna",
+            "last_name": "de vries",
+            "birth_date": dt.date(1975, 6, 14),
+            "address": "laan 3",
+        },
+        {**order(10, None, "jo@x.com"), "first_name": "johana", "last_name": "de vries"},
+        {
+            "record_key": "mailchimp/member:m2",
+            **_email("jo@x.com"),
+            "first_name": "jo",
+            "birth_md": "06-14",
+        },
+        {
+            **order(11, None, "jo@x.com"),
+            "first_name": "pieter",
+            "last_name": "de vries",
+            "address": "laan 3",
+        },
+    )
+    graph = deterministic_links(COMPUTE, recs, identifiers(), SETTINGS)
+    linked = pairs(graph.links)
+    assert len(linked) == 3  # a star over the four records
+    assert {key for left, right, _ in linked for key in (left, right)} == set(
+        recs["record_key"].to_pylist()
+    )
+    assert graph.ignored.num_rows == 0
 
 
 def test_star_links_not_quadratic() -> None:

@@ -9,6 +9,12 @@ drop it:
   compared lower-cased and trimmed. ``records`` already nulls blocked email keys with the
   folded comparison; this step re-checks both email forms and the customer ids, and reports
   every blocked value it sees;
+* **contradicting evidence**: an email key whose records include two that clearly disagree
+  — other first names and other birth dates (beyond a typo: two of year, month and day
+  agreeing; a Mailchimp birthday without a year compares month and day), or other first *and*
+  last names at other addresses — is the mailbox of several people (a couple, a family), not
+  proof: it links nothing here, and its records meet as Splink candidates, scored like any
+  others (with or without accounts);
 * **too many accounts**: a record that names more than ``identity.max_customers_per_identifier``
   customer accounts (a shared device that logged in as two customers) is not evidence for any of
   them, and an email key seen on records of more than that many accounts (a store's front-desk
@@ -39,8 +45,21 @@ from c360.errors import DataError
 
 BLOCKED = "blocked value"
 TOO_MANY_ACCOUNTS = "too many customer accounts"
+CONTRADICTED = "contradicting evidence: other first name and birth date, or other name and address"
 
-_RECORD_COLUMNS = ("record_key", "customer_id", "email", "email_key")
+_RECORD_COLUMNS = (
+    "record_key",
+    "customer_id",
+    "email",
+    "email_key",
+    "first_name",
+    "last_name",
+    "address",
+    "birth_date",
+    "birth_md",
+)
+# Two values "clearly differ" below this Jaro-Winkler similarity (a typo stays above it).
+_DIFFERENT = 0.8
 _IDENTIFIER_COLUMNS = ("record_key", "id_type", "id_value")
 
 
@@ -120,6 +139,36 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             GROUP BY email_key HAVING count(*) > 1
             """,
         ),
+        # The distinct name/birth/address profiles on each shared email key, then the keys two
+        # of whose profiles clearly disagree (see the module docstring).
+        SqlStep(
+            "email_profiles",
+            """
+            SELECT DISTINCT m.email_key, r.first_name, r.last_name, r.address, r.birth_date,
+                   coalesce(strftime(r.birth_date, '%m-%d'), r.birth_md) AS birth_md
+            FROM email_members m JOIN records_in r USING (record_key)
+            WHERE m.email_key IN (SELECT email_key FROM shared_emails)
+              AND r.first_name IS NOT NULL
+            """,
+        ),
+        SqlStep(
+            "email_conflicts",
+            f"""
+            SELECT DISTINCT a.email_key FROM email_profiles a JOIN email_profiles b
+              ON a.email_key = b.email_key
+             AND jaro_winkler_similarity(a.first_name, b.first_name) < {_DIFFERENT}
+            WHERE (a.birth_date IS NOT NULL AND b.birth_date IS NOT NULL
+                   AND (year(a.birth_date) = year(b.birth_date))::INTEGER
+                       + (month(a.birth_date) = month(b.birth_date))::INTEGER
+                       + (day(a.birth_date) = day(b.birth_date))::INTEGER < 2)
+               OR ((a.birth_date IS NULL OR b.birth_date IS NULL)
+                   AND a.birth_md IS NOT NULL AND b.birth_md IS NOT NULL
+                   AND left(a.birth_md, 2) <> left(b.birth_md, 2)
+                   AND right(a.birth_md, 2) <> right(b.birth_md, 2))
+               OR (jaro_winkler_similarity(a.last_name, b.last_name) < {_DIFFERENT}
+                   AND jaro_winkler_similarity(a.address, b.address) < {_DIFFERENT})
+            """,
+        ),
         SqlStep(
             "email_accounts",
             """
@@ -141,6 +190,7 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             SELECT a.hub, m.record_key, 'email'
             FROM email_members m JOIN email_accounts a USING (email_key)
             WHERE a.customers <= {limit} AND m.record_key <> a.hub
+              AND m.email_key NOT IN (SELECT email_key FROM email_conflicts)
             """,
         ),
         SqlStep(
@@ -171,6 +221,10 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             UNION ALL
             SELECT 'email', email_key, '{TOO_MANY_ACCOUNTS}', customers
             FROM email_accounts WHERE customers > {limit}
+            UNION ALL
+            SELECT 'email', email_key, '{CONTRADICTED}', customers
+            FROM email_accounts
+            WHERE customers <= {limit} AND email_key IN (SELECT email_key FROM email_conflicts)
             UNION ALL
             SELECT 'record', record_key, '{TOO_MANY_ACCOUNTS}', customers
             FROM record_accounts WHERE customers > {limit}
