@@ -85,6 +85,7 @@ def test_phones_go_to_e164_in_the_records_country(raw: str | None, region: str |
         ("Zoë Müller-Lüdenscheidt", "zoe muller ludenscheidt"),
         ("  ZOE   müller ", "zoe muller"),
         ("Søren Łukasz Æbelø", "soren lukasz aebelo"),
+        ("ŒUVRE Œdipe", "oeuvre oedipe"),  # a capital Œ as its small letter
         ("Straße 12a", "strasse 12a"),
         ("Anna-Lena O.", "anna lena o"),
         ("François O'Brien", "francois o brien"),

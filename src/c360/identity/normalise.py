@@ -9,7 +9,8 @@ Unicode-folded (accents dropped, case-folded, punctuation removed) so "Zoë Mül
 and "zoe muller ludenscheidt" compare equal.
 
 The column functions work on distinct values only (a million orders carry a few hundred thousand
-distinct values), so the Python per value cost is paid once per value.
+distinct values), so the Python per value cost is paid once per value. (Arrow kernels over every
+row were measured slower: 0.8-1.6 s a column of the medium world against 0.04-0.6 s.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ import pyarrow.compute as pc
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 # Letters NFKD does not decompose into a base letter plus marks.
 _UNDECOMPOSED = str.maketrans(
-    {"ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "æ": "ae", "Æ": "ae", "œ": "oe"}
+    {
+        "ø": "o",
+        "Ø": "o",
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+    }
 )
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
