@@ -54,7 +54,7 @@ def test_every_metric_the_rules_read_is_exported(tmp_path: Path) -> None:
         environ={
             "C360_SERVING_URL": f"sqlite:///{tmp_path / 'serving.db'}",
             "C360_LAKE_URL": str(tmp_path / "lake"),
-        }  # fmt: skip
+        }
     ).settings
     with serve_in_thread(create_app(settings)) as url:
         exposition = httpx.get(f"{url}/metrics").text
