@@ -1,10 +1,13 @@
-"""The shipped Prometheus alert rules: valid, their unit tests pass under ``promtool``, and
-every metric they read is one c360 exports (so a renamed metric cannot silently blind them)."""
+"""The shipped Prometheus alert rules and Grafana dashboard: the rules valid and their unit
+tests passing under ``promtool``, and every metric either reads one c360 exports (so a renamed
+metric cannot silently blind them)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +20,7 @@ from c360.config import load_config
 
 RULES = Path(__file__).parents[2] / "ops" / "prometheus" / "c360-alerts.yml"
 RULE_TESTS = RULES.with_name("c360-alerts.test.yml")
+DASHBOARD = RULES.parents[1] / "grafana" / "c360-dashboard.json"
 _METRIC = re.compile(r"\b(c360_[a-z0-9_]+)")
 _SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
@@ -42,14 +46,21 @@ def _base(name: str) -> str:
     return name
 
 
-def test_every_metric_the_rules_read_is_exported(tmp_path: Path) -> None:
+def _read_by_rules() -> set[str]:
     rules = yaml.safe_load(RULES.read_text())
-    read = {
-        _base(name)
-        for group in rules["groups"]
-        for rule in group["rules"]
-        for name in _METRIC.findall(rule["expr"])
-    }
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    return {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
+
+
+def _read_by_dashboard() -> set[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [target["expr"] for panel in panels for target in panel["targets"]]
+    return {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
+
+
+@pytest.mark.parametrize("read_by", [_read_by_rules, _read_by_dashboard])
+def test_every_metric_read_is_exported(read_by: Callable[[], set[str]], tmp_path: Path) -> None:
+    read = read_by()
     settings = load_config(
         environ={
             "C360_SERVING_URL": f"sqlite:///{tmp_path / 'serving.db'}",
@@ -61,5 +72,5 @@ def test_every_metric_the_rules_read_is_exported(tmp_path: Path) -> None:
     exported = {
         _base(line.split()[2]) for line in exposition.splitlines() if line.startswith("# TYPE")
     }
-    assert read, "the rules read no c360 metric"
-    assert read <= exported, f"rules read metrics c360 does not export: {sorted(read - exported)}"
+    assert read, "no c360 metric read"
+    assert read <= exported, f"metrics c360 does not export: {sorted(read - exported)}"
