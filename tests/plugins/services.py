@@ -1,7 +1,8 @@
 """The test suite's policy for services and optional extras: one plugin owns it.
 
 **Markers.** A test that needs a service or an optional extra carries its marker (declared in
-pyproject.toml): ``postgres``, ``mysql``, ``spark``, ``kafka``, ``browser``. The default run
+pyproject.toml): ``postgres``, ``mysql``, ``spark``, ``kafka``, ``browser``, ``prometheus``. The
+default run
 selects everything; ``-m "not spark"`` and the like leave a backend out.
 
 **Requirements.** Before a marked test is set up, the plugin checks what its marker needs, once
@@ -16,6 +17,7 @@ spark     PySpark importable; Java 17+ (``$JAVA_HOME/bin/java``, else ``java`` o
 kafka     confluent-kafka importable (the tests run on librdkafka's in-process mock
           cluster, ``tests/kafka_mock.py``: no broker to install)
 browser   Playwright importable; a ``chromium`` on PATH
+prometheus  ``promtool`` on PATH (Debian's ``prometheus`` package)
 ========  =================================================================================
 
 **Skip on a laptop, fail in CI.** When a requirement is missing the test is skipped with the
@@ -165,6 +167,12 @@ def _check_browser() -> str | None:
     return None
 
 
+def _check_prometheus() -> str | None:
+    if shutil.which("promtool") is None:
+        return "the alert rule tests need promtool: apt-get install prometheus"
+    return None
+
+
 @dataclass(frozen=True)
 class Requirement:
     marker: str
@@ -179,6 +187,7 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("spark", _check_spark),
         Requirement("kafka", _check_kafka),
         Requirement("browser", _check_browser),
+        Requirement("prometheus", _check_prometheus),
     )
 }
 

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from c360 import __version__
-from c360.api import auth, errors
+from c360.api import auth, errors, metrics
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
@@ -83,6 +83,8 @@ def create_app(
         expose_headers=["Retry-After", "Content-Location"],
         max_age=600,
     )
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: it times everything
+    app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     # The website's lookups first: FastAPI tries the routes in order.
     region = settings.identity.default_phone_region
     app.include_router(profiles_router(serving, region))

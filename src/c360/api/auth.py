@@ -52,6 +52,7 @@ from fastapi.dependencies.models import Dependant
 
 from c360.access.keys import ADMIN, SCOPES, ApiKey, parse
 from c360.access.ratelimit import RateLimiter, retry_after
+from c360.api import metrics
 from c360.api.errors import ApiError, ErrorBody, responses
 from c360.config import ApiSettings
 from c360.errors import C360Error, raised_at
@@ -237,6 +238,7 @@ class Access:
         """Take a token from the key's bucket, else a 429 :class:`ApiError` with Retry-After."""
         wait = self.limiter.take(key, self._clock())
         if wait > 0:
+            metrics.RATE_LIMITED.inc()
             seconds = retry_after(wait)
             rate = self.limiter.rate_of(key)
             raise ApiError(

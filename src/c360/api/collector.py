@@ -70,7 +70,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from c360.api import openapi
+from c360.api import metrics, openapi
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, CollectorSettings, LogSettings
 from c360.contracts.segment import (
     MESSAGE_TYPES,
@@ -416,7 +416,9 @@ def collector_router(collector: Collector) -> APIRouter:
                 auth = request.headers.get("authorization")
                 answer = await run_in_threadpool(collector.single, kind, body, auth)
             except Reject as reject:
+                metrics.collected(rejected=1, code=reject.code)
                 return reject.response()
+            metrics.collected(accepted=1)
             return JSONResponse(answer)
 
         handle.__name__ = f"collect_{kind}"
@@ -431,7 +433,11 @@ def collector_router(collector: Collector) -> APIRouter:
             auth = request.headers.get("authorization")
             answer = await run_in_threadpool(collector.batch, body, auth)
         except Reject as reject:
+            count = reject.extra.get("rejected_count", 1)
+            metrics.collected(rejected=int(count), code=reject.code)
             return reject.response()
+        metrics.collected(accepted=answer["accepted"], rejected=answer["rejected_count"],
+                          code="invalid_message")  # fmt: skip
         return JSONResponse(answer)
 
     for kind in MESSAGE_TYPES:

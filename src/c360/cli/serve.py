@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import click
 
@@ -41,6 +42,8 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
     # Each worker process builds its app from the same configuration (file and environment).
     if app.config_path is not None:
         os.environ["C360_CONFIG"] = str(app.config_path)
+    # Each worker counts its own requests in files here; /metrics sums them (api/metrics.py).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="c360-metrics-")
     uvicorn.run(
         "c360.api.app:app_from_configuration",
         factory=True,

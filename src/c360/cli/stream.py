@@ -85,13 +85,33 @@ def stop_on_signals() -> Iterator[threading.Event]:
     show_default=True,
     help="Records per partition per micro-batch.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve the worker's Prometheus metrics on this port (/metrics; lag, rates, dead letters).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def run(
-    app: AppContext, once: bool, group: str, topics: tuple[str, ...], batch_size: int, as_json: bool
+    app: AppContext,
+    once: bool,
+    group: str,
+    topics: tuple[str, ...],
+    batch_size: int,
+    metrics_port: int | None,
+    as_json: bool,
 ) -> None:
     """Consume the event log into the real-time tables of the serving store."""
     settings = app.config().settings
+    metrics = None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from c360.pipeline.stream_metrics import StreamMetrics
+
+        start_http_server(metrics_port, addr=settings.api.host)
+        metrics = StreamMetrics(group)
     with open_configured(settings.log) as log:
         store = open_store(settings.serving.url)
         try:
@@ -108,6 +128,7 @@ def run(
                     batch_size=batch_size,
                     should_stop=stop.is_set,
                     max_clock_skew_seconds=settings.events.max_clock_skew_seconds,
+                    metrics=metrics,
                 )
         finally:
             store.dispose()

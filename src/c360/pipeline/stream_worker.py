@@ -105,6 +105,7 @@ from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_sup
 from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition
+from c360.pipeline.stream_metrics import StreamMetrics
 from c360.retry import Backoff
 from c360.retry import sleep as interruptible_sleep
 from c360.speed.cache import StateCache
@@ -207,6 +208,7 @@ def run(
     cache_size: int = DEFAULT_CACHE_SIZE,
     retry: bool | None = None,
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    metrics: StreamMetrics | None = None,
 ) -> WorkerStats:
     """Consume ``topics`` for consumer ``group`` into the serving store (see the module docs).
 
@@ -223,13 +225,16 @@ def run(
     the run: the worker waits, with exponential backoff and jitter, and resumes from the
     offsets stored in the serving store. ``max_clock_skew_seconds``
     (``events.max_clock_skew_seconds``): how far after its record's append time an event time may
-    lie; later events are dead-lettered. The store must be migrated.
+    lie; later events are dead-lettered. ``metrics``: where to count what it does
+    (:mod:`c360.pipeline.stream_metrics`). The store must be migrated.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     topic_sources = {topic: source_of(topic) for topic in topics} | dict(sources or {})
     skew_us = round(max_clock_skew_seconds * 1_000_000)
-    worker = _Worker(log, store, group, topics, topic_sources, cache_size, on_commit, skew_us)
+    worker = _Worker(
+        log, store, group, topics, topic_sources, cache_size, on_commit, skew_us, metrics
+    )
     retry = not stop_when_caught_up if retry is None else retry
     try:
         with _collector_paused():
@@ -263,6 +268,8 @@ def _loop(
             if not retry:
                 raise
             worker.stats.retries += 1
+            if worker.metrics is not None:
+                worker.metrics.count("retries")
             delay = backoff.next_delay()
             logger.warning(
                 "%s; retrying in %.1fs (failure %d in a row)", exc, delay, backoff.failures
@@ -295,8 +302,10 @@ class _Worker:
         cache_size: int,
         on_commit: Callable[[BatchResult], None] | None,
         skew_us: int,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.log, self.store, self.group, self.topics = log, store, group, topics
+        self.metrics = metrics
         self.skew_us = skew_us  # how far after its append time an event time may lie
         self.sources = sources
         self.on_commit = on_commit
@@ -316,6 +325,7 @@ class _Worker:
                 return False
             self.caches.clear()
         self.positions = owned
+        started = time.perf_counter()
         batch = _read(self.log, owned, batch_size)
         pending = self.committer.pending
         prepared = (
@@ -328,7 +338,10 @@ class _Worker:
         if should_stop is not None and should_stop():
             return True  # a batch computed but not submitted is dropped: nothing was written
         if prepared is None:
+            if self.metrics is not None:
+                self.metrics.lag(self.log, owned)
             return True if stop_when_caught_up and _caught_up(self.log, owned) else None
+        prepared.started = started
         self.committer.submit(prepared)
         self.positions = {**owned, **prepared.next_offsets}
         return False
@@ -340,6 +353,8 @@ class _Worker:
         except OffsetConflict as exc:
             logger.warning("%s", exc)
             self.stats.conflicts += 1
+            if self.metrics is not None:
+                self.metrics.count("commit_conflicts")
             self.start_over()
             return False
         if committed is not None:
@@ -347,9 +362,24 @@ class _Worker:
             self.caches.click.put(prepared.clicks)
             self.caches.support.put(prepared.support)
             self.stats.add(result)
+            if self.metrics is not None:
+                self._measure(prepared, result)
             if self.on_commit is not None:
                 self.on_commit(result)
         return True
+
+    def _measure(self, prepared: _Prepared, result: BatchResult) -> None:
+        assert self.metrics is not None
+        counts = {
+            "records": result.records,
+            "events": result.events,
+            "duplicates": result.duplicates,
+            "dead_letters": result.dead_lettered,
+            "state_rows": result.state_rows,
+        }
+        seconds = time.perf_counter() - prepared.started
+        self.metrics.committed(counts, seconds, prepared.appended_ms)
+        self.metrics.lag(self.log, {**self.positions, **result.next_offsets})
 
     def start_over(self) -> None:
         """Forget every position and cached state: re-read from the stored offsets.
@@ -568,6 +598,8 @@ class _Prepared:
     events: int
     duplicates: int
     bound: PreparedBatch  # the changed rows, bound into statements (the store's part)
+    appended_ms: dict[TopicPartition, int] = field(default_factory=dict)  # last record's, per tp
+    started: float = 0.0  # time.perf_counter() when its records were read
 
     @property
     def next_offsets(self) -> dict[TopicPartition, int]:
@@ -672,6 +704,9 @@ def _prepare(
         events=decoded.events - duplicates,
         duplicates=duplicates,
         bound=store.prepare_micro_batch(changes),
+        appended_ms={
+            tp: records.timestamps_ms[-1] for tp, records in batch.items() if records.timestamps_ms
+        },
     )
 
 
