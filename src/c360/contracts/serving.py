@@ -259,3 +259,28 @@ timeline_event = Table(
 )
 
 BATCH_PROFILE = "batch_profile"
+
+# Segments (c360.segments): audiences as boolean definitions over profile fields, checked when
+# saved (the text is kept; the fields it read then are re-checked at each evaluation).
+segment = Table(
+    "segment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("description", String(500)),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Segment membership as spells, computed by the daily pipeline's segments step on the batch
+# engine: a person entered a segment on the batch date ``entered_on`` and left it on the batch
+# date ``exited_on`` (null: still a member). Replaced at each segments publish from the lake's
+# ``segments/segment_member/dt=D`` (the history: every day's spells are kept there).
+segment_member = Table(
+    "segment_member",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("person_id", String(40), primary_key=True),
+    Column("entered_on", Date, primary_key=True),
+    Column("exited_on", Date),
+    Index("ix_segment_member_person", "person_id"),
+)

@@ -44,6 +44,7 @@ from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TerminalError, TransientError
 from c360.identity.stitching import Reconciled, StitchLink
 from c360.masking import mask_secrets
+from c360.segments import Kind
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
 from c360.stores import keys as stored_keys
@@ -57,6 +58,7 @@ from c360.stores import (
     timeline,
     views,
 )
+from c360.stores import segments as stored_segments
 from c360.stores.realtime import MicroBatch, PreparedBatch
 from c360.stores.runlog import StepRecord
 from c360.stores.search import SearchKey, SearchPage
@@ -455,6 +457,41 @@ class ServingStore:
         time); the key as stored afterwards, or None when there is no such key."""
         with self._transaction(f"revoking API key {key_id}") as conn:
             return stored_keys.revoke(conn, key_id, at or naive_utc_now())
+
+    # -- segments --------------------------------------------------------------------------
+    def segment_fields(self) -> dict[str, tuple[Kind, str]]:
+        """The fields a segment definition may read: kind and layer (:mod:`.segments`)."""
+        with self._reading("reading the segment fields") as conn:
+            return stored_segments.fields(conn)
+
+    def create_segment(
+        self, name: str, definition: str, description: str | None = None
+    ) -> stored_segments.Segment:
+        """Check and save a segment; :class:`~c360.segments.DefinitionError` (with the position)
+        if the definition is not one, :class:`.segments.SegmentExists` if the name is taken."""
+        with self._transaction(f"creating segment {name!r}") as conn:
+            return stored_segments.create(conn, name, definition, description, naive_utc_now())
+
+    def segments(self) -> list[stored_segments.Segment]:
+        """Every segment, by name, with its current member count (None before membership ran)."""
+        with self._reading("reading the segments") as conn:
+            return stored_segments.every(conn)
+
+    def segment(self, name: str) -> stored_segments.Segment:
+        """One segment; :class:`~c360.errors.NotFoundError` if there is none of that name."""
+        with self._reading(f"reading segment {name!r}") as conn:
+            return stored_segments.find(conn, name)
+
+    def delete_segment(self, name: str) -> bool:
+        """Delete a segment and its membership; whether there was one."""
+        with self._transaction(f"deleting segment {name!r}") as conn:
+            return stored_segments.remove(conn, name)
+
+    def preview_segment(self, definition: str, sample: int = 10) -> stored_segments.Preview:
+        """How many persons a definition selects now and the first ``sample`` of them (by
+        person id), with the fields it reads (:func:`.segments.preview`)."""
+        with self._reading("previewing a segment") as conn:
+            return stored_segments.preview(conn, definition, sample)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,269 @@
+"""Segments in the serving store: the SQL behind ``ServingStore.create_segment``, ``segments``,
+``segment``, ``delete_segment``, ``segment_fields``, ``preview_segment`` and the membership
+publish.
+
+**Fields** a definition may read (:func:`fields`): every column of the published
+``batch_profile`` (so a feature published after this code was written — ``churn_risk`` — is
+one at once), the catalogue's features (known before the first publish), and the real-time
+features the ``realtime_profile`` view gives per person. Their kinds come from the column types.
+
+**Preview** (:func:`preview`): the count and a sample of the persons a definition selects, in
+two statements on ``batch_profile`` — the values as published for the serving batch, the ones the
+daily membership step reads — joined to ``realtime_profile`` (read now) only when the definition
+reads a real-time field. The sample carries the person id and the fields the definition reads,
+nothing of the golden record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, inspect, select, text
+from sqlalchemy import types as sqltypes
+from sqlalchemy.sql.elements import TextClause
+
+from c360.batch.catalogue import CATALOGUE
+from c360.contracts import serving
+from c360.errors import NotFoundError, TerminalError
+from c360.segments import Compiled, Definition, DefinitionError, Kind, compile_sql, kind_of, parse
+from c360.segments.definition import colon
+from c360.speed import merge
+
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_DESCRIPTION = 500
+# The real-time features the realtime_profile view has per person (c360.stores.views).
+REALTIME_VIEW_COLUMNS = (
+    "current_session_page_views",
+    "current_session_product_views",
+    "current_session_start",
+    "last_event_at",
+    "last_event_type",
+    "events_last_hour",
+    "cart_items",
+    "cart_value",
+)
+_NOT_FIELDS = {"person_id"}
+
+
+class SegmentExists(TerminalError):
+    """A segment of that name exists already (delete it first, or pick another name)."""
+
+
+class SegmentNameError(TerminalError):
+    """A segment name that is not one: lower-case letters, digits, ``_`` and ``-``."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    definition: str
+    description: str | None
+    created_at: dt.datetime
+    fields: tuple[str, ...] = ()
+    members: int | None = None  # current members by the latest membership publish
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "definition": self.definition,
+            "description": self.description,
+            "created_at": self.created_at,
+            "fields": list(self.fields),
+            "members": self.members,
+        }
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int
+    sample: list[dict[str, Any]]
+    fields: tuple[str, ...]
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise SegmentNameError(
+            "a segment name is 1 to 64 lower-case letters, digits, '_' or '-', "
+            "beginning with a letter or digit"
+        )
+    return name
+
+
+def _kind(column_type: sqltypes.TypeEngine[Any]) -> Kind:
+    if isinstance(column_type, sqltypes.Boolean):
+        return Kind.BOOL
+    if isinstance(column_type, sqltypes.Integer | sqltypes.Numeric | sqltypes.Float):
+        return Kind.NUMBER
+    if isinstance(column_type, sqltypes.DateTime):
+        return Kind.TIMESTAMP
+    if isinstance(column_type, sqltypes.Date):
+        return Kind.DATE
+    return Kind.TEXT
+
+
+_REALTIME_KINDS = {
+    f.name: kind_of(f.type) for f in merge.REALTIME_FEATURES if f.name in REALTIME_VIEW_COLUMNS
+}
+
+
+def fields(conn: Connection) -> dict[str, tuple[Kind, str]]:
+    """Each field a definition may read: its kind and where it is (``batch`` or ``realtime``)."""
+    known: dict[str, tuple[Kind, str]] = {
+        f.name: (kind_of(f.type), "batch") for f in CATALOGUE if f.name not in _NOT_FIELDS
+    }
+    inspector = inspect(conn)
+    if inspector.has_table(serving.BATCH_PROFILE):
+        for column in inspector.get_columns(serving.BATCH_PROFILE):
+            if column["name"] not in _NOT_FIELDS:
+                known[column["name"]] = (_kind(column["type"]), "batch")
+    for name, kind in _REALTIME_KINDS.items():
+        known.setdefault(name, (kind, "realtime"))
+    return known
+
+
+def check(conn: Connection, definition: str) -> tuple[Definition, dict[str, tuple[Kind, str]]]:
+    known = fields(conn)
+    return parse(definition, {name: kind for name, (kind, _) in known.items()}), known
+
+
+def _row(
+    row: Any, counts: Mapping[str, int], field_lists: Mapping[str, tuple[str, ...]]
+) -> Segment:
+    return Segment(
+        row.name,
+        row.definition,
+        row.description,
+        row.created_at,
+        field_lists.get(row.name, ()),
+        counts.get(row.name),
+    )
+
+
+def _member_counts(conn: Connection, name: str | None = None) -> dict[str, int]:
+    m = serving.segment_member
+    query = (
+        select(m.c.segment, text("count(*)"))
+        .select_from(m)
+        .where(m.c.exited_on.is_(None))
+        .group_by(m.c.segment)
+    )
+    if name is not None:
+        query = query.where(m.c.segment == name)
+    return {segment: int(count) for segment, count in conn.execute(query)}
+
+
+def _used_fields(
+    conn: Connection, definitions: Sequence[tuple[str, str]]
+) -> dict[str, tuple[str, ...]]:
+    known = {name: kind for name, (kind, _) in fields(conn).items()}
+    used: dict[str, tuple[str, ...]] = {}
+    for name, text_ in definitions:
+        try:
+            used[name] = parse(text_, known).fields
+        except DefinitionError:  # a field since dropped from the profile: shown without
+            used[name] = ()
+    return used
+
+
+def create(
+    conn: Connection, name: str, definition: str, description: str | None, at: dt.datetime
+) -> Segment:
+    check_name(name)
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise SegmentNameError(f"a description is at most {MAX_DESCRIPTION} characters")
+    parsed, _ = check(conn, definition)
+    s = serving.segment
+    if conn.execute(select(s.c.name).where(s.c.name == name)).first() is not None:
+        raise SegmentExists(
+            f"segment {name!r} exists already; delete it first or pick another name"
+        )
+    conn.execute(
+        s.insert().values(name=name, definition=definition, description=description, created_at=at)
+    )
+    return Segment(name, definition, description, at, parsed.fields, None)
+
+
+def every(conn: Connection) -> list[Segment]:
+    s = serving.segment
+    rows = list(conn.execute(select(s).order_by(s.c.name)))
+    used = _used_fields(conn, [(row.name, row.definition) for row in rows])
+    counts = _member_counts(conn)
+    return [_row(row, counts, used) for row in rows]
+
+
+def find(conn: Connection, name: str) -> Segment:
+    s = serving.segment
+    row = conn.execute(select(s).where(s.c.name == name)).first()
+    if row is None:
+        raise NotFoundError(f"no segment {name!r}; see c360 segment list")
+    used = _used_fields(conn, [(row.name, row.definition)])
+    return _row(row, _member_counts(conn, name), used)
+
+
+def remove(conn: Connection, name: str) -> bool:
+    """Delete a segment and its membership; whether it existed."""
+    conn.execute(delete(serving.segment_member).where(serving.segment_member.c.segment == name))
+    deleted = conn.execute(delete(serving.segment).where(serving.segment.c.name == name))
+    return bool(deleted.rowcount)
+
+
+def _sql_type(value: object) -> sqltypes.TypeEngine[Any]:
+    if isinstance(value, bool):
+        return sqltypes.Boolean()
+    if isinstance(value, int):
+        return sqltypes.BigInteger()
+    if isinstance(value, float):
+        return sqltypes.Float()
+    if isinstance(value, dt.datetime):
+        return sqltypes.DateTime()
+    if isinstance(value, dt.date):
+        return sqltypes.Date()
+    return sqltypes.Text()
+
+
+def bound(sql: str, compiled: Compiled, extra: Mapping[str, object] | None = None) -> TextClause:
+    """``sql`` with the definition's values bound, each with its SQL type (dates and times
+    reach SQLite as ISO text, as the store holds them)."""
+    params = [bindparam(k, v, type_=_sql_type(v)) for k, v in compiled.named.items()]
+    params += [bindparam(k, v) for k, v in (extra or {}).items()]
+    return text(sql).bindparams(*params)
+
+
+def condition(
+    definition: Definition, known: Mapping[str, tuple[Kind, str]]
+) -> tuple[Compiled, bool]:
+    """The WHERE condition over ``batch_profile b`` (and ``realtime_profile rt``), and whether
+    it reads a real-time field."""
+    realtime = any(known[f][1] == "realtime" for f in definition.fields)
+
+    def column(name: str) -> str:
+        return f'{"rt" if known[name][1] == "realtime" else "b"}."{name}"'
+
+    return compile_sql(definition, colon(), column), realtime
+
+
+def preview(conn: Connection, definition: str, sample: int) -> Preview:
+    parsed, known = check(conn, definition)
+    compiled, realtime = condition(parsed, known)
+    source = serving.BATCH_PROFILE + " b"
+    if realtime:
+        source += " LEFT JOIN realtime_profile rt ON rt.person_id = b.person_id"
+    count = conn.execute(bound(f"SELECT count(*) FROM {source} WHERE {compiled.sql}", compiled))
+    total = int(count.scalar_one())
+    shown = "".join(f', {"rt" if known[f][1] == "realtime" else "b"}."{f}"' for f in parsed.fields)
+    query = (
+        f"SELECT b.person_id{shown} FROM {source} WHERE {compiled.sql} "
+        "ORDER BY b.person_id LIMIT :sample_size"
+    )
+    rows = [
+        dict(row._mapping) for row in conn.execute(bound(query, compiled, {"sample_size": sample}))
+    ]
+    for row in rows:  # SQLite answers 0/1
+        for name in parsed.fields:
+            if known[name][0] is Kind.BOOL and row[name] is not None:
+                row[name] = bool(row[name])
+    return Preview(total, rows, parsed.fields)
