@@ -1,9 +1,10 @@
 """The Profile API: the app, assembled from one router per concern.
 
 ``profiles.py`` (reads), ``timeline.py`` and ``search.py`` (``cursors.py``: their pagination),
-``health.py``, ``collector.py`` (Segment-compatible ingestion),
-``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code;
-``auth.py`` the API keys (``requires(scope)``), their rate limits and the OpenAPI security.
+``segments.py`` (audiences: define, preview, delete), ``health.py``, ``collector.py``
+(Segment-compatible ingestion), ``zendesk_webhook.py``; ``errors.py`` gives every error one
+shape with a machine-readable code; ``auth.py`` the API keys (``requires(scope)``), their rate
+limits and the OpenAPI security.
 
 **CORS** (Starlette's middleware, outermost, so that 401/403/429 answers carry its headers too):
 closed by default. With no ``api.cors_origins`` a browser's preflight (``OPTIONS`` with
@@ -30,6 +31,7 @@ from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
 from c360.api.search import search_router
+from c360.api.segments import segments_router
 from c360.api.timeline import timeline_router
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
@@ -85,6 +87,7 @@ def create_app(
     app.include_router(profiles_router(serving, region))
     app.include_router(timeline_router(serving, settings.timeline))
     app.include_router(search_router(serving, region))
+    app.include_router(segments_router(serving))
     app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))

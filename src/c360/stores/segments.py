@@ -71,7 +71,7 @@ class Segment:
             "name": self.name,
             "definition": self.definition,
             "description": self.description,
-            "created_at": self.created_at,
+            "created_at": self.created_at.replace(tzinfo=dt.UTC),  # stored naive UTC
             "fields": list(self.fields),
             "members": self.members,
         }
@@ -105,8 +105,10 @@ def _kind(column_type: sqltypes.TypeEngine[Any]) -> Kind:
     return Kind.TEXT
 
 
-_REALTIME_KINDS = {
-    f.name: kind_of(f.type) for f in merge.REALTIME_FEATURES if f.name in REALTIME_VIEW_COLUMNS
+REALTIME_FIELDS: dict[str, tuple[Kind, str]] = {
+    f.name: (kind_of(f.type), "realtime")
+    for f in merge.REALTIME_FEATURES
+    if f.name in REALTIME_VIEW_COLUMNS
 }
 
 
@@ -120,8 +122,8 @@ def fields(conn: Connection) -> dict[str, tuple[Kind, str]]:
         for column in inspector.get_columns(serving.BATCH_PROFILE):
             if column["name"] not in _NOT_FIELDS:
                 known[column["name"]] = (_kind(column["type"]), "batch")
-    for name, kind in _REALTIME_KINDS.items():
-        known.setdefault(name, (kind, "realtime"))
+    for name, field in REALTIME_FIELDS.items():
+        known.setdefault(name, field)
     return known
 
 
