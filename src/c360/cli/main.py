@@ -58,6 +58,7 @@ def _register() -> None:
         ingest_cmd,
         keys_cmd,
         replay,
+        segment_cmd,
         serve,
         stream,
     )
@@ -73,6 +74,7 @@ def _register() -> None:
         replay,
         serve,
         keys_cmd,
+        segment_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)

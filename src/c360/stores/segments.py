@@ -254,18 +254,27 @@ def preview(conn: Connection, definition: str, sample: int) -> Preview:
     source = serving.BATCH_PROFILE + " b"
     if realtime:
         source += " LEFT JOIN realtime_profile rt ON rt.person_id = b.person_id"
-    count = conn.execute(bound(f"SELECT count(*) FROM {source} WHERE {compiled.sql}", compiled))
-    total = int(count.scalar_one())
+    where = f"FROM {source} WHERE {compiled.sql}"
     shown = "".join(f', {"rt" if known[f][1] == "realtime" else "b"}."{f}"' for f in parsed.fields)
-    query = (
-        f"SELECT b.person_id{shown} FROM {source} WHERE {compiled.sql} "
-        "ORDER BY b.person_id LIMIT :sample_size"
-    )
-    rows = [
-        dict(row._mapping) for row in conn.execute(bound(query, compiled, {"sample_size": sample}))
-    ]
-    for row in rows:  # SQLite answers 0/1
-        for name in parsed.fields:
+    total: int | None = None
+    if realtime and sample > 0:
+        # One statement: the count is a window over every match, computed before the LIMIT,
+        # so the real-time view (most of such a preview's time) is evaluated once.
+        counted = "count(*) OVER () AS matched__"
+    else:
+        # A plain count is faster than the window on the batch table alone (PostgreSQL counts
+        # in parallel: 40 ms against 150 ms for 121k persons).
+        total = int(conn.execute(bound(f"SELECT count(*) {where}", compiled)).scalar_one())
+        counted = "0 AS matched__"
+    rows = []
+    if sample > 0:
+        query = f"SELECT b.person_id{shown}, {counted} {where} ORDER BY b.person_id LIMIT :n"
+        rows = [dict(r._mapping) for r in conn.execute(bound(query, compiled, {"n": sample}))]
+    if total is None:
+        total = int(rows[0]["matched__"]) if rows else 0
+    for row in rows:
+        del row["matched__"]
+        for name in parsed.fields:  # SQLite answers 0/1
             if known[name][0] is Kind.BOOL and row[name] is not None:
                 row[name] = bool(row[name])
     return Preview(total, rows, parsed.fields)
