@@ -18,7 +18,6 @@ import click
 from c360.cli.main import AppContext, pass_app
 from c360.errors import NotFoundError
 from c360.segments import DefinitionError
-from c360.stores import ServingStore, open_store
 from c360.stores.segments import Segment
 
 DEFAULT_SAMPLE = 10
@@ -27,16 +26,6 @@ DEFAULT_SAMPLE = 10
 @click.group("segment")
 def command() -> None:
     """Segments: audiences defined over profile fields."""
-
-
-@contextmanager
-def _store(app: AppContext) -> Iterator[ServingStore]:
-    store = open_store(app.config().settings.serving.url)
-    try:
-        store.migrate()
-        yield store
-    finally:
-        store.dispose()
 
 
 @contextmanager
@@ -67,7 +56,7 @@ def create(
     app: AppContext, name: str, expression: str, description: str | None, as_json: bool
 ) -> None:
     """Define segment NAME as EXPRESSION (checked against the profile's fields)."""
-    with _store(app) as store, _shown_definition_errors():
+    with app.store() as store, _shown_definition_errors():
         made = store.create_segment(name, expression, description)
     if as_json:
         click.echo(_json(made.as_dict()))
@@ -80,7 +69,7 @@ def create(
 @pass_app
 def list_segments(app: AppContext, as_json: bool) -> None:
     """Every segment, by name."""
-    with _store(app) as store:
+    with app.store() as store:
         segments = store.segments()
     if as_json:
         click.echo(_json([s.as_dict() for s in segments]))
@@ -97,7 +86,7 @@ def list_segments(app: AppContext, as_json: bool) -> None:
 @pass_app
 def show(app: AppContext, name: str, as_json: bool) -> None:
     """One segment: its definition, the fields it reads and its member count."""
-    with _store(app) as store:
+    with app.store() as store:
         segment = store.segment(name)
     if as_json:
         click.echo(_json(segment.as_dict()))
@@ -124,7 +113,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 @pass_app
 def preview(app: AppContext, name: str, sample: int, as_json: bool) -> None:
     """How many persons segment NAME selects now, and a sample of them (by person id)."""
-    with _store(app) as store:
+    with app.store() as store:
         definition = store.segment(name).definition
         with _shown_definition_errors():
             found = store.preview_segment(definition, sample)
@@ -142,7 +131,7 @@ def preview(app: AppContext, name: str, sample: int, as_json: bool) -> None:
 @pass_app
 def delete(app: AppContext, name: str) -> None:
     """Delete segment NAME and its membership."""
-    with _store(app) as store:
+    with app.store() as store:
         deleted = store.delete_segment(name)
     if not deleted:
         raise NotFoundError(f"no segment {name!r}; see c360 segment list")
