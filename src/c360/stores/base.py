@@ -487,6 +487,12 @@ class ServingStore:
         with self._transaction(f"deleting segment {name!r}") as conn:
             return stored_segments.remove(conn, name)
 
+    def replace_segment_members(self, spells: pa.Table) -> int:
+        """Replace ``segment_member`` with the spells of the latest membership run (those of
+        segments deleted meanwhile left out), in one transaction; the rows kept."""
+        with self._transaction("publishing segment membership") as conn:
+            return stored_segments.replace_members(conn, spells)
+
     def preview_segment(self, definition: str, sample: int = 10) -> stored_segments.Preview:
         """How many persons a definition selects now and the first ``sample`` of them (by
         person id), with the fields it reads (:func:`.segments.preview`)."""

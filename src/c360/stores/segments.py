@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Connection, bindparam, delete, inspect, select, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.sql.elements import TextClause
@@ -211,6 +212,19 @@ def remove(conn: Connection, name: str) -> bool:
     conn.execute(delete(serving.segment_member).where(serving.segment_member.c.segment == name))
     deleted = conn.execute(delete(serving.segment).where(serving.segment.c.name == name))
     return bool(deleted.rowcount)
+
+
+def replace_members(conn: Connection, spells: pa.Table) -> int:
+    m = serving.segment_member
+    conn.execute(m.delete())
+    columns = [c.name for c in m.columns]
+    for batch in spells.select(columns).to_batches(max_chunksize=5_000):
+        rows = batch.to_pylist()
+        if rows:
+            conn.execute(m.insert(), rows)
+    names = select(serving.segment.c.name)
+    conn.execute(m.delete().where(m.c.segment.not_in(names)))
+    return int(conn.execute(select(text("count(*)")).select_from(m)).scalar_one())
 
 
 def _sql_type(value: object) -> sqltypes.TypeEngine[Any]:
