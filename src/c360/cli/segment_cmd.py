@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from c360.cli.main import AppContext, pass_app
 from c360.errors import NotFoundError
+from c360.pipeline import activation
 from c360.segments import DefinitionError
 from c360.stores.segments import Segment
 
@@ -124,6 +126,56 @@ def preview(app: AppContext, name: str, sample: int, as_json: bool) -> None:
     for row in found.sample:
         values = "  ".join(f"{field}={row[field]}" for field in found.fields)
         click.echo(f"  {row['person_id']}  {values}")
+
+
+@command.command("export")
+@click.argument("name")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write (replaced whole: written aside, then renamed).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(activation.FORMATS),
+    default=None,
+    help="csv or parquet (default: from the file's suffix, else csv).",
+)
+@pass_app
+def export(app: AppContext, name: str, output: Path, fmt: str | None) -> None:
+    """Write segment NAME's current members with marketing consent to a file."""
+    chosen = fmt or ("parquet" if output.suffix.lower() == ".parquet" else "csv")
+    with app.store() as store:
+        done = activation.export_segment(store, name, output, chosen)
+    click.echo(
+        f"wrote {done.rows} persons to {done.path} ({chosen}); "
+        f"{done.without_consent} members left out without marketing consent or an email"
+    )
+
+
+@command.command("sync")
+@click.argument("name")
+@click.option("--tag", default=None, help="The Mailchimp tag (default: the segment's name).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+@pass_app
+def sync(app: AppContext, name: str, tag: str | None, as_json: bool) -> None:
+    """Sync segment NAME to the Mailchimp audience (sources.mailchimp.list_id): upsert its
+    consenting members, tag them, untag everyone else holding the tag."""
+    settings = app.config().settings
+    with app.store() as store:
+        report, without_consent = activation.sync_segment(settings, store, name, tag)
+    if as_json:
+        click.echo(_json({**report.as_dict(), "without_consent": without_consent}))
+        return
+    click.echo(
+        f"tag {report.tag!r}: {report.audience} persons ({report.created} new, "
+        f"{report.updated} updated), {report.tagged} tagged, {report.untagged} untagged; "
+        f"{without_consent} members left out without marketing consent"
+    )
+    for reason, count in sorted(report.failed.items()):
+        click.echo(f"  refused by Mailchimp: {count} ({reason})", err=True)
 
 
 @command.command("delete")

@@ -493,6 +493,12 @@ class ServingStore:
         with self._transaction("publishing segment membership") as conn:
             return stored_segments.replace_members(conn, spells)
 
+    def segment_audience(self, name: str) -> stored_segments.Audience:
+        """A segment's current members with marketing consent and an email, for exports and
+        syncs; the others are only counted (:func:`.segments.audience`)."""
+        with self._reading(f"reading the audience of segment {name!r}") as conn:
+            return stored_segments.audience(conn, name)
+
     def preview_segment(self, definition: str, sample: int = 10) -> stored_segments.Preview:
         """How many persons a definition selects now and the first ``sample`` of them (by
         person id), with the fields it reads (:func:`.segments.preview`)."""

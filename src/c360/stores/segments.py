@@ -227,6 +227,64 @@ def replace_members(conn: Connection, spells: pa.Table) -> int:
     return int(conn.execute(select(text("count(*)")).select_from(m)).scalar_one())
 
 
+AUDIENCE_SCHEMA = pa.schema(
+    [
+        ("person_id", pa.string()),
+        ("email", pa.string()),
+        ("first_name", pa.string()),
+        ("last_name", pa.string()),
+        ("entered_on", pa.date32()),
+        ("marketing_consent_source", pa.string()),
+        ("marketing_consent_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A segment's current members who may be marketed to, and how many were left out."""
+
+    members: pa.Table  # AUDIENCE_SCHEMA, by person id
+    without_consent: int
+
+
+def audience(conn: Connection, name: str) -> Audience:
+    """The segment's current members (by the latest membership run) with marketing consent
+    and an email; members without consent (false or unknown) or without an email are counted,
+    never returned. A profile published before consent existed gives no one."""
+    find(conn, name)  # NotFoundError
+    m = "segment_member m JOIN batch_profile b ON b.person_id = m.person_id"
+    current = "m.segment = :name AND m.exited_on IS NULL"
+    total = conn.execute(
+        text(f"SELECT count(*) FROM segment_member m WHERE {current}"), {"name": name}
+    ).scalar_one()
+    columns = {c["name"] for c in inspect(conn).get_columns(serving.BATCH_PROFILE)}
+    if "marketing_consent" not in columns:
+        return Audience(AUDIENCE_SCHEMA.empty_table(), int(total))
+    query = (
+        text(
+            f"""
+        SELECT m.person_id, p.email, p.first_name, p.last_name, m.entered_on,
+               b.marketing_consent_source, b.marketing_consent_at
+        FROM {m} JOIN person p ON p.person_id = m.person_id
+        WHERE {current} AND b.marketing_consent = :yes AND p.email IS NOT NULL
+        ORDER BY m.person_id
+        """
+        )
+        .bindparams(
+            bindparam("name", name),
+            bindparam("yes", True, type_=sqltypes.Boolean()),
+        )
+        .columns(entered_on=sqltypes.Date(), marketing_consent_at=sqltypes.DateTime())
+    )
+    rows = [dict(row._mapping) for row in conn.execute(query)]
+    for row in rows:
+        if row["marketing_consent_at"] is not None:
+            row["marketing_consent_at"] = row["marketing_consent_at"].replace(tzinfo=dt.UTC)
+    table = pa.Table.from_pylist(rows, AUDIENCE_SCHEMA)
+    return Audience(table, int(total) - table.num_rows)
+
+
 def _sql_type(value: object) -> sqltypes.TypeEngine[Any]:
     if isinstance(value, bool):
         return sqltypes.Boolean()
