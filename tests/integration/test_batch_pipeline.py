@@ -20,7 +20,7 @@ from c360.pipeline.daily import run_day, run_range
 from c360.pipeline.steps import ZONE
 from c360.stores import open_store
 
-ALL = ["ingest", "identity", "features", "score", "quality", "publish", "segments"]
+ALL = ["ingest", "identity", "features", "score", "quality", "publish", "segments", "gold"]
 
 
 def statuses(result: object) -> dict[str, str]:
@@ -80,6 +80,7 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
         "quality": "succeeded",
         "publish": "succeeded",
         "segments": "succeeded",
+        "gold": "succeeded",
     }
     assert latest_publish(settings) == next_day.isoformat()
 

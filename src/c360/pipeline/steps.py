@@ -1,10 +1,12 @@
 """The daily pipeline's steps. Each reads the lake and writes its output back to it, so any
-step can be re-run alone: ingest → identity → features → score → quality → publish → segments.
+step can be re-run alone: ingest → identity → features → score → quality → publish → segments
+→ gold.
 
 Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D``,
 ``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history) and
 ``profile/timeline_event/dt=D`` (the timeline's batch events, :mod:`c360.batch.timeline`) and
-``segments/segment_member/dt=D`` (segment membership spells as of D, :mod:`c360.segments`).
+``segments/segment_member/dt=D`` (segment membership spells as of D, :mod:`c360.segments`);
+zone ``gold``: the BI tables ``c360/<table>/dt=D`` (:mod:`c360.batch.gold`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from c360.batch import features, quality
+from c360.batch import features, gold, quality
 from c360.config import Settings
 from c360.contracts.compute import LakeInput
 from c360.contracts.identity import IDENTITY_MAP
@@ -164,6 +166,34 @@ def run_segments(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     return Outcome("succeeded", table.num_rows, detail)
 
 
+def run_gold(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """The BI tables of D (:mod:`c360.batch.gold`) as Parquet in the lake's gold zone:
+    ``profile``, ``segment_member``, ``segment`` and, once the profile has churn columns,
+    ``churn_score``. (The serving store's ``bi_`` views follow each publish by themselves.)"""
+    person = lake.read_partition("profile", "person", day, ZONE).schema
+    profile = lake.read_partition("profile", "batch_profile", day, ZONE).schema
+    spells_days = lake.partitions(SEGMENTS, membership.OUTPUT, ZONE)
+    inputs = [
+        partition(lake, "person", "profile", "person", day, person, ZONE),
+        partition(lake, "batch_profile", "profile", "batch_profile", day, profile, ZONE),
+        partition(lake, "spells", SEGMENTS, membership.OUTPUT, day, membership.SCHEMA, ZONE)
+        if day in spells_days
+        else LakeInput("spells", (), membership.SCHEMA),
+    ]
+    steps, outputs = gold.steps(profile)
+    tables = dict(compute(settings.compute, inputs, steps, outputs))
+    store = open_store(settings.serving.url)
+    try:
+        store.migrate()
+        tables["segment"] = gold.segment_table([s.as_dict() for s in store.segments()])
+    finally:
+        store.dispose()
+    for name, table in tables.items():
+        lake.write_partition(gold.SOURCE, name, day, table, zone=gold.ZONE)
+    rows = tables["profile"].num_rows
+    return Outcome("succeeded", rows, f"BI tables written: {', '.join(sorted(tables))}")
+
+
 STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "ingest": run_ingest,
     "identity": run_identity,
@@ -172,4 +202,5 @@ STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "quality": run_quality,
     "publish": run_publish,
     SEGMENTS: run_segments,
+    "gold": run_gold,
 }

@@ -283,7 +283,9 @@ class ServingStore:
                     persons=profile.num_rows,
                 )
             )
-            views.create_profile_view(conn, self.dialect, [c.name for c in profile_table.columns])
+            columns = [c.name for c in profile_table.columns]
+            views.create_profile_view(conn, self.dialect, columns)
+            views.create_bi_views(conn, columns)
         return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:

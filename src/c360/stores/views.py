@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
+from c360.batch import gold
 from c360.speed import merge
 
 if TYPE_CHECKING:
@@ -265,3 +266,45 @@ def create_profile_view(
             """
         )
     )
+
+
+# The BI views (c360.batch.gold, docs/bi_tables.md): plain names and columns over the published
+# tables, so a BI tool reads the serving batch without c360 code.
+_BI_VIEWS = ("bi_profile", "bi_segment_member", "bi_segment", "bi_churn_score")
+
+
+def create_bi_views(conn: Connection, profile_columns: Sequence[str]) -> None:
+    """(Re)create the ``bi_`` views for a batch_profile with ``profile_columns``."""
+    for view in _BI_VIEWS:
+        conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
+    person = ", ".join(f'p."{name}"' for name in gold.PERSON_NAMES)
+    features = "".join(f', b."{name}"' for name in profile_columns if name not in gold.PERSON_NAMES)
+    conn.execute(
+        text(
+            f"CREATE VIEW bi_profile AS SELECT {person}{features} FROM person p "
+            "LEFT JOIN batch_profile b ON b.person_id = p.person_id"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE VIEW bi_segment_member AS SELECT segment, person_id, entered_on, exited_on, "
+            "CASE WHEN exited_on IS NULL THEN TRUE ELSE FALSE END AS is_member "
+            "FROM segment_member"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE VIEW bi_segment AS "
+            "SELECT name, definition, description, created_at FROM segment"
+        )
+    )
+    churn = [name for name in profile_columns if name.startswith(gold.CHURN_PREFIX)]
+    if churn:
+        columns = ", ".join(f'"{name}"' for name in churn)
+        scored = " OR ".join(f'"{name}" IS NOT NULL' for name in churn)
+        conn.execute(
+            text(
+                f"CREATE VIEW bi_churn_score AS SELECT person_id, batch_date, {columns} "
+                f"FROM batch_profile WHERE {scored}"
+            )
+        )
