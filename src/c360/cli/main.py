@@ -78,6 +78,7 @@ def _register() -> None:
         segment_cmd,
         serve,
         stream,
+        webhooks_cmd,
     )
 
     commands = (
@@ -92,6 +93,7 @@ def _register() -> None:
         serve,
         keys_cmd,
         segment_cmd,
+        webhooks_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -283,4 +284,49 @@ segment_member = Table(
     Column("entered_on", Date, primary_key=True),
     Column("exited_on", Date),
     Index("ix_segment_member_person", "person_id"),
+)
+
+# Real-time segment membership (c360.stores.live_segments): segments whose definition reads a
+# real-time field, re-evaluated for the persons a speed-layer micro-batch changed, in the
+# micro-batch's own transaction. One row per current member.
+segment_live_member = Table(
+    "segment_live_member",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("person_id", String(40), primary_key=True),
+    Column("entered_at", DateTime, nullable=False),
+    Index("ix_segment_live_member_person", "person_id"),
+)
+
+# The outbox of segment.entered / segment.exited events, written in the same transaction as the
+# membership change (and so as the micro-batch's offsets): an event exists exactly once. The
+# webhook dispatcher (c360.pipeline.webhooks) delivers it, keyed by event_id (the receiver's
+# idempotency key): pending -> delivered | withheld (no marketing consent) | failed (gave up).
+segment_event = Table(
+    "segment_event",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("segment", String(64), nullable=False),
+    Column("person_id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Index("ix_segment_event_due", "status", "next_attempt_at"),
+)
+
+# Every webhook delivery attempt: its event, number, time, HTTP status (null: no answer) and
+# the error's class (never a body or an address).
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("attempted_at", DateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(200)),
+    Column("succeeded", Boolean, nullable=False),
 )

@@ -49,6 +49,7 @@ from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
 from c360.stores import keys as stored_keys
 from c360.stores import (
+    live_segments,
     migrations,
     profiles,
     realtime,
@@ -59,6 +60,7 @@ from c360.stores import (
     views,
 )
 from c360.stores import segments as stored_segments
+from c360.stores import webhooks as stored_webhooks
 from c360.stores.realtime import MicroBatch, PreparedBatch
 from c360.stores.runlog import StepRecord
 from c360.stores.search import SearchKey, SearchPage
@@ -350,9 +352,13 @@ class ServingStore:
     def commit_micro_batch(self, group: str, prepared: PreparedBatch) -> int:
         """Commit a prepared micro-batch in one transaction: claim the offsets (compare-and-set,
         :class:`~c360.stores.realtime.OffsetConflict` if another consumer moved one), write the
-        states, orders, links and dead letters. Returns the orders inserted."""
+        states, orders, links and dead letters, then re-evaluate the real-time segments for the
+        persons it changed and write their entered/exited events (:mod:`.live_segments`).
+        Returns the orders inserted."""
         with self._transaction(f"committing a micro-batch of {group}") as conn:
-            return realtime.commit(conn, group, prepared)
+            orders = realtime.commit(conn, group, prepared)
+            live_segments.evaluate(conn, self.dialect, prepared.keys, naive_utc_now())
+            return orders
 
     def stitch(self, links: Iterable[StitchLink]) -> int:
         """Record real-time identity links in their own transaction (newest wins per cookie,
@@ -506,6 +512,24 @@ class ServingStore:
         person id), with the fields it reads (:func:`.segments.preview`)."""
         with self._reading("previewing a segment") as conn:
             return stored_segments.preview(conn, definition, sample)
+
+    # -- webhooks: the segment event outbox ---------------------------------------------------
+    def due_events(self, now: dt.datetime, limit: int) -> list[stored_webhooks.DueEvent]:
+        """Pending segment events due at ``now`` (naive UTC), oldest due first, with the
+        person's email and whether they have marketing consent (:mod:`.webhooks`)."""
+        with self._reading("reading due webhook events") as conn:
+            return stored_webhooks.due(conn, now, limit)
+
+    def record_delivery(self, attempt: stored_webhooks.Attempt) -> bool:
+        """Record a delivery attempt and its event's new status in one transaction; False if
+        another dispatcher recorded that attempt first."""
+        with self._transaction(f"recording webhook delivery {attempt.event_id}") as conn:
+            return stored_webhooks.record(conn, attempt)
+
+    def webhook_deliveries(self, event_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of an event, in order."""
+        with self._reading("reading webhook deliveries") as conn:
+            return stored_webhooks.deliveries(conn, event_id)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -210,6 +210,8 @@ def find(conn: Connection, name: str) -> Segment:
 def remove(conn: Connection, name: str) -> bool:
     """Delete a segment and its membership; whether it existed."""
     conn.execute(delete(serving.segment_member).where(serving.segment_member.c.segment == name))
+    live = serving.segment_live_member
+    conn.execute(delete(live).where(live.c.segment == name))
     deleted = conn.execute(delete(serving.segment).where(serving.segment.c.name == name))
     return bool(deleted.rowcount)
 
