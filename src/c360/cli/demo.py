@@ -68,6 +68,13 @@ def command(
     say(f"generating {customers} customers over {days} days, then the daily batch…")
     demo.prepare(settings, summary)
     say(f"batch {summary.batch_date}: {summary.persons} persons published")
+    say(
+        "segments: "
+        + ", ".join(
+            f"{name} {'(real time)' if count is None else f'{count} members'}"
+            for name, count in summary.segments.items()
+        )
+    )
     api_key = demo.create_api_key(settings, folder, summary)
 
     if once:
