@@ -245,3 +245,58 @@ def test_a_delivery_that_keeps_failing_is_given_up_and_recorded(
     event_id = received.received[0]["event_id"]
     assert [a["status_code"] for a in store.webhook_deliveries(event_id)] == [500, 500, 500]
     assert store.query("SELECT status FROM segment_event") == [{"status": "failed"}]
+
+
+def test_an_abandoned_cart_enters_after_its_silence_with_no_event(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    publish(store)
+    store.create_segment(
+        "abandoned-cart", "cart_value > 100 and time_since_last_event_seconds > 1800"
+    )
+    with LocalLog(tmp_path / "log", 1) as log:
+
+        def stream(*messages: dict[str, Any]) -> None:
+            log.append("clickstream", [("cookie-a", json.dumps(m).encode()) for m in messages])
+            run(log, store, topics=("clickstream",), stop_when_caught_up=True)
+
+        stream(
+            event("identify", "m1", "cookie-a", 6, userId="42"),
+            event("track", "m2", "cookie-a", 5, event="Product Added",
+                  properties=added("k1", 180.0)),
+        )  # fmt: skip
+        assert store.query("SELECT count(*) AS n FROM segment_event") == [{"n": 0}]  # active
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        assert store.sweep_live_segments(now) == 0  # 5 minutes of silence: not yet
+        later = now + dt.timedelta(minutes=26)
+        assert store.sweep_live_segments(later) == 1  # 31 minutes: abandoned
+        assert store.sweep_live_segments(later) == 0  # once
+        preview = store.preview_segment("time_since_last_event_seconds > 60 and cart_value > 100")
+        assert [r["person_id"] for r in preview.sample] == ["p_1"]
+        assert preview.sample[0]["time_since_last_event_seconds"] > 290
+        stream(event("page", "m3", "cookie-a", 0.1))  # back: no longer abandoned
+    kinds = store.query("SELECT person_id, kind FROM segment_event ORDER BY kind")
+    assert kinds == [  # entered (as of the sweep's time, ahead of the clock), then exited
+        {"person_id": "p_1", "kind": "segment.entered"},
+        {"person_id": "p_1", "kind": "segment.exited"},
+    ]
+
+
+def test_the_idle_stream_worker_sweeps(
+    store: ServingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from c360.pipeline import stream_worker
+
+    monkeypatch.setattr(stream_worker, "SWEEP_EVERY_S", 0.0)
+    swept: list[int] = []
+    original = store.sweep_live_segments
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        swept.append(original(*args, **kwargs))
+        return swept[-1]
+
+    monkeypatch.setattr(store, "sweep_live_segments", counting)
+    with LocalLog(tmp_path / "log", 1) as log:
+        run(log, store, topics=("clickstream",), stop_when_caught_up=False, poll_interval=0.01,
+            should_stop=lambda: len(swept) >= 2)  # fmt: skip
+    assert swept == [0, 0]

@@ -117,6 +117,10 @@ class StoreDialect(ABC):
         """SQL: whole days from a date to today (UTC)."""
 
     @abstractmethod
+    def epoch_ms(self, expression: str) -> str:
+        """SQL: epoch milliseconds of a stored (naive UTC) timestamp ``expression``."""
+
+    @abstractmethod
     def is_transient(self, error: BaseException) -> bool:
         """Whether a driver's error (the DBAPI exception itself) is passing: retrying later
         may succeed."""
@@ -511,7 +515,16 @@ class ServingStore:
         """How many persons a definition selects now and the first ``sample`` of them (by
         person id), with the fields it reads (:func:`.segments.preview`)."""
         with self._reading("previewing a segment") as conn:
-            return stored_segments.preview(conn, definition, sample)
+            return stored_segments.preview(conn, self.dialect, definition, sample, naive_utc_now())
+
+    def sweep_live_segments(
+        self, now: dt.datetime | None = None, horizon: dt.timedelta = dt.timedelta(hours=48)
+    ) -> int:
+        """Re-evaluate the real-time segments that change with time alone, in one transaction
+        (:func:`.live_segments.sweep`); the number of entered/exited events written."""
+        with self._transaction("sweeping the real-time segments") as conn:
+            changes = live_segments.sweep(conn, self.dialect, now or naive_utc_now(), horizon)
+        return len(changes)
 
     # -- webhooks: the segment event outbox ---------------------------------------------------
     def due_events(self, now: dt.datetime, limit: int) -> list[stored_webhooks.DueEvent]:

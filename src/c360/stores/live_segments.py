@@ -18,8 +18,11 @@ before the commit loses nothing (the batch is read again and evaluated again) an
 duplicates nothing (the offsets moved): each change gives exactly one event. Delivery is
 at-least-once, keyed by the event id (:mod:`c360.pipeline.webhooks`).
 
-What is **not** done: time passing alone changes nothing — a definition such as "no activity
-for 30 minutes" is only re-evaluated when the person's state changes, not on a timer.
+Time passing alone changes ``time_since_last_event_seconds`` and ``events_last_hour``: the
+segments reading them are also re-evaluated by :func:`sweep` (the stream worker runs it when
+idle, every ``SWEEP_EVERY_S``), for their members and the persons with a recent event — so an
+abandoned cart (``cart_value > 100 and time_since_last_event_seconds > 1800``) enters after 30
+minutes of silence with no event to trigger it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, DateTime, bindparam, select, text
 
 from c360.contracts import serving
 from c360.contracts.times import epoch_ms
@@ -108,7 +111,46 @@ def evaluate(
     live, known = realtime_segments(conn)
     if not live:
         return []
-    persons = sorted(_persons(conn, keyed))
+    return _evaluate(conn, dialect, live, known, sorted(_persons(conn, keyed)), now)
+
+
+def sweep(
+    conn: Connection, dialect: StoreDialect, now: dt.datetime, horizon: dt.timedelta
+) -> list[Change]:
+    """Re-evaluate the segments whose definition reads a field that changes with time alone
+    (``time_since_last_event_seconds``, ``events_last_hour``) for their members and for the
+    persons with an event since ``now - horizon``: what no event triggers (an abandoned cart
+    after 30 minutes of silence). In the caller's transaction."""
+    live, known = realtime_segments(conn)
+    timed = [(n, d) for n, d in live if segments.TIME_DEPENDENT & set(d.fields)]
+    if not timed:
+        return []
+    member = serving.segment_live_member
+    persons = {
+        row[0]
+        for row in conn.execute(
+            select(member.c.person_id).where(
+                member.c.segment.in_(bindparam("names", expanding=True))
+            ),
+            {"names": [n for n, _ in timed]},
+        )
+    }
+    recent = text(
+        f"SELECT DISTINCT {views.RESOLVE_PERSON} AS person_id "
+        f"FROM realtime_state r{views.RESOLVE_JOINS} WHERE r.last_event_at >= :since"
+    ).bindparams(bindparam("since", now - horizon, type_=DateTime()))
+    persons.update(row[0] for row in conn.execute(recent) if row[0] is not None)
+    return _evaluate(conn, dialect, timed, known, sorted(persons), now)
+
+
+def _evaluate(
+    conn: Connection,
+    dialect: StoreDialect,
+    live: Sequence[tuple[str, Definition]],
+    known: dict[str, tuple[Kind, str]],
+    persons: Sequence[str],
+    now: dt.datetime,
+) -> list[Change]:
     changes: list[Change] = []
     for start in range(0, len(persons), _CHUNK):
         chunk = persons[start : start + _CHUNK]
@@ -116,20 +158,28 @@ def evaluate(
         match = f"IN ({', '.join(':' + m for m in marks)})"
         realtime = views.realtime_for_persons_sql(dialect, match)
         for name, definition in live:
-            compiled, _ = segments.condition(definition, known)
+            compiled, _ = segments.condition(definition, known, dialect)
             query = (
                 f"SELECT b.person_id FROM batch_profile b LEFT JOIN ({realtime}) rt "
                 f"ON rt.person_id = b.person_id WHERE b.person_id {match} AND {compiled.sql}"
             )
             extra = {**marks, "now_ms": epoch_ms(now)}
             matched = {row[0] for row in conn.execute(segments.bound(query, compiled, extra))}
-            changes += _apply(conn, name, chunk, matched, now)
+            changes += _apply(conn, dialect, name, chunk, matched, now)
     return changes
 
 
 def _apply(
-    conn: Connection, name: str, persons: Sequence[str], matched: set[str], now: dt.datetime
+    conn: Connection,
+    dialect: StoreDialect,
+    name: str,
+    persons: Sequence[str],
+    matched: set[str],
+    now: dt.datetime,
 ) -> list[Change]:
+    """Apply the difference for ``persons``; each change is claimed by its own statement (an
+    insert that does nothing on conflict, a delete), so two transactions evaluating the same
+    person — two workers, a worker and a sweep — cannot both report it."""
     live = serving.segment_live_member
     current = {
         row[0]
@@ -140,22 +190,18 @@ def _apply(
             {"ids": list(persons)},
         )
     }
-    entered = sorted(matched - current)
-    exited = sorted(current - matched)
-    if entered:
-        conn.execute(
-            live.insert(), [{"segment": name, "person_id": p, "entered_at": now} for p in entered]
-        )
-    if exited:
-        conn.execute(
-            live.delete().where(
-                live.c.segment == name, live.c.person_id.in_(bindparam("gone", expanding=True))
-            ),
-            {"gone": exited},
-        )
-    changes = [Change(name, p, ENTERED) for p in entered] + [
-        Change(name, p, EXITED) for p in exited
-    ]
+    changes: list[Change] = []
+    # RETURNING tells whether this statement made the change (psycopg's rowcount of an
+    # INSERT … ON CONFLICT DO NOTHING is -1).
+    claim = dialect.insert(live).on_conflict_do_nothing().returning(live.c.person_id)
+    for person in sorted(matched - current):
+        row = {"segment": name, "person_id": person, "entered_at": now}
+        if conn.execute(claim, row).first() is not None:
+            changes.append(Change(name, person, ENTERED))
+    for person in sorted(current - matched):
+        gone = live.delete().where(live.c.segment == name, live.c.person_id == person)
+        if conn.execute(gone.returning(live.c.person_id)).first() is not None:
+            changes.append(Change(name, person, EXITED))
     if changes:
         conn.execute(
             serving.segment_event.insert(),

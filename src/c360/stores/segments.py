@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, bindparam, delete, inspect, select, text
@@ -29,10 +29,14 @@ from sqlalchemy.sql.elements import TextClause
 
 from c360.batch.catalogue import CATALOGUE
 from c360.contracts import serving
+from c360.contracts.times import epoch_ms
 from c360.errors import NotFoundError, TerminalError
 from c360.segments import Compiled, Definition, DefinitionError, Kind, compile_sql, kind_of, parse
 from c360.segments.definition import colon
 from c360.speed import merge
+
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_DESCRIPTION = 500
@@ -106,10 +110,14 @@ def _kind(column_type: sqltypes.TypeEngine[Any]) -> Kind:
     return Kind.TEXT
 
 
+# Real-time fields computed at evaluation time (``:now_ms``) rather than read from the view.
+COMPUTED = {"time_since_last_event_seconds"}
+# Fields whose value changes with time alone (c360.stores.live_segments sweeps them).
+TIME_DEPENDENT = {"time_since_last_event_seconds", "events_last_hour"}
 REALTIME_FIELDS: dict[str, tuple[Kind, str]] = {
     f.name: (kind_of(f.type), "realtime")
     for f in merge.REALTIME_FEATURES
-    if f.name in REALTIME_VIEW_COLUMNS
+    if f.name in REALTIME_VIEW_COLUMNS or f.name in COMPUTED
 }
 
 
@@ -310,26 +318,35 @@ def bound(sql: str, compiled: Compiled, extra: Mapping[str, object] | None = Non
 
 
 def condition(
-    definition: Definition, known: Mapping[str, tuple[Kind, str]]
+    definition: Definition, known: Mapping[str, tuple[Kind, str]], dialect: StoreDialect
 ) -> tuple[Compiled, bool]:
-    """The WHERE condition over ``batch_profile b`` (and ``realtime_profile rt``), and whether
-    it reads a real-time field."""
+    """The WHERE condition over ``batch_profile b`` (and real-time features ``rt``), and
+    whether it reads a real-time field. A computed field reads ``:now_ms``."""
     realtime = any(known[f][1] == "realtime" for f in definition.fields)
-
-    def column(name: str) -> str:
-        return f'{"rt" if known[name][1] == "realtime" else "b"}."{name}"'
-
-    return compile_sql(definition, colon(), column), realtime
+    return compile_sql(definition, colon(), lambda name: column(name, known, dialect)), realtime
 
 
-def preview(conn: Connection, definition: str, sample: int) -> Preview:
+def column(name: str, known: Mapping[str, tuple[Kind, str]], dialect: StoreDialect) -> str:
+    """A field's SQL: ``b."x"`` for a batch field, ``rt."x"`` for a real-time one, and the
+    seconds since the newest event for ``time_since_last_event_seconds``."""
+    if name == "time_since_last_event_seconds":
+        return f"((:now_ms - {dialect.epoch_ms('rt.last_event_at')}) / 1000.0)"
+    return f'{"rt" if known[name][1] == "realtime" else "b"}."{name}"'
+
+
+def preview(
+    conn: Connection, dialect: StoreDialect, definition: str, sample: int, now: dt.datetime
+) -> Preview:
     parsed, known = check(conn, definition)
-    compiled, realtime = condition(parsed, known)
+    compiled, realtime = condition(parsed, known, dialect)
     source = serving.BATCH_PROFILE + " b"
     if realtime:
         source += " LEFT JOIN realtime_profile rt ON rt.person_id = b.person_id"
     where = f"FROM {source} WHERE {compiled.sql}"
-    shown = "".join(f', {"rt" if known[f][1] == "realtime" else "b"}."{f}"' for f in parsed.fields)
+    shown = "".join(f', {column(f, known, dialect)} AS "{f}"' for f in parsed.fields)
+    extra: dict[str, object] = (
+        {"now_ms": epoch_ms(now)} if ":now_ms" in compiled.sql + shown else {}
+    )
     total: int | None = None
     if realtime and sample > 0:
         # One statement: the count is a window over every match, computed before the LIMIT,
@@ -338,12 +355,14 @@ def preview(conn: Connection, definition: str, sample: int) -> Preview:
     else:
         # A plain count is faster than the window on the batch table alone (PostgreSQL counts
         # in parallel: 40 ms against 150 ms for 121k persons).
-        total = int(conn.execute(bound(f"SELECT count(*) {where}", compiled)).scalar_one())
+        total = int(conn.execute(bound(f"SELECT count(*) {where}", compiled, extra)).scalar_one())
         counted = "0 AS matched__"
     rows = []
     if sample > 0:
         query = f"SELECT b.person_id{shown}, {counted} {where} ORDER BY b.person_id LIMIT :n"
-        rows = [dict(r._mapping) for r in conn.execute(bound(query, compiled, {"n": sample}))]
+        rows = [
+            dict(r._mapping) for r in conn.execute(bound(query, compiled, {**extra, "n": sample}))
+        ]
     if total is None:
         total = int(rows[0]["matched__"]) if rows else 0
     for row in rows:
