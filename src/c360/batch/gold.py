@@ -137,11 +137,12 @@ def steps(profile: pa.Schema) -> tuple[list[SqlStep], list[str]]:
     ]
     outputs = ["profile", "segment_member"]
     churn = churn_columns(profile)
+    dated = ", batch_date" if "batch_date" in profile.names else ""
     if churn:
         result.append(
             SqlStep(
                 "churn_score",
-                f"SELECT person_id, batch_date, {', '.join(churn)} FROM batch_profile "
+                f"SELECT person_id{dated}, {', '.join(churn)} FROM batch_profile "
                 f"WHERE {' OR '.join(f'{c} IS NOT NULL' for c in churn)}",
             )
         )

@@ -313,9 +313,10 @@ def create_bi_views(conn: Connection, profile_columns: Sequence[str]) -> None:
     if churn:
         columns = ", ".join(f'"{name}"' for name in churn)
         scored = " OR ".join(f'"{name}" IS NOT NULL' for name in churn)
+        dated = ", batch_date" if "batch_date" in profile_columns else ""
         conn.execute(
             text(
-                f"CREATE VIEW bi_churn_score AS SELECT person_id, batch_date, {columns} "
+                f"CREATE VIEW bi_churn_score AS SELECT person_id{dated}, {columns} "
                 f"FROM batch_profile WHERE {scored}"
             )
         )
