@@ -170,6 +170,8 @@ def test_entered_and_exited_reach_a_verifying_receiver(
         ]
         members = store.query("SELECT segment, person_id FROM segment_live_member")
         assert sorted(m["person_id"] for m in members) == ["p_1", "p_2"]
+        assert store.segment("abandoned-cart").live_members == 2
+        assert store.segment("big-batch-only").live_members is None
 
         clock = Clock()
         hooks = WebhookSettings(url=url, secret=SECRET, backoff_base_seconds=30)

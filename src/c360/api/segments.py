@@ -55,7 +55,12 @@ class SegmentOut(BaseModel):
     created_at: dt.datetime
     fields: list[str] = Field(description="The profile fields the definition reads.")
     members: int | None = Field(
-        description="Current members by the latest daily membership run (null before one)."
+        description="Current members by the latest daily membership run (null before one, "
+        "and for a real-time segment)."
+    )
+    live_members: int | None = Field(
+        description="A real-time segment's members now, as the speed layer keeps them (null "
+        "for a segment over batch fields only)."
     )
 
 

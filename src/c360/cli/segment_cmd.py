@@ -45,6 +45,8 @@ def _json(value: Any) -> str:
 
 
 def _members(segment: Segment) -> str:
+    if segment.live_members is not None:
+        return f"{segment.live_members} members now (real time)"
     return "members not computed yet" if segment.members is None else f"{segment.members} members"
 
 

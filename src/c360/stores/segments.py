@@ -70,6 +70,7 @@ class Segment:
     created_at: dt.datetime
     fields: tuple[str, ...] = ()
     members: int | None = None  # current members by the latest membership publish
+    live_members: int | None = None  # a real-time segment's members now (None: not real time)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class Segment:
             "created_at": self.created_at.replace(tzinfo=dt.UTC),  # stored naive UTC
             "fields": list(self.fields),
             "members": self.members,
+            "live_members": self.live_members,
         }
 
 
@@ -142,16 +144,29 @@ def check(conn: Connection, definition: str) -> tuple[Definition, dict[str, tupl
 
 
 def _row(
-    row: Any, counts: Mapping[str, int], field_lists: Mapping[str, tuple[str, ...]]
+    row: Any,
+    counts: Mapping[str, int],
+    used: Mapping[str, tuple[tuple[str, ...], bool]],
+    live: Mapping[str, int],
 ) -> Segment:
+    fields_read, realtime = used.get(row.name, ((), False))
     return Segment(
         row.name,
         row.definition,
         row.description,
         row.created_at,
-        field_lists.get(row.name, ()),
+        fields_read,
         counts.get(row.name),
+        live.get(row.name, 0) if realtime else None,
     )
+
+
+def _live_counts(conn: Connection, name: str | None = None) -> dict[str, int]:
+    m = serving.segment_live_member
+    query = select(m.c.segment, text("count(*)")).select_from(m).group_by(m.c.segment)
+    if name is not None:
+        query = query.where(m.c.segment == name)
+    return {segment: int(count) for segment, count in conn.execute(query)}
 
 
 def _member_counts(conn: Connection, name: str | None = None) -> dict[str, int]:
@@ -169,14 +184,17 @@ def _member_counts(conn: Connection, name: str | None = None) -> dict[str, int]:
 
 def _used_fields(
     conn: Connection, definitions: Sequence[tuple[str, str]]
-) -> dict[str, tuple[str, ...]]:
-    known = {name: kind for name, (kind, _) in fields(conn).items()}
-    used: dict[str, tuple[str, ...]] = {}
+) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Per segment: the fields its definition reads, and whether one is real time."""
+    layers = fields(conn)
+    known = {name: kind for name, (kind, _) in layers.items()}
+    used: dict[str, tuple[tuple[str, ...], bool]] = {}
     for name, text_ in definitions:
         try:
-            used[name] = parse(text_, known).fields
+            read = parse(text_, known).fields
         except DefinitionError:  # a field since dropped from the profile: shown without
-            used[name] = ()
+            read = ()
+        used[name] = (read, any(layers[f][1] == "realtime" for f in read))
     return used
 
 
@@ -186,7 +204,7 @@ def create(
     check_name(name)
     if description is not None and len(description) > MAX_DESCRIPTION:
         raise SegmentNameError(f"a description is at most {MAX_DESCRIPTION} characters")
-    parsed, _ = check(conn, definition)
+    parsed, known = check(conn, definition)
     s = serving.segment
     if conn.execute(select(s.c.name).where(s.c.name == name)).first() is not None:
         raise SegmentExists(
@@ -195,15 +213,16 @@ def create(
     conn.execute(
         s.insert().values(name=name, definition=definition, description=description, created_at=at)
     )
-    return Segment(name, definition, description, at, parsed.fields, None)
+    realtime = any(known[f][1] == "realtime" for f in parsed.fields)
+    return Segment(name, definition, description, at, parsed.fields, None, 0 if realtime else None)
 
 
 def every(conn: Connection) -> list[Segment]:
     s = serving.segment
     rows = list(conn.execute(select(s).order_by(s.c.name)))
     used = _used_fields(conn, [(row.name, row.definition) for row in rows])
-    counts = _member_counts(conn)
-    return [_row(row, counts, used) for row in rows]
+    counts, live = _member_counts(conn), _live_counts(conn)
+    return [_row(row, counts, used, live) for row in rows]
 
 
 def find(conn: Connection, name: str) -> Segment:
@@ -212,7 +231,7 @@ def find(conn: Connection, name: str) -> Segment:
     if row is None:
         raise NotFoundError(f"no segment {name!r}; see c360 segment list")
     used = _used_fields(conn, [(row.name, row.definition)])
-    return _row(row, _member_counts(conn, name), used)
+    return _row(row, _member_counts(conn, name), used, _live_counts(conn, name))
 
 
 def remove(conn: Connection, name: str) -> bool:
