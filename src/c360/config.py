@@ -437,6 +437,14 @@ class ApiSettings(_Section):
         "https://shop.example.com, or * for any; a list, or one string with origins separated "
         "by commas; empty = no cross-origin access",
     )
+    store_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="reads of a networked serving store (PostgreSQL) running at once in each "
+        "server process; more only contend for the interpreter lock and the connection pool "
+        "(measured: at 1,000 requests/s, 40 threads fell behind the rate, 4 kept it)",
+    )
     readiness_max_publish_age_hours: float = Field(
         48.0,
         ge=0,

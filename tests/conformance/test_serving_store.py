@@ -649,6 +649,28 @@ def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
     assert store.find_person("email", "p_000001@x.com") == "p_000001"
 
 
+@pytest.mark.postgres
+def test_reads_keep_their_prepared_statements(postgres_url: str) -> None:
+    """A read leaves no transaction open: the pool rolls back a connection left in one, and
+    psycopg drops its prepared statements on a rollback, so every read planned its
+    statement anew (1-2 ms on a real store)."""
+    store = open_store(postgres_url)
+    try:
+        store.migrate()
+        store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
+        for _ in range(8):  # psycopg prepares a statement at its 5th execution
+            assert store.profile("p_000001") is not None
+        connection = store.engine.raw_connection()  # the one the reads used, back in the pool
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] >= 1  # the profile read's one statement
+        finally:
+            connection.close()
+    finally:
+        store.dispose()
+
+
 # -- errors are classified once, with the store named and no data in the message -------------
 
 

@@ -22,6 +22,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -61,6 +62,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         serving.migrate()
+        # The networked store's reads run on the threadpool (SQLite's on the event loop).
+        to_thread.current_default_thread_limiter().total_tokens = settings.api.store_threads
         try:
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()

@@ -135,6 +135,26 @@ class StoreDialect(ABC):
         SQLAlchemy's types would give (none when the driver gives them already)."""
         return {}
 
+    # A statement is a network round trip: the profile read asks everything in one statement,
+    # each part as JSON (json_row, json_rows), rather than part by part.
+    reads_in_one_statement: ClassVar[bool] = False
+
+    def json_row(self, query: str) -> str:
+        """An expression: the one row of ``query`` as a JSON object (NULL without a row)."""
+        raise NotImplementedError(f"{self.name} reads a profile part by part")
+
+    def json_rows(self, query: str) -> str:
+        """An expression: the rows of ``query`` as a JSON array of objects (NULL without any)."""
+        raise NotImplementedError(f"{self.name} reads a profile part by part")
+
+    @contextmanager
+    def reading(self, dbapi_connection: Any) -> Iterator[None]:
+        """Around the hot reads on a pooled driver connection: they leave no transaction open
+        (the pool rolls such a connection back, and psycopg then drops its prepared
+        statements). By default: commit after them."""
+        yield
+        dbapi_connection.commit()
+
     @abstractmethod
     def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
         """Insert many complete rows (values in column order; times as naive UTC datetimes) in
@@ -228,8 +248,11 @@ class ServingStore:
 
     @contextmanager
     def _reading(self, operation: str) -> Iterator[Connection]:
+        """A connection for reads, committed after them: a connection handed back inside a
+        transaction is rolled back by the pool, which drops psycopg's prepared statements."""
         with self._driver_errors(operation), self.engine.connect() as conn:
             yield conn
+            conn.commit()
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> None:

@@ -1,13 +1,17 @@
 """Which result columns of the serving reads hold dates, times and booleans, by name.
 
-SQLite returns those as text and 0/1; the hot reads (:mod:`.profiles`) convert them by column
-name, so the names below are the serving tables' typed columns, the feature catalogue's, and the
-few computed in the reads' SQL. A name means the same kind wherever it appears.
+SQLite returns those as text and 0/1, and so does JSON (PostgreSQL's one-statement profile read
+answers in JSON); the hot reads (:mod:`.profiles`) convert them by column name
+(:data:`FROM_TEXT`), so the names below are the serving tables' typed columns, the feature
+catalogue's, and the few computed in the reads' SQL. A name means the same kind wherever it
+appears.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Literal
 
 import pyarrow as pa
 from sqlalchemy import Boolean, Date, DateTime
@@ -54,3 +58,11 @@ def kinds_of_columns(kind: Kind) -> frozenset[str]:
     if kind == "datetime":
         names |= set(_COMPUTED_TIMES)
     return frozenset(names)
+
+
+# Each typed column's value from its text (ISO dates and times) or 0/1 / JSON boolean.
+FROM_TEXT: dict[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(kinds_of_columns("datetime"), dt.datetime.fromisoformat),
+    **dict.fromkeys(kinds_of_columns("date"), dt.date.fromisoformat),
+    **dict.fromkeys(kinds_of_columns("bool"), bool),
+}

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, text
+import orjson
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import make_url
 
@@ -34,7 +35,15 @@ class PostgresDialect(StoreDialect):
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _json_loads(dbapi_connection: Any, _record: Any) -> None:
+            from psycopg.types.json import set_json_loads
+
+            set_json_loads(orjson.loads, dbapi_connection)  # the profile read's JSON parts
+
+        return engine
 
     def insert(self, table: Table) -> Insert:
         return insert(table)
@@ -90,6 +99,24 @@ class PostgresDialect(StoreDialect):
         if state is None:  # no answer from a server: connection refused, reset, timed out
             return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
         return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+
+    reads_in_one_statement = True
+
+    def json_row(self, query: str) -> str:
+        return f"(SELECT row_to_json(x) FROM ({query}) x)"
+
+    def json_rows(self, query: str) -> str:
+        return f"(SELECT json_agg(row_to_json(x)) FROM ({query}) x)"
+
+    @contextmanager
+    def reading(self, dbapi_connection: Any) -> Iterator[None]:
+        """In autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
+        statement sees one snapshot anyway)."""
+        dbapi_connection.autocommit = True
+        try:
+            yield
+        finally:
+            dbapi_connection.autocommit = False
 
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""

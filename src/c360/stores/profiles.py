@@ -13,14 +13,16 @@ converters turn the columns that hold them into Python values, so both stores an
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine
 
 from c360.contracts import serving
 from c360.contracts.times import epoch_ms, naive_utc, naive_utc_now
 from c360.speed import merge
+from c360.stores.columns import FROM_TEXT
 from c360.stores.views import (
     ORDER_DELTAS_FOR_PERSON,
     SUPPORT_FOR_PERSON,
@@ -41,12 +43,13 @@ _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v
 # The golden record and the batch profile in one row: the person's columns, then the batch's.
 _PERSON_AND_BATCH = f"""
 SELECT p.*, b.* FROM person p LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
-WHERE p.person_id = :p
+WHERE p.person_id = :person_id
 """
 _PERSON_COLUMNS = len(serving.person.columns)
-_REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :p"
+_REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :person_id"
 _IDENTIFIERS = (
-    "SELECT id_type, id_value FROM identity_map WHERE person_id = :p ORDER BY id_type, id_value"
+    "SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id"
+    " ORDER BY id_type, id_value"
 )
 _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 
@@ -72,6 +75,10 @@ class ProfileReads:
             "identifiers": sql(_IDENTIFIERS),
             "cutoff": sql(_CUTOFF),
         }
+        self._one_statement = dialect.reads_in_one_statement
+        if self._one_statement:
+            self._sql["at_once"] = sql(_at_once_sql(dialect))
+        self._reading = dialect.reading
 
     def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
         cursor.execute(self._sql[query], params)
@@ -88,70 +95,102 @@ class ProfileReads:
             for row in cursor.fetchall()
         ]
 
-    def find_person(self, id_type: str, id_value: str) -> str | None:
-        """The person an identifier (in lookup form) belongs to, or None."""
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor on a pooled connection, left with no transaction open
+        (:meth:`~c360.stores.base.StoreDialect.reading`)."""
         connection = self._engine.raw_connection()
         try:
-            cursor = connection.cursor()
+            with self._reading(connection.dbapi_connection):
+                yield connection.cursor()
+        finally:
+            connection.close()  # back to the pool
+
+    def find_person(self, id_type: str, id_value: str) -> str | None:
+        """The person an identifier (in lookup form) belongs to, or None."""
+        with self._cursor() as cursor:
             if id_type == "anonymous_id":
                 linked = self._rows(cursor, "find_by_link", {"v": id_value})
                 if linked:
                     return str(linked[0]["person_id"])
             rows = self._rows(cursor, "find", {"t": id_type, "v": id_value})
             return str(rows[0]["person_id"]) if rows else None
-        finally:
-            connection.close()  # back to the pool
 
     def profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
     ) -> dict[str, Any] | None:
         """See :meth:`c360.stores.ServingStore.profile`."""
-        connection = self._engine.raw_connection()
-        try:
-            return self._profile(connection.cursor(), person_id, now, explain)
-        finally:
-            connection.close()
+        with self._cursor() as cursor:
+            return self._profile(cursor, person_id, now, explain)
 
     def _profile(
         self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
     ) -> Row | None:
-        found = self._person(cursor, person_id)
+        now = naive_utc_now() if now is None else naive_utc(now)
+        parts = self._parts(cursor, person_id, now, explain)
         redirected_from = None
-        if found is None:
-            survivor = self._rows(cursor, "redirect", {"p": person_id})
+        if parts is None:
+            survivor = self._rows(cursor, "redirect", {"person_id": person_id})
             if not survivor:
                 return None
             redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-            found = self._person(cursor, person_id)
-            if found is None:
+            parts = self._parts(cursor, person_id, now, explain)
+            if parts is None:
                 return None
+        return unified(person_id, redirected_from, parts, now, explain)
+
+    def _parts(self, cursor: Any, person_id: str, now: dt.datetime, explain: bool) -> Parts | None:
+        if self._one_statement:
+            return self._parts_at_once(cursor, person_id, now)
+        found = self._person(cursor, person_id)
+        if found is None:
+            return None
         person, batch = found
-        now = naive_utc_now() if now is None else naive_utc(now)
         by_person = {"person_id": person_id}
-        identifiers = self._rows(cursor, "identifiers", {"p": person_id})
+        identifiers = self._rows(cursor, "identifiers", by_person)
         realtime = self._rows(cursor, "realtime", {**by_person, "now_ms": epoch_ms(now)})
         deltas = self._rows(cursor, "deltas", by_person)
         # Support state hangs off the person's Zendesk users: none, no query.
         zendesk = any(row["id_type"] == "zendesk_user_id" for row in identifiers)
         support = self._rows(cursor, "support", by_person) if zendesk else []
         cutoff = self._rows(cursor, "cutoff", {}) if explain else []
-        return unified(
-            person_id,
-            redirected_from,
+        return Parts(
             person,
             batch,
-            realtime[0] if realtime else {},
-            support[0] if support else None,
-            deltas[0] if deltas else {},
             identifiers,
+            realtime[0] if realtime else {},
+            deltas[0] if deltas else {},
+            support[0] if support else None,
             cutoff[0]["cutoff_at"] if cutoff else None,
-            now,
-            explain,
         )
+
+    def _parts_at_once(self, cursor: Any, person_id: str, now: dt.datetime) -> Parts | None:
+        """The parts from one statement, each a JSON value (the dialect's json_row)."""
+        cursor.execute(self._sql["at_once"], {"person_id": person_id, "now_ms": epoch_ms(now)})
+        person, batch, identifiers, realtime, deltas, support, cutoff = cursor.fetchone()
+        if person is None:
+            return None
+        return Parts(
+            self._typed(person),
+            self._typed(batch) if batch is not None else {},
+            identifiers or [],
+            self._typed(realtime) if realtime is not None else {},
+            self._typed(deltas) if deltas is not None else {},
+            self._typed(support) if support is not None else None,
+            cutoff,
+        )
+
+    @staticmethod
+    def _typed(row: Row) -> Row:
+        """A row parsed from JSON with its dates, times and booleans as Python values."""
+        for name, value in row.items():
+            if value is not None and name in FROM_TEXT:
+                row[name] = FROM_TEXT[name](value)
+        return row
 
     def _person(self, cursor: Any, person_id: str) -> tuple[Row, Row] | None:
         """The golden record and the batch profile (empty when the batch has none)."""
-        cursor.execute(self._sql["person"], {"p": person_id})
+        cursor.execute(self._sql["person"], {"person_id": person_id})
         row = cursor.fetchone()
         if row is None:
             return None
@@ -167,22 +206,41 @@ class ProfileReads:
         return person, (batch if batch.get("person_id") is not None else {})
 
 
+class Parts(NamedTuple):
+    """What a profile is made of, as the store holds it."""
+
+    person: Row
+    batch: Row  # empty when the batch has no row for the person
+    identifiers: list[Row]
+    realtime: Row  # empty without real-time state
+    deltas: Row  # empty without orders since the cutoff
+    support: Row | None  # None without support state
+    cutoff: dt.datetime | None  # the serving batch's (read only when needed)
+
+
+def _at_once_sql(dialect: StoreDialect) -> str:
+    """The profile read in one statement: each part as JSON, the cutoff as it is."""
+    parts = {
+        "person": dialect.json_row("SELECT * FROM person WHERE person_id = :person_id"),
+        "batch": dialect.json_row(
+            f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :person_id"
+        ),
+        "identifiers": dialect.json_rows(_IDENTIFIERS),
+        "realtime": dialect.json_row(realtime_for_person_sql(dialect)),
+        "deltas": dialect.json_row(ORDER_DELTAS_FOR_PERSON),
+        "support": dialect.json_row(SUPPORT_FOR_PERSON),
+        "cutoff": f"({_CUTOFF})",
+    }
+    return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
+
+
 def unified(
-    person_id: str,
-    redirected_from: str | None,
-    person: Row,
-    batch: Row,
-    realtime: Row,
-    support: Row | None,
-    deltas: Row,
-    identifiers: list[Row],
-    cutoff: dt.datetime | None,
-    now: dt.datetime,
-    explain: bool,
+    person_id: str, redirected_from: str | None, parts: Parts, now: dt.datetime, explain: bool
 ) -> dict[str, Any]:
     """One person's answer: the golden record, identifiers, the unified profile (batch features
     merged with the speed layer's facts, then the real-time features), the two layers as they
     are, and with ``explain`` each field's provenance."""
+    person, batch, identifiers, realtime, deltas, support, cutoff = parts
     batch_values = {k: v for k, v in batch.items() if k != "person_id"}
     live = {k: v for k, v in realtime.items() if k != "person_id"}
     last = live.get("last_event_at")

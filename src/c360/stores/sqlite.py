@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,13 +13,7 @@ from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.engine import make_url
 
 from c360.stores.base import StoreDialect
-from c360.stores.columns import kinds_of_columns
-
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    **dict.fromkeys(kinds_of_columns("datetime"), dt.datetime.fromisoformat),
-    **dict.fromkeys(kinds_of_columns("date"), dt.date.fromisoformat),
-    **dict.fromkeys(kinds_of_columns("bool"), bool),
-}
+from c360.stores.columns import FROM_TEXT
 
 # Errors SQLite reports while another connection holds the lock it needs: passing.
 _BUSY = ("database is locked", "database table is locked", "database schema is locked")
@@ -118,7 +111,7 @@ class SQLiteDialect(StoreDialect):
 
     def converters(self) -> Mapping[str, Callable[[Any], Any]]:
         """SQLite keeps dates and times as ISO text and booleans as 0/1."""
-        return _CONVERTERS
+        return FROM_TEXT
 
     @contextmanager
     def migration_transaction(self, engine: Engine) -> Iterator[Connection]:
