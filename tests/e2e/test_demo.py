@@ -87,6 +87,7 @@ def test_the_demo_defines_segments_and_computes_their_membership(
     segments = summary["segments"]
     assert set(segments) == {"high-value", "lapsing-buyers", "engaged-subscribers", "big-cart"}
     assert segments["big-cart"] is None  # real time: evaluated by the speed layer
+    assert set(summary["live_segments"]) == {"big-cart"}
     assert sum(count for name, count in segments.items() if name != "big-cart") > 0
     checked = [c for c in summary["checks"] if c["name"].startswith("segment membership")]
     assert len(checked) == 1 and checked[0]["passed"], checked

@@ -100,7 +100,7 @@ def store(tmp_path: Path) -> Iterator[ServingStore]:
         ],
         membership.SCHEMA,
     )
-    opened.replace_segment_members(spells)
+    opened.replace_segment_members(DAY, spells, ["vip"])
     yield opened
     opened.dispose()
 

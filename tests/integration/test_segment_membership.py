@@ -135,7 +135,12 @@ def test_membership_spells_follow_the_daily_profiles(tmp_path: Path) -> None:
             for r in served
         }
         assert as_dates == expected
-        counts = {s.name: s.members for s in store.segments()}
+        listed = store.segments()
+        counts = {s.name: s.members for s in listed}
+        assert {s.name: s.members_as_of for s in listed} == {
+            **dict.fromkeys(SEGMENTS_DEFINED, DAYS[-1]),
+            "abandoned-cart": None,  # real time: never evaluated by the daily step
+        }
         for name in SEGMENTS_DEFINED:
             assert counts[name] == sum(1 for s in expected if s[0] == name and s[3] is None)
 

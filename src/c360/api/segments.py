@@ -58,6 +58,9 @@ class SegmentOut(BaseModel):
         description="Current members by the latest daily membership run (null before one, "
         "and for a real-time segment)."
     )
+    members_as_of: dt.date | None = Field(
+        description="The batch date `members` is as of (null before a daily membership run)."
+    )
     live_members: int | None = Field(
         description="A real-time segment's members now, as the speed layer keeps them (null "
         "for a segment over batch fields only)."

@@ -82,6 +82,11 @@ def command(
         say(
             f"speed layer: {summary.events_processed} events, {summary.dead_lettered} dead-lettered"
         )
+        demo.count_live_segments(settings, summary)
+        say(
+            "real-time segments now: "
+            + ", ".join(f"{name} {count} members" for name, count in summary.live_segments.items())
+        )
         api = create_app(settings)
         with serve_in_thread(api, settings.api.host, port or 0) as url:
             summary.api_url = url

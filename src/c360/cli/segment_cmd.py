@@ -47,7 +47,9 @@ def _json(value: Any) -> str:
 def _members(segment: Segment) -> str:
     if segment.live_members is not None:
         return f"{segment.live_members} members now (real time)"
-    return "members not computed yet" if segment.members is None else f"{segment.members} members"
+    if segment.members is None:
+        return "members not computed yet"
+    return f"{segment.members} members on {segment.members_as_of}"
 
 
 @command.command("create")

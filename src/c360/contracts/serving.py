@@ -270,6 +270,7 @@ segment = Table(
     Column("definition", Text, nullable=False),
     Column("description", String(500)),
     Column("created_at", DateTime, nullable=False),
+    Column("evaluated_on", Date),  # batch date of the latest daily membership that evaluated it
 )
 
 # Segment membership as spells, computed by the daily pipeline's segments step on the batch

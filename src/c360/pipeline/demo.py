@@ -78,6 +78,7 @@ class DemoSummary:
     api_url: str = ""
     api_key_file: str = ""
     segments: dict[str, int | None] = field(default_factory=dict)
+    live_segments: dict[str, int] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -99,6 +100,7 @@ class DemoSummary:
             "api_url": self.api_url,
             "api_key_file": self.api_key_file,
             "segments": self.segments,
+            "live_segments": self.live_segments,
             "api_checks_passed": self.api_checks_passed,
             "api_checks_failed": self.api_checks_failed,
             "checks": [check.__dict__ for check in self.checks],
@@ -132,6 +134,17 @@ def prepare(settings: Settings, summary: DemoSummary) -> BatchResult:
     summary.persons = result.persons
     summary.batch_date = last_day.isoformat()
     return result
+
+
+def count_live_segments(settings: Settings, summary: DemoSummary) -> None:
+    """The real-time segments' members now, as the speed layer left them."""
+    store = open_store(settings.serving.url)
+    try:
+        summary.live_segments = {
+            s.name: s.live_members for s in store.segments() if s.live_members is not None
+        }
+    finally:
+        store.dispose()
 
 
 def create_api_key(settings: Settings, folder: Path, summary: DemoSummary) -> str:

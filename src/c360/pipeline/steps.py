@@ -154,14 +154,14 @@ def run_segments(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         spells = compute(settings.compute, inputs, steps, [membership.OUTPUT])
         table = membership.conform(spells[membership.OUTPUT])
         lake.write_partition(SEGMENTS, membership.OUTPUT, day, table, zone=ZONE)
-        store.replace_segment_members(table)
+        evaluated = [s.name for s in segments if s.definition is not None]
+        store.replace_segment_members(day, table, evaluated)
     finally:
         store.dispose()
     counts = membership.current_counts(table)
-    evaluated = sum(1 for s in segments if s.definition is not None)
-    detail = f"{evaluated} segments evaluated, {sum(counts.values())} current members"
-    if evaluated < len(segments):
-        skipped = len(segments) - evaluated
+    detail = f"{len(evaluated)} segments evaluated, {sum(counts.values())} current members"
+    if len(evaluated) < len(segments):
+        skipped = len(segments) - len(evaluated)
         detail += f"; not evaluated in the batch (real-time or unknown fields): {skipped}"
     return Outcome("succeeded", table.num_rows, detail)
 

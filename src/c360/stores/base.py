@@ -522,11 +522,14 @@ class ServingStore:
         with self._transaction(f"deleting segment {name!r}") as conn:
             return stored_segments.remove(conn, name)
 
-    def replace_segment_members(self, spells: pa.Table) -> int:
-        """Replace ``segment_member`` with the spells of the latest membership run (those of
-        segments deleted meanwhile left out), in one transaction; the rows kept."""
+    def replace_segment_members(
+        self, day: dt.date, spells: pa.Table, evaluated: Sequence[str]
+    ) -> int:
+        """Replace ``segment_member`` with the spells of the membership run of ``day`` (those
+        of segments deleted meanwhile left out) and mark the ``evaluated`` segments as of
+        ``day``, in one transaction; the rows kept."""
         with self._transaction("publishing segment membership") as conn:
-            return stored_segments.replace_members(conn, spells)
+            return stored_segments.replace_members(conn, day, spells, evaluated)
 
     def segment_audience(self, name: str) -> stored_segments.Audience:
         """A segment's current members with marketing consent and an email, for exports and

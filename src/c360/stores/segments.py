@@ -71,6 +71,7 @@ class Segment:
     fields: tuple[str, ...] = ()
     members: int | None = None  # current members by the latest membership publish
     live_members: int | None = None  # a real-time segment's members now (None: not real time)
+    members_as_of: dt.date | None = None  # the batch date ``members`` is as of
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class Segment:
             "fields": list(self.fields),
             "members": self.members,
             "live_members": self.live_members,
+            "members_as_of": self.members_as_of,
         }
 
 
@@ -150,14 +152,16 @@ def _row(
     live: Mapping[str, int],
 ) -> Segment:
     fields_read, realtime = used.get(row.name, ((), False))
+    evaluated = row.evaluated_on
     return Segment(
         row.name,
         row.definition,
         row.description,
         row.created_at,
         fields_read,
-        counts.get(row.name),
+        counts.get(row.name, 0) if evaluated is not None else None,
         live.get(row.name, 0) if realtime else None,
+        evaluated,
     )
 
 
@@ -243,7 +247,17 @@ def remove(conn: Connection, name: str) -> bool:
     return bool(deleted.rowcount)
 
 
-def replace_members(conn: Connection, spells: pa.Table) -> int:
+def replace_members(
+    conn: Connection, day: dt.date, spells: pa.Table, evaluated: Sequence[str]
+) -> int:
+    s = serving.segment
+    if evaluated:
+        conn.execute(
+            s.update()
+            .where(s.c.name.in_(bindparam("evaluated", expanding=True)))
+            .values(evaluated_on=day),
+            {"evaluated": list(evaluated)},
+        )
     m = serving.segment_member
     conn.execute(m.delete())
     columns = [c.name for c in m.columns]

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("definition", sa.Text, nullable=False),
         sa.Column("description", sa.String(500)),
         sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("evaluated_on", sa.Date),
     )
     op.create_table(
         "segment_member",
