@@ -91,7 +91,7 @@ def _persons(conn: Connection, keys: Sequence[StateKey]) -> set[str]:
         params: dict[str, object] = {}
         for i, (id_type, id_value) in enumerate(chunk):
             params[f"t{i}"], params[f"v{i}"] = id_type, id_value
-        query = text(
+        query = segments.statement(
             f"SELECT DISTINCT {views.RESOLVE_PERSON} AS person_id "
             f"FROM realtime_state r{views.RESOLVE_JOINS} "
             f"WHERE (r.id_type, r.id_value) IN (VALUES {values})"
