@@ -90,7 +90,7 @@ def from_world(directory: Path) -> dict[str, pa.Table]:
     from bench_profile_read import batch_tables
     from c360.lake import Lake
 
-    lake = Lake(settings_for(directory, "duckdb").lake.url)
+    lake = Lake(settings_for(directory, 1, 1, "duckdb").lake.url)  # only its lake is read
     day = lake.partitions("profile", "batch_profile", "features")[-1]
     return batch_tables(lake, day)
 
