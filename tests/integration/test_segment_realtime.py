@@ -302,3 +302,75 @@ def test_the_idle_stream_worker_sweeps(
         run(log, store, topics=("clickstream",), stop_when_caught_up=False, poll_interval=0.01,
             should_stop=lambda: len(swept) >= 2)  # fmt: skip
     assert swept == [0, 0]
+
+
+class Crash(Exception):
+    pass
+
+
+def _cart_stream(log: LocalLog) -> None:
+    """Two customers' carts cross 100 and fall back, one micro-batch of 2 records at a time."""
+    messages = [
+        ("cookie-a", event("identify", "c1", "cookie-a", 9, userId="42")),
+        ("cookie-b", event("identify", "c2", "cookie-b", 9, userId="43")),
+        ("cookie-a", event("track", "c3", "cookie-a", 8, event="Product Added",
+                           properties=added("k1", 150.0))),
+        ("cookie-b", event("track", "c4", "cookie-b", 8, event="Product Added",
+                           properties=added("k2", 250.0))),
+        ("cookie-a", event("track", "c5", "cookie-a", 7, event="Order Completed",
+                           properties={"order_id": "o-1", "total": 150.0})),
+        ("cookie-b", event("track", "c6", "cookie-b", 7, event="Order Completed",
+                           properties={"order_id": "o-2", "total": 250.0})),
+    ]  # fmt: skip
+    log.append("clickstream", [(key, json.dumps(m).encode()) for key, m in messages])
+
+
+EXPECTED_EVENTS = sorted(
+    (person, kind) for person in ("p_1", "p_2") for kind in ("segment.entered", "segment.exited")
+)
+
+
+def _events(store: ServingStore) -> list[tuple[str, str]]:
+    rows = store.query("SELECT person_id, kind FROM segment_event")
+    return sorted((r["person_id"], r["kind"]) for r in rows)
+
+
+@pytest.mark.parametrize("where", ["inside the transaction", "after the commit"])
+def test_a_crash_neither_loses_nor_repeats_an_event(
+    store: ServingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    from c360.stores import live_segments
+
+    publish(store)
+    store.create_segment("carts", "cart_value > 100")
+    real = live_segments.evaluate
+    calls = 0
+
+    def crash_in_the_second_batch(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        changes = real(*args, **kwargs)  # its events are written in the batch's transaction
+        if calls == 2:
+            raise Crash
+        return changes
+
+    def crash_after_the_second_commit(result: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Crash
+
+    with LocalLog(tmp_path / "log", 1) as log:
+        _cart_stream(log)
+        with pytest.raises(Crash):
+            if where == "inside the transaction":
+                monkeypatch.setattr(live_segments, "evaluate", crash_in_the_second_batch)
+                run(log, store, topics=("clickstream",), stop_when_caught_up=True, batch_size=2)
+            else:
+                run(log, store, topics=("clickstream",), stop_when_caught_up=True, batch_size=2,
+                    on_commit=crash_after_the_second_commit)  # fmt: skip
+        monkeypatch.undo()
+        before = _events(store)
+        assert before == [] if where == "inside the transaction" else len(before) == 2
+        run(log, store, topics=("clickstream",), stop_when_caught_up=True, batch_size=2)
+    assert _events(store) == EXPECTED_EVENTS  # each change once
