@@ -374,3 +374,59 @@ def test_a_crash_neither_loses_nor_repeats_an_event(
         assert before == [] if where == "inside the transaction" else len(before) == 2
         run(log, store, topics=("clickstream",), stop_when_caught_up=True, batch_size=2)
     assert _events(store) == EXPECTED_EVENTS  # each change once
+
+
+def test_a_dispatcher_that_dies_after_sending_resends_with_the_same_id(
+    store: ServingStore,
+    tmp_path: Path,
+    receiver: tuple[str, Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from c360.cli.main import cli
+
+    url, received = receiver
+    publish(store)
+    store.create_segment("carts", "cart_value > 100")
+    with LocalLog(tmp_path / "log", 1) as log:
+        _cart_stream(log)
+        run(log, store, topics=("clickstream",), stop_when_caught_up=True, batch_size=2)
+    clock = Clock()
+    hooks = WebhookSettings(url=url, secret=SECRET)
+    dispatcher = Dispatcher(hooks, store, clock=clock, rng=random.Random(3))
+
+    record = store.record_delivery
+
+    def dies(attempt: Any) -> bool:
+        if attempt.succeeded:
+            raise Crash  # the request went out and was answered; its record did not
+        return record(attempt)
+
+    monkeypatch.setattr(store, "record_delivery", dies)
+    with pytest.raises(Crash):
+        dispatcher.round()
+    monkeypatch.undo()
+    dispatcher.close()
+    first_id = received.received[0]["event_id"]
+
+    # The command line delivers what is due (everything: the record of the first was lost).
+    url_env = {
+        "C360_SERVING_URL": str(store.engine.url.render_as_string(hide_password=False)),
+        "C360_WEBHOOKS_URL": url,
+        "C360_WEBHOOKS_SECRET": SECRET,
+    }
+    done = CliRunner().invoke(cli, ["webhooks", "deliver", "--once", "--json"], env=url_env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["delivered"] == 2
+    statuses = store.query("SELECT person_id, status FROM segment_event")
+    assert sorted((r["person_id"], r["status"]) for r in statuses) == [
+        ("p_1", "delivered"),
+        ("p_1", "delivered"),
+        ("p_2", "withheld"),  # no marketing consent: never sent
+        ("p_2", "withheld"),
+    ]
+    ids = [r["event_id"] for r in received.received]
+    assert ids.count(first_id) == 2  # sent again, with the same id: the receiver dedupes
+    assert len(set(ids)) == 2 and all(r["valid"] for r in received.received)
+    assert SECRET not in done.output
