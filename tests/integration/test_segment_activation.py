@@ -234,3 +234,35 @@ def test_cli_exports_and_syncs(store: ServingStore, tmp_path: Path) -> None:
         assert report["without_consent"] == N - 1 - len(expected_audience())
         assert sent_addresses(fake).isdisjoint(without_consent())
         assert KEY not in synced.output
+
+
+def test_the_api_exports_the_consenting_members(store: ServingStore, tmp_path: Path) -> None:
+    import io
+
+    import httpx
+
+    from c360.access.keys import generate
+    from c360.api.app import create_app
+    from c360.api.server import serve_in_thread
+    from c360.config import load_config
+
+    key = generate(["profiles:read"])
+    store.add_api_key(key.record)
+    settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings
+    with (
+        serve_in_thread(create_app(settings, store=store)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key.key}"}) as api,
+    ):
+        as_csv = api.get("/v1/segments/vip/export")
+        as_parquet = api.get("/v1/segments/vip/export", params={"format": "parquet"})
+        assert api.get("/v1/segments/nobody/export").status_code == 404
+        assert api.get("/v1/segments/vip/export", headers={"Authorization": ""}).status_code == 401
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.headers["x-c360-left-out"] == str(N - 1 - len(expected_audience()))
+    for table in (
+        pa_csv.read_csv(io.BytesIO(as_csv.content)),
+        pq.read_table(io.BytesIO(as_parquet.content)),
+    ):
+        assert table.column("email").to_pylist() == [email(i) for i in expected_audience()]
+    for address in without_consent():
+        assert address.encode() not in as_csv.content

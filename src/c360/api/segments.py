@@ -10,7 +10,7 @@ values); creating and deleting need ``segments:write``. A definition that is not
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from c360.api.auth import requires
 from c360.api.errors import ApiError, responses
 from c360.errors import NotFoundError
+from c360.pipeline import activation
 from c360.segments import DefinitionError
 from c360.segments.definition import MAX_LENGTH
 from c360.stores import ServingStore
@@ -176,6 +177,48 @@ def segments_router(serving: ServingStore) -> APIRouter:
         except NotFoundError as exc:
             raise ApiError(404, "not_found", f"no segment {name!r}") from exc
         return _preview(serving, definition, sample)
+
+    @router.get(
+        "/v1/segments/{name}/export",
+        dependencies=read,
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The segment's current members with marketing consent and an "
+                "email, one row each (person_id, email, first_name, last_name, entered_on, "
+                "marketing_consent_source, marketing_consent_at); `X-C360-Left-Out` counts "
+                "the members left out without consent.",
+                "content": {
+                    media: {"schema": {"type": "string", "format": "binary"}}
+                    for media in activation.MEDIA_TYPES.values()
+                },
+                "headers": {
+                    "X-C360-Left-Out": {
+                        "description": "Members left out: no marketing consent or no email.",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
+            **responses(404, 422, 500, 503),
+        },
+    )
+    def export_segment(
+        name: Annotated[str, _NAME],
+        format: Annotated[Literal["csv", "parquet"], Query()] = "csv",
+    ) -> Response:
+        """A segment's audience as a file: only members with marketing consent."""
+        try:
+            content, left_out = activation.audience_bytes(serving, name, format)
+        except NotFoundError as exc:
+            raise ApiError(404, "not_found", f"no segment {name!r}") from exc
+        return Response(
+            content,
+            media_type=activation.MEDIA_TYPES[format],
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.{format}"',
+                "X-C360-Left-Out": str(left_out),
+            },
+        )
 
     @router.delete(
         "/v1/segments/{name}",

@@ -34,6 +34,21 @@ class Exported:
     without_consent: int
 
 
+MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def audience_bytes(store: ServingStore, name: str, fmt: str) -> tuple[bytes, int]:
+    """Segment ``name``'s audience (consenting members only) as a CSV or Parquet file's bytes,
+    and how many members were left out."""
+    audience = store.segment_audience(name)
+    sink = pa.BufferOutputStream()
+    if fmt == "csv":
+        pa_csv.write_csv(audience.members, sink)
+    else:
+        pq.write_table(audience.members, sink)
+    return sink.getvalue().to_pybytes(), audience.without_consent
+
+
 def _write(table: pa.Table, path: Path, fmt: str) -> None:
     """Write to a temporary file next to ``path`` and rename it: a reader never sees half."""
     partial = path.with_name(f".{path.name}.partial")
