@@ -11,8 +11,9 @@ closed by default. With no ``api.cors_origins`` a browser's preflight (``OPTIONS
 ``Origin`` and ``Access-Control-Request-Method``) is answered — 400 "Disallowed CORS origin",
 without any ``Access-Control-Allow-*`` header, so the browser refuses the call and its console
 says why — rather than 405 from the router. A listed origin (or ``*``) may send GET and POST
-with ``Authorization`` and ``Content-Type``, and read ``Retry-After`` and ``Content-Location``;
-no cookies (``allow_credentials`` off: keys travel in a header). Mind that a key used from a
+with ``Authorization`` and ``Content-Type``, and read ``Retry-After``, ``Content-Location`` and
+``X-C360-Left-Out`` (a segment export's); no cookies (``allow_credentials`` off: keys travel in
+a header). Mind that a key used from a
 browser is visible to its users: give such a key no more than ``profiles:read``.
 """
 
@@ -82,7 +83,7 @@ def create_app(
         allow_origins=list(settings.api.cors_origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Retry-After", "Content-Location"],
+        expose_headers=["Retry-After", "Content-Location", "X-C360-Left-Out"],
         max_age=600,
     )
     # The website's lookups first: FastAPI tries the routes in order.
