@@ -7,7 +7,10 @@ Generates a simulator world (unless --file names a clickstream file), publishes 
 into a fresh local log (not timed), then times one worker (``c360.pipeline.stream_worker.run``)
 consuming the log into a fresh SQLite serving store with every real-time feature: sessions, product
 views, cart, last event, events in the last hour, orders for the Lambda merge. ``--support`` adds
-the world's Zendesk events on the ``support`` topic.
+the world's Zendesk events on the ``support`` topic. ``--persons N`` publishes a batch first
+(customers 1..N as persons, so identified cookies resolve to them) and ``--segment
+DEFINITION`` (with it) defines a real-time segment, re-evaluated in every micro-batch's
+transaction: compare with and without to see what real-time membership costs.
 
 In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
 decodes each with orjson and counts it in a dict by key (no validation, no state, no persistence),
@@ -98,6 +101,10 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             topics.append("support")
         store = open_store(f"sqlite:///{work / 'serving.db'}")
         store.migrate()
+        if args.persons:
+            _publish_persons(store, args.persons)
+        if args.segment:
+            store.create_segment("bench-segment", args.segment)
         profiler = cProfile.Profile() if args.profile else None
         written = 0
 
@@ -126,7 +133,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             rows = store.query(
                 "SELECT (SELECT count(*) FROM realtime_state) AS state_rows, "
                 "(SELECT count(*) FROM realtime_support) AS support_rows, "
-                "(SELECT count(*) FROM realtime_order) AS orders"
+                "(SELECT count(*) FROM realtime_order) AS orders, "
+                "(SELECT count(*) FROM segment_event) AS segment_events"
             )[0]
         finally:
             store.dispose()
@@ -149,6 +157,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "partitions": args.partitions,
         "topics": topics,
+        "persons": args.persons,
+        "segment": args.segment,
         **rows,
         "publish_seconds": published.seconds,
         "generate_seconds": round(generated, 1),
@@ -157,6 +167,34 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "cores": os.cpu_count(),
     }
+
+
+def _publish_persons(store: Any, persons: int) -> None:
+    """A batch whose persons are customers 1..persons (spend 0..999), for real-time segments."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    ids = [f"p_{i:016x}" for i in range(1, persons + 1)]
+    store.publish_batch(
+        dt.date(2000, 1, 1),
+        {
+            "person": pa.table({"person_id": ids}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["customer_id"] * persons,
+                    "id_value": [str(i) for i in range(1, persons + 1)],
+                    "person_id": ids,
+                }
+            ),
+            "batch_profile": pa.table(
+                {
+                    "person_id": ids,
+                    "total_lifetime_spend": [float(i % 1000) for i in range(persons)],
+                }
+            ),
+        },
+    )
 
 
 def _requester(value: bytes) -> str:
@@ -178,6 +216,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--profile", help="write cProfile stats of the worker to this file")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
+    parser.add_argument("--persons", type=int, default=0, help="publish customers 1..N first")
+    parser.add_argument("--segment", help="a real-time segment's definition (with --persons)")
     args = parser.parse_args()
     if args.keep:
         work = Path(args.keep)

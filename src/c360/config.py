@@ -550,6 +550,48 @@ class TimelineSettings(_Section):
     )
 
 
+class WebhookSettings(_Section):
+    """Outbound webhooks: segment.entered / segment.exited, signed (docs/webhooks.md).
+
+    Delivered by ``c360 webhooks deliver``: HMAC-SHA256 over timestamp + body, retried with
+    backoff, every attempt recorded."""
+
+    url: str | None = Field(
+        None, description="the receiver's http(s) URL; unset = events are kept, not delivered"
+    )
+    secret: SecretStr | None = Field(
+        None, description="the signing secret the receiver verifies with; required with url"
+    )
+    max_attempts: int = Field(
+        8, ge=1, le=100, description="attempts per event before it is marked failed"
+    )
+    backoff_base_seconds: float = Field(
+        2.0, gt=0, description="first retry waits up to this (full jitter), doubling after"
+    )
+    backoff_cap_seconds: float = Field(600.0, gt=0, description="no retry waits longer than this")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="per delivery request")
+    batch_size: int = Field(100, ge=1, le=10_000, description="events read per round")
+    poll_seconds: float = Field(
+        1.0, gt=0, le=3600, description="c360 webhooks deliver: the wait between idle rounds"
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _non_empty_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"not an http(s) URL: {mask_secrets(value)!r}; e.g. https://hooks.example.com/c360"
+            )
+        return value
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -565,6 +607,7 @@ class Settings(_Section):
     collector: CollectorSettings = CollectorSettings()
     events: EventSettings = EventSettings()
     timeline: TimelineSettings = TimelineSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,19 @@ def test_summary_reports_every_layer(demo_run: tuple[Path, dict[str, Any]]) -> N
     assert key_file.read_text().strip() not in json.dumps(summary)  # shown nowhere
 
 
+def test_the_demo_defines_segments_and_computes_their_membership(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    _, summary = demo_run
+    segments = summary["segments"]
+    assert set(segments) == {"high-value", "lapsing-buyers", "engaged-subscribers", "big-cart"}
+    assert segments["big-cart"] is None  # real time: evaluated by the speed layer
+    assert set(summary["live_segments"]) == {"big-cart"}
+    assert sum(count for name, count in segments.items() if name != "big-cart") > 0
+    checked = [c for c in summary["checks"] if c["name"].startswith("segment membership")]
+    assert len(checked) == 1 and checked[0]["passed"], checked
+
+
 def test_the_api_needs_the_key(api: httpx.Client) -> None:
     answer = api.get("/v1/profiles/by/customer_id/1", headers={"Authorization": ""})
     assert answer.status_code == 401

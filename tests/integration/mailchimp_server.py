@@ -2,7 +2,14 @@
 
 A ``ThreadingHTTPServer`` on 127.0.0.1 (port 0) serving the documented response shapes of
 ``/3.0/lists/{id}/members``, ``/3.0/campaigns`` and ``/3.0/reports/{id}/email-activity`` with
-``count``/``offset`` paging. It checks HTTP Basic auth (any user, the key as password), records
+``count``/``offset`` paging, and the writes a segment sync makes: batch subscribe
+(``POST /3.0/lists/{id}``: ``members``, ``update_existing``; answers ``new_members``,
+``updated_members``, ``errors``), tags as static segments (``GET``/``POST
+/3.0/lists/{id}/segments``, ``GET /3.0/lists/{id}/segments/{sid}/members``, ``POST
+/3.0/lists/{id}/segments/{sid}`` with ``members_to_add``/``members_to_remove``). Addresses in
+``invalid_emails`` make a batch subscribe answer 400 with per-member ``errors`` (``field``:
+``members[i].email_address``), as Mailchimp's validation does; those in ``refused_emails`` are
+listed in a 200's ``errors``. It checks HTTP Basic auth (any user, the key as password), records
 every request, counts requests in flight, and plays scripted faults: a status (with
 ``Retry-After``), a malformed body or a dropped connection, for the next N matching requests or
 forever. ``after_page`` runs after each page is served, so a test can change the audience while
@@ -43,6 +50,8 @@ class Seen:
     path: str
     query: dict[str, str]
     authorized: bool
+    method: str = "GET"
+    body: Json | None = None
 
 
 @dataclass
@@ -161,6 +170,9 @@ class FakeMailchimp:
         self.delay_seconds = 0.0
         self.after_page: Callable[[str, int], None] | None = None
         self.requests: list[Seen] = []
+        self.tags: dict[str, dict[int, Json]] = {}  # list id -> tag id -> {name, members}
+        self.invalid_emails: set[str] = set()
+        self.refused_emails: set[str] = set()
         self.max_in_flight = 0
         self._in_flight = 0
         self._scripts: list[_Script] = []
@@ -216,12 +228,18 @@ class FakeMailchimp:
             with self._lock:
                 self._in_flight -= 1
 
-    def respond(self, target: str, authorization: str | None) -> Reply:
+    def respond(
+        self,
+        target: str,
+        authorization: str | None,
+        method: str = "GET",
+        body: Json | None = None,
+    ) -> Reply:
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         authorized = self._authorized(authorization)
         with self._lock:
-            self.requests.append(Seen(parts.path, query, authorized))
+            self.requests.append(Seen(parts.path, query, authorized, method, body))
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
         if not authorized:
@@ -229,7 +247,120 @@ class FakeMailchimp:
         fault = self._fault(parts.path, int(query.get("offset", 0)))
         if fault is not None:
             return _fault_reply(fault)
+        if method == "POST":
+            with self._lock:
+                return self._write(parts.path, body or {})
         return self._route(parts.path, query)
+
+    def tagged(self, list_id: str, name: str) -> set[str]:
+        """The addresses holding tag ``name``."""
+        with self._lock:
+            for tag in self.tags.get(list_id, {}).values():
+                if tag["name"] == name:
+                    return set(tag["members"])
+        return set()
+
+    def _write(self, path: str, body: Json) -> Reply:
+        segments = path.strip("/").split("/")
+        match segments:
+            case ["3.0", "lists", list_id]:
+                return self._batch_subscribe(list_id, body)
+            case ["3.0", "lists", list_id, "segments"]:
+                tags = self.tags.setdefault(list_id, {})
+                tag_id = 100 + len(tags)
+                tags[tag_id] = {"name": body["name"], "members": set()}
+                return _json(200, {"id": tag_id, "name": body["name"], "type": "static"})
+            case ["3.0", "lists", list_id, "segments", tag_id] if int(tag_id) in self.tags.get(
+                list_id, {}
+            ):
+                return self._retag(self.tags[list_id][int(tag_id)], body)
+        return _problem(404, "Resource Not Found", "The requested resource could not be found.")
+
+    def _batch_subscribe(self, list_id: str, body: Json) -> Reply:
+        members = body.get("members", [])
+        if len(members) > 500:
+            return _problem(400, "Invalid Resource", "At most 500 members per request.")
+        invalid = [
+            {"field": f"members[{i}].email_address", "message": "Please provide a valid email"}
+            for i, m in enumerate(members)
+            if m["email_address"] in self.invalid_emails
+        ]
+        if invalid:
+            reply = _problem(
+                400, "Invalid Resource", "The resource submitted could not be validated."
+            )
+            problem = json.loads(reply.body)
+            problem["errors"] = invalid
+            return Reply(400, json.dumps(problem).encode(), reply.headers)
+        audience = self.members.setdefault(list_id, [])
+        by_email = {m["email_address"]: m for m in audience}
+        new, updated, errors = [], [], []
+        for item in members:
+            email = item["email_address"]
+            if email in self.refused_emails:
+                errors.append(
+                    {
+                        "email_address": email,
+                        "error": f"{email} has signed up to a lot of lists very recently",
+                        "error_code": "ERROR_GENERIC",
+                    }
+                )
+                continue
+            existing = by_email.get(email)
+            if existing is None:
+                made = {
+                    "id": hashlib.md5(email.encode()).hexdigest(),
+                    "email_address": email,
+                    "status": item.get("status_if_new", "subscribed"),
+                    "merge_fields": dict(item.get("merge_fields", {})),
+                    "last_changed": "2026-12-06T00:00:00+00:00",
+                    "list_id": list_id,
+                }
+                audience.append(made)
+                by_email[email] = made
+                new.append(made)
+            else:
+                if "status" in item:
+                    existing["status"] = item["status"]
+                existing.setdefault("merge_fields", {}).update(item.get("merge_fields", {}))
+                updated.append(existing)
+        return _json(
+            200,
+            {
+                "new_members": new,
+                "updated_members": updated,
+                "errors": errors,
+                "total_created": len(new),
+                "total_updated": len(updated),
+                "error_count": len(errors),
+            },
+        )
+
+    def _retag(self, tag: Json, body: Json) -> Reply:
+        known = {m["email_address"] for ms in self.members.values() for m in ms}
+        added, removed, missing = [], [], []
+        for email in body.get("members_to_add", []):
+            if email not in known:
+                missing.append(email)
+            elif email not in tag["members"]:
+                tag["members"].add(email)
+                added.append({"email_address": email})
+        for email in body.get("members_to_remove", []):
+            if email in tag["members"]:
+                tag["members"].discard(email)
+                removed.append({"email_address": email})
+        errors = [{"email_addresses": missing, "error": "Email addresses not in the list"}]
+        return _json(
+            200,
+            {
+                "members_added": added,
+                "members_removed": removed,
+                "errors": errors if missing else [],
+                "total_added": len(added),
+                "total_removed": len(removed),
+                "error_count": len(missing),
+            },
+        )
 
     def _authorized(self, authorization: str | None) -> bool:
         if not authorization or not authorization.startswith("Basic "):
@@ -262,6 +393,23 @@ class FakeMailchimp:
                 items = [c for c in self.campaigns if c["status"] == query.get("status", "sent")]
                 items = _since(items, "send_time", query.get("since_send_time"))
                 return self._page(path, query, "campaigns", items, {})
+            case ["3.0", "lists", list_id, "segments"]:
+                tags = [
+                    {
+                        "id": i,
+                        "name": t["name"],
+                        "type": "static",
+                        "member_count": len(t["members"]),
+                    }
+                    for i, t in self.tags.get(list_id, {}).items()
+                ]
+                return self._page(path, query, "segments", tags, {"list_id": list_id})
+            case ["3.0", "lists", list_id, "segments", tag_id, "members"] if int(
+                tag_id
+            ) in self.tags.get(list_id, {}):
+                holders = sorted(self.tags[list_id][int(tag_id)]["members"])
+                items = [{"email_address": e} for e in holders]
+                return self._page(path, query, "members", items, {})
             case ["3.0", "reports", campaign_id, "email-activity"] if campaign_id in self.activity:
                 items = self.activity[campaign_id]
                 return self._page(path, query, "emails", items, {"campaign_id": campaign_id})
@@ -287,6 +435,10 @@ def _since(items: list[Json], key: str, since: str | None) -> list[Json]:
     return [i for i in items if dt.datetime.fromisoformat(i[key]) > start]
 
 
+def _json(status: int, body: Json) -> Reply:
+    return Reply(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
 def _problem(status: int, title: str, detail: str) -> Reply:
     body = {"type": "https://mailchimp.com/developer/", "title": title, "status": status}
     body["detail"] = detail
@@ -309,9 +461,17 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 5  # an idle keep-alive connection ends its thread
 
     def do_GET(self) -> None:
+        self._answer("GET", None)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self._answer("POST", body)
+
+    def _answer(self, method: str, body: Json | None) -> None:
         fake: FakeMailchimp = self.server.fake  # type: ignore[attr-defined]
         with fake.in_flight():
-            reply = fake.respond(self.path, self.headers.get("Authorization"))
+            reply = fake.respond(self.path, self.headers.get("Authorization"), method, body)
             if reply.drop:
                 self.close_connection = True
                 return

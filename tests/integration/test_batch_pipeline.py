@@ -20,7 +20,7 @@ from c360.pipeline.daily import run_day, run_range
 from c360.pipeline.steps import ZONE
 from c360.stores import open_store
 
-ALL = ["ingest", "identity", "features", "score", "quality", "publish"]
+ALL = ["ingest", "identity", "features", "score", "quality", "publish", "segments", "gold"]
 
 
 def statuses(result: object) -> dict[str, str]:
@@ -42,7 +42,7 @@ def latest_publish(settings: Settings) -> str:
 def test_completed_steps_are_skipped_unless_forced(tiny_world: Settings) -> None:
     first = run_day(tiny_world, DAY)
     assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), "score": "skipped"}
-    assert first.steps[-1].rows == 5
+    assert {s.step: s.rows for s in first.steps}["publish"] == 5
     again = run_day(tiny_world, DAY)
     assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), "score": "skipped"}
     forced = run_day(tiny_world, DAY, force=True)
@@ -79,6 +79,8 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
         "score": "skipped",
         "quality": "succeeded",
         "publish": "succeeded",
+        "segments": "succeeded",
+        "gold": "succeeded",
     }
     assert latest_publish(settings) == next_day.isoformat()
 

@@ -20,6 +20,13 @@ def test_committed_docs_are_generated_from_the_catalogue() -> None:
     assert committed == catalogue.markdown(), "regenerate: c360 features > docs/features.md"
 
 
+def test_committed_bi_docs_are_generated_from_the_bi_tables() -> None:
+    from c360.batch import gold
+
+    committed = (ROOT / "docs" / "bi_tables.md").read_text()
+    assert committed == gold.markdown(), "regenerate: c360 features --bi-tables > docs/bi_tables.md"
+
+
 def test_api_schema_documents_every_feature(tmp_path: Path) -> None:
     from c360.api.app import create_app
     from c360.config import load_config

@@ -13,8 +13,9 @@ every request of a hot path, where a slow hash would cost milliseconds each. The
 is compared with :func:`hmac.compare_digest`, in constant time.
 
 **Scopes** (space-separated in the store): ``profiles:read`` (profile reads, the timeline),
-``profiles:search`` (search), ``admin`` (implies every scope). Segment write keys are not API
-keys: the collector keeps its own (``collector.write_keys``).
+``profiles:search`` (search), ``segments:write`` (create and delete segments; reading and
+previewing them needs ``profiles:read``), ``admin`` (implies every scope). Segment write keys
+are not API keys: the collector keeps its own (``collector.write_keys``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ from c360.errors import TerminalError
 PREFIX = "c360"
 PROFILES_READ = "profiles:read"
 PROFILES_SEARCH = "profiles:search"
+SEGMENTS_WRITE = "segments:write"
 ADMIN = "admin"
 SCOPES: dict[str, str] = {
     PROFILES_READ: "read profiles (by person id or identifier) and timelines",
     PROFILES_SEARCH: "search profiles",
+    SEGMENTS_WRITE: "create and delete segments (reading and previewing them: profiles:read)",
     ADMIN: "everything: implies every other scope",
 }
 

@@ -1,17 +1,19 @@
 """The Profile API: the app, assembled from one router per concern.
 
 ``profiles.py`` (reads), ``timeline.py`` and ``search.py`` (``cursors.py``: their pagination),
-``health.py``, ``collector.py`` (Segment-compatible ingestion),
-``zendesk_webhook.py``; ``errors.py`` gives every error one shape with a machine-readable code;
-``auth.py`` the API keys (``requires(scope)``), their rate limits and the OpenAPI security.
+``segments.py`` (audiences: define, preview, delete), ``health.py``, ``collector.py``
+(Segment-compatible ingestion), ``zendesk_webhook.py``; ``errors.py`` gives every error one
+shape with a machine-readable code; ``auth.py`` the API keys (``requires(scope)``), their rate
+limits and the OpenAPI security.
 
 **CORS** (Starlette's middleware, outermost, so that 401/403/429 answers carry its headers too):
 closed by default. With no ``api.cors_origins`` a browser's preflight (``OPTIONS`` with
 ``Origin`` and ``Access-Control-Request-Method``) is answered — 400 "Disallowed CORS origin",
 without any ``Access-Control-Allow-*`` header, so the browser refuses the call and its console
 says why — rather than 405 from the router. A listed origin (or ``*``) may send GET and POST
-with ``Authorization`` and ``Content-Type``, and read ``Retry-After`` and ``Content-Location``;
-no cookies (``allow_credentials`` off: keys travel in a header). Mind that a key used from a
+with ``Authorization`` and ``Content-Type``, and read ``Retry-After``, ``Content-Location`` and
+``X-C360-Left-Out`` (a segment export's); no cookies (``allow_credentials`` off: keys travel in
+a header). Mind that a key used from a
 browser is visible to its users: give such a key no more than ``profiles:read``.
 """
 
@@ -31,6 +33,7 @@ from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
 from c360.api.search import search_router
+from c360.api.segments import segments_router
 from c360.api.timeline import timeline_router
 from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
@@ -80,7 +83,7 @@ def create_app(
         allow_origins=list(settings.api.cors_origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Retry-After", "Content-Location"],
+        expose_headers=["Retry-After", "Content-Location", "X-C360-Left-Out"],
         max_age=600,
     )
     app.add_middleware(metrics.MetricsMiddleware)  # outermost: it times everything
@@ -90,6 +93,7 @@ def create_app(
     app.include_router(profiles_router(serving, region))
     app.include_router(timeline_router(serving, settings.timeline))
     app.include_router(search_router(serving, region))
+    app.include_router(segments_router(serving))
     app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from c360.api.json import JSON
 from c360.errors import TerminalError, TransientError
@@ -27,6 +28,11 @@ logger = logging.getLogger(__name__)
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable: what went wrong.")
     message: str = Field(description="For people: what went wrong and what to do.")
+    position: int | None = Field(
+        None,
+        description="`invalid_definition` only: the 0-based character position of the "
+        "offending token in the segment definition.",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -37,18 +43,25 @@ class ApiError(Exception):
     """An answer other than 2xx: the HTTP status, a code, a message, and headers."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        position: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.position = position
 
     def response(self) -> JSON:
-        return JSON(
-            error_body(self.code, self.message), status_code=self.status, headers=self.headers
-        )
+        body = error_body(self.code, self.message)
+        if self.position is not None:
+            body["error"]["position"] = self.position
+        return JSON(body, status_code=self.status, headers=self.headers)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -61,6 +74,7 @@ _DESCRIPTIONS = {
     401: "No API key, or an unknown or revoked one (`Authorization: Bearer <key>`).",
     403: "The API key lacks the scope this route needs.",
     404: "Nothing matches.",
+    409: "Something of that name exists already.",
     422: "A parameter is not valid.",
     429: "Too many requests for this API key; retry after `Retry-After` seconds.",
     500: "The server failed (the serving store refused the read: its log says why).",
@@ -68,7 +82,13 @@ _DESCRIPTIONS = {
 }
 RETRY_AFTER_SECONDS = 5
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 422: "invalid_request"}
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_request",
+}
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -108,13 +128,23 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSON:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
         code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return JSON(
-            error_body(code, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(request))
+        return JSON(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at the request's path: Starlette's 405 names only those
+    of the first route of the path, and a path may have several (GET and POST /v1/segments)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def _document_validation_errors(app: FastAPI) -> None:

@@ -213,6 +213,30 @@ CATALOGUE: tuple[Feature, ...] = (
     ),
     _f("email_click_rate", FLOAT, "email", "Mailchimp", "Campaigns clicked / campaigns received."),
     _f("last_email_open_at", TS, "email", "Mailchimp", "Time of the latest open."),
+    # consent
+    _f(
+        "marketing_consent",
+        pa.bool_(),
+        "consent",
+        "orders DB, Mailchimp",
+        "Consent to marketing by the newest fact: the customer's opt-in (as of the customer "
+        "row's last change) or a Mailchimp member's status (subscribed: as of its opt-in; "
+        "any other: as of the snapshot showing it); a tie is no; null (no fact) is no.",
+    ),
+    _f(
+        "marketing_consent_source",
+        TEXT,
+        "consent",
+        "orders DB, Mailchimp",
+        "The fact marketing_consent comes from: orders DB opt-in, or Mailchimp <status>.",
+    ),
+    _f(
+        "marketing_consent_at",
+        TS,
+        "consent",
+        "orders DB, Mailchimp",
+        "When that fact was recorded (UTC).",
+    ),
     # support
     _f(
         "support_ticket_count",

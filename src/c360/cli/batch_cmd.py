@@ -48,7 +48,7 @@ def run(
     skip_ingest: bool,
     as_json: bool,
 ) -> None:
-    """Ingest → identity → features → score → quality → publish, for one date or a range."""
+    """Ingest → identity → features → score → quality → publish → segments, for a date or range."""
     from c360.pipeline.daily import run_range
 
     if day is not None and (first or last):

@@ -68,12 +68,24 @@ def command(
     say(f"generating {customers} customers over {days} days, then the daily batch…")
     demo.prepare(settings, summary)
     say(f"batch {summary.batch_date}: {summary.persons} persons published")
+    say(
+        "segments: "
+        + ", ".join(
+            f"{name} {'(real time)' if count is None else f'{count} members'}"
+            for name, count in summary.segments.items()
+        )
+    )
     api_key = demo.create_api_key(settings, folder, summary)
 
     if once:
         demo.stream(settings, summary, rate=None, stop=None)
         say(
             f"speed layer: {summary.events_processed} events, {summary.dead_lettered} dead-lettered"
+        )
+        demo.count_live_segments(settings, summary)
+        say(
+            "real-time segments now: "
+            + ", ".join(f"{name} {count} members" for name, count in summary.live_segments.items())
         )
         api = create_app(settings)
         with serve_in_thread(api, settings.api.host, port or 0) as url:

@@ -9,10 +9,16 @@ import click
 
 @click.command("features")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable catalogue.")
-def command(as_json: bool) -> None:
+@click.option(
+    "--bi-tables", is_flag=True, help="The BI tables' columns instead (docs/bi_tables.md)."
+)
+def command(as_json: bool, bi_tables: bool) -> None:
     """Print the feature catalogue (the source of docs/features.md and the API schema)."""
-    from c360.batch import catalogue
+    from c360.batch import catalogue, gold
 
+    if bi_tables:
+        click.echo(gold.markdown(), nl=False)
+        return
     if as_json:
         rows = [
             {

@@ -8,30 +8,17 @@ lost key cannot be shown again: revoke it and create another. ``list`` never sho
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
 from c360.access.keys import SCOPES, ApiKey, generate, parse
 from c360.cli.main import AppContext, pass_app
 from c360.errors import NotFoundError
-from c360.stores import ServingStore, open_store
 
 
 @click.group("keys")
 def command() -> None:
     """API keys of the Profile API (Authorization: Bearer <key>)."""
-
-
-@contextmanager
-def _store(app: AppContext) -> Iterator[ServingStore]:
-    store = open_store(app.config().settings.serving.url)
-    try:
-        store.migrate()
-        yield store
-    finally:
-        store.dispose()
 
 
 def _rate(key: ApiKey) -> str:
@@ -77,7 +64,7 @@ def create(
 ) -> None:
     """Create a key; it is shown this once (only its hash is stored)."""
     new = generate(scopes, name=name, rate_limit_per_s=rate_limit)
-    with _store(app) as store:
+    with app.store() as store:
         store.add_api_key(new.record)
     if as_json:
         click.echo(json.dumps({**new.record.public(), "key": new.key}))
@@ -91,7 +78,7 @@ def create(
 @pass_app
 def list_keys(app: AppContext, as_json: bool) -> None:
     """Every key, revoked ones included (never a secret)."""
-    with _store(app) as store:
+    with app.store() as store:
         keys = store.api_keys()
     if as_json:
         click.echo(json.dumps([key.public() for key in keys]))
@@ -111,7 +98,7 @@ def revoke(app: AppContext, key_id: str, as_json: bool) -> None:
     api.key_refresh_seconds."""
     parsed = parse(key_id)  # the whole key was given: its id
     key_id = parsed[0] if parsed else key_id.strip()
-    with _store(app) as store:
+    with app.store() as store:
         key = store.revoke_api_key(key_id)
         refresh = app.config().settings.api.key_refresh_seconds
     if key is None:

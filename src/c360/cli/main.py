@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from c360.config import ResolvedConfig, load_config
 from c360.errors import C360Error
 from c360.masking import install_log_masking, mask_secrets
+
+if TYPE_CHECKING:
+    from c360.stores import ServingStore
 
 
 @dataclass
@@ -27,6 +32,18 @@ class AppContext:
         if overrides or self._resolved is None:
             self._resolved = load_config(self.config_path, overrides=overrides)
         return self._resolved
+
+    @contextmanager
+    def store(self) -> Iterator[ServingStore]:
+        """The configured serving store, migrated, disposed of after the ``with``."""
+        from c360.stores import open_store  # not for commands that need no store
+
+        store = open_store(self.config().settings.serving.url)
+        try:
+            store.migrate()
+            yield store
+        finally:
+            store.dispose()
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -58,8 +75,10 @@ def _register() -> None:
         ingest_cmd,
         keys_cmd,
         replay,
+        segment_cmd,
         serve,
         stream,
+        webhooks_cmd,
     )
 
     commands = (
@@ -73,6 +92,8 @@ def _register() -> None:
         replay,
         serve,
         keys_cmd,
+        segment_cmd,
+        webhooks_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)

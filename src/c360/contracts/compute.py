@@ -27,10 +27,14 @@ from c360.errors import TerminalError
 
 @dataclass(frozen=True)
 class SqlStep:
-    """One named SELECT; later steps read it by its name."""
+    """One named SELECT; later steps read it by its name.
+
+    ``params`` are bound to the SELECT's ``?`` placeholders, in order (values a user gave —
+    a segment definition's — are bound, never pasted into the SQL)."""
 
     name: str
     sql: str
+    params: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -259,3 +260,74 @@ timeline_event = Table(
 )
 
 BATCH_PROFILE = "batch_profile"
+
+# Segments (c360.segments): audiences as boolean definitions over profile fields, checked when
+# saved (the text is kept; the fields it read then are re-checked at each evaluation).
+segment = Table(
+    "segment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("description", String(500)),
+    Column("created_at", DateTime, nullable=False),
+    Column("evaluated_on", Date),  # batch date of the latest daily membership that evaluated it
+)
+
+# Segment membership as spells, computed by the daily pipeline's segments step on the batch
+# engine: a person entered a segment on the batch date ``entered_on`` and left it on the batch
+# date ``exited_on`` (null: still a member). Replaced at each segments publish from the lake's
+# ``segments/segment_member/dt=D`` (the history: every day's spells are kept there).
+segment_member = Table(
+    "segment_member",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("person_id", String(40), primary_key=True),
+    Column("entered_on", Date, primary_key=True),
+    Column("exited_on", Date),
+    Index("ix_segment_member_person", "person_id"),
+)
+
+# Real-time segment membership (c360.stores.live_segments): segments whose definition reads a
+# real-time field, re-evaluated for the persons a speed-layer micro-batch changed, in the
+# micro-batch's own transaction. One row per current member.
+segment_live_member = Table(
+    "segment_live_member",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("person_id", String(40), primary_key=True),
+    Column("entered_at", DateTime, nullable=False),
+    Index("ix_segment_live_member_person", "person_id"),
+)
+
+# The outbox of segment.entered / segment.exited events, written in the same transaction as the
+# membership change (and so as the micro-batch's offsets): an event exists exactly once. The
+# webhook dispatcher (c360.pipeline.webhooks) delivers it, keyed by event_id (the receiver's
+# idempotency key): pending -> delivered | withheld (no marketing consent) | failed (gave up).
+segment_event = Table(
+    "segment_event",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("segment", String(64), nullable=False),
+    Column("person_id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Index("ix_segment_event_due", "status", "next_attempt_at"),
+)
+
+# Every webhook delivery attempt: its event, number, time, HTTP status (null: no answer) and
+# the error's class (never a body or an address).
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("attempted_at", DateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(200)),
+    Column("succeeded", Boolean, nullable=False),
+)

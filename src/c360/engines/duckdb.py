@@ -92,7 +92,9 @@ class DuckDBSession:
     def run(self, steps: Sequence[SqlStep], outputs: Sequence[str]) -> dict[str, pa.Table]:
         for step in steps:
             try:
-                self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+                self.conn.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}", list(step.params)
+                )
             except duckdb.Error as exc:
                 raise StepError(step, exc) from exc
         return {name: self.table(f"SELECT * FROM {name}") for name in outputs}

@@ -292,13 +292,15 @@ class SparkEngine:
         sql = None
         try:
             sql = to_spark_sql(step.sql)
-            frame = spark.sql(sql).cache()
+            frame = (
+                spark.sql(sql, args=list(step.params)) if step.params else spark.sql(sql)
+            ).cache()
             self._cached.append(frame)
             frame.count()
             frame.createOrReplaceTempView(step.name)
         except (*_spark_errors(), *_sqlglot_errors()) as exc:
             shown = step.sql if sql is None else f"{sql}\n--- written (DuckDB) as ---\n{step.sql}"
-            raise StepError(SqlStep(step.name, shown), exc) from exc
+            raise StepError(SqlStep(step.name, shown, step.params), exc) from exc
 
     def run(
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]

@@ -38,6 +38,13 @@ from c360.sources.files import open_bytes
 from c360.stores import open_store
 
 API_KEY_FILE = "api-key"
+# Segments the demo defines before its batch: the daily step computes their membership.
+DEMO_SEGMENTS = {
+    "high-value": "total_lifetime_spend > 500",
+    "lapsing-buyers": "days_since_last_purchase > 60 and number_of_orders >= 2",
+    "engaged-subscribers": "email_open_rate > 0.3 and marketing_consent",
+    "big-cart": "cart_value > 100",  # real time: entered/exited as the clickstream streams
+}
 
 
 def demo_overrides(folder: Path) -> dict[str, str]:
@@ -70,6 +77,8 @@ class DemoSummary:
     batch_date: str = ""
     api_url: str = ""
     api_key_file: str = ""
+    segments: dict[str, int | None] = field(default_factory=dict)
+    live_segments: dict[str, int] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -90,6 +99,8 @@ class DemoSummary:
             "batch_date": self.batch_date,
             "api_url": self.api_url,
             "api_key_file": self.api_key_file,
+            "segments": self.segments,
+            "live_segments": self.live_segments,
             "api_checks_passed": self.api_checks_passed,
             "api_checks_failed": self.api_checks_failed,
             "checks": [check.__dict__ for check in self.checks],
@@ -105,19 +116,35 @@ def reset(folder: Path) -> None:
 
 
 def prepare(settings: Settings, summary: DemoSummary) -> BatchResult:
-    """Generate the world and run the daily batch for its last day."""
+    """Generate the world, define the demo's segments and run the daily batch for its last
+    day (membership included)."""
     generate(settings, replace=True)
     last_day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
-    result = run_batch(settings, last_day)
-    summary.persons = result.persons
-    summary.batch_date = last_day.isoformat()
     store = open_store(settings.serving.url)
     try:
+        store.migrate()
+        for name, definition in DEMO_SEGMENTS.items():
+            store.create_segment(name, definition)
+        result = run_batch(settings, last_day)
         published = store.latest_publish()
         summary.profiles_published = int(published["persons"]) if published else 0
+        summary.segments = {s.name: s.members for s in store.segments()}
     finally:
         store.dispose()
+    summary.persons = result.persons
+    summary.batch_date = last_day.isoformat()
     return result
+
+
+def count_live_segments(settings: Settings, summary: DemoSummary) -> None:
+    """The real-time segments' members now, as the speed layer left them."""
+    store = open_store(settings.serving.url)
+    try:
+        summary.live_segments = {
+            s.name: s.live_members for s in store.segments() if s.live_members is not None
+        }
+    finally:
+        store.dispose()
 
 
 def create_api_key(settings: Settings, folder: Path, summary: DemoSummary) -> str:
@@ -270,10 +297,30 @@ def check_api(base_url: str, settings: Settings, api_key: str) -> list[Check]:
                     f"person {profile['person_id']}",
                 )
             )
+        checks.append(_segment_check(get))
         checks.append(_support_check(settings, get))
         checks.append(_email_check(settings, get))
         checks.append(_realtime_check(settings, get))
     return checks
+
+
+def _segment_check(get: Callable[[str], dict[str, Any] | None]) -> Check:
+    """For every batch segment, the daily membership (batch engine, over the lake) and the
+    API's preview (the serving store) count the same persons."""
+    listed = get("/v1/segments")
+    counts = []
+    for segment in listed["segments"] if listed else []:
+        if segment["members"] is None:  # real time: no daily membership
+            continue
+        preview = get(f"/v1/segments/{segment['name']}/preview?sample=1")
+        counts.append((segment["name"], segment["members"], preview and preview["count"]))
+    return Check(
+        "segment membership (batch) = segment preview (serving store)",
+        bool(counts) and all(members == counted for _, members, counted in counts),
+        ", ".join(
+            f"{name}: {members} members, preview {counted}" for name, members, counted in counts
+        ),
+    )
 
 
 def _stable(profile: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -47,6 +47,22 @@ def snapshot(
     return LakeInput(_view_name(source, table), urls, schema)
 
 
+def partition(
+    lake: Lake, name: str, source: str, table: str, day: dt.date, schema: pa.Schema, zone: str
+) -> LakeInput:
+    """One partition of a table, as the view ``name`` (the partition must exist)."""
+    return LakeInput(name, (_files(lake, source, table, day, zone),), schema)
+
+
+def latest_before(
+    lake: Lake, name: str, source: str, table: str, day: dt.date, schema: pa.Schema, zone: str
+) -> LakeInput:
+    """The latest partition of a table strictly before ``day`` (empty if none), as ``name``."""
+    days = [d for d in lake.partitions(source, table, zone) if d < day]
+    urls = (_files(lake, source, table, days[-1], zone),) if days else ()
+    return LakeInput(name, urls, schema)
+
+
 def events(lake: Lake, source: str, table: str, day: dt.date, schema: pa.Schema) -> LakeInput:
     """Every partition on or before ``day``."""
     urls = tuple(

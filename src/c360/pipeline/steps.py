@@ -1,9 +1,12 @@
 """The daily pipeline's steps. Each reads the lake and writes its output back to it, so any
-step can be re-run alone: ingest → identity → features → score → quality → publish.
+step can be re-run alone: ingest → identity → features → score → quality → publish → segments
+→ gold.
 
 Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D``,
 ``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history) and
-``profile/timeline_event/dt=D`` (the timeline's batch events, :mod:`c360.batch.timeline`).
+``profile/timeline_event/dt=D`` (the timeline's batch events, :mod:`c360.batch.timeline`) and
+``segments/segment_member/dt=D`` (segment membership spells as of D, :mod:`c360.segments`);
+zone ``gold``: the BI tables ``c360/<table>/dt=D`` (:mod:`c360.batch.gold`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from c360.batch import features, quality
+from c360.batch import features, gold, quality
 from c360.config import Settings
 from c360.contracts.compute import LakeInput
 from c360.contracts.identity import IDENTITY_MAP
@@ -20,7 +23,8 @@ from c360.engines import compute
 from c360.ingest.run import ingest
 from c360.lake import Lake
 from c360.pipeline import identity
-from c360.pipeline.lake_inputs import raw_inputs, snapshot
+from c360.pipeline.lake_inputs import latest_before, partition, raw_inputs, snapshot
+from c360.segments import Definition, DefinitionError, fields_of, membership, parse
 from c360.stores import open_store
 
 ZONE = "features"
@@ -118,6 +122,78 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     return Outcome("succeeded", tables["batch_profile"].num_rows, detail)
 
 
+SEGMENTS = "segments"  # the lake's source folder of segment membership
+
+
+def run_segments(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """Segment membership for D on the batch engine (:mod:`c360.segments.membership`): the
+    spells as of D go to the lake (``segments/segment_member/dt=D``, the history) and replace
+    ``segment_member`` in the serving store. A definition over a real-time field, or over a
+    field the day's profile lacks, is not evaluated in the batch; its spells carry over."""
+    store = open_store(settings.serving.url)
+    try:
+        store.migrate()
+        defined = store.segments()
+        profile = lake.read_partition("profile", "batch_profile", day, ZONE).schema
+        fields = fields_of(profile)
+        segments = []
+        for segment in defined:
+            try:
+                parsed: Definition | None = parse(segment.definition, fields)
+            except DefinitionError:
+                parsed = None
+            version = segment.created_at.isoformat()
+            segments.append(membership.Segment(segment.name, version, parsed))
+        inputs = [
+            partition(lake, "batch_profile", "profile", "batch_profile", day, profile, ZONE),
+            latest_before(
+                lake, "previous_member", SEGMENTS, membership.OUTPUT, day, membership.SCHEMA, ZONE
+            ),
+        ]
+        steps = membership.steps(day, segments)
+        spells = compute(settings.compute, inputs, steps, [membership.OUTPUT])
+        table = membership.conform(spells[membership.OUTPUT])
+        lake.write_partition(SEGMENTS, membership.OUTPUT, day, table, zone=ZONE)
+        evaluated = [s.name for s in segments if s.definition is not None]
+        store.replace_segment_members(day, table, evaluated)
+    finally:
+        store.dispose()
+    counts = membership.current_counts(table)
+    detail = f"{len(evaluated)} segments evaluated, {sum(counts.values())} current members"
+    if len(evaluated) < len(segments):
+        skipped = len(segments) - len(evaluated)
+        detail += f"; not evaluated in the batch (real-time or unknown fields): {skipped}"
+    return Outcome("succeeded", table.num_rows, detail)
+
+
+def run_gold(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """The BI tables of D (:mod:`c360.batch.gold`) as Parquet in the lake's gold zone:
+    ``profile``, ``segment_member``, ``segment`` and, once the profile has churn columns,
+    ``churn_score``. (The serving store's ``bi_`` views follow each publish by themselves.)"""
+    person = lake.read_partition("profile", "person", day, ZONE).schema
+    profile = lake.read_partition("profile", "batch_profile", day, ZONE).schema
+    spells_days = lake.partitions(SEGMENTS, membership.OUTPUT, ZONE)
+    inputs = [
+        partition(lake, "person", "profile", "person", day, person, ZONE),
+        partition(lake, "batch_profile", "profile", "batch_profile", day, profile, ZONE),
+        partition(lake, "spells", SEGMENTS, membership.OUTPUT, day, membership.SCHEMA, ZONE)
+        if day in spells_days
+        else LakeInput("spells", (), membership.SCHEMA),
+    ]
+    steps, outputs = gold.steps(profile)
+    tables = dict(compute(settings.compute, inputs, steps, outputs))
+    store = open_store(settings.serving.url)
+    try:
+        store.migrate()
+        tables["segment"] = gold.segment_table([s.as_dict() for s in store.segments()])
+    finally:
+        store.dispose()
+    for name, table in tables.items():
+        lake.write_partition(gold.SOURCE, name, day, table, zone=gold.ZONE)
+    rows = tables["profile"].num_rows
+    return Outcome("succeeded", rows, f"BI tables written: {', '.join(sorted(tables))}")
+
+
 STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "ingest": run_ingest,
     "identity": run_identity,
@@ -125,4 +201,6 @@ STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "score": run_score,
     "quality": run_quality,
     "publish": run_publish,
+    SEGMENTS: run_segments,
+    "gold": run_gold,
 }

@@ -246,6 +246,9 @@ def run(
 
 
 COLLECT_EVERY_S = 60.0  # the worker's own cyclic garbage collections (see _CollectorPause)
+# When idle, the real-time segments that change with time alone are re-evaluated this often
+# (c360.stores.live_segments.sweep: an abandoned cart enters after its silence, no event).
+SWEEP_EVERY_S = 30.0
 
 
 def _loop(
@@ -258,12 +261,16 @@ def _loop(
 ) -> None:
     backoff = Backoff(RETRY_BASE_S, RETRY_MAX_S)
     next_collection = time.monotonic() + COLLECT_EVERY_S
+    next_sweep = time.monotonic() + SWEEP_EVERY_S
     while True:
         if time.monotonic() >= next_collection:
             gc.collect()
             next_collection = time.monotonic() + COLLECT_EVERY_S
         try:
             done = worker.step(batch_size, stop_when_caught_up, should_stop)
+            if done is None and time.monotonic() >= next_sweep:  # idle: nothing in flight
+                worker.store.sweep_live_segments()
+                next_sweep = time.monotonic() + SWEEP_EVERY_S
         except TransientError as exc:
             if not retry:
                 raise

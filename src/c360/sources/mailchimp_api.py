@@ -1,4 +1,6 @@
-"""Mailchimp Marketing API v3: audience members, sent campaigns and their email activity.
+"""Mailchimp Marketing API v3: audience members, sent campaigns and their email activity, and
+the writes of a segment sync (:meth:`MailchimpClient.sync_tag`: batch subscribe, then a tag —
+a static segment — added to the members and removed from everyone else).
 
 The client reads three collections with ``count``/``offset`` paging:
 
@@ -71,6 +73,47 @@ class MailchimpAuthError(TerminalError):
 
 class _Failed(TransientError):
     """One failed request worth retrying; its message is the failure (``HTTP 503``, …)."""
+
+
+class _Invalid(TerminalError):
+    """A write refused with 400 and per-member ``errors`` (``field``: ``members[i]. …``)."""
+
+    def __init__(self, errors: list[Json]) -> None:
+        super().__init__(f"{len(errors)} members refused")
+        self.errors = errors
+
+
+UPSERT_CHUNK = 500  # members per batch subscribe (Mailchimp's limit)
+TAG_CHUNK = 500  # emails per static-segment add or remove
+_MEMBER_FIELD = re.compile(r"members\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a tag sync did. ``failed`` counts refused members per reason (Mailchimp's error
+    code or message, never an address); ``failed_emails`` are theirs, for the caller only."""
+
+    tag: str
+    tag_id: int
+    audience: int
+    created: int
+    updated: int
+    tagged: int
+    untagged: int
+    failed: Mapping[str, int]
+    failed_emails: frozenset[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "tag": self.tag,
+            "tag_id": self.tag_id,
+            "audience": self.audience,
+            "created": self.created,
+            "updated": self.updated,
+            "tagged": self.tagged,
+            "untagged": self.untagged,
+            "failed": dict(self.failed),
+        }
 
 
 @dataclass(frozen=True)
@@ -211,6 +254,151 @@ class MailchimpClient:
                 )
         return pa.Table.from_pylist(list(rows.values()), schema=MAILCHIMP_ACTIVITY_SCHEMA)
 
+    # -- writes: a segment as a tag ------------------------------------------------------------
+
+    def sync_tag(
+        self, tag: str, members: Iterable[tuple[str, str | None, str | None]]
+    ) -> SyncReport:
+        """Make ``tag`` name exactly ``members`` (email, first name, last name) in the audience.
+
+        1. the tag (a static segment) is found by name, or made;
+        2. members are upserted, :data:`UPSERT_CHUNK` at a time (``POST /lists/{id}``,
+           ``update_existing``, ``status_if_new: subscribed``: an existing member's status —
+           an unsubscribe made in Mailchimp — is never changed); members Mailchimp refuses,
+           in its ``errors`` or in a 400's per-member ``errors``, are left out and counted;
+        3. upserted members not yet tagged are tagged, and everyone holding the tag who is not
+           in ``members`` is untagged (``POST /lists/{id}/segments/{tag id}``).
+        Every request is idempotent, so the retries of 429, 5xx and transport errors are safe.
+        """
+        list_id = self._settings.list_id
+        if not list_id:
+            raise ConfigError(LIST_ID, "not set; name the audience segments are synced to")
+        wanted: dict[str, tuple[str | None, str | None]] = {}
+        for email, first, last in members:
+            wanted[email.strip().lower()] = (first, last)
+        base = f"/lists/{quote(list_id, safe='')}"
+        tag_id = self._tag_id(base, tag)
+        tagged = self._tagged(base, tag_id)
+        failed: dict[str, int] = {}
+        failed_emails: set[str] = set()
+        created = updated = 0
+        emails = list(wanted)
+        for start in range(0, len(emails), UPSERT_CHUNK):
+            chunk = emails[start : start + UPSERT_CHUNK]
+            new, changed, refused = self._upsert(base, chunk, wanted)
+            created, updated = created + new, updated + changed
+            for email, reason in refused.items():
+                failed[reason] = failed.get(reason, 0) + 1
+                failed_emails.add(email)
+        to_add = [e for e in emails if e not in tagged and e not in failed_emails]
+        to_remove = sorted(tagged - set(wanted))
+        added = self._retag(base, tag_id, "members_to_add", to_add, failed, failed_emails)
+        removed = self._retag(base, tag_id, "members_to_remove", to_remove, failed, failed_emails)
+        return SyncReport(
+            tag,
+            tag_id,
+            len(wanted),
+            created,
+            updated,
+            added,
+            removed,
+            failed,
+            frozenset(failed_emails),
+        )
+
+    def _write(self, path: str, body: Json) -> Json:
+        answer = self._fetch(path, {}, "POST", body)
+        if answer is None:
+            raise DataError(f"Mailchimp returned malformed JSON for POST {self._prefix}{path}")
+        return answer
+
+    def _tag_id(self, base: str, tag: str) -> int:
+        for _, items in self._pages(f"{base}/segments", "segments", {"type": "static"}):
+            for item in items:
+                if item.get("name") == tag and isinstance(item.get("id"), int):
+                    return int(item["id"])
+        made = self._write(f"{base}/segments", {"name": tag, "static_segment": []})
+        if not isinstance(made.get("id"), int):
+            raise DataError(f"Mailchimp made tag {tag!r} but answered no id")
+        return int(made["id"])
+
+    def _tagged(self, base: str, tag_id: int) -> set[str]:
+        path = f"{base}/segments/{tag_id}/members"
+        found: set[str] = set()
+        for _, items in self._pages(path, "members", {"fields": "members.email_address"}):
+            found.update(
+                str(i["email_address"]).strip().lower()
+                for i in items
+                if isinstance(i.get("email_address"), str)
+            )
+        return found
+
+    def _upsert(
+        self,
+        base: str,
+        emails: list[str],
+        names: Mapping[str, tuple[str | None, str | None]],
+    ) -> tuple[int, int, dict[str, str]]:
+        """One batch subscribe: (created, updated, refused email -> reason)."""
+        refused: dict[str, str] = {}
+        pending = list(emails)
+        for _ in range(2):  # once, and once more without what a 400 named
+            body = {
+                "members": [_member_body(email, *names[email]) for email in pending],
+                "update_existing": True,
+            }
+            try:
+                answer = self._write(base, body)
+            except _Invalid as invalid:
+                named = _named_members(invalid.errors, len(pending))
+                if not named:
+                    raise TerminalError(
+                        f"Mailchimp POST {self._prefix}{base} refused the batch (HTTP 400) "
+                        "without naming a member"
+                    ) from None
+                for index, reason in named.items():
+                    refused[pending[index]] = reason
+                pending = [e for i, e in enumerate(pending) if i not in named]
+                if not pending:
+                    return 0, 0, refused
+                continue
+            for error in answer.get("errors") or []:
+                if isinstance(error, dict) and isinstance(error.get("email_address"), str):
+                    reason = str(error.get("error_code") or "refused")
+                    refused[error["email_address"].strip().lower()] = reason
+            return (
+                _count(answer.get("total_created")) or 0,
+                _count(answer.get("total_updated")) or 0,
+                refused,
+            )
+        raise TerminalError(
+            f"Mailchimp POST {self._prefix}{base} refused the batch twice (HTTP 400)"
+        )
+
+    def _retag(
+        self,
+        base: str,
+        tag_id: int,
+        field: str,
+        emails: list[str],
+        failed: dict[str, int],
+        failed_emails: set[str],
+    ) -> int:
+        done = 0
+        path = f"{base}/segments/{tag_id}"
+        answered = "members_added" if field == "members_to_add" else "members_removed"
+        for start in range(0, len(emails), TAG_CHUNK):
+            answer = self._write(path, {field: emails[start : start + TAG_CHUNK]})
+            done += len(answer.get(answered) or [])
+            for error in answer.get("errors") or []:
+                if not isinstance(error, dict):
+                    continue
+                for email in error.get("email_addresses") or []:
+                    reason = f"tag: {str(error.get('error') or 'refused')[:60]}"
+                    failed[reason] = failed.get(reason, 0) + 1
+                    failed_emails.add(str(email).strip().lower())
+        return done
+
     # -- paging ------------------------------------------------------------------------------
 
     def _pages(self, path: str, key: str, params: Params) -> Iterator[tuple[int, list[Json]]]:
@@ -249,13 +437,16 @@ class MailchimpClient:
                 raise DataError(f"Mailchimp returned malformed JSON twice for GET {where}")
         return body
 
-    def _fetch(self, path: str, params: Params) -> Json | None:
+    def _fetch(
+        self, path: str, params: Params, method: str = "GET", body: Json | None = None
+    ) -> Json | None:
         """The body (None if it is not a JSON object), transient failures retried."""
         policy = self._retry
 
         def on_retry(error: BaseException, failures: int, delay: float) -> None:
             log.warning(
-                "Mailchimp GET %s%s: %s; attempt %d of %d in %.2fs",
+                "Mailchimp %s %s%s: %s; attempt %d of %d in %.2fs",
+                method,
                 self._prefix,
                 path,
                 error,
@@ -266,7 +457,7 @@ class MailchimpClient:
 
         try:
             return call_with_retries(
-                lambda: self._attempt(path, params),
+                lambda: self._attempt(path, params, method, body),
                 attempts=policy.max_attempts,
                 base=policy.backoff_base,
                 cap=policy.backoff_cap,
@@ -275,26 +466,39 @@ class MailchimpClient:
                 rng=self._rng,
             )
         except _Failed as last:
+            where = self._where(path, params.get("offset")) if method == "GET" else path
             raise TransientError(
-                f"Mailchimp GET {self._where(path, params.get('offset'))} still failing after "
+                f"Mailchimp {method} {where} still failing after "
                 f"{policy.max_attempts} attempts (last: {last}); retry later"
             ) from None
 
-    def _attempt(self, path: str, params: Params) -> Json | None:
-        """One request, classified: a body, or :class:`_Failed` (retry), or a terminal error."""
+    def _attempt(
+        self, path: str, params: Params, method: str = "GET", body: Json | None = None
+    ) -> Json | None:
+        """One request, classified: a body, or :class:`_Failed` (retry), or a terminal error.
+
+        A 400 to a write whose problem document lists per-member ``errors`` is answered as
+        :class:`_Invalid` (the caller leaves those members out and sends the others again)."""
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, path, params=params, json=body)
         except httpx.TransportError as exc:
             raise _Failed(type(exc).__name__) from None
         except httpx.DecodingError:
             return None
         if response.status_code < 300:
             return _json_object(response.content)
-        self._raise_unless_retryable(response, path)
+        if response.status_code == 400 and method != "GET":
+            problem = _json_object(response.content) or {}
+            errors = problem.get("errors")
+            if isinstance(errors, list) and errors:
+                raise _Invalid([e for e in errors if isinstance(e, dict)])
+        self._raise_unless_retryable(response, path, method)
         delay = parse_retry_after(response.headers.get("Retry-After"))
         raise _Failed(f"HTTP {response.status_code}", retry_after=delay)
 
-    def _raise_unless_retryable(self, response: httpx.Response, path: str) -> None:
+    def _raise_unless_retryable(
+        self, response: httpx.Response, path: str, method: str = "GET"
+    ) -> None:
         status = response.status_code
         if status in _RETRY_STATUS or status >= 500:
             return
@@ -306,13 +510,33 @@ class MailchimpClient:
             )
         hint = f": check {LIST_ID}" if status == 404 and path.startswith("/lists/") else ""
         title = _problem_title(response.content)
-        raise TerminalError(f"Mailchimp GET {where} failed with HTTP {status} ({title}){hint}")
+        raise TerminalError(f"Mailchimp {method} {where} failed with HTTP {status} ({title}){hint}")
 
     def _where(self, path: str, offset: object) -> str:
         return f"{self._prefix}{path} at offset {offset}"
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+
+
+def _member_body(email: str, first: str | None, last: str | None) -> Json:
+    merge = {k: v for k, v in (("FNAME", first), ("LNAME", last)) if v}
+    body: Json = {"email_address": email, "status_if_new": "subscribed"}
+    if merge:
+        body["merge_fields"] = merge
+    return body
+
+
+def _named_members(errors: list[Json], size: int) -> dict[int, str]:
+    """The members a 400's ``errors`` name (``field``: ``members[3].email_address``) and why
+    (the field, not the message: a message can quote the address)."""
+    named: dict[int, str] = {}
+    for error in errors:
+        match = _MEMBER_FIELD.match(str(error.get("field") or ""))
+        if match is not None and int(match[1]) < size:
+            field = str(error.get("field")).split(".", 1)[-1]
+            named[int(match[1])] = f"invalid {field}"
+    return named
 
 
 def iso_utc(value: dt.datetime) -> str:

@@ -44,10 +44,12 @@ from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TerminalError, TransientError
 from c360.identity.stitching import Reconciled, StitchLink
 from c360.masking import mask_secrets
+from c360.segments import Kind
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
 from c360.stores import keys as stored_keys
 from c360.stores import (
+    live_segments,
     migrations,
     profiles,
     realtime,
@@ -57,6 +59,8 @@ from c360.stores import (
     timeline,
     views,
 )
+from c360.stores import segments as stored_segments
+from c360.stores import webhooks as stored_webhooks
 from c360.stores.realtime import MicroBatch, PreparedBatch
 from c360.stores.runlog import StepRecord
 from c360.stores.search import SearchKey, SearchPage
@@ -111,6 +115,10 @@ class StoreDialect(ABC):
     @abstractmethod
     def days_to_today(self, date: str) -> str:
         """SQL: whole days from a date to today (UTC)."""
+
+    @abstractmethod
+    def epoch_ms(self, expression: str) -> str:
+        """SQL: epoch milliseconds of a stored (naive UTC) timestamp ``expression``."""
 
     @abstractmethod
     def is_transient(self, error: BaseException) -> bool:
@@ -308,7 +316,9 @@ class ServingStore:
                     persons=profile.num_rows,
                 )
             )
-            views.create_profile_view(conn, self.dialect, [c.name for c in profile_table.columns])
+            columns = [c.name for c in profile_table.columns]
+            views.create_profile_view(conn, self.dialect, columns)
+            views.create_bi_views(conn, columns)
         return reconciled
 
     def _evolve_profile_table(self, conn: Connection, schema: pa.Schema) -> Table:
@@ -373,9 +383,13 @@ class ServingStore:
     def commit_micro_batch(self, group: str, prepared: PreparedBatch) -> int:
         """Commit a prepared micro-batch in one transaction: claim the offsets (compare-and-set,
         :class:`~c360.stores.realtime.OffsetConflict` if another consumer moved one), write the
-        states, orders, links and dead letters. Returns the orders inserted."""
+        states, orders, links and dead letters, then re-evaluate the real-time segments for the
+        persons it changed and write their entered/exited events (:mod:`.live_segments`).
+        Returns the orders inserted."""
         with self._transaction(f"committing a micro-batch of {group}") as conn:
-            return realtime.commit(conn, group, prepared)
+            orders = realtime.commit(conn, group, prepared)
+            live_segments.evaluate(conn, self.dialect, prepared.keys, naive_utc_now())
+            return orders
 
     def stitch(self, links: Iterable[StitchLink]) -> int:
         """Record real-time identity links in their own transaction (newest wins per cookie,
@@ -482,6 +496,83 @@ class ServingStore:
         time); the key as stored afterwards, or None when there is no such key."""
         with self._transaction(f"revoking API key {key_id}") as conn:
             return stored_keys.revoke(conn, key_id, at or naive_utc_now())
+
+    # -- segments --------------------------------------------------------------------------
+    def segment_fields(self) -> dict[str, tuple[Kind, str]]:
+        """The fields a segment definition may read: kind and layer (:mod:`.segments`)."""
+        with self._reading("reading the segment fields") as conn:
+            return stored_segments.fields(conn)
+
+    def create_segment(
+        self, name: str, definition: str, description: str | None = None
+    ) -> stored_segments.Segment:
+        """Check and save a segment; :class:`~c360.segments.DefinitionError` (with the position)
+        if the definition is not one, :class:`.segments.SegmentExists` if the name is taken."""
+        with self._transaction(f"creating segment {name!r}") as conn:
+            return stored_segments.create(conn, name, definition, description, naive_utc_now())
+
+    def segments(self) -> list[stored_segments.Segment]:
+        """Every segment, by name, with its current member count (None before membership ran)."""
+        with self._reading("reading the segments") as conn:
+            return stored_segments.every(conn)
+
+    def segment(self, name: str) -> stored_segments.Segment:
+        """One segment; :class:`~c360.errors.NotFoundError` if there is none of that name."""
+        with self._reading(f"reading segment {name!r}") as conn:
+            return stored_segments.find(conn, name)
+
+    def delete_segment(self, name: str) -> bool:
+        """Delete a segment and its membership; whether there was one."""
+        with self._transaction(f"deleting segment {name!r}") as conn:
+            return stored_segments.remove(conn, name)
+
+    def replace_segment_members(
+        self, day: dt.date, spells: pa.Table, evaluated: Sequence[str]
+    ) -> int:
+        """Replace ``segment_member`` with the spells of the membership run of ``day`` (those
+        of segments deleted meanwhile left out) and mark the ``evaluated`` segments as of
+        ``day``, in one transaction; the rows kept."""
+        with self._transaction("publishing segment membership") as conn:
+            return stored_segments.replace_members(conn, day, spells, evaluated)
+
+    def segment_audience(self, name: str) -> stored_segments.Audience:
+        """A segment's current members with marketing consent and an email, for exports and
+        syncs; the others are only counted (:func:`.segments.audience`)."""
+        with self._reading(f"reading the audience of segment {name!r}") as conn:
+            return stored_segments.audience(conn, name)
+
+    def preview_segment(self, definition: str, sample: int = 10) -> stored_segments.Preview:
+        """How many persons a definition selects now and the first ``sample`` of them (by
+        person id), with the fields it reads (:func:`.segments.preview`)."""
+        with self._reading("previewing a segment") as conn:
+            return stored_segments.preview(conn, self.dialect, definition, sample, naive_utc_now())
+
+    def sweep_live_segments(
+        self, now: dt.datetime | None = None, horizon: dt.timedelta = dt.timedelta(hours=48)
+    ) -> int:
+        """Re-evaluate the real-time segments that change with time alone, in one transaction
+        (:func:`.live_segments.sweep`); the number of entered/exited events written."""
+        with self._transaction("sweeping the real-time segments") as conn:
+            changes = live_segments.sweep(conn, self.dialect, now or naive_utc_now(), horizon)
+        return len(changes)
+
+    # -- webhooks: the segment event outbox ---------------------------------------------------
+    def due_events(self, now: dt.datetime, limit: int) -> list[stored_webhooks.DueEvent]:
+        """Pending segment events due at ``now`` (naive UTC), oldest due first, with the
+        person's email and whether they have marketing consent (:mod:`.webhooks`)."""
+        with self._reading("reading due webhook events") as conn:
+            return stored_webhooks.due(conn, now, limit)
+
+    def record_delivery(self, attempt: stored_webhooks.Attempt) -> bool:
+        """Record a delivery attempt and its event's new status in one transaction; False if
+        another dispatcher recorded that attempt first."""
+        with self._transaction(f"recording webhook delivery {attempt.event_id}") as conn:
+            return stored_webhooks.record(conn, attempt)
+
+    def webhook_deliveries(self, event_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of an event, in order."""
+        with self._reading("reading webhook deliveries") as conn:
+            return stored_webhooks.deliveries(conn, event_id)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

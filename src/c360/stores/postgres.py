@@ -86,6 +86,9 @@ class PostgresDialect(StoreDialect):
         for table in tables:
             conn.execute(text(f"ANALYZE {table}"))
 
+    def epoch_ms(self, expression: str) -> str:
+        return f"(EXTRACT(EPOCH FROM {expression}) * 1000)"
+
     def days_to_today(self, date: str) -> str:
         return f"(CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS DATE) - ({date}))"
 

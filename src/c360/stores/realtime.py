@@ -401,6 +401,7 @@ class PreparedBatch:
     order_writes: list[Write]
     link_writes: list[Write]
     dead_letters: Sequence[DeadLetter]
+    keys: tuple[StateKey, ...] = ()  # the clickstream identifiers whose state changed
 
 
 def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
@@ -419,6 +420,7 @@ def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
             store, identity_stitch, [link_row(link) for link in batch.links], rule=NEWEST_LINK
         ),
         dead_letters=batch.dead_letters,
+        keys=tuple((state["id_type"], state["id_value"]) for state in batch.states),
     )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
+from c360.batch import gold
 from c360.speed import merge
 
 if TYPE_CHECKING:
@@ -49,27 +50,28 @@ FROM {{source}} r{RESOLVE_JOINS}
 """
 
 
-def person_rows(table: str, key: tuple[str, ...]) -> str:
+def person_rows(table: str, key: tuple[str, ...], match: str = "= :person_id") -> str:
     """The rows of a real-time ``table`` (with id_type, id_value, user_id) reachable from one
     person (``:person_id``): by one of the person's identifiers, by the customer id they were
     logged in as, or as a cookie stitched to one of the person's customers. Each way is one
     indexed lookup driven by the person's few identifiers (``IN (subquery)``, which both
     planners probe the index with), kept as separate branches of a union: PostgreSQL plans an
     ``OR`` of them as a scan. Their keys (``key``: the table's primary key) are joined back;
-    which rows the person really owns is decided after, by the resolution joins."""
+    which rows the person really owns is decided after, by the resolution joins. ``match``
+    is the condition on the person id (``IN (…)`` for several persons)."""
     columns = ", ".join(f"t.{name}" for name in key)
     reachable = f"""
         SELECT {columns} FROM {table} t WHERE (t.id_type, t.id_value) IN (
-            SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id)
+            SELECT id_type, id_value FROM identity_map WHERE person_id {match})
         UNION
         SELECT {columns} FROM {table} t WHERE t.user_id IN (
             SELECT id_value FROM identity_map
-            WHERE person_id = :person_id AND id_type = 'customer_id')
+            WHERE person_id {match} AND id_type = 'customer_id')
         UNION
         SELECT {columns} FROM {table} t WHERE t.id_type = 'anonymous_id' AND t.id_value IN (
             SELECT s.anonymous_id FROM identity_stitch s
             JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
-            WHERE m.person_id = :person_id)"""
+            WHERE m.person_id {match})"""
     on = " AND ".join(f"x.{name} = k.{name}" for name in key)
     return f"(SELECT x.* FROM {table} x JOIN ({reachable}) k ON {on})"
 
@@ -130,6 +132,16 @@ def realtime_profile_sql(dialect: StoreDialect) -> str:
     recent = events_last_hour_sql(dialect, dialect.now_ms())
     rows = REALTIME_ROWS.format(recent=recent, source="realtime_state")
     return REALTIME_BY_PERSON.format(rows=rows)
+
+
+def realtime_for_persons_sql(dialect: StoreDialect, match: str) -> str:
+    """Real-time features of the persons whose id meets ``match`` (``IN (…)``), as of
+    ``:now_ms``."""
+    recent = events_last_hour_sql(dialect, ":now_ms")
+    rows = REALTIME_ROWS.format(
+        recent=recent, source=person_rows("realtime_state", ("id_type", "id_value"), match)
+    )
+    return REALTIME_BY_PERSON.format(rows=rows) + f" AND person_id {match}"
 
 
 def realtime_for_person_sql(dialect: StoreDialect) -> str:
@@ -265,3 +277,46 @@ def create_profile_view(
             """
         )
     )
+
+
+# The BI views (c360.batch.gold, docs/bi_tables.md): plain names and columns over the published
+# tables, so a BI tool reads the serving batch without c360 code.
+_BI_VIEWS = ("bi_profile", "bi_segment_member", "bi_segment", "bi_churn_score")
+
+
+def create_bi_views(conn: Connection, profile_columns: Sequence[str]) -> None:
+    """(Re)create the ``bi_`` views for a batch_profile with ``profile_columns``."""
+    for view in _BI_VIEWS:
+        conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
+    person = ", ".join(f'p."{name}"' for name in gold.PERSON_NAMES)
+    features = "".join(f', b."{name}"' for name in profile_columns if name not in gold.PERSON_NAMES)
+    conn.execute(
+        text(
+            f"CREATE VIEW bi_profile AS SELECT {person}{features} FROM person p "
+            "LEFT JOIN batch_profile b ON b.person_id = p.person_id"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE VIEW bi_segment_member AS SELECT segment, person_id, entered_on, exited_on, "
+            "CASE WHEN exited_on IS NULL THEN TRUE ELSE FALSE END AS is_member "
+            "FROM segment_member"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE VIEW bi_segment AS "
+            "SELECT name, definition, description, created_at FROM segment"
+        )
+    )
+    churn = [name for name in profile_columns if name.startswith(gold.CHURN_PREFIX)]
+    if churn:
+        columns = ", ".join(f'"{name}"' for name in churn)
+        scored = " OR ".join(f'"{name}" IS NOT NULL' for name in churn)
+        dated = ", batch_date" if "batch_date" in profile_columns else ""
+        conn.execute(
+            text(
+                f"CREATE VIEW bi_churn_score AS SELECT person_id{dated}, {columns} "
+                f"FROM batch_profile WHERE {scored}"
+            )
+        )

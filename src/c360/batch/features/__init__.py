@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from c360.batch import timeline
-from c360.batch.features import email, profile, support, transactions, web
+from c360.batch.features import consent, email, profile, support, transactions, web
 from c360.batch.latest import LATEST_EMAIL_ACTIVITY, LATEST_ORDER_ITEMS, LATEST_ORDERS
 from c360.config import TimelineSettings
 from c360.contracts.compute import SqlStep
@@ -24,7 +24,9 @@ FEATURES = (
     *web.STEPS,
     *email.STEPS,
     *support.STEPS,
-    *profile.STEPS,
+    *profile.STEPS[:2],  # person, identity_features: consent reads person
+    *consent.STEPS,
+    *profile.STEPS[2:],
 )
 
 # The golden record, the wide profile, and the timeline's batch events (c360.batch.timeline),

@@ -73,6 +73,7 @@ STEPS = (
                     THEN CAST(e.campaigns_clicked AS DOUBLE) / e.campaigns_received END
                    AS email_click_rate,
                e.last_email_open_at,
+               mc.marketing_consent, mc.marketing_consent_source, mc.marketing_consent_at,
                coalesce(t.support_ticket_count, 0) AS support_ticket_count,
                coalesce(t.support_tickets_90d, 0) AS support_tickets_90d,
                coalesce(t.open_support_tickets, 0) AS open_support_tickets,
@@ -90,6 +91,7 @@ STEPS = (
         LEFT JOIN session_features s ON s.person_id = p.person_id
         LEFT JOIN email_features e ON e.person_id = p.person_id
         LEFT JOIN subscription sub ON sub.person_id = p.person_id
+        LEFT JOIN consent mc ON mc.person_id = p.person_id
         LEFT JOIN support_features t ON t.person_id = p.person_id
         """,
     ),
