@@ -592,6 +592,22 @@ class WebhookSettings(_Section):
         return value
 
 
+class MetricsSettings(_Section):
+    """Where the daily batch leaves its metrics for Prometheus (a batch job is not scraped
+    while it runs: it writes a file the node exporter serves, or pushes to a Pushgateway)."""
+
+    textfile_dir: str | None = Field(
+        None,
+        description="node exporter's textfile collector directory: the batch writes "
+        "c360_batch.prom there (atomically) after each run",
+    )
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway the batch pushes its metrics to after each run "
+        "(job c360_batch), e.g. http://pushgateway:9091",
+    )
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -608,6 +624,7 @@ class Settings(_Section):
     events: EventSettings = EventSettings()
     timeline: TimelineSettings = TimelineSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 @dataclass(frozen=True)

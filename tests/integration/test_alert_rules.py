@@ -4,6 +4,7 @@ metric cannot silently blind them)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import c360.api.metrics
 import c360.pipeline.stream_metrics  # noqa: F401  # registers the worker's metrics
+from c360.pipeline.batch_metrics import registry_of
+from c360.pipeline.daily import DayResult, StepResult
 
 RULES = Path(__file__).parents[2] / "ops" / "prometheus" / "c360-alerts.yml"
 RULE_TESTS = RULES.with_name("c360-alerts.test.yml")
@@ -34,7 +37,7 @@ def _promtool(*args: str) -> str:
 
 @pytest.mark.prometheus
 def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 6 rules found" in _promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 8 rules found" in _promtool("check", "rules", RULES.name)
     assert "SUCCESS" in _promtool("test", "rules", RULE_TESTS.name)
 
 
@@ -57,12 +60,23 @@ def _read_by_dashboard() -> set[str]:
     return {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
 
 
+def _batch_registry() -> CollectorRegistry:
+    """The batch's metrics (a registry per run), for a run with one step."""
+
+    class RunLog:
+        def last_successes(self) -> dict[str, dt.datetime]:
+            return {"publish": dt.datetime(2025, 6, 2)}
+
+    result = DayResult(dt.date(2025, 6, 1), [StepResult("publish", "succeeded", 1.0, 5, None)])
+    return registry_of(result, RunLog())  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("read_by", [_read_by_rules, _read_by_dashboard])
 def test_every_metric_read_is_exported(read_by: Callable[[], set[str]]) -> None:
     """Against what the API (``api/metrics.py``) and the stream worker
     (``pipeline/stream_metrics.py``) register."""
     read = read_by()
-    exposition = generate_latest(REGISTRY).decode()
+    exposition = generate_latest(REGISTRY).decode() + generate_latest(_batch_registry()).decode()
     exported = {
         _base(line.split()[2]) for line in exposition.splitlines() if line.startswith("# TYPE")
     }

@@ -5,7 +5,8 @@ succeeded before is skipped unless ``force``; a failed step stops the run (later
 run, so a failed quality check keeps yesterday's profile serving) and the next run resumes
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
 ``run_schedule`` runs yesterday's batch every day at a fixed UTC time and outlives failures:
-see its docstring.
+see its docstring. After each day, its metrics go where ``metrics.*`` says
+(:mod:`c360.pipeline.batch_metrics`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from c360.config import Settings
 from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TransientError, raised_at
 from c360.lake import Lake
+from c360.pipeline import batch_metrics
 from c360.pipeline.steps import STEPS
 from c360.stores import ServingStore, StepRecord, open_store
 
@@ -131,6 +133,7 @@ def run_day(
                     name, outcome.status, time.perf_counter() - clock, outcome.rows, outcome.detail
                 )
             )
+        batch_metrics.export(settings.metrics, result, store)
     finally:
         store.dispose()
     return result

@@ -471,6 +471,11 @@ class ServingStore:
         with self._reading(f"reading the run log of {day}") as conn:
             return runlog.steps(conn, day)
 
+    def last_successes(self) -> dict[str, dt.datetime]:
+        """When each pipeline step last succeeded (naive UTC), on any batch date."""
+        with self._reading("reading the run log") as conn:
+            return runlog.last_successes(conn)
+
     def run_dates(self, limit: int = 14) -> list[str]:
         """The latest batch dates in the run log, newest first."""
         with self._reading("reading the run log") as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from c360.contracts import serving
 
@@ -44,3 +44,14 @@ def dates(conn: Connection, limit: int) -> list[str]:
     table = serving.batch_run
     query = select(table.c.batch_date).distinct().order_by(table.c.batch_date.desc()).limit(limit)
     return [str(d) for (d,) in conn.execute(query)]
+
+
+def last_successes(conn: Connection) -> dict[str, dt.datetime]:
+    """When each step last succeeded, on any batch date."""
+    table = serving.batch_run
+    query = (
+        select(table.c.step, func.max(table.c.finished_at))
+        .where(table.c.status == "succeeded")
+        .group_by(table.c.step)
+    )
+    return {str(step): finished for step, finished in conn.execute(query) if finished is not None}
