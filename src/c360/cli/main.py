@@ -50,6 +50,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 def _register() -> None:
     from c360.cli import (
         batch_cmd,
+        churn_cmd,
         config_cmd,
         demo,
         features_cmd,
@@ -73,9 +74,11 @@ def _register() -> None:
         replay,
         serve,
         keys_cmd,
+        churn_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)
+    cli.add_command(churn_cmd.score)
 
 
 _register()
