@@ -43,11 +43,11 @@ def register(lake: Lake, report: Mapping[str, Any], files: Mapping[str, bytes]) 
     known = versions(lake)
     version = f"v{int(known[-1][1:]) + 1 if known else 1}"
     manifest = {
+        **report,
         "version": version,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model_sha256": hashlib.sha256(files["model.pkl"]).hexdigest(),
         "sklearn_version": sklearn.__version__,
-        **report,
     }
     payload = {**files, "manifest.json": json.dumps(manifest, indent=2).encode()}
     return version, lake.write_folder(f"{FOLDER}/{version}", payload)
