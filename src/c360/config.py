@@ -571,7 +571,7 @@ class ChurnSettings(_Section):
         description="recompute each snapshot's features from the lake cut at the end of T and fail "
         "the build on any difference (a feature that reads facts after T)",
     )
-    band_thresholds: tuple[float, float] = Field(
+    band_thresholds: Annotated[tuple[float, float], BeforeValidator(_key_list)] = Field(
         (0.3, 0.6),
         description="churn_risk below the first is low, from the second on high, medium between",
     )

@@ -75,6 +75,9 @@ def test_summary_reports_every_layer(demo_run: tuple[Path, dict[str, Any]]) -> N
     assert summary["events_processed"] > 500
     assert summary["api_checks_failed"] == 0, summary["checks"]
     assert summary["api_checks_passed"] >= 5
+    churn = summary["churn_model"]
+    assert churn["trained"] and churn["persons_scored"] > 0, churn
+    assert "churn risk and reasons on the profile" in {c["name"] for c in summary["checks"]}
     key_file = Path(summary["api_key_file"])
     assert key_file == folder / "api-key" and key_file.stat().st_mode & 0o077 == 0
     assert key_file.read_text().strip() not in json.dumps(summary)  # shown nowhere
