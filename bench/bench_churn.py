@@ -14,6 +14,7 @@ model, baselines, registry, charts) and the score step over every person; one JS
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import resource
@@ -48,7 +49,11 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=6)
     parser.add_argument("--interval", type=int, default=30)
     parser.add_argument("--no-leak-check", action="store_true")
+    parser.add_argument(
+        "--memory-limit", default="6GB", help="compute.memory_limit of every feature run"
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     link_copy(args.dir / "lake", args.work / "lake")
     overrides = {
@@ -57,6 +62,7 @@ def main() -> None:
         "churn.snapshots": args.snapshots,
         "churn.snapshot_interval_days": args.interval,
         "churn.leak_check": not args.no_leak_check,
+        "compute.memory_limit": args.memory_limit,
     }
     settings = load_config(environ={}, overrides=overrides).settings
     lake = Lake(settings.lake.url)

@@ -14,6 +14,7 @@ folder of the lake with its manifest; scoring (:func:`score`) writes ``churn_ris
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from c360.errors import DataError, MissingDependencyError, NotFoundError
 from c360.lake import Lake
 from c360.pipeline import churn_registry as registry
 from c360.pipeline.lake_inputs import raw_inputs, snapshot
+
+log = logging.getLogger(__name__)
 
 ZONE = "features"
 StepsFor = Callable[[dt.date], list[SqlStep]]
@@ -123,12 +126,19 @@ def training_set(
     tables, checked = [], []
     candidates = dataset.candidate_features(settings.sources.enabled)
     for day in dates:
+        started = time.perf_counter()
         full = snapshot_rows(settings, inputs, day, steps_for, cut=False)
         if churn.leak_check:
             cut = snapshot_rows(settings, inputs, day, steps_for, cut=True)
             dataset.raise_on_leaks(day, dataset.leaks(day, full, cut, candidates))
             checked.append(day)
         tables.append(full)
+        log.info(
+            "churn snapshot %s: %d persons, %.1fs",
+            day,
+            full.num_rows,
+            time.perf_counter() - started,
+        )
     return TrainingSet(dates, pa.concat_tables(tables, promote_options="permissive"), checked)
 
 

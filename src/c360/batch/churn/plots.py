@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.calibration import calibration_curve
 
 from c360.errors import MissingDependencyError
 
@@ -28,15 +29,13 @@ def _pyplot() -> Any:
 def calibration_png(
     path: Path, y: np.ndarray, probabilities: dict[str, np.ndarray], bins: int = 10
 ) -> None:
-    """Mean predicted probability against the observed churn rate, per decile of prediction."""
+    """Mean predicted probability against the observed churn rate, per decile of prediction
+    (scikit-learn's ``calibration_curve``; tied predictions share a bin)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 6))
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     for name, p in probabilities.items():
-        order = np.argsort(p, kind="stable")
-        groups = np.array_split(order, bins)
-        predicted = [float(np.mean(p[g])) for g in groups if len(g)]
-        observed = [float(np.mean(y[g])) for g in groups if len(g)]
+        observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
         axes.plot(predicted, observed, marker="o", label=name)
     axes.set_xlabel("predicted churn probability (decile mean)")
     axes.set_ylabel("observed churn rate")
