@@ -14,8 +14,8 @@ model, baselines, registry, charts) and the score step over every person; one JS
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import os
 import resource
 import shutil
