@@ -94,3 +94,20 @@ def test_feature_matrix_counts_days_before_the_end_of_the_batch_date() -> None:
     matrix = dataset.feature_matrix(table, names)
     assert matrix[0].tolist() == [1.0, 0.5, 1.0, 12.5]
     assert np.isnan(matrix[1, :3]).all() and matrix[1, 3] == 0.0
+
+
+def test_derived_inputs_follow_the_persons_purchase_rhythm() -> None:
+    day = dt.date(2025, 3, 10)
+    table = pa.table(
+        {
+            "batch_date": pa.array([day] * 3, pa.date32()),
+            "number_of_orders": pa.array([5, 1, 0], pa.int64()),
+            "first_purchase_date": pa.array([dt.date(2025, 1, 9), dt.date(2025, 3, 1), None]),
+            "last_purchase_date": pa.array([dt.date(2025, 2, 28), dt.date(2025, 3, 1), None]),
+        }
+    )
+    matrix = dataset.feature_matrix(table, dataset.DERIVED)
+    # 61 and 11 days before the end of D: 4 intervals of 12.5 days; 11 days = 0.88 of one
+    assert matrix[0].tolist() == pytest.approx([12.5, 11 / 12.5, 5 / 61])
+    assert np.isnan(matrix[1, :2]).all() and matrix[1, 2] == pytest.approx(1 / 10)
+    assert np.isnan(matrix[2]).all()

@@ -308,9 +308,8 @@ def score(
     lake = lake or Lake(settings.lake.url)
     manifest, model = registry.load(lake, version or settings.churn.model_version)
     profile = lake.read_partition("profile", "batch_profile", day, ZONE)
-    missing = [
-        f for f in model.features if f not in catalogue.BY_NAME or f not in profile.schema.names
-    ]
+    known = (set(catalogue.BY_NAME) & set(profile.schema.names)) | set(dataset.DERIVED)
+    missing = [f for f in model.features if f not in known]
     if missing:
         raise ModelMismatchError(
             f"churn model {manifest['version']} needs features the batch profile of {day} does "

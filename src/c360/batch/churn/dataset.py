@@ -53,11 +53,33 @@ class LeakageError(DataError):
     """A feature's value at T depends on facts after T."""
 
 
+# Model inputs derived from catalogue features of the same row (so exactly as point-in-time as
+# they are): a person's own purchase rhythm, which recency alone cannot tell apart from churn.
+# purchase_interval_days: mean days between orders (two or more); recency_over_interval: days
+# since the last purchase in units of that interval; orders_per_day: orders over the days
+# since the first purchase.
+DERIVED = ("purchase_interval_days", "recency_over_interval", "orders_per_day")
+_DERIVED_FROM = ("number_of_orders", "first_purchase_date", "last_purchase_date")
+
+
 def candidate_features(enabled: tuple[str, ...]) -> tuple[str, ...]:
     """The catalogue's features a model may use, given the shop's sources (absent ones are
-    all null and left out)."""
+    all null and left out), and the derived ones."""
     absent = set(catalogue.absent_features(enabled))
-    return tuple(f.name for f in catalogue.CATALOGUE if f.name not in NOT_FEATURES | absent)
+    chosen = tuple(f.name for f in catalogue.CATALOGUE if f.name not in NOT_FEATURES | absent)
+    return (*chosen, *DERIVED)
+
+
+def _derived(table: pa.Table) -> dict[str, np.ndarray]:
+    base = feature_matrix(table, _DERIVED_FROM)
+    orders, first, last = base[:, 0], base[:, 1], base[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        interval = np.where(orders >= 2, (first - last) / (orders - 1), np.nan)
+        return {
+            "purchase_interval_days": interval,
+            "recency_over_interval": np.where(interval > 0, last / interval, np.nan),
+            "orders_per_day": np.where(first > 0, orders / first, np.nan),
+        }
 
 
 def snapshot_dates(
@@ -167,8 +189,12 @@ def feature_matrix(table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
     before the row's batch date (its cutoff)."""
     ends = table.column("batch_date").cast(pa.timestamp("us", tz="UTC"))
     ends = pc.add(ends, pa.scalar(dt.timedelta(days=1), pa.duration("us")))
+    derived = _derived(table) if any(name in DERIVED for name in features) else {}
     columns = []
     for name in features:
+        if name in derived:
+            columns.append(derived[name])
+            continue
         column = table.column(name)
         kind = column.type
         if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
