@@ -15,6 +15,8 @@ probabilities are its own calibrated ones. All are measured on the test snapshot
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,8 @@ CDNOW_REFERENCE = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 
 
 class UntrustedBaseline(DataError):
-    """A baseline's package does not reproduce its own reference example."""
+    """A baseline cannot be trusted: its package does not reproduce its own reference example,
+    or its fit did not converge."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def rfm_score(columns: dict[str, np.ndarray]) -> np.ndarray:
 def _lifetimes() -> Any:
     try:
         import lifetimes
+        import lifetimes.utils
     except ImportError:
         raise MissingDependencyError("lifetimes", "churn", "the BG/NBD baseline") from None
     return lifetimes
@@ -132,7 +136,13 @@ class BgNbd:
         if len(rows) > max_rows:
             rows = np.random.default_rng(seed).choice(rows, size=max_rows, replace=False)
         self.fitter = lifetimes.BetaGeoFitter(penalizer_coef=0.001)
-        self.fitter.fit(frequency[rows], recency[rows], age[rows])
+        try:  # lifetimes prints the optimiser's state when it fails: not on our stdout
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.fitter.fit(frequency[rows], recency[rows], age[rows])
+        except lifetimes.utils.ConvergenceError:
+            raise UntrustedBaseline(
+                f"BG/NBD did not converge on this snapshot's {len(rows)} buyers"
+            ) from None
 
     def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         frequency, recency, age = bgnbd_inputs(columns)
