@@ -325,6 +325,7 @@ def _churn_check(profile: dict[str, Any] | None) -> Check:
         and 0.0 <= risk <= 1.0
         and got.get("churn_risk_band") in ("low", "medium", "high")
         and bool(got.get("model_version"))
+        and bool(reason)
     )
     detail = (
         f"churn_risk {risk}, band {got.get('churn_risk_band')}, model {got.get('model_version')}, "

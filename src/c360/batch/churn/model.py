@@ -82,12 +82,14 @@ def fit(
     )
     calibrate = np.fromiter((g in held for g in groups), dtype=bool, count=len(groups))
     # chosen on the medium world's training snapshots (docs/benchmarks.md): 63 leaves and a
-    # larger step beat 31 and 0.05 by 0.003 ROC-AUC; more trees cost scoring time (reasons)
+    # larger step beat 31 and 0.05 by 0.003 ROC-AUC; more trees cost scoring time (reasons).
+    # Leaves of 100 rows there; a small shop's few hundred rows need smaller ones to split.
+    fitted = int(np.sum(~calibrate))
     trees = HistGradientBoostingClassifier(
         max_iter=250,
         learning_rate=0.1,
         max_leaf_nodes=63,
-        min_samples_leaf=100,
+        min_samples_leaf=int(np.clip(fitted // 200, 5, 100)),
         l2_regularization=1.0,
         early_stopping=False,
         random_state=seed,
