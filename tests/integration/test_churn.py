@@ -264,3 +264,15 @@ def test_an_orders_only_shop_runs_the_batch_trains_and_scores(orders_only: Setti
     risk = profile.column("churn_risk")
     assert 0 < risk.null_count < profile.num_rows
     assert pa.compute.min(risk).as_py() >= 0.0
+
+
+def test_the_text_report_names_each_model_and_the_charts(world: Settings) -> None:
+    result = CliRunner().invoke(cli, ["train", "churn"], env=_env(world))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in ("churn_model", "days_since_last_purchase", "rfm", "bgnbd"):
+        assert any(line.split()[:1] == [name] and len(line.split()) == 5 for line in lines), name
+    assert any(line.startswith("ROC-AUC over the best baseline:") for line in lines)
+    charts = [line.removeprefix("chart: ") for line in lines if line.startswith("chart: ")]
+    assert [Path(c).name for c in charts] == ["calibration.png", "lift.png"]
+    assert all(Path(c).is_file() for c in charts)
