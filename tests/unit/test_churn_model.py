@@ -5,14 +5,17 @@ lift and the feature matrix."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from c360.batch.churn import dataset, evaluate
+from c360.batch.churn import dataset, evaluate, plots
 from c360.batch.churn.model import fit, tree_contributions
+from c360.errors import MissingDependencyError
 
 
 def _data(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +114,15 @@ def test_derived_inputs_follow_the_persons_purchase_rhythm() -> None:
     assert matrix[0].tolist() == pytest.approx([12.5, 11 / 12.5, 5 / 61])
     assert np.isnan(matrix[1, :2]).all() and matrix[1, 2] == pytest.approx(1 / 10)
     assert np.isnan(matrix[2]).all()
+
+
+def test_without_the_churn_extra_the_charts_and_bgnbd_name_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "lifetimes", None)
+    y = np.array([0, 1, 1, 0])
+    with pytest.raises(MissingDependencyError, match=r"pip install 'c360\[churn\]'"):
+        plots.lift_png(tmp_path / "lift.png", y, {"m": y.astype(float)})
+    with pytest.raises(MissingDependencyError, match="lifetimes"):
+        evaluate.bgnbd_reference_check()
