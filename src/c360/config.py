@@ -62,6 +62,15 @@ def _check_scheme(value: str, accepted: Mapping[str, str]) -> str:
     return value
 
 
+def _key_list(value: object) -> object:
+    """One key or a list; a string holds keys separated by commas (for the environment)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        return [key.strip() for key in value.split(",") if key.strip()]
+    return value
+
+
 class LakeSettings(_Section):
     """The data lake: Hive-partitioned Parquet on a local folder or any fsspec filesystem."""
 
@@ -315,11 +324,32 @@ class ZendeskSourceSettings(_Section):
         return value
 
 
+SOURCE_NAMES = ("mysql", "mailchimp", "zendesk", "clickstream")
+
+
 class SourcesSettings(_Section):
+    """Which sources this shop has, and where each one is read from."""
+
+    enabled: Annotated[tuple[str, ...], BeforeValidator(_key_list)] = Field(
+        SOURCE_NAMES,
+        description="the sources this shop has (a list, or one string separated by commas), of "
+        'mysql, mailchimp, zendesk, clickstream; an orders-only shop: ["mysql"]. Features of '
+        "an absent source are missing (null), not zero",
+    )
     mysql: MySQLSourceSettings = MySQLSourceSettings()
     mailchimp: MailchimpSourceSettings = MailchimpSourceSettings()
     clickstream: ClickstreamSourceSettings = ClickstreamSourceSettings()
     zendesk: ZendeskSourceSettings = ZendeskSourceSettings()
+
+    @field_validator("enabled")
+    @classmethod
+    def _known_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in SOURCE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r}; accepted: {', '.join(SOURCE_NAMES)}")
+        if "mysql" not in value:
+            raise ValueError("the orders DB (mysql) is the one source every shop has: add it")
+        return tuple(dict.fromkeys(value))
 
 
 class SimulatorSettings(_Section):
@@ -347,15 +377,6 @@ class QualitySettings(_Section):
     stale_source_blocks_publish: bool = Field(
         False, description="true: a stale source stops the publish; false: a warning"
     )
-
-
-def _key_list(value: object) -> object:
-    """One key or a list; a string holds keys separated by commas (for the environment)."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    if isinstance(value, str):
-        return [key.strip() for key in value.split(",") if key.strip()]
-    return value
 
 
 class CollectorSettings(_Section):
@@ -608,6 +629,59 @@ class MetricsSettings(_Section):
     )
 
 
+class ChurnSettings(_Section):
+    """The churn model (`c360 train churn`, `c360 score`, the daily batch's score step).
+
+    A person churns at snapshot date T when they place no order (other than a cancelled one) in
+    the ``horizon_days`` after the end of T; the population at T is every person with at least
+    one order before the end of T. Training takes ``snapshots`` dates ``snapshot_interval_days``
+    apart, the latest one whose horizon has passed; it is the test set, the earlier ones train.
+    """
+
+    horizon_days: int = Field(
+        90, ge=1, le=730, description="days after T in which a churner buys nothing"
+    )
+    snapshots: int = Field(
+        6,
+        ge=2,
+        le=60,
+        description="snapshot dates T (at least 2: train on earlier, test on the latest)",
+    )
+    snapshot_interval_days: int = Field(30, ge=1, le=365, description="days between snapshot dates")
+    min_positives: int = Field(
+        20,
+        ge=1,
+        description="fewest churners (and non-churners) the train and the test sets each need",
+    )
+    calibration_share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="share of the training persons held out to calibrate probabilities",
+    )
+    leak_check: bool = Field(
+        True,
+        description="recompute each snapshot's features from the lake cut at the end of T and fail "
+        "the build on any difference (a feature that reads facts after T)",
+    )
+    band_thresholds: Annotated[tuple[float, float], BeforeValidator(_key_list)] = Field(
+        (0.3, 0.6),
+        description="churn_risk below the first is low, from the second on high, medium between",
+    )
+    model_version: str | None = Field(
+        None, description="the registered model that scores (e.g. v3); unset = the newest"
+    )
+    seed: int = Field(42, description="seed of the model's and the split's randomness")
+
+    @field_validator("band_thresholds")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low < high < 1:
+            raise ValueError(f"need 0 < low < high < 1, got {list(value)}; e.g. [0.3, 0.6]")
+        return value
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -625,6 +699,7 @@ class Settings(_Section):
     timeline: TimelineSettings = TimelineSettings()
     webhooks: WebhookSettings = WebhookSettings()
     metrics: MetricsSettings = MetricsSettings()
+    churn: ChurnSettings = ChurnSettings()
 
 
 @dataclass(frozen=True)

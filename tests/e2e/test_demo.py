@@ -75,6 +75,9 @@ def test_summary_reports_every_layer(demo_run: tuple[Path, dict[str, Any]]) -> N
     assert summary["events_processed"] > 500
     assert summary["api_checks_failed"] == 0, summary["checks"]
     assert summary["api_checks_passed"] >= 5
+    churn = summary["churn_model"]
+    assert churn["trained"] and churn["persons_scored"] > 0, churn
+    assert "churn risk and reasons on the profile" in {c["name"] for c in summary["checks"]}
     key_file = Path(summary["api_key_file"])
     assert key_file == folder / "api-key" and key_file.stat().st_mode & 0o077 == 0
     assert key_file.read_text().strip() not in json.dumps(summary)  # shown nowhere
@@ -157,3 +160,21 @@ def test_profiles_carry_support_tickets_and_email_engagement(
     assert opened is not None, "nobody ever opened a campaign in the generated world"
     subscriber = api.get(f"/v1/profiles/by/email/{opened}").json()
     assert 0 < subscriber["batch"]["email_open_rate"] <= 1
+
+
+def test_the_lookup_check_ignores_what_is_computed_at_read_time() -> None:
+    """Two reads of one person a moment apart differ only in the time since the last event,
+    which the unified profile carries as well as the real-time section."""
+    from c360.pipeline.demo import _stable
+
+    def read(seconds: float) -> dict[str, object]:
+        return {
+            "person_id": "p_1",
+            "profile": {"cart_value": 10.0, "time_since_last_event_seconds": seconds},
+            "realtime": {"cart_value": 10.0, "time_since_last_event_seconds": seconds},
+        }
+
+    assert _stable(read(1.0)) == _stable(read(2.5))
+    changed = read(1.0)
+    changed["profile"] = {**changed["profile"], "cart_value": 11.0}  # type: ignore[dict-item]
+    assert _stable(changed) != _stable(read(1.0))

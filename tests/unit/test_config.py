@@ -72,6 +72,14 @@ def test_config_file_found_through_environment(tmp_path: Path) -> None:
             "log.kafka_properties",
             "acks is set by c360 itself (acks=all, with the idempotent producer); remove it",
         ),
+        ("", {"C360_SOURCES_ENABLED": "mysql,segment"}, "sources.enabled", "unknown source"),
+        ('[sources]\nenabled = ["zendesk"]\n', {}, "sources.enabled", "add it"),
+        (
+            "[churn]\nband_thresholds = [0.7, 0.2]\n",
+            {},
+            "churn.band_thresholds",
+            "need 0 < low < high < 1",
+        ),
     ],
 )
 def test_mistakes_name_the_key_and_what_is_accepted(
@@ -81,6 +89,14 @@ def test_mistakes_name_the_key_and_what_is_accepted(
         load_config(write(tmp_path, text), environ=env)
     assert raised.value.key == key
     assert fragment in str(raised.value)
+
+
+def test_lists_come_from_the_environment_as_comma_separated_text() -> None:
+    settings = load_config(
+        environ={"C360_SOURCES_ENABLED": "mysql, zendesk", "C360_CHURN_BAND_THRESHOLDS": "0.2,0.5"}
+    ).settings
+    assert settings.sources.enabled == ("mysql", "zendesk")
+    assert settings.churn.band_thresholds == (0.2, 0.5)
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:

@@ -261,10 +261,47 @@ CATALOGUE: tuple[Feature, ...] = (
         "Mean hours from creation to the first SOLVED.",
     ),
     _f("csat_score", FLOAT, "support", "Zendesk", "Mean satisfaction rating (1-5) given."),
+    # predictive: written by the churn model's score step (c360.batch.churn), null until a model
+    # is registered and for persons without an order (outside the model's population)
+    _f(
+        "churn_risk",
+        FLOAT,
+        "predictive",
+        "churn model",
+        "Probability (calibrated) of no order in the model's horizon after D.",
+    ),
+    _f(
+        "churn_risk_band",
+        TEXT,
+        "predictive",
+        "churn model",
+        "low, medium or high, by churn.band_thresholds.",
+    ),
+    _f("model_version", TEXT, "predictive", "churn model", "The churn model that scored."),
+    _f(
+        "churn_reason_1",
+        TEXT,
+        "predictive",
+        "churn model",
+        "The feature that raises this person's risk most, with its value and effect.",
+    ),
+    _f("churn_reason_2", TEXT, "predictive", "churn model", "The second reason."),
+    _f("churn_reason_3", TEXT, "predictive", "churn model", "The third reason."),
     _f("batch_date", DATE, "identity", "batch", "The batch date D these features are as of."),
 )
 
+# The source of each optional source's features (``sources.enabled`` names), by catalogue
+# ``source``: with the source switched off, its features are missing (null), not zero.
+OPTIONAL_SOURCES = {"clickstream": "clickstream", "mailchimp": "Mailchimp", "zendesk": "Zendesk"}
+PREDICTIVE = tuple(f.name for f in CATALOGUE if f.group == "predictive")
+
 BY_NAME = {feature.name: feature for feature in CATALOGUE}
+
+
+def absent_features(enabled: tuple[str, ...]) -> tuple[str, ...]:
+    """The features of the sources not in ``enabled`` (``sources.enabled``)."""
+    absent = {label for name, label in OPTIONAL_SOURCES.items() if name not in enabled}
+    return tuple(f.name for f in CATALOGUE if f.source in absent)
 
 
 def schema() -> pa.Schema:

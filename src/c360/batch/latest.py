@@ -31,7 +31,32 @@ def latest_versions(
     )
 
 
-LATEST_ORDERS = latest_versions("orders", ORDERS_SCHEMA, ("order_id",), ("updated_at", "dt"))
+def _orders_as_of_cutoff() -> SqlStep:
+    """Each order's status as of the cutoff: its latest version changed before the cutoff; an
+    order whose every known version changed after it had not reached a terminal status
+    (cancelled, refunded) by then, so it reads as ``placed`` (shipped and delivered count the
+    same everywhere). The daily batch sees the same rows as before whenever the lake holds no
+    change from after its cutoff; a training snapshot at T does not see a later refund."""
+    columns = ", ".join(
+        "CASE WHEN updated_at < {cutoff} THEN status ELSE 'placed' END AS status"
+        if name == "status"
+        else name
+        for name in ORDERS_SCHEMA.names
+    )
+    return SqlStep(
+        "orders",
+        f"""
+        SELECT {columns} FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY order_id
+                ORDER BY updated_at < {{cutoff}} DESC, updated_at DESC, dt DESC) AS version_rank
+            FROM orders_versions
+        ) WHERE version_rank = 1
+        """,
+    )
+
+
+LATEST_ORDERS = _orders_as_of_cutoff()
 LATEST_ORDER_ITEMS = latest_versions(
     "order_items", ORDER_ITEMS_SCHEMA, ("order_item_id",), ("updated_at", "dt")
 )

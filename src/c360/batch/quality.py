@@ -65,8 +65,7 @@ def _freshness(
     day: dt.date, newest: Mapping[tuple[str, str], dt.date | None], settings: QualitySettings
 ) -> list[Check]:
     checks = []
-    for source, table in WATCHED_SOURCES:
-        last = newest.get((source, table))
+    for (source, table), last in newest.items():
         age = (day - last).days if last is not None else None
         fresh = age is not None and age <= settings.freshness_days
         detail = "no data yet" if age is None else f"newest partition {last} ({age} days old)"

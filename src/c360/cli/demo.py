@@ -60,6 +60,7 @@ def command(
         "simulator.days": days,
         "simulator.seed": seed,
         "api.port": port,
+        **demo.DEMO_CHURN,
     }
     settings = app.config(**overrides).settings
     say = (lambda _: None) if as_json else click.echo
@@ -75,6 +76,15 @@ def command(
             for name, count in summary.segments.items()
         )
     )
+    demo.train_churn(settings, summary)
+    model = summary.churn_model
+    if model.get("trained"):
+        say(
+            f"churn model {model['version']}: ROC-AUC {model['roc_auc']:.3f} on "
+            f"{model['test_snapshot']}; {model['persons_scored']} persons scored, republished"
+        )
+    else:
+        say(f"churn model not trained: {model.get('reason')}")
     api_key = demo.create_api_key(settings, folder, summary)
 
     if once:
@@ -90,7 +100,8 @@ def command(
         api = create_app(settings)
         with serve_in_thread(api, settings.api.host, port or 0) as url:
             summary.api_url = url
-            summary.checks = demo.check_api(url, settings, api_key)
+            trained = bool(summary.churn_model.get("trained"))
+            summary.checks = demo.check_api(url, settings, api_key, trained)
         summary.seconds = time.perf_counter() - started
         if as_json:
             click.echo(json.dumps(summary.as_dict()))

@@ -44,10 +44,11 @@ def _source_command(source: str, help_text: str) -> click.Command:
     )
     @pass_app
     def run(app: AppContext, day: dt.datetime, as_json: bool) -> None:
-        from c360.ingest.run import SOURCES, ingest
+        from c360.ingest.run import enabled_sources, ingest
 
-        sources = SOURCES if source == "all" else (source,)
-        _print(ingest(app.config().settings, day.date(), sources), as_json)
+        settings = app.config().settings
+        sources = enabled_sources(settings) if source == "all" else (source,)
+        _print(ingest(settings, day.date(), sources), as_json)
 
     return run
 

@@ -67,6 +67,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 def _register() -> None:
     from c360.cli import (
         batch_cmd,
+        churn_cmd,
         config_cmd,
         demo,
         features_cmd,
@@ -94,9 +95,11 @@ def _register() -> None:
         keys_cmd,
         segment_cmd,
         webhooks_cmd,
+        churn_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)
+    cli.add_command(churn_cmd.score)
 
 
 _register()

@@ -15,6 +15,28 @@ from c360.lake import Lake
 SOURCES = ("mysql", "mailchimp", "zendesk", "archive")
 
 
+def enabled_sources(settings: Settings) -> tuple[str, ...]:
+    """What ``ingest`` reads for the sources this shop has (``sources.enabled``): the archive
+    of the event log when the clickstream or Zendesk (whose live events use the log) is on."""
+    enabled = settings.sources.enabled
+    logged = ("clickstream", "zendesk")
+    return tuple(
+        name
+        for name in SOURCES
+        if name in enabled or (name == "archive" and any(s in enabled for s in logged))
+    )
+
+
+def archive_topics(settings: Settings) -> tuple[str, ...]:
+    """The event log's topics of the enabled sources: clickstream, support (Zendesk)."""
+    enabled = settings.sources.enabled
+    return tuple(
+        topic
+        for topic, source in (("clickstream", "clickstream"), ("support", "zendesk"))
+        if source in enabled
+    )
+
+
 def ingest(
     settings: Settings, day: dt.date, sources: tuple[str, ...] = SOURCES
 ) -> list[TableReport]:
@@ -27,5 +49,5 @@ def ingest(
     if "zendesk" in sources:
         reports += ingest_zendesk(settings.sources.zendesk, lake, day)
     if "archive" in sources:
-        reports += archive(settings, day)
+        reports += archive(settings, day, archive_topics(settings))
     return reports

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -384,6 +384,40 @@ class Lake:
                     return data
             except FileNotFoundError:
                 return None
+
+    # -- artefact folders (the model registry) ----------------------------------------------------
+    def write_folder(self, folder: str, files: Mapping[str, bytes]) -> str:
+        """Write ``files`` (name -> bytes) as the new folder ``<root>/<folder>``: staged aside,
+        then renamed into place, so a reader sees all of them or none; an existing folder is
+        refused (:class:`DataError`). Returns its path."""
+        final = f"{self.root}/{folder}"
+        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        with self._io("write", final):
+            if self.fs.exists(final):
+                raise DataError(f"lake: {final} exists already; artefact folders are immutable")
+            self.fs.makedirs(staging, exist_ok=True)
+            for name, data in files.items():
+                with self.fs.open(f"{staging}/{name}", "wb") as handle:
+                    handle.write(data)
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.mv(staging, final, recursive=True)
+        return final if self.is_local else self.fs.unstrip_protocol(final)
+
+    def read_file(self, path: str) -> bytes | None:
+        """The bytes of ``<root>/<path>``, None if it is not there."""
+        return self._read_bytes(f"{self.root}/{path}")
+
+    def folders(self, path: str) -> list[str]:
+        """The names of the folders in ``<root>/<path>`` (none if it is not there), sorted."""
+        where = f"{self.root}/{path}"
+        with self._io("list", where):
+            try:
+                entries = self.fs.ls(where, detail=True)
+            except FileNotFoundError:
+                return []
+        return sorted(
+            e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory"
+        )
 
     # -- small state files (the archive's offsets) ---------------------------------------------
     def read_state(self, name: str) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """`c360 demo`: every layer on embedded defaults, end to end, in one folder of its own.
 
-generate a small ShopSmart world → daily batch (ingest, identity, features, publish) →
+generate a small ShopSmart world → daily batch (ingest, identity, features, publish) → the churn
+model trained on the world's history, every buyer scored and the profiles published again →
 clickstream replayed through the local event log into the speed layer → Profile API.
 The ``once`` mode replays as fast as it can, checks the API's answers against the generated
 sources (computed independently, straight from the orders DB and the source files) and exits.
@@ -25,12 +26,16 @@ from sqlalchemy import create_engine, select
 
 from c360.access.keys import PROFILES_READ
 from c360.access.keys import generate as generate_key
+from c360.batch.churn.dataset import ChurnDataError
 from c360.config import Settings
 from c360.contracts import shop_db
 from c360.contracts.times import naive_utc
 from c360.errors import TerminalError
+from c360.lake import Lake
 from c360.logs import open_configured
+from c360.pipeline import churn
 from c360.pipeline.daily import BatchResult, run_batch
+from c360.pipeline.steps import run_publish
 from c360.pipeline.stream_publish import publish_file
 from c360.pipeline.stream_worker import run as run_worker
 from c360.simulator import generate
@@ -75,6 +80,7 @@ class DemoSummary:
     events_processed: int = 0
     dead_lettered: int = 0
     batch_date: str = ""
+    churn_model: dict[str, Any] = field(default_factory=dict)
     api_url: str = ""
     api_key_file: str = ""
     segments: dict[str, int | None] = field(default_factory=dict)
@@ -97,6 +103,7 @@ class DemoSummary:
             "events_processed": self.events_processed,
             "dead_lettered": self.dead_lettered,
             "batch_date": self.batch_date,
+            "churn_model": self.churn_model,
             "api_url": self.api_url,
             "api_key_file": self.api_key_file,
             "segments": self.segments,
@@ -145,6 +152,35 @@ def count_live_segments(settings: Settings, summary: DemoSummary) -> None:
         }
     finally:
         store.dispose()
+
+
+# The demo's world is short (60 days by default): churn within 14 days, snapshots a week apart.
+DEMO_CHURN = {
+    "churn.horizon_days": 14,
+    "churn.snapshots": 3,
+    "churn.snapshot_interval_days": 7,
+    "churn.min_positives": 5,
+}
+
+
+def train_churn(settings: Settings, summary: DemoSummary) -> None:
+    """Train the churn model on the world's history, score the batch, publish it again; a world
+    too short or too small to train on is said so in ``summary.churn_model``."""
+    day = dt.date.fromisoformat(summary.batch_date)
+    try:
+        trained = churn.train(settings, day, charts=False)
+    except ChurnDataError as exc:
+        summary.churn_model = {"trained": False, "reason": str(exc)}
+        return
+    scored = churn.score(settings, day, trained.version)
+    run_publish(settings, Lake(settings.lake.url), day)
+    summary.churn_model = {
+        "trained": True,
+        "version": trained.version,
+        "test_snapshot": trained.report["test_snapshot"],
+        "roc_auc": trained.report["models"]["churn_model"]["roc_auc"],
+        "persons_scored": scored.scored,
+    }
 
 
 def create_api_key(settings: Settings, folder: Path, summary: DemoSummary) -> str:
@@ -261,7 +297,9 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield orjson.loads(line)
 
 
-def check_api(base_url: str, settings: Settings, api_key: str) -> list[Check]:
+def check_api(
+    base_url: str, settings: Settings, api_key: str, churn_trained: bool = False
+) -> list[Check]:
     checks: list[Check] = []
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
@@ -298,6 +336,8 @@ def check_api(base_url: str, settings: Settings, api_key: str) -> list[Check]:
                 )
             )
         checks.append(_segment_check(get))
+        if churn_trained:
+            checks.append(_churn_check(profile))
         checks.append(_support_check(settings, get))
         checks.append(_email_check(settings, get))
         checks.append(_realtime_check(settings, get))
@@ -323,14 +363,35 @@ def _segment_check(get: Callable[[str], dict[str, Any] | None]) -> Check:
     )
 
 
+def _churn_check(profile: dict[str, Any] | None) -> Check:
+    """The buyer's profile carries a churn risk, its band, the model and a first reason."""
+    got = profile["profile"] if profile else {}
+    risk, reason = got.get("churn_risk"), got.get("churn_reason_1")
+    passed = (
+        isinstance(risk, float)
+        and 0.0 <= risk <= 1.0
+        and got.get("churn_risk_band") in ("low", "medium", "high")
+        and bool(got.get("model_version"))
+        and bool(reason)
+    )
+    detail = (
+        f"churn_risk {risk}, band {got.get('churn_risk_band')}, model {got.get('model_version')}, "
+        f"first reason: {reason}"
+    )
+    return Check("churn risk and reasons on the profile", passed, detail)
+
+
 def _stable(profile: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A profile without what is computed at read time (time since the last event)."""
+    """A profile without what is computed at read time (time since the last event, in the
+    real-time section and in the unified profile)."""
     if profile is None:
         return None
-    realtime = {
-        k: v for k, v in profile["realtime"].items() if k != "time_since_last_event_seconds"
+    read_time = "time_since_last_event_seconds"
+    return {
+        **profile,
+        "realtime": {k: v for k, v in profile["realtime"].items() if k != read_time},
+        "profile": {k: v for k, v in profile["profile"].items() if k != read_time},
     }
-    return {**profile, "realtime": realtime}
 
 
 def _support_check(settings: Settings, get: Callable[[str], dict[str, Any] | None]) -> Check:

@@ -20,9 +20,9 @@ from c360.config import Settings
 from c360.contracts.compute import LakeInput
 from c360.contracts.identity import IDENTITY_MAP
 from c360.engines import compute
-from c360.ingest.run import ingest
+from c360.ingest.run import enabled_sources, ingest
 from c360.lake import Lake
-from c360.pipeline import identity
+from c360.pipeline import churn, churn_registry, identity
 from c360.pipeline.lake_inputs import latest_before, partition, raw_inputs, snapshot
 from c360.segments import Definition, DefinitionError, fields_of, membership, parse
 from c360.stores import open_store
@@ -43,7 +43,7 @@ def _identity_input(lake: Lake, day: dt.date) -> LakeInput:
 
 
 def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
-    reports = ingest(settings, day)
+    reports = ingest(settings, day, enabled_sources(settings))
     quarantined = sum(r.quarantined for r in reports)
     return Outcome(
         "succeeded",
@@ -62,13 +62,18 @@ def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     timeline = settings.timeline
     steps = features.feature_steps(day, timeline.days, timeline.max_events_per_identifier)
     tables = compute(settings.compute, inputs, steps, features.FEATURE_OUTPUTS)
+    tables["batch_profile"] = churn.null_absent_sources(settings, tables["batch_profile"])
     for name in features.FEATURE_OUTPUTS:
         lake.write_partition("profile", name, day, tables[name], zone=ZONE)
     return Outcome("succeeded", tables["batch_profile"].num_rows, "persons profiled")
 
 
 def run_score(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
-    return Outcome("skipped", detail="no churn model registered yet")
+    if not churn_registry.versions(lake):
+        return Outcome("skipped", detail="no churn model registered yet (c360 train churn)")
+    result = churn.score(settings, day, lake=lake)
+    detail = f"{result.scored} persons scored by churn model {result.model_version}"
+    return Outcome("succeeded", result.scored, detail)
 
 
 def _earlier_profile(lake: Lake, day: dt.date) -> quality.Earlier | None:
@@ -79,9 +84,15 @@ def _earlier_profile(lake: Lake, day: dt.date) -> quality.Earlier | None:
     return quality.Earlier(earlier[-1], rows)
 
 
-def _newest_partitions(lake: Lake, day: dt.date) -> dict[tuple[str, str], dt.date | None]:
+def _newest_partitions(
+    settings: Settings, lake: Lake, day: dt.date
+) -> dict[tuple[str, str], dt.date | None]:
+    """The newest partition of each watched table of the enabled sources (``sources.enabled``)."""
+    enabled = {"shop", *settings.sources.enabled}
     newest: dict[tuple[str, str], dt.date | None] = {}
     for source, table in quality.WATCHED_SOURCES:
+        if source not in enabled:
+            continue
         days = [d for d in lake.partitions(source, table) if d <= day]
         newest[source, table] = days[-1] if days else None
     return newest
@@ -93,7 +104,7 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         lake.read_partition("profile", "batch_profile", day, ZONE),
         lake.read_partition("profile", "person", day, ZONE),
         _earlier_profile(lake, day),
-        _newest_partitions(lake, day),
+        _newest_partitions(settings, lake, day),
         settings.quality,
     )
     quality.enforce(checks)

@@ -24,10 +24,15 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 
+_WITHOUT = "a shop without Mailchimp leaves it out of sources.enabled"
+
+
 def read_members_export(folder: Path) -> pa.Table:
     path = folder / MEMBERS_EXPORT
     if not path.is_file():
-        raise DataError(f"Mailchimp export not found: {path} (set sources.mailchimp.dir)")
+        raise DataError(
+            f"Mailchimp export not found: {path} (set sources.mailchimp.dir; {_WITHOUT})"
+        )
     with path.open("rb") as handle:
         header = pacsv.read_csv(handle, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema
     names = [snake_case(n) for n in header.names]
@@ -41,7 +46,9 @@ def read_members_export(folder: Path) -> pa.Table:
 def read_email_activity(folder: Path) -> pa.Table:
     path = folder / EMAIL_ACTIVITY
     if not path.is_file():
-        raise DataError(f"Mailchimp email activity not found: {path} (set sources.mailchimp.dir)")
+        raise DataError(
+            f"Mailchimp email activity not found: {path} (set sources.mailchimp.dir; {_WITHOUT})"
+        )
     return pajson.read_json(
         path,
         parse_options=pajson.ParseOptions(

@@ -82,6 +82,18 @@ def feature_steps(
     )
 
 
+def profile_steps(batch_date: dt.date) -> list[SqlStep]:
+    """Only the steps producing ``person`` and ``batch_profile`` (as :func:`feature_steps` runs
+    them): what the churn model's training snapshots compute for a past date."""
+    latest = (LATEST_ORDERS, LATEST_ORDER_ITEMS, LATEST_EMAIL_ACTIVITY)
+    return _fill((*latest, *FEATURES), batch_date)
+
+
+def fill(steps: tuple[SqlStep, ...], batch_date: dt.date) -> list[SqlStep]:
+    """Other steps with the same literals as the features of ``batch_date`` (``{cutoff}``, …)."""
+    return _fill(steps, batch_date)
+
+
 def timeline_steps(
     batch_date: dt.date,
     timeline_days: int = DEFAULT_TIMELINE_DAYS,

@@ -12,6 +12,15 @@ STEPS = (
               FROM mailchimp_email_activity) actions
         """,
     ),
+    # Mailchimp's activity has no send time: a campaign counts from its first action (anyone's),
+    # so a campaign sent after the cutoff is not yet received (a training snapshot at T does not
+    # count later campaigns); one with no action at all counts, its time unknown.
+    SqlStep(
+        "campaign_first_action",
+        """
+        SELECT campaign_id, min(acted_at) AS first_action_at FROM email_actions GROUP BY campaign_id
+        """,
+    ),
     SqlStep(
         "email_features",
         """
@@ -23,9 +32,11 @@ STEPS = (
                    AS campaigns_clicked,
                max(CASE WHEN o.action = 'open' THEN o.acted_at END) AS last_email_open_at
         FROM mailchimp_email_activity a
+        LEFT JOIN campaign_first_action f ON f.campaign_id = a.campaign_id
         JOIN identity_map m ON m.id_type = 'email' AND m.id_value = lower(trim(a.email_address))
         LEFT JOIN email_actions o
           ON o.campaign_id = a.campaign_id AND o.email = m.id_value AND o.acted_at < {cutoff}
+        WHERE f.first_action_at IS NULL OR f.first_action_at < {cutoff}
         GROUP BY m.person_id
         """,
     ),

@@ -79,10 +79,17 @@ STEPS = (
                coalesce(t.open_support_tickets, 0) AS open_support_tickets,
                t.avg_resolution_hours,
                t.csat_score,
+               CAST(NULL AS DOUBLE) AS churn_risk,
+               CAST(NULL AS VARCHAR) AS churn_risk_band,
+               CAST(NULL AS VARCHAR) AS model_version,
+               CAST(NULL AS VARCHAR) AS churn_reason_1,
+               CAST(NULL AS VARCHAR) AS churn_reason_2,
+               CAST(NULL AS VARCHAR) AS churn_reason_3,
                DATE {batch_date} AS batch_date
         FROM person p
         LEFT JOIN identity_features i ON i.person_id = p.person_id
-        LEFT JOIN customers c ON c.customer_id = p.customer_id
+        -- an account opened after the cutoff is not yet there (a guest who signs up later)
+        LEFT JOIN customers c ON c.customer_id = p.customer_id AND c.created_at < {cutoff}
         LEFT JOIN order_features o ON o.person_id = p.person_id
         LEFT JOIN favourite_category f ON f.person_id = p.person_id
         LEFT JOIN rfm r ON r.person_id = p.person_id

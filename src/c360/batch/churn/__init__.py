@@ -1,0 +1,1 @@
+"""The churn model: point-in-time training set, model, evaluation, charts."""
