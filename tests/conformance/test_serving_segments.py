@@ -28,7 +28,9 @@ def profile_rows() -> dict[str, list[object]]:
         "favourite_category": [["books", "garden", "toys"][i % 3] for i in range(N)],
         "signup_date": [dt.date(2024, 1, 1) + dt.timedelta(days=10 * i) for i in range(N)],
         "last_visit_at": [dt.datetime(2026, 12, 1) + dt.timedelta(hours=i) for i in range(N)],
-        "churn_risk": [i / N for i in range(N)],  # not in the catalogue: published all the same
+        "churn_risk": [i / N for i in range(N)],
+        # not in the catalogue: published all the same (a new model's output, say)
+        "lifetime_value_forecast": [float(i * 3) for i in range(N)],
     }
 
 
@@ -102,17 +104,19 @@ def test_the_fields_follow_the_published_profile(store: ServingStore) -> None:
     before = store.segment_fields()
     assert before["total_lifetime_spend"] == (Kind.NUMBER, "batch")  # the catalogue's
     assert before["cart_value"] == (Kind.NUMBER, "realtime")
-    assert "churn_risk" not in before
+    assert before["churn_risk"] == (Kind.NUMBER, "batch")  # the churn model's, catalogued
+    assert "lifetime_value_forecast" not in before
     with pytest.raises(DefinitionError):
-        store.create_segment("risky", "churn_risk > 0.5")
+        store.create_segment("valuable", "lifetime_value_forecast > 50")
     publish(store)
     after = store.segment_fields()
-    assert after["churn_risk"] == (Kind.NUMBER, "batch")
+    assert after["lifetime_value_forecast"] == (Kind.NUMBER, "batch")
     assert after["signup_date"] == (Kind.DATE, "batch")
     assert after["last_visit_at"] == (Kind.TIMESTAMP, "batch")
     assert after["marketing_opt_in"] == (Kind.BOOL, "batch")
     assert "person_id" not in after
-    assert store.create_segment("risky", "churn_risk > 0.5").fields == ("churn_risk",)
+    made = store.create_segment("valuable", "lifetime_value_forecast > 50")
+    assert made.fields == ("lifetime_value_forecast",)
 
 
 CASES = [

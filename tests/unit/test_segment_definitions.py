@@ -13,9 +13,9 @@ from c360.batch import catalogue
 from c360.segments import DefinitionError, Kind, compile_sql, fields_of, parse
 from c360.segments import definition as d
 
-# The catalogue's published columns, plus a feature the catalogue does not know yet (as the
-# churn model adds): the field list is whatever schema is in use.
-SCHEMA = catalogue.schema().append(pa.field("churn_risk", pa.float64()))
+# The catalogue's published columns, plus a feature the catalogue does not know yet (a new
+# model's output): the field list is whatever schema is in use.
+SCHEMA = catalogue.schema().append(pa.field("lifetime_value_forecast", pa.float64()))
 FIELDS = fields_of(SCHEMA)
 
 PEOPLE = pa.table(
@@ -52,9 +52,10 @@ def test_field_list_follows_the_schema() -> None:
     assert FIELDS["last_visit_at"] is Kind.TIMESTAMP
     assert FIELDS["favourite_category"] is Kind.TEXT
     assert "person_id" not in FIELDS
-    assert parse("churn_risk > 0.5", FIELDS).fields == ("churn_risk",)
+    assert parse("churn_risk > 0.5", FIELDS).fields == ("churn_risk",)  # catalogued
+    assert parse("lifetime_value_forecast > 5", FIELDS).fields == ("lifetime_value_forecast",)
     with pytest.raises(DefinitionError):
-        parse("churn_risk > 0.5", fields_of(catalogue.schema()))
+        parse("lifetime_value_forecast > 5", fields_of(catalogue.schema()))
 
 
 @pytest.mark.parametrize(
