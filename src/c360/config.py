@@ -682,6 +682,17 @@ class ChurnSettings(_Section):
         return value
 
 
+class LoggingSettings(_Section):
+    """How c360's processes write their logs (c360.logformat): one event per line on stderr."""
+
+    format: Literal["text", "json"] = Field(
+        "text", description="text for a terminal, json (one object a line) for a log shipper"
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="the least severe level c360 writes (--debug: DEBUG)"
+    )
+
+
 class Settings(_Section):
     """The whole c360 configuration."""
 
@@ -699,6 +710,7 @@ class Settings(_Section):
     timeline: TimelineSettings = TimelineSettings()
     webhooks: WebhookSettings = WebhookSettings()
     metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
     churn: ChurnSettings = ChurnSettings()
 
 

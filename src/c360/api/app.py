@@ -32,6 +32,7 @@ from c360.api import auth, errors, metrics
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
+from c360.api.request_id import RequestIdMiddleware
 from c360.api.search import search_router
 from c360.api.segments import segments_router
 from c360.api.timeline import timeline_router
@@ -83,9 +84,10 @@ def create_app(
         allow_origins=list(settings.api.cors_origins),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Retry-After", "Content-Location", "X-C360-Left-Out"],
+        expose_headers=["Retry-After", "Content-Location", "X-C360-Left-Out", "X-Request-ID"],
         max_age=600,
     )
+    app.add_middleware(RequestIdMiddleware)  # its id in every log line of the request
     app.add_middleware(metrics.MetricsMiddleware)  # outermost: it times everything
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     # The website's lookups first: FastAPI tries the routes in order.
@@ -103,9 +105,12 @@ def create_app(
 def app_from_configuration() -> FastAPI:
     """The app of a ``c360 serve --workers N`` process: the configuration as ``c360`` resolves
     it from the file (``$C360_CONFIG``, ``./c360.toml``) and ``C360_*`` variables."""
+    from c360 import logformat
     from c360.config import load_config
 
-    return serving_process_app(create_app(load_config().settings))
+    settings = load_config().settings
+    logformat.configure(settings.logging.format, settings.logging.level)  # a fresh process
+    return serving_process_app(create_app(settings))
 
 
 def serving_process_app(app: FastAPI) -> FastAPI:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from c360 import logformat
 from c360.config import ResolvedConfig, load_config
 from c360.errors import C360Error
 from c360.masking import install_log_masking, mask_secrets
@@ -31,6 +32,8 @@ class AppContext:
     def config(self, **overrides: Any) -> ResolvedConfig:
         if overrides or self._resolved is None:
             self._resolved = load_config(self.config_path, overrides=overrides)
+            logs = self._resolved.settings.logging
+            logformat.configure(logs.format, "DEBUG" if self.debug else logs.level)
         return self._resolved
 
     @contextmanager

@@ -37,7 +37,8 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
         from c360.api.app import create_app, serving_process_app
 
         api = serving_process_app(create_app(settings))
-        uvicorn.run(api, host=host, port=port, access_log=False, log_level="warning")
+        # log_config=None: uvicorn's own lines go through c360's handler (c360.logformat)
+        uvicorn.run(api, host=host, port=port, access_log=False, log_config=None)
         return
     # Each worker process builds its app from the same configuration (file and environment).
     if app.config_path is not None:
@@ -51,7 +52,7 @@ def command(app: AppContext, host: str | None, port: int | None, workers: int) -
         host=host,
         port=port,
         access_log=False,
-        log_level="warning",
+        log_config=None,
     )
 
 

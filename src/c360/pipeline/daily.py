@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from c360 import retry
+from c360 import logformat, retry
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TransientError, raised_at
@@ -93,6 +93,11 @@ class DayResult:
 def run_day(
     settings: Settings, day: dt.date, *, force: bool = False, skip: tuple[str, ...] = ()
 ) -> DayResult:
+    with logformat.log_context(batch_date=day.isoformat()):
+        return _run_day(settings, day, force=force, skip=skip)
+
+
+def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, ...]) -> DayResult:
     lake = Lake(settings.lake.url)
     store = open_store(settings.serving.url)
     result = DayResult(day)

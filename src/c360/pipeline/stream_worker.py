@@ -98,6 +98,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Literal, TypeVar
 
+from c360 import logformat
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS
 from c360.contracts.segment import InvalidMessage
 from c360.contracts.times import from_epoch_us, naive_from_epoch_us
@@ -237,7 +238,7 @@ def run(
     )
     retry = not stop_when_caught_up if retry is None else retry
     try:
-        with _collector_paused():
+        with _collector_paused(), logformat.log_context(consumer_group=group):
             _loop(worker, batch_size, stop_when_caught_up, poll_interval, should_stop, retry)
             worker.settle()
     finally:
