@@ -689,7 +689,9 @@ class LoggingSettings(_Section):
         "text", description="text for a terminal, json (one object a line) for a log shipper"
     )
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="the least severe level c360 writes (--debug: DEBUG)"
+        "WARNING",
+        description="the least severe level c360 writes: INFO adds each step's progress "
+        "(--debug: DEBUG); stdout keeps the commands' own output either way",
     )
 
 

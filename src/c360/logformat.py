@@ -91,14 +91,31 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def configure(log_format: str = "text", level: str = "INFO", stream: IO[str] | None = None) -> None:
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: IO[str]) -> None:
+        pass
+
+
+def configure(
+    log_format: str = "text", level: str = "WARNING", stream: IO[str] | None = None
+) -> None:
     """c360's handler on the root logger (replacing an earlier one of ours; others stay), with
-    secrets masked in every record."""
+    secrets masked in every record; ``stream`` defaults to the process's stderr."""
     install_log_masking()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
