@@ -81,6 +81,7 @@ def _register() -> None:
         replay,
         segment_cmd,
         serve,
+        status_cmd,
         stream,
         webhooks_cmd,
     )
@@ -97,6 +98,7 @@ def _register() -> None:
         serve,
         keys_cmd,
         segment_cmd,
+        status_cmd,
         webhooks_cmd,
         churn_cmd,
     )

@@ -84,7 +84,7 @@ def _earlier_profile(lake: Lake, day: dt.date) -> quality.Earlier | None:
     return quality.Earlier(earlier[-1], rows)
 
 
-def _newest_partitions(
+def newest_partitions(
     settings: Settings, lake: Lake, day: dt.date
 ) -> dict[tuple[str, str], dt.date | None]:
     """The newest partition of each watched table of the enabled sources (``sources.enabled``)."""
@@ -104,7 +104,7 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         lake.read_partition("profile", "batch_profile", day, ZONE),
         lake.read_partition("profile", "person", day, ZONE),
         _earlier_profile(lake, day),
-        _newest_partitions(settings, lake, day),
+        newest_partitions(settings, lake, day),
         settings.quality,
     )
     quality.enforce(checks)

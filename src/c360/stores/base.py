@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, select, text
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, func, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
@@ -475,6 +475,17 @@ class ServingStore:
         """When each pipeline step last succeeded (naive UTC), on any batch date."""
         with self._reading("reading the run log") as conn:
             return runlog.last_successes(conn)
+
+    def dead_letters_since(self, since: dt.datetime) -> dict[str, int]:
+        """Dead letters received after ``since`` (naive UTC), per topic."""
+        table = serving.dead_letter
+        query = (
+            select(table.c.topic, func.count())
+            .where(table.c.received_at > since)
+            .group_by(table.c.topic)
+        )
+        with self._reading("counting dead letters") as conn:
+            return {str(topic): int(count) for topic, count in conn.execute(query)}
 
     def run_dates(self, limit: int = 14) -> list[str]:
         """The latest batch dates in the run log, newest first."""
