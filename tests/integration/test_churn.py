@@ -81,7 +81,7 @@ def trained(world: Settings) -> dict[str, object]:
         cli, ["train", "churn", "--json"], env=_env(world), catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    report: dict[str, object] = json.loads(result.output)
+    report: dict[str, object] = json.loads(result.stdout)
     return report
 
 
@@ -168,7 +168,7 @@ def test_scores_and_reasons_reach_the_profile_api(
         cli, ["score", "--date", day.isoformat(), "--json"], env=_env(world)
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["model_version"] == trained["model_version"]
     profile = Lake(world.lake.url).read_partition("profile", "batch_profile", day, "features")
     rows = profile.to_pylist()

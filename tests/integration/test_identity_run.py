@@ -140,12 +140,12 @@ def test_cli_run_explain_and_eval(resolved: Settings):
 
     ran = runner.invoke(cli, ["identity", "run", "--date", day, "--json"])
     assert ran.exit_code == 0, ran.output
-    report = json.loads(ran.output)
+    report = json.loads(ran.stdout)
     assert report["records"] > 5000 and report["persons"] > CUSTOMERS
 
     scored = runner.invoke(cli, ["identity", "eval", "--json"])
     assert scored.exit_code == 0, scored.output
-    assert json.loads(scored.output)["precision"] >= 0.998
+    assert json.loads(scored.stdout)["precision"] >= 0.998
 
     links = Lake(resolved.lake.url).read_partition(SOURCE, "links", _last_day(resolved), ZONE)
     splink = links.filter(pc.equal(links["kind"], "probabilistic"))

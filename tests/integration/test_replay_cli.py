@@ -65,7 +65,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None
 def replay(args: list[str], env: dict[str, str | None]) -> dict[str, object]:
     result = CliRunner().invoke(cli, ["replay", *args, "--json"], env=env)
     assert result.exit_code == 0, (result.output, result.exception)
-    stats: dict[str, object] = json.loads(result.output)
+    stats: dict[str, object] = json.loads(result.stdout)
     return stats
 
 

@@ -44,7 +44,7 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
 
     published = runner.invoke(cli, ["stream", "publish", str(events), "--json"], env=env)
     assert published.exit_code == 0, published.output
-    assert json.loads(published.output) | {"seconds": 0} == {
+    assert json.loads(published.stdout) | {"seconds": 0} == {
         "topic": "clickstream",
         "records": 3,
         "not_json": 1,
@@ -55,7 +55,7 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
 
     ran = runner.invoke(cli, ["stream", "run", "--once", "--json"], env=env)
     assert ran.exit_code == 0, ran.output
-    assert json.loads(ran.output) == {
+    assert json.loads(ran.stdout) == {
         "group": "speed",
         "topics": ["clickstream", "support"],
         "records": 3,

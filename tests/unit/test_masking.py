@@ -78,7 +78,7 @@ def test_config_show_masks_every_url_password() -> None:
         assert "postgresql://c360:***@db:5432/serving" in result.output
         assert "mysql+pymysql://shop:***@mariadb:3306/shop" in result.output
         assert "s3://AKIAKEY:***@bucket/lake" in result.output
-    shown = json.loads(runner.invoke(cli, ["config", "show", "--json"], env=URLS).output)
+    shown = json.loads(runner.invoke(cli, ["config", "show", "--json"], env=URLS).stdout)
     assert shown["serving.url"] == {
         "value": "postgresql://c360:***@db:5432/serving",
         "source": "env C360_SERVING_URL",

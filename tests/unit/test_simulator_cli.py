@@ -47,7 +47,7 @@ def test_generate_json_summary(env: Path) -> None:
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["customers"] == 60 and summary["persons"] == 60 + 6 + 2
     assert summary["orders"] > 0 and summary["clickstream_events"] > 0 and summary["seconds"] > 0
     assert set(summary) >= {
@@ -68,7 +68,7 @@ def test_generate_json_summary(env: Path) -> None:
 
     replaced = CliRunner().invoke(cli, [*args[:-1], "--replace", "--json"])
     assert replaced.exit_code == 0, replaced.output
-    assert json.loads(replaced.output) | {"seconds": 0} == summary | {"seconds": 0}
+    assert json.loads(replaced.stdout) | {"seconds": 0} == summary | {"seconds": 0}
 
 
 def test_generate_prints_a_readable_summary(env: Path) -> None:
