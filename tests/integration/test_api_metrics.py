@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
 from c360.stores import ServingStore, open_store
+from ports import free_port
 
 DAY = "2025-06-10"
 WRITE_KEY = "wk_metrics_test"
@@ -149,18 +149,11 @@ def test_rate_limited_and_collected_events_are_counted(
     assert delta(before, after, events, outcome="rejected", code="invalid_message") == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_two_workers_answer_one_sum(store: ServingStore, tmp_path: Path) -> None:
     """Whichever worker answers the scrape, it reports every worker's requests."""
     key = generate(["profiles:read"])
     store.add_api_key(key.record)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("C360_", "PROMETHEUS_"))}
     env |= {"C360_SERVING_URL": str(store.engine.url), "C360_API_PORT": str(port),
             "C360_LAKE_URL": str(tmp_path / "lake"),

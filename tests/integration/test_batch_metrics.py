@@ -4,7 +4,6 @@ a real Pushgateway (Debian's), from the run log and the run's result."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from c360.config import MetricsSettings, load_config
 from c360.pipeline import batch_metrics
 from c360.pipeline.daily import DayResult, StepResult, run_day
 from c360.stores import ServingStore, StepRecord, open_store
+from ports import free_port
 
 DAY = dt.date(2025, 6, 2)
 
@@ -83,16 +83,9 @@ def test_the_textfile_holds_the_run_and_each_steps_last_success(
     assert list(folder.iterdir()) == [folder / batch_metrics.TEXTFILE]  # no temporary left
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -128,7 +121,7 @@ def test_the_run_is_pushed_to_a_pushgateway(store: ServingStore, pushgateway: st
 def test_an_unreachable_pushgateway_does_not_fail_the_batch(
     store: ServingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = MetricsSettings(pushgateway_url=f"http://user:s3cret@127.0.0.1:{_free_port()}")
+    settings = MetricsSettings(pushgateway_url=f"http://user:s3cret@127.0.0.1:{free_port()}")
     batch_metrics.export(settings, RESULT, store)
     assert "cannot push" in caplog.text and "s3cret" not in caplog.text
 

@@ -7,7 +7,6 @@ import gzip
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from c360.api.server import serve_in_thread
 from c360.config import Settings
 from c360.errors import TerminalError, TransientError
 from c360.logs import Record, open_log
+from ports import free_port
 
 KEY = "wk_test_1"
 OTHER_KEY = "wk_test_2"
@@ -372,17 +372,10 @@ BATCHES_PER_THREAD = 20
 BATCH = 25  # 4 x 20 x 25 = 2,000 events
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
 def test_every_acknowledged_event_survives_a_sigkill_of_the_server(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("C360_")}
     env |= {
         "C360_LOG_URL": settings.log.url,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from c360.pipeline.stream_metrics import StreamMetrics
 from c360.pipeline.stream_worker import BatchResult
 from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import open_store
+from ports import free_port
 
 
 def _page(i: int) -> tuple[str, bytes]:
@@ -67,17 +67,10 @@ def test_counts_durations_and_a_lag_that_moves_then_ends(
     assert seconds == 0.0  # caught up
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_stream_run_serves_its_metrics(tmp_path: Path) -> None:
     with LocalLog(tmp_path / "log", 2) as log:
         log.append("clickstream", [_page(i) for i in range(50)])
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("C360_")}
     env |= {"C360_SERVING_URL": f"sqlite:///{tmp_path / 'serving.db'}",
             "C360_LOG_URL": f"local://{tmp_path / 'log'}", "C360_LOG_PARTITIONS": "2",
