@@ -142,13 +142,16 @@ def test_a_store_the_release_wrote_is_upgraded_in_place(
         after = released.query("SELECT * FROM realtime_state ORDER BY id_value")
         assert [{column: row[column] for column in before[0]} for row in after] == before
         added = {column for row in after for column in row} - set(before[0])
-        assert added == {"recent_sessions"}  # 0004: empty until the speed layer writes the row
+        # 0004: empty until the speed layer writes the row; 0006: resolved by the migration
+        assert added == {"recent_sessions", "person_id"}
         assert all(row["recent_sessions"] is None for row in after)
         # It serves: the release's published batch with its real-time state and order.
         published = released.latest_publish()
         assert published is not None and published["batch_date"] == "2025-03-02"
         person = released.find_person("anonymous_id", "cookie-new")
         assert person is not None
+        owners = {row["id_value"]: row["person_id"] for row in after}
+        assert owners == {"c-a": person, "c-z": None, "cookie-new": person}  # c-z: no identity
         profile = released.profile(person)
         assert profile is not None and profile["realtime"]["orders_since_cutoff"] == 1
         # And takes new writes: a micro-batch continuing its stream, then a batch publish.

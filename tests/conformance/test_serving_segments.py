@@ -12,7 +12,7 @@ import pytest
 from c360.contracts import serving
 from c360.errors import NotFoundError
 from c360.segments import DefinitionError, Kind
-from c360.stores import ServingStore
+from c360.stores import ServingStore, resolution
 from c360.stores.segments import SegmentExists, SegmentNameError
 
 DAY = dt.date(2026, 12, 5)
@@ -172,6 +172,7 @@ def test_a_preview_over_a_real_time_field_reads_the_speed_layer(store: ServingSt
                 for i, value in ((1, 150.0), (2, 90.0), (3, 300.0))
             ],
         )
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     preview = store.preview_segment("cart_value > 100 and churn_risk < 0.04", sample=10)
     assert (preview.count, [r["person_id"] for r in preview.sample]) == (1, ["p_0001"])
     assert preview.sample[0]["cart_value"] == 150.0

@@ -40,6 +40,7 @@ from c360.stores import (
     StoreError,
     StoreUnavailable,
     open_store,
+    resolution,
 )
 from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
@@ -171,6 +172,7 @@ def test_profile_view_joins_batch_and_stitched_realtime(store: ServingStore) -> 
                 },
             ],
         )
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     rows = store.query(
         "SELECT person_id, spend, current_session_page_views, last_event_type FROM profile"
     )
@@ -251,6 +253,7 @@ def realtime_orders(store: ServingStore) -> None:
                 },
             ],
         )
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
 
 
 def unified(store: ServingStore) -> tuple[dict[str, object], dict[str, object]]:
@@ -350,6 +353,7 @@ def test_a_link_shows_the_cookies_activity_on_the_customer_at_once(store: Servin
                 }
             ],
         )
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     before = store.profile("p_42", now=at)
     assert before is not None and "events_total" not in before["realtime"]
     assert store.find_person("anonymous_id", "fresh") is None
@@ -384,6 +388,7 @@ def test_an_order_placed_logged_in_stays_with_its_customer(store: ServingStore) 
                 }
             ],
         )
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     # Later someone else logs in on the same device.
     store.stitch([StitchLink("shared-device", "43", at + dt.timedelta(hours=1))])
     assert store.query("SELECT person_id, orders_since_cutoff FROM order_deltas") == [
@@ -499,6 +504,61 @@ def ticket_state(user: str) -> SupportState:
 
 def commit(store: ServingStore, batch: MicroBatch, group: str = "speed") -> int:
     return store.commit_micro_batch(group, store.prepare_micro_batch(batch))
+
+
+def owners(store: ServingStore, table: str, key: str = "id_value") -> dict[str, str | None]:
+    return {row[key]: row["person_id"] for row in store.query(f"SELECT * FROM {table}")}
+
+
+def test_real_time_rows_hold_the_person_they_resolve_to_as_identities_change(
+    store: ServingStore,
+) -> None:
+    """c360.stores.resolution: set when written, again when a link or a publish changes it."""
+    publish_map(
+        store,
+        D1,
+        [
+            ("customer_id", "42", "p_42"),
+            ("customer_id", "43", "p_43"),
+            ("anonymous_id", "c3", "p_43"),
+            ("zendesk_user_id", "361", "p_43"),
+        ],
+    )
+    commit(
+        store,
+        MicroBatch(
+            moves={CLICKS: (0, 4), SUPPORT: (0, 1)},
+            # c1 identified as 42; c2 anonymous; c3 known to the batch (p_43)
+            states=[click_state("c1", 2, "42"), click_state("c2", 1), click_state("c3", 1)],
+            support=[ticket_state("361")],
+            orders=[
+                Order("o-logged-in", "anonymous_id", "c2", "43", AT, 5.0),
+                Order("o-anonymous", "anonymous_id", "c2", None, AT, 7.0),
+            ],
+        ),
+    )
+    assert owners(store, "realtime_state") == {"c1": "p_42", "c2": None, "c3": "p_43"}
+    assert owners(store, "realtime_support") == {"361": "p_43"}
+    assert owners(store, "realtime_order", "order_id") == {
+        "o-logged-in": "p_43",  # who was logged in comes first
+        "o-anonymous": None,
+    }
+    # A link in a later micro-batch takes the cookie and its anonymous order along; a link
+    # outranks the batch's own identifier for the cookie (c3 → 42).
+    commit(store, MicroBatch(moves={CLICKS: (4, 5)}, links=[StitchLink("c2", "42", AT)]))
+    store.stitch([StitchLink("c3", "42", AT)])
+    assert owners(store, "realtime_state") == {"c1": "p_42", "c2": "p_42", "c3": "p_42"}
+    assert owners(store, "realtime_order", "order_id") == {
+        "o-logged-in": "p_43",
+        "o-anonymous": "p_42",
+    }
+    profile = store.profile("p_42", now=AT)
+    assert profile is not None and profile["realtime"]["events_total"] == 2 + 1 + 1
+    # A publish whose map merges 42 into p_43 and forgets the Zendesk user moves them all.
+    publish_map(store, D2, [("customer_id", "42", "p_43"), ("customer_id", "43", "p_43")])
+    assert set(owners(store, "realtime_state").values()) == {"p_43"}
+    assert owners(store, "realtime_support") == {"361": None}
+    assert store.profile("p_43", now=AT)["realtime"]["events_total"] == 4  # type: ignore[index]
 
 
 def test_a_micro_batch_commits_everything_it_changed_with_its_offsets(
@@ -795,6 +855,7 @@ def test_the_unified_profile_is_one_definition_in_the_view_and_the_api(
             [{"id_type": "zendesk_user_id", "id_value": "z-7", "open_ticket_count": 4,
               "last_event_at": browsed, "events_total": 4}],
         )  # fmt: skip
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     api = store.profile("p_1", explain=True)
     assert api is not None
     unified = api["profile"]

@@ -16,7 +16,7 @@ from c360.api.app import create_app
 from c360.api.server import serve_in_thread
 from c360.config import load_config
 from c360.contracts import serving
-from c360.stores import ServingStore, StoreError, StoreUnavailable
+from c360.stores import ServingStore, StoreError, StoreUnavailable, resolution
 
 DAY = dt.date(2025, 6, 10)
 
@@ -51,6 +51,7 @@ def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
             [{"order_id": "o-9", "id_type": "anonymous_id", "id_value": "a/b c",
               "user_id": "42", "order_at": dt.datetime(2025, 6, 11, 9), "revenue": 50.0}],
         )  # fmt: skip
+        resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
     key = generate(["profiles:read"])
     store.add_api_key(key.record)
     settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings

@@ -37,6 +37,7 @@ from c360.pipeline.stream_publish import publish_file
 from c360.pipeline.stream_worker import BatchResult, WorkerStats
 from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import ServingStore, open_store
+from c360.stores.realtime import written_columns
 from plugins.services import unavailable
 
 PARTITIONS = 2
@@ -290,7 +291,8 @@ def sqlite_store(tmp_path: Path) -> Iterator[ServingStore]:
 
 def _rows(store: ServingStore, table: Any, *order: str) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
-        query = select(table).order_by(*(table.c[name] for name in order))
+        columns = written_columns(table)  # the person they resolve to: no identities here
+        query = select(*columns).order_by(*(table.c[name] for name in order))
         return [dict(row._mapping) for row in conn.execute(query)]
 
 

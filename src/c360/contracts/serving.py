@@ -62,6 +62,14 @@ person_redirect = Table(
 # cookie wins. The batch publish reconciles: links the batch covers are dropped; links it
 # contradicts (the batch puts the cookie in another person) stay, flagged "contradicted" with
 # the batch's person for review.
+RESOLVED = "resolved"  # Column.info key: the column is set by person resolution, not by writers
+
+
+def _person_column() -> Column[str]:
+    """A real-time row's person (c360.stores.resolution): NULL while no identity holds it."""
+    return Column("person_id", String(40), index=True, info={RESOLVED: True})
+
+
 identity_stitch = Table(
     "identity_stitch",
     metadata,
@@ -75,10 +83,11 @@ identity_stitch = Table(
     Column("flagged_at", DateTime),  # the cutoff of the latest batch that contradicted it
 )
 
-# State per source identifier (an anonymous_id for the clickstream). The person is resolved at
-# read time through identity_map, so identity merges need no state migration. user_id is the
-# last customer id the cookie identified as: read after the cookie's identity_stitch link, it
-# stitches anonymous activity to the customer (c360.stores.views).
+# State per source identifier (an anonymous_id for the clickstream). user_id is the last customer
+# id the cookie identified as: read after the cookie's identity_stitch link, it stitches
+# anonymous activity to the customer. person_id is the person the row belongs to, resolved when
+# the row is written and again when what it depends on changes (c360.stores.resolution), so a
+# profile read is a lookup by person.
 # The rules behind each column are in c360.speed.features.
 realtime_state = Table(
     "realtime_state",
@@ -110,11 +119,12 @@ realtime_state = Table(
     # The last ended sessions, for the timeline (c360.speed.features; JSON [[start ms, last
     # event ms, page views, product views], …]); the current session is the columns above.
     Column("recent_sessions", Text),
+    _person_column(),
 )
 
 # Support state per Zendesk user (id_type 'zendesk_user_id', the requester of ticket events),
-# from the support topic; resolved to a person through identity_map at read time. tickets is a
-# JSON {ticket_id: [status, epoch ms of the event that set it]} (c360.speed.support).
+# from the support topic; person_id through identity_map (as above). tickets is a JSON
+# {ticket_id: [status, epoch ms of the event that set it]} (c360.speed.support).
 realtime_support = Table(
     "realtime_support",
     metadata,
@@ -128,6 +138,7 @@ realtime_support = Table(
     # The user's newest ticket events for the timeline (c360.speed.support: JSON [[epoch ms,
     # event id, type, ticket id, status], …]).
     Column("recent_ticket_events", Text),
+    _person_column(),
 )
 
 # Orders the speed layer saw (Segment "Order Completed"), one row per order id. The Lambda
@@ -142,6 +153,7 @@ realtime_order = Table(
     Column("user_id", String(64)),
     Column("order_at", DateTime, nullable=False, index=True),
     Column("revenue", Float, nullable=False),
+    _person_column(),
     Index("ix_realtime_order_identifier", "id_type", "id_value"),
     Index("ix_realtime_order_user_id", "user_id"),  # a person's orders by their customer ids
 )

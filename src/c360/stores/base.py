@@ -53,6 +53,7 @@ from c360.stores import (
     migrations,
     profiles,
     realtime,
+    resolution,
     runlog,
     search,
     stitching,
@@ -167,6 +168,13 @@ class StoreDialect(ABC):
     @abstractmethod
     def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
         """Refresh the planner's statistics of tables a publish replaced, in its transaction."""
+
+    def fence_publish(self, conn: Connection, *, exclusive: bool) -> None:
+        """In a transaction that resolves real-time rows to persons (:mod:`.resolution`):
+        ``exclusive`` (the publish, which replaces ``identity_map``) waits for the others and
+        keeps them out until it commits. By default nothing: a database with one writer at a
+        time (SQLite) serialises them already."""
+        return
 
     def migration_transaction(self, engine: Engine) -> Any:
         """A transaction that holds the store's write lock from its first statement, so two
@@ -295,6 +303,7 @@ class ServingStore:
         if "person_redirect" in tables:
             replaced.append(("person_redirect", serving.person_redirect))
         with self._transaction(f"publishing the batch of {batch_date}") as conn:
+            self.dialect.fence_publish(conn, exclusive=True)
             profile_table = self._evolve_profile_table(conn, profile.schema)
             for name, table in (*replaced, (serving.BATCH_PROFILE, profile_table)):
                 conn.execute(table.delete())
@@ -308,6 +317,7 @@ class ServingStore:
             self.dialect.analyze(conn, analyzed)
             cutoff_at = cutoff(batch_date)
             reconciled = stitching.reconcile(conn, cutoff_at)
+            resolution.resolve_all(conn)
             conn.execute(
                 serving.batch_publish.insert().values(
                     batch_date=batch_date.isoformat(),
@@ -387,7 +397,8 @@ class ServingStore:
         persons it changed and write their entered/exited events (:mod:`.live_segments`).
         Returns the orders inserted."""
         with self._transaction(f"committing a micro-batch of {group}") as conn:
-            orders = realtime.commit(conn, group, prepared)
+            self.dialect.fence_publish(conn, exclusive=False)
+            orders = realtime.commit(conn, self.dialect, group, prepared)
             live_segments.evaluate(conn, self.dialect, prepared.keys, naive_utc_now())
             return orders
 
@@ -397,7 +408,10 @@ class ServingStore:
         rows = stitching.link_rows(links)
         writes = realtime.upserts(self, serving.identity_stitch, rows, rule=realtime.NEWEST_LINK)
         with self._transaction("stitching identities") as conn:
+            self.dialect.fence_publish(conn, exclusive=False)
             realtime.execute(conn, writes)
+            cookies = [row["anonymous_id"] for row in rows]
+            resolution.resolve_batch(conn, self.dialect, cookies=cookies)
         return len(rows)
 
     # -- reads -----------------------------------------------------------------------------

@@ -5,8 +5,8 @@ A *real-time segment* is one whose definition reads a real-time field (``cart_va
 commits (:meth:`ServingStore.commit_micro_batch`), :func:`evaluate` runs in the same transaction,
 after the states are written:
 
-1. the persons the batch changed: each changed identifier resolved as the ``profile`` view
-   resolves real-time rows (its cookie's stitch link, the customer it identified as, itself);
+1. the persons the batch changed: those its changed identifiers' rows are resolved to
+   (:mod:`c360.stores.resolution`, earlier in the same transaction);
 2. each real-time segment evaluated for those persons only — batch fields from
    ``batch_profile``, real-time fields from their real-time rows as of the commit;
 3. the difference with ``segment_live_member`` applied, and one ``segment_event``
@@ -83,7 +83,7 @@ def realtime_segments(
 
 
 def _persons(conn: Connection, keys: Sequence[StateKey]) -> set[str]:
-    """The persons real-time rows of ``keys`` belong to (as the profile view resolves them)."""
+    """The persons real-time rows of ``keys`` belong to."""
     found: set[str] = set()
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -92,9 +92,8 @@ def _persons(conn: Connection, keys: Sequence[StateKey]) -> set[str]:
         for i, (id_type, id_value) in enumerate(chunk):
             params[f"t{i}"], params[f"v{i}"] = id_type, id_value
         query = segments.statement(
-            f"SELECT DISTINCT {views.RESOLVE_PERSON} AS person_id "
-            f"FROM realtime_state r{views.RESOLVE_JOINS} "
-            f"WHERE (r.id_type, r.id_value) IN (VALUES {values})"
+            "SELECT DISTINCT person_id FROM realtime_state "
+            f"WHERE (id_type, id_value) IN (VALUES {values})"
         )
         found.update(row[0] for row in conn.execute(query, params) if row[0] is not None)
     return found
@@ -136,8 +135,7 @@ def sweep(
         )
     }
     recent = text(
-        f"SELECT DISTINCT {views.RESOLVE_PERSON} AS person_id "
-        f"FROM realtime_state r{views.RESOLVE_JOINS} WHERE r.last_event_at >= :since"
+        "SELECT DISTINCT person_id FROM realtime_state WHERE last_event_at >= :since"
     ).bindparams(bindparam("since", now - horizon, type_=DateTime()))
     persons.update(row[0] for row in conn.execute(recent) if row[0] is not None)
     return _evaluate(conn, dialect, timed, known, sorted(persons), now)

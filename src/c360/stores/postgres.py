@@ -22,6 +22,7 @@ _TRANSIENT_CLASSES = ("08", "53")
 _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
+_PUBLISH_LOCK = 360_002  # advisory lock: a publish against the speed layer's commits
 
 
 class PostgresDialect(StoreDialect):
@@ -122,6 +123,11 @@ class PostgresDialect(StoreDialect):
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
         return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+    def fence_publish(self, conn: Connection, *, exclusive: bool) -> None:
+        """The publish lock: shared by the speed layer's commits, exclusive for the publish."""
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        conn.exec_driver_sql(f"SELECT {lock}({_PUBLISH_LOCK})")
 
     @contextmanager
     def migration_transaction(self, engine: Engine) -> Iterator[Connection]:

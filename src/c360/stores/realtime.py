@@ -21,13 +21,14 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
-from sqlalchemy import Connection, DateTime, Dialect, Table, insert, select, update
+from sqlalchemy import Column, Connection, DateTime, Dialect, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.exc import IntegrityError
 
 from c360.contracts.log import TopicPartition
 from c360.contracts.serving import (
+    RESOLVED,
     dead_letter,
     identity_stitch,
     realtime_order,
@@ -40,10 +41,11 @@ from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
 from c360.speed.features import NO_LINES, Order, RealtimeState, StateKey
 from c360.speed.support import SupportState, empty_support_state
+from c360.stores import resolution
 from c360.stores.stitching import link_row, newest_link_wins
 
 if TYPE_CHECKING:
-    from c360.stores.base import ServingStore
+    from c360.stores.base import ServingStore, StoreDialect
 
 _IN_CHUNK = 500
 
@@ -280,12 +282,18 @@ def _template(store: ServingStore, table: Table, rule: str, rows: int) -> _Templ
     return found
 
 
+def written_columns(table: Table) -> list[Column[Any]]:
+    """The columns a writer sets: all but the person a row is resolved to
+    (:mod:`c360.stores.resolution` sets that)."""
+    return [column for column in table.columns if not column.info.get(RESOLVED)]
+
+
 def _upsert(
     store: ServingStore, table: Table, rule: str, rows: int = 1
 ) -> PostgresInsert | SQLiteInsert:
-    """The upsert of ``rows`` rows of ``table`` (every column bound once per row, in column
-    order) under ``rule``."""
-    names = [column.name for column in table.columns]
+    """The upsert of ``rows`` rows of ``table`` (every written column bound once per row, in
+    column order) under ``rule``."""
+    names = [column.name for column in written_columns(table)]
     keys = [column.name for column in table.primary_key.columns]
     values = dict.fromkeys(names)
     insert_ = store.dialect.insert(table).values([values] * rows if rows > 1 else values)
@@ -301,7 +309,7 @@ def _upsert(
 
 def _single_row_template(store: ServingStore, table: Table, rule: str) -> _Template:
     dialect = store.engine.dialect
-    names = tuple(column.name for column in table.columns)
+    names = tuple(column.name for column in written_columns(table))
     compiled = _upsert(store, table, rule).compile(dialect=_positional(dialect))
     if list(compiled.positiontup or ()) != list(names):  # the parameters follow column order
         raise RuntimeError(f"unexpected parameter order compiling the upsert of {table.name}")
@@ -402,6 +410,9 @@ class PreparedBatch:
     link_writes: list[Write]
     dead_letters: Sequence[DeadLetter]
     keys: tuple[StateKey, ...] = ()  # the clickstream identifiers whose state changed
+    support_keys: tuple[StateKey, ...] = ()  # the Zendesk users whose state changed
+    order_ids: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()  # the cookies linked
 
 
 def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
@@ -421,17 +432,29 @@ def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
         ),
         dead_letters=batch.dead_letters,
         keys=tuple((state["id_type"], state["id_value"]) for state in batch.states),
+        support_keys=tuple((state["id_type"], state["id_value"]) for state in batch.support),
+        order_ids=tuple(order["order_id"] for order in orders),
+        cookies=tuple(dict.fromkeys(link.anonymous_id for link in batch.links)),
     )
 
 
-def commit(conn: Connection, group: str, prepared: PreparedBatch) -> int:
-    """Write a prepared batch in the caller's transaction, offsets first; the number of
-    orders inserted (order ids not stored before). Raises :class:`OffsetConflict` when another
+def commit(conn: Connection, dialect: StoreDialect, group: str, prepared: PreparedBatch) -> int:
+    """Write a prepared batch in the caller's transaction, offsets first, then resolve the
+    rows it wrote to their persons (:mod:`c360.stores.resolution`); the number of orders
+    inserted (order ids not stored before). Raises :class:`OffsetConflict` when another
     consumer moved one of the partitions."""
     claim_offsets(conn, group, prepared.moves)
     execute(conn, prepared.state_writes)
     orders = execute(conn, prepared.order_writes)
     execute(conn, prepared.link_writes)
+    resolution.resolve_batch(
+        conn,
+        dialect,
+        states=prepared.keys,
+        support=prepared.support_keys,
+        orders=prepared.order_ids,
+        cookies=prepared.cookies,
+    )
     insert_dead_letters(conn, prepared.dead_letters)
     return orders
 

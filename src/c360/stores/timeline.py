@@ -56,7 +56,6 @@ from sqlalchemy.sql.selectable import TextualSelect
 
 from c360.contracts import serving
 from c360.contracts.times import epoch_ms, naive_from_epoch_us, naive_utc
-from c360.stores.views import ORDER_PERSON, RESOLVE_JOINS, RESOLVE_PERSON, person_rows
 
 if TYPE_CHECKING:
     from c360.stores.base import ServingStore
@@ -155,43 +154,25 @@ ORDER BY t.occurred_at DESC, t.event_id DESC
 LIMIT :fetch
 """
 
-# The person's real-time state rows: by the person's identifiers, or by the customer a cookie
-# last identified as; then resolved as the profile resolves them.
-_STATES = f"""
-WITH ids AS ({_IDS}),
-keys AS (
-  SELECT id_type, id_value FROM ids
-  UNION
-  SELECT r.id_type, r.id_value FROM realtime_state r
-  WHERE r.user_id IN (SELECT id_value FROM identity_map
-                      WHERE person_id = :person_id AND id_type = 'customer_id')
-)
-SELECT * FROM (
-  SELECT {RESOLVE_PERSON} AS owner, r.id_type, r.id_value, r.session_start,
-         r.session_last_event_at, r.current_session_page_views,
-         r.current_session_product_views, r.cart_id, r.cart_items, r.cart_value,
-         r.cart_updated_at, r.recent_sessions
-  FROM keys JOIN realtime_state r ON r.id_type = keys.id_type AND r.id_value = keys.id_value
-  {RESOLVE_JOINS}
-) states WHERE owner = :person_id
+# The person's real-time state rows (resolved when written: c360.stores.resolution).
+_STATES = """
+SELECT person_id AS owner, id_type, id_value, session_start, session_last_event_at,
+       current_session_page_views, current_session_product_views, cart_id, cart_items,
+       cart_value, cart_updated_at, recent_sessions
+FROM realtime_state WHERE person_id = :person_id
 """
 
 # Orders the speed layer saw since the cutoff, of the person: few (the batch takes them over at
 # the next publish), so all of them, up to the page's key.
-_ORDERS = f"""
-SELECT order_id, order_at, revenue FROM (
-  SELECT {ORDER_PERSON} AS owner, r.order_id, r.order_at, r.revenue
-  FROM {person_rows("realtime_order", ("order_id",))} r{RESOLVE_JOINS}
-  WHERE r.order_at >= :cutoff AND r.order_at >= :since
-) orders
-WHERE owner = :person_id {{before}}
+_ORDERS = """
+SELECT order_id, order_at, revenue FROM realtime_order
+WHERE person_id = :person_id AND order_at >= :cutoff AND order_at >= :since {before}
 """
 
 # The person's Zendesk users' recent ticket events.
 _TICKETS = """
-SELECT s.recent_ticket_events FROM realtime_support s
-JOIN identity_map m ON m.id_type = s.id_type AND m.id_value = s.id_value
-WHERE m.person_id = :person_id AND s.recent_ticket_events IS NOT NULL
+SELECT recent_ticket_events FROM realtime_support
+WHERE person_id = :person_id AND recent_ticket_events IS NOT NULL
 """
 
 _TIMES = ("since", "cutoff", "before_at")

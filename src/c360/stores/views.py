@@ -1,14 +1,11 @@
 """The serving layer's unified view: the golden record, the batch profile and real-time state.
 
-Real-time state is kept per source identifier and resolved to a person here, at read time (the
-stitching): a cookie's row belongs to the person of the customer its ``identity_stitch`` link
-names (:mod:`c360.identity.stitching`), else to the person of its ``user_id`` (the customer id
-it last identified as), else to the person of its own identifier in ``identity_map``. Orders the
-speed layer saw resolve the same way, except that an order's own ``user_id`` (who was logged in
-when it was placed) comes before the cookie's link. Support state (``realtime_support``, per
-Zendesk user) resolves through its own identifier.
-The same SQL backs the ``profile`` view (for BI tools) and the API's by-key lookup, which only
-adds an indexed filter on the person's identifiers.
+Real-time rows are kept per source identifier and hold the person they belong to, resolved
+when they are written (:mod:`c360.stores.resolution`: a cookie's stitch link, the customer it
+identified as, its own identifier). Per person, the rows are combined here: the latest session,
+the latest cart, counters added up; orders since the serving batch's cutoff; support state.
+The same SQL backs the ``profile`` view (for BI tools), the real-time segments and the API's
+by-key lookup, which only narrows it to one person (``person_id {match}``).
 
 Read time: ``events_last_hour`` counts the stored event times after *now* - 1 h, where now is
 the database clock for the view and the caller's ``now`` (``:now_ms``) for the API.
@@ -27,53 +24,16 @@ from c360.speed import merge
 if TYPE_CHECKING:
     from c360.stores.base import StoreDialect
 
-# The person of a real-time state row ``r`` (id_type, id_value, user_id): its cookie's stitch
-# link, else the customer it last identified as, else its own identifier.
-RESOLVE_PERSON = "COALESCE(by_link.person_id, by_user.person_id, by_id.person_id)"
-# An order row's user_id is who was logged in when it was placed: that comes first, then the
-# cookie's link (an anonymous order of a cookie that identified later), then the identifier.
-ORDER_PERSON = "COALESCE(by_user.person_id, by_link.person_id, by_id.person_id)"
-RESOLVE_JOINS = """
-LEFT JOIN identity_stitch link ON r.id_type = 'anonymous_id' AND link.anonymous_id = r.id_value
-LEFT JOIN identity_map by_link
-       ON by_link.id_type = 'customer_id' AND by_link.id_value = link.customer_id
-LEFT JOIN identity_map by_user ON by_user.id_type = 'customer_id' AND by_user.id_value = r.user_id
-LEFT JOIN identity_map by_id ON by_id.id_type = r.id_type AND by_id.id_value = r.id_value"""
+# Which persons a query reads: every person's rows (the views), one person's (the API), a few.
+EVERY_PERSON = "IS NOT NULL"
+ONE_PERSON = "= :person_id"
 
-# One row per (person, real-time identifier row) of {source} (realtime_state for the view, the
-# rows reachable from one person for the API: person_rows). {recent} counts the row's events in
-# the last hour (see events_last_hour_sql).
-REALTIME_ROWS = f"""
-SELECT {RESOLVE_PERSON} AS person_id, r.*,
-       {{recent}} AS events_last_hour
-FROM {{source}} r{RESOLVE_JOINS}
+# One row per real-time identifier row of the persons ``{match}`` selects; {recent} counts the
+# row's events in the last hour (see events_last_hour_sql).
+REALTIME_ROWS = """
+SELECT r.*, {recent} AS events_last_hour
+FROM realtime_state r WHERE r.person_id {match}
 """
-
-
-def person_rows(table: str, key: tuple[str, ...], match: str = "= :person_id") -> str:
-    """The rows of a real-time ``table`` (with id_type, id_value, user_id) reachable from one
-    person (``:person_id``): by one of the person's identifiers, by the customer id they were
-    logged in as, or as a cookie stitched to one of the person's customers. Each way is one
-    indexed lookup driven by the person's few identifiers (``IN (subquery)``, which both
-    planners probe the index with), kept as separate branches of a union: PostgreSQL plans an
-    ``OR`` of them as a scan. Their keys (``key``: the table's primary key) are joined back;
-    which rows the person really owns is decided after, by the resolution joins. ``match``
-    is the condition on the person id (``IN (…)`` for several persons)."""
-    columns = ", ".join(f"t.{name}" for name in key)
-    reachable = f"""
-        SELECT {columns} FROM {table} t WHERE (t.id_type, t.id_value) IN (
-            SELECT id_type, id_value FROM identity_map WHERE person_id {match})
-        UNION
-        SELECT {columns} FROM {table} t WHERE t.user_id IN (
-            SELECT id_value FROM identity_map
-            WHERE person_id {match} AND id_type = 'customer_id')
-        UNION
-        SELECT {columns} FROM {table} t WHERE t.id_type = 'anonymous_id' AND t.id_value IN (
-            SELECT s.anonymous_id FROM identity_stitch s
-            JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
-            WHERE m.person_id {match})"""
-    on = " AND ".join(f"x.{name} = k.{name}" for name in key)
-    return f"(SELECT x.* FROM {table} x JOIN ({reachable}) k ON {on})"
 
 
 # Per person: the latest session wins for session and last-event features, the cart with the
@@ -105,17 +65,15 @@ FROM (
 WHERE recency = 1
 """
 
-# Support state per person, through the Zendesk user ids the identity map gives them.
+# Support state per person, through the Zendesk users resolved to them.
 SUPPORT_BY_PERSON = """
-SELECT m.person_id, CAST(SUM(s.open_ticket_count) AS BIGINT) AS open_ticket_count,
-       MAX(s.last_event_at) AS last_support_event_at
-FROM realtime_support s
-JOIN identity_map m ON m.id_type = s.id_type AND m.id_value = s.id_value
-{where}
-GROUP BY m.person_id
+SELECT person_id, CAST(SUM(open_ticket_count) AS BIGINT) AS open_ticket_count,
+       MAX(last_event_at) AS last_support_event_at
+FROM realtime_support WHERE person_id {match}
+GROUP BY person_id
 """
-SUPPORT_PROFILE = SUPPORT_BY_PERSON.format(where="")
-SUPPORT_FOR_PERSON = SUPPORT_BY_PERSON.format(where="WHERE m.person_id = :person_id")
+SUPPORT_PROFILE = SUPPORT_BY_PERSON.format(match=EVERY_PERSON)
+SUPPORT_FOR_PERSON = SUPPORT_BY_PERSON.format(match=ONE_PERSON)
 
 # c360.speed.features.HOUR_MS: the window of "events in the last hour".
 LAST_HOUR_MS = 3_600_000
@@ -127,51 +85,41 @@ def events_last_hour_sql(dialect: StoreDialect, now_ms: str) -> str:
     return dialect.count_json_greater("r.recent_event_times", f"({now_ms}) - {LAST_HOUR_MS}")
 
 
-def realtime_profile_sql(dialect: StoreDialect) -> str:
-    """Real-time features of every person, as of the database clock (the view's query)."""
-    recent = events_last_hour_sql(dialect, dialect.now_ms())
-    rows = REALTIME_ROWS.format(recent=recent, source="realtime_state")
+def realtime_by_person_sql(dialect: StoreDialect, match: str, now_ms: str = ":now_ms") -> str:
+    """Real-time features of the persons whose id meets ``match`` (``= :person_id``,
+    ``IN (…)``, ``IS NOT NULL``), as of ``now_ms`` (an SQL expression, epoch ms)."""
+    rows = REALTIME_ROWS.format(recent=events_last_hour_sql(dialect, now_ms), match=match)
     return REALTIME_BY_PERSON.format(rows=rows)
 
 
+def realtime_profile_sql(dialect: StoreDialect) -> str:
+    """Real-time features of every person, as of the database clock (the view's query)."""
+    return realtime_by_person_sql(dialect, EVERY_PERSON, dialect.now_ms())
+
+
 def realtime_for_persons_sql(dialect: StoreDialect, match: str) -> str:
-    """Real-time features of the persons whose id meets ``match`` (``IN (…)``), as of
-    ``:now_ms``."""
-    recent = events_last_hour_sql(dialect, ":now_ms")
-    rows = REALTIME_ROWS.format(
-        recent=recent, source=person_rows("realtime_state", ("id_type", "id_value"), match)
-    )
-    return REALTIME_BY_PERSON.format(rows=rows) + f" AND person_id {match}"
+    """Real-time features of the persons whose id meets ``match``, as of ``:now_ms``."""
+    return realtime_by_person_sql(dialect, match)
 
 
 def realtime_for_person_sql(dialect: StoreDialect) -> str:
     """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query)."""
-    recent = events_last_hour_sql(dialect, ":now_ms")
-    rows = REALTIME_ROWS.format(
-        recent=recent, source=person_rows("realtime_state", ("id_type", "id_value"))
-    )
-    return REALTIME_BY_PERSON.format(rows=rows) + " AND person_id = :person_id"
+    return realtime_by_person_sql(dialect, ONE_PERSON)
 
 
 # The Lambda merge: orders the speed layer saw at or after the serving batch's cutoff. The
 # cutoff is that of the latest publish; before any publish, every order counts.
-ORDER_DELTAS = f"""
+ORDER_DELTAS = """
 SELECT person_id, count(*) AS orders_since_cutoff, sum(revenue) AS spend_since_cutoff,
        min(order_at) AS first_order_at, max(order_at) AS last_order_at
-FROM (
-  SELECT {ORDER_PERSON} AS person_id, r.order_at, r.revenue
-  FROM {{source}} r{RESOLVE_JOINS}
-  WHERE r.order_at >= COALESCE(
-      (SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1), '1970-01-01')
-) orders
-WHERE person_id IS NOT NULL {{person}}
+FROM realtime_order
+WHERE person_id {match} AND order_at >= COALESCE(
+    (SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1), '1970-01-01')
 GROUP BY person_id
 """
 
-ORDER_DELTAS_ALL = ORDER_DELTAS.format(source="realtime_order", person="")
-ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(
-    source=person_rows("realtime_order", ("order_id",)), person="AND person_id = :person_id"
-)
+ORDER_DELTAS_ALL = ORDER_DELTAS.format(match=EVERY_PERSON)
+ORDER_DELTAS_FOR_PERSON = ORDER_DELTAS.format(match=ONE_PERSON)
 
 
 # Where the view finds each fact of c360.speed.merge: d = order_deltas, rt = realtime_profile,
