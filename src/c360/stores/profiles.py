@@ -1,10 +1,11 @@
 """Reading unified profiles by key: the serving layer's hot path behind the Profile API.
 
-The website calls the API on every page view, so a read costs a handful of indexed queries run
-through the driver's own connection and cursor: no SQL compiled per call, no result metadata
-built per query (SQLAlchemy's execution path cost three times the database's own work here).
-The SQL is the ``profile`` view's (:mod:`c360.stores.views`) narrowed to one person, and the
-merge is :func:`c360.speed.merge.merge`, the same rules the view is generated from.
+The website calls the API on every page view, so a read is one statement of indexed lookups by
+person (real-time rows hold their person: :mod:`c360.stores.resolution`) run through the
+driver's own connection and cursor: no SQL compiled per call, no result metadata built per
+query (SQLAlchemy's execution path cost three times the database's own work here). The SQL is
+the ``profile`` view's (:mod:`c360.stores.views`) narrowed to one person, and the merge is
+:func:`c360.speed.merge.merge`, the same rules the view is generated from.
 
 SQLite hands back dates, times and booleans as it stores them (text, 0/1): the dialect's
 converters turn the columns that hold them into Python values, so both stores answer alike.
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from sqlalchemy import Engine
 
 from c360.contracts import serving
@@ -40,12 +42,6 @@ JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
-# The golden record and the batch profile in one row: the person's columns, then the batch's.
-_PERSON_AND_BATCH = f"""
-SELECT p.*, b.* FROM person p LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
-WHERE p.person_id = :person_id
-"""
-_PERSON_COLUMNS = len(serving.person.columns)
 _REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :person_id"
 _IDENTIFIERS = (
     "SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id"
@@ -67,17 +63,14 @@ class ProfileReads:
         self._sql = {
             "find_by_link": sql(_FIND_BY_LINK),
             "find": sql(_FIND),
-            "person": sql(_PERSON_AND_BATCH),
             "redirect": sql(_REDIRECT),
-            "realtime": sql(realtime_for_person_sql(dialect)),
-            "support": sql(SUPPORT_FOR_PERSON),
-            "deltas": sql(ORDER_DELTAS_FOR_PERSON),
-            "identifiers": sql(_IDENTIFIERS),
-            "cutoff": sql(_CUTOFF),
         }
-        self._one_statement = dialect.reads_in_one_statement
-        if self._one_statement:
-            self._sql["at_once"] = sql(_at_once_sql(dialect))
+        # One statement a profile, each part as JSON where the dialect can (a round trip
+        # saved), else each part's columns in one row.
+        self._as_json = dialect.reads_in_one_statement
+        self._sql["parts"] = sql(
+            _at_once_sql(dialect) if self._as_json else _in_one_row_sql(dialect)
+        )
         self._reading = dialect.reading
 
     def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
@@ -127,47 +120,56 @@ class ProfileReads:
         self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
     ) -> Row | None:
         now = naive_utc_now() if now is None else naive_utc(now)
-        parts = self._parts(cursor, person_id, now, explain)
+        parts = self._parts(cursor, person_id, now)
         redirected_from = None
         if parts is None:
             survivor = self._rows(cursor, "redirect", {"person_id": person_id})
             if not survivor:
                 return None
             redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-            parts = self._parts(cursor, person_id, now, explain)
+            parts = self._parts(cursor, person_id, now)
             if parts is None:
                 return None
         return unified(person_id, redirected_from, parts, now, explain)
 
-    def _parts(self, cursor: Any, person_id: str, now: dt.datetime, explain: bool) -> Parts | None:
-        if self._one_statement:
-            return self._parts_at_once(cursor, person_id, now)
-        found = self._person(cursor, person_id)
-        if found is None:
+    def _parts(self, cursor: Any, person_id: str, now: dt.datetime) -> Parts | None:
+        """The parts of a profile, in one statement."""
+        params = {"person_id": person_id, "now_ms": epoch_ms(now)}
+        cursor.execute(self._sql["parts"], params)
+        if self._as_json:
+            return self._parts_from_json(cursor.fetchone())
+        return self._parts_from_row(cursor)
+
+    def _parts_from_row(self, cursor: Any) -> Parts | None:
+        """The parts from one row of :func:`_in_one_row_sql`: split at its marker columns."""
+        row = cursor.fetchone()
+        if row is None:
             return None
-        person, batch = found
-        by_person = {"person_id": person_id}
-        identifiers = self._rows(cursor, "identifiers", by_person)
-        realtime = self._rows(cursor, "realtime", {**by_person, "now_ms": epoch_ms(now)})
-        deltas = self._rows(cursor, "deltas", by_person)
-        # Support state hangs off the person's Zendesk users: none, no query.
-        zendesk = any(row["id_type"] == "zendesk_user_id" for row in identifiers)
-        support = self._rows(cursor, "support", by_person) if zendesk else []
-        cutoff = self._rows(cursor, "cutoff", {}) if explain else []
+        names = [column[0] for column in cursor.description]
+        convert = self._convert
+        parts: list[Row] = [{}]
+        for name, value in zip(names, row, strict=True):
+            if name.startswith(_MARK):
+                parts.append({})
+            elif value is not None and name in convert:
+                parts[-1][name] = convert[name](value)
+            else:
+                parts[-1][name] = value
+        person, batch, realtime, deltas, support, rest = parts
+        identifiers = rest["identifiers"]
         return Parts(
             person,
-            batch,
-            identifiers,
-            realtime[0] if realtime else {},
-            deltas[0] if deltas else {},
-            support[0] if support else None,
-            cutoff[0]["cutoff_at"] if cutoff else None,
+            batch if batch.get("person_id") is not None else {},
+            orjson.loads(identifiers) if identifiers else [],
+            realtime if realtime.get("person_id") is not None else {},
+            deltas if deltas.get("person_id") is not None else {},
+            support if support.get("person_id") is not None else None,
+            rest["cutoff_at"],
         )
 
-    def _parts_at_once(self, cursor: Any, person_id: str, now: dt.datetime) -> Parts | None:
-        """The parts from one statement, each a JSON value (the dialect's json_row)."""
-        cursor.execute(self._sql["at_once"], {"person_id": person_id, "now_ms": epoch_ms(now)})
-        person, batch, identifiers, realtime, deltas, support, cutoff = cursor.fetchone()
+    def _parts_from_json(self, row: Any) -> Parts | None:
+        """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
+        person, batch, identifiers, realtime, deltas, support, cutoff = row
         if person is None:
             return None
         return Parts(
@@ -187,23 +189,6 @@ class ProfileReads:
             if value is not None and name in FROM_TEXT:
                 row[name] = FROM_TEXT[name](value)
         return row
-
-    def _person(self, cursor: Any, person_id: str) -> tuple[Row, Row] | None:
-        """The golden record and the batch profile (empty when the batch has none)."""
-        cursor.execute(self._sql["person"], {"person_id": person_id})
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        names = [column[0] for column in cursor.description]
-        convert = self._convert
-        values = [
-            value if value is None or name not in convert else convert[name](value)
-            for name, value in zip(names, row, strict=True)
-        ]
-        split = _PERSON_COLUMNS
-        person = dict(zip(names[:split], values[:split], strict=True))
-        batch = dict(zip(names[split:], values[split:], strict=True))
-        return person, (batch if batch.get("person_id") is not None else {})
 
 
 class Parts(NamedTuple):
@@ -232,6 +217,32 @@ def _at_once_sql(dialect: StoreDialect) -> str:
         "cutoff": f"({_CUTOFF})",
     }
     return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
+
+
+_MARK = "-part "  # a marker column's name starts so: no column of c360's tables does
+
+
+def _in_one_row_sql(dialect: StoreDialect) -> str:
+    """The profile read in one statement of one row: each part's columns after a marker
+    column, then the identifiers (a JSON array) and the cutoff. No JSON per part: SQLite has
+    no ``row_to_json`` for a table whose columns grow (``batch_profile``), and ``b.*`` follows
+    them anyway (SQLite prepares the statement again after a schema change)."""
+    realtime, deltas = realtime_for_person_sql(dialect), ORDER_DELTAS_FOR_PERSON
+    identifiers = (
+        "SELECT json_group_array(json_object('id_type', id_type, 'id_value', id_value)) "
+        f"FROM ({_IDENTIFIERS})"
+    )
+    marks = [f'NULL AS "{_MARK}{name}"' for name in ("batch", "realtime", "deltas", "support")]
+    return f"""
+SELECT p.*, {marks[0]}, b.*, {marks[1]}, rt.*, {marks[2]}, d.*, {marks[3]}, sp.*,
+       NULL AS "{_MARK}end", ({identifiers}) AS identifiers, ({_CUTOFF}) AS cutoff_at
+FROM person p
+LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
+LEFT JOIN ({realtime}) rt ON 1 = 1
+LEFT JOIN ({deltas}) d ON 1 = 1
+LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
+WHERE p.person_id = :person_id
+"""
 
 
 def unified(
