@@ -29,7 +29,9 @@ identity_map = Table(
     metadata,
     Column("id_type", String(32), primary_key=True),
     Column("id_value", String(320), primary_key=True),
-    Column("person_id", String(40), nullable=False, index=True),
+    Column("person_id", String(40), nullable=False),
+    # A person's identifiers in order, from the index alone (every profile read lists them).
+    Index("ix_identity_map_person", "person_id", "id_type", "id_value"),
 )
 
 person = Table(

@@ -51,6 +51,7 @@ _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 
 Row = dict[str, Any]
 Converters = Mapping[str, Callable[[Any], Any]]
+Converter = tuple[str, Callable[[Any], Any]]
 
 
 class ProfileReads:
@@ -72,6 +73,7 @@ class ProfileReads:
             _at_once_sql(dialect) if self._as_json else _in_one_row_sql(dialect)
         )
         self._reading = dialect.reading
+        self._layout_of: tuple[tuple[str, ...], list[Any]] = ((), [])
 
     def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
         cursor.execute(self._sql[query], params)
@@ -141,20 +143,19 @@ class ProfileReads:
         return self._parts_from_row(cursor)
 
     def _parts_from_row(self, cursor: Any) -> Parts | None:
-        """The parts from one row of :func:`_in_one_row_sql`: split at its marker columns."""
+        """The parts from one row of :func:`_in_one_row_sql`, split at its marker columns."""
         row = cursor.fetchone()
         if row is None:
             return None
-        names = [column[0] for column in cursor.description]
-        convert = self._convert
-        parts: list[Row] = [{}]
-        for name, value in zip(names, row, strict=True):
-            if name.startswith(_MARK):
-                parts.append({})
-            elif value is not None and name in convert:
-                parts[-1][name] = convert[name](value)
-            else:
-                parts[-1][name] = value
+        layout = self._layout(cursor.description)
+        parts: list[Row] = []
+        for start, names, converters in layout:
+            part = dict(zip(names, row[start : start + len(names)], strict=True))
+            for name, to in converters:
+                value = part[name]
+                if value is not None:
+                    part[name] = to(value)
+            parts.append(part)
         person, batch, realtime, deltas, support, rest = parts
         identifiers = rest["identifiers"]
         return Parts(
@@ -166,6 +167,14 @@ class ProfileReads:
             support if support.get("person_id") is not None else None,
             rest["cutoff_at"],
         )
+
+    def _layout(self, description: Any) -> list[tuple[int, tuple[str, ...], list[Converter]]]:
+        """Per part of the row: where it starts, its column names and their converters. Worked
+        out again only when the columns change (a publish that adds a feature)."""
+        names = tuple(column[0] for column in description)
+        if self._layout_of[0] != names:
+            self._layout_of = (names, _split(names, self._convert))
+        return self._layout_of[1]
 
     def _parts_from_json(self, row: Any) -> Parts | None:
         """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
@@ -243,6 +252,19 @@ LEFT JOIN ({deltas}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
 WHERE p.person_id = :person_id
 """
+
+
+def _split(
+    names: tuple[str, ...], convert: Converters
+) -> list[tuple[int, tuple[str, ...], list[Converter]]]:
+    """The parts of a row of :func:`_in_one_row_sql` with columns ``names``."""
+    layout = []
+    start = 0
+    for end in [*(i for i, name in enumerate(names) if name.startswith(_MARK)), len(names)]:
+        part = names[start:end]
+        layout.append((start, part, [(name, convert[name]) for name in part if name in convert]))
+        start = end + 1
+    return layout
 
 
 def unified(
