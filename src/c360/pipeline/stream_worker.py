@@ -666,13 +666,17 @@ def _prepare(
     # that shows it; across batches the store keeps the first committed row.
     orders: dict[str, Order] = {}
     stitches: list[StitchLink] = []
+    unresolved: list[StateKey] = []  # new rows, or a changed user_id: their person may change
     for key, events in groups.items():
-        folded = fold(clicks[key], events)
+        before = clicks[key]
+        folded = fold(before, events)
         duplicates += len(events) - folded.applied
         if folded.applied:
-            link = _new_link(key, clicks[key], folded.state)
+            link = _new_link(key, before, folded.state)
             if link is not None:
                 stitches.append(link)
+            if not before["events_total"] or before["user_id"] != folded.state["user_id"]:
+                unresolved.append(key)
             clicks[key] = folded.state
             clicks_changed.append(key)
             for order in folded.orders:
@@ -700,6 +704,7 @@ def _prepare(
         orders=list(orders.values()),
         links=stitches,
         dead_letters=decoded.invalid,
+        unresolved=sorted(unresolved),
     )
     return _Prepared(
         moves=moves,

@@ -169,6 +169,11 @@ class StoreDialect(ABC):
     def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
         """Refresh the planner's statistics of tables a publish replaced, in its transaction."""
 
+    @abstractmethod
+    def json_values(self, parameter: str) -> str:
+        """SQL: a subquery of the strings in a JSON array, bound as text to ``parameter``
+        (``col IN <it>`` probes ``col``'s index once per value)."""
+
     def fence_publish(self, conn: Connection, *, exclusive: bool) -> None:
         """In a transaction that resolves real-time rows to persons (:mod:`.resolution`):
         ``exclusive`` (the publish, which replaces ``identity_map``) waits for the others and

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
 from sqlalchemy import Connection, DateTime, bindparam, select, text
 
 from c360.contracts import serving
@@ -82,19 +83,19 @@ def realtime_segments(
     return found, known
 
 
-def _persons(conn: Connection, keys: Sequence[StateKey]) -> set[str]:
-    """The persons real-time rows of ``keys`` belong to."""
+def _persons(conn: Connection, dialect: StoreDialect, keys: Sequence[StateKey]) -> set[str]:
+    """The persons real-time rows of ``keys`` belong to: one statement per identifier type,
+    the values as one JSON array (the primary key is probed with each)."""
+    by_type: dict[str, list[str]] = {}
+    for id_type, id_value in keys:
+        by_type.setdefault(id_type, []).append(id_value)
+    query = segments.statement(
+        "SELECT DISTINCT person_id FROM realtime_state "
+        f"WHERE id_type = :id_type AND id_value IN {dialect.json_values(':ids')}"
+    )
     found: set[str] = set()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        values = ", ".join(f"(:t{i}, :v{i})" for i in range(len(chunk)))
-        params: dict[str, object] = {}
-        for i, (id_type, id_value) in enumerate(chunk):
-            params[f"t{i}"], params[f"v{i}"] = id_type, id_value
-        query = segments.statement(
-            "SELECT DISTINCT person_id FROM realtime_state "
-            f"WHERE (id_type, id_value) IN (VALUES {values})"
-        )
+    for id_type, values in by_type.items():
+        params = {"id_type": id_type, "ids": orjson.dumps(values).decode()}
         found.update(row[0] for row in conn.execute(query, params) if row[0] is not None)
     return found
 
@@ -110,7 +111,7 @@ def evaluate(
     live, known = realtime_segments(conn)
     if not live:
         return []
-    return _evaluate(conn, dialect, live, known, sorted(_persons(conn, keyed)), now)
+    return _evaluate(conn, dialect, live, known, sorted(_persons(conn, dialect, keyed)), now)
 
 
 def sweep(

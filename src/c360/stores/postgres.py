@@ -49,6 +49,9 @@ class PostgresDialect(StoreDialect):
     def insert(self, table: Table) -> Insert:
         return insert(table)
 
+    def json_values(self, parameter: str) -> str:
+        return f"(SELECT jsonb_array_elements_text(CAST({parameter} AS JSONB)))"
+
     def now_ms(self) -> str:
         return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000"
 

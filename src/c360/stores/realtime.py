@@ -389,7 +389,9 @@ class MicroBatch:
 
     ``moves`` holds each read partition's (first offset, next offset); ``states`` and
     ``support`` the changed states (keys distinct); ``orders`` the orders seen (ids distinct);
-    ``links`` the identity links made (one per cookie).
+    ``links`` the identity links made (one per cookie). ``unresolved`` names the states whose
+    person may have changed other than through a link — new rows, a changed ``user_id`` —
+    when the writer knows them (None: all of ``states`` are resolved again).
     """
 
     moves: Mapping[TopicPartition, tuple[int, int]]
@@ -398,6 +400,7 @@ class MicroBatch:
     orders: Sequence[Order] = ()
     links: Sequence[StitchLink] = ()
     dead_letters: Sequence[DeadLetter] = ()
+    unresolved: Sequence[StateKey] | None = None
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,7 @@ class PreparedBatch:
     link_writes: list[Write]
     dead_letters: Sequence[DeadLetter]
     keys: tuple[StateKey, ...] = ()  # the clickstream identifiers whose state changed
+    unresolved: tuple[StateKey, ...] = ()  # those whose person may have changed
     support_keys: tuple[StateKey, ...] = ()  # the Zendesk users whose state changed
     order_ids: tuple[str, ...] = ()
     cookies: tuple[str, ...] = ()  # the cookies linked
@@ -420,6 +424,7 @@ def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
     state_rows = [state_row(state) for state in batch.states]
     support_rows = [support_row(state) for state in batch.support]
     orders = [order._asdict() | {"order_at": naive_utc(order.order_at)} for order in batch.orders]
+    keys = tuple((state["id_type"], state["id_value"]) for state in batch.states)
     return PreparedBatch(
         moves=batch.moves,
         state_writes=[
@@ -431,7 +436,8 @@ def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
             store, identity_stitch, [link_row(link) for link in batch.links], rule=NEWEST_LINK
         ),
         dead_letters=batch.dead_letters,
-        keys=tuple((state["id_type"], state["id_value"]) for state in batch.states),
+        keys=keys,
+        unresolved=keys if batch.unresolved is None else tuple(batch.unresolved),
         support_keys=tuple((state["id_type"], state["id_value"]) for state in batch.support),
         order_ids=tuple(order["order_id"] for order in orders),
         cookies=tuple(dict.fromkeys(link.anonymous_id for link in batch.links)),
@@ -450,7 +456,7 @@ def commit(conn: Connection, dialect: StoreDialect, group: str, prepared: Prepar
     resolution.resolve_batch(
         conn,
         dialect,
-        states=prepared.keys,
+        states=prepared.unresolved,
         support=prepared.support_keys,
         orders=prepared.order_ids,
         cookies=prepared.cookies,

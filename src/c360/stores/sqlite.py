@@ -58,6 +58,9 @@ class SQLiteDialect(StoreDialect):
     def insert(self, table: Table) -> Insert:
         return insert(table)
 
+    def json_values(self, parameter: str) -> str:
+        return f"(SELECT value FROM json_each({parameter}))"
+
     def now_ms(self) -> str:
         return "(julianday('now') - 2440587.5) * 86400000.0"
 
