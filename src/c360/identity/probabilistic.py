@@ -2,7 +2,7 @@
 
 Deterministic links join records that share an identifier; this stage finds the records of one
 person that share none — a guest order with a mistyped email, a support user without the
-account's email — by weighing how well name, phone, email, address, postcode and birth date
+account's email — by weighing how well name, phone, email, address, postcode or city and birth date
 agree. One Splink model, written once, runs on DuckDB (embedded, in-process) or Spark
 (``compute.engine``): its input is prepared here in an in-process session of the compute swap
 point, so both engines score the same columns and give the same links, and the swap point hands
@@ -154,6 +154,7 @@ _PROFILE_COLUMNS = (
     "last_name",
     "address",
     "postcode",
+    "city",
     "birth_date",
     "birth_md",
 )
@@ -273,13 +274,14 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
         f"""
         CREATE TEMP TABLE eligible AS
         SELECT record_key, customer_id, email_key, phone, first_name, last_name, address,
-               postcode, birth_date,
+               postcode, city, birth_date,
                coalesce(strftime(birth_date, '%m-%d'), birth_md) AS birth_md
         FROM (
             SELECT record_key, customer_id, {_text("email_key")} AS email_key,
                    {_text("phone")} AS phone, {_text("first_name")} AS first_name,
                    {_text("last_name")} AS last_name, {_text("address")} AS address,
-                   {_text("postcode")} AS postcode, birth_date, {_text("birth_md")} AS birth_md
+                   {_text("postcode")} AS postcode, {_text("city")} AS city, birth_date,
+                   {_text("birth_md")} AS birth_md
             FROM input_records
         )
         WHERE (first_name IS NOT NULL OR last_name IS NOT NULL)::INTEGER
@@ -319,6 +321,7 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
                r.phone, r.address,
                nullif(regexp_extract(r.address, '[0-9]+'), '') AS house,
                nullif(trim(regexp_replace(r.address, '[0-9]+', '')), '') AS street, r.postcode,
+               r.city,
                strftime(r.birth_date, '%Y-%m-%d') AS birth_date, r.birth_md,
                CAST(year(r.birth_date) AS VARCHAR) AS birth_year
         FROM ranked r
@@ -485,13 +488,19 @@ def _comparisons() -> list[Any]:
             cll.ElseLevel(),
         ],
     )
+    # Where: postcode, else the city (a move within the city, a postcode left out). One
+    # comparison, so a postcode and its city are not counted as two independent agreements.
     postcode = cl.CustomComparison(
         output_column_name="postcode",
         comparison_levels=[
-            # The same address implies the same postcode: counted once, by the address.
-            cll.NullLevel("postcode"),
+            cll.CustomLevel(
+                "(postcode_l IS NULL OR postcode_r IS NULL) AND (city_l IS NULL OR city_r IS NULL)"
+            ).configure(is_null_level=True, label_for_charts="no postcode or city on both sides"),
             cll.ExactMatchLevel("postcode", term_frequency_adjustments=True),
             cll.JaroWinklerLevel("postcode", 0.88),  # one digit wrong, or two swapped
+            cll.ExactMatchLevel("city", term_frequency_adjustments=True).configure(
+                label_for_charts="other or no postcode, same city"
+            ),
             cll.ElseLevel(),
         ],
     )

@@ -4,8 +4,9 @@ The extraction is SQL over the lake inputs (so it runs on DuckDB or Spark like t
 the normalisation that needs a library (E.164 phones, Unicode folding, mailbox folding) runs in
 Python over distinct values (:mod:`c360.identity.normalise`). Records:
 
-- ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, birth date;
-- ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode and phone,
+- ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, city, birth
+  date;
+- ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode/city and phone,
   its customer_id (NULL for a guest checkout);
 - ``zendesk/user:<user_id>`` — the requester: email, name, ``external_id`` (the customer id
   when the help centre's SSO knew it);
@@ -49,7 +50,7 @@ STEPS = (
                'mysql' AS source, 'customer' AS record_type,
                CAST(customer_id AS VARCHAR) AS record_id, customer_id,
                email, first_name, last_name, CAST(NULL AS VARCHAR) AS full_name,
-               phone, country, address_line AS address, postcode, birth_date,
+               phone, country, address_line AS address, postcode, city, birth_date,
                CAST(NULL AS VARCHAR) AS birthday, CAST(NULL AS VARCHAR) AS alt_id,
                created_at AS first_seen
         FROM customers
@@ -57,14 +58,14 @@ STEPS = (
         SELECT 'mysql/order:' || CAST(order_id AS VARCHAR), 'mysql', 'order',
                CAST(order_id AS VARCHAR), customer_id,
                email, NULL, NULL, shipping_name,
-               phone, shipping_country, shipping_address_line, shipping_postcode,
+               phone, shipping_country, shipping_address_line, shipping_postcode, shipping_city,
                CAST(NULL AS DATE), NULL, NULL, created_at
         FROM orders
         UNION ALL
         SELECT 'zendesk/user:' || user_id, 'zendesk', 'user', user_id,
                TRY_CAST(external_id AS BIGINT),
                email, NULL, NULL, name,
-               NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
+               NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
         FROM (
             SELECT user_id, email, name, external_id, first_seen FROM (
                 SELECT user_id, email, name,
@@ -79,14 +80,14 @@ STEPS = (
         SELECT 'mailchimp/member:' || md5(lower(trim(email_address))), 'mailchimp', 'member',
                md5(lower(trim(email_address))), CAST(NULL AS BIGINT),
                email_address, first_name, last_name, NULL,
-               phone_number, cc, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
+               phone_number, cc, NULL, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
                TRY_CAST(optin_time AS TIMESTAMP)
         FROM mailchimp_members WHERE email_address IS NOT NULL
         UNION ALL
         SELECT 'clickstream/cookie:' || anonymous_id, 'clickstream', 'cookie', anonymous_id,
                CASE WHEN min(TRY_CAST(user_id AS BIGINT)) = max(TRY_CAST(user_id AS BIGINT))
                     THEN min(TRY_CAST(user_id AS BIGINT)) END,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
                min(event_time)
         FROM events_clickstream
         WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
@@ -162,6 +163,7 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
         "last_name": last,
         "address": map_distinct(raw["address"], fold_text),
         "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
+        "city": map_distinct(raw["city"], fold_text),
         "birth_date": raw["birth_date"].cast(pa.date32()),
         "birth_md": _birth_md(raw),
         "first_seen": raw["first_seen"].cast(contract.UTC_TIME),
