@@ -11,7 +11,8 @@ Python over distinct values (:mod:`c360.identity.normalise`). Records:
 - ``zendesk/user:<user_id>`` — the requester: email, name, ``external_id`` (the customer id
   when the help centre's SSO knew it);
 - ``mailchimp/member:<md5 of the lower-cased address>`` — Mailchimp's member id: email, names,
-  phone, birthday (month and day only);
+  phone, birthday (Mailchimp's ``MM/DD``: month and day; a date field with its year —
+  ``YYYY-MM-DD`` or ``MM/DD/YYYY`` — is a birth date too);
 - ``clickstream/cookie:<anonymous_id>`` — a cookie that identified as a customer (identify,
   alias or any message carrying a userId). Anonymous-only cookies make no record: with no
   attribute to match on they would only add persons without data.
@@ -19,6 +20,7 @@ Python over distinct values (:mod:`c360.identity.normalise`). Records:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -123,16 +125,36 @@ def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
     return pc.coalesce(first, split_first), pc.coalesce(last, split_last)
 
 
-def _birth_md(raw: pa.Table) -> pa.Array:
+def _dated_birthday(value: str) -> str | None:
+    """A birthday with its year (a date merge field: ``YYYY-MM-DD`` or ``MM/DD/YYYY``), ISO."""
+    text = value.strip()
+    if "/" in text:
+        month, day, year = ([*text.split("/"), "", ""])[:3]
+    else:
+        year, month, day = ([*text.split("-"), "", ""])[:3]
+    if not (len(year) == 4 and year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        return dt.date(int(year), int(month), int(day)).isoformat()
+    except ValueError:
+        return None
+
+
+def _birth_date(raw: pa.Table) -> pa.Array:
+    """The source's birth date, else a birthday that carries its year."""
+    dated = map_distinct(raw["birthday"], _dated_birthday).cast(pa.date32())
+    return pc.coalesce(raw["birth_date"].cast(pa.date32()), dated)
+
+
+def _birth_md(raw: pa.Table, birth_date: pa.Array) -> pa.Array:
     def month_day(value: str) -> str | None:
         month, _, day = value.strip().replace("-", "/").partition("/")
         if not (month.isdigit() and day.isdigit() and 1 <= int(month) <= 12):
             return None
         return f"{int(month):02d}-{int(day):02d}" if 1 <= int(day) <= 31 else None
 
-    from_birthday = map_distinct(raw["birthday"], month_day)
-    from_date = pc.strftime(raw["birth_date"].cast(pa.timestamp("s")), format="%m-%d")
-    return pc.coalesce(from_birthday, from_date)
+    from_date = pc.strftime(birth_date.cast(pa.timestamp("s")), format="%m-%d")
+    return pc.coalesce(from_date, map_distinct(raw["birthday"], month_day))
 
 
 def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
@@ -150,6 +172,7 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
     )
     phone = map_distinct(phone, lambda v: None if blocked(v, blocklist) else v)
     first, last = _names(raw)
+    birth_date = _birth_date(raw)
     columns = {
         "record_key": raw["record_key"],
         "source": raw["source"],
@@ -164,8 +187,8 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
         "address": map_distinct(raw["address"], fold_text),
         "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
         "city": map_distinct(raw["city"], fold_text),
-        "birth_date": raw["birth_date"].cast(pa.date32()),
-        "birth_md": _birth_md(raw),
+        "birth_date": birth_date,
+        "birth_md": _birth_md(raw, birth_date),
         "first_seen": raw["first_seen"].cast(contract.UTC_TIME),
     }
     return pa.table(columns, schema=contract.RECORDS)
