@@ -11,7 +11,8 @@ drop it:
   every blocked value it sees;
 * **contradicting evidence**: an email key whose records include two with clearly other
   first names — unless their birth dates say one person (both known and agreeing beyond a
-  typo: two of year, month and day; a Mailchimp birthday without a year: month or day) — is
+  typo: two of year, month and day; a Mailchimp birthday without a year: both month and day,
+  one of twelve households sharing a birth month by chance) — is
   the mailbox of several people (a couple, a family), not proof: it links nothing here, and
   its records meet as Splink candidates, scored like any others (with or without accounts).
   A missing birth date is no alibi: a household member's guest orders carry none, and share
@@ -165,9 +166,7 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
                          + (month(a.birth_date) = month(b.birth_date))::INTEGER
                          + (day(a.birth_date) = day(b.birth_date))::INTEGER >= 2)
                     OR ((a.birth_date IS NULL OR b.birth_date IS NULL)
-                        AND a.birth_md IS NOT NULL AND b.birth_md IS NOT NULL
-                        AND (left(a.birth_md, 2) = left(b.birth_md, 2)
-                             OR right(a.birth_md, 2) = right(b.birth_md, 2))))
+                        AND a.birth_md IS NOT NULL AND a.birth_md = b.birth_md))
                OR (jaro_winkler_similarity(a.last_name, b.last_name) < {_DIFFERENT}
                    AND jaro_winkler_similarity(a.address, b.address) < {_DIFFERENT})
             """,

@@ -57,8 +57,9 @@ last name (precomputed with jellyfish, so both engines see the same codes) with 
 domain, the birthday or the birth year, or swapped; a Soundex code with the birth date or the
 postcode; postcode + birth date.
 
-**Shared mailboxes.** A pair on one email key whose first names clearly differ, birth dates not
-saying one person, is not linked (:func:`_household_pairs`): the deterministic guard's
+**Shared mailboxes.** A pair on one email key (or two keys one typo apart) whose first names
+clearly differ, birth dates not saying one person, is not linked (:func:`_household_pairs`):
+the deterministic guard's
 contradiction applied pair by pair, since everything else such a pair agrees on is what a
 household shares.
 
@@ -725,8 +726,9 @@ def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Tab
 
 
 def _household_pairs(predictions: pa.Table) -> pa.Array:
-    """Pairs on one email key whose first names clearly differ, birth dates not saying one
-    person: the deterministic guard's contradiction (:mod:`c360.identity.graph`), pair by pair.
+    """Pairs on one mailbox (one email key, or two one typo apart) whose first names clearly
+    differ, birth dates not saying one person: the deterministic guard's contradiction
+    (:mod:`c360.identity.graph`), pair by pair.
 
     Such a pair agrees on everything a household shares — mailbox, surname, address, postcode,
     often the phone — so its score is high, and the mailbox the guard refused as proof would
@@ -734,11 +736,9 @@ def _household_pairs(predictions: pa.Table) -> pa.Array:
     between two first names."""
     import jellyfish
 
-    same_mailbox = pc.fill_null(
-        pc.equal(predictions["email_key_l"], predictions["email_key_r"]), False
-    ).to_pylist()
     rows = zip(
-        same_mailbox,
+        predictions["email_key_l"].to_pylist(),
+        predictions["email_key_r"].to_pylist(),
         predictions["first_name_l"].to_pylist(),
         predictions["first_name_r"].to_pylist(),
         predictions["birth_date_l"].to_pylist(),
@@ -749,26 +749,40 @@ def _household_pairs(predictions: pa.Table) -> pa.Array:
     )
     return pa.array(
         [
-            same
-            and first_l is not None
+            first_l is not None
             and first_r is not None
+            and _one_mailbox(email_l, email_r)
             and jellyfish.jaro_winkler_similarity(first_l, first_r) < _OTHER_FIRST_NAME
             and not _one_birthday(date_l, date_r, md_l, md_r)
-            for same, first_l, first_r, date_l, date_r, md_l, md_r in rows
+            for email_l, email_r, first_l, first_r, date_l, date_r, md_l, md_r in rows
         ],
         pa.bool_(),
     )
 
 
+def _one_mailbox(left: str | None, right: str | None) -> bool:
+    """The same email key, or one typo apart (a household member's mistyped shared address)."""
+    if not left or not right:
+        return False
+    if left == right:
+        return True
+    import jellyfish
+
+    local_l, _, domain_l = left.partition("@")
+    local_r, _, domain_r = right.partition("@")
+    if local_l == local_r:
+        return True  # a mistyped domain
+    return domain_l == domain_r and jellyfish.damerau_levenshtein_distance(local_l, local_r) <= 1
+
+
 def _one_birthday(
     date_l: str | None, date_r: str | None, md_l: str | None, md_r: str | None
 ) -> bool:
-    """Birth dates agreeing beyond a typo (two of year, month, day; month or day without year)."""
+    """Birth dates agreeing beyond a typo (two of year, month, day); without a year, month and
+    day both (one of twelve households shares a birth month by chance)."""
     if date_l and date_r:
         return sum(a == b for a, b in zip(date_l.split("-"), date_r.split("-"), strict=True)) >= 2
-    if md_l and md_r:
-        return md_l[:2] == md_r[:2] or md_l[3:] == md_r[3:]
-    return False
+    return bool(md_l and md_l == md_r)
 
 
 def _contributions(predictions: pa.Table) -> list[str]:
