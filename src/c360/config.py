@@ -360,6 +360,16 @@ class SimulatorSettings(_Section):
     days: int = Field(90, ge=1, le=3650, description="days of history")
     start_date: dt.date = Field(dt.date(2025, 1, 1), description="first simulated day (UTC)")
     truth_dir: str = Field("data/truth", description="ground truth, kept apart from the sources")
+    shared_email_share: float = Field(
+        0.02,
+        ge=0,
+        le=0.3,
+        description="share of the email keys used by two or more people (households sharing "
+        "a mailbox)",
+    )
+    shared_phone_share: float = Field(
+        0.02, ge=0, le=0.3, description="share of the phone numbers a household shares"
+    )
 
 
 class QualitySettings(_Section):

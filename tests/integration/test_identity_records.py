@@ -63,8 +63,10 @@ def test_records_carry_normalised_attributes(extracted: records.IdentityRecords)
         "alice",
     )
     assert alice["birth_md"] == "01-11"
+    assert alice["city"] == "leeds"  # folded like the address (issue 17: every field used)
     guest = rows["mysql/order:4"]  # a guest checkout under Alice's work address
     assert guest["customer_id"] is None and guest["email_key"] == "alice.work@x.com"
+    assert guest["city"] is None  # the order's shipping_city, empty here
     member = rows["mailchimp/member:77df0c091681b71e32b643dc62e4a567"]  # md5("alice@x.com")
     assert member["email"] == "alice@x.com" and member["customer_id"] is None
     cookie = rows["clickstream/cookie:c-a"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pytest
 
+from c360.config import IdentitySettings
 from c360.identity.normalise import (
     blocked,
     email_key,
@@ -14,6 +17,7 @@ from c360.identity.normalise import (
     normalise,
     phone_e164,
 )
+from c360.identity.records import normalise_records
 
 
 @pytest.mark.parametrize(
@@ -123,3 +127,37 @@ def test_map_distinct_pairs_uses_the_context_and_keeps_row_order():
     regions = pa.array(["DE", "AT", "DE", "", "FR"])
     e164 = map_distinct_pairs(phones, regions, phone_e164).to_pylist()
     assert e164 == ["+4915123456789", "+4315123456789", None, "+33612345678", "+33612345678"]
+
+
+def test_records_take_the_city_and_a_birth_date_from_any_source() -> None:
+    """Issue 17, item 4: the city is in the record; a Mailchimp birthday with its year (a date
+    merge field) is a birth date, Mailchimp's own MM/DD only a birthday."""
+    rows = [
+        ("mysql/customer:1", "Köln", dt.date(1980, 3, 1), None),
+        ("mailchimp/member:a", None, None, "1985-03-14"),
+        ("mailchimp/member:b", None, None, "03/14/1985"),
+        ("mailchimp/member:c", None, None, "03/14"),
+        ("mailchimp/member:d", None, None, "02/30/1985"),
+    ]
+    n = len(rows)
+    text = pa.nulls(n, pa.string())
+    raw = pa.table(
+        {
+            "record_key": [r[0] for r in rows],
+            "source": [r[0].partition("/")[0] for r in rows],
+            "record_type": [r[0].partition("/")[2].partition(":")[0] for r in rows],
+            "record_id": [r[0].partition(":")[2] for r in rows],
+            "customer_id": pa.nulls(n, pa.int64()),
+            **{c: text for c in ("email", "first_name", "last_name", "full_name", "phone")},
+            **{c: text for c in ("country", "address", "postcode")},
+            "city": pa.array([r[1] for r in rows], pa.string()),
+            "birth_date": pa.array([r[2] for r in rows], pa.date32()),
+            "birthday": pa.array([r[3] for r in rows], pa.string()),
+            "alt_id": text,
+            "first_seen": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    out = normalise_records(raw, IdentitySettings()).to_pylist()
+    assert out[0]["city"] == "koln" and out[0]["birth_md"] == "03-01"
+    assert [r["birth_date"] for r in out[1:]] == [dt.date(1985, 3, 14)] * 2 + [None, None]
+    assert [r["birth_md"] for r in out[1:]] == ["03-14", "03-14", "03-14", None]

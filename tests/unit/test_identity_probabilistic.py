@@ -75,6 +75,14 @@ OSKAR = {
     "address": "7 hafenweg",
     "postcode": "24103",
 }
+EVA = {
+    "email_key": "nowak.family@example.org",
+    "first_name": "eva",
+    "last_name": "nowak",
+    "phone": "+4915155544433",
+    "address": "41 birkenweg",
+    "postcode": "30159",
+}
 
 CASES = [
     # An account, and a guest order of the same person with a mistyped email.
@@ -99,6 +107,11 @@ CASES = [
     record("clickstream/cookie:c900001", 900001),
     record("mailchimp/member:m900001", email_key=MARTA["email_key"]),
     record("zendesk/user:z900001", first_name="marta", last_name="kowalczyk"),
+    # A household: Eva's account and Piotr's guest order share mailbox, surname, address and
+    # phone — everything but the first name (issue 17). Eva's own guest order is hers.
+    record("mysql/customer:900020", 900020, **EVA, birth_date=dt.date(1979, 5, 2)),
+    record("mysql/order:900020", **{**EVA, "first_name": "piotr"}),
+    record("mysql/order:900021", **EVA),
     # Three identical guest checkouts.
     record("mysql/order:900010", **OSKAR),
     record("mysql/order:900011", **OSKAR),
@@ -135,6 +148,14 @@ def test_guest_order_with_a_mistyped_email_links_to_its_account(run: LinkRun) ->
     assert set(contributions) == {"name", "phone", "email", "address", "postcode"}
     assert contributions["name"] > 0 and contributions["phone"] > 0
     assert contributions["email"] > 0  # one typo in the local part still counts for the pair
+
+
+def test_a_shared_mailbox_does_not_link_two_first_names(run: LinkRun) -> None:
+    found = links_of(run.links)
+    household = ("mysql/customer:900020", "mysql/order:900020")
+    assert household not in found
+    assert ("mysql/order:900020", "mysql/order:900021") not in found
+    assert ("mysql/customer:900020", "mysql/order:900021") in found
 
 
 def test_contributions_and_the_prior_add_up_to_the_match_weight(run: LinkRun) -> None:

@@ -66,13 +66,17 @@ def test_keyed_hash_is_stable_across_processes() -> None:
 
 
 def test_people_emails_are_unique_and_variants_differ() -> None:
+    """Every address is one person's, but a household's shared mailbox (both of its people)."""
     people = make_people(5, 3000, CAL, WorldParams())
     every = np.arange(people.n)
     by_variant = {v: people.emails(every, v) for v in EmailVariant}
     owners: dict[str, int] = {}
     for variant, emails in by_variant.items():
         for person, email in enumerate(emails):
-            assert owners.setdefault(email, person) == person, (variant, email)
+            owner = owners.setdefault(email, person)
+            if owner != person:  # the same household, the same shared address
+                assert people.household[owner] == people.household[person] >= 0, (variant, email)
+                assert people.mailbox[owner] == people.mailbox[person] >= 0
             assert email.count("@") == 1 and '"' not in email and "\\" not in email
     primary = by_variant[EmailVariant.PRIMARY]
     for variant in (EmailVariant.WORK, EmailVariant.TYPO, EmailVariant.TYPO_SUPPORT):
@@ -84,6 +88,28 @@ def test_people_emails_are_unique_and_variants_differ() -> None:
         for a, p, c in zip(account, primary, capital, strict=True)
     )
     assert people.email(7, EmailVariant.TYPO) == by_variant[EmailVariant.TYPO][7]
+
+
+def test_households_share_an_address_and_a_digit_free_mailbox() -> None:
+    people = make_people(5, 3000, CAL, WorldParams())
+    everyone = np.arange(people.n)
+    heads = np.flatnonzero(people.household == everyone)
+    members = np.flatnonzero((people.household >= 0) & (people.household != everyone))
+    head = people.household[members]
+    assert len(members) == len(heads) > 0
+    for trait in (people.country, people.city, people.street, people.house, people.postcode):
+        assert (trait[members] == trait[head]).all()
+    assert (people.first[members] != people.first[head]).all()
+    assert (people.last[members] == people.last[head]).mean() > 0.5
+    sharing = members[people.mailbox[members] >= 0]
+    assert (people.mailbox[sharing] == people.mailbox[people.household[sharing]]).all()
+    assert len(people.mailboxes) == len(sharing) == round(0.02 * 1.27 / 0.85 * people.n)
+    assert not any(c.isdigit() for box in people.mailboxes for c in box)
+    keys = {box.replace(".", "") for box in people.mailboxes}
+    assert len(keys) == len(people.mailboxes)
+    assert (people.phone[members] == people.phone[head]).sum() > 0
+    alone = make_people(5, 3000, CAL, WorldParams(shared_email_share=0, shared_phone_share=0))
+    assert (alone.household == -1).all() and alone.mailboxes == []
 
 
 def test_people_layout_and_latent_traits() -> None:

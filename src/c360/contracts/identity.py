@@ -48,6 +48,7 @@ RECORDS = pa.schema(
         ("last_name", pa.string()),
         ("address", pa.string()),  # street line, folded, whitespace collapsed
         ("postcode", pa.string()),
+        ("city", pa.string()),  # folded like the address
         ("birth_date", pa.date32()),
         ("birth_md", pa.string()),  # "MM-DD": Mailchimp's BIRTHDAY has no year
         ("first_seen", UTC_TIME),  # earliest time the record was seen (oldest-id rule)

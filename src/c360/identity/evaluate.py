@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.contracts.identity import ASSIGNMENT
 from c360.errors import DataError
+from c360.identity.normalise import email_key, map_distinct
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,22 @@ def _truth_file(local: LocalSql, truth_dir: Path, name: str, view: str) -> None:
     missing = [c for c in _TRUTH_COLUMNS[name] if c not in present]
     if missing:
         raise DataError(f"identity eval: {path} lacks column(s) {missing}")
+
+
+def shared_email_key_share(truth_dir: Path) -> float:
+    """Share of the email keys (matching form) in the ground truth used by two or more persons:
+    how much of the population shares a mailbox (issue 17 asks for accuracy at ≥ 2 %)."""
+    path = truth_dir / "identifiers.parquet"
+    if not path.is_file():
+        raise DataError(f"identity eval: no {path}; generate the world with its ground truth")
+    table = pq.read_table(path, columns=["id_type", "id_value", "person_key"])
+    emails = table.filter(pc.equal(table["id_type"], "email"))
+    keys = pa.table(
+        {"key": map_distinct(emails["id_value"], email_key), "person_key": emails["person_key"]}
+    )
+    owners = keys.group_by("key").aggregate([("person_key", "count_distinct")])
+    shared = pc.sum(pc.greater(owners["person_key_count_distinct"], 1).cast(pa.int64())).as_py()
+    return (shared or 0) / owners.num_rows if owners.num_rows else 0.0
 
 
 def evaluate(compute: Compute, assignment: pa.Table, truth_dir: Path) -> Scores:

@@ -9,12 +9,15 @@ drop it:
   compared lower-cased and trimmed. ``records`` already nulls blocked email keys with the
   folded comparison; this step re-checks both email forms and the customer ids, and reports
   every blocked value it sees;
-* **contradicting evidence**: an email key whose records include two that clearly disagree
-  — other first names and other birth dates (beyond a typo: two of year, month and day
-  agreeing; a Mailchimp birthday without a year compares month and day), or other first *and*
-  last names at other addresses — is the mailbox of several people (a couple, a family), not
-  proof: it links nothing here, and its records meet as Splink candidates, scored like any
-  others (with or without accounts);
+* **contradicting evidence**: an email key whose records include two with clearly other
+  first names — unless their birth dates say one person (both known and agreeing beyond a
+  typo: two of year, month and day; a Mailchimp birthday without a year: both month and day,
+  one of twelve households sharing a birth month by chance) — is
+  the mailbox of several people (a couple, a family), not proof: it links nothing here, and
+  its records meet as Splink candidates, scored like any others (with or without accounts).
+  A missing birth date is no alibi: a household member's guest orders carry none, and share
+  the surname, the address and often the phone. (So a nickname without a birth date, or a gift
+  shipped under the recipient's name, is scored rather than linked here.)
 * **too many accounts**: a record that names more than ``identity.max_customers_per_identifier``
   customer accounts (a shared device that logged in as two customers) is not evidence for any of
   them, and an email key seen on records of more than that many accounts (a store's front-desk
@@ -45,7 +48,7 @@ from c360.errors import DataError
 
 BLOCKED = "blocked value"
 TOO_MANY_ACCOUNTS = "too many customer accounts"
-CONTRADICTED = "contradicting evidence: other first name and birth date, or other name and address"
+CONTRADICTED = "contradicting evidence: other first names (birth dates do not make them one person)"
 
 _RECORD_COLUMNS = (
     "record_key",
@@ -157,14 +160,13 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             SELECT DISTINCT a.email_key FROM email_profiles a JOIN email_profiles b
               ON a.email_key = b.email_key
              AND jaro_winkler_similarity(a.first_name, b.first_name) < {_DIFFERENT}
-            WHERE (a.birth_date IS NOT NULL AND b.birth_date IS NOT NULL
-                   AND (year(a.birth_date) = year(b.birth_date))::INTEGER
-                       + (month(a.birth_date) = month(b.birth_date))::INTEGER
-                       + (day(a.birth_date) = day(b.birth_date))::INTEGER < 2)
-               OR ((a.birth_date IS NULL OR b.birth_date IS NULL)
-                   AND a.birth_md IS NOT NULL AND b.birth_md IS NOT NULL
-                   AND left(a.birth_md, 2) <> left(b.birth_md, 2)
-                   AND right(a.birth_md, 2) <> right(b.birth_md, 2))
+            WHERE NOT (
+                    (a.birth_date IS NOT NULL AND b.birth_date IS NOT NULL
+                     AND (year(a.birth_date) = year(b.birth_date))::INTEGER
+                         + (month(a.birth_date) = month(b.birth_date))::INTEGER
+                         + (day(a.birth_date) = day(b.birth_date))::INTEGER >= 2)
+                    OR ((a.birth_date IS NULL OR b.birth_date IS NULL)
+                        AND a.birth_md IS NOT NULL AND a.birth_md = b.birth_md))
                OR (jaro_winkler_similarity(a.last_name, b.last_name) < {_DIFFERENT}
                    AND jaro_winkler_similarity(a.address, b.address) < {_DIFFERENT})
             """,

@@ -4,13 +4,15 @@ The extraction is SQL over the lake inputs (so it runs on DuckDB or Spark like t
 the normalisation that needs a library (E.164 phones, Unicode folding, mailbox folding) runs in
 Python over distinct values (:mod:`c360.identity.normalise`). Records:
 
-- ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, birth date;
-- ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode and phone,
+- ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, city, birth
+  date;
+- ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode/city and phone,
   its customer_id (NULL for a guest checkout);
 - ``zendesk/user:<user_id>`` — the requester: email, name, ``external_id`` (the customer id
   when the help centre's SSO knew it);
 - ``mailchimp/member:<md5 of the lower-cased address>`` — Mailchimp's member id: email, names,
-  phone, birthday (month and day only);
+  phone, birthday (Mailchimp's ``MM/DD``: month and day; a date field with its year —
+  ``YYYY-MM-DD`` or ``MM/DD/YYYY`` — is a birth date too);
 - ``clickstream/cookie:<anonymous_id>`` — a cookie that identified as a customer (identify,
   alias or any message carrying a userId). Anonymous-only cookies make no record: with no
   attribute to match on they would only add persons without data.
@@ -18,6 +20,7 @@ Python over distinct values (:mod:`c360.identity.normalise`). Records:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -49,7 +52,7 @@ STEPS = (
                'mysql' AS source, 'customer' AS record_type,
                CAST(customer_id AS VARCHAR) AS record_id, customer_id,
                email, first_name, last_name, CAST(NULL AS VARCHAR) AS full_name,
-               phone, country, address_line AS address, postcode, birth_date,
+               phone, country, address_line AS address, postcode, city, birth_date,
                CAST(NULL AS VARCHAR) AS birthday, CAST(NULL AS VARCHAR) AS alt_id,
                created_at AS first_seen
         FROM customers
@@ -57,14 +60,14 @@ STEPS = (
         SELECT 'mysql/order:' || CAST(order_id AS VARCHAR), 'mysql', 'order',
                CAST(order_id AS VARCHAR), customer_id,
                email, NULL, NULL, shipping_name,
-               phone, shipping_country, shipping_address_line, shipping_postcode,
+               phone, shipping_country, shipping_address_line, shipping_postcode, shipping_city,
                CAST(NULL AS DATE), NULL, NULL, created_at
         FROM orders
         UNION ALL
         SELECT 'zendesk/user:' || user_id, 'zendesk', 'user', user_id,
                TRY_CAST(external_id AS BIGINT),
                email, NULL, NULL, name,
-               NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
+               NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
         FROM (
             SELECT user_id, email, name, external_id, first_seen FROM (
                 SELECT user_id, email, name,
@@ -79,14 +82,14 @@ STEPS = (
         SELECT 'mailchimp/member:' || md5(lower(trim(email_address))), 'mailchimp', 'member',
                md5(lower(trim(email_address))), CAST(NULL AS BIGINT),
                email_address, first_name, last_name, NULL,
-               phone_number, cc, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
+               phone_number, cc, NULL, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
                TRY_CAST(optin_time AS TIMESTAMP)
         FROM mailchimp_members WHERE email_address IS NOT NULL
         UNION ALL
         SELECT 'clickstream/cookie:' || anonymous_id, 'clickstream', 'cookie', anonymous_id,
                CASE WHEN min(TRY_CAST(user_id AS BIGINT)) = max(TRY_CAST(user_id AS BIGINT))
                     THEN min(TRY_CAST(user_id AS BIGINT)) END,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
                min(event_time)
         FROM events_clickstream
         WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
@@ -122,16 +125,36 @@ def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
     return pc.coalesce(first, split_first), pc.coalesce(last, split_last)
 
 
-def _birth_md(raw: pa.Table) -> pa.Array:
+def _dated_birthday(value: str) -> str | None:
+    """A birthday with its year (a date merge field: ``YYYY-MM-DD`` or ``MM/DD/YYYY``), ISO."""
+    text = value.strip()
+    if "/" in text:
+        month, day, year = ([*text.split("/"), "", ""])[:3]
+    else:
+        year, month, day = ([*text.split("-"), "", ""])[:3]
+    if not (len(year) == 4 and year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        return dt.date(int(year), int(month), int(day)).isoformat()
+    except ValueError:
+        return None
+
+
+def _birth_date(raw: pa.Table) -> pa.Array:
+    """The source's birth date, else a birthday that carries its year."""
+    dated = map_distinct(raw["birthday"], _dated_birthday).cast(pa.date32())
+    return pc.coalesce(raw["birth_date"].cast(pa.date32()), dated)
+
+
+def _birth_md(raw: pa.Table, birth_date: pa.Array) -> pa.Array:
     def month_day(value: str) -> str | None:
         month, _, day = value.strip().replace("-", "/").partition("/")
         if not (month.isdigit() and day.isdigit() and 1 <= int(month) <= 12):
             return None
         return f"{int(month):02d}-{int(day):02d}" if 1 <= int(day) <= 31 else None
 
-    from_birthday = map_distinct(raw["birthday"], month_day)
-    from_date = pc.strftime(raw["birth_date"].cast(pa.timestamp("s")), format="%m-%d")
-    return pc.coalesce(from_birthday, from_date)
+    from_date = pc.strftime(birth_date.cast(pa.timestamp("s")), format="%m-%d")
+    return pc.coalesce(from_date, map_distinct(raw["birthday"], month_day))
 
 
 def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
@@ -149,6 +172,7 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
     )
     phone = map_distinct(phone, lambda v: None if blocked(v, blocklist) else v)
     first, last = _names(raw)
+    birth_date = _birth_date(raw)
     columns = {
         "record_key": raw["record_key"],
         "source": raw["source"],
@@ -162,8 +186,9 @@ def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
         "last_name": last,
         "address": map_distinct(raw["address"], fold_text),
         "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
-        "birth_date": raw["birth_date"].cast(pa.date32()),
-        "birth_md": _birth_md(raw),
+        "city": map_distinct(raw["city"], fold_text),
+        "birth_date": birth_date,
+        "birth_md": _birth_md(raw, birth_date),
         "first_seen": raw["first_seen"].cast(contract.UTC_TIME),
     }
     return pa.table(columns, schema=contract.RECORDS)

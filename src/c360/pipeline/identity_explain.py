@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +38,8 @@ class Explanation:
     refused: list[dict[str, Any]]
     ignored: list[dict[str, Any]]
     history: list[dict[str, Any]]
+    # Records of other persons carrying an ignored email (a shared mailbox): the conflict.
+    shared_with: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "day": self.day.isoformat()}
@@ -69,12 +71,21 @@ class Explanation:
             lines.append(
                 f"ignored evidence: {value['id_type']}={value['id_value']} ({value['reason']})"
             )
+            for other in self.shared_with:
+                if other["email_key"] == value["id_value"]:
+                    lines.append(f"  also on {_other_text(other)}")
         for event in self.history:
             lines.append(
                 f"history {event['dt']}: {event['event']} {event['person_id']} / "
                 f"{event['other_person_id']}: {event['reason']}"
             )
         return "\n".join(lines)
+
+
+def _other_text(record: dict[str, Any]) -> str:
+    who = " ".join(str(record[k]) for k in ("first_name", "last_name") if record[k])
+    born = f", born {record['birth_date']}" if record["birth_date"] else ""
+    return f"{record['record_key']} ({who or 'no name'}{born}) of person {record['person_id']}"
 
 
 def _link_text(link: dict[str, Any]) -> str:
@@ -142,7 +153,30 @@ def explain(lake: Lake, person_id: str, day: dt.date) -> Explanation:
         ),
         ignored=_rows(ignored, pc.is_in(ignored["id_value"], identifiers)),
         history=[{**event, "dt": str(event["dt"])} for event in history],
+        shared_with=_shared_with(records, assignment, keys, ignored),
     )
+
+
+def _shared_with(
+    records: pa.Table, assignment: pa.Table, keys: pa.ChunkedArray, ignored: pa.Table
+) -> list[dict[str, Any]]:
+    """Other persons' records that carry an email key the guards ignored on this person's."""
+    mine = records.filter(pc.is_in(records["record_key"], keys))
+    emails = ignored.filter(pc.equal(ignored["id_type"], "email"))["id_value"]
+    shared = pc.filter(mine["email_key"], pc.is_in(mine["email_key"], emails))
+    others = records.filter(
+        pc.and_(
+            pc.is_in(records["email_key"], shared),
+            pc.invert(pc.is_in(records["record_key"], keys)),
+        )
+    ).select(["record_key", "email_key", "first_name", "last_name", "birth_date"])
+    others = others.join(assignment.select(["record_key", "person_id"]), "record_key")
+    rows = others.sort_by([("email_key", "ascending"), ("record_key", "ascending")]).to_pylist()
+    return [{**row, "birth_date": _text(row["birth_date"])} for row in rows[:SHOWN_RECORDS]]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _identifier_values(records: pa.Table, keys: pa.ChunkedArray) -> pa.Array:

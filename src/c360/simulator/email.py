@@ -61,11 +61,19 @@ class Newsletter:
         opt = people.mc_opt_s
         self.person = np.flatnonzero((opt >= 0) & (opt <= calendar.end_s)).astype(np.int64)
         self.person = self.person[np.argsort(opt[self.person], kind="stable")]  # by opt-in time
+        emails = people.emails(self.person, people.mc_variant[self.person])
+        ids = [hashlib.md5(e.lower().encode()).hexdigest() for e in emails]
+        # One member per address: a household's shared mailbox is subscribed once, by the first.
+        first = np.unique(np.asarray(ids, dtype=object), return_index=True)[1]
+        if first.shape[0] < len(ids):
+            keep = np.sort(first)
+            self.person = self.person[keep]
+            emails = [emails[i] for i in keep.tolist()]
+            ids = [ids[i] for i in keep.tolist()]
+        self.emails, self.ids = emails, ids
         k = self.person.shape[0]
         self.opt_s = opt[self.person]
         self.variant = people.mc_variant[self.person]
-        self.emails = people.emails(self.person, self.variant)
-        self.ids = [hashlib.md5(e.lower().encode()).hexdigest() for e in self.emails]
         h = keyed_hash(seed, 21, self.person)
         self.unique_email_id = text.to_str(text.hex_from_hashes(h, 10))
         self.web_id = (100_000_000 + (h % np.uint64(900_000_000))).astype(np.int64)

@@ -19,6 +19,9 @@ class WorldParams:
     # population
     guest_only_per_customer: float = 0.10  # persons who only ever check out as guests
     newsletter_only_per_customer: float = 0.04  # persons who only subscribe to the newsletter
+    # households (simulator/households.py): people sharing one mailbox or one home phone
+    shared_email_share: float = 0.02  # of the email keys the sources show: used by 2+ people
+    shared_phone_share: float = 0.02  # of the phone numbers: a household's home phone
     preexisting_share: float = 0.55  # customers who signed up before the first simulated day
     history_days: int = 3 * 365  # how far back those sign-ups go
     engagement_sigma: float = 0.8

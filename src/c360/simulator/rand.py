@@ -27,6 +27,7 @@ class Stream(IntEnum):
     SUPPORT = 7
     EMAIL = 8
     ORDERS = 9
+    HOUSEHOLDS = 10
 
 
 def stream(seed: int, purpose: Stream, *keys: int) -> np.random.Generator:

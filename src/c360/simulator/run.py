@@ -7,6 +7,7 @@ day needs comes from random streams keyed by (seed, purpose, day), so runs are r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def generate(
     db = ShopDb(settings.sources.mysql.url, replace=replace)  # before touching any file
     try:
         with Outputs() as outputs:
-            summary = _Run(settings, params or WorldParams(), db, outputs).run()
+            summary = _Run(settings, _with_households(settings, params), db, outputs).run()
             db.close()
             outputs.commit()
     except BaseException:
@@ -87,6 +88,16 @@ def generate(
     seconds = round(time.perf_counter() - started, 3)
     log.info("generated the ShopSmart world in %.1f s", seconds)
     return GenerateSummary(**{**summary.__dict__, "seconds": seconds})
+
+
+def _with_households(settings: Settings, params: WorldParams | None) -> WorldParams:
+    """The world's knobs with the households the settings ask for."""
+    sim = settings.simulator
+    return dataclasses.replace(
+        params or WorldParams(),
+        shared_email_share=sim.shared_email_share,
+        shared_phone_share=sim.shared_phone_share,
+    )
 
 
 @dataclass

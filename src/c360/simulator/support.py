@@ -94,6 +94,8 @@ class Support:
         self.user_of = np.zeros(people.n, dtype=np.int64)
         self.second_user_of = np.zeros(people.n, dtype=np.int64)
         self.variant_of = np.zeros(people.n, dtype=np.uint8)
+        # Zendesk has one user per address: the person each address used so far belongs to.
+        self.address_owner: dict[str, int] = {}
         self.intents: list[_Intent] = []
         self.pending: list[tuple[int, int, dict[str, Any]]] = []
         self.seq = 0
@@ -182,9 +184,15 @@ class Support:
                 EmailVariant.PRIMARY if u < 0.7
                 else EmailVariant.TYPO_SUPPORT if u < 0.9 else EmailVariant.WORK
             )  # fmt: skip
+        email = people.email(person, variant)
+        owner = self.address_owner.setdefault(email.lower(), person)
+        if owner != person:  # Zendesk knows the household's mailbox as the other person
+            if second and self.variant_of[person] == EmailVariant.WORK:
+                return int(self.user_of[person])  # their work address is their user already
+            variant = EmailVariant.WORK
+            email = people.email(person, variant)
         self.next_user += 1
         user_id = USER_ID_BASE + self.next_user * 7
-        email = people.email(person, variant)
         name = people.full_name(person, typo=bool(d.name_typo[j]))
         registered = (
             people.kind[person] == Kind.CUSTOMER and people.created_s[person] * 1000 < time_ms

@@ -1,10 +1,13 @@
 """Ground truth, kept apart from the sources: who every record and identifier belongs to.
 
-* ``persons.parquet``: one row per person with the latent traits (kind, churn date, engagement);
+* ``persons.parquet``: one row per person with the latent traits (kind, churn date, engagement)
+  and ``household_key`` (the household head's person_key, for both of its people; null if none);
 * ``identifiers.parquet``: every identifier value exactly as it appears in a source
   (``customer_id``, ``email``, ``anonymous_id``, ``zendesk_user_id``, ``mailchimp_id``, ``phone``)
-  with its ``person_key``; ``mailchimp_id`` holds both the member id (md5 of the lower-cased
-  address, as in the API and in email activity's ``email_id``) and the EUID (``unique_email_id``);
+  with its ``person_key`` — one row per person using it: a household's shared mailbox or home
+  phone has a row for each of its two people; ``mailchimp_id`` holds both the member id (md5 of
+  the lower-cased address, as in the API and in email activity's ``email_id``) and the EUID
+  (``unique_email_id``);
 * ``records.parquet``: every order, customer, ticket, Zendesk user, member and email-activity row
   (``source``, ``record_type``, ``record_id``) with its ``person_key``. Clickstream messages are
   attributed through their ``anonymous_id``.
@@ -38,7 +41,7 @@ PERSONS = pa.schema(
      ("is_guest_only", pa.bool_()), ("is_newsletter_only", pa.bool_()), ("churns", pa.bool_()),
      ("churn_date", pa.date32()), ("signup_date", pa.date32()), ("first_active_date", pa.date32()),
      ("engagement", pa.float64()), ("first_name", pa.string()), ("last_name", pa.string()),
-     ("email", pa.string()), ("marketing_opt_in", pa.bool_())]
+     ("email", pa.string()), ("marketing_opt_in", pa.bool_()), ("household_key", pa.int64())]
 )  # fmt: skip
 ROW_GROUP = 1_000_000
 _CHUNK = 100_000
@@ -132,19 +135,20 @@ class Truth:
         add("customer_id", text.ints(customers + 1), customers)
         for start in range(0, people.n, _CHUNK):
             chunk = np.arange(start, min(start + _CHUNK, people.n), dtype=np.int64)
-            values: dict[str, int] = {}
+            # (value, person) once each: a household's mailbox or phone belongs to both of them
+            values: dict[tuple[str, int], None] = {}
             for variant in EmailVariant:
                 who = chunk[(self.email_used[chunk] >> variant) & 1 == 1]
                 for value, person in zip(people.emails(who, variant), who.tolist(), strict=True):
-                    values.setdefault(value, person)
-            add("email", list(values), np.asarray(list(values.values()), dtype=np.int64))
-            phones: dict[str, int] = {}
+                    values[value, person] = None
+            add("email", [v for v, _ in values], np.asarray([p for _, p in values], np.int64))
+            phones: dict[tuple[str, int], None] = {}
             for style in PhoneStyle:
                 who = chunk[(self.phone_used[chunk] >> style) & 1 == 1]
                 for phone, person in zip(people.phones(who, style), who.tolist(), strict=True):
                     if phone is not None:
-                        phones.setdefault(phone, person)
-            add("phone", list(phones), np.asarray(list(phones.values()), dtype=np.int64))
+                        phones[phone, person] = None
+            add("phone", [v for v, _ in phones], np.asarray([p for _, p in phones], np.int64))
         codes = np.unique(devices.seen_codes())
         high, low = anon_ids(seed, codes)
         slots = devices.gen.shape[1]
@@ -183,12 +187,19 @@ class Truth:
                     pa.array(people.last_names(idx), pa.string()),
                     pa.array(people.emails(idx, EmailVariant.PRIMARY), pa.string()),
                     pa.array(people.opt_in[idx]),
+                    _household_keys(people, idx),
                 ]
             )
         out.close()
 
 
 _KINDS = ("customer", "guest_only", "newsletter_only")
+
+
+def _household_keys(people: People, idx: I64) -> pa.Array:
+    """The person_key of each person's household head (the head's own key too); null if none."""
+    head = people.household[idx]
+    return pa.array(people.person_key[np.maximum(head, 0)], pa.int64(), mask=head < 0)
 
 
 def _dates(days: Any, missing: Any) -> Any:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from c360.simulator import vocab
+from c360.simulator.households import form_households
 from c360.simulator.params import SECONDS_PER_DAY, SITE, WorldParams
 from c360.simulator.rand import Stream, stream
 
@@ -80,11 +81,13 @@ def _typo(text: str, kind: int, pos: int) -> str:
 
 def _email(
     first: int, last: int, tag: int, pattern: int, domain: int, company: int,
-    capitalised: bool, typo_kind: int, typo_pos: int, variant: int,
+    capitalised: bool, typo_kind: int, typo_pos: int, variant: int, mailbox: str | None = None,
 ) -> str:  # fmt: skip
     f, la = vocab.FIRST_NAMES[first].lower(), vocab.LAST_NAMES[last].lower()
     if variant == EmailVariant.WORK:
         return f"{f}.{la}{tag}@{vocab.WORK_DOMAINS[company]}"
+    if mailbox is not None:
+        return _mailbox_variant(mailbox, domain, capitalised, typo_kind, typo_pos, variant)
     p = pattern
     name = f"{f}.{la}" if p == 0 else f[0] + la if p == 1 else f if p == 2 else f"{f}_{la}"
     dom = vocab.FREE_DOMAINS[domain]
@@ -96,6 +99,23 @@ def _email(
             name = _typo(name, kind, typo_pos)
     local = f"{name}{tag}"
     if variant == EmailVariant.ACCOUNT and capitalised:
+        local = local[0].upper() + local[1:]
+    return f"{local}@{dom}"
+
+
+def _mailbox_variant(
+    mailbox: str, domain: int, capitalised: bool, typo_kind: int, typo_pos: int, variant: int
+) -> str:
+    """A household's shared address as one of its members shows it (own typos, own capital)."""
+    local, _, dom = mailbox.partition("@")
+    if variant in (EmailVariant.TYPO, EmailVariant.TYPO_SUPPORT):
+        kind = (typo_kind + (variant == EmailVariant.TYPO_SUPPORT)) % 4
+        if kind == 3:
+            dom = vocab.DOMAIN_TYPOS[domain][typo_pos % 3]
+        else:  # in the last dot-separated word, so no ".." appears
+            head, dot, word = local.rpartition(".")
+            local = head + dot + _typo(word, kind, typo_pos)
+    elif variant == EmailVariant.ACCOUNT and capitalised:
         local = local[0].upper() + local[1:]
     return f"{local}@{dom}"
 
@@ -163,6 +183,9 @@ class People:
     blocked: U8  # bit per device slot: an ad blocker drops its clickstream
     mc_opt_s: I64  # newsletter subscription time; -1 = never
     mc_variant: U8  # EmailVariant used for the newsletter
+    household: I64  # the household's head (a person index), -1 if none (simulator/households.py)
+    mailbox: I64  # index into ``mailboxes`` of the household's shared address, -1 if none
+    mailboxes: list[str]  # the shared addresses (digit-free), one per mailbox household
 
     @property
     def n(self) -> int:
@@ -193,13 +216,14 @@ class People:
         """The email address of each person in ``idx`` in the given variant(s)."""
         n = int(idx.shape[0])
         variants = np.broadcast_to(np.asarray(variant), (n,)).tolist()
+        boxes = self.mailboxes
         return [
-            _email(f, la, t, p, d, c, cap, tk, tp, v)
-            for f, la, t, p, d, c, cap, tk, tp, v in zip(
+            _email(f, la, t, p, d, c, cap, tk, tp, v, boxes[m] if m >= 0 else None)
+            for f, la, t, p, d, c, cap, tk, tp, v, m in zip(
                 self.first[idx].tolist(), self.last[idx].tolist(), self.tag[idx].tolist(),
                 self.pattern[idx].tolist(), self.domain[idx].tolist(), self.company[idx].tolist(),
                 self.capitalised[idx].tolist(), self.typo_kind[idx].tolist(),
-                self.typo_pos[idx].tolist(), variants, strict=True,
+                self.typo_pos[idx].tolist(), variants, self.mailbox[idx].tolist(), strict=True,
             )
         ]  # fmt: skip
 
@@ -209,8 +233,13 @@ class People:
             int(self.first[person]), int(self.last[person]), int(self.tag[person]),
             int(self.pattern[person]), int(self.domain[person]), int(self.company[person]),
             bool(self.capitalised[person]), int(self.typo_kind[person]),
-            int(self.typo_pos[person]), variant,
+            int(self.typo_pos[person]), variant, self.shared_mailbox(person),
         )  # fmt: skip
+
+    def shared_mailbox(self, person: int) -> str | None:
+        """The address the person's household shares, if it shares one."""
+        box = int(self.mailbox[person])
+        return self.mailboxes[box] if box >= 0 else None
 
     def full_name(self, person: int, *, typo: bool = False) -> str:
         first = vocab.FIRST_NAMES[int(self.first[person])]
@@ -371,7 +400,7 @@ def make_people(seed: int, customers: int, calendar: Calendar, params: WorldPara
     blocked_bits = rng.random((n, params.max_devices)) < params.tracking_blocked_share
     blocked = (blocked_bits * (1 << np.arange(params.max_devices))).sum(axis=1).astype(np.uint8)
 
-    return People(
+    people = People(
         customers=customers,
         guests=n_guest,
         newsletter_only=n_news,
@@ -407,7 +436,12 @@ def make_people(seed: int, customers: int, calendar: Calendar, params: WorldPara
         blocked=blocked,
         mc_opt_s=mc_opt,
         mc_variant=mc_variant,
+        household=np.full(n, -1, dtype=np.int64),
+        mailbox=np.full(n, -1, dtype=np.int64),
+        mailboxes=[],
     )
+    form_households(seed, people, params)
+    return people
 
 
 @dataclass
