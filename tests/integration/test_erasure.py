@@ -9,6 +9,7 @@ Mailchimp a1) has rows everywhere; Bob, Carol, Dave and Eve are the others.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import inspect
-from tiny_world import DAY, build
+from sqlalchemy import create_engine, insert, inspect
+from tiny_world import DAY, T, _customers, build
 
 from c360.config import Settings
+from c360.contracts import shop_db
+from c360.lake import Lake
 from c360.logs import EventLog, open_configured
 from c360.pipeline.daily import run_day
 from c360.pipeline.erasure import TOPICS, forget
@@ -94,7 +97,11 @@ def _fill_log(log: EventLog, clickstream: list[dict[str, Any]]) -> None:
 
 def _world(store: ServingStore, tmp_path: Path, log_url: str | None = None) -> Settings:
     url = store.engine.url.render_as_string(hide_password=False)
-    env = {"C360_SERVING_URL": url, "C360_SOURCES_ENABLED": "mysql,mailchimp,zendesk,clickstream"}
+    env = {
+        "C360_SERVING_URL": url,
+        "C360_SOURCES_ENABLED": "mysql,mailchimp,zendesk,clickstream",
+        "C360_QUALITY_ROW_COUNT_TOLERANCE": "1",  # a tiny world: one person is 25 %
+    }
     if log_url is not None:
         env["C360_LOG_URL"] = log_url
     settings = build(tmp_path, env)
@@ -293,3 +300,46 @@ def test_on_kafka_the_erased_keys_are_tombstoned(
             r for r in _all_records(log) if r["payload"] == "" and r["key"] in ("c-a", "c-q")
         ]
     assert len(tombstones) == 2
+
+
+def test_the_next_extract_does_not_bring_the_person_back_unless_as_a_new_account(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    """Suppression at ingestion: the sources still hold Alice (the shop's database, the
+    Mailchimp export, the Zendesk file); the next day's run drops every row keyed by her erased
+    identifiers — but a new shop account with her email is a new customer, and is kept."""
+    settings = _world(store, tmp_path)
+    persons = _alice(store)
+    forget(settings, store, "person_id", next(iter(persons)), requested_by="test")
+    engine = create_engine(settings.sources.mysql.url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(shop_db.customers),
+            [{**_customers()[0], "customer_id": 99, "first_name": "Alicia",
+              "created_at": T(2025, 1, 11, 8), "updated_at": T(2025, 1, 11, 8)}],
+        )  # fmt: skip
+    engine.dispose()
+
+    next_day = DAY + dt.timedelta(days=1)
+    result = run_day(settings, next_day)
+    assert all(s.status in ("succeeded", "skipped") for s in result.steps), result.steps
+
+    lake = Lake(settings.lake.url)
+    customers = lake.read_partition("shop", "customers", next_day).to_pylist()
+    assert sorted(c["customer_id"] for c in customers) == [2, 3, 99]
+    orders = lake.read_partition("shop", "orders", next_day)
+    assert not {1, 2, 3, 4, 5} & set(orders["order_id"].to_pylist())
+    members = lake.read_partition("mailchimp", "members", next_day)["email_address"].to_pylist()
+    assert "alice@x.com" not in members and "bob@y.com" in members
+    for day in lake.partitions("zendesk", "events"):
+        users = lake.read_partition("zendesk", "events", day)["user_id"].to_pylist()
+        assert "10" not in users
+    # The new account is a person again; nothing of the old one came back.
+    returned = store.find_person("customer_id", "99")
+    assert returned is not None and returned not in persons
+    for id_type, value in (("customer_id", "1"), ("anonymous_id", "c-a"),
+                           ("zendesk_user_id", "10"), ("mailchimp_id", "a1")):  # fmt: skip
+        assert store.find_person(id_type, value) is None, (id_type, value)
+    assert store.query(
+        "SELECT count(*) AS n FROM identity_map WHERE id_value = 'alice.work@x.com'"
+    ) == [{"n": 0}]

@@ -210,7 +210,7 @@ class Lake:
         """Replace a committed partition's rows (erasure): written aside and committed like any
         write, so a reader sees the old partition or the new one, never half of one. The schema
         is the partition's own (not checked against the latest partition: an old partition may
-        lack a column added since), and the manifest keeps its high-water mark."""
+        lack a column added since), and the manifest keeps its schema and high-water mark."""
         before = self.manifest(source, table, day, zone)
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
         final = self.partition_path(source, table, day, zone)
@@ -223,6 +223,8 @@ class Lake:
                 )
                 manifest = replace(
                     manifest,
+                    # the schema as written (read back, a list's item is named "element")
+                    schema=before["schema"],
                     high_water_mark=before.get("high_water_mark"),
                     added_columns=tuple(before.get("added_columns", ())),
                 )
