@@ -39,6 +39,10 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   ``Retry-After``, whose body says retrying will not help. Delivery is at least once: a retried
   request may append a message twice (the speed layer drops duplicate ``messageId``s).
 
+- **Suppression** (issue 18): a message whose cookie, ``userId`` or email trait is an erased
+  person's (:mod:`c360.privacy.suppression`) is dropped: answered 200 like an accepted one (an
+  SDK must not retry it), never appended, counted as rejected with the code ``suppressed``.
+
 **Errors** keep Segment's body, ``{"success": false, "detail": "<reason>"}``, with a
 machine-readable ``code`` beside it (:class:`Reject`): ``invalid_json``, ``invalid_encoding``,
 ``payload_too_large`` (all 400: SDKs treat a 400 as "drop the batch"), ``invalid_message``

@@ -32,6 +32,10 @@ Every error body is the collector's: ``{"success": false, "code", "detail"}`` (c
 requester's user id (the address arrives once, in ``user.created``). Records are keyed by the
 requester id (``detail.requester_id``) for ticket events and by the user id (``detail.id``) for
 user events, which is the same id: all events of one requester land in one partition, in order.
+
+*Suppression* (issue 18): an event of an erased person (requester or user id, ``detail.email``,
+``detail.external_id``) is answered 200 and dropped, never appended; it is counted as
+``c360_collector_events_total{outcome="rejected",code="suppressed"}``.
 """
 
 from __future__ import annotations
