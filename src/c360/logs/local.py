@@ -285,35 +285,39 @@ class _PartitionFile:
     def erase(self, match: RecordMatch) -> int:
         """Rewrite the file with the records ``match`` picks redacted (empty key and value,
         same timestamp, so every offset stays), aside and renamed over it under the writer
-        lock: readers see the old file or the new one. The records redacted (0: untouched)."""
+        lock: readers see the old file or the new one. The records redacted (0: the file is
+        left as it is). Two passes, the second only with a match: memory stays one chunk."""
         with self._lock, self._exclusive():
             if self.replaced():
                 raise _Replaced
             self._scan()
-            out: list[bytes] = []
-            redacted = 0
-            for _, body in self._records(0, self._end):
-                timestamp_ms, key_length = BODY_HEADER.unpack_from(body)
-                key = body[BODY_HEADER.size : BODY_HEADER.size + key_length]
-                value = body[BODY_HEADER.size + key_length :]
-                if value and match(key, value):
-                    redacted += 1
-                    out.append(encode_record("", b"", timestamp_ms))
-                else:
-                    out.append(PREFIX.pack(len(body), zlib.crc32(body)) + body)
-            if redacted:
-                staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.erasing")
-                with open(staged, "wb") as handle:
-                    for record in out:
-                        handle.write(record)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(staged, self.path)
-                _fsync_dir(self.path.parent)
-            return redacted
+            picked = {
+                n for n, (_, body) in enumerate(self._records(0, self._end)) if _picks(match, body)
+            }
+            if not picked:
+                return 0
+            staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.erasing")
+            with open(staged, "wb") as handle:
+                for n, (_, body) in enumerate(self._records(0, self._end)):
+                    if n in picked:
+                        handle.write(encode_record("", b"", BODY_HEADER.unpack_from(body)[0]))
+                    else:
+                        handle.write(PREFIX.pack(len(body), zlib.crc32(body)) + body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staged, self.path)
+            _fsync_dir(self.path.parent)
+            return len(picked)
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _picks(match: RecordMatch, body: bytes) -> bool:
+    """Whether ``match`` picks a record (an already redacted one is not picked again)."""
+    key_length = BODY_HEADER.unpack_from(body)[1]
+    value = body[BODY_HEADER.size + key_length :]
+    return bool(value) and match(body[BODY_HEADER.size : BODY_HEADER.size + key_length], value)
 
 
 class _Replaced(Exception):
