@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pyarrow as pa
+from sqlalchemy.engine import make_url
 
 from c360.config import Settings
 from c360.ingest.archive import archive
@@ -46,7 +48,10 @@ def archive_topics(settings: Settings) -> tuple[str, ...]:
 
 def suppression_filter(settings: Settings) -> RowFilter | None:
     """Drops the rows of erased persons (c360.privacy.suppression) from what ingestion writes;
-    None while no one was erased."""
+    None while no one was erased (or no store exists yet: an SQLite file is not created)."""
+    url = make_url(settings.serving.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").exists():
+        return None
     store = open_store(settings.serving.url)
     try:
         suppression = store.suppression_list()
