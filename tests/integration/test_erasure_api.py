@@ -22,6 +22,7 @@ from c360.api.server import serve_in_thread
 from c360.cli.main import cli
 from c360.config import Settings
 from c360.logs import open_log
+from c360.pipeline.erasure import forget
 from c360.stores import ServingStore
 
 WRITE_KEY = "wk_erasure"
@@ -202,3 +203,38 @@ def test_c360_forget_prints_the_receipt_and_keeps_it(store: ServingStore, tmp_pa
     assert [r["erasure_id"] for r in listed] == [receipt["erasure_id"]]
     summary = forget("--email", "bo@y.com")
     assert summary.exit_code == 0 and "serving store: " in summary.stdout
+
+
+def test_a_retired_id_erases_its_survivor_and_the_redirect(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    _publish(store)
+    store.publish_batch(  # p_0 was merged into p_1: a redirect
+        dt.date(2025, 6, 11),
+        {
+            "person": pa.table({"person_id": ["p_1", "p_2"], "email": ["ann@x.com", "bo@y.com"]}),
+            "identity_map": pa.table(
+                {
+                    "id_type": ["email", "email"],
+                    "id_value": ["ann@x.com", "bo@y.com"],
+                    "person_id": ["p_1", "p_2"],
+                }
+            ),
+            "batch_profile": pa.table({"person_id": ["p_1", "p_2"]}),
+            "person_redirect": pa.table(
+                {
+                    "retired_id": ["p_0"],
+                    "person_id": ["p_1"],
+                    "since": pa.array([dt.date(2025, 6, 11)], pa.date32()),
+                }
+            ),
+        },
+    )
+    settings = Settings.model_validate(
+        {"log": {"url": f"local://{tmp_path}/log"}, "lake": {"url": str(tmp_path / "lake")}}
+    )
+    receipt = forget(settings, store, "person_id", "p_0", requested_by="test")
+    assert receipt["stores"]["serving"]["tables"]["person_redirect"] == 1
+    assert store.query("SELECT person_id FROM person") == [{"person_id": "p_2"}]
+    assert store.profile("p_0") is None and store.profile("p_1") is None
+    assert sorted(i["type"] for i in receipt["identifiers"]) == ["email", "person_id", "person_id"]
