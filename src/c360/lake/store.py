@@ -249,12 +249,6 @@ class Lake:
                         found.append((zone, source, table))
         return found
 
-    def data_files(self, source: str, table: str, day: dt.date, zone: str = "raw") -> list[str]:
-        """The paths of a partition's Parquet files."""
-        path = self.partition_path(source, table, day, zone)
-        with self._io("list", path):
-            return sorted(str(p) for p in self.fs.glob(f"{path}/*.parquet"))
-
     def _discard(self, staging: str) -> None:
         """Remove a staged folder after a failed write; the sweep removes it if this fails."""
         try:
