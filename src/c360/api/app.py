@@ -30,6 +30,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from c360 import __version__
 from c360.api import auth, errors, metrics
 from c360.api.collector import Collector, IngestLog, collector_router
+from c360.api.erasure import erasure_router
 from c360.api.health import health_router
 from c360.api.profiles import profiles_router
 from c360.api.request_id import RequestIdMiddleware
@@ -40,6 +41,7 @@ from c360.api.zendesk_webhook import ZendeskWebhook, zendesk_router
 from c360.config import Settings
 from c360.logs import EventLog
 from c360.masking import install_log_masking
+from c360.privacy import SuppressionCache
 from c360.stores import ServingStore, open_store
 
 
@@ -58,8 +60,13 @@ def create_app(
     access = auth.Access(settings.api, serving)
     events = IngestLog(settings.log, log)
     skew = settings.events.max_clock_skew_seconds
-    collector = Collector(settings.collector, events, max_clock_skew_seconds=skew)
-    webhook = ZendeskWebhook(settings.sources.zendesk, events, max_clock_skew_seconds=skew)
+    suppression = SuppressionCache(serving.suppression_list, settings.api.key_refresh_seconds)
+    collector = Collector(
+        settings.collector, events, max_clock_skew_seconds=skew, suppression=suppression
+    )
+    webhook = ZendeskWebhook(
+        settings.sources.zendesk, events, max_clock_skew_seconds=skew, suppression=suppression
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +103,7 @@ def create_app(
     app.include_router(timeline_router(serving, settings.timeline))
     app.include_router(search_router(serving, region))
     app.include_router(segments_router(serving))
+    app.include_router(erasure_router(settings, serving, events, suppression))
     app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))

@@ -39,6 +39,10 @@ Existing Segment and RudderStack SDKs can point their API host at c360. What a r
   ``Retry-After``, whose body says retrying will not help. Delivery is at least once: a retried
   request may append a message twice (the speed layer drops duplicate ``messageId``s).
 
+- **Suppression** (issue 18): a message whose cookie, ``userId`` or email trait is an erased
+  person's (:mod:`c360.privacy.suppression`) is dropped: answered 200 like an accepted one (an
+  SDK must not retry it), never appended, counted as rejected with the code ``suppressed``.
+
 **Errors** keep Segment's body, ``{"success": false, "detail": "<reason>"}``, with a
 machine-readable ``code`` beside it (:class:`Reject`): ``invalid_json``, ``invalid_encoding``,
 ``payload_too_large`` (all 400: SDKs treat a 400 as "drop the batch"), ``invalid_message``
@@ -81,6 +85,7 @@ from c360.contracts.segment import (
 )
 from c360.errors import TerminalError, TransientError, raised_at
 from c360.logs import EventLog, open_configured
+from c360.privacy import SuppressionCache, SuppressionList
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +121,37 @@ class Reject(Exception):
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
+SUPPRESSED = "suppressed"
+
+
+class Suppressed(Exception):
+    """A message carrying an erased identifier: dropped, never stored (answered as accepted,
+    so a client does not retry it; counted as rejected with the code ``suppressed``)."""
+
+
+def message_identifiers(message: dict[str, Any]) -> list[tuple[str, object]]:
+    """The identifiers a Segment message carries: its cookie, its user and any email trait."""
+    found: list[tuple[str, object]] = [
+        ("anonymous_id", message.get("anonymousId")),
+        ("customer_id", message.get("userId")),
+    ]
+    context = message.get("context")
+    for holder in (
+        message.get("traits"),
+        message.get("properties"),
+        context.get("traits") if isinstance(context, dict) else None,
+    ):
+        if isinstance(holder, dict) and isinstance(holder.get("email"), str):
+            found.append(("email", holder["email"]))
+    return found
+
+
+def suppressed(suppression: SuppressionList, message: dict[str, Any]) -> bool:
+    """Whether the message carries an erased identifier (a set lookup per identifier; nothing
+    at all while no one was erased)."""
+    return bool(suppression) and suppression.any_suppressed(message_identifiers(message))
+
+
 class IngestLog:
     """The event log of one app: opened once at startup (if an ingestion route needs it).
 
@@ -137,6 +173,11 @@ class IngestLog:
             if self._log is None:
                 self._log = open_configured(self._settings)
                 self._owned = True
+
+    @property
+    def current(self) -> EventLog | None:
+        """The log appends go to (None until opened)."""
+        return self._log
 
     def close(self) -> None:
         """Close the log if this object opened it (a given log belongs to the caller)."""
@@ -275,6 +316,7 @@ class Collector:
     settings: CollectorSettings
     log: IngestLog
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    suppression: SuppressionCache | None = None
     _keys: list[bytes] = field(init=False, repr=False)
     _skew: dt.timedelta = field(init=False, repr=False)
 
@@ -351,6 +393,8 @@ class Collector:
                 message["timestamp"] = iso_utc(corrected)
         message["receivedAt"] = received_at
         key = validate(message, not_after=received + self._skew).routing_key
+        if self.suppression is not None and suppressed(self.suppression.current(), message):
+            raise Suppressed
         return key, orjson.dumps(message)
 
     def single(self, kind: str, body: bytes, authorization: str | None) -> dict[str, Any]:
@@ -360,6 +404,8 @@ class Collector:
             record = self._prepare(payload, _received(), kind=kind)
         except InvalidMessage as exc:
             raise Reject(400, "invalid_message", f"invalid message: {exc.reason}") from None
+        except Suppressed:
+            return {"success": True, SUPPRESSED: 1}
         self.log.append(TOPIC, [record])
         return {"success": True}
 
@@ -381,6 +427,7 @@ class Collector:
         received = _received()
         records: list[tuple[str, bytes]] = []
         rejected: list[dict[str, Any]] = []
+        dropped = 0
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
@@ -388,16 +435,18 @@ class Collector:
                 records.append(self._prepare(item, received, batch=payload))
             except InvalidMessage as exc:
                 rejected.append({"index": index, "reason": exc.reason})
+            except Suppressed:
+                dropped += 1
         report = {
             "accepted": len(records),
             "rejected": rejected[:MAX_REJECTED_LISTED],
             "rejected_count": len(rejected),
         }
-        if rejected and not records:
+        if rejected and not records and not dropped:
             raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
         if records:
             self.log.append(TOPIC, records)
-        return {"success": True, **report}
+        return {"success": True, **report, SUPPRESSED: dropped}
 
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]
@@ -418,7 +467,10 @@ def collector_router(collector: Collector) -> APIRouter:
             except Reject as reject:
                 metrics.collected(rejected=1, code=reject.code)
                 return reject.response()
-            metrics.collected(accepted=1)
+            if answer.pop(SUPPRESSED, 0):
+                metrics.collected(rejected=1, code=SUPPRESSED)
+            else:
+                metrics.collected(accepted=1)
             return JSONResponse(answer)
 
         handle.__name__ = f"collect_{kind}"
@@ -438,6 +490,7 @@ def collector_router(collector: Collector) -> APIRouter:
             return reject.response()
         metrics.collected(accepted=answer["accepted"], rejected=answer["rejected_count"],
                           code="invalid_message")  # fmt: skip
+        metrics.collected(rejected=answer.pop(SUPPRESSED), code=SUPPRESSED)
         return JSONResponse(answer)
 
     for kind in MESSAGE_TYPES:

@@ -6,7 +6,8 @@
   route matches is ``unmatched``), so the labels stay few and free of personal data;
 - ``c360_rate_limited_requests_total``: requests a key's rate limit refused (429);
 - ``c360_collector_events_total{outcome, code}``: Segment messages the collector took
-  (``accepted``) or refused (``rejected``, with the error code of its answer).
+  (``accepted``) or refused (``rejected``, with the error code of its answer; ``suppressed``:
+  an erased person's, dropped — the Zendesk webhook's suppressed events are counted here too).
 
 With ``c360 serve --workers N`` each process counts its own requests; ``serve`` then points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and ``/metrics`` sums every worker's files

@@ -32,6 +32,10 @@ Every error body is the collector's: ``{"success": false, "code", "detail"}`` (c
 requester's user id (the address arrives once, in ``user.created``). Records are keyed by the
 requester id (``detail.requester_id``) for ticket events and by the user id (``detail.id``) for
 user events, which is the same id: all events of one requester land in one partition, in order.
+
+*Suppression* (issue 18): an event of an erased person (requester or user id, ``detail.email``,
+``detail.external_id``) is answered 200 and dropped, never appended; it is counted as
+``c360_collector_events_total{outcome="rejected",code="suppressed"}``.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from c360.api import openapi
-from c360.api.collector import IngestLog, Reject, read_body
+from c360.api import metrics, openapi
+from c360.api.collector import SUPPRESSED, IngestLog, Reject, read_body
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, ZendeskSourceSettings
 from c360.contracts.zendesk import (
     SIGNATURE_HEADER,
@@ -60,6 +64,7 @@ from c360.contracts.zendesk import (
     sign,
     support_event,
 )
+from c360.privacy import SuppressionCache
 
 TOPIC = "support"
 MAX_BODY_BYTES = 1024 * 1024
@@ -96,6 +101,7 @@ class ZendeskWebhook:
     log: IngestLog
     clock: Callable[[], float] = time.time  # seconds since the epoch
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    suppression: SuppressionCache | None = None
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -152,6 +158,22 @@ class ZendeskWebhook:
             while len(self._seen) > MAX_REMEMBERED:
                 self._seen.popitem(last=False)
 
+    def _suppressed(self, key: str, payload: dict[str, Any]) -> bool:
+        """Whether the event names an erased person: its requester or user, their email or
+        their shop account (``external_id``)."""
+        suppression = self.suppression.current() if self.suppression is not None else None
+        if not suppression:
+            return False
+        detail = payload.get("detail")
+        detail = detail if isinstance(detail, dict) else {}
+        return suppression.any_suppressed(
+            [
+                ("zendesk_user_id", key),
+                ("email", detail.get("email")),
+                ("customer_id", detail.get("external_id")),
+            ]
+        )
+
     def handle(self, body: bytes, signature: str | None, timestamp: str | None) -> dict[str, Any]:
         self._verify(signature, timestamp, body)
         assert signature is not None
@@ -169,6 +191,8 @@ class ZendeskWebhook:
         key = routing_key(payload, dt.datetime.fromtimestamp(latest, dt.UTC))
         if self._already_accepted(signature.strip()):
             return {"success": True, "duplicate": True}
+        if self._suppressed(key, payload):
+            return {"success": True, SUPPRESSED: True}
         self.log.append(TOPIC, [(key, body)])
         self._remember(signature.strip())
         return {"success": True}
@@ -193,6 +217,8 @@ def zendesk_router(webhook: ZendeskWebhook) -> APIRouter:
             answer = await run_in_threadpool(webhook.handle, body, signature, timestamp)
         except Reject as reject:
             return reject.response()
+        if answer.pop(SUPPRESSED, False):
+            metrics.collected(rejected=1, code=SUPPRESSED)
         return JSONResponse(answer)
 
     return router

@@ -74,6 +74,7 @@ def _register() -> None:
         config_cmd,
         demo,
         features_cmd,
+        forget_cmd,
         generate,
         identity_cmd,
         ingest_cmd,
@@ -101,6 +102,7 @@ def _register() -> None:
         status_cmd,
         webhooks_cmd,
         churn_cmd,
+        forget_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)

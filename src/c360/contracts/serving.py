@@ -345,3 +345,35 @@ webhook_delivery = Table(
     Column("error", String(200)),
     Column("succeeded", Boolean, nullable=False),
 )
+
+# Erasure (c360.stores.erasure, issue 18). The evidence of each erasure: when, what was asked,
+# every store touched with its row and file counts, and the identifiers erased as keyed hashes
+# (JSON) — never a value. Kept without personal data, so erasure never deletes it.
+erasure_receipt = Table(
+    "erasure_receipt",
+    metadata,
+    Column("erasure_id", String(36), primary_key=True),
+    Column("erased_at", DateTime, nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("identifiers", Text, nullable=False),
+    Column("stores", Text, nullable=False),
+)
+
+# The suppression list: the keyed hash of every erased identifier; the collector, the Zendesk
+# webhook and ingestion drop what carries one (c360.privacy.suppression).
+suppressed_identifier = Table(
+    "suppressed_identifier",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("id_type", String(32), nullable=False),
+    Column("erasure_id", String(36), nullable=False),
+    Column("since", DateTime, nullable=False),
+)
+
+# The key of those hashes (HMAC-SHA256): made at random by the first erasure, one row.
+erasure_salt = Table(
+    "erasure_salt",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("salt", String(64), nullable=False),
+)

@@ -34,7 +34,7 @@ from c360.contracts.times import EPOCH
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
-from c360.logs import EventLog, Record, open_configured
+from c360.logs import EventLog, Record, is_tombstone, open_configured
 
 SOURCE = "events"
 TOPICS = ("clickstream", "support")
@@ -123,6 +123,8 @@ def archive_topic(
     rejected: list[dict[str, str]] = []
     for partition, stop in end.items():
         for record in _records(log, topic, partition, start.get(partition, 0), stop):
+            if is_tombstone(record.value):
+                continue  # erased (c360.pipeline.erasure)
             try:
                 fields = _event_fields(topic, record.value)
             except (
@@ -169,9 +171,9 @@ def archive_topic(
 
 
 def archive(
-    settings: Settings, day: dt.date, topics: tuple[str, ...] = TOPICS
+    settings: Settings, day: dt.date, topics: tuple[str, ...] = TOPICS, lake: Lake | None = None
 ) -> list[TableReport]:
-    lake = Lake(settings.lake.url)
+    lake = lake or Lake(settings.lake.url)
     with open_configured(settings.log) as log:
         skew = dt.timedelta(seconds=settings.events.max_clock_skew_seconds)
         return [archive_topic(log, lake, topic, day, skew) for topic in topics]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy.engine import make_url
 
 from c360.config import Settings
 from c360.ingest.archive import archive
@@ -11,6 +16,10 @@ from c360.ingest.report import TableReport
 from c360.ingest.shop import ingest_shop
 from c360.ingest.zendesk import ingest_zendesk
 from c360.lake import Lake
+from c360.lake.store import RowFilter
+from c360.stores import open_store
+
+logger = logging.getLogger(__name__)
 
 SOURCES = ("mysql", "mailchimp", "zendesk", "archive")
 
@@ -37,10 +46,34 @@ def archive_topics(settings: Settings) -> tuple[str, ...]:
     )
 
 
+def suppression_filter(settings: Settings) -> RowFilter | None:
+    """Drops the rows of erased persons (c360.privacy.suppression) from what ingestion writes;
+    None while no one was erased (or no store exists yet: an SQLite file is not created)."""
+    url = make_url(settings.serving.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").exists():
+        return None
+    store = open_store(settings.serving.url)
+    try:
+        suppression = store.suppression_list()
+    finally:
+        store.dispose()
+    if not suppression:
+        return None
+
+    def keep(source: str, table: str, batch: pa.RecordBatch) -> pa.RecordBatch:
+        kept, dropped = suppression.filter_raw(source, table, batch)
+        if dropped:
+            logger.info("%s.%s: %d rows of erased persons dropped", source, table, dropped)
+        assert isinstance(kept, pa.RecordBatch)
+        return kept
+
+    return keep
+
+
 def ingest(
     settings: Settings, day: dt.date, sources: tuple[str, ...] = SOURCES
 ) -> list[TableReport]:
-    lake = Lake(settings.lake.url)
+    lake = Lake(settings.lake.url, keep=suppression_filter(settings))
     reports: list[TableReport] = []
     if "mysql" in sources:
         reports += ingest_shop(settings.sources.mysql, lake, day)
@@ -49,5 +82,5 @@ def ingest(
     if "zendesk" in sources:
         reports += ingest_zendesk(settings.sources.zendesk, lake, day)
     if "archive" in sources:
-        reports += archive(settings, day, archive_topics(settings))
+        reports += archive(settings, day, archive_topics(settings), lake=lake)
     return reports

@@ -52,6 +52,10 @@ STATE = "_state"
 LAKE_URL = "lake.url"
 
 
+# The rows of a batch to keep, given the (source, table) it is written to.
+RowFilter = Callable[[str, str, pa.RecordBatch], pa.RecordBatch]
+
+
 class SchemaDriftError(DataError):
     """A source column changed type or vanished: the table fails, the lake is untouched."""
 
@@ -112,7 +116,8 @@ class _Batches:
 class Lake:
     """A lake rooted at a folder path or an fsspec URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep: RowFilter | None = None) -> None:
+        self.keep = keep  # applied to every batch written to the raw zone (suppression)
         try:
             self.fs, root = fsspec.core.url_to_fs(url)
         except (ValueError, ImportError) as exc:  # an unknown protocol, a missing fsspec package
@@ -175,6 +180,9 @@ class Lake:
             batches = batches.to_batches()
         if schema is None:
             raise ValueError("schema is required when writing from record batches")
+        if self.keep is not None and zone == "raw":
+            keep = self.keep
+            batches = (keep(source, table, batch) for batch in batches)
         added = self.check_schema(source, table, schema, zone)
         self.sweep_staging()
         staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
@@ -195,6 +203,51 @@ class Lake:
         with self._io("commit", final):
             self._commit(staging, final)
         return manifest
+
+    def rewrite_partition(
+        self, source: str, table: str, day: dt.date, rows: pa.Table, zone: str = "raw"
+    ) -> PartitionManifest:
+        """Replace a committed partition's rows (erasure): written aside and committed like any
+        write, so a reader sees the old partition or the new one, never half of one. The schema
+        is the partition's own (not checked against the latest partition: an old partition may
+        lack a column added since), and the manifest keeps its schema and high-water mark."""
+        before = self.manifest(source, table, day, zone)
+        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        final = self.partition_path(source, table, day, zone)
+        with self._io("create", staging):
+            self.fs.makedirs(staging, exist_ok=True)
+        try:
+            with self._io("write", final):
+                manifest = self._write_staged(
+                    staging, source, table, day, rows.to_batches(), rows.schema
+                )
+                manifest = replace(
+                    manifest,
+                    # the schema as written (read back, a list's item is named "element")
+                    schema=before["schema"],
+                    high_water_mark=before.get("high_water_mark"),
+                    added_columns=tuple(before.get("added_columns", ())),
+                )
+                with self.fs.open(f"{staging}/{MANIFEST}", "w") as handle:
+                    json.dump(asdict(manifest), handle, indent=2)
+        except BaseException:
+            self._discard(staging)
+            raise
+        with self._io("commit", final):
+            self._commit(staging, final)
+        return manifest
+
+    def tables(self) -> list[tuple[str, str, str]]:
+        """(zone, source, table) of every table folder with committed partitions."""
+        found = []
+        for zone in self.folders(""):
+            if zone.startswith("_"):
+                continue
+            for source in self.folders(zone):
+                for table in self.folders(f"{zone}/{source}"):
+                    if self.partitions(source, table, zone):
+                        found.append((zone, source, table))
+        return found
 
     def _discard(self, staging: str) -> None:
         """Remove a staged folder after a failed write; the sweep removes it if this fails."""
@@ -364,13 +417,21 @@ class Lake:
         with self._io("remove", path), contextlib.suppress(FileNotFoundError):  # none to drop
             self.fs.rm(path, recursive=True)
 
-    def read_partition(self, source: str, table: str, day: dt.date, zone: str = "raw") -> pa.Table:
-        """The rows of a committed partition; :class:`NotFoundError` if there is none."""
+    def read_partition(
+        self,
+        source: str,
+        table: str,
+        day: dt.date,
+        zone: str = "raw",
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """The rows of a committed partition (only ``columns``, when given);
+        :class:`NotFoundError` if there is none."""
         path = f"{self.partition_path(source, table, day, zone)}/{DATA_FILE}"
         with self._io("read", path):
             try:
                 with self.fs.open(path, "rb") as handle:
-                    return pq.read_table(handle)
+                    return pq.read_table(handle, columns=columns)
             except FileNotFoundError:
                 missing = f"{zone}/{source}/{table} has no partition dt={day}"
                 raise NotFoundError(f"lake: {missing} ({path})") from None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from c360.contracts.log import Record, RecordBatch, TopicPartition
 from c360.errors import ConfigError
-from c360.logs.base import EventLog, partition_for
+from c360.logs.base import EventLog, LogErasure, RecordMatch, is_tombstone, partition_for
 from c360.masking import mask_secrets
 
 if TYPE_CHECKING:
@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventLog",
+    "LogErasure",
     "Record",
     "RecordBatch",
+    "RecordMatch",
     "TopicPartition",
+    "is_tombstone",
     "open_configured",
     "open_log",
     "partition_for",

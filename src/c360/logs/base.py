@@ -21,12 +21,36 @@ from __future__ import annotations
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from c360.contracts.log import Record, RecordBatch, TopicPartition
-from c360.errors import DataError
+from c360.errors import DataError, TerminalError
+
+# Whether a record (key, value) holds an erased person's data (c360.pipeline.erasure).
+RecordMatch = Callable[[bytes, bytes], bool]
+
+
+@dataclass(frozen=True)
+class LogErasure:
+    """What erasing one topic did: records that matched, files rewritten (local log),
+    tombstones produced (Kafka), and whether removal still waits on the broker (compaction
+    or retention)."""
+
+    topic: str
+    records: int = 0
+    files: int = 0
+    tombstones: int = 0
+    pending: bool = False
+
+
+def is_tombstone(value: bytes) -> bool:
+    """An erased record (an empty value): readers skip it, as Kafka consumers skip a
+    compacted key's tombstone."""
+    return not value
+
 
 # Kafka's own rule for topic names; it also keeps a local topic a safe folder name.
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -83,6 +107,12 @@ class EventLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release files, sockets and locks; the log is unusable afterwards."""
+
+    def erase(self, topic: str, match: RecordMatch) -> LogErasure:
+        """Remove the retained records ``match`` picks from ``topic`` (erasure): rewritten
+        away where the backend can (the local log), tombstoned where only the broker can
+        (Kafka, :class:`LogErasure.pending`). Offsets of the other records do not change."""
+        raise TerminalError(f"{type(self).__name__} cannot erase records")
 
     def owned_partitions(self, group: str, topics: Sequence[str]) -> list[TopicPartition]:
         """The partitions of ``topics`` that this process consumes for ``group``, right now.

@@ -85,7 +85,7 @@ from c360.errors import (
     TerminalError,
     TransientError,
 )
-from c360.logs.base import EventLog, check_topic, partition_for
+from c360.logs.base import EventLog, LogErasure, RecordMatch, check_topic, partition_for
 from c360.masking import mask_secrets
 
 if TYPE_CHECKING:
@@ -580,7 +580,7 @@ class KafkaLog(EventLog):
         topic: str,
         partition: int,
         key: str,
-        value: bytes,
+        value: bytes | None,
         callback: Any,
     ) -> None:
         deadline = time.monotonic() + self._timeout_s
@@ -631,6 +631,55 @@ class KafkaLog(EventLog):
             f"{where} ({len(positions)} were: a retry of the append writes those again)",
         )
         raise error
+
+    def erase(self, topic: str, match: RecordMatch) -> LogErasure:
+        """Tombstone the keys of the records ``match`` picks: a null value per key, to the
+        key's partition. A broker cannot delete a record in place: on a compacted topic
+        (``cleanup.policy=compact``) the log cleaner then removes every earlier record of the
+        key and, after ``delete.retention.ms``, the tombstone itself; on a ``delete`` topic the
+        records go when ``retention.ms`` passes. Either way the removal is ``pending`` on the
+        broker, and readers skip tombstones (:func:`~c360.logs.base.is_tombstone`)."""
+        matched: dict[tuple[int, bytes], int] = {}
+        for partition in range(self.partitions(topic)):
+            offset = 0
+            while True:
+                with self._lock, self._classified(f"cannot read {topic}/{partition}"):
+                    self._check_open()
+                    if self._partition_count(topic, partition) is None:
+                        break
+                    low, high = self._watermarks(topic, partition)
+                offset = max(offset, low)
+                if offset >= high:
+                    break
+                batch = self.read_batch(topic, partition, offset, 10_000)
+                for key, value in zip(batch.keys, batch.values, strict=True):
+                    if value and match(key, value):
+                        matched[partition, key] = matched.get((partition, key), 0) + 1
+                offset = batch.next_offset
+        if matched:
+            self._tombstone(topic, list(matched))
+        return LogErasure(
+            topic, records=sum(matched.values()), tombstones=len(matched), pending=bool(matched)
+        )
+
+    def _tombstone(self, topic: str, keys: Sequence[tuple[int, bytes]]) -> None:
+        with self._lock, self._classified(f"cannot tombstone records of topic {topic!r}"):
+            producer = self._get_producer()
+            failed: list[Any] = []
+
+            def delivered(error: confluent_kafka.KafkaError | None, _: Any) -> None:
+                if error is not None:
+                    failed.append(error)
+
+            for partition, key in keys:
+                self._produce(producer, topic, partition, key.decode("utf-8"), None, delivered)
+            unreported = producer.flush(self._timeout_s + 5)
+            if failed or unreported:
+                raise classify(
+                    failed[0] if failed else None,
+                    f"{len(failed) + unreported} tombstones of topic {topic!r} were not "
+                    "acknowledged; run the erasure again",
+                )
 
     def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
         if offset < 0:

@@ -57,7 +57,7 @@ from pathlib import Path
 
 from c360.contracts.log import RecordBatch
 from c360.errors import ConfigError, DataError, NotFoundError, TerminalError, classify_os_error
-from c360.logs.base import EventLog, check_topic, partition_for
+from c360.logs.base import EventLog, LogErasure, RecordMatch, check_topic, partition_for
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,19 @@ class _PartitionFile:
         os.fsync(self._fd)
 
     # -- operations --------------------------------------------------------------------------
+    def replaced(self) -> bool:
+        """Whether the path now names another file than ours (an erasure rewrote it)."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def append(self, encoded: Sequence[bytes]) -> int:
         """Write and sync the records; return the offset of the first."""
         data = b"".join(encoded)
         with self._lock, self._exclusive():
+            if self.replaced():
+                raise _Replaced
             self._scan()  # records other writer processes appended
             size = os.fstat(self._fd).st_size
             if size > self._end:  # a writer crashed mid-append; we hold the lock
@@ -211,6 +220,9 @@ class _PartitionFile:
     def _error(self, action: str, exc: OSError) -> Exception:
         where = f"{self.path} ({self.topic}/{self.partition})"
         return classify_os_error(exc, f"event log: could not {action} {where}", LOG_URL)
+
+    def known_count(self) -> int:
+        return self._count
 
     def end_offset(self) -> int:
         with self._lock:
@@ -270,8 +282,46 @@ class _PartitionFile:
             f"({self.topic}/{self.partition}): restore the file or move it away"
         )
 
+    def erase(self, match: RecordMatch) -> int:
+        """Rewrite the file with the records ``match`` picks redacted (empty key and value,
+        same timestamp, so every offset stays), aside and renamed over it under the writer
+        lock: readers see the old file or the new one. The records redacted (0: the file is
+        left as it is). Two passes, the second only with a match: memory stays one chunk."""
+        with self._lock, self._exclusive():
+            if self.replaced():
+                raise _Replaced
+            self._scan()
+            picked = {
+                n for n, (_, body) in enumerate(self._records(0, self._end)) if _picks(match, body)
+            }
+            if not picked:
+                return 0
+            staged = self.path.with_name(f".{self.path.name}.{os.getpid()}.erasing")
+            with open(staged, "wb") as handle:
+                for n, (_, body) in enumerate(self._records(0, self._end)):
+                    if n in picked:
+                        handle.write(encode_record("", b"", BODY_HEADER.unpack_from(body)[0]))
+                    else:
+                        handle.write(PREFIX.pack(len(body), zlib.crc32(body)) + body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staged, self.path)
+            _fsync_dir(self.path.parent)
+            return len(picked)
+
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _picks(match: RecordMatch, body: bytes) -> bool:
+    """Whether ``match`` picks a record (an already redacted one is not picked again)."""
+    key_length = BODY_HEADER.unpack_from(body)[1]
+    value = body[BODY_HEADER.size + key_length :]
+    return bool(value) and match(body[BODY_HEADER.size : BODY_HEADER.size + key_length], value)
+
+
+class _Replaced(Exception):
+    """The partition's file was replaced by an erasure since this process opened it."""
 
 
 class LocalLog(EventLog):
@@ -358,9 +408,13 @@ class LocalLog(EventLog):
             by_partition.setdefault(partition_for(key, count), []).append(i)
         positions: list[tuple[int, int]] = [(0, 0)] * len(records)
         for partition, indices in sorted(by_partition.items()):
+            batch = [encoded[i] for i in indices]
             file = self._file(topic, partition)
             with _classified(f"append to {file.path} ({topic}/{partition})"):
-                first = file.append([encoded[i] for i in indices])
+                try:
+                    first = file.append(batch)
+                except _Replaced:
+                    first = self._reopen(topic, partition).append(batch)
             for n, i in enumerate(indices):
                 positions[i] = (partition, first + n)
         return positions
@@ -369,6 +423,8 @@ class LocalLog(EventLog):
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         file = self._file(topic, partition)
+        if offset >= file.known_count() and file.replaced():  # caught up: look for a rewrite
+            file = self._reopen(topic, partition)
         with _classified(f"read {file.path} ({topic}/{partition}) at offset {offset}"):
             return file.read_batch(offset, max_records)
 
@@ -376,6 +432,35 @@ class LocalLog(EventLog):
         file = self._file(topic, partition)
         with _classified(f"read the end of {file.path} ({topic}/{partition})"):
             return file.end_offset()
+
+    def _reopen(self, topic: str, partition: int) -> _PartitionFile:
+        """Drop this process's handle of a partition file an erasure replaced; open the new."""
+        with self._lock:
+            old = self._files.pop((topic, partition), None)
+        if old is not None:
+            old.close()
+        return self._file(topic, partition)
+
+    def erase(self, topic: str, match: RecordMatch) -> LogErasure:
+        """Rewrite each partition file holding a matching record (:meth:`_PartitionFile.erase`);
+        other processes reopen a replaced file at their next append, or at their next read
+        once caught up."""
+        if not (self.root / check_topic(topic) / TOPIC_FILE).exists():
+            return LogErasure(topic)
+        records = files = 0
+        for partition in range(self.partitions(topic)):
+            if not (self.root / topic / f"{partition}.log").exists():
+                continue
+            file = self._file(topic, partition)
+            with _classified(f"erase records of {file.path} ({topic}/{partition})"):
+                try:
+                    redacted = file.erase(match)
+                except _Replaced:
+                    redacted = self._reopen(topic, partition).erase(match)
+            if redacted:
+                records, files = records + redacted, files + 1
+                self._reopen(topic, partition)
+        return LogErasure(topic, records=records, files=files)
 
     def close(self) -> None:
         with self._lock:

@@ -105,7 +105,7 @@ from c360.contracts.times import from_epoch_us, naive_from_epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
-from c360.logs import EventLog, RecordBatch, TopicPartition
+from c360.logs import EventLog, RecordBatch, TopicPartition, is_tombstone
 from c360.pipeline.stream_metrics import StreamMetrics
 from c360.retry import Backoff
 from c360.retry import sleep as interruptible_sleep
@@ -549,11 +549,15 @@ def _decode(
 ) -> _Decoded:
     decoded = _Decoded()
     invalid = decoded.invalid
+    erased = 0  # erased records (tombstones): neither events nor dead letters
     for tp, records in batch.items():
         stamps = records.timestamps_ms
         if sources[tp.topic] == "support":
             support = decoded.support
             for offset, value, ms in zip(records.offsets, records.values, stamps, strict=True):
+                if is_tombstone(value):
+                    erased += 1
+                    continue
                 try:
                     limit = _limit(ms, skew_us)
                     not_after = None if limit == NO_LIMIT else from_epoch_us(limit)
@@ -569,6 +573,9 @@ def _decode(
         for i, event in enumerate(events):
             if event is None:
                 value = records.values[i]
+                if is_tombstone(value):
+                    erased += 1
+                    continue
                 try:
                     event = slow_click(value, _limit(stamps[i], skew_us))
                 except InvalidMessage as exc:
@@ -588,7 +595,7 @@ def _decode(
                     groups[id_type, id_value] = group
                 else:  # the same identifier in another partition (several topics)
                     existing += group
-    decoded.events = sum(len(r) for r in batch.values()) - len(invalid)
+    decoded.events = sum(len(r) for r in batch.values()) - len(invalid) - erased
     return decoded
 
 

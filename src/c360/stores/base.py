@@ -44,11 +44,12 @@ from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, TerminalError, TransientError
 from c360.identity.stitching import Reconciled, StitchLink
 from c360.masking import mask_secrets
+from c360.privacy import Subject, SuppressionList
 from c360.segments import Kind
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
-from c360.stores import keys as stored_keys
 from c360.stores import (
+    erasure,
     live_segments,
     migrations,
     profiles,
@@ -60,6 +61,7 @@ from c360.stores import (
     timeline,
     views,
 )
+from c360.stores import keys as stored_keys
 from c360.stores import segments as stored_segments
 from c360.stores import webhooks as stored_webhooks
 from c360.stores.realtime import MicroBatch, PreparedBatch
@@ -608,6 +610,47 @@ class ServingStore:
         """Every recorded attempt of an event, in order."""
         with self._reading("reading webhook deliveries") as conn:
             return stored_webhooks.deliveries(conn, event_id)
+
+    # -- erasure (issue 18) -----------------------------------------------------------------
+    def erasure_subject(self, id_type: str, value: str) -> Subject:
+        """Every identifier of the person ``value`` names, resolved through identity
+        (:func:`.erasure.resolve`)."""
+        with self._reading("resolving a person to erase") as conn:
+            return erasure.resolve(conn, id_type, value)
+
+    def suppression_list(self) -> SuppressionList:
+        """The erasure salt and the hashes of every erased identifier (empty while none)."""
+        with self._reading("reading the suppression list") as conn:
+            return erasure.suppression_list(conn)
+
+    def erasure_salt(self) -> bytes:
+        """The key of the erasure hashes, made by the first erasure."""
+        with self._transaction("reading the erasure salt") as conn:
+            return erasure.salt(conn, self.dialect.insert)
+
+    def suppress(self, hashes: Sequence[Mapping[str, str]], erasure_id: str) -> None:
+        """Add identifier hashes to the suppression list, in their own transaction."""
+        with self._transaction("adding to the suppression list") as conn:
+            erasure.suppress(conn, self.dialect.insert, hashes, erasure_id, naive_utc_now())
+
+    def erase(self, subject: Subject, receipt: Mapping[str, Any]) -> dict[str, Any]:
+        """Delete the subject's rows from every personal table (:data:`.erasure.PERSONAL_TABLES`)
+        and keep the receipt, with the serving store's counts added, in one transaction; the
+        receipt as kept."""
+        with self._transaction("erasing a person") as conn:
+            counts = erasure.delete(conn, subject)
+            stores = {
+                **receipt["stores"],
+                "serving": {"tables": counts, "rows": sum(counts.values())},
+            }
+            kept = {**receipt, "stores": stores}
+            erasure.record_receipt(conn, kept)
+        return kept
+
+    def erasure_receipts(self) -> list[dict[str, Any]]:
+        """Every erasure's receipt, oldest first."""
+        with self._reading("reading the erasure receipts") as conn:
+            return erasure.receipts(conn)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
