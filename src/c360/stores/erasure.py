@@ -49,11 +49,15 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
         "identity_stitch",
         {"anonymous_id": "anonymous_id", "customer_id": "customer_id", "batch_person_id": PERSON},
     ),
-    PersonalTable("realtime_state", {"user_id": "customer_id"}, pair=("id_type", "id_value")),
-    PersonalTable("realtime_support", pair=("id_type", "id_value")),
+    PersonalTable(
+        "realtime_state",
+        {"user_id": "customer_id", "person_id": PERSON},
+        pair=("id_type", "id_value"),
+    ),
+    PersonalTable("realtime_support", {"person_id": PERSON}, pair=("id_type", "id_value")),
     PersonalTable(
         "realtime_order",
-        {"user_id": "customer_id", "order_id": ORDER},
+        {"user_id": "customer_id", "order_id": ORDER, "person_id": PERSON},
         pair=("id_type", "id_value"),
     ),
     PersonalTable("timeline_event", pair=("id_type", "id_value")),
