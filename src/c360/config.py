@@ -275,6 +275,11 @@ class MailchimpSourceSettings(_Section):
     activity_window_days: int = Field(
         30, ge=1, description="email activity is re-read for campaigns sent this recently"
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="secret of the Mailchimp webhook URL (POST /v1/webhooks/mailchimp?secret=…: "
+        "unsubscribes withdraw consent at once); unset = the webhook answers 503",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -471,6 +476,20 @@ class ApiSettings(_Section):
         ge=0,
         description="/readyz answers 503 when the serving batch was published longer ago than "
         "this, or never; 0 = the publish is not checked",
+    )
+    audit_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="the read audit is written this often (a crash loses at most this long "
+        "of reads)",
+    )
+    audit_buffer_size: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="profile reads held for the read audit at most; beyond, reads are not "
+        "audited (counted in c360_audit_dropped_total)",
     )
 
     @field_validator("cors_origins")

@@ -296,6 +296,14 @@ def _guard(scope: str) -> Callable[[Request], Awaitable[None]]:
     return guard
 
 
+def request_key(request: Request) -> ApiKey:
+    """The key a request was authenticated with (by a ``requires`` of its route)."""
+    key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
+    if key is None:
+        raise RuntimeError("the route has no requires(scope): no key was checked")
+    return key
+
+
 def requires(scope: str) -> Any:
     """A dependency demanding an API key with ``scope`` (``admin`` implies every scope): put it
     in a route's or a router's ``dependencies=[...]``; see the module docstring."""

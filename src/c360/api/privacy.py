@@ -1,0 +1,186 @@
+"""Privacy routes: consent decided now, and the read audit.
+
+- ``PUT /v1/persons/{person_id}/consent`` (scope ``admin``): a consent decision for a person —
+  given or withdrawn, as of ``decided_at`` (default: now) — stored at once in the serving store
+  under each of the person's identifiers (:mod:`c360.stores.consent`). From the answer on,
+  every exit (exports, syncs, webhooks, the Profile API's marketing fields) honours it, until a
+  newer decision — the next batch's, if a source says so later — replaces it.
+- ``POST /v1/webhooks/mailchimp?secret=…``: Mailchimp's webhook (form-encoded, as Mailchimp
+  sends it: ``type=unsubscribe|cleaned|subscribe``, ``fired_at``, ``data[email]``,
+  ``data[list_id]``). An unsubscribe or a cleaned address withdraws the consent of that email,
+  a subscribe gives it, as of ``fired_at`` (UTC); other types and other lists are acknowledged
+  and ignored. Mailchimp signs nothing: the URL carries a secret
+  (``sources.mailchimp.webhook_secret``, compared in constant time; masked in every log line);
+  with no secret configured the route answers 503. ``GET`` on the same URL answers 200:
+  Mailchimp checks the URL that way when the webhook is set up.
+- ``GET /v1/audit`` (scope ``admin``): who read whose profile (:mod:`c360.api.audit`), newest
+  first, by ``person_id`` and/or ``key_id``, paged with ``before``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from c360.access.consent import Decision
+from c360.api.auth import requires
+from c360.api.collector import Reject, read_body
+from c360.api.errors import ApiError, responses
+from c360.config import MailchimpSourceSettings
+from c360.contracts.times import naive_utc, naive_utc_now, utc
+from c360.identity.normalise import normalise
+from c360.stores import ServingStore
+
+MAX_FORM_BYTES = 64 * 1024
+MAX_AUDIT_PAGE = 1000
+MAX_EMAIL = 320
+_WITHDRAWN = {"unsubscribe": False, "cleaned": False, "subscribe": True}
+
+
+class ConsentIn(BaseModel):
+    consent: bool = Field(description="true: the person agrees to marketing; false: withdrawn.")
+    decided_at: dt.datetime | None = Field(
+        None,
+        description="When the person decided (ISO 8601; default: now). The newest decision "
+        "wins, the batch's included; a time in the future is refused.",
+    )
+
+
+class ConsentOut(BaseModel):
+    person_id: str = Field(description="The person the decision was stored for (a survivor).")
+    consent: bool
+    decided_at: dt.datetime
+    source: Literal["api"]
+
+
+class AuditRead(BaseModel):
+    id: int
+    read_at: dt.datetime
+    key_id: str = Field(description="The API key's id (never its secret).")
+    person_id: str
+    route: str = Field(description="The route template the person was read through.")
+
+
+class AuditPage(BaseModel):
+    reads: list[AuditRead]
+    next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class MailchimpAnswer(BaseModel):
+    recorded: bool = Field(description="Whether the event changed a consent decision.")
+
+
+def privacy_router(
+    serving: ServingStore, mailchimp: MailchimpSourceSettings, max_clock_skew_seconds: float
+) -> APIRouter:
+    router = APIRouter(tags=["privacy"])
+    skew = dt.timedelta(seconds=max_clock_skew_seconds)
+
+    def when(decided_at: dt.datetime | None) -> dt.datetime:
+        now = naive_utc_now()
+        if decided_at is None:
+            return now
+        if naive_utc(decided_at) > now + skew:
+            raise ApiError(422, "invalid_request", "decided_at: later than now")
+        return naive_utc(decided_at)
+
+    @router.put(
+        "/v1/persons/{person_id}/consent",
+        response_model=ConsentOut,
+        responses=responses(404, 422, 500, 503),
+        dependencies=[requires("admin")],
+    )
+    async def put_consent(person_id: str, body: Annotated[ConsentIn, Body()]) -> dict[str, Any]:
+        """Record a person's marketing consent now: every exit honours it at once."""
+        decision = Decision(body.consent, when(body.decided_at), "api")
+        stored = await run_in_threadpool(serving.record_consent, person_id, decision)
+        if stored is None:
+            raise ApiError(404, "not_found", "no person with that id")
+        return {
+            "person_id": stored,
+            "consent": decision.consent,
+            "decided_at": utc(decision.decided_at),
+            "source": "api",
+        }
+
+    @router.get(
+        "/v1/audit",
+        response_model=AuditPage,
+        responses=responses(422, 500, 503),
+        dependencies=[requires("admin")],
+    )
+    async def audit(
+        person_id: Annotated[str | None, Query(max_length=40)] = None,
+        key_id: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
+        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    ) -> dict[str, Any]:
+        """Recorded profile and timeline reads, newest first: of a person and/or by a key."""
+        reads = await run_in_threadpool(serving.audited_reads, person_id, key_id, limit + 1, before)
+        page = reads[:limit]
+        return {
+            "reads": [r.public() for r in page],
+            "next_before": page[-1].id if len(reads) > limit else None,
+        }
+
+    def check_secret(request: Request) -> None:
+        secret = mailchimp.webhook_secret
+        if secret is None:
+            raise ApiError(503, "not_configured", "sources.mailchimp.webhook_secret is not set")
+        given = request.query_params.get("secret", "")
+        if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            raise ApiError(401, "unauthorized", "wrong or missing secret")
+
+    @router.get(
+        "/v1/webhooks/mailchimp",
+        response_model=MailchimpAnswer,
+        responses=responses(401, 503),
+        include_in_schema=False,
+    )
+    async def mailchimp_check(request: Request) -> dict[str, Any]:
+        """Mailchimp's check of the URL when the webhook is set up."""
+        check_secret(request)
+        return {"recorded": False}
+
+    @router.post(
+        "/v1/webhooks/mailchimp",
+        response_model=MailchimpAnswer,
+        responses=responses(400, 401, 500, 503),
+        include_in_schema=False,
+    )
+    async def mailchimp_event(request: Request) -> dict[str, Any]:
+        """An unsubscribe (or a cleaned address) withdraws consent now; a subscribe gives it."""
+        check_secret(request)
+        try:
+            raw = await read_body(request, MAX_FORM_BYTES, "the form")
+        except Reject as exc:
+            raise ApiError(exc.status, exc.code, exc.detail) from None
+        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        consent = _WITHDRAWN.get(form.get("type", ""))
+        wanted = mailchimp.list_id
+        if consent is None or (wanted is not None and form.get("data[list_id]") != wanted):
+            return {"recorded": False}
+        email = normalise("email", form.get("data[email]", ""), None)
+        if "@" not in email or len(email) > MAX_EMAIL:
+            raise ApiError(400, "bad_request", "data[email]: missing or not an address")
+        decision = Decision(consent, when(_fired_at(form.get("fired_at"))), "mailchimp")
+        await run_in_threadpool(serving.record_identifier_consent, "email", email, decision)
+        return {"recorded": True}
+
+    return router
+
+
+def _fired_at(value: str | None) -> dt.datetime | None:
+    """Mailchimp's ``fired_at`` (``2009-03-26 21:35:57``, UTC), or None (then: now)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "bad_request", "fired_at: not a time") from None
