@@ -24,7 +24,7 @@ import hmac
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -39,8 +39,82 @@ from c360.stores import ServingStore
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_AUDIT_PAGE = 1000
+DEFAULT_AUDIT_PAGE = 100
+MAX_ROW_ID = 2**62
 MAX_EMAIL = 320
+# The audit's parameters, read by the route itself (a repeated one is refused, not
+# silently the last), declared here.
+_AUDIT_QUERY = [
+    {
+        "name": "person_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 40},
+        "description": "Only reads of this person.",
+    },
+    {
+        "name": "key_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 32},
+        "description": "Only reads by this API key (its id, as `c360 keys list` shows).",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_PAGE, "default": 100},
+    },
+    {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+        "description": "`next_before` of the previous page.",
+    },
+]
+_CODES = {400: "bad_request", 422: "invalid_request"}
 _WITHDRAWN = {"unsubscribe": False, "cleaned": False, "subscribe": True}
+_SECRET = {
+    "name": "secret",
+    "in": "query",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "`sources.mailchimp.webhook_secret`, as set in the webhook's URL.",
+}
+_MAILCHIMP_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "example": "unsubscribe"},
+                    "fired_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "UTC; Mailchimp writes `2026-12-06 10:00:00`. Not "
+                        "later than now plus `events.max_clock_skew_seconds`.",
+                    },
+                    "data[email]": {"type": "string", "maxLength": MAX_EMAIL},
+                    "data[list_id]": {"type": "string"},
+                },
+                # the events that decide consent need the address
+                "if": {
+                    "required": ["type"],
+                    "properties": {"type": {"enum": list(_WITHDRAWN)}},
+                },
+                "then": {
+                    "required": ["data[email]"],
+                    "properties": {
+                        "data[email]": {"type": "string", "format": "email", "maxLength": MAX_EMAIL}
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 class ConsentIn(BaseModel):
@@ -82,23 +156,23 @@ def privacy_router(
     router = APIRouter(tags=["privacy"])
     skew = dt.timedelta(seconds=max_clock_skew_seconds)
 
-    def when(decided_at: dt.datetime | None) -> dt.datetime:
+    def when(decided_at: dt.datetime | None, name: str, status: int) -> dt.datetime:
         now = naive_utc_now()
         if decided_at is None:
             return now
         if naive_utc(decided_at) > now + skew:
-            raise ApiError(422, "invalid_request", "decided_at: later than now")
+            raise ApiError(status, _CODES[status], f"{name}: later than now")
         return naive_utc(decided_at)
 
     @router.put(
         "/v1/persons/{person_id}/consent",
         response_model=ConsentOut,
-        responses=responses(404, 422, 500, 503),
+        responses=responses(400, 404, 422, 500, 503),
         dependencies=[requires("admin")],
     )
     async def put_consent(person_id: str, body: Annotated[ConsentIn, Body()]) -> dict[str, Any]:
         """Record a person's marketing consent now: every exit honours it at once."""
-        decision = Decision(body.consent, when(body.decided_at), "api")
+        decision = Decision(body.consent, when(body.decided_at, "decided_at", 422), "api")
         stored = await run_in_threadpool(serving.record_consent, person_id, decision)
         if stored is None:
             raise ApiError(404, "not_found", "no person with that id")
@@ -114,14 +188,14 @@ def privacy_router(
         response_model=AuditPage,
         responses=responses(422, 500, 503),
         dependencies=[requires("admin")],
+        openapi_extra={"parameters": _AUDIT_QUERY},
     )
-    async def audit(
-        person_id: Annotated[str | None, Query(max_length=40)] = None,
-        key_id: Annotated[str | None, Query(max_length=32)] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
-        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    ) -> dict[str, Any]:
+    async def audit(request: Request) -> dict[str, Any]:
         """Recorded profile and timeline reads, newest first: of a person and/or by a key."""
+        person_id = _one(request, "person_id", 40)
+        key_id = _one(request, "key_id", 32)
+        limit = _number(request, "limit", 1, MAX_AUDIT_PAGE) or DEFAULT_AUDIT_PAGE
+        before = _number(request, "before", 1, MAX_ROW_ID)
         reads = await run_in_threadpool(serving.audited_reads, person_id, key_id, limit + 1, before)
         page = reads[:limit]
         return {
@@ -141,7 +215,7 @@ def privacy_router(
         "/v1/webhooks/mailchimp",
         response_model=MailchimpAnswer,
         responses=responses(401, 503),
-        include_in_schema=False,
+        openapi_extra={"parameters": [_SECRET]},
     )
     async def mailchimp_check(request: Request) -> dict[str, Any]:
         """Mailchimp's check of the URL when the webhook is set up."""
@@ -152,7 +226,7 @@ def privacy_router(
         "/v1/webhooks/mailchimp",
         response_model=MailchimpAnswer,
         responses=responses(400, 401, 500, 503),
-        include_in_schema=False,
+        openapi_extra={"parameters": [_SECRET], "requestBody": _MAILCHIMP_FORM},
     )
     async def mailchimp_event(request: Request) -> dict[str, Any]:
         """An unsubscribe (or a cleaned address) withdraws consent now; a subscribe gives it."""
@@ -161,24 +235,58 @@ def privacy_router(
             raw = await read_body(request, MAX_FORM_BYTES, "the form")
         except Reject as exc:
             raise ApiError(exc.status, exc.code, exc.detail) from None
-        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-        consent = _WITHDRAWN.get(form.get("type", ""))
+        form = _mailchimp_form(request, raw)
+        fired_at = when(_fired_at(form.get("fired_at")), "fired_at", 400)  # absent: now
+        consent = _WITHDRAWN.get(form["type"])
         wanted = mailchimp.list_id
         if consent is None or (wanted is not None and form.get("data[list_id]") != wanted):
             return {"recorded": False}
         email = normalise("email", form.get("data[email]", ""), None)
-        if "@" not in email or len(email) > MAX_EMAIL:
+        local, _, domain = email.rpartition("@")
+        if not local or not domain:
             raise ApiError(400, "bad_request", "data[email]: missing or not an address")
-        decision = Decision(consent, when(_fired_at(form.get("fired_at"))), "mailchimp")
+        decision = Decision(consent, fired_at, "mailchimp")
         await run_in_threadpool(serving.record_identifier_consent, "email", email, decision)
         return {"recorded": True}
 
     return router
 
 
+def _mailchimp_form(request: Request, raw: bytes) -> dict[str, str]:
+    """The webhook's form (the last of a repeated field), checked as the document says."""
+    if set(request.query_params) - {"secret"}:
+        raise ApiError(400, "bad_request", "unknown query parameter")
+    pairs = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    form = {k: v[-1] for k, v in pairs.items()}
+    if "type" not in form:
+        raise ApiError(400, "bad_request", "type: missing (Mailchimp sends a form with one)")
+    if len(form.get("data[email]", "")) > MAX_EMAIL:
+        raise ApiError(400, "bad_request", f"data[email]: at most {MAX_EMAIL} characters")
+    return form
+
+
+def _one(request: Request, name: str, max_length: int) -> str | None:
+    """A query parameter given at most once, of at most ``max_length`` characters."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ApiError(422, "invalid_request", f"{name}: give it once")
+    if values and len(values[0]) > max_length:
+        raise ApiError(422, "invalid_request", f"{name}: at most {max_length} characters")
+    return values[0] if values else None
+
+
+def _number(request: Request, name: str, low: int, high: int) -> int | None:
+    value = _one(request, name, 20)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise ApiError(422, "invalid_request", f"{name}: a whole number from {low} to {high}")
+    return int(value)
+
+
 def _fired_at(value: str | None) -> dt.datetime | None:
     """Mailchimp's ``fired_at`` (``2009-03-26 21:35:57``, UTC), or None (then: now)."""
-    if not value:
+    if value is None:
         return None
     try:
         return dt.datetime.fromisoformat(value)
