@@ -90,7 +90,8 @@ def _projection(fields: str | None) -> list[str] | None:
         if name not in PROFILE_FIELDS:
             near = difflib.get_close_matches(name, PROFILE_FIELDS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ApiError(422, "unknown_field", f"fields: no profile field {name!r}{hint}")
+            # the name is not echoed (an error body carries no personal data); the hint is a field
+            raise ApiError(422, "unknown_field", f"fields: not a profile field{hint}")
     return names
 
 

@@ -294,6 +294,9 @@ class Audience:
     without_consent: int
 
 
+_CONSENT_COLUMNS = ("marketing_consent", "marketing_consent_source", "marketing_consent_at")
+
+
 def audience(conn: Connection, name: str) -> Audience:
     """The segment's current members (by the latest membership run) with marketing consent
     and an email; members without consent (false or unknown) or without an email are counted,
@@ -308,11 +311,8 @@ def audience(conn: Connection, name: str) -> Audience:
         text(f"SELECT count(*) FROM segment_member m WHERE {current}"), {"name": name}
     ).scalar_one()
     columns = {c["name"] for c in inspect(conn).get_columns(serving.BATCH_PROFILE)}
-    batch = (
-        "b.marketing_consent, b.marketing_consent_source, b.marketing_consent_at"
-        if "marketing_consent" in columns
-        else "NULL AS marketing_consent, NULL AS marketing_consent_source, "
-        "NULL AS marketing_consent_at"
+    batch = ", ".join(
+        f"b.{name}" if name in columns else f"NULL AS {name}" for name in _CONSENT_COLUMNS
     )
     query = (
         text(

@@ -54,10 +54,12 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
     withdrawal made a moment ago withholds the person's events."""
     e = serving.segment_event
     columns = {c["name"] for c in inspect(conn).get_columns(serving.BATCH_PROFILE)}
-    batch = (
-        "b.marketing_consent AS consent, b.marketing_consent_at AS consent_at"
-        if "marketing_consent" in columns
-        else "NULL AS consent, NULL AS consent_at"
+    batch = ", ".join(
+        f"b.{column} AS {name}" if column in columns else f"NULL AS {name}"
+        for column, name in (
+            ("marketing_consent", "consent"),
+            ("marketing_consent_at", "consent_at"),
+        )
     )
     query = text(
         f"""
