@@ -108,9 +108,7 @@ def _requests(client: httpx.Client, key: dict[str, str]) -> list[httpx.Response]
             json={"batch": [{"type": "identify", "traits": traits}, {"type": "nope"}]},
             auth=basic,
         ),
-        client.put(
-            "/v1/persons/p_1/consent", json={"consent": EMAIL}, headers=key
-        ),  # 422
+        client.put("/v1/persons/p_1/consent", json={"consent": EMAIL}, headers=key),  # 422
     ]
     body = json.dumps(
         {"type": "zen:event-type:user.created", "id": "1", "time": future, "detail": traits}
