@@ -78,6 +78,7 @@ def _register() -> None:
         identity_cmd,
         ingest_cmd,
         keys_cmd,
+        privacy_cmd,
         replay,
         segment_cmd,
         serve,
@@ -101,10 +102,12 @@ def _register() -> None:
         status_cmd,
         webhooks_cmd,
         churn_cmd,
+        privacy_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)
     cli.add_command(churn_cmd.score)
+    cli.add_command(privacy_cmd.audit)
 
 
 _register()
