@@ -6,6 +6,7 @@ webhook outbox before the next batch; the newest decision wins; profile reads ar
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,16 +16,18 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
+from click.testing import CliRunner
 from sqlalchemy import insert
 
 from c360.access.keys import generate
 from c360.api.app import create_app
 from c360.api.audit import ReadAudit
 from c360.api.server import serve_in_thread
+from c360.cli.main import cli
 from c360.config import Settings, load_config
 from c360.contracts import serving
 from c360.segments import membership
-from c360.stores import ServingStore, StoreUnavailable
+from c360.stores import ServingStore, StoreUnavailable, open_store
 from c360.stores.audit import Read
 
 DAY = dt.date(2026, 12, 5)
@@ -197,6 +200,10 @@ def test_the_next_batch_does_not_bring_back_an_older_consent(store: ServingStore
     # a decision stored by identifier follows the person, whatever their id becomes
     store.record_identifier_consent("email", "cy@example.com", Decision(True, now, "mailchimp"))
     assert consenting(store)["p_3"] is True
+    # the erasure removes a person's decisions (they hold the identifiers)
+    assert store.erase_consent([("email", "cy@example.com"), ("person_id", "p_3")]) == 1
+    assert consenting(store)["p_3"] is False
+    assert store.consent_decisions() == {"p_2": store.consent_decisions()["p_2"]}
 
 
 def _form(kind: str, email: str, fired_at: str, list_id: str = "L1") -> dict[str, str]:
@@ -325,3 +332,60 @@ def test_recording_a_read_costs_microseconds(store: ServingStore) -> None:
         audit.record("0123456789abcdef", "p_0123456789abcdef", "/v1/profiles/{person_id}")
     per_read = (time.perf_counter() - started) / n
     assert per_read < 5e-6, f"{per_read * 1e6:.2f} µs a read"
+
+
+def test_c360_audit_lists_the_reads_of_a_person(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    store = open_store(url)
+    store.migrate()
+    at = dt.datetime(2026, 12, 6, 10, 0)
+    store.record_reads(
+        [
+            Read(at, "k1", "p_1", "/v1/profiles/{person_id}"),
+            Read(at + dt.timedelta(seconds=1), "k2", "p_1", "/v1/profiles/{person_id}/timeline"),
+            Read(at, "k1", "p_2", "/v1/profiles/{person_id}"),
+        ]
+    )
+    store.dispose()
+    environ = {"C360_SERVING_URL": url, "C360_LAKE_URL": str(tmp_path / "lake")}
+    listed = CliRunner().invoke(cli, ["audit", "--person", "p_1", "--json"], env=environ)
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["key_id"], r["route"]) for r in rows] == [
+        ("k2", "/v1/profiles/{person_id}/timeline"),
+        ("k1", "/v1/profiles/{person_id}"),
+    ]
+    assert rows[0]["read_at"] == "2026-12-06T10:00:01+00:00"
+    by_key = CliRunner().invoke(cli, ["audit", "--key", "k1"], env=environ)
+    assert by_key.exit_code == 0 and by_key.stdout.count("k1") == 2
+
+
+def test_an_identify_stating_consent_takes_effect_at_once(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    publish(store)
+    reader = key(store, "profiles:read")
+    settings = settings_for(
+        tmp_path, **{"collector.write_keys": "wk_test", "log.url": f"local://{tmp_path}/log"}
+    )
+    now = dt.datetime.now(dt.UTC).isoformat()
+    with api(settings, store) as client:
+        withdrawn = {"userId": "101", "timestamp": now, "traits": {"marketing_consent": False}}
+        answer = client.post("/v1/identify", json=withdrawn, auth=("wk_test", ""))
+        assert answer.status_code == 200, answer.text
+        profile = client.get("/v1/profiles/p_1", headers=reader).json()["profile"]
+        assert profile["marketing_consent"] is False
+        assert profile["marketing_consent_source"] == "segment"
+        assert consenting(store)["p_1"] is False
+        # Segment's consent context, in a batch, by email
+        given = {
+            "type": "identify",
+            "anonymousId": "a-1",
+            "timestamp": now,
+            "traits": {"email": "CY@example.com"},
+            "context": {"consent": {"categoryPreferences": {"Marketing": True}}},
+        }
+        unrelated = {"type": "identify", "userId": "101", "traits": {"plan": "gold"}}
+        batch = {"batch": [given, unrelated]}
+        assert client.post("/v1/batch", json=batch, auth=("wk_test", "")).status_code == 200
+        assert consenting(store) == {"p_1": False, "p_2": True, "p_3": True}

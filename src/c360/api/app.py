@@ -33,7 +33,7 @@ from c360.api import auth, errors, metrics
 from c360.api.audit import ReadAudit
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.health import health_router
-from c360.api.privacy import privacy_router
+from c360.api.privacy import privacy_router, record_segment_consents
 from c360.api.profiles import profiles_router
 from c360.api.request_id import RequestIdMiddleware
 from c360.api.search import search_router
@@ -61,7 +61,12 @@ def create_app(
     access = auth.Access(settings.api, serving)
     events = IngestLog(settings.log, log)
     skew = settings.events.max_clock_skew_seconds
-    collector = Collector(settings.collector, events, max_clock_skew_seconds=skew)
+    collector = Collector(
+        settings.collector,
+        events,
+        max_clock_skew_seconds=skew,
+        on_identify=lambda messages: record_segment_consents(serving, messages),
+    )
     webhook = ZendeskWebhook(settings.sources.zendesk, events, max_clock_skew_seconds=skew)
     audit = ReadAudit(serving, settings.api.audit_buffer_size, settings.api.audit_flush_seconds)
 

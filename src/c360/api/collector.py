@@ -275,6 +275,9 @@ class Collector:
     settings: CollectorSettings
     log: IngestLog
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    # identify messages' consent, handed over once they are durable in the log (the app
+    # stores them in the serving store at once: c360.api.privacy.segment_consent)
+    on_identify: Callable[[list[dict[str, Any]]], None] | None = None
     _keys: list[bytes] = field(init=False, repr=False)
     _skew: dt.timedelta = field(init=False, repr=False)
 
@@ -361,6 +364,7 @@ class Collector:
         except InvalidMessage as exc:
             raise Reject(400, "invalid_message", f"invalid message: {exc.reason}") from None
         self.log.append(TOPIC, [record])
+        self._identified([record])
         return {"success": True}
 
     def batch(self, body: bytes, authorization: str | None) -> dict[str, Any]:
@@ -397,7 +401,17 @@ class Collector:
             raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
         if records:
             self.log.append(TOPIC, records)
+            self._identified(records)
         return {"success": True, **report}
+
+    def _identified(self, records: list[tuple[str, bytes]]) -> None:
+        """Hand the stored identify messages to ``on_identify`` (after the log has them)."""
+        if self.on_identify is None:
+            return
+        found = [m for _, value in records if b'"identify"' in value
+                 and (m := orjson.loads(value)).get("type") == "identify"]  # fmt: skip
+        if found:
+            self.on_identify(found)
 
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]

@@ -1,5 +1,9 @@
 """Privacy routes: consent decided now, and the read audit.
 
+Consent also arrives with the collector: an identify message stating it (the trait
+``marketing_consent``, or Segment's ``context.consent.categoryPreferences.marketing``) is stored
+at once once the log has it (:func:`record_segment_consents`, the collector's ``on_identify``).
+
 - ``PUT /v1/persons/{person_id}/consent`` (scope ``admin``): a consent decision for a person —
   given or withdrawn, as of ``decided_at`` (default: now) — stored at once in the serving store
   under each of the person's identifiers (:mod:`c360.stores.consent`). From the answer on,
@@ -250,6 +254,46 @@ def privacy_router(
         return {"recorded": True}
 
     return router
+
+
+def segment_consent(message: dict[str, Any]) -> tuple[list[tuple[str, str]], Decision] | None:
+    """The consent an identify message states, for its identifiers, as of its timestamp: the
+    trait ``marketing_consent`` (true or false), else Segment's consent context
+    (``context.consent.categoryPreferences``, a category named ``marketing`` in any case).
+    Identifiers: ``userId`` (the shop's customer id) and ``traits.email``. None: it states none."""
+    traits = message.get("traits") or {}
+    said = traits.get("marketing_consent")
+    if not isinstance(said, bool):
+        context = message.get("context") or {}
+        consent = context.get("consent") if isinstance(context, dict) else None
+        preferences = consent.get("categoryPreferences") if isinstance(consent, dict) else None
+        said = (
+            next((v for k, v in (preferences or {}).items() if k.lower() == "marketing"), None)
+            if isinstance(preferences, dict)
+            else None
+        )
+    if not isinstance(said, bool):
+        return None
+    identifiers = []
+    if message.get("userId") not in (None, ""):
+        identifiers.append(("customer_id", str(message["userId"]).strip()))
+    email = traits.get("email")
+    if isinstance(email, str) and "@" in email:
+        identifiers.append(("email", normalise("email", email, None)))
+    if not identifiers:
+        return None
+    at = dt.datetime.fromisoformat(str(message["timestamp"]).replace("Z", "+00:00"))
+    return identifiers, Decision(said, naive_utc(at), "segment")
+
+
+def record_segment_consents(serving: ServingStore, messages: list[dict[str, Any]]) -> None:
+    """Store the consent every identify message states (see :func:`segment_consent`)."""
+    for message in messages:
+        stated = segment_consent(message)
+        if stated is not None:
+            identifiers, decision = stated
+            for id_type, id_value in identifiers:
+                serving.record_identifier_consent(id_type, id_value, decision)
 
 
 def _mailchimp_form(request: Request, raw: bytes) -> dict[str, str]:

@@ -620,6 +620,12 @@ class ServingStore:
         with self._reading("reading consent decisions") as conn:
             return consent.for_persons(conn, person_ids)
 
+    def erase_consent(self, identifiers: Collection[tuple[str, str]]) -> int:
+        """Delete the consent decisions stored under these ``(id_type, id_value)`` pairs (a
+        person id as ``("person_id", id)``), for the erasure; how many rows went."""
+        with self._transaction("erasing consent decisions") as conn:
+            return consent.erase(conn, identifiers)
+
     def record_reads(self, reads: Sequence[audit.Read]) -> None:
         """Append profile reads to the read audit, in one transaction."""
         if reads:

@@ -156,3 +156,14 @@ def known_person(conn: Connection, person_id: str) -> str | None:
         {"p": person_id},
     ).first()
     return None if row is None else str(row.person_id)
+
+
+def erase(conn: Connection, identifiers: Collection[tuple[str, str]]) -> int:
+    """Delete the decisions stored under these identifiers (``("person_id", id)`` included);
+    how many rows went. For the erasure: a decision holds the identifier it was made for."""
+    t = consent_decision
+    removed = 0
+    for id_type, id_value in identifiers:
+        done = conn.execute(t.delete().where(t.c.id_type == id_type, t.c.id_value == id_value))
+        removed += int(done.rowcount or 0)
+    return removed
