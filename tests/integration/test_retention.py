@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,15 @@ from click.testing import CliRunner
 
 from c360.cli.main import cli
 from c360.config import load_config, raw_events_needed_days
-from c360.errors import ConfigError
+from c360.errors import ConfigError, TerminalError
 from c360.lake import Lake
+from c360.logs.kafka import KafkaLog
 from c360.logs.local import LocalLog
 from c360.pipeline import retention
 from c360.pipeline.steps import STEPS
 from c360.stores import open_store
+from kafka_mock import MockCluster, mock_cluster
+from plugins.services import service_fixture
 
 DAY = dt.date(2026, 12, 5)
 KEEP = 330  # the default configuration's minimum
@@ -180,3 +184,29 @@ def test_the_log_gives_up_only_records_the_archive_has_copied(
     starts.clear()
     assert retention.trim_log(settings, lake, dt.date.today())[0] == 0
     assert starts == {("clickstream", 0): 0, ("support", 0): 0}
+
+
+@service_fixture("kafka", scope="module")
+def kafka_cluster() -> Iterator[MockCluster]:
+    yield from mock_cluster()
+
+
+@pytest.mark.kafka
+@pytest.mark.xfail(
+    strict=True,
+    raises=TerminalError,
+    reason="librdkafka's mock cluster does not support DeleteRecords (nor offsets by time): "
+    "Kafka's trim is tested up to the request, which the mock refuses as unsupported",
+)
+def test_kafka_trims_through_delete_records(kafka_cluster: MockCluster, tmp_path: Path) -> None:
+    kafka_cluster.create_topic("clickstream", 1)
+    kafka_cluster.create_topic("support", 1)
+    environ = _environ(tmp_path, C360_RETENTION_LOG_DAYS="1", C360_LOG_PARTITIONS="1")
+    environ["C360_LOG_URL"] = kafka_cluster.url
+    settings = load_config(environ=environ).settings
+    lake = Lake(settings.lake.url)
+    with KafkaLog.from_url(kafka_cluster.url, 1) as log:
+        log.append("clickstream", [("k", b"v")] * 10)
+    lake.write_state("archive/clickstream.json", {"next": {"0": 10}, "runs": {"d": {"0": 6}}})
+    later = dt.date.today() + dt.timedelta(days=3)
+    assert retention.trim_log(settings, lake, later)[0] == 6  # on a broker that supports it

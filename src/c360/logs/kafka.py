@@ -209,6 +209,8 @@ def classify(
         ck.KafkaError.CLUSTER_AUTHORIZATION_FAILED,
     }:
         return TerminalError(f"{detail} (check the Kafka credentials and ACLs)")
+    if code in {ck.KafkaError._UNSUPPORTED_FEATURE, ck.KafkaError.UNSUPPORTED_VERSION}:
+        return TerminalError(f"{detail} (the brokers do not support this request)")
     return TransientError(detail)
 
 
