@@ -275,6 +275,11 @@ class MailchimpSourceSettings(_Section):
     activity_window_days: int = Field(
         30, ge=1, description="email activity is re-read for campaigns sent this recently"
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="secret of the Mailchimp webhook URL (POST /v1/webhooks/mailchimp?secret=…: "
+        "unsubscribes withdraw consent at once); unset = the webhook answers 503",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -481,6 +486,20 @@ class ApiSettings(_Section):
         ge=0,
         description="/readyz answers 503 when the serving batch was published longer ago than "
         "this, or never; 0 = the publish is not checked",
+    )
+    audit_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="the read audit is written this often (a crash loses at most this long "
+        "of reads)",
+    )
+    audit_buffer_size: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="profile reads held for the read audit at most; beyond, reads are not "
+        "audited (counted in c360_audit_dropped_total)",
     )
 
     @field_validator("cors_origins")
@@ -692,6 +711,58 @@ class ChurnSettings(_Section):
         return value
 
 
+# The longest window a batch feature reads raw events over (support_tickets_90d; the web's
+# are 30 days): the raw events the batch needs before a date.
+RAW_EVENT_WINDOW_DAYS = 90
+
+
+class RetentionSettings(_Section):
+    """How long raw events are kept (the daily batch's ``retention`` step, ``c360 retention``).
+
+    Unset keeps everything. The lake's raw events are the archived event log (clickstream,
+    support) and Zendesk's event files; partitions wholly older than the period are removed.
+    The batch's snapshots and the orders DB's extracts are not raw events and are kept.
+    """
+
+    raw_event_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description="days of raw events (clickstream, Zendesk) the lake keeps, counted back "
+        "from the batch date; at least what the batch reads (see docs); unset = forever",
+    )
+    log_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description="days of records the event log keeps (only records the archive has "
+        "already copied to the lake are removed); unset = forever",
+    )
+
+
+def raw_events_needed_days(settings: Settings) -> int:
+    """The raw events the batch reads, in days before its date: the longest feature window,
+    the timeline's days and, for the churn model's point-in-time training, every snapshot's
+    window back from the oldest snapshot."""
+    churn = settings.churn
+    training = (churn.snapshots - 1) * churn.snapshot_interval_days + churn.horizon_days
+    return max(RAW_EVENT_WINDOW_DAYS, settings.timeline.days, training + RAW_EVENT_WINDOW_DAYS)
+
+
+def _check_retention(settings: Settings, sources: Mapping[str, str]) -> None:
+    days = settings.retention.raw_event_days
+    needed = raw_events_needed_days(settings)
+    if days is not None and days < needed:
+        key = "retention.raw_event_days"
+        raise ConfigError(
+            key,
+            f"{days} days would remove raw events the batch still reads: at least {needed} "
+            "(the longest feature window, timeline.days, and the churn model's snapshots: "
+            "churn.snapshots, churn.snapshot_interval_days, churn.horizon_days)",
+            source=sources.get(key),
+        )
+
+
 class LoggingSettings(_Section):
     """How c360's processes write their logs (c360.logformat): one event per line on stderr."""
 
@@ -724,6 +795,7 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     churn: ChurnSettings = ChurnSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 @dataclass(frozen=True)
@@ -844,6 +916,7 @@ def load_config(
         key = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         raise ConfigError(key, message, source=sources.get(key)) from None
+    _check_retention(settings, sources)
     return ResolvedConfig(settings=settings, sources=sources, file=file)
 
 

@@ -20,7 +20,10 @@ from c360.pipeline.daily import run_day, run_range
 from c360.pipeline.steps import ZONE
 from c360.stores import open_store
 
-ALL = ["ingest", "identity", "features", "score", "quality", "publish", "segments", "gold"]
+ALL = [
+    *("ingest", "identity", "features", "score", "quality", "publish", "segments", "gold"),
+    "retention",
+]
 
 
 def statuses(result: object) -> dict[str, str]:
@@ -41,10 +44,11 @@ def latest_publish(settings: Settings) -> str:
 
 def test_completed_steps_are_skipped_unless_forced(tiny_world: Settings) -> None:
     first = run_day(tiny_world, DAY)
-    assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), "score": "skipped"}
+    skipped = {"score": "skipped", "retention": "skipped"}  # no model; retention not set
+    assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), **skipped}
     assert {s.step: s.rows for s in first.steps}["publish"] == 5
     again = run_day(tiny_world, DAY)
-    assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), "score": "skipped"}
+    assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), **skipped}
     forced = run_day(tiny_world, DAY, force=True)
     assert statuses(forced)["features"] == "succeeded"
 
@@ -81,6 +85,7 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
         "publish": "succeeded",
         "segments": "succeeded",
         "gold": "succeeded",
+        "retention": "skipped",
     }
     assert latest_publish(settings) == next_day.isoformat()
 

@@ -181,7 +181,7 @@ def test_scores_and_reasons_reach_the_profile_api(
     assert person["churn_reason_1"].split(" = ")[0] in catalogue.BY_NAME
 
     store = open_store(world.serving.url)
-    key = generate_key(["profiles:read"])
+    key = generate_key(["profiles:read", "profiles:service"])  # risk whatever the consent
     store.add_api_key(key.record)
     headers = {"Authorization": f"Bearer {key.key}"}
     try:

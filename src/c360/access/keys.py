@@ -13,8 +13,10 @@ every request of a hot path, where a slow hash would cost milliseconds each. The
 is compared with :func:`hmac.compare_digest`, in constant time.
 
 **Scopes** (space-separated in the store): ``profiles:read`` (profile reads, the timeline),
-``profiles:search`` (search), ``segments:write`` (create and delete segments; reading and
-previewing them needs ``profiles:read``), ``admin`` (implies every scope). Segment write keys
+``profiles:search`` (search), ``profiles:service`` (a profile's marketing fields of a person
+without marketing consent: :mod:`c360.access.consent`), ``segments:write`` (create and delete
+segments; reading and previewing them needs ``profiles:read``), ``admin`` (implies every
+scope). Segment write keys
 are not API keys: the collector keeps its own (``collector.write_keys``).
 """
 
@@ -36,11 +38,14 @@ PREFIX = "c360"
 PROFILES_READ = "profiles:read"
 PROFILES_SEARCH = "profiles:search"
 SEGMENTS_WRITE = "segments:write"
+PROFILES_SERVICE = "profiles:service"
 ADMIN = "admin"
 SCOPES: dict[str, str] = {
     PROFILES_READ: "read profiles (by person id or identifier) and timelines",
     PROFILES_SEARCH: "search profiles",
     SEGMENTS_WRITE: "create and delete segments (reading and previewing them: profiles:read)",
+    PROFILES_SERVICE: "service use: a profile's marketing fields even without marketing consent "
+    "(customer service; with profiles:read)",
     ADMIN: "everything: implies every other scope",
 }
 

@@ -1,10 +1,11 @@
 """The Profile API: the app, assembled from one router per concern.
 
 ``profiles.py`` (reads), ``timeline.py`` and ``search.py`` (``cursors.py``: their pagination),
-``segments.py`` (audiences: define, preview, delete), ``health.py``, ``collector.py``
-(Segment-compatible ingestion), ``zendesk_webhook.py``; ``errors.py`` gives every error one
-shape with a machine-readable code; ``auth.py`` the API keys (``requires(scope)``), their rate
-limits and the OpenAPI security.
+``segments.py`` (audiences: define, preview, delete), ``privacy.py`` (consent decided now, the
+read audit, Mailchimp's unsubscribe webhook; ``audit.py`` buffers the audit), ``health.py``,
+``collector.py`` (Segment-compatible ingestion), ``zendesk_webhook.py``; ``errors.py`` gives
+every error one shape with a machine-readable code; ``auth.py`` the API keys
+(``requires(scope)``), their rate limits and the OpenAPI security.
 
 **CORS** (Starlette's middleware, outermost, so that 401/403/429 answers carry its headers too):
 closed by default. With no ``api.cors_origins`` a browser's preflight (``OPTIONS`` with
@@ -29,9 +30,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from c360 import __version__
 from c360.api import auth, errors, metrics
+from c360.api.audit import ReadAudit
 from c360.api.collector import Collector, IngestLog, collector_router
 from c360.api.erasure import erasure_router
 from c360.api.health import health_router
+from c360.api.privacy import privacy_router, record_segment_consents
 from c360.api.profiles import profiles_router
 from c360.api.request_id import RequestIdMiddleware
 from c360.api.search import search_router
@@ -62,11 +65,16 @@ def create_app(
     skew = settings.events.max_clock_skew_seconds
     suppression = SuppressionCache(serving.suppression_list, settings.api.key_refresh_seconds)
     collector = Collector(
-        settings.collector, events, max_clock_skew_seconds=skew, suppression=suppression
+        settings.collector,
+        events,
+        max_clock_skew_seconds=skew,
+        suppression=suppression,
+        on_identify=lambda messages: record_segment_consents(serving, messages),
     )
     webhook = ZendeskWebhook(
         settings.sources.zendesk, events, max_clock_skew_seconds=skew, suppression=suppression
     )
+    audit = ReadAudit(serving, settings.api.audit_buffer_size, settings.api.audit_flush_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,9 +84,11 @@ def create_app(
         try:
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()
+            audit.start()
             async with access.running():
                 yield
         finally:
+            await to_thread.run_sync(audit.stop)  # the reads still buffered are written
             events.close()
             if owned:
                 serving.dispose()
@@ -99,14 +109,15 @@ def create_app(
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     # The website's lookups first: FastAPI tries the routes in order.
     region = settings.identity.default_phone_region
-    app.include_router(profiles_router(serving, region))
-    app.include_router(timeline_router(serving, settings.timeline))
+    app.include_router(profiles_router(serving, region, audit))
+    app.include_router(timeline_router(serving, settings.timeline, audit))
     app.include_router(search_router(serving, region))
     app.include_router(segments_router(serving))
     app.include_router(erasure_router(settings, serving, events, suppression))
     app.include_router(health_router(serving, settings.api))
     app.include_router(collector_router(collector))
     app.include_router(zendesk_router(webhook))
+    app.include_router(privacy_router(serving, settings.sources.mailchimp, skew))
     return app
 
 

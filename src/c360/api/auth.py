@@ -289,11 +289,47 @@ def _guard(scope: str) -> Callable[[Request], Awaitable[None]]:
             access.authorize(key, [scope])
             access.throttle(key)
             setattr(request.state, _STATE_KEY, key)
+            if request.query_params:
+                _refuse_unknown_parameters(request)
         else:
             access.authorize(key, [scope])
 
     guard.c360_scope = scope  # type: ignore[attr-defined]  # read by document()
     return guard
+
+
+_DECLARED: dict[int, frozenset[str]] = {}  # id(route) -> its declared query parameters
+
+
+def _declared(route: Any) -> frozenset[str]:
+    names = {p.alias for p in route.dependant.query_params}
+    extra = (getattr(route, "openapi_extra", None) or {}).get("parameters", [])
+    names |= {p["name"] for p in extra if p.get("in") == "query"}
+    return frozenset(names)
+
+
+def _refuse_unknown_parameters(request: Request) -> None:
+    """A 422 for a query parameter the route does not declare (a typo such as ``feilds=``
+    would otherwise be ignored silently)."""
+    route = request.scope.get("route")
+    if route is None or getattr(route, "dependant", None) is None:
+        return
+    declared = _DECLARED.get(id(route))
+    if declared is None:
+        declared = _DECLARED[id(route)] = _declared(route)
+    if not declared.issuperset(request.query_params):  # the name is not echoed: it may be data
+        takes = ", ".join(sorted(declared)) or "none"
+        raise ApiError(
+            422, "invalid_request", f"an unknown query parameter; this route takes: {takes}"
+        )
+
+
+def request_key(request: Request) -> ApiKey:
+    """The key a request was authenticated with (by a ``requires`` of its route)."""
+    key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
+    if key is None:
+        raise RuntimeError("the route has no requires(scope): no key was checked")
+    return key
 
 
 def requires(scope: str) -> Any:

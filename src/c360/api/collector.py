@@ -317,6 +317,9 @@ class Collector:
     log: IngestLog
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
     suppression: SuppressionCache | None = None
+    # identify messages' consent, handed over once they are durable in the log (the app
+    # stores them in the serving store at once: c360.api.privacy.segment_consent)
+    on_identify: Callable[[list[dict[str, Any]]], None] | None = None
     _keys: list[bytes] = field(init=False, repr=False)
     _skew: dt.timedelta = field(init=False, repr=False)
 
@@ -407,6 +410,7 @@ class Collector:
         except Suppressed:
             return {"success": True, SUPPRESSED: 1}
         self.log.append(TOPIC, [record])
+        self._identified([record])
         return {"success": True}
 
     def batch(self, body: bytes, authorization: str | None) -> dict[str, Any]:
@@ -446,7 +450,17 @@ class Collector:
             raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
         if records:
             self.log.append(TOPIC, records)
+            self._identified(records)
         return {"success": True, **report, SUPPRESSED: dropped}
+
+    def _identified(self, records: list[tuple[str, bytes]]) -> None:
+        """Hand the stored identify messages to ``on_identify`` (after the log has them)."""
+        if self.on_identify is None:
+            return
+        found = [m for _, value in records if b'"identify"' in value
+                 and (m := orjson.loads(value)).get("type") == "identify"]  # fmt: skip
+        if found:
+            self.on_identify(found)
 
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]

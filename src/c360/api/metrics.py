@@ -5,6 +5,8 @@
   (``/v1/profiles/{person_id}``, never the path: paths carry person ids and emails; a path no
   route matches is ``unmatched``), so the labels stay few and free of personal data;
 - ``c360_rate_limited_requests_total``: requests a key's rate limit refused (429);
+- ``c360_audit_dropped_total``: profile reads the read audit could not record (its buffer was
+  full: :mod:`c360.api.audit`);
 - ``c360_collector_events_total{outcome, code}``: Segment messages the collector took
   (``accepted``) or refused (``rejected``, with the error code of its answer; ``suppressed``:
   an erased person's, dropped — the Zendesk webhook's suppressed events are counted here too).
@@ -54,6 +56,9 @@ HTTP_LATENCY = Histogram(
     ["route", "method"], buckets=_BUCKETS,
 )  # fmt: skip
 RATE_LIMITED = Counter("c360_rate_limited_requests", "Requests refused by a key's rate limit")
+AUDIT_DROPPED = Counter(
+    "c360_audit_dropped", "Profile reads not audited: the audit buffer was full"
+)
 COLLECTED = Counter(
     "c360_collector_events", "Segment messages the collector accepted or rejected, by error code",
     ["outcome", "code"],

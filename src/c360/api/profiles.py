@@ -8,6 +8,12 @@ networked store it runs on the threadpool, so one slow round trip does not stall
 
 ``fields=a,b`` narrows the answer to those fields of the unified ``profile`` (the website reads
 a few); ``explain=true`` adds ``provenance``: which layer served each field and as of when.
+
+**Consent** (:mod:`c360.access.consent`): the same read fetches the person's newest consent
+decision since the batch (one indexed query); the answer's ``marketing_consent*`` fields are
+the newest of the batch's and that one, and a person without consent has their marketing
+fields answered as null unless the key has ``profiles:service``. **Audit**: each answered read
+is recorded (key id, person, route template) in the read audit's buffer (:mod:`.audit`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from c360.api.auth import requires
+from c360.access import consent
+from c360.access.keys import PROFILES_SERVICE
+from c360.api.audit import ReadAudit
+from c360.api.auth import request_key, requires
 from c360.api.errors import ApiError, responses
 from c360.api.json import JSON
 from c360.api.openapi import comma_separated
 from c360.api.schema import PROFILE_FIELDS, Profile
+from c360.contracts.times import utc
 from c360.identity.normalise import normalise
 from c360.stores import ServingStore
 
@@ -80,7 +90,8 @@ def _projection(fields: str | None) -> list[str] | None:
         if name not in PROFILE_FIELDS:
             near = difflib.get_close_matches(name, PROFILE_FIELDS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ApiError(422, "unknown_field", f"fields: no profile field {name!r}{hint}")
+            # the name is not echoed (an error body carries no personal data); the hint is a field
+            raise ApiError(422, "unknown_field", f"fields: not a profile field{hint}")
     return names
 
 
@@ -97,19 +108,59 @@ def _narrowed(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return answer
 
 
-def profiles_router(serving: ServingStore, phone_region: str | None = None) -> APIRouter:
+_CONSENT_FIELDS = ("marketing_consent", "marketing_consent_source", "marketing_consent_at")
+
+
+def with_consent(
+    found: dict[str, Any], since: consent.Decision | None, service: bool
+) -> dict[str, Any]:
+    """The answer with its consent as the newest decision (the batch's or ``since``) and, for a
+    person without consent read without ``service`` use, its marketing fields null."""
+    profile = found["profile"]
+    batch = consent.batch_decision(
+        profile.get("marketing_consent"),
+        profile.get("marketing_consent_at"),
+        profile.get("marketing_consent_source"),
+    )
+    winner = consent.newest([batch, since])
+    if winner is not None and winner is since:
+        values = (winner.consent, winner.source, utc(winner.decided_at))
+        profile.update(zip(_CONSENT_FIELDS, values, strict=True))
+        if "provenance" in found:
+            for name in _CONSENT_FIELDS:
+                found["provenance"][name] = {"layer": "realtime", "as_of": values[2]}
+    if service or (winner is not None and winner.consent):
+        return found
+    found["profile"] = consent.redacted(profile)
+    found["batch"] = consent.redacted(found["batch"])
+    return found
+
+
+def profiles_router(
+    serving: ServingStore, phone_region: str | None = None, audit: ReadAudit | None = None
+) -> APIRouter:
     router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
     inline = serving.dialect.name == "sqlite"
 
     async def call(read: Callable[[], Any]) -> Any:
         return read() if inline else await run_in_threadpool(read)
 
+    def read(person_id: str, explain: bool) -> tuple[dict[str, Any], Any] | None:
+        found = serving.profile(person_id, explain=explain)
+        if found is None:
+            return None
+        return found, serving.consent_decision(found["person_id"])
+
     async def answer(person_id: str, request: Request) -> JSON:
         names = _projection(request.query_params.get("fields"))
         explain = _explain(request)
-        found = await call(lambda: serving.profile(person_id, explain=explain))
-        if found is None:
+        read_now = await call(lambda: read(person_id, explain))
+        if read_now is None:
             raise ApiError(404, "not_found", "no person with that id")
+        key = request_key(request)
+        found = with_consent(read_now[0], read_now[1], service=key.allows(PROFILES_SERVICE))
+        if audit is not None:
+            audit.record(key.key_id, found["person_id"], request.scope["route"].path)
         headers = {}
         if found["redirected_from"] is not None:
             headers["Content-Location"] = f"/v1/profiles/{found['person_id']}"

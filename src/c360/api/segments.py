@@ -113,7 +113,7 @@ def segments_router(serving: ServingStore) -> APIRouter:
         "/v1/segments",
         response_model=SegmentList,
         dependencies=read,
-        responses=responses(500, 503),
+        responses=responses(422, 500, 503),  # 422: an unknown query parameter
     )
     def list_segments() -> dict[str, Any]:
         """Every segment, by name."""

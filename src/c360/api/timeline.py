@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from c360.api import cursors
-from c360.api.auth import requires
+from c360.api.audit import ReadAudit
+from c360.api.auth import request_key, requires
 from c360.api.errors import ApiError, responses
 from c360.api.openapi import comma_separated
 from c360.config import TimelineSettings
@@ -88,6 +89,9 @@ def _before(value: str | None) -> TimelineKey | None:
 _TYPES = comma_separated("types", KINDS, "Comma-separated kinds of event to show (all by default)")
 
 
+_ROUTE = "/v1/profiles/{person_id}/timeline"
+
+
 def _kinds(value: str | None) -> tuple[str, ...]:
     if value is None:
         return KINDS
@@ -100,11 +104,13 @@ def _kinds(value: str | None) -> tuple[str, ...]:
     return tuple(kind for kind in KINDS if kind in asked)
 
 
-def timeline_router(serving: ServingStore, settings: TimelineSettings) -> APIRouter:
+def timeline_router(
+    serving: ServingStore, settings: TimelineSettings, audit: ReadAudit | None = None
+) -> APIRouter:
     router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
 
     @router.get(
-        "/v1/profiles/{person_id}/timeline",
+        _ROUTE,
         response_model=Timeline,
         responses=responses(404, 422),
         openapi_extra={"parameters": [_TYPES]},
@@ -133,6 +139,8 @@ def timeline_router(serving: ServingStore, settings: TimelineSettings) -> APIRou
         )
         if page is None:
             raise ApiError(404, "not_found", "no person with that id")
+        if audit is not None:
+            audit.record(request_key(request).key_id, page.person_id, _ROUTE)
         next_before = None
         if page.next_key is not None:
             key = page.next_key

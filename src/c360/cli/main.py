@@ -79,6 +79,7 @@ def _register() -> None:
         identity_cmd,
         ingest_cmd,
         keys_cmd,
+        privacy_cmd,
         replay,
         segment_cmd,
         serve,
@@ -103,10 +104,12 @@ def _register() -> None:
         webhooks_cmd,
         churn_cmd,
         forget_cmd,
+        privacy_cmd,
     )
     for module in (*commands, demo):
         cli.add_command(module.command)
     cli.add_command(churn_cmd.score)
+    cli.add_command(privacy_cmd.audit)
 
 
 _register()

@@ -32,6 +32,7 @@ path for the common message, :func:`validate` for the rest), a lighter result.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
@@ -252,6 +253,9 @@ def decode(raw: bytes | str, *, not_after: dt.datetime | None = None) -> Segment
     return validate(payload, not_after=not_after)
 
 
+_TYPE_WORD = re.compile(r"[a-z][a-z_]{0,31}")
+
+
 def validate(payload: object, *, not_after: dt.datetime | None = None) -> SegmentMessage:
     """The typed message for an already parsed JSON value.
 
@@ -267,7 +271,9 @@ def validate(payload: object, *, not_after: dt.datetime | None = None) -> Segmen
     model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:
         expected = ", ".join(sorted(MESSAGE_TYPES))
-        raise InvalidMessage(f"unknown type {kind!r}; expected one of {expected}")
+        # a word is named; anything else (an address sent as the type) is not written down
+        shown = repr(kind) if isinstance(kind, str) and _TYPE_WORD.fullmatch(kind) else "value"
+        raise InvalidMessage(f"unknown type {shown}; expected one of {expected}")
     context = None if not_after is None else {NOT_AFTER: not_after}
     try:
         return model.model_validate(payload, context=context)

@@ -377,3 +377,31 @@ erasure_salt = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("salt", String(64), nullable=False),
 )
+
+# Marketing-consent decisions that arrived since the batch (an admin's PUT, a Mailchimp
+# unsubscribe webhook, a Segment identify's consent trait), one per identifier: the newest
+# by ``decided_at`` is kept. At every exit a person's consent is the newest of these (through
+# the identity map, or by person id) and the batch profile's (``marketing_consent_at``).
+consent_decision = Table(
+    "consent_decision",
+    metadata,
+    Column("id_type", String(32), primary_key=True),  # an identity type, or "person_id"
+    Column("id_value", String(320), primary_key=True),
+    Column("consent", Boolean, nullable=False),
+    Column("decided_at", DateTime, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+)
+
+# Who read whose profile: the key id (never the secret), the route template, the person and
+# when. Written in batches by the API's audit buffer (c360.api.audit).
+read_audit = Table(
+    "read_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("read_at", DateTime, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("person_id", String(40), nullable=False),
+    Column("route", String(100), nullable=False),
+    Index("ix_read_audit_person", "person_id", "read_at"),
+)

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from c360.contracts.log import Record, RecordBatch, TopicPartition
 from c360.errors import DataError, TerminalError
@@ -133,3 +133,20 @@ class EventLog(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@runtime_checkable
+class Truncatable(Protocol):
+    """A log that can drop a partition's oldest records (retention: :mod:`c360.pipeline.retention`).
+
+    A capability, not part of :class:`EventLog`: Kafka has it (DeleteRecords); the local log,
+    one file per partition with implicit offsets, does not.
+    """
+
+    def offset_at(self, topic: str, partition: int, timestamp_ms: int) -> int:
+        """The first offset appended at or after ``timestamp_ms`` (the end offset if none)."""
+        ...
+
+    def drop_before(self, topic: str, partition: int, offset: int) -> int:
+        """Drop the records before ``offset`` (never past the end); how many went."""
+        ...

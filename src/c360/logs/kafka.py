@@ -209,6 +209,8 @@ def classify(
         ck.KafkaError.CLUSTER_AUTHORIZATION_FAILED,
     }:
         return TerminalError(f"{detail} (check the Kafka credentials and ACLs)")
+    if code in {ck.KafkaError._UNSUPPORTED_FEATURE, ck.KafkaError.UNSUPPORTED_VERSION}:
+        return TerminalError(f"{detail} (the brokers do not support this request)")
     return TransientError(detail)
 
 
@@ -794,6 +796,36 @@ class KafkaLog(EventLog):
             if self._partition_count(topic, partition) is None:
                 return 0
             return self._watermarks(topic, partition)[1]
+
+    # -- retention (c360.logs.base.Truncatable) ------------------------------------------------
+    def offset_at(self, topic: str, partition: int, timestamp_ms: int) -> int:
+        """The first offset whose timestamp is at or after ``timestamp_ms`` (ListOffsets by
+        time), the end offset if none is."""
+        what = f"cannot look up the offset of {topic}/{partition} by time"
+        with self._lock, self._classified(what):
+            self._check_open()
+            wanted = self._ck.TopicPartition(topic, partition, timestamp_ms)
+            found = self._get_reader().offsets_for_times([wanted], timeout=self._timeout_s)[0]
+            if found.error is not None:
+                raise classify(found.error, what)
+            return int(found.offset) if found.offset >= 0 else self._watermarks(topic, partition)[1]
+
+    def drop_before(self, topic: str, partition: int, offset: int) -> int:
+        """DeleteRecords up to ``offset``: the log start moves there and the broker deletes the
+        segments wholly below it. How many records were dropped."""
+        what = f"cannot delete the records of {topic}/{partition} before offset {offset}"
+        with self._lock, self._classified(what):
+            self._check_open()
+            low, high = self._watermarks(topic, partition)
+            target = min(offset, high)
+            if target <= low:
+                return 0
+            admin = self._ck.admin.AdminClient(self._config())
+            request = [self._ck.TopicPartition(topic, partition, target)]
+            futures = admin.delete_records(request, request_timeout=self._timeout_s)
+            for future in futures.values():
+                future.result(timeout=self._timeout_s + 5)
+            return target - low
 
     def owned_partitions(self, group: str, topics: Sequence[str]) -> list[TopicPartition]:
         """This member's current share of ``topics`` in consumer group ``group``.

@@ -24,7 +24,7 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, select
 
-from c360.access.keys import PROFILES_READ
+from c360.access.keys import PROFILES_READ, PROFILES_SERVICE
 from c360.access.keys import generate as generate_key
 from c360.batch.churn.dataset import ChurnDataError
 from c360.config import Settings
@@ -184,10 +184,12 @@ def train_churn(settings: Settings, summary: DemoSummary) -> None:
 
 
 def create_api_key(settings: Settings, folder: Path, summary: DemoSummary) -> str:
-    """A ``profiles:read`` key for the demo (its checks use it, and so can the user), stored
+    """A ``profiles:read`` key for the demo (its checks use it, and so can the user) with
+    ``profiles:service`` (its checks read the churn risk and email engagement of persons
+    whatever their marketing consent: :mod:`c360.access.consent`), stored
     in the demo's serving store and written to ``folder/api-key`` (readable by the owner only),
     so that the key itself never appears in the demo's output."""
-    new = generate_key([PROFILES_READ], name="c360 demo")
+    new = generate_key([PROFILES_READ, PROFILES_SERVICE], name="c360 demo")
     store = open_store(settings.serving.url)
     try:
         store.migrate()

@@ -1,6 +1,6 @@
 """The daily pipeline's steps. Each reads the lake and writes its output back to it, so any
 step can be re-run alone: ingest → identity → features → score → quality → publish → segments
-→ gold.
+→ gold → retention.
 
 Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D``,
 ``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history) and
@@ -22,7 +22,7 @@ from c360.contracts.identity import IDENTITY_MAP
 from c360.engines import compute
 from c360.ingest.run import enabled_sources, ingest
 from c360.lake import Lake
-from c360.pipeline import churn, churn_registry, identity
+from c360.pipeline import churn, churn_registry, identity, retention
 from c360.pipeline.lake_inputs import latest_before, partition, raw_inputs, snapshot
 from c360.segments import Definition, DefinitionError, fields_of, membership, parse
 from c360.stores import open_store
@@ -205,6 +205,16 @@ def run_gold(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     return Outcome("succeeded", rows, f"BI tables written: {', '.join(sorted(tables))}")
 
 
+def run_retention(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """Raw events older than ``retention.*`` leave the lake and the event log
+    (:mod:`c360.pipeline.retention`); last, so the day's steps have read what they need."""
+    kept = settings.retention
+    if kept.raw_event_days is None and kept.log_days is None:
+        return Outcome("skipped", None, "retention.raw_event_days and log_days are not set")
+    report = retention.enforce(settings, lake, day)
+    return Outcome("succeeded", len(report.partitions) + report.log_records, report.detail())
+
+
 STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "ingest": run_ingest,
     "identity": run_identity,
@@ -214,4 +224,5 @@ STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
     "publish": run_publish,
     SEGMENTS: run_segments,
     "gold": run_gold,
+    "retention": run_retention,
 }

@@ -441,8 +441,12 @@ _EXPECTED = {
 
 
 def _describe(token: _Token) -> str:
+    """The token as an error names it: a quoted value only by its kind (it may be an email or a
+    name, and error bodies and logs carry no personal data), anything else as written."""
     if token.kind == "end":
         return "the end"
+    if token.kind == "string":
+        return "a quoted text value"
     return repr(token.text[:40])
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.engine import make_url
 
+from c360.access.consent import Decision
 from c360.access.keys import ApiKey
 from c360.contracts import serving
 from c360.contracts.cutoff import cutoff
@@ -49,6 +50,8 @@ from c360.segments import Kind
 from c360.speed.features import RealtimeState, StateKey
 from c360.speed.support import SupportState
 from c360.stores import (
+    audit,
+    consent,
     erasure,
     live_segments,
     migrations,
@@ -232,6 +235,7 @@ class ServingStore:
         self.engine: Engine = dialect.create_engine(url)  # for tests and tools; not for SQL
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._reads = profiles.ProfileReads(self.engine, dialect)
+        self._consent_reads = consent.ConsentReads(self.engine, dialect)
 
     # -- errors ----------------------------------------------------------------------------
     @contextmanager
@@ -651,6 +655,60 @@ class ServingStore:
         """Every erasure's receipt, oldest first."""
         with self._reading("reading the erasure receipts") as conn:
             return erasure.receipts(conn)
+
+    # -- privacy: consent since the batch, the read audit ------------------------------------
+    def record_consent(self, person_id: str, decision: Decision) -> str | None:
+        """Store a consent decision for a person (a retired id: its survivor) under each of
+        their identifiers (:mod:`.consent`); the person id it was stored for, None if unknown."""
+        with self._transaction("recording a consent decision") as conn:
+            found = consent.known_person(conn, person_id)
+            if found is not None:
+                consent.record(conn, self.dialect, consent.identifiers_of(conn, found), decision)
+            return found
+
+    def record_identifier_consent(self, id_type: str, id_value: str, decision: Decision) -> None:
+        """Store a consent decision for an identifier (in lookup form), known yet or not."""
+        with self._transaction("recording a consent decision") as conn:
+            consent.record(conn, self.dialect, [(id_type, id_value)], decision)
+
+    def consent_decision(self, person_id: str) -> Decision | None:
+        """The newest consent decision since the batch for one person (the Profile API's
+        read: one query on the driver's cursor)."""
+        with self._driver_errors("reading a consent decision"):
+            return self._consent_reads.for_person(person_id)
+
+    def consent_decisions(self, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
+        """The newest consent decision since the batch per person (of ``person_ids``, or all)."""
+        with self._reading("reading consent decisions") as conn:
+            return consent.for_persons(conn, person_ids)
+
+    def erase_consent(self, identifiers: Collection[tuple[str, str]]) -> int:
+        """Delete the consent decisions stored under these ``(id_type, id_value)`` pairs (a
+        person id as ``("person_id", id)``), for the erasure; how many rows went."""
+        with self._transaction("erasing consent decisions") as conn:
+            return consent.erase(conn, identifiers)
+
+    def record_reads(self, reads: Sequence[audit.Read]) -> None:
+        """Append profile reads to the read audit, in one transaction."""
+        if reads:
+            with self._transaction("recording profile reads") as conn:
+                audit.insert_reads(conn, reads)
+
+    def audited_reads(
+        self,
+        person_id: str | None = None,
+        key_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[audit.Read]:
+        """Recorded reads, newest first, of a person and/or by a key (:func:`.audit.reads`)."""
+        with self._reading("reading the read audit") as conn:
+            return audit.reads(conn, person_id, key_id, limit, before)
+
+    def erase_from_audit(self, person_ids: Collection[str]) -> int:
+        """Delete the persons' rows from the read audit; how many (:func:`.audit.erase`)."""
+        with self._transaction("erasing from the read audit") as conn:
+            return audit.erase(conn, person_ids)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

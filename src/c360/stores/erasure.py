@@ -68,6 +68,9 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
     PersonalTable("webhook_delivery", via=("event_id", "segment_event", "event_id")),
     PersonalTable("segment_event", {"person_id": PERSON}),
     PersonalTable("dead_letter", documents=("payload",)),
+    # consent decisions are stored per identifier and under the person id itself
+    PersonalTable("consent_decision", pair=("id_type", "id_value")),
+    PersonalTable("read_audit", {"person_id": PERSON}),
 )
 
 # Serving tables without personal data, and why (the registry test reads this).
@@ -96,7 +99,7 @@ def _condition(table: Table, spec: PersonalTable, subject: Subject) -> ColumnEle
             parts.append(table.c[column].in_(values))
     if spec.pair is not None:
         type_column, value_column = (table.c[name] for name in spec.pair)
-        for id_type in (*ID_TYPES, USER_ID):
+        for id_type in (*ID_TYPES, USER_ID, PERSON):
             values = subject.of(_PAIR_ALIASES.get(id_type, id_type))
             if values:
                 parts.append(and_(type_column == id_type, value_column.in_(values)))

@@ -28,13 +28,15 @@ from sqlalchemy import Connection, bindparam, delete, inspect, select, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.sql.elements import TextClause
 
+from c360.access import consent
 from c360.batch.catalogue import CATALOGUE
 from c360.contracts import serving
-from c360.contracts.times import epoch_ms
+from c360.contracts.times import epoch_ms, naive_utc
 from c360.errors import NotFoundError, TerminalError
 from c360.segments import Compiled, Definition, DefinitionError, Kind, compile_sql, kind_of, parse
 from c360.segments.definition import colon
 from c360.speed import merge
+from c360.stores import consent as stored_consent
 
 if TYPE_CHECKING:
     from c360.stores.base import StoreDialect
@@ -292,10 +294,16 @@ class Audience:
     without_consent: int
 
 
+_CONSENT_COLUMNS = ("marketing_consent", "marketing_consent_source", "marketing_consent_at")
+
+
 def audience(conn: Connection, name: str) -> Audience:
     """The segment's current members (by the latest membership run) with marketing consent
     and an email; members without consent (false or unknown) or without an email are counted,
-    never returned. A profile published before consent existed gives no one."""
+    never returned. Consent is the newest decision of the batch's and those since
+    (:mod:`c360.access.consent`): a withdrawal made after the batch leaves the person out at
+    once, an opt-in since puts them in. A profile published before consent existed counts
+    only the decisions since."""
     find(conn, name)  # NotFoundError
     m = "segment_member m JOIN batch_profile b ON b.person_id = m.person_id"
     current = "m.segment = :name AND m.exited_on IS NULL"
@@ -303,28 +311,40 @@ def audience(conn: Connection, name: str) -> Audience:
         text(f"SELECT count(*) FROM segment_member m WHERE {current}"), {"name": name}
     ).scalar_one()
     columns = {c["name"] for c in inspect(conn).get_columns(serving.BATCH_PROFILE)}
-    if "marketing_consent" not in columns:
-        return Audience(AUDIENCE_SCHEMA.empty_table(), int(total))
+    batch = ", ".join(
+        f"b.{name}" if name in columns else f"NULL AS {name}" for name in _CONSENT_COLUMNS
+    )
     query = (
         text(
             f"""
-        SELECT m.person_id, p.email, p.first_name, p.last_name, m.entered_on,
-               b.marketing_consent_source, b.marketing_consent_at
+        SELECT m.person_id, p.email, p.first_name, p.last_name, m.entered_on, {batch}
         FROM {m} JOIN person p ON p.person_id = m.person_id
-        WHERE {current} AND b.marketing_consent = :yes AND p.email IS NOT NULL
+        WHERE {current} AND p.email IS NOT NULL
         ORDER BY m.person_id
         """
         )
-        .bindparams(
-            bindparam("name", name),
-            bindparam("yes", True, type_=sqltypes.Boolean()),
+        .bindparams(bindparam("name", name))
+        .columns(
+            entered_on=sqltypes.Date(),
+            marketing_consent=sqltypes.Boolean(),
+            marketing_consent_at=sqltypes.DateTime(),
         )
-        .columns(entered_on=sqltypes.Date(), marketing_consent_at=sqltypes.DateTime())
     )
-    rows = [dict(row._mapping) for row in conn.execute(query)]
-    for row in rows:
-        if row["marketing_consent_at"] is not None:
-            row["marketing_consent_at"] = row["marketing_consent_at"].replace(tzinfo=dt.UTC)
+    since = stored_consent.for_persons(conn)
+    rows = []
+    for row in conn.execute(query):
+        member = dict(row._mapping)
+        batch_said = consent.batch_decision(
+            member.pop("marketing_consent"),
+            member["marketing_consent_at"],
+            member["marketing_consent_source"],
+        )
+        winner = consent.newest([batch_said, since.get(member["person_id"])])
+        if winner is None or not winner.consent:
+            continue
+        member["marketing_consent_source"] = winner.source
+        member["marketing_consent_at"] = naive_utc(winner.decided_at).replace(tzinfo=dt.UTC)
+        rows.append(member)
     table = pa.Table.from_pylist(rows, AUDIENCE_SCHEMA)
     return Audience(table, int(total) - table.num_rows)
 

@@ -13,8 +13,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import types as sqltypes
 
+from c360.access import consent
 from c360.contracts import serving
+from c360.stores import consent as stored_consent
 
 PENDING, DELIVERED, WITHHELD, FAILED = "pending", "delivered", "withheld", "failed"
 
@@ -28,7 +31,7 @@ class DueEvent:
     occurred_at: dt.datetime
     attempts: int
     email: str | None
-    consent: bool  # marketing_consent true in the published profile
+    consent: bool  # the newest decision, the batch's or one since, is a yes
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,22 @@ class Attempt:
 
 
 def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
+    """Pending events due at ``now``, oldest due first, with the person's email and consent:
+    the newest of the batch's and the decisions since (:mod:`c360.access.consent`), so a
+    withdrawal made a moment ago withholds the person's events."""
     e = serving.segment_event
     columns = {c["name"] for c in inspect(conn).get_columns(serving.BATCH_PROFILE)}
-    consent = "b.marketing_consent" if "marketing_consent" in columns else "NULL"
+    batch = ", ".join(
+        f"b.{column} AS {name}" if column in columns else f"NULL AS {name}"
+        for column, name in (
+            ("marketing_consent", "consent"),
+            ("marketing_consent_at", "consent_at"),
+        )
+    )
     query = text(
         f"""
         SELECT e.event_id, e.segment, e.person_id, e.kind, e.occurred_at, e.attempts, p.email,
-               {consent} AS consent
+               {batch}
         FROM {e.name} e
         LEFT JOIN person p ON p.person_id = e.person_id
         LEFT JOIN batch_profile b ON b.person_id = e.person_id
@@ -60,8 +72,11 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
         ORDER BY e.next_attempt_at, e.occurred_at, e.event_id
         LIMIT :limit
         """
-    ).columns(occurred_at=e.c.occurred_at.type)
-    rows = conn.execute(query, {"pending": PENDING, "now": now, "limit": limit})
+    ).columns(
+        occurred_at=e.c.occurred_at.type, consent=sqltypes.Boolean(), consent_at=sqltypes.DateTime()
+    )
+    rows = conn.execute(query, {"pending": PENDING, "now": now, "limit": limit}).all()
+    since = stored_consent.for_persons(conn, {r.person_id for r in rows})
     return [
         DueEvent(
             r.event_id,
@@ -71,7 +86,9 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
             r.occurred_at,
             int(r.attempts),
             r.email,
-            bool(r.consent) if r.consent is not None else False,
+            consent.consents(
+                consent.batch_decision(r.consent, r.consent_at), since.get(r.person_id)
+            ),
         )
         for r in rows
     ]

@@ -1,0 +1,75 @@
+"""The read audit (``read_audit``): who read whose profile, when, through which route.
+
+Rows are appended in batches by the API's buffer (:mod:`c360.api.audit`) and read newest
+first by an admin (``GET /v1/audit``, ``c360 audit``). :func:`erase` removes a person's rows:
+the erasure's registry calls it, and its receipt keeps only a hash of the identifiers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select
+
+from c360.contracts.serving import read_audit
+
+
+@dataclass(frozen=True)
+class Read:
+    """One recorded read: the key's id (never its secret), the person, the route template."""
+
+    read_at: dt.datetime  # naive UTC
+    key_id: str
+    person_id: str
+    route: str
+    id: int | None = None  # the row's id once stored (the order of recording)
+
+    def public(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "read_at": self.read_at.replace(tzinfo=dt.UTC).isoformat(),
+            "key_id": self.key_id,
+            "person_id": self.person_id,
+            "route": self.route,
+        }
+
+
+def insert_reads(conn: Connection, reads: Sequence[Read]) -> None:
+    conn.execute(
+        insert(read_audit),
+        [
+            {"read_at": r.read_at, "key_id": r.key_id, "person_id": r.person_id, "route": r.route}
+            for r in reads
+        ],
+    )
+
+
+def reads(
+    conn: Connection,
+    person_id: str | None,
+    key_id: str | None,
+    limit: int,
+    before: int | None = None,
+) -> list[Read]:
+    """Up to ``limit`` reads, newest first (by row id, below ``before`` when given), of a
+    person and/or by a key (either or both)."""
+    t = read_audit
+    query = select(t).order_by(t.c.id.desc()).limit(limit)
+    if person_id is not None:
+        query = query.where(t.c.person_id == person_id)
+    if key_id is not None:
+        query = query.where(t.c.key_id == key_id)
+    if before is not None:
+        query = query.where(t.c.id < before)
+    return [Read(r.read_at, r.key_id, r.person_id, r.route, int(r.id)) for r in conn.execute(query)]
+
+
+def erase(conn: Connection, person_ids: Collection[str]) -> int:
+    """Delete every read of these persons; how many rows went."""
+    if not person_ids:
+        return 0
+    t = read_audit
+    done = conn.execute(delete(t).where(t.c.person_id.in_(list(person_ids))))
+    return int(done.rowcount or 0)
