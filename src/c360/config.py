@@ -637,6 +637,10 @@ class BatchSettings(_Section):
     retry_cap_seconds: float = Field(
         3600.0, gt=0, description="no retry of a failed day waits longer than this"
     )
+    first_date: dt.date = Field(
+        dt.date(2025, 1, 1),
+        description="the Dagster code location's first daily partition (backfills start there)",
+    )
 
 
 class MetricsSettings(_Section):

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from c360 import logformat, retry
+from c360.batch.quality import Check, QualityError
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
 from c360.errors import C360Error, ConfigError, raised_at
 from c360.lake import Lake
 from c360.pipeline import batch_metrics
 from c360.pipeline.batch_lock import HeldLock, batch_lock
-from c360.pipeline.steps import STEPS
+from c360.pipeline.steps import STEPS, Step
 from c360.stores import ServingStore, StepRecord, open_store
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,10 @@ class StepResult:
     seconds: float
     rows: int | None
     detail: str | None
+    checks: tuple[Check, ...] = ()  # the quality step's data-quality results, passed or not
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "checks": [check.__dict__ for check in self.checks]}
 
 
 @dataclass
@@ -88,8 +93,19 @@ class DayResult:
         return {
             "batch_date": self.batch_date.isoformat(),
             "status": self.status,
-            "steps": [s.__dict__ for s in self.steps],
+            "steps": [s.as_dict() for s in self.steps],
         }
+
+    @classmethod
+    def recorded(cls, store: ServingStore, day: dt.date) -> DayResult:
+        """Day D as the run log holds it: each step's latest attempt."""
+        return cls(
+            day,
+            [
+                StepResult(r.step, r.status, r.seconds or 0.0, r.rows, r.detail)
+                for r in store.step_records(day).values()
+            ],
+        )
 
 
 def run_day(
@@ -163,27 +179,58 @@ def _run_steps(
 
 
 def run_step(
-    settings: Settings, store: ServingStore, lake: Lake, day: dt.date, name: str
+    settings: Settings,
+    store: ServingStore,
+    lake: Lake,
+    day: dt.date,
+    name: str,
+    step: Step | None = None,
 ) -> StepResult:
-    """Run step ``name`` of day D (:data:`~c360.pipeline.steps.STEPS`), recorded in the run log.
+    """Run step ``name`` of day D (``step``, by default ``STEPS[name]``), recorded in the run log.
 
     A :class:`~c360.errors.C360Error` is the step's failure, returned (status ``failed``, the
-    reason in ``detail``); any other error is recorded as the failure and raised. The caller
-    holds the batch lock."""
+    reason in ``detail``, a failed quality check's results in ``checks``); any other error is
+    recorded as the failure and raised. The caller holds the batch lock."""
     runlog = RunLog(store)
     started, clock = runlog.start(day, name), time.perf_counter()
     try:
-        outcome = STEPS[name](settings, lake, day)
+        outcome = (step or STEPS[name])(settings, lake, day)
     except C360Error as exc:
         runlog.finish(day, name, started, "failed", detail=str(exc))
         log.error("batch %s: step %s failed: %s", day, name, exc)
-        return StepResult(name, "failed", time.perf_counter() - clock, None, str(exc))
+        checks = tuple(exc.checks) if isinstance(exc, QualityError) else ()
+        return StepResult(name, "failed", time.perf_counter() - clock, None, str(exc), checks)
     except Exception as exc:
         runlog.finish(day, name, started, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
     seconds = time.perf_counter() - clock
-    return StepResult(name, outcome.status, seconds, outcome.rows, outcome.detail)
+    return StepResult(name, outcome.status, seconds, outcome.rows, outcome.detail, outcome.checks)
+
+
+def run_locked_step(
+    settings: Settings,
+    day: dt.date,
+    name: str,
+    step: Step | None = None,
+    *,
+    wait: dt.timedelta = dt.timedelta(0),
+) -> StepResult:
+    """One step of day D on its own, as an orchestrator runs the pipeline (step by step, each
+    in its own process): under the batch lock, waiting up to ``wait`` for it, recorded in the
+    run log; the batch metrics are written after it from the day's run log."""
+    with logformat.log_context(batch_date=day.isoformat()):
+        lake = Lake(settings.lake.url)
+        store = open_store(settings.serving.url)
+        try:
+            store.migrate()
+            with batch_lock(store, lock_ttl(settings), wait=wait):
+                try:
+                    return run_step(settings, store, lake, day, name, step)
+                finally:
+                    batch_metrics.export(settings.metrics, DayResult.recorded(store, day), store)
+        finally:
+            store.dispose()
 
 
 def run_range(
