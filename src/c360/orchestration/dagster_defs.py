@@ -52,7 +52,7 @@ from c360.batch.quality import check_names
 from c360.config import Settings, load_config
 from c360.ingest.run import enabled_sources
 from c360.pipeline.daily import StepResult, run_locked_step
-from c360.pipeline.steps import STEPS, ingest_source, watched_sources
+from c360.pipeline.steps import STEPS, Step, ingest_source, watched_sources
 
 PREFIX = "c360"
 GROUP = "c360_daily"
@@ -74,6 +74,11 @@ class C360(ConfigurableResource):  # type: ignore[type-arg]
 
     def settings(self) -> Settings:
         return load_config(self.config_file, overrides=self.overrides).settings
+
+
+def step_of(name: str) -> Step:
+    """The pipeline's step behind asset ``name`` (``ingest_<source>``: that source's ingest)."""
+    return STEPS.get(name) or ingest_source(name.removeprefix("ingest_"))
 
 
 def check_name(name: str) -> str:
@@ -109,7 +114,7 @@ def _run_days(
     """Run step ``name`` for each date of the run's partitions, oldest first. The asset checks
     are those of the newest date, or of the date that failed (each date's are in the log)."""
     settings = resource.settings()
-    step = STEPS.get(name) or ingest_source(name.removeprefix("ingest_"))
+    step = step_of(name)
     days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
     for day in days:
         result = run_locked_step(settings, day, name, step, wait=LOCK_WAIT)
@@ -131,7 +136,7 @@ def _step_asset(
     partitions: DailyPartitionsDefinition,
     checks: Sequence[str],
 ) -> AssetsDefinition:
-    step = STEPS.get(name) or ingest_source(name.removeprefix("ingest_"))
+    step = step_of(name)
     key = AssetKey([PREFIX, name])
 
     # single_run: a backfill is one run whose every step takes its dates in order (Dagster
