@@ -69,7 +69,7 @@ HOLDER = textwrap.dedent(
     from c360.pipeline.batch_lock import batch_lock
     from c360.stores import open_store
 
-    with batch_lock(open_store(sys.argv[1]), dt.timedelta(seconds=1), owner="dead-holder"):
+    with batch_lock(open_store(sys.argv[1]), dt.timedelta(seconds=2), owner="dead-holder"):
         print("held", flush=True)
         time.sleep(600)
     """
@@ -81,7 +81,7 @@ def test_a_dead_holders_lease_expires_and_is_taken_over(store: ServingStore) -> 
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
         try:
             assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-            time.sleep(2.5)  # more than its TTL: the holder renews it
+            time.sleep(3)  # more than its TTL: the holder renews it
             with (
                 pytest.raises(BatchLocked, match="held by dead-holder since"),
                 batch_lock(store, 60 * SECOND),
@@ -91,7 +91,7 @@ def test_a_dead_holders_lease_expires_and_is_taken_over(store: ServingStore) -> 
             holder.kill()  # SIGKILL: no release, no more renewals
     held = store.lease(LEASE)
     assert held is not None and held.owner == "dead-holder"  # still there, expiring
-    with batch_lock(store, 60 * SECOND, wait=5 * SECOND) as lock:
+    with batch_lock(store, 60 * SECOND, wait=10 * SECOND) as lock:
         assert store.lease(LEASE).owner == lock.owner  # type: ignore[union-attr]
         waited = dt.datetime.now(dt.UTC) - held.expires_at
         assert waited >= dt.timedelta(0)  # taken over only once it had expired
