@@ -642,6 +642,36 @@ class WebhookSettings(_Section):
         return value
 
 
+class BatchSettings(_Section):
+    """The daily batch's scheduling: one batch at a time (a lease in the serving store) and
+    the retries of ``c360 batch schedule``."""
+
+    lock_ttl_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="the batch lock's lease: renewed every third of it while a batch runs; a "
+        "dead holder's lease is taken over after it",
+    )
+    retries: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="c360 batch schedule: tries of a failed day again (resuming at the failed "
+        "step) before it waits for the next day",
+    )
+    retry_base_seconds: float = Field(
+        60.0, gt=0, description="the first retry waits up to this (full jitter), doubling after"
+    )
+    retry_cap_seconds: float = Field(
+        3600.0, gt=0, description="no retry of a failed day waits longer than this"
+    )
+    first_date: dt.date = Field(
+        dt.date(2025, 1, 1),
+        description="the Dagster code location's first daily partition (backfills start there)",
+    )
+
+
 class MetricsSettings(_Section):
     """Where the daily batch leaves its metrics for Prometheus (a batch job is not scraped
     while it runs: it writes a file the node exporter serves, or pushes to a Pushgateway)."""
@@ -792,6 +822,7 @@ class Settings(_Section):
     events: EventSettings = EventSettings()
     timeline: TimelineSettings = TimelineSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    batch: BatchSettings = BatchSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     churn: ChurnSettings = ChurnSettings()

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from c360.config import MetricsSettings, load_config
-from c360.pipeline import batch_metrics
+from c360.pipeline import batch_metrics, daily
 from c360.pipeline.daily import DayResult, StepResult, run_day
 from c360.stores import ServingStore, StepRecord, open_store
 from ports import free_port
@@ -141,3 +141,29 @@ def test_run_day_leaves_its_metrics_even_when_a_step_fails(tmp_path: Path) -> No
     statuses = {labels: v for (name, labels), v in found.items() if name == status}
     failed = [labels for labels, v in statuses.items() if ("status", "failed") in labels and v]
     assert failed == [(("status", "failed"), ("step", result.steps[-1].step))]
+
+
+def test_a_step_that_crashes_is_reported_failed_before_the_error_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "textfile"
+    settings = load_config(environ={
+        "C360_SERVING_URL": f"sqlite:///{tmp_path / 'serving.db'}",
+        "C360_LAKE_URL": str(tmp_path / "lake"),
+        "C360_METRICS_TEXTFILE_DIR": str(folder),
+    }).settings  # fmt: skip
+
+    def crash(*args: object) -> None:
+        raise KeyError("customer 42")  # a bug, not a classified error
+
+    monkeypatch.setitem(daily.STEPS, "ingest", crash)
+    with pytest.raises(KeyError):
+        run_day(settings, DAY)
+    found = values((folder / batch_metrics.TEXTFILE).read_text())
+    assert found[("c360_batch_step_status", (("status", "failed"), ("step", "ingest")))] == 1
+    store = open_store(settings.serving.url)
+    try:
+        assert store.step_records(DAY)["ingest"].status == "failed"
+        assert store.lease("batch") is None  # the lock was given back
+    finally:
+        store.dispose()

@@ -1,9 +1,9 @@
 """The test suite's policy for services and optional extras: one plugin owns it.
 
 **Markers.** A test that needs a service or an optional extra carries its marker (declared in
-pyproject.toml): ``postgres``, ``mysql``, ``spark``, ``kafka``, ``browser``, ``prometheus``. The
-default run
-selects everything; ``-m "not spark"`` and the like leave a backend out.
+pyproject.toml): ``postgres``, ``mysql``, ``spark``, ``kafka``, ``browser``, ``prometheus``,
+``dagster``. The default run selects everything; ``-m "not spark"`` and the like leave a
+backend out.
 
 **Requirements.** Before a marked test is set up, the plugin checks what its marker needs, once
 per session (the answer is cached):
@@ -18,6 +18,7 @@ kafka     confluent-kafka importable (the tests run on librdkafka's in-process m
           cluster, ``tests/kafka_mock.py``: no broker to install)
 browser   Playwright importable; a ``chromium`` on PATH
 prometheus  ``promtool`` and ``prometheus-pushgateway`` on PATH (Debian's packages of those names)
+dagster   Dagster importable (``c360[dagster]``)
 ========  =================================================================================
 
 **Skip on a laptop, fail in CI.** When a requirement is missing the test is skipped with the
@@ -159,6 +160,10 @@ def _check_kafka() -> str | None:
     return _importable("confluent_kafka", "confluent-kafka", "kafka")
 
 
+def _check_dagster() -> str | None:
+    return _importable("dagster", "dagster", "dagster")
+
+
 def _check_browser() -> str | None:
     if missing := _importable("playwright.sync_api", "playwright", None):
         return missing
@@ -190,6 +195,7 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("kafka", _check_kafka),
         Requirement("browser", _check_browser),
         Requirement("prometheus", _check_prometheus),
+        Requirement("dagster", _check_dagster),
     )
 }
 

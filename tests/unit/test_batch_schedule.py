@@ -13,11 +13,12 @@ from click.testing import CliRunner
 from c360.cli.main import cli
 from c360.config import Settings
 from c360.errors import ConfigError, DataError, TransientError
+from c360.pipeline.batch_lock import BatchLocked
 from c360.pipeline.daily import DayResult, StepResult, parse_daily_time, run_schedule
 from c360.retry import Backoff
 
 UTC = dt.UTC
-SETTINGS = Settings.model_validate({})
+SETTINGS = Settings.model_validate({"batch": {"retries": 2}})
 D = dt.date(2025, 3, 1)
 AT = dt.time(2, 0)
 
@@ -74,16 +75,16 @@ class Script:
         )
 
 
-def test_it_runs_yesterday_at_the_time_and_outlives_failed_days(
+def test_it_runs_yesterday_at_the_time_and_retries_a_failed_day_with_backoff(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     time = FakeTime(dt.datetime(2025, 3, 2, 1, 30, tzinfo=UTC))  # before 02:00: D's run is today
     script = Script(
         time,
         {
-            D: [day(D, "failed", "identity: a giant cluster")],
-            after(1): [KeyError("customer 42")],  # an unexpected bug
-            after(2): [TransientError("store down"), TransientError("still")],
+            D: [day(D, "failed", "identity: a giant cluster")],  # then resumed, and succeeds
+            after(1): [KeyError("customer 42")] * 3,  # an unexpected bug, every try
+            after(2): [TransientError("store down"), BatchLocked("another batch is running")],
         },
         days=4,
     )
@@ -93,16 +94,26 @@ def test_it_runs_yesterday_at_the_time_and_outlives_failed_days(
         backoff = Backoff(base=1.0, cap=4.0)
         script.schedule(on_wait=waits.append, on_result=reported.append, backoff=backoff)
     dates = [date for date, _ in script.calls]
-    assert dates == [D, after(1), after(2), after(2), after(2), after(3)]  # none skipped
+    assert dates == [D, D, after(1), after(1), after(1), after(2), after(2), after(2), after(3)]
     assert waits == [dt.datetime(2025, 3, n, 2, 0, tzinfo=UTC) for n in (2, 3, 4, 5)]
     assert script.calls[0][1] == dt.datetime(2025, 3, 2, 2, 0, tzinfo=UTC)  # on time
     assert time.waits[0] == 30 * 60
-    assert 0 <= time.waits[3] <= 1.0 and 0 <= time.waits[4] <= 2.0  # backoff between retries
-    assert [r.batch_date for r in reported] == [D, after(2), after(3)]
-    assert "batch 2025-03-01 failed at step identity: identity: a giant cluster" in caplog.text
-    assert "batch 2025-03-02 failed: KeyError raised at" in caplog.text
+    retry_waits = [time.waits[1], time.waits[3], time.waits[4], time.waits[6], time.waits[7]]
+    caps = (1, 1, 2, 1, 2)  # exponential backoff, reset after each day
+    assert all(0 <= w <= cap for w, cap in zip(retry_waits, caps, strict=True))
+    assert [r.batch_date for r in reported] == [D, D, after(2), after(3)]
+    assert (
+        "batch 2025-03-01 failed at step identity: identity: a giant cluster; trying again in"
+        in caplog.text
+    )
+    assert "(retry 1 of 2)" in caplog.text
+    assert (
+        "batch 2025-03-02 failed: KeyError raised at" in caplog.text
+        and "gave up after 3 tries, going on with 2025-03-03 at its time" in caplog.text
+    )
     assert "customer 42" not in caplog.text  # an unclassified message is not logged
-    assert "batch 2025-03-03: store down; retrying in" in caplog.text
+    assert "batch 2025-03-03 failed: store down; trying again in" in caplog.text
+    assert "batch 2025-03-03 failed: another batch is running; trying again in" in caplog.text
 
 
 def test_after_the_time_the_first_run_is_tomorrow() -> None:
@@ -141,14 +152,33 @@ def test_a_config_error_ends_the_schedule() -> None:
     assert len(script.calls) == 1
 
 
-def test_a_terminal_error_outside_the_steps_is_logged_and_the_next_day_runs(
+def test_without_retries_a_failed_day_is_logged_and_the_next_day_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     time = FakeTime(dt.datetime(2025, 3, 2, 1, 0, tzinfo=UTC))
     script = Script(time, {D: [DataError("run log damaged")]}, days=2)
-    script.schedule()
+    no_retries = Settings.model_validate({"batch": {"retries": 0}})
+    run_schedule(
+        no_retries, AT, should_stop=script.done, clock=time.clock, sleep=time.sleep, run=script
+    )
     assert [date for date, _ in script.calls] == [D, after(1)]
-    assert "batch 2025-03-01 failed: run log damaged; going on with 2025-03-02" in caplog.text
+    assert (
+        "batch 2025-03-01 failed: run log damaged; gave up after 1 tries, going on with "
+        "2025-03-02 at its time" in caplog.text
+    )
+
+
+def test_the_default_backoff_comes_from_the_settings() -> None:
+    time = FakeTime(dt.datetime(2025, 3, 2, 1, 0, tzinfo=UTC))
+    script = Script(time, {D: [TransientError("down")] * 2}, days=1)
+    settings = Settings.model_validate(
+        {"batch": {"retries": 5, "retry_base_seconds": 10, "retry_cap_seconds": 15}}
+    )
+    run_schedule(
+        settings, AT, should_stop=script.done, clock=time.clock, sleep=time.sleep, run=script
+    )
+    assert len(script.calls) == 3
+    assert 0 <= time.waits[1] <= 10 and 0 <= time.waits[2] <= 15
 
 
 def test_a_stop_during_a_wait_ends_it_without_running() -> None:
@@ -175,7 +205,9 @@ def test_daily_times(text: str, expected: dt.time) -> None:
     assert parse_daily_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["24:00", "12:60", "noon", "12", "12:5", "-1:00", "1:00:00"])
+@pytest.mark.parametrize(
+    "text", ["25:00", "24:00", "12:60", "abc", "noon", "12", "12:5", "-1:00", "1:00:00", ""]
+)
 def test_bad_daily_times_are_refused_by_the_command(text: str) -> None:
     with pytest.raises(ValueError, match="HH:MM"):
         parse_daily_time(text)

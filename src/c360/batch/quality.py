@@ -7,7 +7,7 @@ is in the run log. Non-critical checks only warn.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -26,6 +26,23 @@ WATCHED_SOURCES = (
 )
 
 
+ROW_COUNT, NOT_NULL, UNIQUE, EMAIL_NULLS = (
+    "profile row count",
+    "person_id not null",
+    "person_id unique",
+    "email null rate",
+)
+
+
+def freshness_check(source: str, table: str) -> str:
+    return f"freshness {source}.{table}"
+
+
+def check_names(watched: Iterable[tuple[str, str]]) -> list[str]:
+    """The names of the checks :func:`run_checks` runs with ``watched`` source tables."""
+    return [ROW_COUNT, NOT_NULL, UNIQUE, EMAIL_NULLS, *(freshness_check(*t) for t in watched)]
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -35,8 +52,11 @@ class Check:
 
 
 class QualityError(TerminalError):
-    def __init__(self, failed: list[Check]) -> None:
+    """Critical checks failed; ``checks`` holds every check's result, ``failed`` those."""
+
+    def __init__(self, failed: list[Check], checks: list[Check] | None = None) -> None:
         self.failed = failed
+        self.checks = checks if checks is not None else failed
         super().__init__("; ".join(f"{c.name}: {c.detail}" for c in failed))
 
 
@@ -50,10 +70,10 @@ class Earlier:
 
 def _row_count(earlier: Earlier | None, settings: QualitySettings, rows: int) -> Check:
     if earlier is None:
-        return Check("profile row count", True, True, f"{rows} persons; no earlier day to compare")
+        return Check(ROW_COUNT, True, True, f"{rows} persons; no earlier day to compare")
     change = abs(rows - earlier.rows) / max(earlier.rows, 1)
     return Check(
-        "profile row count",
+        ROW_COUNT,
         change <= settings.row_count_tolerance,
         True,
         f"{rows} persons vs {earlier.rows} on {earlier.day} ({change:.1%} change, tolerance "
@@ -71,7 +91,7 @@ def _freshness(
         detail = "no data yet" if age is None else f"newest partition {last} ({age} days old)"
         checks.append(
             Check(
-                f"freshness {source}.{table}", fresh, settings.stale_source_blocks_publish, detail
+                freshness_check(source, table), fresh, settings.stale_source_blocks_publish, detail
             )
         )
     return checks
@@ -93,15 +113,15 @@ def run_checks(
     missing_email = person.column("email").null_count / max(person.num_rows, 1)
     return [
         _row_count(earlier, settings, profile.num_rows),
-        Check("person_id not null", ids.null_count == 0, True, f"{ids.null_count} null ids"),
+        Check(NOT_NULL, ids.null_count == 0, True, f"{ids.null_count} null ids"),
         Check(
-            "person_id unique",
+            UNIQUE,
             distinct == profile.num_rows,
             True,
             f"{profile.num_rows - distinct} duplicated ids",
         ),
         Check(
-            "email null rate",
+            EMAIL_NULLS,
             missing_email <= settings.max_null_rate,
             True,
             f"{missing_email:.2%} of persons without email (max {settings.max_null_rate:.0%};"
@@ -114,4 +134,4 @@ def run_checks(
 def enforce(checks: list[Check]) -> None:
     failed = [c for c in checks if c.critical and not c.passed]
     if failed:
-        raise QualityError(failed)
+        raise QualityError(failed, checks)

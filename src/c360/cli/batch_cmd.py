@@ -48,7 +48,9 @@ def run(
     skip_ingest: bool,
     as_json: bool,
 ) -> None:
-    """Ingest → identity → features → score → quality → publish → segments, for a date or range."""
+    """Ingest → identity → features → score → quality → publish → segments, for a date or range.
+
+    Refused while another batch runs (the batch lock)."""
     from c360.pipeline.daily import run_range
 
     if day is not None and (first or last):
@@ -117,9 +119,10 @@ def _daily_time(ctx: click.Context, param: click.Parameter, value: str) -> dt.ti
 def schedule(app: AppContext, at: dt.time) -> None:
     """Run yesterday's batch every day at a fixed UTC time, until Ctrl-C (or use cron).
 
-    A failed day is logged and the schedule goes on with the next; a passing error outside
-    the steps (e.g. the serving store unreachable) is retried with backoff; a configuration
-    error ends it.
+    A failed day (a step failed, another batch holds the batch lock, the store unreachable)
+    is logged and tried again with exponential backoff, resuming at the failed step, up to
+    batch.retries times; then the schedule waits for the next date. A configuration error
+    ends it.
     """
     from c360.pipeline.daily import run_schedule
 

@@ -206,6 +206,18 @@ batch_run = Table(
     Column("detail", Text),
 )
 
+# Leases that keep work from running twice at once, one row per lease (``batch``: the daily
+# batch, taken by ``c360 batch run|schedule`` and the Dagster assets). Times are epoch
+# milliseconds of the database's clock, so hosts with skewed clocks agree on expiry.
+batch_lock = Table(
+    "batch_lock",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
 # API keys of the Profile API (c360 keys create|list|revoke). The key itself is shown once, at
 # creation: ``c360_<key_id>_<secret>``; only the SHA-256 of the secret is kept. ``scopes`` is
 # space-separated (profiles:read, profiles:search, admin); ``rate_limit_per_s`` overrides the

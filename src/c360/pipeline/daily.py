@@ -5,7 +5,8 @@ succeeded before is skipped unless ``force``; a failed step stops the run (later
 run, so a failed quality check keeps yesterday's profile serving) and the next run resumes
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
 ``run_schedule`` runs yesterday's batch every day at a fixed UTC time and outlives failures:
-see its docstring. After each day, its metrics go where ``metrics.*`` says
+see its docstring. One batch runs at a time: ``run_day`` holds the batch lock
+(:mod:`c360.pipeline.batch_lock`). After each day, its metrics go where ``metrics.*`` says
 (:mod:`c360.pipeline.batch_metrics`).
 """
 
@@ -19,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from c360 import logformat, retry
+from c360.batch.quality import Check, QualityError
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
-from c360.errors import C360Error, ConfigError, TransientError, raised_at
+from c360.errors import C360Error, ConfigError, raised_at
 from c360.lake import Lake
 from c360.pipeline import batch_metrics
-from c360.pipeline.steps import STEPS
+from c360.pipeline.batch_lock import HeldLock, batch_lock
+from c360.pipeline.steps import STEPS, Step
 from c360.stores import ServingStore, StepRecord, open_store
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,10 @@ class StepResult:
     seconds: float
     rows: int | None
     detail: str | None
+    checks: tuple[Check, ...] = ()  # the quality step's data-quality results, passed or not
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "checks": [check.__dict__ for check in self.checks]}
 
 
 @dataclass
@@ -86,15 +93,32 @@ class DayResult:
         return {
             "batch_date": self.batch_date.isoformat(),
             "status": self.status,
-            "steps": [s.__dict__ for s in self.steps],
+            "steps": [s.as_dict() for s in self.steps],
         }
+
+    @classmethod
+    def recorded(cls, store: ServingStore, day: dt.date) -> DayResult:
+        """Day D as the run log holds it: each step's latest attempt."""
+        return cls(
+            day,
+            [
+                StepResult(r.step, r.status, r.seconds or 0.0, r.rows, r.detail)
+                for r in store.step_records(day).values()
+            ],
+        )
 
 
 def run_day(
     settings: Settings, day: dt.date, *, force: bool = False, skip: tuple[str, ...] = ()
 ) -> DayResult:
+    """Run day D's steps under the batch lock (:mod:`c360.pipeline.batch_lock`):
+    :class:`~c360.pipeline.batch_lock.BatchLocked` if another batch is running."""
     with logformat.log_context(batch_date=day.isoformat()):
         return _run_day(settings, day, force=force, skip=skip)
+
+
+def lock_ttl(settings: Settings) -> dt.timedelta:
+    return dt.timedelta(seconds=settings.batch.lock_ttl_seconds)
 
 
 def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, ...]) -> DayResult:
@@ -103,45 +127,110 @@ def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, 
     result = DayResult(day)
     try:
         store.migrate()
-        runlog = RunLog(store)
-        done = {
-            name for name, record in store.step_records(day).items() if record.status == "succeeded"
-        }
-        for name, step in STEPS.items():
-            if name in skip or (name in done and not force):
-                result.steps.append(
-                    StepResult(
-                        name,
-                        "done-before" if name in done else "skipped",
-                        0.0,
-                        None,
-                        "skipped by request" if name in skip else None,
-                    )
-                )
-                continue
-            started, clock = runlog.start(day, name), time.perf_counter()
+        with batch_lock(store, lock_ttl(settings)) as held:
             try:
-                outcome = step(settings, lake, day)
-            except C360Error as exc:
-                runlog.finish(day, name, started, "failed", detail=str(exc))
-                result.steps.append(
-                    StepResult(name, "failed", time.perf_counter() - clock, None, str(exc))
-                )
-                log.error("batch %s: step %s failed: %s", day, name, exc)
-                break
-            except Exception as exc:
-                runlog.finish(day, name, started, "failed", detail=f"{type(exc).__name__}: {exc}")
-                raise
-            runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
-            result.steps.append(
-                StepResult(
-                    name, outcome.status, time.perf_counter() - clock, outcome.rows, outcome.detail
-                )
-            )
-        batch_metrics.export(settings.metrics, result, store)
+                _run_steps(settings, store, lake, result, held, force=force, skip=skip)
+            finally:  # a failed or crashed run is reported too: its alert rules fire
+                batch_metrics.export(settings.metrics, result, store)
     finally:
         store.dispose()
     return result
+
+
+def _run_steps(
+    settings: Settings,
+    store: ServingStore,
+    lake: Lake,
+    result: DayResult,
+    held: HeldLock,
+    *,
+    force: bool,
+    skip: tuple[str, ...],
+) -> None:
+    day = result.batch_date
+    done = {
+        name for name, record in store.step_records(day).items() if record.status == "succeeded"
+    }
+    for name in STEPS:
+        if name in skip or (name in done and not force):
+            result.steps.append(
+                StepResult(
+                    name,
+                    "done-before" if name in done else "skipped",
+                    0.0,
+                    None,
+                    "skipped by request" if name in skip else None,
+                )
+            )
+            continue
+        held.check()
+        clock = time.perf_counter()
+        try:
+            step = run_step(settings, store, lake, day, name)
+        except Exception as exc:
+            reason = f"{type(exc).__name__} raised at {raised_at(exc)}"
+            result.steps.append(
+                StepResult(name, "failed", time.perf_counter() - clock, None, reason)
+            )
+            raise
+        result.steps.append(step)
+        if step.status == "failed":
+            break
+
+
+def run_step(
+    settings: Settings,
+    store: ServingStore,
+    lake: Lake,
+    day: dt.date,
+    name: str,
+    step: Step | None = None,
+) -> StepResult:
+    """Run step ``name`` of day D (``step``, by default ``STEPS[name]``), recorded in the run log.
+
+    A :class:`~c360.errors.C360Error` is the step's failure, returned (status ``failed``, the
+    reason in ``detail``, a failed quality check's results in ``checks``); any other error is
+    recorded as the failure and raised. The caller holds the batch lock."""
+    runlog = RunLog(store)
+    started, clock = runlog.start(day, name), time.perf_counter()
+    try:
+        outcome = (step or STEPS[name])(settings, lake, day)
+    except C360Error as exc:
+        runlog.finish(day, name, started, "failed", detail=str(exc))
+        log.error("batch %s: step %s failed: %s", day, name, exc)
+        checks = tuple(exc.checks) if isinstance(exc, QualityError) else ()
+        return StepResult(name, "failed", time.perf_counter() - clock, None, str(exc), checks)
+    except Exception as exc:
+        runlog.finish(day, name, started, "failed", detail=f"{type(exc).__name__}: {exc}")
+        raise
+    runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
+    seconds = time.perf_counter() - clock
+    return StepResult(name, outcome.status, seconds, outcome.rows, outcome.detail, outcome.checks)
+
+
+def run_locked_step(
+    settings: Settings,
+    day: dt.date,
+    name: str,
+    step: Step | None = None,
+    *,
+    wait: dt.timedelta = dt.timedelta(0),
+) -> StepResult:
+    """One step of day D on its own, as an orchestrator runs the pipeline (step by step, each
+    in its own process): under the batch lock, waiting up to ``wait`` for it, recorded in the
+    run log; the batch metrics are written after it from the day's run log."""
+    with logformat.log_context(batch_date=day.isoformat()):
+        lake = Lake(settings.lake.url)
+        store = open_store(settings.serving.url)
+        try:
+            store.migrate()
+            with batch_lock(store, lock_ttl(settings), wait=wait):
+                try:
+                    return run_step(settings, store, lake, day, name, step)
+                finally:
+                    batch_metrics.export(settings.metrics, DayResult.recorded(store, day), store)
+        finally:
+            store.dispose()
 
 
 def run_range(
@@ -222,18 +311,20 @@ def run_schedule(
     The batch of date D is due at ``at`` on D + 1; the first is the next one due. A date whose
     run ends after the next is due is followed at once by the next date, so none is skipped.
 
-    - A failed day (a step failed: the run log records which and why) is logged with its reason
-      and the schedule goes on with the next date (``c360 batch run --date D`` resumes it).
-    - A :class:`~c360.errors.TransientError` raised outside the steps (the serving store
-      unreachable while the run log is opened, ...) is retried with ``backoff``
-      (:class:`c360.retry.Backoff`) until the day runs.
-    - A :class:`~c360.errors.ConfigError` ends the schedule: nothing will fix itself.
-    - Any other error is logged and the schedule goes on with the next date.
+    A failed try of a day — a step failed (the run log says which and why), another batch holds
+    the lock, the store is unreachable, an unexpected error — is logged and tried again after
+    ``backoff`` (default: exponential with full jitter from ``batch.retry_base_seconds`` up to
+    ``batch.retry_cap_seconds``), at most ``batch.retries`` times; each try resumes at the
+    failed step. Then the schedule waits for the next date (``c360 batch run --date D`` resumes
+    the failed one). Each try that ran steps wrote the batch metrics, so the alert rules on a
+    failed step fire. A :class:`~c360.errors.ConfigError` ends the schedule: nothing will fix
+    itself.
 
-    ``on_wait(due)`` is called before each wait, ``on_result`` after each day that ran; ``clock``,
-    ``sleep`` (``(seconds, should_stop) -> stopped``) and ``run`` are there for tests.
+    ``on_wait(due)`` is called before each wait, ``on_result`` after each try that ran;
+    ``clock``, ``sleep`` (``(seconds, should_stop) -> stopped``) and ``run`` are there for tests.
     """
-    backoff = backoff or retry.Backoff()
+    batch = settings.batch
+    backoff = backoff or retry.Backoff(batch.retry_base_seconds, batch.retry_cap_seconds)
     now = clock()
     first_due = dt.datetime.combine(now.date(), at, tzinfo=dt.UTC)
     day = now.date() - dt.timedelta(days=1 if first_due > now else 0)
@@ -243,36 +334,21 @@ def run_schedule(
             on_wait(due)
         if sleep(max(0.0, (due - clock()).total_seconds()), should_stop):
             return
-        while True:
-            try:
-                result = run(settings, day)
-            except ConfigError:
-                raise
-            except TransientError as exc:
-                delay = backoff.next_delay()
-                log.warning(
-                    "batch %s: %s; retrying in %.1fs (failure %d in a row)",
-                    day,
-                    exc,
-                    delay,
-                    backoff.failures,
-                )
-                if sleep(delay, should_stop):
-                    return
-                continue
-            except C360Error as exc:
-                log.error("batch %s failed: %s; going on with %s", day, exc, _next(day))
-            except Exception as exc:  # unclassified: its message might quote data, not logged
+        while (failure := _try_day(settings, day, run, on_result)) is not None:
+            if backoff.failures >= batch.retries:
+                tries = backoff.failures + 1
                 log.error(
-                    "batch %s failed: %s raised at %s; going on with %s",
-                    day,
-                    type(exc).__name__,
-                    raised_at(exc),
-                    _next(day),
-                )
-            else:
-                _report(result, on_result)
-            break
+                    "batch %s %s; gave up after %d tries, going on with %s at its time",
+                    day, failure, tries, _next(day),
+                )  # fmt: skip
+                break
+            delay = backoff.next_delay()
+            log.warning(
+                "batch %s %s; trying again in %.1fs (retry %d of %d)",
+                day, failure, delay, backoff.failures, batch.retries,
+            )  # fmt: skip
+            if sleep(delay, should_stop):
+                return
         backoff.reset()
         day = _next(day)
 
@@ -281,15 +357,24 @@ def _next(day: dt.date) -> dt.date:
     return day + dt.timedelta(days=1)
 
 
-def _report(result: DayResult, on_result: Callable[[DayResult], None] | None) -> None:
+def _try_day(
+    settings: Settings,
+    day: dt.date,
+    run: Callable[[Settings, dt.date], DayResult],
+    on_result: Callable[[DayResult], None] | None,
+) -> str | None:
+    """Run day D once: None if it succeeded, else what went wrong (for the log)."""
+    try:
+        result = run(settings, day)
+    except ConfigError:
+        raise
+    except C360Error as exc:
+        return f"failed: {exc}"
+    except Exception as exc:  # unclassified: its message might quote data, not logged
+        return f"failed: {type(exc).__name__} raised at {raised_at(exc)}"
     if on_result is not None:
         on_result(result)
     failed = [step for step in result.steps if step.status == "failed"]
     if failed:
-        log.error(
-            "batch %s failed at step %s: %s; going on with %s",
-            result.batch_date,
-            failed[0].step,
-            failed[0].detail,
-            _next(result.batch_date),
-        )
+        return f"failed at step {failed[0].step}: {failed[0].detail}"
+    return None

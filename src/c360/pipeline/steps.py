@@ -36,20 +36,38 @@ class Outcome:
     status: str  # succeeded | skipped
     rows: int | None = None
     detail: str | None = None
+    checks: tuple[quality.Check, ...] = ()  # the quality step's data-quality results
+
+
+Step = Callable[[Settings, Lake, dt.date], Outcome]
 
 
 def _identity_input(lake: Lake, day: dt.date) -> LakeInput:
     return snapshot(lake, "identity", "identity_map", day, IDENTITY_MAP, zone=ZONE)
 
 
-def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
-    reports = ingest(settings, day, enabled_sources(settings))
+def _ingest(settings: Settings, day: dt.date, sources: tuple[str, ...]) -> Outcome:
+    reports = ingest(settings, day, sources)
     quarantined = sum(r.quarantined for r in reports)
     return Outcome(
         "succeeded",
         sum(r.rows for r in reports),
         f"{len(reports)} tables, {quarantined} rows quarantined",
     )
+
+
+def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """Every enabled source (:func:`~c360.ingest.run.enabled_sources`) into the raw zone."""
+    return _ingest(settings, day, enabled_sources(settings))
+
+
+def ingest_source(source: str) -> Step:
+    """The ingest step of one source alone (an orchestrator's asset per source)."""
+
+    def run(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+        return _ingest(settings, day, (source,))
+
+    return run
 
 
 def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -84,21 +102,27 @@ def _earlier_profile(lake: Lake, day: dt.date) -> quality.Earlier | None:
     return quality.Earlier(earlier[-1], rows)
 
 
+def watched_sources(settings: Settings) -> list[tuple[str, str]]:
+    """The (source, table) pairs of :data:`~c360.batch.quality.WATCHED_SOURCES` whose source
+    is enabled (``sources.enabled``): those whose freshness the quality step checks."""
+    enabled = {"shop", *settings.sources.enabled}
+    return [(source, table) for source, table in quality.WATCHED_SOURCES if source in enabled]
+
+
 def newest_partitions(
     settings: Settings, lake: Lake, day: dt.date
 ) -> dict[tuple[str, str], dt.date | None]:
-    """The newest partition of each watched table of the enabled sources (``sources.enabled``)."""
-    enabled = {"shop", *settings.sources.enabled}
+    """The newest partition on or before D of each watched table of the enabled sources."""
     newest: dict[tuple[str, str], dt.date | None] = {}
-    for source, table in quality.WATCHED_SOURCES:
-        if source not in enabled:
-            continue
+    for source, table in watched_sources(settings):
         days = [d for d in lake.partitions(source, table) if d <= day]
         newest[source, table] = days[-1] if days else None
     return newest
 
 
 def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
+    """The data-quality checks of D's profile (:mod:`c360.batch.quality`); a failed critical
+    one raises :class:`~c360.batch.quality.QualityError` (with every check's result)."""
     checks = quality.run_checks(
         day,
         lake.read_partition("profile", "batch_profile", day, ZONE),
@@ -110,7 +134,7 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     quality.enforce(checks)
     warnings = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     detail = f"{len(checks)} checks passed" if not warnings else "warnings: " + "; ".join(warnings)
-    return Outcome("succeeded", len(checks), detail)
+    return Outcome("succeeded", len(checks), detail, tuple(checks))
 
 
 def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -215,7 +239,7 @@ def run_retention(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     return Outcome("succeeded", len(report.partitions) + report.log_records, report.detail())
 
 
-STEPS: dict[str, Callable[[Settings, Lake, dt.date], Outcome]] = {
+STEPS: dict[str, Step] = {
     "ingest": run_ingest,
     "identity": run_identity,
     "features": run_features,

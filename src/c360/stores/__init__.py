@@ -1,11 +1,13 @@
 """Serving stores: SQLite (embedded default) and PostgreSQL, behind one interface."""
 
 from c360.stores.base import ServingStore, StoreError, StoreUnavailable, open_store
+from c360.stores.leases import Lease
 from c360.stores.realtime import DeadLetter, MicroBatch, OffsetConflict, PreparedBatch
 from c360.stores.runlog import StepRecord
 
 __all__ = [
     "DeadLetter",
+    "Lease",
     "MicroBatch",
     "OffsetConflict",
     "PreparedBatch",

@@ -53,6 +53,7 @@ from c360.stores import (
     audit,
     consent,
     erasure,
+    leases,
     live_segments,
     migrations,
     profiles,
@@ -501,6 +502,28 @@ class ServingStore:
         with self._reading("reading the run log") as conn:
             return runlog.last_successes(conn)
 
+    # -- leases: work that must not run twice at once --------------------------------------
+    def take_lease(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        """Take lease ``name`` for ``owner`` until ``ttl`` from now (the database's clock): True
+        if it was free, expired or ``owner``'s already (:mod:`.leases`)."""
+        with self._transaction(f"taking lease {name}") as conn:
+            return leases.take(conn, self.dialect, name, owner, _ms(ttl))
+
+    def renew_lease(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        """Extend ``owner``'s lease to ``ttl`` from now; False if another owner has taken it."""
+        with self._transaction(f"renewing lease {name}") as conn:
+            return leases.renew(conn, self.dialect, name, owner, _ms(ttl))
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give ``owner``'s lease up; False if ``owner`` did not hold it."""
+        with self._transaction(f"releasing lease {name}") as conn:
+            return leases.release(conn, name, owner)
+
+    def lease(self, name: str) -> leases.Lease | None:
+        """The lease's holder as stored (it may have expired), or None."""
+        with self._reading(f"reading lease {name}") as conn:
+            return leases.holder(conn, name)
+
     def dead_letters_since(self, since: dt.datetime) -> dict[str, int]:
         """Dead letters received after ``since`` (naive UTC), per topic."""
         table = serving.dead_letter
@@ -716,6 +739,10 @@ class ServingStore:
         own reads are the methods above."""
         with self._reading("running a query") as conn:
             return [dict(row._mapping) for row in conn.execute(text(sql), dict(params or {}))]
+
+
+def _ms(duration: dt.timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
 
 
 def open_store(url: str) -> ServingStore:
