@@ -61,7 +61,8 @@ import logging
 import threading
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,7 @@ from fastapi.responses import JSONResponse
 
 from c360.api import metrics, openapi
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, CollectorSettings, LogSettings
+from c360.contracts import reasons
 from c360.contracts.segment import (
     MESSAGE_TYPES,
     InvalidMessage,
@@ -93,7 +95,9 @@ _DRAIN_BYTES = 8 * 1024 * 1024
 
 class Reject(Exception):
     """An answer other than 200: the status, a machine-readable code, the reason (Segment's
-    ``detail``) and extra response fields."""
+    ``detail``) and extra response fields; ``refused``: the refused messages by reason code
+    (:mod:`c360.contracts.reasons`), for the metrics — one message of no known reason by
+    default."""
 
     def __init__(
         self,
@@ -103,6 +107,7 @@ class Reject(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        refused: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -110,6 +115,7 @@ class Reject(Exception):
         self.detail = detail
         self.headers = headers
         self.extra = extra or {}
+        self.refused: Mapping[str, int] = refused or {"": 1}
 
     def response(self) -> JSONResponse:
         body = {"success": False, "code": self.code, "detail": self.detail, **self.extra}
@@ -359,11 +365,14 @@ class Collector:
         try:
             record = self._prepare(payload, _received(), kind=kind)
         except InvalidMessage as exc:
-            raise Reject(400, "invalid_message", f"invalid message: {exc.reason}") from None
+            raise Reject(
+                400, "invalid_message", f"invalid message: {exc.reason}", refused={exc.code: 1}
+            ) from None
         self.log.append(TOPIC, [record])
         return {"success": True}
 
-    def batch(self, body: bytes, authorization: str | None) -> dict[str, Any]:
+    def batch(self, body: bytes, authorization: str | None) -> tuple[dict[str, Any], Counter[str]]:
+        """The answer to a batch, and its refused messages by reason code."""
         payload = _json_object(body, "the batch")
         self._authenticate(authorization, payload)
         items = payload.get("batch")
@@ -381,23 +390,33 @@ class Collector:
         received = _received()
         records: list[tuple[str, bytes]] = []
         rejected: list[dict[str, Any]] = []
+        refused: Counter[str] = Counter()
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
-                    raise InvalidMessage(f"not a JSON object (got {type(item).__name__})")
+                    raise InvalidMessage(
+                        f"not a JSON object (got {type(item).__name__})", reasons.NOT_OBJECT
+                    )
                 records.append(self._prepare(item, received, batch=payload))
             except InvalidMessage as exc:
                 rejected.append({"index": index, "reason": exc.reason})
+                refused[exc.code] += 1
         report = {
             "accepted": len(records),
             "rejected": rejected[:MAX_REJECTED_LISTED],
             "rejected_count": len(rejected),
         }
         if rejected and not records:
-            raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
+            raise Reject(
+                400,
+                "invalid_message",
+                "no valid message in the batch",
+                extra=report,
+                refused=refused,
+            )
         if records:
             self.log.append(TOPIC, records)
-        return {"success": True, **report}
+        return {"success": True, **report}, refused
 
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]
@@ -416,7 +435,7 @@ def collector_router(collector: Collector) -> APIRouter:
                 auth = request.headers.get("authorization")
                 answer = await run_in_threadpool(collector.single, kind, body, auth)
             except Reject as reject:
-                metrics.collected(rejected=1, code=reject.code)
+                metrics.collected(refused=reject.refused, code=reject.code)
                 return reject.response()
             metrics.collected(accepted=1)
             return JSONResponse(answer)
@@ -431,13 +450,12 @@ def collector_router(collector: Collector) -> APIRouter:
             collector.check_enabled()
             body = await read_body(request, settings.max_batch_bytes, "the batch")
             auth = request.headers.get("authorization")
-            answer = await run_in_threadpool(collector.batch, body, auth)
+            answered = await run_in_threadpool(collector.batch, body, auth)
         except Reject as reject:
-            count = reject.extra.get("rejected_count", 1)
-            metrics.collected(rejected=int(count), code=reject.code)
+            metrics.collected(refused=reject.refused, code=reject.code)
             return reject.response()
-        metrics.collected(accepted=answer["accepted"], rejected=answer["rejected_count"],
-                          code="invalid_message")  # fmt: skip
+        answer, refused = answered
+        metrics.collected(accepted=answer["accepted"], refused=refused, code="invalid_message")
         return JSONResponse(answer)
 
     for kind in MESSAGE_TYPES:

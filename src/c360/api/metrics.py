@@ -5,8 +5,9 @@
   (``/v1/profiles/{person_id}``, never the path: paths carry person ids and emails; a path no
   route matches is ``unmatched``), so the labels stay few and free of personal data;
 - ``c360_rate_limited_requests_total``: requests a key's rate limit refused (429);
-- ``c360_collector_events_total{outcome, code}``: Segment messages the collector took
-  (``accepted``) or refused (``rejected``, with the error code of its answer).
+- ``c360_collector_events_total{outcome, code, reason}``: Segment messages the collector took
+  (``accepted``) or refused (``rejected``, with the error code of its answer and, for an
+  invalid message, its reason code: :data:`c360.contracts.reasons.CODES`).
 
 With ``c360 serve --workers N`` each process counts its own requests; ``serve`` then points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and ``/metrics`` sums every worker's files
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -54,17 +55,20 @@ HTTP_LATENCY = Histogram(
 )  # fmt: skip
 RATE_LIMITED = Counter("c360_rate_limited_requests", "Requests refused by a key's rate limit")
 COLLECTED = Counter(
-    "c360_collector_events", "Segment messages the collector accepted or rejected, by error code",
-    ["outcome", "code"],
-)  # fmt: skip
+    "c360_collector_events",
+    "Segment messages the collector accepted or rejected, by error code and reason code",
+    ["outcome", "code", "reason"],
+)
 
 
-def collected(accepted: int = 0, rejected: int = 0, code: str = "") -> None:
-    """Count messages the collector took and refused (``code``: the refusal's error code)."""
+def collected(accepted: int = 0, refused: Mapping[str, int] | None = None, code: str = "") -> None:
+    """Count messages the collector took and refused (``code``: the refusal's error code;
+    ``refused``: how many by reason code, "" when the whole request was refused)."""
     if accepted:
-        COLLECTED.labels("accepted", "").inc(accepted)
-    if rejected:
-        COLLECTED.labels("rejected", code).inc(rejected)
+        COLLECTED.labels("accepted", "", "").inc(accepted)
+    for reason, count in (refused or {}).items():
+        if count:
+            COLLECTED.labels("rejected", code, reason).inc(count)
 
 
 class MetricsMiddleware:
