@@ -37,7 +37,7 @@ def _promtool(*args: str) -> str:
 
 @pytest.mark.prometheus
 def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 8 rules found" in _promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 10 rules found" in _promtool("check", "rules", RULES.name)
     assert "SUCCESS" in _promtool("test", "rules", RULE_TESTS.name)
 
 
@@ -61,13 +61,18 @@ def _read_by_dashboard() -> set[str]:
 
 
 def _batch_registry() -> CollectorRegistry:
-    """The batch's metrics (a registry per run), for a run with one step."""
+    """The batch's metrics (a registry per run), for a run of the steps that measure."""
 
     class RunLog:
         def last_successes(self) -> dict[str, dt.datetime]:
             return {"publish": dt.datetime(2025, 6, 2)}
 
-    result = DayResult(dt.date(2025, 6, 1), [StepResult("publish", "succeeded", 1.0, 5, None)])
+    identity = {"persons": 5, "merges": 1, "splits": 0, "refused_links": 2, "giant_clusters": 0}
+    result = DayResult(dt.date(2025, 6, 1), [
+        StepResult("identity", "succeeded", 1.0, 5, None, counts=identity),
+        StepResult("quality", "succeeded", 1.0, 1, None, checks={"person_id unique": True}),
+        StepResult("publish", "succeeded", 1.0, 5, None, counts={"profiles": 5}),
+    ])  # fmt: skip
     return registry_of(result, RunLog())  # type: ignore[arg-type]
 
 

@@ -43,6 +43,14 @@ def test_completed_steps_are_skipped_unless_forced(tiny_world: Settings) -> None
     first = run_day(tiny_world, DAY)
     assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), "score": "skipped"}
     assert {s.step: s.rows for s in first.steps}["publish"] == 5
+    # What the metrics read: the steps' counts and check results, structured.
+    steps = {s.step: s for s in first.steps}
+    assert steps["publish"].counts == {"profiles": 5}
+    identity = steps["identity"].counts
+    assert identity["persons"] == 5 and identity["giant_clusters"] == 0
+    assert set(identity) >= {"merges", "splits", "refused_links", "flagged_clusters"}
+    assert steps["quality"].checks["person_id unique"] is True
+    assert len(steps["quality"].checks) == steps["quality"].rows
     again = run_day(tiny_world, DAY)
     assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), "score": "skipped"}
     forced = run_day(tiny_world, DAY, force=True)
@@ -61,6 +69,8 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
     assert failed.status == "failed"
     assert [s.step for s in failed.steps] == ["ingest", "identity", "features", "score", "quality"]
     assert "profile row count" in (failed.steps[-1].detail or "")
+    checks = failed.steps[-1].checks  # the failed step still reports every check
+    assert checks["profile row count"] is False and checks["person_id unique"] is True
     assert latest_publish(settings) == DAY.isoformat()  # yesterday's profile still serving
     store = open_store(settings.serving.url)
     try:

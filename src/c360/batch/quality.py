@@ -35,8 +35,11 @@ class Check:
 
 
 class QualityError(TerminalError):
-    def __init__(self, failed: list[Check]) -> None:
+    """Critical checks failed (``failed``); ``checks``: every check of the run."""
+
+    def __init__(self, failed: list[Check], checks: list[Check] | None = None) -> None:
         self.failed = failed
+        self.checks = checks if checks is not None else failed
         super().__init__("; ".join(f"{c.name}: {c.detail}" for c in failed))
 
 
@@ -111,7 +114,12 @@ def run_checks(
     ]
 
 
+def results(checks: list[Check]) -> dict[str, bool]:
+    """Each check's name and whether it passed."""
+    return {check.name: check.passed for check in checks}
+
+
 def enforce(checks: list[Check]) -> None:
     failed = [c for c in checks if c.critical and not c.passed]
     if failed:
-        raise QualityError(failed)
+        raise QualityError(failed, checks)

@@ -15,13 +15,15 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from c360 import logformat, retry
+from c360.batch import quality
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
-from c360.errors import C360Error, ConfigError, TransientError, raised_at
+from c360.errors import C360Error, ConfigError, GiantClusterError, TransientError, raised_at
 from c360.lake import Lake
 from c360.pipeline import batch_metrics
 from c360.pipeline.steps import STEPS
@@ -71,6 +73,18 @@ class StepResult:
     seconds: float
     rows: int | None
     detail: str | None
+    counts: Mapping[str, int] = field(default_factory=dict)  # see steps.Outcome
+    checks: Mapping[str, bool] = field(default_factory=dict)
+
+
+def measured_by_failure(exc: C360Error) -> dict[str, Any]:
+    """What a failed step still measured, as :class:`StepResult` fields: the quality checks
+    that stopped the publish, the giant cluster that stopped the identity step."""
+    if isinstance(exc, quality.QualityError):
+        return {"checks": quality.results(exc.checks)}
+    if isinstance(exc, GiantClusterError):
+        return {"counts": {"giant_clusters": 1}}
+    return {}
 
 
 @dataclass
@@ -124,8 +138,9 @@ def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, 
                 outcome = step(settings, lake, day)
             except C360Error as exc:
                 runlog.finish(day, name, started, "failed", detail=str(exc))
+                seconds = time.perf_counter() - clock
                 result.steps.append(
-                    StepResult(name, "failed", time.perf_counter() - clock, None, str(exc))
+                    StepResult(name, "failed", seconds, None, str(exc), **measured_by_failure(exc))
                 )
                 log.error("batch %s: step %s failed: %s", day, name, exc)
                 break
@@ -135,7 +150,13 @@ def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, 
             runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
             result.steps.append(
                 StepResult(
-                    name, outcome.status, time.perf_counter() - clock, outcome.rows, outcome.detail
+                    name,
+                    outcome.status,
+                    time.perf_counter() - clock,
+                    outcome.rows,
+                    outcome.detail,
+                    outcome.counts,
+                    outcome.checks,
                 )
             )
         batch_metrics.export(settings.metrics, result, store)

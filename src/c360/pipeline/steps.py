@@ -12,8 +12,8 @@ zone ``gold``: the BI tables ``c360/<table>/dt=D`` (:mod:`c360.batch.gold`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from c360.batch import features, gold, quality
 from c360.config import Settings
@@ -33,9 +33,20 @@ TIMELINE = "timeline_event"
 
 @dataclass(frozen=True)
 class Outcome:
+    """A step's result: its status, rows and a line for people; ``counts`` (named numbers, e.g.
+    the identity step's merges) and ``checks`` (data-quality check → passed) for the metrics."""
+
     status: str  # succeeded | skipped
     rows: int | None = None
     detail: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    checks: Mapping[str, bool] = field(default_factory=dict)
+
+
+# The identity report's numbers a step outcome carries (what the batch metrics export).
+IDENTITY_COUNTS = (
+    "persons", "merges", "splits", "refused_links", "flagged_clusters", "largest_cluster",
+)  # fmt: skip
 
 
 def _identity_input(lake: Lake, day: dt.date) -> LakeInput:
@@ -54,7 +65,10 @@ def run_ingest(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
 
 def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     report = identity.resolve(settings, lake, day)
-    return Outcome("succeeded", report.persons, report.detail())
+    counts = {name: getattr(report, name) for name in IDENTITY_COUNTS}
+    # A giant cluster fails the step (GiantClusterError): none in a step that succeeded.
+    counts["giant_clusters"] = 0
+    return Outcome("succeeded", report.persons, report.detail(), counts)
 
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -110,7 +124,7 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     quality.enforce(checks)
     warnings = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     detail = f"{len(checks)} checks passed" if not warnings else "warnings: " + "; ".join(warnings)
-    return Outcome("succeeded", len(checks), detail)
+    return Outcome("succeeded", len(checks), detail, checks=quality.results(checks))
 
 
 def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -130,7 +144,8 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         store.dispose()
     links = ", ".join(f"{count} {kind}" for kind, count in reconciled.as_dict().items())
     detail = f"profiles published; real-time identity links: {links}"
-    return Outcome("succeeded", tables["batch_profile"].num_rows, detail)
+    profiles = tables["batch_profile"].num_rows
+    return Outcome("succeeded", profiles, detail, {"profiles": profiles})
 
 
 SEGMENTS = "segments"  # the lake's source folder of segment membership
