@@ -7,7 +7,10 @@
 - ``c360_rate_limited_requests_total``: requests a key's rate limit refused (429);
 - ``c360_collector_events_total{outcome, code, reason}``: Segment messages the collector took
   (``accepted``) or refused (``rejected``, with the error code of its answer and, for an
-  invalid message, its reason code: :data:`c360.contracts.reasons.CODES`).
+  invalid message, its reason code: :data:`c360.contracts.reasons.CODES`);
+- ``c360_webhook_events_total{webhook, outcome, code, reason}``: the Zendesk webhook's events,
+  ``accepted``, ``suppressed`` (a replay of one already accepted: acknowledged, not stored) or
+  ``rejected`` (by error code and, for an invalid event, reason code).
 
 With ``c360 serve --workers N`` each process counts its own requests; ``serve`` then points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and ``/metrics`` sums every worker's files
@@ -59,6 +62,17 @@ COLLECTED = Counter(
     "Segment messages the collector accepted or rejected, by error code and reason code",
     ["outcome", "code", "reason"],
 )
+
+
+WEBHOOK_EVENTS = Counter(
+    "c360_webhook_events",
+    "Webhook events accepted, suppressed (a replay) or rejected, by error code and reason code",
+    ["webhook", "outcome", "code", "reason"],
+)
+
+
+def webhook_event(webhook: str, outcome: str, code: str = "", reason: str = "") -> None:
+    WEBHOOK_EVENTS.labels(webhook, outcome, code, reason).inc()
 
 
 def collected(accepted: int = 0, refused: Mapping[str, int] | None = None, code: str = "") -> None:

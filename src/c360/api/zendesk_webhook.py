@@ -50,7 +50,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from c360.api import openapi
+from c360.api import metrics, openapi
 from c360.api.collector import IngestLog, Reject, read_body
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, ZendeskSourceSettings
 from c360.contracts.zendesk import (
@@ -62,6 +62,7 @@ from c360.contracts.zendesk import (
 )
 
 TOPIC = "support"
+WEBHOOK = "zendesk"  # its label in the metrics
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REMEMBERED = 100_000  # accepted signatures kept for the replay check
 _UNAUTHORIZED = {"WWW-Authenticate": 'Signature realm="zendesk webhook"'}
@@ -85,7 +86,7 @@ def routing_key(payload: object, not_after: dt.datetime | None) -> str:
     try:
         return support_event(payload, not_after).user_id
     except InvalidSupportEvent as exc:
-        raise Reject(400, "invalid_event", exc.reason) from None
+        raise Reject(400, "invalid_event", exc.reason, refused={exc.code: 1}) from None
 
 
 @dataclass
@@ -192,7 +193,10 @@ def zendesk_router(webhook: ZendeskWebhook) -> APIRouter:
             timestamp = request.headers.get(TIMESTAMP_HEADER)
             answer = await run_in_threadpool(webhook.handle, body, signature, timestamp)
         except Reject as reject:
+            for reason in reject.refused:  # one event: one reason
+                metrics.webhook_event(WEBHOOK, "rejected", reject.code, reason)
             return reject.response()
+        metrics.webhook_event(WEBHOOK, "suppressed" if answer.get("duplicate") else "accepted")
         return JSONResponse(answer)
 
     return router
