@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import c360.api.metrics
 import c360.pipeline.stream_metrics  # noqa: F401  # registers the worker's metrics
+from c360.batch.quality import Check
 from c360.pipeline.batch_metrics import registry_of
 from c360.pipeline.daily import DayResult, StepResult
 
@@ -70,7 +71,8 @@ def _batch_registry() -> CollectorRegistry:
     identity = {"persons": 5, "merges": 1, "splits": 0, "refused_links": 2, "giant_clusters": 0}
     result = DayResult(dt.date(2025, 6, 1), [
         StepResult("identity", "succeeded", 1.0, 5, None, counts=identity),
-        StepResult("quality", "succeeded", 1.0, 1, None, checks={"person_id unique": True}),
+        StepResult("quality", "succeeded", 1.0, 1, None,
+                   checks=(Check("person_id unique", True, True, "0 duplicated ids"),)),
         StepResult("publish", "succeeded", 1.0, 5, None, counts={"profiles": 5}),
     ])  # fmt: skip
     return registry_of(result, RunLog())  # type: ignore[arg-type]

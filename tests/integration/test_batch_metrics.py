@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from c360.batch.quality import Check, QualityError
 from c360.config import MetricsSettings, load_config
 from c360.errors import GiantClusterError, TerminalError
 from c360.pipeline import batch_metrics
@@ -91,7 +92,8 @@ def test_the_steps_counts_and_quality_checks_are_exported(store: ServingStore) -
                    counts={"persons": 7, "merges": 2, "splits": 1, "refused_links": 4,
                            "giant_clusters": 0, "not_exported": 9}),
         StepResult("quality", "succeeded", 0.1, 2, None,
-                   checks={"person_id unique": True, "email null rate": False}),
+                   checks=(Check("person_id unique", True, True, "0 duplicated ids"),
+                           Check("email null rate", False, True, "9% without email"))),
         StepResult("publish", "succeeded", 1.0, 7, None, counts={"profiles": 7}),
     ])  # fmt: skip
     found = values(generate_latest(batch_metrics.registry_of(result, store)).decode())
@@ -109,6 +111,11 @@ def test_the_steps_counts_and_quality_checks_are_exported(store: ServingStore) -
 def test_a_giant_cluster_is_counted_from_the_failure() -> None:
     giant = GiantClusterError("email:x", 900, 1000, 0.05)
     assert measured_by_failure(giant) == {"counts": {"giant_clusters": 1}}
+    failed = Check("person_id unique", False, True, "2 duplicated ids")
+    passed = Check("person_id not null", True, True, "0 null ids")
+    assert measured_by_failure(QualityError([failed], [failed, passed])) == {
+        "checks": (failed, passed)
+    }
     assert measured_by_failure(TerminalError("the lake is read-only")) == {}
 
 

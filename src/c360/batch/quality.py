@@ -35,7 +35,7 @@ class Check:
 
 
 class QualityError(TerminalError):
-    """Critical checks failed (``failed``); ``checks``: every check of the run."""
+    """Critical checks failed; ``checks`` holds every check's result, ``failed`` those."""
 
     def __init__(self, failed: list[Check], checks: list[Check] | None = None) -> None:
         self.failed = failed
@@ -112,11 +112,6 @@ def run_checks(
         ),
         *_freshness(day, newest, settings),
     ]
-
-
-def results(checks: list[Check]) -> dict[str, bool]:
-    """Each check's name and whether it passed."""
-    return {check.name: check.passed for check in checks}
 
 
 def enforce(checks: list[Check]) -> None:

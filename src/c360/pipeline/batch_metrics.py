@@ -111,8 +111,8 @@ def _measured(result: DayResult, registry: CollectorRegistry) -> None:
         ["check"], registry=registry,
     )  # fmt: skip
     for step in result.steps:
-        for check, passed in step.checks.items():
-            checks.labels(check).set(1 if passed else 0)
+        for check in step.checks:
+            checks.labels(check.name).set(1 if check.passed else 0)
         for name, value in step.counts.items():
             known = COUNTS.get((step.step, name))
             if known is not None:

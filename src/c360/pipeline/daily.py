@@ -73,15 +73,18 @@ class StepResult:
     seconds: float
     rows: int | None
     detail: str | None
+    checks: tuple[quality.Check, ...] = ()  # the quality step's data-quality results, passed or not
     counts: Mapping[str, int] = field(default_factory=dict)  # see steps.Outcome
-    checks: Mapping[str, bool] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "checks": [check.__dict__ for check in self.checks]}
 
 
 def measured_by_failure(exc: C360Error) -> dict[str, Any]:
     """What a failed step still measured, as :class:`StepResult` fields: the quality checks
     that stopped the publish, the giant cluster that stopped the identity step."""
     if isinstance(exc, quality.QualityError):
-        return {"checks": quality.results(exc.checks)}
+        return {"checks": tuple(exc.checks)}
     if isinstance(exc, GiantClusterError):
         return {"counts": {"giant_clusters": 1}}
     return {}
@@ -100,7 +103,7 @@ class DayResult:
         return {
             "batch_date": self.batch_date.isoformat(),
             "status": self.status,
-            "steps": [s.__dict__ for s in self.steps],
+            "steps": [s.as_dict() for s in self.steps],
         }
 
 
@@ -155,8 +158,8 @@ def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, 
                     time.perf_counter() - clock,
                     outcome.rows,
                     outcome.detail,
-                    outcome.counts,
                     outcome.checks,
+                    outcome.counts,
                 )
             )
         batch_metrics.export(settings.metrics, result, store)

@@ -33,14 +33,14 @@ TIMELINE = "timeline_event"
 
 @dataclass(frozen=True)
 class Outcome:
-    """A step's result: its status, rows and a line for people; ``counts`` (named numbers, e.g.
-    the identity step's merges) and ``checks`` (data-quality check → passed) for the metrics."""
+    """A step's result: its status, rows and a line for people; for the metrics, ``checks``
+    (the quality step's) and ``counts`` (named numbers, e.g. the identity step's merges)."""
 
     status: str  # succeeded | skipped
     rows: int | None = None
     detail: str | None = None
+    checks: tuple[quality.Check, ...] = ()  # the quality step's data-quality results
     counts: Mapping[str, int] = field(default_factory=dict)
-    checks: Mapping[str, bool] = field(default_factory=dict)
 
 
 # The identity report's numbers a step outcome carries (what the batch metrics export).
@@ -68,7 +68,7 @@ def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     counts = {name: getattr(report, name) for name in IDENTITY_COUNTS}
     # A giant cluster fails the step (GiantClusterError): none in a step that succeeded.
     counts["giant_clusters"] = 0
-    return Outcome("succeeded", report.persons, report.detail(), counts)
+    return Outcome("succeeded", report.persons, report.detail(), counts=counts)
 
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -124,7 +124,7 @@ def run_quality(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     quality.enforce(checks)
     warnings = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     detail = f"{len(checks)} checks passed" if not warnings else "warnings: " + "; ".join(warnings)
-    return Outcome("succeeded", len(checks), detail, checks=quality.results(checks))
+    return Outcome("succeeded", len(checks), detail, tuple(checks))
 
 
 def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -145,7 +145,7 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     links = ", ".join(f"{count} {kind}" for kind, count in reconciled.as_dict().items())
     detail = f"profiles published; real-time identity links: {links}"
     profiles = tables["batch_profile"].num_rows
-    return Outcome("succeeded", profiles, detail, {"profiles": profiles})
+    return Outcome("succeeded", profiles, detail, counts={"profiles": profiles})
 
 
 SEGMENTS = "segments"  # the lake's source folder of segment membership
