@@ -60,12 +60,13 @@ def _free_port() -> int:
         return port
 
 
-def prepare(folder: Path, store_url: str, seed_events: int) -> None:
-    """Publish the world's last day to the store and seed real-time state (once per store)."""
+def prepare(folder: Path, store_url: str, seed_events: int, world: tuple[int, int]) -> None:
+    """Publish the world's last day to the store and seed real-time state (once per store).
+    ``world``: its customers and days, as ``bench_features.py`` prepared it."""
     marker = folder / f"api-prepared-{uuid.uuid5(uuid.NAMESPACE_URL, store_url).hex[:8]}"
     if marker.exists():
         return
-    settings = settings_for(folder, 100_000, 730, "duckdb")
+    settings = settings_for(folder, *world, "duckdb")
     settings = settings.model_copy(
         update={"serving": settings.serving.model_copy(update={"url": store_url})}
     )
@@ -174,7 +175,7 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], errors: Path) -> None:
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
-    prepare(args.dir, store_url, args.seed_events)
+    prepare(args.dir, store_url, args.seed_events, (args.customers, args.days))
     by_id, by_email, cookies = lookups(store_url, 20_000)
     port = _free_port()
     log_url = f"local://{work / 'log'}"
@@ -184,6 +185,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "C360_LOG_URL": log_url,
         "C360_LOG_PARTITIONS": "4",
         "C360_API_PORT": str(port),
+        "C360_API_METRICS": str(args.metrics == "on").lower(),
     }
     headers = {"Authorization": f"Bearer {api_key(store_url)}", **dict(args.header or [])}
     python = [sys.executable, "-m", "c360"]
@@ -224,6 +226,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["ratio_by_email"] = round(results["by_email"]["requests_per_s"] / floor, 3)
     results["store"] = store_url.split(":")[0]
     results["workers"] = args.workers
+    results["metrics"] = args.metrics
     results["cores"] = os.cpu_count()
     return results
 
@@ -232,7 +235,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/c360-medium"))
     parser.add_argument("--store", help="serving store URL (default: SQLite in --dir)")
+    parser.add_argument("--customers", type=int, default=100_000, help="the world in --dir")
+    parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--metrics",
+        choices=["on", "off"],
+        default="on",
+        help="the server's Prometheus middleware and /metrics (api.metrics): off to measure "
+        "their cost, alternating runs with on",
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
     parser.add_argument("--writer-rate", type=float, default=1000.0, help="events/s written")

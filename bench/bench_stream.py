@@ -10,7 +10,9 @@ views, cart, last event, events in the last hour, orders for the Lambda merge. `
 the world's Zendesk events on the ``support`` topic. ``--persons N`` publishes a batch first
 (customers 1..N as persons, so identified cookies resolve to them) and ``--segment
 DEFINITION`` (with it) defines a real-time segment, re-evaluated in every micro-batch's
-transaction: compare with and without to see what real-time membership costs.
+transaction: compare with and without to see what real-time membership costs. ``--metrics``
+counts the worker's Prometheus metrics as ``c360 stream run --metrics-port`` does (alternate runs
+with and without it to see what they cost).
 
 In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
 decodes each with orjson and counts it in a dict by key (no validation, no state, no persistence),
@@ -36,6 +38,7 @@ import orjson
 
 from c360.config import load_config
 from c360.logs.local import LocalLog
+from c360.pipeline.stream_metrics import StreamMetrics
 from c360.pipeline.stream_publish import publish_file
 from c360.pipeline.stream_worker import DEFAULT_BATCH_SIZE, BatchResult, run
 from c360.simulator import generate
@@ -123,6 +126,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 stop_when_caught_up=True,
                 batch_size=args.batch_size,
                 on_commit=count,
+                metrics=StreamMetrics("speed") if args.metrics else None,
             )
             seconds = time.perf_counter() - started
             cpu_seconds = time.process_time() - cpu_started
@@ -159,6 +163,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "topics": topics,
         "persons": args.persons,
         "segment": args.segment,
+        "metrics": args.metrics,
         **rows,
         "publish_seconds": published.seconds,
         "generate_seconds": round(generated, 1),
@@ -218,6 +223,7 @@ def main() -> None:
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
     parser.add_argument("--persons", type=int, default=0, help="publish customers 1..N first")
     parser.add_argument("--segment", help="a real-time segment's definition (with --persons)")
+    parser.add_argument("--metrics", action="store_true", help="count the Prometheus metrics")
     args = parser.parse_args()
     if args.keep:
         work = Path(args.keep)

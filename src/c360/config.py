@@ -481,6 +481,11 @@ class ApiSettings(_Section):
         "server process; more only contend for the interpreter lock and the connection pool "
         "(measured: at 1,000 requests/s, 40 threads fell behind the rate, 4 kept it)",
     )
+    metrics: bool = Field(
+        True,
+        description="count and time every request and serve them at /metrics (Prometheus); "
+        "off only to measure what that costs (bench/bench_api.py --metrics off)",
+    )
     readiness_max_publish_age_hours: float = Field(
         48.0,
         ge=0,

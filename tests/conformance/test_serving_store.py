@@ -602,6 +602,23 @@ def test_a_micro_batch_commits_everything_it_changed_with_its_offsets(
     }
 
 
+def test_dead_letters_are_counted_by_topic_and_reason_code(store: ServingStore) -> None:
+    letters = [
+        DeadLetter("clickstream", 0, 1, b"x", "not JSON: x", "not_json"),
+        DeadLetter("clickstream", 0, 2, b"y", "not JSON: y", "not_json"),
+        DeadLetter("clickstream", 0, 3, b"{}", "missing field 'type'", "unknown_type"),
+        DeadLetter("support", 1, 4, b"z", "not JSON: z"),  # no code: "other"
+    ]
+    commit(store, MicroBatch(moves={CLICKS: (0, 4)}, dead_letters=letters))
+    an_hour_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
+    assert store.dead_letters_since(an_hour_ago) == {
+        ("clickstream", "not_json"): 2,
+        ("clickstream", "unknown_type"): 1,
+        ("support", "other"): 1,
+    }
+    assert store.dead_letters_since(an_hour_ago + dt.timedelta(hours=2)) == {}
+
+
 def test_offsets_are_claimed_by_compare_and_set(store: ServingStore) -> None:
     commit(store, MicroBatch(moves={CLICKS: (0, 5)}))
     fenced = MicroBatch(moves={CLICKS: (0, 7)}, states=[click_state("a1", 1)])

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import c360.api.metrics
 import c360.pipeline.stream_metrics  # noqa: F401  # registers the worker's metrics
+from c360.batch.quality import Check
 from c360.pipeline.batch_metrics import registry_of
 from c360.pipeline.daily import DayResult, StepResult
 
@@ -37,7 +38,7 @@ def _promtool(*args: str) -> str:
 
 @pytest.mark.prometheus
 def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 8 rules found" in _promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 10 rules found" in _promtool("check", "rules", RULES.name)
     assert "SUCCESS" in _promtool("test", "rules", RULE_TESTS.name)
 
 
@@ -61,13 +62,19 @@ def _read_by_dashboard() -> set[str]:
 
 
 def _batch_registry() -> CollectorRegistry:
-    """The batch's metrics (a registry per run), for a run with one step."""
+    """The batch's metrics (a registry per run), for a run of the steps that measure."""
 
     class RunLog:
         def last_successes(self) -> dict[str, dt.datetime]:
             return {"publish": dt.datetime(2025, 6, 2)}
 
-    result = DayResult(dt.date(2025, 6, 1), [StepResult("publish", "succeeded", 1.0, 5, None)])
+    identity = {"persons": 5, "merges": 1, "splits": 0, "refused_links": 2, "giant_clusters": 0}
+    result = DayResult(dt.date(2025, 6, 1), [
+        StepResult("identity", "succeeded", 1.0, 5, None, counts=identity),
+        StepResult("quality", "succeeded", 1.0, 1, None,
+                   checks=(Check("person_id unique", True, True, "0 duplicated ids"),)),
+        StepResult("publish", "succeeded", 1.0, 5, None, counts={"profiles": 5}),
+    ])  # fmt: skip
     return registry_of(result, RunLog())  # type: ignore[arg-type]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import c360
@@ -145,8 +146,25 @@ def test_rate_limited_and_collected_events_are_counted(
 
     assert delta(before, after, "c360_rate_limited_requests_total") == statuses.count(429) >= 1
     events = "c360_collector_events_total"
-    assert delta(before, after, events, outcome="accepted", code="") == 2
-    assert delta(before, after, events, outcome="rejected", code="invalid_message") == 2
+    assert delta(before, after, events, outcome="accepted", code="", reason="") == 2
+    # Both refused messages lack an identifier: one reason code, never the message's text.
+    refused = {"outcome": "rejected", "code": "invalid_message", "reason": "missing_field"}
+    assert delta(before, after, events, **refused) == 2
+
+
+def test_api_metrics_off_leaves_no_middleware_and_no_route(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    """``api.metrics = false`` (to measure what the metrics cost): nothing counted, no /metrics."""
+    settings = load_config(
+        environ={"C360_LAKE_URL": str(tmp_path / "lake"), "C360_API_METRICS": "false"}
+    ).settings
+    labels = {"route": "/healthz", "method": "GET", "status": "200"}
+    before = REGISTRY.get_sample_value("c360_http_requests_total", labels) or 0.0
+    with serve_in_thread(create_app(settings, store=store)) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert httpx.get(f"{url}/metrics").status_code == 404
+    assert (REGISTRY.get_sample_value("c360_http_requests_total", labels) or 0.0) == before
 
 
 def test_two_workers_answer_one_sum(store: ServingStore, tmp_path: Path) -> None:

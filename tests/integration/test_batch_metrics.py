@@ -11,11 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from c360.batch.quality import Check, QualityError
 from c360.config import MetricsSettings, load_config
+from c360.errors import GiantClusterError, TerminalError
 from c360.pipeline import batch_metrics, daily
-from c360.pipeline.daily import DayResult, StepResult, run_day
+from c360.pipeline.daily import DayResult, StepResult, measured_by_failure, run_day
 from c360.stores import ServingStore, StepRecord, open_store
 from ports import free_port
 
@@ -81,6 +84,39 @@ def test_the_textfile_holds_the_run_and_each_steps_last_success(
         == dt.datetime(2025, 6, 2, tzinfo=dt.UTC).timestamp()
     )
     assert list(folder.iterdir()) == [folder / batch_metrics.TEXTFILE]  # no temporary left
+
+
+def test_the_steps_counts_and_quality_checks_are_exported(store: ServingStore) -> None:
+    result = DayResult(DAY, [
+        StepResult("identity", "succeeded", 3.0, 7, None,
+                   counts={"persons": 7, "merges": 2, "splits": 1, "refused_links": 4,
+                           "giant_clusters": 0, "not_exported": 9}),
+        StepResult("quality", "succeeded", 0.1, 2, None,
+                   checks=(Check("person_id unique", True, True, "0 duplicated ids"),
+                           Check("email null rate", False, True, "9% without email"))),
+        StepResult("publish", "succeeded", 1.0, 7, None, counts={"profiles": 7}),
+    ])  # fmt: skip
+    found = values(generate_latest(batch_metrics.registry_of(result, store)).decode())
+    assert found[("c360_batch_identity_merges", ())] == 2
+    assert found[("c360_batch_identity_splits", ())] == 1
+    assert found[("c360_batch_identity_refused_links", ())] == 4
+    assert found[("c360_batch_identity_giant_clusters", ())] == 0
+    assert found[("c360_batch_published_profiles", ())] == 7
+    passed = "c360_batch_quality_check_passed"
+    assert found[(passed, (("check", "person_id unique"),))] == 1
+    assert found[(passed, (("check", "email null rate"),))] == 0
+    assert not [name for name, _ in found if "not_exported" in name]
+
+
+def test_a_giant_cluster_is_counted_from_the_failure() -> None:
+    giant = GiantClusterError("email:x", 900, 1000, 0.05)
+    assert measured_by_failure(giant) == {"counts": {"giant_clusters": 1}}
+    failed = Check("person_id unique", False, True, "2 duplicated ids")
+    passed = Check("person_id not null", True, True, "0 null ids")
+    assert measured_by_failure(QualityError([failed], [failed, passed])) == {
+        "checks": (failed, passed)
+    }
+    assert measured_by_failure(TerminalError("the lake is read-only")) == {}
 
 
 @pytest.fixture

@@ -47,6 +47,14 @@ def test_completed_steps_are_skipped_unless_forced(tiny_world: Settings) -> None
     skipped = {"score": "skipped", "retention": "skipped"}  # no model; retention not set
     assert statuses(first) == {**dict.fromkeys(ALL, "succeeded"), **skipped}
     assert {s.step: s.rows for s in first.steps}["publish"] == 5
+    # What the metrics read: the steps' counts and check results, structured.
+    steps = {s.step: s for s in first.steps}
+    assert steps["publish"].counts == {"profiles": 5}
+    identity = steps["identity"].counts
+    assert identity["persons"] == 5 and identity["giant_clusters"] == 0
+    assert set(identity) >= {"merges", "splits", "refused_links", "flagged_clusters"}
+    passed = {check.name: check.passed for check in steps["quality"].checks}
+    assert passed["person_id unique"] is True and len(passed) == steps["quality"].rows
     again = run_day(tiny_world, DAY)
     assert statuses(again) == {**dict.fromkeys(ALL, "done-before"), **skipped}
     forced = run_day(tiny_world, DAY, force=True)
@@ -65,6 +73,8 @@ def test_a_failed_quality_check_keeps_yesterday_serving_then_resumes(tmp_path: P
     assert failed.status == "failed"
     assert [s.step for s in failed.steps] == ["ingest", "identity", "features", "score", "quality"]
     assert "profile row count" in (failed.steps[-1].detail or "")
+    checks = {c.name: c.passed for c in failed.steps[-1].checks}  # every check, failed step too
+    assert checks["profile row count"] is False and checks["person_id unique"] is True
     assert latest_publish(settings) == DAY.isoformat()  # yesterday's profile still serving
     store = open_store(settings.serving.url)
     try:

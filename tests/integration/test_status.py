@@ -75,10 +75,17 @@ def test_each_layer_has_its_verdict(world: Path) -> None:
         assert stale["batch"].verdict == "amber"
         store.commit_micro_batch("speed", store.prepare_micro_batch(MicroBatch(
             moves={TopicPartition("clickstream", 0): (0, 0)},
-            dead_letters=[DeadLetter("clickstream", 0, 3, b"x", "not JSON")])))  # fmt: skip
+            dead_letters=[DeadLetter("clickstream", 0, 3, b"x", "not JSON", "not_json"),
+                          DeadLetter("clickstream", 0, 4, b"{}", "missing field 'type'",
+                                     "unknown_type"),
+                          DeadLetter("support", 0, 5, b"[]", "not an object", "not_object"),
+                          DeadLetter("support", 0, 6, b"y", "not JSON", "not_json")])))  # fmt: skip
         speed = status(settings, store)["speed"]
         assert speed.verdict == "amber"
-        assert speed.facts["dead_letters_last_hour"] == {"clickstream": 1}
+        assert speed.facts["dead_letters_last_hour"] == {"clickstream": 2, "support": 2}
+        assert speed.facts["dead_letters_by_reason"] == {
+            "not_json": 2, "unknown_type": 1, "not_object": 1}  # fmt: skip
+        assert "4 dead letters in the last hour (not_json 2, " in "; ".join(speed.reasons)
         fail(store)
         assert status(settings, store)["batch"].verdict == "red"
     finally:

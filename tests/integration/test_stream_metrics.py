@@ -57,7 +57,8 @@ def test_counts_durations_and_a_lag_that_moves_then_ends(
 
     assert value("c360_stream_records_total", group=group) == 103
     assert value("c360_stream_events_total", group=group) == 100
-    assert value("c360_stream_dead_letters_total", group=group) == 3
+    dead = {"group": group, "topic": "clickstream", "reason": "not_json"}
+    assert value("c360_stream_dead_letters_total", **dead) == 3
     assert value("c360_stream_batches_total", group=group) == 6
     assert value("c360_stream_batch_duration_seconds_count", group=group) == 6
     assert value("c360_stream_state_rows_total", group=group) >= 7

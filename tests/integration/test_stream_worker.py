@@ -251,14 +251,16 @@ EXPECTED_STATE = [
     },
 ]
 
-EXPECTED_DEAD = [  # (topic, reason prefix, payload as stored)
-    ("clickstream", "not JSON: ", "this is not json"),
-    ("clickstream", "not JSON: ", "\\x00\\xff binary"),
-    ("clickstream", "page: timestamp: Input should be a valid datetime", LINES[11].decode()),
-    ("clickstream", "track: event: required", LINES[8].decode()),
-    ("support", "not JSON: ", "{not json"),
-    ("support", "ticket.created needs detail.requester_id", SUPPORT[10][1].decode()),
-]
+EXPECTED_DEAD = [  # (topic, reason prefix, payload as stored, reason code)
+    ("clickstream", "not JSON: ", "this is not json", "not_json"),
+    ("clickstream", "not JSON: ", "\\x00\\xff binary", "not_json"),
+    ("clickstream", "page: timestamp: Input should be a valid datetime", LINES[11].decode(),
+     "invalid_field"),
+    ("clickstream", "track: event: required", LINES[8].decode(), "missing_field"),
+    ("support", "not JSON: ", "{not json", "not_json"),
+    ("support", "ticket.created needs detail.requester_id", SUPPORT[10][1].decode(),
+     "missing_field"),
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -334,8 +336,8 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
 
     dead = _rows(store, dead_letter, "topic", "reason", "payload")
     assert [
-        (r["topic"], r["reason"][: len(reason)], r["payload"])
-        for r, (_, reason, _) in zip(dead, EXPECTED_DEAD, strict=True)
+        (r["topic"], r["reason"][: len(reason)], r["payload"], r["reason_code"])
+        for r, (_, reason, _, _) in zip(dead, EXPECTED_DEAD, strict=True)
     ] == EXPECTED_DEAD
     for row in dead:
         (record,) = log.read(row["topic"], row["partition"], row["offset"], 1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from c360.api.app import create_app
 from c360.api.server import serve_in_thread
@@ -171,6 +172,11 @@ def test_within_the_tolerance_is_accepted(server: tuple[Settings, httpx.Client])
         assert response.status_code == 200, response.text
 
 
+def _counted(outcome: str, code: str = "", reason: str = "") -> float:
+    labels = {"webhook": "zendesk", "outcome": outcome, "code": code, "reason": reason}
+    return REGISTRY.get_sample_value("c360_webhook_events_total", labels) or 0.0
+
+
 def test_an_exact_replay_is_acknowledged_but_stored_once(
     server: tuple[Settings, httpx.Client],
 ) -> None:
@@ -178,12 +184,26 @@ def test_an_exact_replay_is_acknowledged_but_stored_once(
     body = ticket_created(8007)
     headers = signed(body)
     before = len(support_records(settings))
+    accepted, suppressed = _counted("accepted"), _counted("suppressed")
     first = client.post(PATH, content=body, headers=headers)
     again = client.post(PATH, content=body, headers=headers)
     assert first.json() == {"success": True}
     assert again.status_code == 200
     assert again.json() == {"success": True, "duplicate": True}
     assert len(support_records(settings)) == before + 1
+    assert (_counted("accepted") - accepted, _counted("suppressed") - suppressed) == (1, 1)
+
+
+def test_refused_events_are_counted_by_reason_code(server: tuple[Settings, httpx.Client]) -> None:
+    _, client = server
+    no_requester = orjson.loads(ticket_created()) | {"detail": {"id": "9"}}
+    body = orjson.dumps(no_requester)
+    missing = ("rejected", "invalid_event", "missing_field")
+    before, unsigned = _counted(*missing), _counted("rejected", "unauthorized")
+    assert client.post(PATH, content=body, headers=signed(body)).status_code == 400
+    assert client.post(PATH, content=body).status_code == 401
+    assert _counted(*missing) - before == 1
+    assert _counted("rejected", "unauthorized") - unsigned == 1
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ spark     PySpark importable; Java 17+ (``$JAVA_HOME/bin/java``, else ``java`` o
 kafka     confluent-kafka importable (the tests run on librdkafka's in-process mock
           cluster, ``tests/kafka_mock.py``: no broker to install)
 browser   Playwright importable; a ``chromium`` on PATH
-prometheus  ``promtool`` and ``prometheus-pushgateway`` on PATH (Debian's packages of those names)
+prometheus  ``prometheus``, ``promtool`` and ``prometheus-pushgateway`` on PATH (Debian's packages)
 dagster   Dagster importable (``c360[dagster]``)
 ========  =================================================================================
 
@@ -175,6 +175,8 @@ def _check_browser() -> str | None:
 def _check_prometheus() -> str | None:
     if shutil.which("promtool") is None:
         return "the alert rule tests need promtool: apt-get install prometheus"
+    if shutil.which("prometheus") is None:
+        return "the scrape test needs Prometheus itself: apt-get install prometheus"
     if shutil.which("prometheus-pushgateway") is None:
         return "the batch metrics tests need a Pushgateway: apt-get install prometheus-pushgateway"
     return None

@@ -105,8 +105,9 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(RequestIdMiddleware)  # its id in every log line of the request
-    app.add_middleware(metrics.MetricsMiddleware)  # outermost: it times everything
-    app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
+    if settings.api.metrics:
+        app.add_middleware(metrics.MetricsMiddleware)  # outermost: it times everything
+        app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     # The website's lookups first: FastAPI tries the routes in order.
     region = settings.identity.default_phone_region
     app.include_router(profiles_router(serving, region, audit))

@@ -65,7 +65,8 @@ import logging
 import threading
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ from fastapi.responses import JSONResponse
 
 from c360.api import metrics, openapi
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS, CollectorSettings, LogSettings
+from c360.contracts import reasons
 from c360.contracts.segment import (
     MESSAGE_TYPES,
     InvalidMessage,
@@ -98,7 +100,9 @@ _DRAIN_BYTES = 8 * 1024 * 1024
 
 class Reject(Exception):
     """An answer other than 200: the status, a machine-readable code, the reason (Segment's
-    ``detail``) and extra response fields."""
+    ``detail``) and extra response fields; ``refused``: the refused messages by reason code
+    (:mod:`c360.contracts.reasons`), for the metrics — one message of no known reason by
+    default."""
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class Reject(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        refused: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -115,6 +120,7 @@ class Reject(Exception):
         self.detail = detail
         self.headers = headers
         self.extra = extra or {}
+        self.refused: Mapping[str, int] = refused or {"": 1}
 
     def response(self) -> JSONResponse:
         body = {"success": False, "code": self.code, "detail": self.detail, **self.extra}
@@ -406,14 +412,17 @@ class Collector:
         try:
             record = self._prepare(payload, _received(), kind=kind)
         except InvalidMessage as exc:
-            raise Reject(400, "invalid_message", f"invalid message: {exc.reason}") from None
+            raise Reject(
+                400, "invalid_message", f"invalid message: {exc.reason}", refused={exc.code: 1}
+            ) from None
         except Suppressed:
             return {"success": True, SUPPRESSED: 1}
         self.log.append(TOPIC, [record])
         self._identified([record])
         return {"success": True}
 
-    def batch(self, body: bytes, authorization: str | None) -> dict[str, Any]:
+    def batch(self, body: bytes, authorization: str | None) -> tuple[dict[str, Any], Counter[str]]:
+        """The answer to a batch, and its refused messages by reason code."""
         payload = _json_object(body, "the batch")
         self._authenticate(authorization, payload)
         items = payload.get("batch")
@@ -432,13 +441,17 @@ class Collector:
         records: list[tuple[str, bytes]] = []
         rejected: list[dict[str, Any]] = []
         dropped = 0
+        refused: Counter[str] = Counter()
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
-                    raise InvalidMessage(f"not a JSON object (got {type(item).__name__})")
+                    raise InvalidMessage(
+                        f"not a JSON object (got {type(item).__name__})", reasons.NOT_OBJECT
+                    )
                 records.append(self._prepare(item, received, batch=payload))
             except InvalidMessage as exc:
                 rejected.append({"index": index, "reason": exc.reason})
+                refused[exc.code] += 1
             except Suppressed:
                 dropped += 1
         report = {
@@ -447,11 +460,17 @@ class Collector:
             "rejected_count": len(rejected),
         }
         if rejected and not records and not dropped:
-            raise Reject(400, "invalid_message", "no valid message in the batch", extra=report)
+            raise Reject(
+                400,
+                "invalid_message",
+                "no valid message in the batch",
+                extra=report,
+                refused=refused,
+            )
         if records:
             self.log.append(TOPIC, records)
             self._identified(records)
-        return {"success": True, **report, SUPPRESSED: dropped}
+        return {"success": True, **report, SUPPRESSED: dropped}, refused
 
     def _identified(self, records: list[tuple[str, bytes]]) -> None:
         """Hand the stored identify messages to ``on_identify`` (after the log has them)."""
@@ -479,10 +498,10 @@ def collector_router(collector: Collector) -> APIRouter:
                 auth = request.headers.get("authorization")
                 answer = await run_in_threadpool(collector.single, kind, body, auth)
             except Reject as reject:
-                metrics.collected(rejected=1, code=reject.code)
+                metrics.collected(refused=reject.refused, code=reject.code)
                 return reject.response()
             if answer.pop(SUPPRESSED, 0):
-                metrics.collected(rejected=1, code=SUPPRESSED)
+                metrics.collected(refused={"": 1}, code=SUPPRESSED)
             else:
                 metrics.collected(accepted=1)
             return JSONResponse(answer)
@@ -497,14 +516,13 @@ def collector_router(collector: Collector) -> APIRouter:
             collector.check_enabled()
             body = await read_body(request, settings.max_batch_bytes, "the batch")
             auth = request.headers.get("authorization")
-            answer = await run_in_threadpool(collector.batch, body, auth)
+            answered = await run_in_threadpool(collector.batch, body, auth)
         except Reject as reject:
-            count = reject.extra.get("rejected_count", 1)
-            metrics.collected(rejected=int(count), code=reject.code)
+            metrics.collected(refused=reject.refused, code=reject.code)
             return reject.response()
-        metrics.collected(accepted=answer["accepted"], rejected=answer["rejected_count"],
-                          code="invalid_message")  # fmt: skip
-        metrics.collected(rejected=answer.pop(SUPPRESSED), code=SUPPRESSED)
+        answer, refused = answered
+        metrics.collected(accepted=answer["accepted"], refused=refused, code="invalid_message")
+        metrics.collected(refused={"": answer.pop(SUPPRESSED)}, code=SUPPRESSED)
         return JSONResponse(answer)
 
     for kind in MESSAGE_TYPES:

@@ -7,9 +7,14 @@
 - ``c360_rate_limited_requests_total``: requests a key's rate limit refused (429);
 - ``c360_audit_dropped_total``: profile reads the read audit could not record (its buffer was
   full: :mod:`c360.api.audit`);
-- ``c360_collector_events_total{outcome, code}``: Segment messages the collector took
-  (``accepted``) or refused (``rejected``, with the error code of its answer; ``suppressed``:
-  an erased person's, dropped — the Zendesk webhook's suppressed events are counted here too).
+- ``c360_collector_events_total{outcome, code, reason}``: Segment messages the collector took
+  (``accepted``) or refused (``rejected``, with the error code of its answer and, for an
+  invalid message, its reason code: :data:`c360.contracts.reasons.CODES`; code ``suppressed``:
+  an erased person's, dropped);
+- ``c360_webhook_events_total{webhook, outcome, code, reason}``: the Zendesk webhook's events,
+  ``accepted``, ``suppressed`` (a replay of one already accepted: acknowledged, not stored) or
+  ``rejected`` (by error code and, for an invalid event, reason code); an erased person's
+  events count as ``suppressed`` with code ``suppressed``.
 
 With ``c360 serve --workers N`` each process counts its own requests; ``serve`` then points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and ``/metrics`` sums every worker's files
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -60,22 +65,36 @@ AUDIT_DROPPED = Counter(
     "c360_audit_dropped", "Profile reads not audited: the audit buffer was full"
 )
 COLLECTED = Counter(
-    "c360_collector_events", "Segment messages the collector accepted or rejected, by error code",
-    ["outcome", "code"],
-)  # fmt: skip
+    "c360_collector_events",
+    "Segment messages the collector accepted or rejected, by error code and reason code",
+    ["outcome", "code", "reason"],
+)
 
 
-def collected(accepted: int = 0, rejected: int = 0, code: str = "") -> None:
-    """Count messages the collector took and refused (``code``: the refusal's error code)."""
+WEBHOOK_EVENTS = Counter(
+    "c360_webhook_events",
+    "Webhook events accepted, suppressed (a replay) or rejected, by error code and reason code",
+    ["webhook", "outcome", "code", "reason"],
+)
+
+
+def webhook_event(webhook: str, outcome: str, code: str = "", reason: str = "") -> None:
+    WEBHOOK_EVENTS.labels(webhook, outcome, code, reason).inc()
+
+
+def collected(accepted: int = 0, refused: Mapping[str, int] | None = None, code: str = "") -> None:
+    """Count messages the collector took and refused (``code``: the refusal's error code;
+    ``refused``: how many by reason code, "" when the whole request was refused)."""
     if accepted:
-        COLLECTED.labels("accepted", "").inc(accepted)
-    if rejected:
-        COLLECTED.labels("rejected", code).inc(rejected)
+        COLLECTED.labels("accepted", "", "").inc(accepted)
+    for reason, count in (refused or {}).items():
+        if count:
+            COLLECTED.labels("rejected", code, reason).inc(count)
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP answer by route template (a plain ASGI middleware: a few
-    microseconds a request)."""
+    """Counts and times every HTTP answer by route template (a plain ASGI middleware: 3-4 µs a
+    request on the benchmark machine, docs/benchmarks.md)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -98,8 +117,23 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+            requests, latency = _series(route, method, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
+
+
+# Each (route, method, status)'s series, found once: the library's labels() lookup cost 4 of
+# the middleware's 10 µs a request. Bounded like the labels: route templates, not paths.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (route, method, status)
+    found = _SERIES.get(key)
+    if found is None:  # two threads may both look it up: labels() gives both the same series
+        found = HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method)
+        _SERIES[key] = found
+    return found
 
 
 def exposition() -> bytes:

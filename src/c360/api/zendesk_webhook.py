@@ -67,6 +67,7 @@ from c360.contracts.zendesk import (
 from c360.privacy import SuppressionCache
 
 TOPIC = "support"
+WEBHOOK = "zendesk"  # its label in the metrics
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REMEMBERED = 100_000  # accepted signatures kept for the replay check
 _UNAUTHORIZED = {"WWW-Authenticate": 'Signature realm="zendesk webhook"'}
@@ -90,7 +91,7 @@ def routing_key(payload: object, not_after: dt.datetime | None) -> str:
     try:
         return support_event(payload, not_after).user_id
     except InvalidSupportEvent as exc:
-        raise Reject(400, "invalid_event", exc.reason) from None
+        raise Reject(400, "invalid_event", exc.reason, refused={exc.code: 1}) from None
 
 
 @dataclass
@@ -216,9 +217,13 @@ def zendesk_router(webhook: ZendeskWebhook) -> APIRouter:
             timestamp = request.headers.get(TIMESTAMP_HEADER)
             answer = await run_in_threadpool(webhook.handle, body, signature, timestamp)
         except Reject as reject:
+            for reason in reject.refused:  # one event: one reason
+                metrics.webhook_event(WEBHOOK, "rejected", reject.code, reason)
             return reject.response()
         if answer.pop(SUPPRESSED, False):
-            metrics.collected(rejected=1, code=SUPPRESSED)
+            metrics.webhook_event(WEBHOOK, "suppressed", code=SUPPRESSED)
+        else:
+            metrics.webhook_event(WEBHOOK, "suppressed" if answer.get("duplicate") else "accepted")
         return JSONResponse(answer)
 
     return router

@@ -48,7 +48,9 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from c360.contracts import reasons
 from c360.contracts.money import AMOUNT_RULE, plausible_amount
 from c360.contracts.times import utc
 from c360.errors import DataError
@@ -74,11 +76,22 @@ SKEW_SETTING = "events.max_clock_skew_seconds"
 
 
 class InvalidMessage(DataError):
-    """A message that breaks the Segment Spec; ``reason`` is what goes to the dead letters."""
+    """A message that breaks the Segment Spec; ``reason`` is what goes to the dead letters,
+    ``code`` (one of :data:`c360.contracts.reasons.CODES`) what is counted."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str) -> None:
         self.reason = reason
+        self.code = code
         super().__init__(reason)
+
+
+# Pydantic error types (ours, and its own) and the code of a message they make invalid.
+_CODES = {
+    "missing": reasons.MISSING_FIELD,
+    "missing_id": reasons.MISSING_FIELD,
+    "future_time": reasons.FUTURE_TIME,
+    "implausible_money": reasons.IMPLAUSIBLE_MONEY,
+}
 
 
 def _empty_is_absent(value: object) -> object:
@@ -95,8 +108,14 @@ def _iso8601(value: object) -> object:
 def _not_in_the_future(value: dt.datetime, info: ValidationInfo) -> dt.datetime:
     limit = info.context.get(NOT_AFTER) if isinstance(info.context, dict) else None
     if limit is not None and value > limit:
-        raise ValueError(future_reason(None, value, limit))
+        raise _error("future_time", future_reason(None, value, limit))
     return value
+
+
+def _error(kind: str, reason: str) -> PydanticCustomError:
+    """A validation error of our own type (its code, :data:`_CODES`); the reason goes in as
+    context, as it may quote the message (braces included)."""
+    return PydanticCustomError(kind, "{reason}", {"reason": reason})
 
 
 def future_reason(field: str | None, value: dt.datetime, limit: dt.datetime) -> str:
@@ -160,7 +179,7 @@ class SegmentMessage(BaseModel):
     @model_validator(mode="after")
     def _someone(self) -> SegmentMessage:
         if self.anonymous_id is None and self.user_id is None:
-            raise ValueError("needs anonymousId or userId")
+            raise _error("missing_id", "needs anonymousId or userId")
         return self
 
     @property
@@ -183,7 +202,7 @@ class Track(SegmentMessage):
     def _plausible_money(self) -> Track:
         problem = money_problem(self.event, self.properties)
         if problem is not None:
-            raise ValueError(problem)
+            raise _error("implausible_money", problem)
         return self
 
     @property
@@ -249,7 +268,7 @@ def decode(raw: bytes | str, *, not_after: dt.datetime | None = None) -> Segment
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
+        raise InvalidMessage(f"not JSON: {exc}", reasons.NOT_JSON) from None
     return validate(payload, not_after=not_after)
 
 
@@ -264,21 +283,31 @@ def validate(payload: object, *, not_after: dt.datetime | None = None) -> Segmen
     (the receive time is not known).
     """
     if not isinstance(payload, dict):
-        raise InvalidMessage(f"not a JSON object (got {type(payload).__name__})")
+        raise InvalidMessage(
+            f"not a JSON object (got {type(payload).__name__})", reasons.NOT_OBJECT
+        )
     kind = payload.get("type")
     if kind is None:
-        raise InvalidMessage("missing field 'type'")
+        raise InvalidMessage("missing field 'type'", reasons.UNKNOWN_TYPE)
     model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:
         expected = ", ".join(sorted(MESSAGE_TYPES))
         # a word is named; anything else (an address sent as the type) is not written down
         shown = repr(kind) if isinstance(kind, str) and _TYPE_WORD.fullmatch(kind) else "value"
-        raise InvalidMessage(f"unknown type {shown}; expected one of {expected}")
+        raise InvalidMessage(
+            f"unknown type {shown}; expected one of {expected}", reasons.UNKNOWN_TYPE
+        )
     context = None if not_after is None else {NOT_AFTER: not_after}
     try:
         return model.model_validate(payload, context=context)
     except ValidationError as exc:
-        raise InvalidMessage(f"{kind}: {_reasons(exc)}") from None
+        raise InvalidMessage(f"{kind}: {_reasons(exc)}", _code(exc)) from None
+
+
+def _code(exc: ValidationError) -> str:
+    """The code of the first error (the one the reason names first)."""
+    first = exc.errors(include_url=False)[0]["type"]
+    return _CODES.get(first, reasons.INVALID_FIELD)
 
 
 def _reasons(exc: ValidationError) -> str:

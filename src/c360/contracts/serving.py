@@ -179,6 +179,8 @@ dead_letter = Table(
     Column("reason", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", DateTime, nullable=False),
+    # One of c360.contracts.reasons.CODES: what c360 status and the metrics count by.
+    Column("reason_code", String(32), nullable=False, server_default="other"),
 )
 
 # One row per batch publish: which date's batch is serving and its cutoff (end of that date, UTC).

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import orjson
 
+from c360.contracts import reasons
 from c360.contracts.segment import future_reason
 from c360.contracts.times import utc
 from c360.errors import DataError
@@ -31,10 +32,12 @@ def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
 
 
 class InvalidSupportEvent(DataError):
-    """A ``support`` record that is not a usable Zendesk event; ``reason`` is dead-lettered."""
+    """A ``support`` record that is not a usable Zendesk event; ``reason`` is dead-lettered,
+    ``code`` (one of :data:`c360.contracts.reasons.CODES`) counted."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str) -> None:
         self.reason = reason
+        self.code = code
         super().__init__(reason)
 
 
@@ -94,28 +97,34 @@ def support_event(payload: object, not_after: dt.datetime | None) -> SupportEven
     ``status``) and otherwise the ticket's ``detail.status``.
     """
     if not isinstance(payload, dict):
-        raise InvalidSupportEvent(f"not a JSON object (got {type(payload).__name__})")
+        raise InvalidSupportEvent(
+            f"not a JSON object (got {type(payload).__name__})", reasons.NOT_OBJECT
+        )
     kind = payload.get("type")
     if not isinstance(kind, str) or not kind.startswith(EVENT_PREFIX):
-        raise InvalidSupportEvent(f"'type' must be a Zendesk event type ({EVENT_PREFIX}…)")
+        raise InvalidSupportEvent(
+            f"'type' must be a Zendesk event type ({EVENT_PREFIX}…)", reasons.UNKNOWN_TYPE
+        )
     kind = kind.removeprefix(EVENT_PREFIX)
     event_id = _id(payload.get("id"))
     if event_id is None:
-        raise InvalidSupportEvent("'id' (the event id) is required")
+        raise InvalidSupportEvent("'id' (the event id) is required", reasons.MISSING_FIELD)
     time = _utc_time(payload.get("time"))
     if time is None:
-        raise InvalidSupportEvent("'time' must be an ISO-8601 timestamp")
+        raise InvalidSupportEvent("'time' must be an ISO-8601 timestamp", reasons.INVALID_FIELD)
     if not_after is not None and time > not_after:
-        raise InvalidSupportEvent(future_reason("'time'", time, not_after))
+        raise InvalidSupportEvent(future_reason("'time'", time, not_after), reasons.FUTURE_TIME)
     detail = payload.get("detail")
     if not isinstance(detail, dict):
-        raise InvalidSupportEvent("'detail' must be an object")
+        raise InvalidSupportEvent("'detail' must be an object", reasons.INVALID_FIELD)
     if kind.startswith("ticket."):
         user_id, ticket_id = _id(detail.get("requester_id")), _id(detail.get("id"))
         if user_id is None:
-            raise InvalidSupportEvent(f"{kind} needs detail.requester_id")
+            raise InvalidSupportEvent(f"{kind} needs detail.requester_id", reasons.MISSING_FIELD)
         if ticket_id is None:
-            raise InvalidSupportEvent(f"{kind} needs detail.id (the ticket id)")
+            raise InvalidSupportEvent(
+                f"{kind} needs detail.id (the ticket id)", reasons.MISSING_FIELD
+            )
         status = _status(detail.get("status"))
         if kind == "ticket.status_changed":
             change = payload.get("event")
@@ -124,16 +133,24 @@ def support_event(payload: object, not_after: dt.datetime | None) -> SupportEven
                 current = current.get("status")
             status = _status(current) or status
         if len(user_id) > MAX_USER_ID:
-            raise InvalidSupportEvent(f"detail.requester_id is longer than {MAX_USER_ID}")
+            raise InvalidSupportEvent(
+                f"detail.requester_id is longer than {MAX_USER_ID}", reasons.INVALID_FIELD
+            )
         return SupportEvent(event_id, kind, time, user_id, ticket_id, status)
     if kind.startswith("user."):
         user_id = _id(detail.get("id"))
         if user_id is None:
-            raise InvalidSupportEvent(f"{kind} needs detail.id (the user id)")
+            raise InvalidSupportEvent(
+                f"{kind} needs detail.id (the user id)", reasons.MISSING_FIELD
+            )
         if len(user_id) > MAX_USER_ID:
-            raise InvalidSupportEvent(f"detail.id is longer than {MAX_USER_ID}")
+            raise InvalidSupportEvent(
+                f"detail.id is longer than {MAX_USER_ID}", reasons.INVALID_FIELD
+            )
         return SupportEvent(event_id, kind, time, user_id, None, None)
-    raise InvalidSupportEvent(f"unsupported event type {kind!r}: expected ticket.* or user.*")
+    raise InvalidSupportEvent(
+        f"unsupported event type {kind!r}: expected ticket.* or user.*", reasons.UNKNOWN_TYPE
+    )
 
 
 def decode_support(raw: bytes | str, not_after: dt.datetime | None) -> SupportEvent:
@@ -141,5 +158,5 @@ def decode_support(raw: bytes | str, not_after: dt.datetime | None) -> SupportEv
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidSupportEvent(f"not JSON: {exc}") from None
+        raise InvalidSupportEvent(f"not JSON: {exc}", reasons.NOT_JSON) from None
     return support_event(payload, not_after)

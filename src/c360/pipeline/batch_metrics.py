@@ -10,10 +10,16 @@ atomically) and/or a Pushgateway (``metrics.pushgateway_url``, job ``c360_batch`
   ``c360_batch_step_status{step, status}`` (1 for the step's status in this run: succeeded,
   failed, skipped, done-before) of the run just finished;
 - ``c360_batch_last_run_timestamp_seconds`` and ``c360_batch_date_timestamp_seconds`` (the batch
-  date's midnight, UTC).
+  date's midnight, UTC);
+- what the steps of the run measured (their outcomes' ``counts`` and ``checks``):
+  ``c360_batch_quality_check_passed{check}`` (1 passed, 0 failed), the identity step's
+  ``c360_batch_identity_persons``, ``_merges``, ``_splits``, ``_refused_links``,
+  ``_flagged_clusters``, ``_largest_cluster_records`` and ``_giant_clusters`` (1 when a giant
+  cluster stopped the step), and ``c360_batch_published_profiles`` — each present only when its
+  step ran.
 
-Labels are step names and statuses only. A failure to write or push is logged, never raised:
-the batch's own outcome stands.
+Labels are step names, statuses and the quality checks' fixed names only. A failure to write
+or push is logged, never raised: the batch's own outcome stands.
 """
 
 from __future__ import annotations
@@ -38,6 +44,26 @@ log = logging.getLogger(__name__)
 JOB = "c360_batch"
 TEXTFILE = "c360_batch.prom"
 STATUSES = ("succeeded", "failed", "skipped", "done-before")
+# The steps' named counts exported, (step, count) -> (metric, help): a fixed list, so a step
+# adding a count to its outcome does not add a metric by accident.
+COUNTS = {
+    ("identity", "persons"): ("c360_batch_identity_persons", "Persons the identity step resolved"),
+    ("identity", "merges"): ("c360_batch_identity_merges", "Persons merged into another"),
+    ("identity", "splits"): ("c360_batch_identity_splits", "Persons split into several"),
+    ("identity", "refused_links"): (
+        "c360_batch_identity_refused_links", "Links the cluster guards refused",
+    ),
+    ("identity", "flagged_clusters"): (
+        "c360_batch_identity_flagged_clusters", "Clusters flagged for review",
+    ),
+    ("identity", "largest_cluster"): (
+        "c360_batch_identity_largest_cluster_records", "Records in the largest cluster",
+    ),
+    ("identity", "giant_clusters"): (
+        "c360_batch_identity_giant_clusters", "Giant clusters that stopped the identity step",
+    ),
+    ("publish", "profiles"): ("c360_batch_published_profiles", "Profiles the publish made current"),
+}  # fmt: skip
 
 
 def registry_of(result: DayResult, store: ServingStore) -> CollectorRegistry:
@@ -66,6 +92,7 @@ def registry_of(result: DayResult, store: ServingStore) -> CollectorRegistry:
             rows.labels(step.step).set(step.rows)
         for state in STATUSES:
             status.labels(step.step, state).set(1 if step.status == state else 0)
+    _measured(result, registry)
     Gauge(
         "c360_batch_last_run_timestamp_seconds", "When the last batch run ended",
         registry=registry,
@@ -75,6 +102,21 @@ def registry_of(result: DayResult, store: ServingStore) -> CollectorRegistry:
         registry=registry,
     ).set(calendar.timegm(result.batch_date.timetuple()))  # fmt: skip
     return registry
+
+
+def _measured(result: DayResult, registry: CollectorRegistry) -> None:
+    """The steps' counts and quality checks (of the steps that ran)."""
+    checks = Gauge(
+        "c360_batch_quality_check_passed", "1 when the data-quality check passed in the last run",
+        ["check"], registry=registry,
+    )  # fmt: skip
+    for step in result.steps:
+        for check in step.checks:
+            checks.labels(check.name).set(1 if check.passed else 0)
+        for name, value in step.counts.items():
+            known = COUNTS.get((step.step, name))
+            if known is not None:
+                Gauge(*known, registry=registry).set(value)
 
 
 def export(settings: MetricsSettings, result: DayResult, store: ServingStore) -> None:

@@ -16,14 +16,15 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from c360 import logformat, retry
-from c360.batch.quality import Check, QualityError
+from c360.batch import quality
 from c360.config import Settings
 from c360.contracts.times import naive_utc_now
-from c360.errors import C360Error, ConfigError, raised_at
+from c360.errors import C360Error, ConfigError, GiantClusterError, raised_at
 from c360.lake import Lake
 from c360.pipeline import batch_metrics
 from c360.pipeline.batch_lock import HeldLock, batch_lock
@@ -74,10 +75,21 @@ class StepResult:
     seconds: float
     rows: int | None
     detail: str | None
-    checks: tuple[Check, ...] = ()  # the quality step's data-quality results, passed or not
+    checks: tuple[quality.Check, ...] = ()  # the quality step's data-quality results, passed or not
+    counts: Mapping[str, int] = field(default_factory=dict)  # see steps.Outcome
 
     def as_dict(self) -> dict[str, object]:
         return {**self.__dict__, "checks": [check.__dict__ for check in self.checks]}
+
+
+def measured_by_failure(exc: C360Error) -> dict[str, Any]:
+    """What a failed step still measured, as :class:`StepResult` fields: the quality checks
+    that stopped the publish, the giant cluster that stopped the identity step."""
+    if isinstance(exc, quality.QualityError):
+        return {"checks": tuple(exc.checks)}
+    if isinstance(exc, GiantClusterError):
+        return {"counts": {"giant_clusters": 1}}
+    return {}
 
 
 @dataclass
@@ -198,14 +210,22 @@ def run_step(
     except C360Error as exc:
         runlog.finish(day, name, started, "failed", detail=str(exc))
         log.error("batch %s: step %s failed: %s", day, name, exc)
-        checks = tuple(exc.checks) if isinstance(exc, QualityError) else ()
-        return StepResult(name, "failed", time.perf_counter() - clock, None, str(exc), checks)
+        seconds = time.perf_counter() - clock
+        return StepResult(name, "failed", seconds, None, str(exc), **measured_by_failure(exc))
     except Exception as exc:
         runlog.finish(day, name, started, "failed", detail=f"{type(exc).__name__}: {exc}")
         raise
     runlog.finish(day, name, started, outcome.status, outcome.rows, outcome.detail)
     seconds = time.perf_counter() - clock
-    return StepResult(name, outcome.status, seconds, outcome.rows, outcome.detail, outcome.checks)
+    return StepResult(
+        name,
+        outcome.status,
+        seconds,
+        outcome.rows,
+        outcome.detail,
+        outcome.checks,
+        outcome.counts,
+    )
 
 
 def run_locked_step(

@@ -7,13 +7,15 @@
 - **sources**: the newest lake partition of each watched table of the enabled sources, amber
   when older than ``quality.freshness_days``;
 - **speed**: each partition's lag (records appended, not yet committed by the consumer group)
-  and the dead letters of the last hour; amber from ``LAG_AMBER`` records or any dead letter,
-  red from ``LAG_RED`` records or when the event log cannot be read.
+  and the dead letters of the last hour, per topic and per reason code; amber from ``LAG_AMBER``
+  records or any dead letter, red from ``LAG_RED`` records or when the event log cannot be
+  read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,9 +118,17 @@ def _speed(settings: Settings, store: ServingStore, group: str, now: dt.datetime
         elif lag >= LAG_AMBER:
             layer.worse("amber", f"{where} is {lag} records behind")
     dead = store.dead_letters_since(now - dt.timedelta(hours=1))
-    layer.facts["dead_letters_last_hour"] = dead
-    if sum(dead.values()):
-        layer.worse("amber", f"{sum(dead.values())} dead letters in the last hour")
+    by_topic: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    for (topic, reason), count in sorted(dead.items()):
+        by_topic[topic] += count
+        by_reason[reason] += count
+    layer.facts["dead_letters_last_hour"] = dict(by_topic)
+    layer.facts["dead_letters_by_reason"] = dict(by_reason.most_common())
+    if by_topic:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in by_reason.most_common())
+        total = by_topic.total()
+        layer.worse("amber", f"{total} dead letters in the last hour ({reasons})")
     return layer
 
 

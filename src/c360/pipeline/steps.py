@@ -12,8 +12,8 @@ zone ``gold``: the BI tables ``c360/<table>/dt=D`` (:mod:`c360.batch.gold`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from c360.batch import features, gold, quality
 from c360.config import Settings
@@ -33,10 +33,20 @@ TIMELINE = "timeline_event"
 
 @dataclass(frozen=True)
 class Outcome:
+    """A step's result: its status, rows and a line for people; for the metrics, ``checks``
+    (the quality step's) and ``counts`` (named numbers, e.g. the identity step's merges)."""
+
     status: str  # succeeded | skipped
     rows: int | None = None
     detail: str | None = None
     checks: tuple[quality.Check, ...] = ()  # the quality step's data-quality results
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+# The identity report's numbers a step outcome carries (what the batch metrics export).
+IDENTITY_COUNTS = (
+    "persons", "merges", "splits", "refused_links", "flagged_clusters", "largest_cluster",
+)  # fmt: skip
 
 
 Step = Callable[[Settings, Lake, dt.date], Outcome]
@@ -72,7 +82,10 @@ def ingest_source(source: str) -> Step:
 
 def run_identity(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     report = identity.resolve(settings, lake, day)
-    return Outcome("succeeded", report.persons, report.detail())
+    counts = {name: getattr(report, name) for name in IDENTITY_COUNTS}
+    # A giant cluster fails the step (GiantClusterError): none in a step that succeeded.
+    counts["giant_clusters"] = 0
+    return Outcome("succeeded", report.persons, report.detail(), counts=counts)
 
 
 def run_features(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
@@ -154,7 +167,8 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
         store.dispose()
     links = ", ".join(f"{count} {kind}" for kind, count in reconciled.as_dict().items())
     detail = f"profiles published; real-time identity links: {links}"
-    return Outcome("succeeded", tables["batch_profile"].num_rows, detail)
+    profiles = tables["batch_profile"].num_rows
+    return Outcome("succeeded", profiles, detail, counts={"profiles": profiles})
 
 
 SEGMENTS = "segments"  # the lake's source folder of segment membership

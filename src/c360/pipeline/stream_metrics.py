@@ -4,8 +4,10 @@ Per consumer ``group`` (labels: group, and topic/partition for the lag — a han
 partitions, never a key or a value):
 
 - ``c360_stream_records_total``, ``_events_total`` (applied), ``_duplicates_total``,
-  ``_dead_letters_total``, ``_state_rows_total`` (real-time rows written), ``_batches_total``;
-  events per second is ``rate(c360_stream_events_total[1m])``;
+  ``_state_rows_total`` (real-time rows written), ``_batches_total``; events per second is
+  ``rate(c360_stream_events_total[1m])``;
+- ``c360_stream_dead_letters_total{group, topic, reason}``: records dead-lettered, by topic and
+  reason code (:data:`c360.contracts.reasons.CODES`);
 - ``c360_stream_batch_duration_seconds``: from reading a micro-batch to its commit;
 - ``c360_stream_commit_conflicts_total`` (another worker had moved the offsets) and
   ``c360_stream_retries_total`` (transient failures waited out);
@@ -21,13 +23,15 @@ partitions, never a key or a value):
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from c360.contracts.log import TopicPartition
 from c360.logs import EventLog
+from c360.stores import DeadLetter
 
 LAG_EVERY_S = 5.0
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -38,13 +42,16 @@ _COUNTS = {
         ("records", "Event log records consumed"),
         ("events", "Valid events applied to real-time state"),
         ("duplicates", "Valid events dropped as already seen"),
-        ("dead_letters", "Records dead-lettered (malformed or implausible)"),
         ("state_rows", "Real-time state rows written"),
         ("batches", "Micro-batches committed"),
         ("commit_conflicts", "Micro-batches rolled back: another worker had moved the offsets"),
         ("retries", "Transient failures (event log, store) waited out"),
     )
 }
+_DEAD_LETTERS = Counter(
+    "c360_stream_dead_letters", "Records dead-lettered (malformed or implausible), by reason code",
+    ["group", "topic", "reason"],
+)  # fmt: skip
 _DURATION = Histogram(
     "c360_stream_batch_duration_seconds", "From reading a micro-batch to its commit",
     ["group"], buckets=_BUCKETS,
@@ -82,6 +89,11 @@ class StreamMetrics:
         self.count("batches")
         _DURATION.labels(self.group).observe(seconds)
         self._committed_ms.update(appended_ms)
+
+    def dead_lettered(self, letters: Iterable[DeadLetter]) -> None:
+        counted = collections.Counter((letter.topic, letter.code) for letter in letters)
+        for (topic, reason), count in counted.items():
+            _DEAD_LETTERS.labels(self.group, topic, reason).inc(count)
 
     def lag(self, log: EventLog, committed: Mapping[TopicPartition, int]) -> None:
         """Measure each partition's lag behind its end (at most every :data:`LAG_EVERY_S`)."""

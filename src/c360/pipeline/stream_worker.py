@@ -382,11 +382,11 @@ class _Worker:
             "records": result.records,
             "events": result.events,
             "duplicates": result.duplicates,
-            "dead_letters": result.dead_lettered,
             "state_rows": result.state_rows,
         }
         seconds = time.perf_counter() - prepared.started
         self.metrics.committed(counts, seconds, prepared.appended_ms)
+        self.metrics.dead_lettered(prepared.invalid)
         self.metrics.lag(self.log, {**self.positions, **result.next_offsets})
 
     def start_over(self) -> None:
@@ -563,7 +563,9 @@ def _decode(
                     not_after = None if limit == NO_LIMIT else from_epoch_us(limit)
                     support.append(decode_support(value, not_after))
                 except InvalidSupportEvent as exc:
-                    invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
+                    invalid.append(
+                        DeadLetter(tp.topic, tp.partition, offset, value, exc.reason, exc.code)
+                    )
             continue
         # Grouped by the identifier's text first (a tuple key per event costs more).
         by_anonymous_id: defaultdict[str, list[ClickEvent]] = defaultdict(list)
@@ -580,7 +582,9 @@ def _decode(
                     event = slow_click(value, _limit(stamps[i], skew_us))
                 except InvalidMessage as exc:
                     offset = records.offsets[i]
-                    invalid.append(DeadLetter(tp.topic, tp.partition, offset, value, exc.reason))
+                    invalid.append(
+                        DeadLetter(tp.topic, tp.partition, offset, value, exc.reason, exc.code)
+                    )
                     continue
             anonymous_id = event.anonymous_id
             if anonymous_id is not None:

@@ -38,6 +38,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from c360.contracts import reasons
 from c360.contracts.money import MAX_AMOUNT, plausible_amount
 from c360.contracts.segment import (
     MAX_ANONYMOUS_ID,
@@ -217,6 +218,6 @@ def slow_click(raw: bytes | str, not_after: int) -> ClickEvent:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
+        raise InvalidMessage(f"not JSON: {exc}", reasons.NOT_JSON) from None
     limit = None if not_after >= NO_LIMIT else from_epoch_us(not_after)
     return ClickEvent.of(validate(payload, not_after=limit))

@@ -524,16 +524,16 @@ class ServingStore:
         with self._reading(f"reading lease {name}") as conn:
             return leases.holder(conn, name)
 
-    def dead_letters_since(self, since: dt.datetime) -> dict[str, int]:
-        """Dead letters received after ``since`` (naive UTC), per topic."""
+    def dead_letters_since(self, since: dt.datetime) -> dict[tuple[str, str], int]:
+        """Dead letters received after ``since`` (naive UTC), per topic and reason code."""
         table = serving.dead_letter
         query = (
-            select(table.c.topic, func.count())
+            select(table.c.topic, table.c.reason_code, func.count())
             .where(table.c.received_at > since)
-            .group_by(table.c.topic)
+            .group_by(table.c.topic, table.c.reason_code)
         )
         with self._reading("counting dead letters") as conn:
-            return {str(topic): int(count) for topic, count in conn.execute(query)}
+            return {(str(topic), str(code)): int(n) for topic, code, n in conn.execute(query)}
 
     def run_dates(self, limit: int = 14) -> list[str]:
         """The latest batch dates in the run log, newest first."""

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.exc import IntegrityError
 
+from c360.contracts import reasons
 from c360.contracts.log import TopicPartition
 from c360.contracts.serving import (
     RESOLVED,
@@ -374,13 +375,15 @@ def execute(conn: Connection, writes: Iterable[Write]) -> int:
 
 
 class DeadLetter(NamedTuple):
-    """A log record that could not be used, and why."""
+    """A log record that could not be used, and why: the reason's text and its code
+    (:data:`c360.contracts.reasons.CODES`)."""
 
     topic: str
     partition: int
     offset: int
     payload: bytes
     reason: str
+    code: str = reasons.OTHER
 
 
 @dataclass(frozen=True)
@@ -522,6 +525,7 @@ def dead_letter_row(letter: DeadLetter, received_at: dt.datetime) -> dict[str, A
         "partition": letter.partition,
         "offset": letter.offset,
         "reason": _storable(letter.reason),
+        "reason_code": letter.code,
         "payload": _text(letter.payload),
         "received_at": naive_utc(received_at),
     }
