@@ -97,13 +97,16 @@ def _logged(settings: Settings, topic: str) -> list[bytes]:
         ]
 
 
-def _suppressed(client: httpx.Client) -> float:
+def _suppressed(client: httpx.Client, webhook: bool = False) -> float:
+    """Events dropped as an erased person's: the collector's, or the Zendesk webhook's."""
+    name, labels = (
+        ("c360_webhook_events_total", {"webhook": "zendesk", "outcome": "suppressed", "reason": ""})
+        if webhook
+        else ("c360_collector_events_total", {"outcome": "rejected", "reason": ""})
+    )
     for family in text_string_to_metric_families(client.get("/metrics").text):
         for sample in family.samples:
-            if sample.name == "c360_collector_events_total" and sample.labels == {
-                "outcome": "rejected",
-                "code": "suppressed",
-            }:
+            if sample.name == name and sample.labels == {**labels, "code": "suppressed"}:
                 return sample.value
     return 0.0
 
@@ -141,7 +144,7 @@ def test_an_admin_erases_a_person_and_their_events_are_dropped_from_then_on(
     assert client.get("/v1/profiles/p_2", headers=reader).status_code == 200
     assert _logged(settings, "clickstream") == []  # the earlier event is gone too
 
-    before = _suppressed(client)
+    before, webhook_before = _suppressed(client), _suppressed(client, webhook=True)
     dropped = [
         _message(anonymousId="ck-ann"),
         _message(anonymousId="ck-new", userId="42"),
@@ -170,7 +173,8 @@ def test_an_admin_erases_a_person_and_their_events_are_dropped_from_then_on(
         assert answer.status_code == 200 and answer.json() == {"success": True}
     logged = [orjson.loads(v)["detail"]["requester_id"] for v in _logged(settings, "support")]
     assert logged == ["7008"]
-    assert _suppressed(client) - before == 6
+    assert _suppressed(client) - before == 5
+    assert _suppressed(client, webhook=True) - webhook_before == 1
     # the suppression list holds keyed hashes only
     hashes = store.query("SELECT hash, id_type FROM suppressed_identifier")
     assert len(hashes) == 5 and all(len(h["hash"]) == 64 for h in hashes)  # 4 ids, the person

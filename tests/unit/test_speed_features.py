@@ -33,6 +33,7 @@ from c360.speed.features import (
     state_key,
     update,
 )
+from c360.stores.realtime import written_columns
 from c360.stores.views import LAST_HOUR_MS
 
 PRODUCT_VIEWED_NAME = features.PRODUCT_VIEWED
@@ -333,10 +334,10 @@ def test_state_key_is_the_anonymous_id_else_the_user_id() -> None:
 
 
 def test_the_state_matches_the_realtime_state_table() -> None:
-    assert set(RealtimeState.__annotations__) == {c.name for c in realtime_state.columns}
+    assert set(RealtimeState.__annotations__) == {c.name for c in written_columns(realtime_state)}
     assert realtime_state.c.last_event_type.type.length == MAX_EVENT_TYPE
     assert realtime_state.c.cart_id.type.length == MAX_CART_ID
-    assert set(Order._fields) == {c.name for c in realtime_order.columns}
+    assert set(Order._fields) == {c.name for c in written_columns(realtime_order)}
     assert realtime_order.c.order_id.type.length == MAX_ORDER_ID
     assert LAST_HOUR_MS == HOUR_MS
 

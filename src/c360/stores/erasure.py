@@ -83,6 +83,7 @@ NOT_PERSONAL: Mapping[str, str] = {
     "erasure_receipt": "the evidence: hashes and counts only",
     "suppressed_identifier": "hashes only",
     "erasure_salt": "the hashes' key",
+    "batch_lock": "which batch run holds the lock (host, process)",
 }
 
 
