@@ -55,7 +55,7 @@ def test_the_id_follows_the_request_into_the_log(
     def broken(*_: object) -> None:
         raise StoreError("serving store x (reading a profile): no such table: person")
 
-    monkeypatch.setattr(store._reads, "profile", broken)
+    monkeypatch.setattr(store._reads, "profile_and_consent", broken)
     answer = client.get("/v1/profiles/p_1", headers={"X-Request-ID": "edge-7f3a.1"})
     assert answer.status_code == 500
     assert answer.headers["x-request-id"] == "edge-7f3a.1"

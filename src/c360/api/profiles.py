@@ -9,8 +9,8 @@ networked store it runs on the threadpool, so one slow round trip does not stall
 ``fields=a,b`` narrows the answer to those fields of the unified ``profile`` (the website reads
 a few); ``explain=true`` adds ``provenance``: which layer served each field and as of when.
 
-**Consent** (:mod:`c360.access.consent`): the same read fetches the person's newest consent
-decision since the batch (one indexed query); the answer's ``marketing_consent*`` fields are
+**Consent** (:mod:`c360.access.consent`): the same statement reads the person's newest consent
+decision since the batch; the answer's ``marketing_consent*`` fields are
 the newest of the batch's and that one, and a person without consent has their marketing
 fields answered as null unless the key has ``profiles:service``. **Audit**: each answered read
 is recorded (key id, person, route template) in the read audit's buffer (:mod:`.audit`).
@@ -146,10 +146,7 @@ def profiles_router(
         return read() if inline else await run_in_threadpool(read)
 
     def read(person_id: str, explain: bool) -> tuple[dict[str, Any], Any] | None:
-        found = serving.profile(person_id, explain=explain)
-        if found is None:
-            return None
-        return found, serving.consent_decision(found["person_id"])
+        return serving.profile_and_consent(person_id, explain=explain)
 
     async def answer(person_id: str, request: Request) -> JSON:
         names = _projection(request.query_params.get("fields"))

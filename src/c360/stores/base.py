@@ -694,6 +694,14 @@ class ServingStore:
         with self._transaction("recording a consent decision") as conn:
             consent.record(conn, self.dialect, [(id_type, id_value)], decision)
 
+    def profile_and_consent(
+        self, person_id: str, *, explain: bool = False
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """:meth:`profile` and the person's newest consent decision since the batch
+        (:meth:`consent_decision`), read in one statement: the Profile API's read."""
+        with self._driver_errors("reading a profile"):
+            return self._reads.profile_and_consent(person_id, None, explain)
+
     def consent_decision(self, person_id: str) -> Decision | None:
         """The newest consent decision since the batch for one person (the Profile API's
         read: one query on the driver's cursor)."""

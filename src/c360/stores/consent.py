@@ -39,7 +39,7 @@ SELECT d.id_value AS person_id, d.consent, d.decided_at, d.source
 FROM consent_decision d
 WHERE d.id_type = 'person_id' {and_direct}
 """
-_FOR_ONE = _RESOLVED.format(
+FOR_ONE = _RESOLVED.format(
     where_mapped="WHERE m.person_id = :person_id", and_direct="AND d.id_value = :person_id"
 )
 
@@ -85,7 +85,8 @@ def record(
     return int(conn.execute(upsert, rows).rowcount or 0)
 
 
-def _decisions(rows: Any) -> dict[str, Decision]:
+def decisions(rows: Any) -> dict[str, Decision]:
+    """The newest decision per person of rows (person id, consent, decided at, source)."""
     found: dict[str, Decision] = {}
     for person_id, consent, decided_at, source in rows:
         decision = Decision(bool(consent), _datetime(decided_at), source)
@@ -110,7 +111,7 @@ def for_persons(conn: Connection, person_ids: Collection[str] | None = None) -> 
             )
         ).bindparams(bindparam("ids", list(person_ids), expanding=True))
     query = clause.columns(decided_at=sqltypes.DateTime(), consent=sqltypes.Boolean())
-    return _decisions(conn.execute(query).all())
+    return decisions(conn.execute(query).all())
 
 
 def identifiers_of(conn: Connection, person_id: str) -> list[tuple[str, str]]:
@@ -128,7 +129,7 @@ class ConsentReads:
 
     def __init__(self, engine: Engine, dialect: StoreDialect) -> None:
         self._engine = engine
-        self._sql = dialect.driver_sql(_FOR_ONE)
+        self._sql = dialect.driver_sql(FOR_ONE)
         self._reading = dialect.reading
 
     @contextmanager
@@ -143,7 +144,7 @@ class ConsentReads:
     def for_person(self, person_id: str) -> Decision | None:
         with self._cursor() as cursor:
             cursor.execute(self._sql, {"person_id": person_id})
-            return _decisions(cursor.fetchall()).get(person_id)
+            return decisions(cursor.fetchall()).get(person_id)
 
 
 def known_person(conn: Connection, person_id: str) -> str | None:

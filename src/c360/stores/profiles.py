@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 from sqlalchemy import Engine
 
+from c360.access.consent import Decision
 from c360.contracts import serving
 from c360.contracts.times import epoch_ms, naive_utc, naive_utc_now
 from c360.speed import merge
+from c360.stores import consent
 from c360.stores.columns import FROM_TEXT
 from c360.stores.views import (
     ORDER_DELTAS_FOR_PERSON,
@@ -115,12 +117,20 @@ class ProfileReads:
         self, person_id: str, now: dt.datetime | None, explain: bool
     ) -> dict[str, Any] | None:
         """See :meth:`c360.stores.ServingStore.profile`."""
+        found = self.profile_and_consent(person_id, now, explain)
+        return None if found is None else found[0]
+
+    def profile_and_consent(
+        self, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """The profile and the person's newest consent decision since the batch, read in the
+        same statement."""
         with self._cursor() as cursor:
             return self._profile(cursor, person_id, now, explain)
 
     def _profile(
         self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
-    ) -> Row | None:
+    ) -> tuple[Row, Decision | None] | None:
         now = naive_utc_now() if now is None else naive_utc(now)
         parts = self._parts(cursor, person_id, now)
         redirected_from = None
@@ -132,7 +142,7 @@ class ProfileReads:
             parts = self._parts(cursor, person_id, now)
             if parts is None:
                 return None
-        return unified(person_id, redirected_from, parts, now, explain)
+        return unified(person_id, redirected_from, parts, now, explain), parts.consent
 
     def _parts(self, cursor: Any, person_id: str, now: dt.datetime) -> Parts | None:
         """The parts of a profile, in one statement."""
@@ -166,6 +176,7 @@ class ProfileReads:
             deltas if deltas.get("person_id") is not None else {},
             support if support.get("person_id") is not None else None,
             rest["cutoff_at"],
+            _newest_decision(orjson.loads(rest["consent_decisions"] or "[]")),
         )
 
     def _layout(self, description: Any) -> list[tuple[int, tuple[str, ...], list[Converter]]]:
@@ -178,7 +189,7 @@ class ProfileReads:
 
     def _parts_from_json(self, row: Any) -> Parts | None:
         """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
-        person, batch, identifiers, realtime, deltas, support, cutoff = row
+        person, batch, identifiers, realtime, deltas, support, cutoff, decisions = row
         if person is None:
             return None
         return Parts(
@@ -189,6 +200,7 @@ class ProfileReads:
             self._typed(deltas) if deltas is not None else {},
             self._typed(support) if support is not None else None,
             cutoff,
+            _newest_decision([list(d.values()) for d in decisions or []]),
         )
 
     @staticmethod
@@ -209,7 +221,8 @@ class Parts(NamedTuple):
     realtime: Row  # empty without real-time state
     deltas: Row  # empty without orders since the cutoff
     support: Row | None  # None without support state
-    cutoff: dt.datetime | None  # the serving batch's (read only when needed)
+    cutoff: dt.datetime | None  # the serving batch's
+    consent: Decision | None = None  # the newest consent decision since the batch
 
 
 def _at_once_sql(dialect: StoreDialect) -> str:
@@ -224,6 +237,7 @@ def _at_once_sql(dialect: StoreDialect) -> str:
         "deltas": dialect.json_row(ORDER_DELTAS_FOR_PERSON),
         "support": dialect.json_row(SUPPORT_FOR_PERSON),
         "cutoff": f"({_CUTOFF})",
+        "consent": dialect.json_rows(consent.FOR_ONE),
     }
     return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
 
@@ -241,10 +255,15 @@ def _in_one_row_sql(dialect: StoreDialect) -> str:
         "SELECT json_group_array(json_object('id_type', id_type, 'id_value', id_value)) "
         f"FROM ({_IDENTIFIERS})"
     )
+    decisions = (
+        "SELECT json_group_array(json_array(person_id, consent, decided_at, source)) "
+        f"FROM ({consent.FOR_ONE})"
+    )
     marks = [f'NULL AS "{_MARK}{name}"' for name in ("batch", "realtime", "deltas", "support")]
     return f"""
 SELECT p.*, {marks[0]}, b.*, {marks[1]}, rt.*, {marks[2]}, d.*, {marks[3]}, sp.*,
-       NULL AS "{_MARK}end", ({identifiers}) AS identifiers, ({_CUTOFF}) AS cutoff_at
+       NULL AS "{_MARK}end", ({identifiers}) AS identifiers, ({_CUTOFF}) AS cutoff_at,
+       ({decisions}) AS consent_decisions
 FROM person p
 LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
 LEFT JOIN ({realtime}) rt ON 1 = 1
@@ -252,6 +271,12 @@ LEFT JOIN ({deltas}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
 WHERE p.person_id = :person_id
 """
+
+
+def _newest_decision(rows: list[list[Any]]) -> Decision | None:
+    """The newest of a person's consent decisions since the batch, from rows of
+    (person id, consent, decided at, source)."""
+    return next(iter(consent.decisions(rows).values()), None)
 
 
 def _split(
@@ -273,7 +298,7 @@ def unified(
     """One person's answer: the golden record, identifiers, the unified profile (batch features
     merged with the speed layer's facts, then the real-time features), the two layers as they
     are, and with ``explain`` each field's provenance."""
-    person, batch, identifiers, realtime, deltas, support, cutoff = parts
+    person, batch, identifiers, realtime, deltas, support, cutoff, _ = parts
     batch_values = {k: v for k, v in batch.items() if k != "person_id"}
     live = {k: v for k, v in realtime.items() if k != "person_id"}
     last = live.get("last_event_at")
