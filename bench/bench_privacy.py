@@ -92,7 +92,11 @@ def main() -> None:
         ids = publish(store, args.persons)
         pick = random.Random(7).choice
         timed("profile read", args.reads, lambda: store.profile(pick(ids)))
-        timed("consent decision read", args.reads, lambda: store.consent_decision(pick(ids)))
+        timed(
+            "profile read with its consent decision",
+            args.reads,
+            lambda: store.profile_and_consent(pick(ids)),
+        )
         audit = ReadAudit(store, buffer_size=args.reads, flush_seconds=60)
         timed(
             "audit record",

@@ -236,7 +236,6 @@ class ServingStore:
         self.engine: Engine = dialect.create_engine(url)  # for tests and tools; not for SQL
         self._driver_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._reads = profiles.ProfileReads(self.engine, dialect)
-        self._consent_reads = consent.ConsentReads(self.engine, dialect)
 
     # -- errors ----------------------------------------------------------------------------
     @contextmanager
@@ -697,16 +696,10 @@ class ServingStore:
     def profile_and_consent(
         self, person_id: str, *, explain: bool = False
     ) -> tuple[dict[str, Any], Decision | None] | None:
-        """:meth:`profile` and the person's newest consent decision since the batch
-        (:meth:`consent_decision`), read in one statement: the Profile API's read."""
+        """:meth:`profile` and the person's newest consent decision since the batch, read in
+        one statement: the Profile API's read."""
         with self._driver_errors("reading a profile"):
             return self._reads.profile_and_consent(person_id, None, explain)
-
-    def consent_decision(self, person_id: str) -> Decision | None:
-        """The newest consent decision since the batch for one person (the Profile API's
-        read: one query on the driver's cursor)."""
-        with self._driver_errors("reading a consent decision"):
-            return self._consent_reads.for_person(person_id)
 
     def consent_decisions(self, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
         """The newest consent decision since the batch per person (of ``person_ids``, or all)."""

@@ -13,11 +13,10 @@ person id) and keep the newest per person.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, text
+from sqlalchemy import Connection, and_, bindparam, or_, text
 from sqlalchemy import types as sqltypes
 
 from c360.access.consent import Decision, newest
@@ -120,31 +119,6 @@ def identifiers_of(conn: Connection, person_id: str) -> list[tuple[str, str]]:
         text("SELECT id_type, id_value FROM identity_map WHERE person_id = :p"), {"p": person_id}
     )
     return [(r.id_type, r.id_value) for r in rows] + [(PERSON_ID, person_id)]
-
-
-class ConsentReads:
-    """One person's decision on the driver's cursor: the Profile API's read, next to the
-    profile's own (:class:`c360.stores.profiles.ProfileReads`), so it costs one indexed
-    query and no SQLAlchemy statement."""
-
-    def __init__(self, engine: Engine, dialect: StoreDialect) -> None:
-        self._engine = engine
-        self._sql = dialect.driver_sql(FOR_ONE)
-        self._reading = dialect.reading
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        connection = self._engine.raw_connection()
-        try:
-            with self._reading(connection.dbapi_connection):
-                yield connection.cursor()
-        finally:
-            connection.close()
-
-    def for_person(self, person_id: str) -> Decision | None:
-        with self._cursor() as cursor:
-            cursor.execute(self._sql, {"person_id": person_id})
-            return decisions(cursor.fetchall()).get(person_id)
 
 
 def known_person(conn: Connection, person_id: str) -> str | None:
