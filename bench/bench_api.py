@@ -23,11 +23,13 @@ Prints one JSON line per measurement and a summary with each lookup's ratio to t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +176,25 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], errors: Path) -> None:
     raise SystemExit("the server did not come up")
 
 
+@contextlib.contextmanager
+def _profiled(pid: int, output: Path | None, seconds: int) -> Iterator[None]:
+    """py-spy samples the server process(es) while the body runs, into ``output`` as collapsed
+    stacks (one ``frame;frame;… count`` line each: grep and sum them), if ``output`` is given."""
+    if output is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    spy = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+         "--rate", "250", "--duration", str(seconds), "--format", "raw", "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.wait(timeout=seconds + 30)
+
+
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     prepare(args.dir, store_url, args.seed_events, (args.customers, args.days))
@@ -204,9 +226,10 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             _wait_up(url, server, server_errors)
             writer.start()
             time.sleep(2)
-            results: dict[str, Any] = {
-                "floor": wrk(url, ["/healthz"], seconds=args.seconds),
-                "by_person_id": wrk(url, by_id, headers=headers, seconds=args.seconds),
+            results: dict[str, Any] = {"floor": wrk(url, ["/healthz"], seconds=args.seconds)}
+            with _profiled(server.pid, args.profile, args.seconds):
+                results["by_person_id"] = wrk(url, by_id, headers=headers, seconds=args.seconds)
+            results |= {
                 "by_email": wrk(url, by_email, headers=headers, seconds=args.seconds),
                 "at_rate": open_loop(
                     url, by_id, rate=args.rate, seconds=args.seconds, headers=headers
@@ -249,6 +272,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
     parser.add_argument("--writer-rate", type=float, default=1000.0, help="events/s written")
     parser.add_argument("--seed-events", type=int, default=500_000)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the server with py-spy during the by-id throughput run, as collapsed "
+        "stacks into this file (py-spy must be on PATH; its sampling slows the server a little)",
+    )
     parser.add_argument(
         "--header",
         nargs=2,

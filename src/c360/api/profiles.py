@@ -28,7 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from c360.access import consent
 from c360.access.keys import PROFILES_SERVICE
 from c360.api.audit import ReadAudit
-from c360.api.auth import request_key, requires
+from c360.api.auth import GuardedRoute, request_key, requires
 from c360.api.errors import ApiError, responses
 from c360.api.json import JSON
 from c360.api.openapi import comma_separated
@@ -139,7 +139,9 @@ def with_consent(
 def profiles_router(
     serving: ServingStore, phone_region: str | None = None, audit: ReadAudit | None = None
 ) -> APIRouter:
-    router = APIRouter(tags=["profiles"], dependencies=[requires("profiles:read")])
+    router = APIRouter(
+        tags=["profiles"], dependencies=[requires("profiles:read")], route_class=GuardedRoute
+    )
     inline = serving.dialect.name == "sqlite"
 
     async def call(read: Callable[[], Any]) -> Any:

@@ -158,13 +158,11 @@ class StoreDialect(ABC):
         """An expression: the rows of ``query`` as a JSON array of objects (NULL without any)."""
         raise NotImplementedError(f"{self.name} reads a profile part by part")
 
-    @contextmanager
-    def reading(self, dbapi_connection: Any) -> Iterator[None]:
-        """Around the hot reads on a pooled driver connection: they leave no transaction open
-        (the pool rolls such a connection back, and psycopg then drops its prepared
-        statements). By default: commit after them."""
-        yield
-        dbapi_connection.commit()
+    def hold_for_reads(self, dbapi_connection: Any) -> None:
+        """Ready a driver connection that the hot reads hold (:class:`.profiles.ThreadConnections`):
+        each of their statements must see the newest commit. By default nothing (a driver
+        whose connections run outside a transaction already, as the SQLite store's do)."""
+        return
 
     @abstractmethod
     def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
@@ -295,6 +293,7 @@ class ServingStore:
                 ).create(conn)
 
     def dispose(self) -> None:
+        self._reads.close()
         self.engine.dispose()
 
     # -- the batch layer -------------------------------------------------------------------

@@ -113,15 +113,10 @@ class PostgresDialect(StoreDialect):
     def json_rows(self, query: str) -> str:
         return f"(SELECT json_agg(row_to_json(x)) FROM ({query}) x)"
 
-    @contextmanager
-    def reading(self, dbapi_connection: Any) -> Iterator[None]:
-        """In autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
-        statement sees one snapshot anyway)."""
+    def hold_for_reads(self, dbapi_connection: Any) -> None:
+        """Autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
+        statement sees one snapshot anyway), and psycopg keeps the statements it prepared."""
         dbapi_connection.autocommit = True
-        try:
-            yield
-        finally:
-            dbapi_connection.autocommit = False
 
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""

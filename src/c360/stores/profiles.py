@@ -14,9 +14,11 @@ converters turn the columns that hold them into Python values, so both stores an
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import Engine
@@ -52,6 +54,7 @@ _IDENTIFIERS = (
 _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 
 Row = dict[str, Any]
+T = TypeVar("T")
 Converters = Mapping[str, Callable[[Any], Any]]
 Converter = tuple[str, Callable[[Any], Any]]
 
@@ -74,7 +77,7 @@ class ProfileReads:
         self._sql["parts"] = sql(
             _at_once_sql(dialect) if self._as_json else _in_one_row_sql(dialect)
         )
-        self._reading = dialect.reading
+        self._connections = ThreadConnections(engine, dialect.hold_for_reads)
         self._layout_of: tuple[tuple[str, ...], list[Any]] = ((), [])
 
     def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
@@ -92,26 +95,35 @@ class ProfileReads:
             for row in cursor.fetchall()
         ]
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """A cursor on a pooled connection, left with no transaction open
-        (:meth:`~c360.stores.base.StoreDialect.reading`)."""
-        connection = self._engine.raw_connection()
-        try:
-            with self._reading(connection.dbapi_connection):
-                yield connection.cursor()
-        finally:
-            connection.close()  # back to the pool
+    def _read(self, work: Callable[[Any], T]) -> T:
+        """``work`` on a cursor of this thread's connection; once more on a new connection if
+        the database had dropped the old one (a server restart: the first read after it)."""
+        for attempt in (1, 2):
+            connection = self._connections.get()
+            try:
+                return work(connection.cursor())
+            except Exception as exc:
+                dropped = self._connections.dropped(exc, connection)
+                self._connections.discard()
+                if attempt == 2 or not dropped:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._connections.close_all()
 
     def find_person(self, id_type: str, id_value: str) -> str | None:
         """The person an identifier (in lookup form) belongs to, or None."""
-        with self._cursor() as cursor:
+
+        def find(cursor: Any) -> str | None:
             if id_type == "anonymous_id":
                 linked = self._rows(cursor, "find_by_link", {"v": id_value})
                 if linked:
                     return str(linked[0]["person_id"])
             rows = self._rows(cursor, "find", {"t": id_type, "v": id_value})
             return str(rows[0]["person_id"]) if rows else None
+
+        return self._read(find)
 
     def profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
@@ -125,8 +137,7 @@ class ProfileReads:
     ) -> tuple[dict[str, Any], Decision | None] | None:
         """The profile and the person's newest consent decision since the batch, read in the
         same statement."""
-        with self._cursor() as cursor:
-            return self._profile(cursor, person_id, now, explain)
+        return self._read(lambda cursor: self._profile(cursor, person_id, now, explain))
 
     def _profile(
         self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
@@ -223,6 +234,78 @@ class Parts(NamedTuple):
     support: Row | None  # None without support state
     cutoff: dt.datetime | None  # the serving batch's
     consent: Decision | None = None  # the newest consent decision since the batch
+
+
+class ThreadConnections:
+    """One driver connection per thread for the hot reads, held between reads rather than
+    checked out of the pool for each: a checkout and check-in (and the pool's liveness ping,
+    a round trip on PostgreSQL) cost more than a profile read's own work. A connection is made
+    by the engine's pool (its ``connect`` listeners run) and detached from it, so it uses up no
+    pool slot; ``hold`` readies it for reads (autocommit: each statement its own snapshot). A
+    connection whose thread has ended is closed when the next one is opened; :meth:`close_all`
+    closes every one (the store's ``dispose``), and a thread reading afterwards opens a new
+    one."""
+
+    def __init__(self, engine: Engine, hold: Callable[[Any], None]) -> None:
+        self._engine = engine
+        self._hold = hold
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: list[tuple[weakref.ref[threading.Thread], Any]] = []
+        self._generation = 0  # raised by close_all: a thread's older connection is closed
+
+    def get(self) -> Any:
+        """This thread's driver (DBAPI) connection."""
+        held: tuple[int, Any] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        pooled = self._engine.raw_connection()
+        pooled.detach()
+        connection = pooled.dbapi_connection
+        self._hold(connection)
+        with self._lock:
+            self._close_orphans()
+            self._held.append((weakref.ref(threading.current_thread()), connection))
+            self._local.held = (self._generation, connection)
+        return connection
+
+    def dropped(self, error: Exception, connection: Any) -> bool:
+        """Whether ``error`` says the database dropped ``connection`` (retrying may work)."""
+        dialect = self._engine.dialect
+        return isinstance(error, dialect.loaded_dbapi.Error) and dialect.is_disconnect(
+            error, connection, None
+        )
+
+    def discard(self) -> None:
+        """Close this thread's connection (after an error: the next read opens a new one)."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            with self._lock:
+                self._held = [(t, c) for t, c in self._held if c is not held[1]]
+            _close_quietly(held[1])
+
+    def close_all(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+            self._generation += 1
+        for _, connection in held:
+            _close_quietly(connection)
+
+    def _close_orphans(self) -> None:
+        alive = []
+        for thread, connection in self._held:
+            owner = thread()
+            if owner is not None and owner.is_alive():
+                alive.append((thread, connection))
+            else:
+                _close_quietly(connection)
+        self._held = alive
+
+
+def _close_quietly(connection: Any) -> None:
+    with suppress(Exception):  # a connection the database dropped may fail to close
+        connection.close()
 
 
 def _at_once_sql(dialect: StoreDialect) -> str:
