@@ -19,7 +19,7 @@ them). Transactions, support and web activity are not marketing fields: a servic
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,7 @@ def consents(batch: Decision | None, since: Decision | None) -> bool:
     return winner is not None and winner.consent
 
 
-def redacted(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """``profile`` with its marketing fields null (for a person without consent)."""
-    return {k: (None if k in MARKETING_FIELDS else v) for k, v in profile.items()}
+def redact(profile: dict[str, Any]) -> None:
+    """Set ``profile``'s marketing fields null in place (an answer built for this request)."""
+    for name in MARKETING_FIELDS.intersection(profile):
+        profile[name] = None

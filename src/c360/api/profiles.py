@@ -131,8 +131,8 @@ def with_consent(
                 found["provenance"][name] = {"layer": "realtime", "as_of": values[2]}
     if service or (winner is not None and winner.consent):
         return found
-    found["profile"] = consent.redacted(profile)
-    found["batch"] = consent.redacted(found["batch"])
+    consent.redact(profile)
+    consent.redact(found["batch"])
     return found
 
 
