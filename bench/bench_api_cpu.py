@@ -1,0 +1,103 @@
+"""Benchmark: CPU time per Profile API request through the whole app, in-process — every
+middleware, routing, the key check, the store read, the answer's JSON — but no socket and no
+HTTP server, so the figure does not move with the load generator or the machine's other jobs
+as much as a throughput does (issue 14). Compare code with alternating runs.
+
+The ASGI app of ``c360 serve`` over the store (``--store``, default the medium world's SQLite
+file as ``bench_api.py`` prepared it) gets requests one after the other from this process:
+``GET /healthz`` (the floor's route), profiles by person id and by email (20,000 random
+persons, a real ``profiles:read`` key). Rounds alternate between the three; the best round of
+each is printed, in microseconds of this process's CPU time per request, as one JSON line.
+
+    python bench/bench_api_cpu.py --dir /tmp/c360-medium
+    python bench/bench_api_cpu.py --store postgresql://postgres@127.0.0.1:5432/c360_bench_api
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import sys
+import time
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_api import api_key, lookups
+from c360.api.app import create_app
+from c360.config import load_config
+
+Message = MutableMapping[str, Any]
+
+
+async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """Send one GET through the ASGI app; its status."""
+    status = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    route, _, query = path.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": query.encode(),
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return status
+
+
+async def _rounds(
+    app: Any, kinds: dict[str, Sequence[str]], key: str, per_round: int, rounds: int
+) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())]
+    best: dict[str, float] = {}
+    statuses: dict[str, dict[int, int]] = {name: {} for name in kinds}
+    rng = random.Random(7)
+    async with app.router.lifespan_context(app):
+        gc.collect()
+        gc.freeze()  # as c360 serve does (api/app.py: serving_process_app)
+        for _ in range(rounds):
+            for name, paths in kinds.items():
+                picks = [rng.choice(paths) for _ in range(per_round)]
+                started = time.process_time()
+                for path in picks:
+                    status = await _request(app, path, headers)
+                    statuses[name][status] = statuses[name].get(status, 0) + 1
+                took = (time.process_time() - started) / per_round * 1e6
+                best[name] = min(best.get(name, took), took)
+    return {
+        "cpu_us_per_request": {name: round(us, 1) for name, us in best.items()},
+        "statuses": statuses,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/c360-medium"))
+    parser.add_argument("--store", help="serving store URL (default: SQLite in --dir)")
+    parser.add_argument("--per-round", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
+    by_id, by_email, _ = lookups(store_url, 20_000)
+    settings = load_config(environ={}, overrides={"serving.url": store_url}).settings
+    app = create_app(settings)
+    kinds = {"floor": ["/healthz"], "by_person_id": by_id, "by_email": by_email}
+    result = asyncio.run(_rounds(app, kinds, api_key(store_url), args.per_round, args.rounds))
+    print(json.dumps({"bench": "api_cpu", "store": store_url.split(":")[0], **result}))
+
+
+if __name__ == "__main__":
+    main()
