@@ -134,7 +134,11 @@ def lookups(store_url: str, count: int) -> tuple[list[str], list[str], list[str]
     """Random persons' profile paths by id and by email, and known cookies."""
     store = open_store(store_url)
     try:
-        people = store.query("SELECT person_id, email FROM person")
+        # an email the identity map holds: a shared mailbox (several persons) identifies none
+        people = store.query(
+            "SELECT p.person_id, m.id_value AS email FROM person p LEFT JOIN identity_map m "
+            "ON m.id_type = 'email' AND m.id_value = lower(p.email) AND m.person_id = p.person_id"
+        )
         cookies = store.query(
             "SELECT id_value FROM identity_map WHERE id_type = 'anonymous_id' LIMIT 50000"
         )
