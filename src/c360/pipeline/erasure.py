@@ -29,15 +29,17 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
+from c360.contracts.lake import ARCHIVE_LIFTED
 from c360.errors import NotFoundError
 from c360.lake import Lake
 from c360.logs import EventLog, RecordMatch, open_configured
@@ -66,6 +68,10 @@ GENERIC_COLUMNS: Mapping[str, str] = {
 # Text columns holding a whole record (a quarantined row, a raw payload): searched for the
 # person's distinctive identifiers (a message keyed by another cookie may name their email).
 DOCUMENT_COLUMNS = ("record", "payload", "merge_fields")
+# List columns of what a document names, lifted from it at ingestion (the event archive's
+# ``identifiers``, c360.privacy.documents): matched on their values, and where a table has one
+# its payload is not read — the archive's payloads were nearly all of an erasure's time.
+LIFTED_COLUMNS: Mapping[str, str] = {ARCHIVE_LIFTED: "payload"}
 ID_PAIR = ("id_type", "id_value")
 
 
@@ -85,7 +91,13 @@ def _columns(zone: str, source: str, table: str, names: list[str]) -> dict[str, 
 
 
 def _documents(names: list[str]) -> list[str]:
-    return [n for n in DOCUMENT_COLUMNS if n in names]
+    """The document columns to search: those whose identifiers are not lifted already."""
+    lifted = {document for column, document in LIFTED_COLUMNS.items() if column in names}
+    return [n for n in DOCUMENT_COLUMNS if n in names and n not in lifted]
+
+
+def _lifted(names: list[str]) -> list[str]:
+    return [n for n in LIFTED_COLUMNS if n in names]
 
 
 def _as_text(values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -99,8 +111,21 @@ def _in(values: pa.ChunkedArray, wanted: list[str], lower: bool) -> pa.ChunkedAr
     return pc.fill_null(pc.is_in(text, value_set=pa.array(wanted, pa.string())), False)
 
 
+def _any_in(values: pa.ChunkedArray, wanted: list[str]) -> pa.Array:
+    """True for each row whose list holds one of ``wanted`` (lower-cased values)."""
+    flat = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
+    hits = pc.fill_null(pc.is_in(pc.list_flatten(flat), value_set=pa.array(wanted)), False)
+    mask = np.zeros(len(flat), dtype=bool)
+    mask[pc.list_parent_indices(flat).to_numpy()[hits.to_numpy(zero_copy_only=False)]] = True
+    return pa.array(mask)
+
+
 def row_mask(
-    rows: pa.Table, columns: Mapping[str, str], documents: list[str], subject: Subject
+    rows: pa.Table,
+    columns: Mapping[str, str],
+    documents: list[str],
+    subject: Subject,
+    lifted: Sequence[str] = (),
 ) -> pa.ChunkedArray | pa.Array:
     """True for each row that holds one of the subject's identifiers."""
     mask: pa.ChunkedArray | pa.Array = pa.array([False] * rows.num_rows, pa.bool_())
@@ -118,6 +143,10 @@ def row_mask(
                 of_type = pc.fill_null(pc.equal(_as_text(rows["id_type"]), id_type), False)
                 mask = pc.or_(mask, pc.and_(of_type, _in(rows["id_value"], wanted, False)))
     tokens = subject.strong_tokens()
+    if tokens and lifted:  # what documents name, lifted at ingestion: whole values
+        lowered = sorted({token.lower() for token in tokens})
+        for column in lifted:
+            mask = pc.or_(mask, _any_in(rows[column], lowered))
     if tokens and documents:  # one pass per column: an alternation of the tokens (RE2: linear)
         pattern = "|".join(re.escape(token) for token in tokens)
         for column in documents:
@@ -167,12 +196,13 @@ def _erase_partition(
     names = list(lake.manifest(source, table, day, zone)["schema"])
     columns = _columns(zone, source, table, names)
     documents = _documents(names)
+    lifted = _lifted(names)
     pair = [n for n in ID_PAIR if n in names] if len(set(ID_PAIR) & set(names)) == 2 else []
-    if not (columns or documents or pair):
+    if not (columns or documents or lifted or pair):
         return None
-    probe_columns = sorted({*columns, *documents, *pair} | ({"order_id"} & set(names)))
+    probe_columns = sorted({*columns, *documents, *lifted, *pair} | ({"order_id"} & set(names)))
     probe = lake.read_partition(source, table, day, zone, columns=probe_columns)
-    mask = row_mask(probe, columns, documents, subject)
+    mask = row_mask(probe, columns, documents, subject, lifted)
     matched = int(pc.sum(mask).as_py() or 0)
     if not matched:
         return None
