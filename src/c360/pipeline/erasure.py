@@ -17,6 +17,14 @@ finishes (the serving store, which resolves the person, goes last):
 The receipt lists every store touched with row and file counts, the identifiers erased as
 HMAC-SHA256 hashes (keyed by the store's erasure salt), a timestamp and who asked; never a
 value.
+
+**Concurrency.** An erasure holds the **batch lock** (:mod:`c360.pipeline.batch_lock`) from
+start to end, waiting for a running daily batch to finish: no batch step (an archive that read
+the log before step 2, a publish of features computed before step 3) runs meanwhile. The
+stream worker is not paused: it drops what names a suppressed identifier, and a micro-batch
+computed before step 1 either commits before step 4's deletes (which the speed layer's
+commits cannot interleave with) or is recomputed against the new list
+(:mod:`c360.pipeline.stream_worker`, *Erasure*).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from c360.contracts.lake import ARCHIVE_LIFTED
 from c360.errors import NotFoundError
 from c360.lake import Lake
 from c360.logs import EventLog, RecordMatch, open_configured
+from c360.pipeline.batch_lock import batch_lock, new_owner
 from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject
 from c360.privacy.suppression import RAW_COLUMNS
 from c360.speed.features import USER_ID
@@ -51,6 +60,8 @@ from c360.stores import ServingStore
 logger = logging.getLogger(__name__)
 
 TOPICS = ("clickstream", "support")
+# How long an erasure waits for a running daily batch (it holds the batch lock) by default.
+LOCK_WAIT = dt.timedelta(minutes=30)
 # Columns that hold an identifier of one type in any lake table, by their name.
 GENERIC_COLUMNS: Mapping[str, str] = {
     "person_id": PERSON,
@@ -243,9 +254,25 @@ def forget(
     *,
     requested_by: str,
     log: EventLog | None = None,
+    lock_wait: dt.timedelta = LOCK_WAIT,
 ) -> dict[str, Any]:
     """Erase the person an identifier names everywhere; the receipt (module docstring).
-    A person id the store does not know is :class:`NotFoundError`."""
+    A person id the store does not know is :class:`NotFoundError`. Holds the batch lock,
+    waiting up to ``lock_wait`` for a running batch to finish (then
+    :class:`~c360.pipeline.batch_lock.BatchLocked`)."""
+    ttl = dt.timedelta(seconds=settings.batch.lock_ttl_seconds)
+    with batch_lock(store, ttl, wait=lock_wait, owner=f"{new_owner()}:erasure"):
+        return _forget(settings, store, id_type, value, requested_by, log)
+
+
+def _forget(
+    settings: Settings,
+    store: ServingStore,
+    id_type: str,
+    value: str,
+    requested_by: str,
+    log: EventLog | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     subject = store.erasure_subject(id_type, value)
     if id_type == PERSON and not subject.of(*ID_TYPES):  # every known person has one
