@@ -140,3 +140,33 @@ def test_upgrade_gives_old_partitions_the_column_and_merging_into_one_does_too(
     merged = other.read_partition("events", "clickstream", OLD)
     assert merged.num_rows == 5 and merged.schema == ARCHIVE_SCHEMA
     assert merged[ARCHIVE_LIFTED].to_pylist()[1] == ["alice@x.com"]
+
+
+def test_the_upgrade_command_runs_under_the_batch_lock(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from c360.cli.main import cli
+    from c360.pipeline.batch_lock import BatchLocked, batch_lock
+    from c360.stores import open_store
+
+    monkeypatch.chdir(tmp_path)  # no stray ./c360.toml
+    env = {
+        "C360_CONFIG": None,
+        "C360_LAKE_URL": lake.root,
+        "C360_SERVING_URL": f"sqlite:///{tmp_path}/serving.db",
+    }
+    store = open_store(f"sqlite:///{tmp_path}/serving.db")
+    store.migrate()
+    try:
+        with batch_lock(store, dt.timedelta(minutes=5), owner="host:1:batch"):
+            held = CliRunner().invoke(cli, ["ingest", "upgrade-archive"], env=env)
+        assert isinstance(held.exception, BatchLocked) and "host:1:batch" in str(held.exception)
+        assert ARCHIVE_LIFTED not in lake.manifest("events", "clickstream", OLD)["schema"]
+        ran = CliRunner().invoke(cli, ["ingest", "upgrade-archive", "--json"], env=env)
+    finally:
+        store.dispose()
+    assert ran.exit_code == 0, ran.output
+    assert orjson.loads(ran.stdout) == {"upgraded": {"clickstream": 1, "support": 0}}
+    assert ARCHIVE_LIFTED in lake.manifest("events", "clickstream", OLD)["schema"]
