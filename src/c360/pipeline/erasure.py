@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 from c360.config import Settings
 from c360.contracts.lake import ARCHIVE_LIFTED
 from c360.errors import NotFoundError
+from c360.ingest.archive import SOURCE as ARCHIVE_SOURCE
 from c360.lake import Lake
 from c360.logs import EventLog, RecordMatch, open_configured
 from c360.pipeline.batch_lock import batch_lock, new_owner
@@ -101,13 +102,16 @@ def _columns(zone: str, source: str, table: str, names: list[str]) -> dict[str, 
     return {n: t for n, t in columns.items() if n in names}
 
 
-def _documents(names: list[str]) -> list[str]:
+def _documents(names: list[str], lifted: list[str]) -> list[str]:
     """The document columns to search: those whose identifiers are not lifted already."""
-    lifted = {document for column, document in LIFTED_COLUMNS.items() if column in names}
-    return [n for n in DOCUMENT_COLUMNS if n in names and n not in lifted]
+    done = {LIFTED_COLUMNS[column] for column in lifted}
+    return [n for n in DOCUMENT_COLUMNS if n in names and n not in done]
 
 
-def _lifted(names: list[str]) -> list[str]:
+def _lifted(zone: str, source: str, names: list[str]) -> list[str]:
+    """The lifted columns a partition has: the event archive's (``raw/events/<topic>``)."""
+    if (zone, source) != ("raw", ARCHIVE_SOURCE):
+        return []
     return [n for n in LIFTED_COLUMNS if n in names]
 
 
@@ -206,8 +210,8 @@ def _erase_partition(
     zone, source, table, day = where
     names = list(lake.manifest(source, table, day, zone)["schema"])
     columns = _columns(zone, source, table, names)
-    documents = _documents(names)
-    lifted = _lifted(names)
+    lifted = _lifted(zone, source, names)
+    documents = _documents(names, lifted)
     pair = [n for n in ID_PAIR if n in names] if len(set(ID_PAIR) & set(names)) == 2 else []
     if not (columns or documents or lifted or pair):
         return None
