@@ -4,9 +4,10 @@ A message is keyed by one cookie, but it can name other people's identifiers: a 
 ``track`` under a shared device's cookie carrying someone's email in its properties, an
 ``alias``'s ``previousId``, a Zendesk event's requester email. Erasure must find those. Reading
 every archived payload of the lake to search it was nearly all of an erasure's time (the
-payload is most of the event archive's bytes, and JSON to decompress), so the archive lifts them into a column of
-their own at ingestion (``identifiers``, :data:`c360.contracts.lake.ARCHIVE_SCHEMA`) with
-:func:`lift`, and erasure reads that column instead of the payload. The speed layer checks a
+payload is most of the event archive's bytes, and JSON to decompress), so the archive lifts
+them into a column of their own at ingestion (``identifiers``,
+:data:`c360.contracts.lake.ARCHIVE_SCHEMA`) with :func:`lift`, and erasure reads that column
+instead of the payload. The speed layer checks a
 dead letter's payload against the suppression list with :func:`payload_identifiers`.
 
 What a payload names, by type: every **email address** in its text, wherever it is (a
