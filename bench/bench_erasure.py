@@ -9,7 +9,13 @@ email, cookies, Zendesk users, Mailchimp members) and erased from every partitio
 (:func:`c360.pipeline.erasure.erase_lake`). Prints JSON: seconds, partitions scanned and
 rewritten, rows removed, and a re-scan that finds none of their identifiers.
 
+A lake archived before the event archive's lifted ``identifiers`` column existed is erased by
+searching its payloads; ``--upgrade`` first gives the copy's archive partitions that column
+(:func:`c360.ingest.archive.upgrade`, timed apart), as ``c360 ingest upgrade-archive`` does.
+
     flock /tmp/c360-bench.lock .venv/bin/python bench/bench_erasure.py --dir /tmp/c360-medium
+    flock /tmp/c360-bench.lock .venv/bin/python bench/bench_erasure.py --dir /tmp/c360-medium \
+        --upgrade
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from c360.ingest.archive import upgrade
 from c360.lake import Lake
 from c360.pipeline.erasure import erase_lake
 from c360.privacy.identifiers import Subject
@@ -48,7 +55,7 @@ def _subject(lake: Path, customer: int | None, seed: int) -> Subject:
     in_emails = ", ".join(f"'{e}'" for (e,) in emails) or "NULL"
     queries = {
         "anonymous_id": f"SELECT DISTINCT anonymous_id FROM read_parquet("
-        f"'{raw}/events/clickstream/*/*.parquet') WHERE user_id = '{customer}'",
+        f"'{raw}/events/clickstream/*/*.parquet', union_by_name=true) WHERE user_id = '{customer}'",
         "zendesk_user_id": f"SELECT DISTINCT user_id FROM read_parquet("
         f"'{raw}/zendesk/events/*/*.parquet') WHERE lower(email) IN ({in_emails})",
         "mailchimp_id": f"SELECT DISTINCT euid FROM read_parquet("
@@ -66,6 +73,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/c360-erasure-bench"))
     parser.add_argument("--customer", type=int, default=None)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="give the copy's archive partitions the lifted identifiers column first",
+    )
     args = parser.parse_args()
     if args.work.exists():
         shutil.rmtree(args.work)
@@ -74,6 +86,11 @@ def main() -> None:
     lake_path = args.work / "lake"
     subject = _subject(lake_path, args.customer, args.seed)
     lake = Lake(str(lake_path))
+    upgraded: dict[str, object] = {}
+    if args.upgrade:
+        started = time.perf_counter()
+        upgraded = {"partitions": upgrade(lake)}
+        upgraded["seconds"] = round(time.perf_counter() - started, 1)
     partitions = sum(len(lake.partitions(s, t, z)) for z, s, t in lake.tables())
 
     started = time.perf_counter()
@@ -90,6 +107,7 @@ def main() -> None:
                 "files_rewritten": done.files,
                 "rows_removed": done.rows,
                 "rescan_rows": again.rows,
+                "upgraded": upgraded,
             }
         )
     )

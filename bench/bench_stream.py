@@ -12,7 +12,9 @@ the world's Zendesk events on the ``support`` topic. ``--persons N`` publishes a
 DEFINITION`` (with it) defines a real-time segment, re-evaluated in every micro-batch's
 transaction: compare with and without to see what real-time membership costs. ``--metrics``
 counts the worker's Prometheus metrics as ``c360 stream run --metrics-port`` does (alternate runs
-with and without it to see what they cost).
+with and without it to see what they cost). ``--suppressed N`` puts customers 1..N on the
+suppression list first, as their erasures would: the worker then checks every identifier of
+every batch against it (with an empty list it checks nothing).
 
 In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
 decodes each with orjson and counts it in a dict by key (no validation, no state, no persistence),
@@ -108,6 +110,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             _publish_persons(store, args.persons)
         if args.segment:
             store.create_segment("bench-segment", args.segment)
+        if args.suppressed:
+            _suppress_customers(store, args.suppressed)
         profiler = cProfile.Profile() if args.profile else None
         written = 0
 
@@ -164,6 +168,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "persons": args.persons,
         "segment": args.segment,
         "metrics": args.metrics,
+        "suppressed_customers": args.suppressed,
+        "suppressed_events": getattr(stats, "suppressed", None),
         **rows,
         "publish_seconds": published.seconds,
         "generate_seconds": round(generated, 1),
@@ -202,6 +208,15 @@ def _publish_persons(store: Any, persons: int) -> None:
     )
 
 
+def _suppress_customers(store: Any, customers: int) -> None:
+    """Customers 1..customers on the suppression list, as erasures leave them."""
+    from c360.privacy import Subject
+
+    subject = Subject()
+    subject.add_all(("customer_id", i) for i in range(1, customers + 1))
+    store.suppress(subject.hashes(store.erasure_salt()), "bench")
+
+
 def _requester(value: bytes) -> str:
     try:
         detail = orjson.loads(value).get("detail") or {}
@@ -224,6 +239,13 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=0, help="publish customers 1..N first")
     parser.add_argument("--segment", help="a real-time segment's definition (with --persons)")
     parser.add_argument("--metrics", action="store_true", help="count the Prometheus metrics")
+    parser.add_argument(
+        "--suppressed",
+        type=int,
+        default=0,
+        help="erase customers 1..N first (their ids on the suppression list): the worker then "
+        "checks every identifier and drops their events",
+    )
     args = parser.parse_args()
     if args.keep:
         work = Path(args.keep)

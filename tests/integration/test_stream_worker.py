@@ -325,8 +325,10 @@ def test_the_worker_builds_exact_state_dead_letters_and_offsets(
         "duplicates": 1 + 1,
         "dead_lettered": 4 + 2,
         "orders": 1,
+        "suppressed": 0,
         "batches": stats.batches,
         "conflicts": 0,
+        "recomputed": 0,
         "retries": 0,
     }
     assert stats.batches >= 3

@@ -63,8 +63,10 @@ def test_publish_then_run_once(tmp_path: Path, env: dict[str, str | None]) -> No
         "duplicates": 0,
         "dead_lettered": 1,
         "orders": 0,
+        "suppressed": 0,
         "batches": 1,
         "conflicts": 0,
+        "recomputed": 0,
         "retries": 0,
     }
 

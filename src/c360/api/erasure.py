@@ -2,13 +2,16 @@
 
 The same erasure as ``c360 forget --person`` (:mod:`c360.pipeline.erasure`): the answer is
 the receipt (hashes and counts, never a value). It runs on the threadpool and takes as long
-as the lake's rewrites (seconds to a minute on a large lake). This process's suppression list
+as the lake's rewrites (seconds to a minute on a large lake). It holds the batch lock: while a
+daily batch (or another erasure) holds it for over :data:`LOCK_WAIT`, the answer is 503
+``batch_running`` with a ``Retry-After``. This process's suppression list
 is re-read at once, so its collector and webhook drop the person's events from the answer on;
 other processes within ``api.key_refresh_seconds``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,9 +23,14 @@ from c360.api.collector import IngestLog
 from c360.api.errors import ApiError, responses
 from c360.config import Settings
 from c360.errors import NotFoundError
+from c360.pipeline.batch_lock import BatchLocked
 from c360.pipeline.erasure import forget
 from c360.privacy import SuppressionCache
 from c360.stores import ServingStore
+
+# An erasure holds the batch lock: a request waits this long for a running batch, then 503.
+LOCK_WAIT = dt.timedelta(seconds=10)
+LOCKED_RETRY_AFTER_SECONDS = 60
 
 _PERSON = {"name": "person_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -57,9 +65,17 @@ def erasure_router(
                 person_id,
                 requested_by="api",
                 log=events.current,
+                lock_wait=LOCK_WAIT,
             )
         except NotFoundError:
             raise ApiError(404, "not_found", "no such person") from None
+        except BatchLocked:
+            raise ApiError(
+                503,
+                "batch_running",
+                "a daily batch or another erasure holds the batch lock; retry when it is done",
+                headers={"Retry-After": str(LOCKED_RETRY_AFTER_SECONDS)},
+            ) from None
         suppression.reload()
         return receipt
 

@@ -3,11 +3,13 @@
 Exactly one of ``--email``, ``--person`` or ``--customer-id`` names them; erasure resolves all
 their identifiers through identity (:mod:`c360.pipeline.erasure`). ``--json`` prints the
 receipt (hashes and counts, never a value); without it, a summary. ``c360 forget --receipts``
-lists the receipts kept.
+lists the receipts kept. Erasure holds the batch lock: it waits up to ``--wait`` seconds for a
+running daily batch, then exits 1 naming the holder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -40,6 +42,13 @@ def _summary(receipt: dict[str, Any]) -> str:
 @click.option("--customer-id", default=None, help="The shop's customer id.")
 @click.option("--receipts", is_flag=True, help="List the receipts kept instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=1800.0,
+    show_default=True,
+    help="Seconds to wait for a running daily batch (erasure holds the batch lock).",
+)
 @pass_app
 def command(
     app: AppContext,
@@ -48,6 +57,7 @@ def command(
     customer_id: str | None,
     receipts: bool,
     as_json: bool,
+    wait: float,
 ) -> None:
     """Erase a person everywhere (serving store, lake, event log) and suppress their
     identifiers; prints the receipt."""
@@ -68,5 +78,12 @@ def command(
         raise click.UsageError(f"the {id_type} to forget is empty")
     settings = app.config().settings
     with app.store() as store:
-        receipt = forget(settings, store, id_type, value, requested_by="cli")
+        receipt = forget(
+            settings,
+            store,
+            id_type,
+            value,
+            requested_by="cli",
+            lock_wait=dt.timedelta(seconds=wait),
+        )
     click.echo(json.dumps(receipt) if as_json else _summary(receipt))

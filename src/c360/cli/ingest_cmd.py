@@ -88,3 +88,25 @@ def backfill(app: AppContext, path: Path, topic: str, day: dt.datetime, as_json:
 
     report = backfill_file(Lake(app.config().settings.lake.url), path, topic, day.date())
     _print([report], as_json)
+
+
+@command.command("upgrade-archive")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def upgrade_archive(app: AppContext, as_json: bool) -> None:
+    """Give event-archive partitions written before the lifted `identifiers` column existed
+    that column (each rewritten atomically), so erasure reads it instead of their payloads.
+    Holds the batch lock: no archive runs meanwhile."""
+    from c360.ingest.archive import upgrade
+    from c360.lake import Lake
+    from c360.pipeline.batch_lock import batch_lock
+    from c360.pipeline.daily import lock_ttl
+
+    settings = app.config().settings
+    with app.store() as store, batch_lock(store, lock_ttl(settings)):
+        done = upgrade(Lake(settings.lake.url))
+    if as_json:
+        click.echo(json.dumps({"upgraded": done}))
+        return
+    for topic, partitions in done.items():
+        click.echo(f"events.{topic}: {partitions} partition(s) upgraded")

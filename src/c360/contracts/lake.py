@@ -23,7 +23,11 @@ ORDER_ITEMS_SCHEMA = arrow_schema(shop_db.order_items)
 
 # --- the event archive: the event log's records by event date (``raw/events/<topic>``) ------
 # The raw payload is kept whole; the few fields every reader needs are lifted into columns so
-# batch SQL stays portable (no JSON functions, which differ between engines).
+# batch SQL stays portable (no JSON functions, which differ between engines). ``identifiers``:
+# what the payload names beyond its own columns, for erasure (c360.privacy.documents.lift: its
+# email addresses anywhere, an alias's previousId, phones; lower-cased, distinct, null when
+# none), so an erasure reads this small column rather than every payload. Partitions archived
+# before it existed lack it (erasure then searches their payloads).
 ARCHIVE_SCHEMA = pa.schema(
     [
         ("partition", pa.int32()),
@@ -37,8 +41,10 @@ ARCHIVE_SCHEMA = pa.schema(
         ("anonymous_id", pa.string()),
         ("user_id", pa.string()),
         ("payload", pa.string()),
+        ("identifiers", pa.list_(pa.string())),
     ]
 )
+ARCHIVE_LIFTED = "identifiers"
 
 # --- Zendesk: webhook events (``raw/zendesk/events``) ---------------------------------------
 ZENDESK_EVENT_SCHEMA = pa.schema(

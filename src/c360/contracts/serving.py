@@ -385,11 +385,14 @@ suppressed_identifier = Table(
 )
 
 # The key of those hashes (HMAC-SHA256): made at random by the first erasure, one row.
+# ``generation`` counts the additions to the suppression list: a speed-layer micro-batch
+# computed against an older list is not committed (c360.pipeline.stream_worker).
 erasure_salt = Table(
     "erasure_salt",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("salt", String(64), nullable=False),
+    Column("generation", BigInteger, nullable=False, server_default="0"),
 )
 
 # Marketing-consent decisions that arrived since the batch (an admin's PUT, a Mailchimp

@@ -13,6 +13,11 @@ same append time: ``2999-01-01`` never becomes a partition of the lake).
 
 Commit order: partitions first (each atomic), then the state file (written aside, renamed).
 Re-running D starts again from the offsets D started from.
+
+Each row carries ``identifiers``, what its payload names beyond its own columns
+(:func:`c360.privacy.documents.lift`), which erasure reads instead of the payload. A partition
+archived before that column existed gets it when a record is next merged into it, or from
+:func:`upgrade` (``c360 ingest upgrade-archive``).
 """
 
 from __future__ import annotations
@@ -28,19 +33,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
-from c360.contracts.lake import ARCHIVE_SCHEMA
+from c360.contracts.lake import ARCHIVE_LIFTED, ARCHIVE_SCHEMA
 from c360.contracts.segment import future_reason
 from c360.contracts.times import EPOCH
 from c360.ingest.conform import quarantine_table
 from c360.ingest.report import TableReport
 from c360.lake import Lake
 from c360.logs import EventLog, Record, is_tombstone, open_configured
+from c360.privacy.documents import lift
 
 SOURCE = "events"
 TOPICS = ("clickstream", "support")
 READ_CHUNK = 10_000
 # Where each topic's payload carries its event time (Segment: timestamp; Zendesk: time).
 EVENT_TIME_FIELD = {"clickstream": "timestamp", "support": "time"}
+# The archive's columns but the one lifted from the payload (merge() adds it).
+UNLIFTED_SCHEMA = pa.schema([f for f in ARCHIVE_SCHEMA if f.name != ARCHIVE_LIFTED])
 
 
 def _text(value: Any) -> str | None:
@@ -92,11 +100,20 @@ def _records(log: EventLog, topic: str, partition: int, start: int, end: int) ->
         offset = chunk[-1].offset + 1
 
 
+def with_lifted(rows: pa.Table) -> pa.Table:
+    """Archive rows in the archive's schema, ``identifiers`` lifted from the payload when the
+    rows lack it (new rows, or a partition archived before the column existed)."""
+    if ARCHIVE_LIFTED not in rows.column_names:
+        rows = rows.append_column(ARCHIVE_LIFTED, lift(rows["payload"]))
+    return rows.select(ARCHIVE_SCHEMA.names).cast(ARCHIVE_SCHEMA)
+
+
 def merge(lake: Lake, topic: str, day: dt.date, new: pa.Table) -> int:
     """Add rows to the event-date partition; rows already there (same offset) are skipped."""
+    new = with_lifted(new)
     merged = new
     if day in lake.partitions(SOURCE, topic):
-        old = lake.read_partition(SOURCE, topic, day)
+        old = with_lifted(lake.read_partition(SOURCE, topic, day))
         new = new.filter(pc.invert(pc.is_in(_record_ids(new), value_set=_record_ids(old))))
         if not new.num_rows:
             return 0
@@ -155,7 +172,7 @@ def archive_topic(
                 }
             )
     archived = sum(
-        merge(lake, topic, event_day, pa.Table.from_pylist(rows, schema=ARCHIVE_SCHEMA))
+        merge(lake, topic, event_day, pa.Table.from_pylist(rows, schema=UNLIFTED_SCHEMA))
         for event_day, rows in sorted(by_day.items())
     )
     lake.write_quarantine(SOURCE, topic, day, quarantine_table(rejected))
@@ -177,3 +194,21 @@ def archive(
     with open_configured(settings.log) as log:
         skew = dt.timedelta(seconds=settings.events.max_clock_skew_seconds)
         return [archive_topic(log, lake, topic, day, skew) for topic in topics]
+
+
+def upgrade(lake: Lake, topics: tuple[str, ...] = TOPICS) -> dict[str, int]:
+    """Give every archive partition written before ``identifiers`` existed that column, each
+    rewritten through the lake's commit protocol (a reader sees the old partition or the new
+    one); partitions that have it are not read. The partitions upgraded, per topic. Run it
+    while no archive runs (``c360 ingest upgrade-archive`` holds the batch lock)."""
+    done: dict[str, int] = {}
+    for topic in topics:
+        done[topic] = 0
+        for day in reversed(lake.partitions(SOURCE, topic)):  # the latest first: no drift warnings
+            if ARCHIVE_LIFTED in lake.manifest(SOURCE, topic, day)["schema"]:
+                continue
+            lake.write_partition(
+                SOURCE, topic, day, with_lifted(lake.read_partition(SOURCE, topic, day))
+            )
+            done[topic] += 1
+    return done

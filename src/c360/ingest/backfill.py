@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.contracts.lake import ARCHIVE_SCHEMA, QUARANTINE_SCHEMA
+from c360.contracts.lake import QUARANTINE_SCHEMA
 from c360.engines.duckdb import DuckDBSession
-from c360.ingest.archive import EVENT_TIME_FIELD, SOURCE, merge
+from c360.ingest.archive import EVENT_TIME_FIELD, SOURCE, UNLIFTED_SCHEMA, merge
 from c360.ingest.report import TableReport
 from c360.lake import Lake
 
@@ -138,7 +138,7 @@ class _DayBuffers:
 
 def _distinct(table: pa.Table) -> pa.Table:
     """One row per line hash: an exact duplicate line is one event."""
-    table = table.select(ARCHIVE_SCHEMA.names).cast(ARCHIVE_SCHEMA).sort_by("offset")
+    table = table.select(UNLIFTED_SCHEMA.names).cast(UNLIFTED_SCHEMA).sort_by("offset")
     offsets = table.column("offset").to_numpy()
     if len(offsets) < 2:
         return table

@@ -17,6 +17,14 @@ finishes (the serving store, which resolves the person, goes last):
 The receipt lists every store touched with row and file counts, the identifiers erased as
 HMAC-SHA256 hashes (keyed by the store's erasure salt), a timestamp and who asked; never a
 value.
+
+**Concurrency.** An erasure holds the **batch lock** (:mod:`c360.pipeline.batch_lock`) from
+start to end, waiting for a running daily batch to finish: no batch step (an archive that read
+the log before step 2, a publish of features computed before step 3) runs meanwhile. The
+stream worker is not paused: it drops what names a suppressed identifier, and a micro-batch
+computed before step 1 either commits before step 4's deletes (which the speed layer's
+commits cannot interleave with) or is recomputed against the new list
+(:mod:`c360.pipeline.stream_worker`, *Erasure*).
 """
 
 from __future__ import annotations
@@ -29,18 +37,22 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from c360.config import Settings
+from c360.contracts.lake import ARCHIVE_LIFTED
 from c360.errors import NotFoundError
+from c360.ingest.archive import SOURCE as ARCHIVE_SOURCE
 from c360.lake import Lake
 from c360.logs import EventLog, RecordMatch, open_configured
+from c360.pipeline.batch_lock import batch_lock, new_owner
 from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject
 from c360.privacy.suppression import RAW_COLUMNS
 from c360.speed.features import USER_ID
@@ -49,6 +61,8 @@ from c360.stores import ServingStore
 logger = logging.getLogger(__name__)
 
 TOPICS = ("clickstream", "support")
+# How long an erasure waits for a running daily batch (it holds the batch lock) by default.
+LOCK_WAIT = dt.timedelta(minutes=30)
 # Columns that hold an identifier of one type in any lake table, by their name.
 GENERIC_COLUMNS: Mapping[str, str] = {
     "person_id": PERSON,
@@ -66,6 +80,10 @@ GENERIC_COLUMNS: Mapping[str, str] = {
 # Text columns holding a whole record (a quarantined row, a raw payload): searched for the
 # person's distinctive identifiers (a message keyed by another cookie may name their email).
 DOCUMENT_COLUMNS = ("record", "payload", "merge_fields")
+# List columns of what a document names, lifted from it at ingestion (the event archive's
+# ``identifiers``, c360.privacy.documents): matched on their values, and where a table has one
+# its payload is not read — the archive's payloads were nearly all of an erasure's time.
+LIFTED_COLUMNS: Mapping[str, str] = {ARCHIVE_LIFTED: "payload"}
 ID_PAIR = ("id_type", "id_value")
 
 
@@ -84,8 +102,17 @@ def _columns(zone: str, source: str, table: str, names: list[str]) -> dict[str, 
     return {n: t for n, t in columns.items() if n in names}
 
 
-def _documents(names: list[str]) -> list[str]:
-    return [n for n in DOCUMENT_COLUMNS if n in names]
+def _documents(names: list[str], lifted: list[str]) -> list[str]:
+    """The document columns to search: those whose identifiers are not lifted already."""
+    done = {LIFTED_COLUMNS[column] for column in lifted}
+    return [n for n in DOCUMENT_COLUMNS if n in names and n not in done]
+
+
+def _lifted(zone: str, source: str, names: list[str]) -> list[str]:
+    """The lifted columns a partition has: the event archive's (``raw/events/<topic>``)."""
+    if (zone, source) != ("raw", ARCHIVE_SOURCE):
+        return []
+    return [n for n in LIFTED_COLUMNS if n in names]
 
 
 def _as_text(values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -99,8 +126,21 @@ def _in(values: pa.ChunkedArray, wanted: list[str], lower: bool) -> pa.ChunkedAr
     return pc.fill_null(pc.is_in(text, value_set=pa.array(wanted, pa.string())), False)
 
 
+def _any_in(values: pa.ChunkedArray, wanted: list[str]) -> pa.Array:
+    """True for each row whose list holds one of ``wanted`` (lower-cased values)."""
+    flat = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
+    hits = pc.fill_null(pc.is_in(pc.list_flatten(flat), value_set=pa.array(wanted)), False)
+    mask = np.zeros(len(flat), dtype=bool)
+    mask[pc.list_parent_indices(flat).to_numpy()[hits.to_numpy(zero_copy_only=False)]] = True
+    return pa.array(mask)
+
+
 def row_mask(
-    rows: pa.Table, columns: Mapping[str, str], documents: list[str], subject: Subject
+    rows: pa.Table,
+    columns: Mapping[str, str],
+    documents: list[str],
+    subject: Subject,
+    lifted: Sequence[str] = (),
 ) -> pa.ChunkedArray | pa.Array:
     """True for each row that holds one of the subject's identifiers."""
     mask: pa.ChunkedArray | pa.Array = pa.array([False] * rows.num_rows, pa.bool_())
@@ -118,6 +158,10 @@ def row_mask(
                 of_type = pc.fill_null(pc.equal(_as_text(rows["id_type"]), id_type), False)
                 mask = pc.or_(mask, pc.and_(of_type, _in(rows["id_value"], wanted, False)))
     tokens = subject.strong_tokens()
+    if tokens and lifted:  # what documents name, lifted at ingestion: whole values
+        lowered = sorted({token.lower() for token in tokens})
+        for column in lifted:
+            mask = pc.or_(mask, _any_in(rows[column], lowered))
     if tokens and documents:  # one pass per column: an alternation of the tokens (RE2: linear)
         pattern = "|".join(re.escape(token) for token in tokens)
         for column in documents:
@@ -166,13 +210,14 @@ def _erase_partition(
     zone, source, table, day = where
     names = list(lake.manifest(source, table, day, zone)["schema"])
     columns = _columns(zone, source, table, names)
-    documents = _documents(names)
+    lifted = _lifted(zone, source, names)
+    documents = _documents(names, lifted)
     pair = [n for n in ID_PAIR if n in names] if len(set(ID_PAIR) & set(names)) == 2 else []
-    if not (columns or documents or pair):
+    if not (columns or documents or lifted or pair):
         return None
-    probe_columns = sorted({*columns, *documents, *pair} | ({"order_id"} & set(names)))
+    probe_columns = sorted({*columns, *documents, *lifted, *pair} | ({"order_id"} & set(names)))
     probe = lake.read_partition(source, table, day, zone, columns=probe_columns)
-    mask = row_mask(probe, columns, documents, subject)
+    mask = row_mask(probe, columns, documents, subject, lifted)
     matched = int(pc.sum(mask).as_py() or 0)
     if not matched:
         return None
@@ -213,9 +258,25 @@ def forget(
     *,
     requested_by: str,
     log: EventLog | None = None,
+    lock_wait: dt.timedelta = LOCK_WAIT,
 ) -> dict[str, Any]:
     """Erase the person an identifier names everywhere; the receipt (module docstring).
-    A person id the store does not know is :class:`NotFoundError`."""
+    A person id the store does not know is :class:`NotFoundError`. Holds the batch lock,
+    waiting up to ``lock_wait`` for a running batch to finish (then
+    :class:`~c360.pipeline.batch_lock.BatchLocked`)."""
+    ttl = dt.timedelta(seconds=settings.batch.lock_ttl_seconds)
+    with batch_lock(store, ttl, wait=lock_wait, owner=f"{new_owner()}:erasure"):
+        return _forget(settings, store, id_type, value, requested_by, log)
+
+
+def _forget(
+    settings: Settings,
+    store: ServingStore,
+    id_type: str,
+    value: str,
+    requested_by: str,
+    log: EventLog | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     subject = store.erasure_subject(id_type, value)
     if id_type == PERSON and not subject.of(*ID_TYPES):  # every known person has one

@@ -16,7 +16,8 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    dead-letter row, never an exception; group the events by identifier, in offset order. An
    event time later than the record's append time plus ``max_clock_skew_seconds`` is invalid
    (the reason names ``events.max_clock_skew_seconds``): the append time, not the clock, so
-   that decoding stays a pure function of the record (see :mod:`c360.speed.events`);
+   that decoding stays a pure function of the record (see :mod:`c360.speed.events`); then
+   what names an erased person is dropped (below: *Erasure*);
 3. take the states of the batch's identifiers from the worker's cache, loading the others from
    the store (a plain read, outside the write transaction; step 5a validates it);
 4. apply the pure updates to each identifier's events in offset order, in memory
@@ -31,6 +32,9 @@ topic named ``support-…`` / ``support.…``) carries Zendesk event-webhook pay
    a. claim the offsets: move each partition's ``stream_offsets`` row from the batch's first
       offset to the offset after its last record, only if the row still holds the first
       (compare-and-set; :class:`~c360.stores.OffsetConflict` otherwise);
+   a'. check that the suppression list is still the one the batch was computed against
+      (:class:`~c360.stores.SuppressionChanged` otherwise: the batch rolls back and is computed
+      again against the new list, like an offset conflict);
    b. upsert the changed ``realtime_state`` and ``realtime_support`` rows;
    c. insert the batch's ``realtime_order`` rows (one per order id; an id already stored keeps
       its row);
@@ -50,6 +54,22 @@ effect is ever committed without its offset). The compare-and-set fences a secon
 same partition (a rebalance, a zombie, two ``stream run``): the first to commit wins, the other
 rolls back and re-reads from the stored offset. The log's own consumer offsets (Kafka's) play no
 part in correctness.
+
+**Erasure** (:mod:`c360.pipeline.erasure`) does not pause the worker, and cannot be undone by
+it. The worker reads the suppression list (the keyed hashes of erased identifiers, and its
+generation) before its first batch and after every start-over, and drops from each decoded
+batch the events of a suppressed cookie, customer id (as the key or as another cookie's
+``userId``), order id or Zendesk user, and the dead letters whose payload names a suppressed
+identifier (:func:`_drop_suppressed`; nothing is hashed while the list is empty, and each
+identifier once while it is not). A batch read before the erasure suppressed the person (so
+holding their events, even from records the erasure then redacted in the log) commits only if
+the list's generation is unchanged when its transaction checks it (step 5a'): that check runs
+after the offsets' claim, under SQLite's write lock and PostgreSQL's shared publish fence,
+and the erasure's deletes take the fence exclusively (SQLite: ``BEGIN IMMEDIATE``). So such
+a batch either commits before the deletes, which remove what it wrote, or meets the grown
+generation and is recomputed without the person. On Kafka, where erased records stay in the
+log until compaction, the same filter keeps a lagging worker or a replay from offset 0 from
+bringing them back.
 
 **The state cache.** Every change to an identifier's state is committed together with an offset
 move of its partition (all events of an identifier are in one partition), and a claim from
@@ -100,13 +120,15 @@ from typing import Literal, TypeVar
 
 from c360 import logformat
 from c360.config import DEFAULT_MAX_CLOCK_SKEW_SECONDS
-from c360.contracts.segment import InvalidMessage
+from c360.contracts.segment import ORDER_COMPLETED, InvalidMessage
 from c360.contracts.times import from_epoch_us, naive_from_epoch_us
 from c360.contracts.zendesk import InvalidSupportEvent, SupportEvent, decode_support
 from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
 from c360.logs import EventLog, RecordBatch, TopicPartition, is_tombstone
 from c360.pipeline.stream_metrics import StreamMetrics
+from c360.privacy import SuppressionList
+from c360.privacy.documents import payload_identifiers
 from c360.retry import Backoff
 from c360.retry import sleep as interruptible_sleep
 from c360.speed.cache import StateCache
@@ -120,8 +142,21 @@ from c360.speed.features import (
     empty_state,
     fold,
 )
-from c360.speed.support import SupportState, empty_support_state, support_key, update_support
-from c360.stores import DeadLetter, MicroBatch, OffsetConflict, PreparedBatch, ServingStore
+from c360.speed.support import (
+    ZENDESK_USER_ID,
+    SupportState,
+    empty_support_state,
+    support_key,
+    update_support,
+)
+from c360.stores import (
+    DeadLetter,
+    MicroBatch,
+    OffsetConflict,
+    PreparedBatch,
+    ServingStore,
+    SuppressionChanged,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +187,7 @@ class BatchResult:
     dead_lettered: int
     state_rows: int  # realtime_state and realtime_support rows written
     orders: int  # realtime_order rows inserted (order ids not stored before)
+    suppressed: int = 0  # events and dead letters dropped: they name an erased person
 
 
 @dataclass
@@ -163,8 +199,10 @@ class WorkerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     orders: int = 0
+    suppressed: int = 0  # events and dead letters dropped as naming an erased person
     batches: int = 0
     conflicts: int = 0  # batches rolled back because another worker had moved the offsets
+    recomputed: int = 0  # batches computed against a suppression list an erasure then grew
     retries: int = 0  # transient errors (e.g. the event log unreachable) waited out
 
     def add(self, batch: BatchResult) -> None:
@@ -173,6 +211,7 @@ class WorkerStats:
         self.duplicates += batch.duplicates
         self.dead_lettered += batch.dead_lettered
         self.orders += batch.orders
+        self.suppressed += batch.suppressed
         self.batches += 1
 
     def as_dict(self) -> dict[str, int]:
@@ -322,6 +361,8 @@ class _Worker:
         self.committer = _Committer(store, group)
         # Where the next batch of each owned partition starts (after the batch in flight).
         self.positions: dict[TopicPartition, int] = {}
+        # The suppression list the batches are computed against (read again after start_over).
+        self.suppression: _Suppression | None = None
 
     def step(
         self, batch_size: int, stop_when_caught_up: bool, should_stop: Callable[[], bool] | None
@@ -333,11 +374,22 @@ class _Worker:
                 return False
             self.caches.clear()
         self.positions = owned
+        if self.suppression is None:
+            self.suppression = _Suppression(self.store.suppression_list())
         started = time.perf_counter()
         batch = _read(self.log, owned, batch_size)
         pending = self.committer.pending
         prepared = (
-            _prepare(self.store, owned, batch, self.sources, self.caches, pending, self.skew_us)
+            _prepare(
+                self.store,
+                owned,
+                batch,
+                self.sources,
+                self.caches,
+                pending,
+                self.skew_us,
+                self.suppression,
+            )
             if batch
             else None
         )
@@ -363,6 +415,11 @@ class _Worker:
             self.stats.conflicts += 1
             if self.metrics is not None:
                 self.metrics.count("commit_conflicts")
+            self.start_over()
+            return False
+        except SuppressionChanged as exc:  # an erasure: its hashes are read with the offsets
+            logger.info("%s", exc)
+            self.stats.recomputed += 1
             self.start_over()
             return False
         if committed is not None:
@@ -392,8 +449,9 @@ class _Worker:
     def start_over(self) -> None:
         """Forget every position and cached state: re-read from the stored offsets.
 
-        After a conflict or a transient error; a batch still in flight is waited for (and may
-        fail: the stored offsets tell).
+        After a conflict, a grown suppression list or a transient error; a batch still in
+        flight is waited for (and may fail: the stored offsets tell). The suppression list is
+        read again before the next batch.
         """
         try:
             self.settle()
@@ -401,6 +459,7 @@ class _Worker:
             logger.warning("%s", exc)
         self.caches.clear()
         self.positions = {}
+        self.suppression = None
 
 
 class _Committer:
@@ -603,6 +662,78 @@ def _decode(
     return decoded
 
 
+# The suppression list's identifier type of each kind of state key.
+_KEY_TYPES = {
+    ANONYMOUS_ID: "anonymous_id",
+    USER_ID: "customer_id",
+    ZENDESK_USER_ID: "zendesk_user_id",
+}
+
+
+class _Suppression:
+    """The suppression list a worker computes its batches against, with the verdicts it has
+    reached (an identifier is hashed once, not once per batch; at most :data:`MEMO` kept)."""
+
+    MEMO = 1 << 20
+
+    def __init__(self, current: SuppressionList) -> None:
+        self.list = current
+        self._memo: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, id_type: str, value: str | None) -> bool:
+        if value is None:
+            return False
+        key = (id_type, value)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= self.MEMO:
+                self._memo.clear()
+            found = self._memo[key] = self.list.suppressed(id_type, value)
+        return found
+
+
+def _drop_suppressed(decoded: _Decoded, suppressed: _Suppression) -> int:
+    """Drop what names an erased person from a decoded batch, as erasure matches their rows
+    in the real-time tables (:data:`c360.stores.erasure.PERSONAL_TABLES`): events of their
+    cookie or customer id (as the key, or as the ``userId`` of another cookie's event), their
+    orders, their Zendesk user's events, and dead letters whose payload names them. How many
+    went (they are neither events nor dead letters)."""
+    dropped = 0
+    for key in list(decoded.clicks):
+        events = decoded.clicks[key]
+        if suppressed(_KEY_TYPES[key[0]], key[1]):
+            kept: list[ClickEvent] = []
+        else:
+            kept = [
+                e
+                for e in events
+                if not suppressed("customer_id", e.user_id)
+                and not (e.label == ORDER_COMPLETED and _order_suppressed(e, suppressed))
+            ]
+        if len(kept) != len(events):
+            dropped += len(events) - len(kept)
+            if kept:
+                decoded.clicks[key] = kept
+            else:
+                del decoded.clicks[key]
+    support = [e for e in decoded.support if not suppressed("zendesk_user_id", e.user_id)]
+    letters = [
+        letter
+        for letter in decoded.invalid
+        if not any(suppressed(t, v) for t, v in payload_identifiers(letter.payload))
+    ]
+    dropped_events = dropped + len(decoded.support) - len(support)
+    decoded.events -= dropped_events
+    dropped = dropped_events + len(decoded.invalid) - len(letters)
+    decoded.support, decoded.invalid = support, letters
+    return dropped
+
+
+def _order_suppressed(event: ClickEvent, suppressed: _Suppression) -> bool:
+    order_id = event.properties.get("order_id")
+    return order_id is not None and suppressed("order_id", str(order_id))
+
+
 @dataclass
 class _Prepared:
     """A micro-batch computed in memory (steps 1-4), ready to commit (step 5)."""
@@ -616,6 +747,7 @@ class _Prepared:
     records: int
     events: int
     duplicates: int
+    suppressed: int
     bound: PreparedBatch  # the changed rows, bound into statements (the store's part)
     appended_ms: dict[TopicPartition, int] = field(default_factory=dict)  # last record's, per tp
     started: float = 0.0  # time.perf_counter() when its records were read
@@ -653,13 +785,16 @@ def _prepare(
     caches: _Caches,
     pending: _Prepared | None,
     skew_us: int,
+    suppression: _Suppression,
 ) -> _Prepared:
     """Steps 2-4: the batch's new states, orders and dead letters, in memory.
 
     ``pending`` is the batch still committing, whose states are newer than the cache's; a key
-    it does not hold is not being written, so the store's copy of it is current.
+    it does not hold is not being written, so the store's copy of it is current. What names an
+    erased person (``suppression``) is dropped first.
     """
     decoded = _decode(batch, sources, skew_us)
+    suppressed = _drop_suppressed(decoded, suppression) if suppression.list else 0
     groups = decoded.clicks
     pending_clicks = pending.clicks if pending is not None else {}
     pending_support = pending.support if pending is not None else {}
@@ -716,6 +851,7 @@ def _prepare(
         links=stitches,
         dead_letters=decoded.invalid,
         unresolved=sorted(unresolved),
+        suppression=suppression.list.generation,
     )
     return _Prepared(
         moves=moves,
@@ -727,6 +863,7 @@ def _prepare(
         records=sum(len(records) for records in batch.values()),
         events=decoded.events - duplicates,
         duplicates=duplicates,
+        suppressed=suppressed,
         bound=store.prepare_micro_batch(changes),
         appended_ms={
             tp: records.timestamps_ms[-1] for tp, records in batch.items() if records.timestamps_ms
@@ -760,6 +897,7 @@ def _commit(store: ServingStore, group: str, prepared: _Prepared) -> BatchResult
         dead_lettered=len(prepared.invalid),
         state_rows=len(prepared.clicks_changed) + len(prepared.support_changed),
         orders=orders,
+        suppressed=prepared.suppressed,
     )
     logger.debug("committed %s", result)
     return result

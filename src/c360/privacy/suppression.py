@@ -56,10 +56,12 @@ ACCOUNT_COLUMN: Mapping[tuple[str, str], str] = {
 
 @dataclass(frozen=True)
 class SuppressionList:
-    """The store's salt and the hashes of every erased identifier (no values)."""
+    """The store's salt and the hashes of every erased identifier (no values); ``generation``
+    counts the list's additions (a reader can tell the list it holds is no longer current)."""
 
     salt: bytes
     hashes: frozenset[str]
+    generation: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.hashes)

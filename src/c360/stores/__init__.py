@@ -2,7 +2,13 @@
 
 from c360.stores.base import ServingStore, StoreError, StoreUnavailable, open_store
 from c360.stores.leases import Lease
-from c360.stores.realtime import DeadLetter, MicroBatch, OffsetConflict, PreparedBatch
+from c360.stores.realtime import (
+    DeadLetter,
+    MicroBatch,
+    OffsetConflict,
+    PreparedBatch,
+    SuppressionChanged,
+)
 from c360.stores.runlog import StepRecord
 
 __all__ = [
@@ -15,5 +21,6 @@ __all__ = [
     "StepRecord",
     "StoreError",
     "StoreUnavailable",
+    "SuppressionChanged",
     "open_store",
 ]

@@ -190,6 +190,14 @@ class StoreDialect(ABC):
         processes never migrate at once (a context manager yielding a Connection)."""
         return engine.begin()
 
+    @contextmanager
+    def fenced_transaction(self, engine: Engine) -> Iterator[Connection]:
+        """A transaction that keeps the speed layer's commits out from its start to its end
+        (the erasure's deletes): the publish fence, exclusively."""
+        with engine.begin() as conn:
+            self.fence_publish(conn, exclusive=True)
+            yield conn
+
 
 def _sql_type(arrow_type: pa.DataType) -> sqltypes.TypeEngine[Any]:
     if pa.types.is_boolean(arrow_type):
@@ -661,8 +669,14 @@ class ServingStore:
     def erase(self, subject: Subject, receipt: Mapping[str, Any]) -> dict[str, Any]:
         """Delete the subject's rows from every personal table (:data:`.erasure.PERSONAL_TABLES`)
         and keep the receipt, with the serving store's counts added, in one transaction; the
-        receipt as kept."""
-        with self._transaction("erasing a person") as conn:
+        receipt as kept. The transaction keeps the speed layer's commits out
+        (:meth:`StoreDialect.fenced_transaction`), so a micro-batch computed before the
+        subject's identifiers were suppressed commits before it — and its rows are deleted —
+        or not at all (:func:`.realtime.check_suppression`)."""
+        with (
+            self._driver_errors("erasing a person"),
+            self.dialect.fenced_transaction(self.engine) as conn,
+        ):
             counts = erasure.delete(conn, subject)
             stores = {
                 **receipt["stores"],

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table, and_, false, func, inspect, or_, select
@@ -221,20 +221,35 @@ def suppress(
     ]
     if rows:
         conn.execute(insert(serving.suppressed_identifier).values(rows).on_conflict_do_nothing())
+        # The list changed: speed-layer micro-batches computed against the old one do not
+        # commit (c360.stores.realtime.check_suppression).
+        salted = serving.erasure_salt
+        conn.execute(salted.update().values(generation=salted.c.generation + 1))
+
+
+def generation(conn: Connection) -> int:
+    """How many times the suppression list grew (0 before the first erasure)."""
+    found = conn.execute(select(serving.erasure_salt.c.generation)).scalar_one_or_none()
+    return int(found or 0)
 
 
 def suppression_list(conn: Connection) -> SuppressionList:
-    """The salt and the hashes; empty while no one was erased (or in a store not yet migrated
-    to erasure: ingestion reads this without migrating)."""
-    if not inspect(conn).has_table(serving.suppressed_identifier.name):
+    """The salt, the hashes and the list's generation; empty while no one was erased (or in a
+    store not yet migrated to erasure: ingestion reads this without migrating)."""
+    schema = inspect(conn)
+    if not schema.has_table(serving.suppressed_identifier.name):
         return NO_SUPPRESSION
+    counted = "generation" in {c["name"] for c in schema.get_columns(serving.erasure_salt.name)}
+    # The generation first: a list read with an older generation than its hashes is only read
+    # again once more, one with a newer generation than its hashes would be trusted wrongly.
+    grown = generation(conn) if counted else 0
     hashes = frozenset(
         str(h) for h in conn.execute(select(serving.suppressed_identifier.c.hash)).scalars()
     )
     if not hashes:
-        return NO_SUPPRESSION
+        return replace(NO_SUPPRESSION, generation=grown)
     stored = conn.execute(select(serving.erasure_salt.c.salt)).scalar_one()
-    return SuppressionList(bytes.fromhex(stored), hashes)
+    return SuppressionList(bytes.fromhex(stored), hashes, grown)
 
 
 def record_receipt(conn: Connection, receipt: Mapping[str, Any]) -> None:

@@ -42,7 +42,7 @@ from c360.errors import TransientError
 from c360.identity.stitching import StitchLink
 from c360.speed.features import NO_LINES, Order, RealtimeState, StateKey
 from c360.speed.support import SupportState, empty_support_state
-from c360.stores import resolution
+from c360.stores import erasure, resolution
 from c360.stores.stitching import link_row, newest_link_wins
 
 if TYPE_CHECKING:
@@ -62,6 +62,17 @@ class OffsetConflict(TransientError):
             f"consumer group {group!r}: {tp.topic}/{tp.partition} was expected at offset "
             f"{expected} but is at {found}; another worker consumed it (rebalance or a second "
             "worker): re-reading from the stored offset"
+        )
+
+
+class SuppressionChanged(TransientError):
+    """The suppression list grew (an erasure) after this micro-batch was computed: it may hold
+    an erased person's events, so it must not commit; recompute it against the new list."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        super().__init__(
+            f"the suppression list changed since this micro-batch was computed (generation "
+            f"{expected}, now {found}: an erasure): recomputing it against the new list"
         )
 
 
@@ -404,6 +415,7 @@ class MicroBatch:
     links: Sequence[StitchLink] = ()
     dead_letters: Sequence[DeadLetter] = ()
     unresolved: Sequence[StateKey] | None = None
+    suppression: int | None = None  # the suppression list's generation it was computed with
 
 
 @dataclass(frozen=True)
@@ -420,6 +432,7 @@ class PreparedBatch:
     support_keys: tuple[StateKey, ...] = ()  # the Zendesk users whose state changed
     order_ids: tuple[str, ...] = ()
     cookies: tuple[str, ...] = ()  # the cookies linked
+    suppression: int | None = None  # the suppression list's generation; None: not checked
 
 
 def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
@@ -444,6 +457,7 @@ def prepare(store: ServingStore, batch: MicroBatch) -> PreparedBatch:
         support_keys=tuple((state["id_type"], state["id_value"]) for state in batch.support),
         order_ids=tuple(order["order_id"] for order in orders),
         cookies=tuple(dict.fromkeys(link.anonymous_id for link in batch.links)),
+        suppression=batch.suppression,
     )
 
 
@@ -453,6 +467,8 @@ def commit(conn: Connection, dialect: StoreDialect, group: str, prepared: Prepar
     inserted (order ids not stored before). Raises :class:`OffsetConflict` when another
     consumer moved one of the partitions."""
     claim_offsets(conn, group, prepared.moves)
+    if prepared.suppression is not None:
+        check_suppression(conn, prepared.suppression)
     execute(conn, prepared.state_writes)
     orders = execute(conn, prepared.order_writes)
     execute(conn, prepared.link_writes)
@@ -466,6 +482,17 @@ def commit(conn: Connection, dialect: StoreDialect, group: str, prepared: Prepar
     )
     insert_dead_letters(conn, prepared.dead_letters)
     return orders
+
+
+def check_suppression(conn: Connection, expected: int) -> None:
+    """Raise :class:`SuppressionChanged` unless the suppression list is still at the
+    generation the batch was computed with. Read inside the batch's transaction after the
+    offsets' claim (SQLite: under the write lock) and the publish fence (PostgreSQL), which the
+    erasure's deletes take exclusively: a batch that read an older list either commits before
+    those deletes (which then remove what it wrote) or sees the newer generation here."""
+    found = erasure.generation(conn)
+    if found != expected:
+        raise SuppressionChanged(expected, found)
 
 
 def insert_dead_letters(conn: Connection, letters: Sequence[DeadLetter]) -> None:

@@ -124,3 +124,11 @@ class SQLiteDialect(StoreDialect):
             immediate = conn.execution_options(**{_BEGIN: "IMMEDIATE"})
             with immediate.begin():
                 yield immediate
+
+    @contextmanager
+    def fenced_transaction(self, engine: Engine) -> Iterator[Connection]:
+        """``BEGIN IMMEDIATE`` too: one writer at a time keeps the speed layer's commits out,
+        and a read before the first write cannot meet a commit made since (which a deferred
+        transaction would fail on, as busy, when it then writes)."""
+        with self.migration_transaction(engine) as conn:
+            yield conn
