@@ -270,3 +270,11 @@ def test_a_crash_midway_through_deleting_segments_leaves_a_readable_log(tmp_path
         assert list(log.read_batch("t", 0, 4, 100).values) == values[4:]
         assert log.drop_before("t", 0, 12) == 8  # the re-run
         assert _segments(tmp_path) == [segment_name(12)]
+
+
+def test_segments_deleted_behind_its_back_are_reported(tmp_path: Path) -> None:
+    with LocalLog(tmp_path, 1) as log:
+        log.append("t", [("k", b"v")])
+        segment_path(tmp_path, "t", 0).unlink()
+        with pytest.raises(DataError, match=r"every segment file of .* is gone"):
+            log.append("t", [("k", b"w")])

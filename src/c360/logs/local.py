@@ -363,6 +363,12 @@ class _Partition:
                 except FileNotFoundError:  # deleted since the listing
                     continue
             segments.append(segment)
+        if self.segments and not segments:
+            raise DataError(
+                f"event log {self.where}: every segment file of {self.folder} is gone (deleted "
+                "outside c360?); restore them, or move the folder away to start the partition "
+                "again at offset 0"
+            )
         self.segments = segments
 
     def _create(self, base: int) -> _Segment:
