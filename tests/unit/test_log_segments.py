@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +203,30 @@ def test_an_earlier_single_file_log_opens_as_its_first_segment(tmp_path: Path) -
         assert log.end_offset("t", 0) == 8 and _segments(tmp_path) == [segment_name(0)]
         log.append("t", [("k", RECORD)] * 3)
         assert _segments(tmp_path) == [segment_name(0), segment_name(8)]
+
+
+RELEASED = Path(__file__).parent / "release_logs" / "log-before-segments"
+
+
+def test_a_log_the_version_before_segments_wrote_reads_the_same_and_takes_appends(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(RELEASED, tmp_path / "log")
+    with LocalLog(tmp_path / "log", 2) as log:
+        records = [r for p in (0, 1) for r in log.read("clickstream", p, 0, 100)]
+        assert sorted(r.key for r in records) == sorted(
+            [f"anon-{i}" for i in range(10)] + ["anon-1"]
+        )
+        for p in (0, 1):
+            assert [r.offset for r in log.read("clickstream", p, 0, 100)] == list(
+                range(log.end_offset("clickstream", p))
+            )
+            assert not (tmp_path / "log" / "clickstream" / f"{p}.log").exists()
+            assert _segments(tmp_path / "log", "clickstream", p) == [segment_name(0)]
+        late = [r for r in records if r.value == b'{"type":"page","messageId":"late"}']
+        assert len(late) == 1 and late[0].offset > 0
+        partition, offset = log.append("clickstream", [("anon-1", b"new")])[0]
+        assert partition == late[0].partition and offset == late[0].offset + 1
 
 
 def test_an_upgrade_interrupted_before_the_move_finishes_on_the_next_open(
