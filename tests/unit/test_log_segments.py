@@ -303,3 +303,38 @@ def test_segments_deleted_behind_its_back_are_reported(tmp_path: Path) -> None:
         segment_path(tmp_path, "t", 0).unlink()
         with pytest.raises(DataError, match=r"every segment file of .* is gone"):
             log.append("t", [("k", b"w")])
+
+
+ROLLING_PEER = """
+import sys
+from c360.logs.local import LocalLog
+with LocalLog(sys.argv[1], 1, segment_bytes=400) as log:
+    for i in range(200):
+        log.append("t", [("k", b"child-%d" % i + b"x" * 60)])
+"""
+
+
+def test_two_writer_processes_roll_the_same_partition(tmp_path: Path) -> None:
+    """Each process rolls on its own view; the folder's lock and listing keep one sequence:
+    offsets contiguous, every record once, each writer's in its order, no segment empty."""
+    with LocalLog(tmp_path, 1, segment_bytes=400) as log:
+        log.partitions("t")
+        child = subprocess.Popen([sys.executable, "-c", ROLLING_PEER, str(tmp_path)])
+        try:
+            for i in range(200):
+                log.append("t", [("k", b"parent-%d" % i + b"x" * 60)])
+                if i % 50 == 0:
+                    log.read_batch("t", 0, 0, 1_000)  # a reader following the rolls
+        finally:
+            assert child.wait(timeout=60) == 0
+        batch = log.read_batch("t", 0, 0, 1_000)
+        assert list(batch.offsets) == list(range(400)) == list(range(log.end_offset("t", 0)))
+        for who in (b"parent", b"child"):
+            mine = [v for v in batch.values if v.startswith(who)]
+            assert mine == [b"%s-%d" % (who, i) + b"x" * 60 for i in range(200)]
+    names = _segments(tmp_path)
+    bases = [int(name[:-4]) for name in names]
+    assert len(names) > 50 and bases == sorted(set(bases))
+    assert all((tmp_path / "t" / "0" / name).stat().st_size for name in names)
+    with LocalLog(tmp_path, 1, segment_bytes=400) as reopened:  # every sealed segment whole
+        assert reopened.end_offset("t", 0) == 400
