@@ -338,3 +338,16 @@ def test_two_writer_processes_roll_the_same_partition(tmp_path: Path) -> None:
     assert all((tmp_path / "t" / "0" / name).stat().st_size for name in names)
     with LocalLog(tmp_path, 1, segment_bytes=400) as reopened:  # every sealed segment whole
         assert reopened.end_offset("t", 0) == 400
+
+
+def test_a_sealed_segment_cut_short_while_open_is_reported_on_read(tmp_path: Path) -> None:
+    with LocalLog(tmp_path, 1, segment_bytes=SMALL) as log:
+        _fill(log, 4)  # segments 0-3 and 4-7
+        with segment_path(tmp_path, "t", 0, 0).open("r+b") as file:
+            file.truncate(2 * (ON_DISK + 3))  # offsets 2 and 3 gone under an open log
+        fresh = LocalLog(tmp_path, 1, segment_bytes=SMALL)
+        with fresh, pytest.raises(DataError, match="2 valid records of 4 expected"):
+            fresh.read_batch("t", 0, 0, 10)
+        assert len(log.read_batch("t", 0, 0, 2)) == 2
+        with pytest.raises(DataError, match=r"corrupt near offset 2 \(t/0\)"):
+            log.read_batch("t", 0, 0, 10)

@@ -468,6 +468,8 @@ class _Partition:
             at, left = offset, max_records
             while left > 0 and i < len(segments):
                 segment = self._current(i)  # scanned, and reopened if an erasure replaced it
+                if segment.base > at:  # the segment before ends short of this one's base
+                    raise self._corrupt(segments[i - 1], at)
                 take = min(left, segment.base + segment.count - at)
                 if take > 0:
                     pieces.append(_Piece(segment, at, take))
