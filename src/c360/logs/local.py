@@ -173,9 +173,13 @@ class _Segment:
         fd = os.open(path, flags, 0o644)
         try:
             segment = cls(path, base, fd)
-            segment.scan()
         except BaseException:
             os.close(fd)
+            raise
+        try:
+            segment.scan()
+        except BaseException:
+            segment.close()  # through its finalizer, which would close the fd a second time
             raise
         return segment
 
