@@ -10,11 +10,12 @@ views, cart, last event, events in the last hour, orders for the Lambda merge. `
 the world's Zendesk events on the ``support`` topic. ``--persons N`` publishes a batch first
 (customers 1..N as persons, so identified cookies resolve to them) and ``--segment
 DEFINITION`` (with it) defines a real-time segment, re-evaluated in every micro-batch's
-transaction: compare with and without to see what real-time membership costs. ``--metrics``
-counts the worker's Prometheus metrics as ``c360 stream run --metrics-port`` does (alternate runs
-with and without it to see what they cost). ``--suppressed N`` puts customers 1..N on the
-suppression list first, as their erasures would: the worker then checks every identifier of
-every batch against it (with an empty list it checks nothing).
+transaction: compare with and without to see what real-time membership costs.
+``--segment-bytes N`` sets the local log's segment size (reads then cross a segment file every
+N bytes). ``--metrics`` counts the worker's Prometheus metrics as ``c360 stream run
+--metrics-port`` does (alternate runs with and without it to see what they cost). ``--suppressed
+N`` puts customers 1..N on the suppression list first, as their erasures would: the worker then
+checks every identifier of every batch against it (with an empty list it checks nothing).
 
 In the same run it measures the *floor*: a plain Python loop over the same records' bytes that
 decodes each with orjson and counts it in a dict by key (no validation, no state, no persistence),
@@ -95,7 +96,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         clickstream = Path(args.file)
     values = list(_lines(clickstream))
     topics = ["clickstream"]
-    with LocalLog(work / "log", args.partitions) as log:
+    sizes = {"segment_bytes": args.segment_bytes} if args.segment_bytes else {}
+    with LocalLog(work / "log", args.partitions, **sizes) as log:
         published = publish_file(log, clickstream, topic="clickstream", batch_size=10_000)
         if args.support and support_file is not None:
             support = list(_lines(support_file))
@@ -164,6 +166,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "state_rows_written": written,
         "batch_size": args.batch_size,
         "partitions": args.partitions,
+        "segments": sum(1 for _ in (work / "log").glob("*/*/*.log")),
         "topics": topics,
         "persons": args.persons,
         "segment": args.segment,
@@ -234,6 +237,9 @@ def main() -> None:
     parser.add_argument("--support", action="store_true", help="add the world's Zendesk events")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--segment-bytes", type=int, help="the local log's segment size (default: log's default)"
+    )
     parser.add_argument("--profile", help="write cProfile stats of the worker to this file")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
     parser.add_argument("--persons", type=int, default=0, help="publish customers 1..N first")

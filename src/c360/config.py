@@ -132,6 +132,13 @@ KAFKA_OWNED_PROPERTIES = {
 }
 
 
+# The local event log's segments (log.segment_bytes, log.segment_hours; c360.logs.local).
+DEFAULT_LOG_SEGMENT_BYTES = 256 * 1024 * 1024
+MIN_LOG_SEGMENT_BYTES = 1024 * 1024
+DEFAULT_LOG_SEGMENT_HOURS = 24
+MAX_LOG_SEGMENT_HOURS = 366 * 24
+
+
 class LogSettings(_Section):
     """The event log between ingestion and the speed layer: local folder or Kafka."""
 
@@ -146,6 +153,40 @@ class LogSettings(_Section):
         "sasl.username=KEY; sasl.password=SECRET); a secret: set it with "
         "C360_LOG_KAFKA_PROPERTIES",
     )
+
+    segment_bytes: int = Field(
+        DEFAULT_LOG_SEGMENT_BYTES,
+        description="local log: a partition's active segment file rolls when a batch would "
+        "take it past this many bytes (Kafka's segment.bytes); retention deletes whole "
+        f"segments; at least {MIN_LOG_SEGMENT_BYTES}",
+    )
+    segment_hours: int = Field(
+        DEFAULT_LOG_SEGMENT_HOURS,
+        description="local log: the active segment also rolls once its first record is this "
+        "many hours old (Kafka's segment.ms), so retention.log_days can delete it whole that "
+        "much after its newest record; 0 = by size only",
+    )
+
+    @field_validator("segment_bytes")
+    @classmethod
+    def _segment_size(cls, value: int) -> int:
+        if value < MIN_LOG_SEGMENT_BYTES:
+            raise ValueError(
+                f"{value} bytes is too small a segment (each is a file, and retention deletes "
+                f"whole ones): set at least {MIN_LOG_SEGMENT_BYTES} (1 MiB); the default is "
+                f"{DEFAULT_LOG_SEGMENT_BYTES} (256 MiB)"
+            )
+        return value
+
+    @field_validator("segment_hours")
+    @classmethod
+    def _segment_age(cls, value: int) -> int:
+        if not 0 <= value <= MAX_LOG_SEGMENT_HOURS:
+            raise ValueError(
+                f"{value} hours is not a segment age: set 0 (roll by size only) up to "
+                f"{MAX_LOG_SEGMENT_HOURS} (a year); the default is {DEFAULT_LOG_SEGMENT_HOURS}"
+            )
+        return value
 
     @field_validator("kafka_properties")
     @classmethod

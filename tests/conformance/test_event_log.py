@@ -53,7 +53,8 @@ def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     root = tmp_path / "log"
 
     def tear_tail(topic: str, partition: int, cut: Callable[[bytes], bytes]) -> None:
-        with (root / topic / f"{partition}.log").open("ab") as file:
+        active = max((root / topic / str(partition)).glob("*.log"))  # the newest segment
+        with active.open("ab") as file:
             file.write(cut(encode_record("torn", b"torn record", 0)))
 
     return Backend("local", lambda: LocalLog(root, PARTITIONS), tear_tail)

@@ -7,22 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from c360.cli.main import cli
 from c360.config import load_config, raw_events_needed_days
+from c360.contracts.log import TopicPartition
 from c360.errors import ConfigError, TerminalError
 from c360.lake import Lake
+from c360.logs import open_configured
 from c360.logs.kafka import KafkaLog
 from c360.logs.local import LocalLog
 from c360.pipeline import retention
 from c360.pipeline.steps import STEPS
+from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import open_store
 from kafka_mock import MockCluster, mock_cluster
 from plugins.services import service_fixture
@@ -126,14 +131,75 @@ def test_c360_retention_runs_the_step_alone_and_records_it(tmp_path: Path) -> No
     assert step.status == "succeeded" and step.rows == 8
 
 
-def test_the_local_log_says_it_cannot_drop_old_records(tmp_path: Path) -> None:
-    environ = _environ(tmp_path, C360_RETENTION_LOG_DAYS="7")
+def _click(n: int) -> bytes:
+    """A valid Segment page view, ~1 KB (so a 1 MiB segment holds ~1,000)."""
+    return orjson.dumps(
+        {
+            "type": "page",
+            "messageId": f"m{n}",
+            "anonymousId": f"a{n % 7}",
+            "timestamp": "2026-12-01T10:00:00Z",
+            "properties": {"path": "/p/" + "x" * 900},
+        }
+    )
+
+
+def test_the_local_log_deletes_whole_archived_segments_and_a_worker_behind_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The step on the local log (1 MiB segments, the smallest setting): whole segments below
+    the archive's offset go, the active one stays; a stream worker whose stored offset was in a
+    deleted segment resumes at the log start, logged and counted, and commits from there."""
+    environ = _environ(
+        tmp_path,
+        C360_RETENTION_LOG_DAYS="1",
+        C360_LOG_PARTITIONS="1",
+        C360_LOG_SEGMENT_BYTES="1048576",
+    )
     settings = load_config(environ=environ).settings
-    with LocalLog(tmp_path / "log", 4) as log:
-        log.append("clickstream", [("k", b"v")])
-    report = retention.enforce(settings, Lake(settings.lake.url), DAY)
-    assert report.log_records == 0
-    assert "cannot drop old records" in report.detail()
+    lake = Lake(settings.lake.url)
+    with open_configured(settings.log) as log:
+        for start in range(0, 3_000, 100):
+            log.append("clickstream", [("k", _click(n)) for n in range(start, start + 100)])
+        assert isinstance(log, LocalLog)
+        segments = log.segment_paths("clickstream", 0)
+        bases = [int(path.stem) for path in segments]
+    assert len(segments) >= 3 and bases[0] == 0
+    store = open_store(settings.serving.url)
+    store.migrate()
+    try:
+        with open_configured(settings.log) as log:  # a worker that read the first 50 records
+            run_worker(log, store, stop_when_caught_up=True, batch_size=50, should_stop=_once())
+        assert store.offsets("speed", "clickstream") == {0: 50}
+        later = dt.date.today() + dt.timedelta(days=3)  # every record is older than a day
+
+        lake.write_state("archive/clickstream.json", {"runs": {"d": {"0": bases[2] + 5}}})
+        removed, detail = retention.trim_log(settings, lake, later)
+        assert detail == f"{removed} event log records older than 1 days removed"
+        assert removed == bases[2]  # the segments wholly below the archive's offset
+        assert [p.name for p in sorted(segments[0].parent.glob("*.log"))] == [
+            p.name for p in segments[2:]
+        ]
+        lake.write_state("archive/clickstream.json", {"runs": {"d": {"0": 3_000}}})
+        assert retention.trim_log(settings, lake, later)[0] == bases[-1] - bases[2]
+        assert [p.name for p in segments[0].parent.glob("*.log")] == [segments[-1].name]
+
+        with open_configured(settings.log) as log:
+            assert isinstance(log, LocalLog)
+            with caplog.at_level(logging.WARNING, "c360.logs.local"):
+                stats = run_worker(log, store, stop_when_caught_up=True)
+            assert log.offset_resets == {TopicPartition("clickstream", 0): 1}
+        assert stats.records == 3_000 - bases[-1]
+        assert store.offsets("speed", "clickstream") == {0: 3_000}
+        assert f"offset 50 is before the log start {bases[-1]}" in caplog.text
+    finally:
+        store.dispose()
+
+
+def _once() -> Callable[[], bool]:
+    """``should_stop`` that lets exactly one micro-batch be submitted."""
+    calls = iter([False])
+    return lambda: next(calls, True)
 
 
 class _TrimmedLocalLog(LocalLog):

@@ -56,6 +56,8 @@ def test_config_file_found_through_environment(tmp_path: Path) -> None:
         ("", {"C360_LOG_URL": "http://x"}, "log.url", "accepted: local://PATH"),
         ("", {"C360_LOG_URL": "  "}, "log.url", "a value is required"),
         ("", {"C360_LOG_PARTITIONS": "0"}, "log.partitions", "greater than or equal to 1"),
+        ("", {"C360_LOG_SEGMENT_BYTES": "4096"}, "log.segment_bytes", "set at least 1048576"),
+        ("[log]\nsegment_hours = -1\n", {}, "log.segment_hours", "set 0 (roll by size only)"),
         ("", {"C360_LAKE_URL": "nosuchfs://x"}, "lake.url", "unknown filesystem"),
         ("", {"C360_COMPUTE_ENGINE": "flink"}, "compute.engine", "'duckdb' or 'spark'"),
         ("", {"C360_SERVNG_URL": "x"}, "C360_SERVNG_URL", "unknown environment variable"),

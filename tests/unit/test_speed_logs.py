@@ -15,7 +15,7 @@ import pytest
 
 from c360.errors import ConfigError, DataError, TerminalError, TransientError
 from c360.logs import local, open_log, partition_for
-from c360.logs.local import MAX_RECORD_BYTES, LocalLog, encode_record
+from c360.logs.local import MAX_RECORD_BYTES, LocalLog, encode_record, segment_path
 
 
 def test_partition_for_is_crc32_and_stable() -> None:
@@ -85,7 +85,7 @@ def test_the_torn_tail_is_truncated_on_open_with_a_warning(
 ) -> None:
     with LocalLog(tmp_path, 1) as log:
         log.append("t", [("k", b"a"), ("k", b"b")])
-    path = tmp_path / "t" / "0.log"
+    path = segment_path(tmp_path, "t", 0)
     valid_size = path.stat().st_size
     with path.open("ab") as file:
         file.write(encode_record("k", b"torn", 0)[:-3])
@@ -100,7 +100,7 @@ def test_a_reader_stops_at_a_record_still_being_written(tmp_path: Path) -> None:
         writer.append("t", [("k", b"first")])
         assert reader.end_offset("t", 0) == 1
         whole = encode_record("k", b"second", 0)
-        with (tmp_path / "t" / "0.log").open("ab") as file:  # a writer caught mid-write
+        with segment_path(tmp_path, "t", 0).open("ab") as file:  # a writer caught mid-write
             file.write(whole[:10])
             file.flush()
             assert reader.read("t", 0, 1, 10) == []
@@ -128,7 +128,7 @@ def test_a_broken_record_inside_the_scanned_part_is_reported(tmp_path: Path) -> 
     with LocalLog(tmp_path, 1) as log:
         log.append("t", [("k", b"a" * 100) for _ in range(10)])
         record_size = len(encode_record("k", b"a" * 100, 0))
-        with (tmp_path / "t" / "0.log").open("r+b") as file:  # another hand rewrites offset 5
+        with segment_path(tmp_path, "t", 0).open("r+b") as file:  # another hand rewrites offset 5
             file.seek(5 * record_size)
             file.write(b"\xff\xff\xff\xff")
         assert [r.value for r in log.read("t", 0, 0, 5)] == [b"a" * 100] * 5
@@ -202,7 +202,7 @@ def test_a_full_disk_on_append_is_terminal_and_leaves_no_torn_tail(
             with pytest.raises(TerminalError) as caught:
                 log.append("t", [("k", b"lost")])
         message = str(caught.value)
-        assert "0.log (t/0)" in message and "No space left" in message and "log.url" in message
+        assert "t/0 (t/0)" in message and "No space left" in message and "log.url" in message
         log.append("t", [("k", b"after")])
         assert [r.value for r in log.read("t", 0, 0, 10)] == [b"before", b"after"]
 
@@ -226,12 +226,12 @@ def test_an_io_error_is_transient_naming_the_partition(
         writer.append("t", [("k", b"v")])
     with LocalLog(tmp_path, 1) as log:
         log.partitions("t")
-        log._file("t", 0)  # opened (and scanned) before the disk starts failing
-        with open(tmp_path / "t" / "0.log", "ab") as other:  # a write it has not seen yet
+        log._partition("t", 0)  # opened (and scanned) before the disk starts failing
+        with open(segment_path(tmp_path, "t", 0), "ab") as other:  # a write it has not seen yet
             other.write(encode_record("k", b"w", 0))
         with monkeypatch.context() as patch:
             patch.setattr(local.os, "pread", _failing(OSError(errno.EIO, "Input/output error")))
-            with pytest.raises(TransientError, match=f"could not {what} .*0.log \\(t/0\\)"):
+            with pytest.raises(TransientError, match=f"could not {what} .*t/0 \\(t/0\\)"):
                 call(log)
 
 

@@ -30,15 +30,23 @@ LOCAL_SCHEME = "local://"
 
 
 def open_log(
-    url: str, partitions: int, kafka_properties: Mapping[str, str] | None = None
+    url: str,
+    partitions: int,
+    kafka_properties: Mapping[str, str] | None = None,
+    *,
+    segment_bytes: int | None = None,
+    segment_hours: int | None = None,
 ) -> EventLog:
     """The event log for a ``log.url``; the scheme picks the backend.
 
     ``partitions`` is the partition count of topics the log creates (``log.partitions``).
     ``kafka://`` takes query parameters (``session_timeout_ms``, ``heartbeat_interval_ms``,
     ``timeout_ms``): see :mod:`c360.logs.kafka`; ``kafka_properties`` are extra librdkafka
-    client properties (``log.kafka_properties``: security, tuning). Use :func:`open_configured`
-    with the settings' ``log`` section.
+    client properties (``log.kafka_properties``: security, tuning). ``segment_bytes`` and
+    ``segment_hours`` say when a local log's segments roll (``log.segment_bytes``,
+    ``log.segment_hours``; unset: their defaults; a Kafka topic has its own
+    ``segment.bytes``/``segment.ms``). Use :func:`open_configured` with the settings' ``log``
+    section.
     """
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "local":
@@ -49,7 +57,12 @@ def open_log(
             raise ConfigError(
                 "log.url", f"{mask_secrets(url)!r} names no folder; e.g. local://data/log"
             )
-        return LocalLog(path, partitions)
+        sizes: dict[str, int] = {}
+        if segment_bytes is not None:
+            sizes["segment_bytes"] = segment_bytes
+        if segment_hours is not None:
+            sizes["segment_ms"] = segment_hours * 3600 * 1000
+        return LocalLog(path, partitions, **sizes)
     if scheme == "kafka":
         from c360.logs.kafka import KafkaLog
 
@@ -62,4 +75,10 @@ def open_log(
 
 def open_configured(settings: LogSettings) -> EventLog:
     """The event log a ``[log]`` section describes."""
-    return open_log(settings.url, settings.partitions, settings.kafka_client_properties())
+    return open_log(
+        settings.url,
+        settings.partitions,
+        settings.kafka_client_properties(),
+        segment_bytes=settings.segment_bytes,
+        segment_hours=settings.segment_hours,
+    )

@@ -89,7 +89,11 @@ class EventLog(ABC):
     def read_batch(self, topic: str, partition: int, offset: int, max_records: int) -> RecordBatch:
         """Up to ``max_records`` records from ``offset`` on, in offset order; empty at the end.
 
-        Never blocks waiting for new records: pollers sleep between empty reads.
+        Never blocks waiting for new records: pollers sleep between empty reads. An
+        ``offset`` before the log start (retention dropped its records): the local log reads
+        from the log start, logging and counting the reset (Kafka's
+        ``auto.offset.reset=earliest``); the Kafka backend raises a
+        :class:`~c360.errors.TerminalError` naming the log start.
         """
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
@@ -139,8 +143,11 @@ class EventLog(ABC):
 class Truncatable(Protocol):
     """A log that can drop a partition's oldest records (retention: :mod:`c360.pipeline.retention`).
 
-    A capability, not part of :class:`EventLog`: Kafka has it (DeleteRecords); the local log,
-    one file per partition with implicit offsets, does not.
+    A capability, not part of :class:`EventLog`: Kafka has it (DeleteRecords: the log start
+    moves to the offset, the broker deletes the segments wholly below it) and so has the local
+    log (it deletes its own segments wholly below the offset, never the active one: the start
+    moves to the first segment kept). Either way the records before the offset may go, and
+    offsets of the others never change.
     """
 
     def offset_at(self, topic: str, partition: int, timestamp_ms: int) -> int:
@@ -148,5 +155,6 @@ class Truncatable(Protocol):
         ...
 
     def drop_before(self, topic: str, partition: int, offset: int) -> int:
-        """Drop the records before ``offset`` (never past the end); how many went."""
+        """Drop records before ``offset`` (never past the end): all of them (Kafka) or the
+        whole segments below it (the local log); how many went."""
         ...

@@ -14,7 +14,8 @@ others) and ``c360 retention --date D`` run :func:`enforce` for date D:
   lifetime features are computed from them) and are kept, as are the batch's own outputs.
   *Consequence:* lifetime facts computed from events (``support_ticket_count``,
   ``first_seen_at`` from the web) count only the events kept.
-- **the event log** (``retention.log_days``): see :func:`trim_log`.
+- **the event log** (``retention.log_days``): records older than the period that the archive
+  has copied; on the local log, whole segments (see :func:`trim_log`).
 
 Removing a partition is one recursive delete of its folder (a reader listing the table sees it
 or not: the batch's inputs are listed when a step starts); a crash midway leaves a partition
@@ -116,9 +117,13 @@ def trim_log(
     counted back from the end of ``day``) that the archive has copied to the lake: a record
     the archive has not read yet is kept, whatever its age, so the lake never misses one.
 
-    Only a log that can drop a partition's oldest records (:class:`~c360.logs.base.Truncatable`:
-    Kafka, through its DeleteRecords API — the broker then deletes whole segments below the
-    new start) is trimmed; the local log keeps one file per partition and says so.
+    Only a log that can drop a partition's oldest records (:class:`~c360.logs.base.Truncatable`)
+    is trimmed: Kafka through its DeleteRecords API (the broker then deletes whole segments
+    below the new start); the local log deletes its own segments wholly below that offset —
+    those whose newest record is older than the period and already archived — never the
+    active segment (``log.segment_bytes``, ``log.segment_hours`` bound how much more than the
+    period it keeps). A consumer whose stored offset was in a deleted segment resumes at the
+    log start (see :mod:`c360.logs.local`). Another log says it cannot.
     """
     days = settings.retention.log_days
     assert days is not None
