@@ -16,6 +16,7 @@ import c360
 from c360.config import load_config
 from c360.contracts.log import TopicPartition
 from c360.logs.local import LocalLog
+from c360.pipeline.batch_lock import batch_lock
 from c360.pipeline.status import LAG_AMBER, status
 from c360.stores import DeadLetter, MicroBatch, StepRecord, open_store
 
@@ -70,6 +71,11 @@ def test_each_layer_has_its_verdict(world: Path) -> None:
         assert sum(v for k, v in lags.items() if k.startswith("clickstream/")) == 30
         assert layers["speed"].verdict == "green"
         assert layers["sources"].verdict == "amber"  # no source in the lake yet
+        assert "batch_lock" not in layers["batch"].facts
+        with batch_lock(store, dt.timedelta(minutes=5), owner="host-1:42:batch"):
+            lock = status(settings, store)["batch"].facts["batch_lock"]
+            assert lock["owner"] == "host-1:42:batch" and lock["expired"] is False
+        assert "batch_lock" not in status(settings, store)["batch"].facts  # released
 
         stale = status(settings, store, now=published["published_at"] + dt.timedelta(hours=30))
         assert stale["batch"].verdict == "amber"

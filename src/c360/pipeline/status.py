@@ -1,9 +1,11 @@
 """``c360 status``: one screen on the health of each layer, with a red/amber/green verdict.
 
 - **serving**: the store answers; the serving batch's date and age;
-- **batch**: the latest run's steps; green when the last publish is under
-  ``BATCH_AMBER_HOURS`` old and no step of the latest run failed, amber up to
-  ``BATCH_RED_HOURS``, red after (or with a failed step, or no publish yet);
+- **batch**: the latest run's steps and who holds the batch lock (a batch, Dagster's run or an
+  erasure; an expired lease is one whose holder died, taken over by the next batch); green
+  when the last publish is under ``BATCH_AMBER_HOURS`` old and no step of the latest run
+  failed, amber up to ``BATCH_RED_HOURS``, red after (or with a failed step, or no publish
+  yet);
 - **sources**: the newest lake partition of each watched table of the enabled sources, amber
   when older than ``quality.freshness_days``;
 - **speed**: each partition's lag (records appended, not yet committed by the consumer group)
@@ -20,11 +22,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from c360.config import Settings
-from c360.contracts.times import naive_utc_now
+from c360.contracts.times import naive_utc, naive_utc_now
 from c360.errors import C360Error
 from c360.lake import Lake
 from c360.logs import open_configured
 from c360.masking import mask_secrets
+from c360.pipeline.batch_lock import LEASE
 from c360.pipeline.steps import newest_partitions
 from c360.stores import ServingStore
 
@@ -83,6 +86,14 @@ def _batch(store: ServingStore, now: dt.datetime) -> Layer:
         for name, record in steps.items():
             if record.status == "failed":
                 layer.worse("red", f"step {name} of {dates[0]} failed: {record.detail}")
+    held = store.lease(LEASE)
+    if held is not None:
+        layer.facts["batch_lock"] = {
+            "owner": held.owner,
+            "since": held.acquired_at.isoformat(timespec="seconds"),
+            "until": held.expires_at.isoformat(timespec="seconds"),
+            "expired": naive_utc(held.expires_at) <= now,
+        }
     return layer
 
 
