@@ -78,7 +78,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -177,6 +177,8 @@ class LinkRun:
     # representatives) and each eligible record's profile (record_key, profile).
     blocked_pairs: pa.Table | None = None
     profile_of: pa.Table | None = None
+    # How many links there are when ``links`` is not handed back as Arrow (:func:`link_in`).
+    link_count: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The run report's view: counts, rule counts, timings (the model JSON apart)."""
@@ -184,7 +186,7 @@ class LinkRun:
             "records": self.records,
             "profiles": self.profiles,
             "comparisons": self.comparisons,
-            "links": self.links.num_rows,
+            "links": self.links.num_rows if self.link_count is None else self.link_count,
             "blocking_rules": dict(self.blocking_rules),
             "training_rules": list(self.training_rules),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -206,17 +208,34 @@ def link_run(
     produced (to measure its recall on labelled data).
     """
     _check_columns(records)
+    with compute.local() as local:
+        local.register("records", records.select(["record_key", *_PROFILE_COLUMNS]))
+        return _run(compute, local, settings, blocked_pairs)
+
+
+def link_in(compute: Compute, local: LocalSql, settings: IdentitySettings) -> LinkRun:
+    """:func:`link_run` on the table ``records`` of ``local``; the links become its table
+    ``probabilistic_links`` (LINKS, sorted) rather than Arrow (``LinkRun.links`` is empty)."""
+    run = _run(compute, local, settings, False)
+    local.load("probabilistic_links", run.links)
+    return replace(run, links=_empty_links(), link_count=run.links.num_rows)
+
+
+def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bool) -> LinkRun:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with compute.local() as local:
-        prepared = _prepare(local, records, keep_profiles=blocked_pairs)
+    try:
+        prepared = _prepare(local, keep_profiles=keep)
         timings["prepare"] = time.perf_counter() - started
         if prepared.profiles < 2:
             return LinkRun(_empty_links(), "{}", prepared.records, prepared.profiles, 0, (), ())
         training = _training_rules(local, settings)
         shared = _shares_identifiers(local)
         with _quiet_splink(), compute.linkage(local, "profiles") as linkage:
-            return _score(linkage, prepared, training, shared, settings, timings, blocked_pairs)
+            return _score(linkage, prepared, training, shared, settings, timings, keep)
+    finally:
+        for table in ("profiles", "ranked", "eligible"):
+            local.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 @contextmanager
@@ -263,14 +282,13 @@ def _text(column: str) -> str:
     return f"nullif(trim({column}), '')"
 
 
-def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False) -> _Prepared:
-    """Eligible records grouped into profiles, with the columns blocking and comparing need:
-    the table ``profiles`` of ``local``.
+def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
+    """Eligible records of ``local``'s table ``records`` grouped into profiles, with the
+    columns blocking and comparing need: the table ``profiles`` of ``local``.
 
     Runs in-process (the records are an Arrow table already) whichever engine scores, so both
     engines see identical input.
     """
-    local.register("input_records", records.select(["record_key", *_PROFILE_COLUMNS]))
     local.execute(
         f"""
         CREATE TEMP TABLE eligible AS
@@ -283,7 +301,7 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
                    {_text("last_name")} AS last_name, {_text("address")} AS address,
                    {_text("postcode")} AS postcode, {_text("city")} AS city, birth_date,
                    {_text("birth_md")} AS birth_md
-            FROM input_records
+            FROM records
         )
         WHERE (first_name IS NOT NULL OR last_name IS NOT NULL)::INTEGER
               + (phone IS NOT NULL)::INTEGER + (email_key IS NOT NULL)::INTEGER
@@ -291,7 +309,6 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
               + (address IS NOT NULL OR postcode IS NOT NULL)::INTEGER >= 2
         """
     )
-    local.unregister("input_records")
     local.execute(
         f"""
         CREATE TEMP TABLE ranked AS
@@ -616,8 +633,11 @@ def _score(
                 "SELECT join_key_l AS left_key, join_key_r AS right_key FROM {this}"
             ).as_pyarrow_table()
         threshold = settings.match_probability
-        predictions = linker.inference.predict(
+        predicted: Any = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
+        )
+        predictions = predicted.query_sql(
+            f"SELECT {', '.join(_prediction_columns(predicted))} FROM {{this}}"
         ).as_pyarrow_table()
         timings["predict"] = time.perf_counter() - started
         model_json = orjson.dumps(
@@ -672,27 +692,38 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
 # --- back from profiles to records ---------------------------------------------------------
 
 
+# Predictions turned into links at a time: the per-pair Python (household check, contributions
+# JSON) holds this many rows as Python objects, not the whole prediction table.
+_CHUNK = 100_000
+
+
+def _prediction_columns(predicted: Any) -> list[str]:
+    """The columns of Splink's predictions that :func:`_links` reads (of dozens)."""
+    names = predicted.query_sql("SELECT * FROM {this} LIMIT 0").as_pyarrow_table().schema.names
+    wanted = {
+        "match_weight",
+        "match_probability",
+        *(f"{c}_{side}" for c in ("record_key", "customer_id") for side in "lr"),
+        *(
+            f"{c}_{side}"
+            for c in ("email_key", "first_name", "birth_date", "birth_md")
+            for side in "lr"
+        ),
+        *(f"{p}_{c}" for p in ("gamma", "mw", "mw_tf_adj") for c in COMPARISONS),
+    }
+    return [name for name in names if name in wanted]
+
+
 def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Table:
     """Profile pairs → record links, guard applied, contributions as JSON, sorted."""
     if predictions.num_rows == 0:
         return _empty_links()
-    left_cid, right_cid = predictions["customer_id_l"], predictions["customer_id_r"]
-    keep = pc.and_(
-        pc.greater_equal(predictions["match_probability"], threshold),
-        pc.or_kleene(pc.is_null(left_cid), pc.is_null(right_cid)),
-    )
-    predictions = predictions.filter(keep)
-    predictions = predictions.filter(pc.invert(_household_pairs(predictions)))
-    contributions = _contributions(predictions)
-    pairs = pa.table(
-        {
-            "left_key": predictions["record_key_l"],
-            "right_key": predictions["record_key_r"],
-            "match_weight": pc.cast(predictions["match_weight"], pa.float64()),
-            "match_probability": pc.cast(predictions["match_probability"], pa.float64()),
-            "contributions": pa.array(contributions, pa.string()),
-        }
-    )
+    parts = [
+        _pairs(predictions.slice(start, _CHUNK), threshold)
+        for start in range(0, predictions.num_rows, _CHUNK)
+    ]
+    pairs = pa.concat_tables(parts)
+    del parts
     if members.num_rows:
         # A guest profile's twin link (representative, second record) scores every further
         # record of the profile: its attributes are the twin's.
@@ -723,6 +754,28 @@ def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Tab
         schema=contract.LINKS,
     )
     return links.sort_by([("left_key", "ascending"), ("right_key", "ascending")])
+
+
+def _pairs(predictions: pa.Table, threshold: float) -> pa.Table:
+    """Links (record keys, weight, probability, contributions) of some predictions."""
+    left_cid, right_cid = predictions["customer_id_l"], predictions["customer_id_r"]
+    keep = pc.and_(
+        pc.greater_equal(predictions["match_probability"], threshold),
+        pc.or_kleene(pc.is_null(left_cid), pc.is_null(right_cid)),
+    )
+    predictions = predictions.filter(keep)
+    predictions = predictions.filter(pc.invert(_household_pairs(predictions)))
+    contributions = _contributions(predictions)
+    pairs = pa.table(
+        {
+            "left_key": predictions["record_key_l"],
+            "right_key": predictions["record_key_r"],
+            "match_weight": pc.cast(predictions["match_weight"], pa.float64()),
+            "match_probability": pc.cast(predictions["match_probability"], pa.float64()),
+            "contributions": pa.array(contributions, pa.string()),
+        }
+    )
+    return pairs
 
 
 def _household_pairs(predictions: pa.Table) -> pa.Array:
