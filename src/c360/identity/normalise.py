@@ -67,20 +67,35 @@ def fold_text_sql(expr: str) -> str:
     return f"nullif(trim(regexp_replace(lower({expr}), '[^0-9a-z]+', ' ', 'g')), '')"
 
 
-def email_key_sql(expr: str) -> str:
-    """:func:`email_key` of an ASCII lookup-form email (already stripped and lower-cased)."""
-    local = f"split_part(regexp_extract({expr}, '(?s)^(.*)@', 1), '+', 1)"
-    domain = f"regexp_extract({expr}, '(?s)@([^@]*)$', 1)"
+def email_forms_sql(values: str) -> str:
+    """``value, email, email_key`` for each row of the query ``values`` (a column ``value`` of
+    ASCII text): the lookup form (:func:`normalise`; null when it is one of the session's
+    ``blocked_values``) and :func:`email_key` of it. Each part is computed once a row."""
     gmail = ", ".join(f"'{d}'" for d in sorted(GMAIL_DOMAINS))
-    folded_local = (
-        f"CASE WHEN {domain} IN ({gmail}) THEN replace({local}, '.', '') ELSE {local} END"
-    )
-    folded_domain = f"CASE WHEN {domain} IN ({gmail}) THEN 'gmail.com' ELSE {domain} END"
-    valid = (
-        f"contains({expr}, '@') AND regexp_extract({expr}, '(?s)^(.*)@', 1) <> '' "
-        f"AND contains({domain}, '.') AND {folded_local} <> ''"
-    )
-    return f"CASE WHEN {valid} THEN {folded_local} || '@' || {folded_domain} END"
+    return f"""
+        SELECT value, email,
+               CASE WHEN contains(email, '@') AND local_part <> '' AND contains(domain, '.')
+                         AND folded_local <> ''
+                    THEN folded_local || '@' || CASE WHEN gmail THEN 'gmail.com' ELSE domain END
+               END AS email_key
+        FROM (
+            SELECT *, CASE WHEN gmail THEN replace(split_part(local_part, '+', 1), '.', '')
+                           ELSE split_part(local_part, '+', 1) END AS folded_local
+            FROM (
+                SELECT *, domain IN ({gmail}) AS gmail
+                FROM (
+                    SELECT value, email, regexp_extract(email, '(?s)^(.*)@', 1) AS local_part,
+                           regexp_extract(email, '(?s)@([^@]*)$', 1) AS domain
+                    FROM (
+                        SELECT value, CASE WHEN lookup IN (SELECT value FROM blocked_values)
+                                           THEN NULL ELSE lookup END AS email
+                        FROM (SELECT value, {strip_lower_sql("value")} AS lookup
+                              FROM ({values}) emails) lookups
+                    ) forms
+                ) parts
+            ) flagged
+        ) folded
+    """
 
 
 def normalise(id_type: str, value: str, phone_region: str | None = None) -> str:

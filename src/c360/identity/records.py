@@ -37,8 +37,8 @@ from c360.identity.normalise import (
     ascii_sql,
     blocked,
     blocked_table,
+    email_forms_sql,
     email_key,
-    email_key_sql,
     fold_text,
     fold_text_sql,
     normalise,
@@ -189,6 +189,13 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         lambda v: (fold_text(v),),
         pa.schema([("value", pa.string()), ("folded", pa.string())]),
     )
+    local.execute(
+        f"""
+        INSERT INTO fold_lookup
+        SELECT value, {fold_text_sql("value")} FROM ({texts}) texts
+        WHERE value IS NOT NULL AND {ascii_sql("value")}
+        """
+    )
 
     def email_forms(value: str) -> tuple[str | None, str | None]:
         email = None if blocked(value, blocklist) else normalise("email", value)
@@ -201,22 +208,39 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         email_forms,
         pa.schema([("value", pa.string()), ("email", pa.string()), ("email_key", pa.string())]),
     )
+    ascii_emails = (
+        f"SELECT DISTINCT email AS value FROM {raw} "
+        f"WHERE email IS NOT NULL AND {ascii_sql('email')}"
+    )
+    local.execute(f"INSERT INTO email_lookup {email_forms_sql(ascii_emails)}")
 
     def phone(value: str, region: str) -> tuple[str | None]:
         e164 = None if blocked(value, blocklist) else phone_e164(value, region or None)
         return (None if e164 is None or blocked(e164, blocklist) else e164,)
 
+    trivial = (
+        f"{ascii_sql('phone')} AND ({strip_lower_sql('phone')} IN "
+        f"(SELECT value FROM blocked_values) OR regexp_full_match(phone, '{E164_PATTERN}'))"
+    )
     _lookup(
         local,
         "phone_lookup",
-        f"""
-        SELECT DISTINCT phone, region FROM {raw}_regions
-        WHERE phone IS NOT NULL AND NOT ({ascii_sql("phone")}
-            AND ({strip_lower_sql("phone")} IN (SELECT value FROM blocked_values)
-                 OR regexp_full_match(phone, '{E164_PATTERN}')))
-        """,
+        f"SELECT DISTINCT phone, region FROM {raw}_regions WHERE phone IS NOT NULL AND NOT "
+        f"({trivial})",
         phone,
         pa.schema([("value", pa.string()), ("region", pa.string()), ("phone", pa.string())]),
+    )
+    # Blocked (null) or already E.164 (itself): no library needed.
+    local.execute(
+        f"""
+        INSERT INTO phone_lookup
+        SELECT phone, region, CASE WHEN regexp_full_match(phone, '{E164_PATTERN}')
+                                        AND {strip_lower_sql("phone")}
+                                            NOT IN (SELECT value FROM blocked_values)
+                                   THEN phone END
+        FROM (SELECT DISTINCT phone, region FROM {raw}_regions
+              WHERE phone IS NOT NULL AND {trivial}) trivial
+        """
     )
     _lookup(
         local,
@@ -228,27 +252,17 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
 
 
 def _folded(column: str) -> str:
-    expr = _FOLDED[column].replace(column, f"r.{column}")
-    return (
-        f"CASE WHEN {expr} IS NULL THEN NULL WHEN {ascii_sql(expr)} THEN {fold_text_sql(expr)} "
-        f"ELSE f_{column}.folded END"
-    )
+    return f"f_{column}.folded"
 
 
 def _normalise_sql(raw: str) -> str:
     """RECORDS from the raw extract ``raw`` (with ``<raw>_regions``) and the lookups."""
-    email = f"{strip_lower_sql('r.email')}"
-    ascii_email = (
-        f"CASE WHEN {email} IN (SELECT value FROM blocked_values) THEN NULL ELSE {email} END"
-    )
     folds = "\n".join(
         f"LEFT JOIN fold_lookup f_{c} ON f_{c}.value = {_FOLDED[c].replace(c, f'r.{c}')}"
         for c in _FOLDED
     )
     return f"""
-        SELECT record_key, source, record_type, record_id, customer_id, email,
-               CASE WHEN email IS NOT NULL AND ascii_email THEN {email_key_sql("email")}
-                    ELSE looked_up_key END AS email_key,
+        SELECT record_key, source, record_type, record_id, customer_id, email, email_key,
                phone,
                coalesce(first_name,
                         CASE WHEN contains(full_name, ' ')
@@ -260,18 +274,7 @@ def _normalise_sql(raw: str) -> str:
         FROM (
             SELECT r.record_key, r.source, r.record_type, r.record_id,
                    CAST(r.customer_id AS BIGINT) AS customer_id,
-                   CASE WHEN r.email IS NULL THEN NULL
-                        WHEN {ascii_sql("r.email")} THEN {ascii_email}
-                        ELSE e.email END AS email,
-                   r.email IS NOT NULL AND {ascii_sql("r.email")} AS ascii_email,
-                   e.email_key AS looked_up_key,
-                   CASE WHEN r.phone IS NULL THEN NULL
-                        WHEN {ascii_sql("r.phone")}
-                             AND {strip_lower_sql("r.phone")} IN (SELECT value FROM blocked_values)
-                        THEN NULL
-                        WHEN {ascii_sql("r.phone")}
-                             AND regexp_full_match(r.phone, '{E164_PATTERN}') THEN r.phone
-                        ELSE p.phone END AS phone,
+                   e.email, e.email_key, p.phone,
                    {_folded("first_name")} AS first_name,
                    {_folded("last_name")} AS last_name,
                    {_folded("full_name")} AS full_name,
