@@ -429,16 +429,21 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
         raise DataError(
             f"identity links: record {unknown[0].as_py()!r} is not in the records table"
         )
+    # Column by column into NumPy, each Arrow column released as soon as it is copied.
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name in ("left_pos", "right_pos", "det", "weight"):
+        arrays[name] = positions[name].to_numpy()
+        positions = positions.drop_columns([name])
+    del positions
     result = _cluster(
         has_account,
         account,
-        _ints(positions["left_pos"]),
-        _ints(positions["right_pos"]),
-        positions["det"].to_numpy().astype(bool),
-        np.asarray(positions["weight"].to_numpy(), dtype=np.float64),
+        arrays.pop("left_pos").astype(np.int64, copy=False),
+        arrays.pop("right_pos").astype(np.int64, copy=False),
+        arrays.pop("det").astype(bool, copy=False),
+        arrays.pop("weight").astype(np.float64, copy=False),
         settings,
     )
-    del positions
     _register(local, "cluster_pos", {"pos": np.arange(n, dtype=np.int64), "key_pos": result.key_at})
     local.execute(
         """
@@ -502,10 +507,6 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
     )
     _check_giant(result, n, largest_key, settings)
     return summary
-
-
-def _ints(column: pa.ChunkedArray) -> Ints:
-    return np.asarray(column.to_numpy(), dtype=np.int64)
 
 
 def _register(local: LocalSql, name: str, columns: dict[str, npt.NDArray[Any]]) -> None:

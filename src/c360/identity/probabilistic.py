@@ -210,15 +210,16 @@ def link_run(
     _check_columns(records)
     with compute.local() as local:
         local.register("records", records.select(["record_key", *_PROFILE_COLUMNS]))
-        return _run(compute, local, settings, blocked_pairs)
+        run = _run(compute, local, settings, blocked_pairs)
+        links = local.table("SELECT * FROM probabilistic_links").cast(contract.LINKS)
+    return replace(run, links=links, link_count=None)
 
 
 def link_in(compute: Compute, local: LocalSql, settings: IdentitySettings) -> LinkRun:
     """:func:`link_run` on the table ``records`` of ``local``; the links become its table
-    ``probabilistic_links`` (LINKS, sorted) rather than Arrow (``LinkRun.links`` is empty)."""
-    run = _run(compute, local, settings, False)
-    local.load("probabilistic_links", run.links)
-    return replace(run, links=_empty_links(), link_count=run.links.num_rows)
+    ``probabilistic_links`` (LINKS, sorted) rather than Arrow (``LinkRun.links`` is empty,
+    ``LinkRun.link_count`` says how many)."""
+    return _run(compute, local, settings, False)
 
 
 def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bool) -> LinkRun:
@@ -227,14 +228,19 @@ def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bo
     try:
         prepared = _prepare(local, keep_profiles=keep)
         timings["prepare"] = time.perf_counter() - started
+        local.execute(f"CREATE OR REPLACE TEMP TABLE probabilistic_pairs ({_PAIR_COLUMNS})")
         if prepared.profiles < 2:
-            return LinkRun(_empty_links(), "{}", prepared.records, prepared.profiles, 0, (), ())
+            _links_in(local)
+            return LinkRun(
+                _empty_links(), "{}", prepared.records, prepared.profiles, 0, (), (), link_count=0
+            )
         training = _training_rules(local, settings)
         shared = _shares_identifiers(local)
         with _quiet_splink(), compute.linkage(local, "profiles") as linkage:
-            return _score(linkage, prepared, training, shared, settings, timings, keep)
+            run = _score(linkage, local, prepared, training, shared, settings, timings, keep)
+        return replace(run, link_count=_links_in(local))
     finally:
-        for table in ("profiles", "ranked", "eligible"):
+        for table in ("profiles", "ranked", "eligible", "profile_members", "probabilistic_pairs"):
             local.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -274,7 +280,6 @@ class _Prepared:
     records: int  # eligible records
     profiles: int  # rows of Splink's input, the session's table "profiles": one per profile,
     # plus the twins
-    members: pa.Table  # (record_key, profile): the further records of guest profiles
     profile_of: pa.Table | None  # (record_key, profile) of every eligible record, if asked
 
 
@@ -351,10 +356,10 @@ def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
     )
     local.unregister("name_codes")
     eligible = _scalar(local, "SELECT count(*) FROM eligible")
-    members = local.table(
+    local.execute(
         """
-        SELECT record_key, profile FROM ranked
-        WHERE member > 2 AND customer_id IS NULL ORDER BY record_key
+        CREATE OR REPLACE TEMP TABLE profile_members AS
+        SELECT record_key, profile FROM ranked WHERE member > 2 AND customer_id IS NULL
         """
     )
     profile_of = (
@@ -363,7 +368,7 @@ def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
         else None
     )
     profiles = _scalar(local, "SELECT count(*) FROM profiles")
-    return _Prepared(eligible, profiles, members, profile_of)
+    return _Prepared(eligible, profiles, profile_of)
 
 
 def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
@@ -601,6 +606,7 @@ def _settings_creator(prior: float) -> Any:
 
 def _score(
     linkage: Linkage,
+    local: LocalSql,
     prepared: _Prepared,
     training: tuple[str, ...],
     shared: bool,
@@ -609,7 +615,8 @@ def _score(
     keep_pairs: bool,
 ) -> LinkRun:
     """Train, block, predict on Splink's database API for the engine; ``linkage.table``: the
-    profiles as that engine holds them (a DuckDB table name, a Spark DataFrame)."""
+    profiles as that engine holds them (a DuckDB table name, a Spark DataFrame). The scored
+    pairs go to ``local``'s table ``probabilistic_pairs``."""
     from splink import Linker
 
     started = time.perf_counter()
@@ -636,19 +643,16 @@ def _score(
         predicted: Any = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
         )
-        predictions = predicted.query_sql(
-            f"SELECT {', '.join(_prediction_columns(predicted))} FROM {{this}}"
-        ).as_pyarrow_table()
+        _pairs_in(local, predicted, threshold)
         timings["predict"] = time.perf_counter() - started
         model_json = orjson.dumps(
             linker.misc.save_model_to_json(), option=orjson.OPT_SORT_KEYS
         ).decode()
     finally:
         linker.table_management.delete_tables_created_by_splink_from_db()
-    links = _links(predictions, prepared.members, threshold)
     rule_counts = tuple((name, counts.get(i, 0)) for i, (name, _) in enumerate(BLOCKING_RULES))
     return LinkRun(
-        links=links,
+        links=_empty_links(),
         model=model_json,
         records=prepared.records,
         profiles=prepared.profiles,
@@ -692,8 +696,6 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
 # --- back from profiles to records ---------------------------------------------------------
 
 
-# Predictions turned into links at a time: the per-pair Python (household check, contributions
-# JSON) holds this many rows as Python objects, not the whole prediction table.
 _CHUNK = 100_000
 
 
@@ -714,46 +716,56 @@ def _prediction_columns(predicted: Any) -> list[str]:
     return [name for name in names if name in wanted]
 
 
-def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Table:
-    """Profile pairs → record links, guard applied, contributions as JSON, sorted."""
-    if predictions.num_rows == 0:
-        return _empty_links()
-    parts = [
-        _pairs(predictions.slice(start, _CHUNK), threshold)
-        for start in range(0, predictions.num_rows, _CHUNK)
-    ]
-    pairs = pa.concat_tables(parts)
-    del parts
-    if members.num_rows:
-        # A guest profile's twin link (representative, second record) scores every further
-        # record of the profile: its attributes are the twin's.
-        twins = pairs.join(
-            members.rename_columns(["member_key", "left_key"]), "left_key", join_type="inner"
-        )
-        extra = pa.table(
-            {
-                "left_key": twins["left_key"],
-                "right_key": twins["member_key"],
-                "match_weight": twins["match_weight"],
-                "match_probability": twins["match_probability"],
-                "contributions": twins["contributions"],
-            }
-        )
-        pairs = pa.concat_tables([pairs, extra])
-    n = pairs.num_rows
-    links = pa.table(
-        {
-            "left_key": pairs["left_key"],
-            "right_key": pairs["right_key"],
-            "kind": pa.array(["probabilistic"] * n, pa.string()),
-            "evidence": pa.array(["splink"] * n, pa.string()),
-            "match_weight": pairs["match_weight"],
-            "match_probability": pairs["match_probability"],
-            "contributions": pairs["contributions"],
-        },
-        schema=contract.LINKS,
+_PAIR_COLUMNS = (
+    "left_key VARCHAR, right_key VARCHAR, match_weight DOUBLE, match_probability DOUBLE, "
+    "contributions VARCHAR"
+)
+# Predictions read back a page at a time (pages split by a hash of the left key), each turned
+# into pairs _CHUNK rows at a time: the per-pair Python (household check, contributions JSON)
+# never holds the whole prediction table.
+_PAGE = 500_000
+
+
+def _pairs_in(local: LocalSql, predicted: Any, threshold: float) -> None:
+    """Splink's predictions → ``local``'s ``probabilistic_pairs``: guard applied, contributions
+    as JSON."""
+    count = int(predicted.query_sql("SELECT count(*) AS n FROM {this}").as_record_list()[0]["n"])
+    pages = max(1, -(-count // _PAGE))
+    columns = ", ".join(_prediction_columns(predicted))
+    for page in range(pages):
+        where = f" WHERE ((hash(record_key_l) % {pages}) + {pages}) % {pages} = {page}"
+        predictions = predicted.query_sql(
+            f"SELECT {columns} FROM {{this}}{where if pages > 1 else ''}"
+        ).as_pyarrow_table()
+        for start in range(0, predictions.num_rows, _CHUNK):
+            pairs = _pairs(predictions.slice(start, _CHUNK), threshold)
+            local.register("probabilistic_pairs__arrow", pairs)
+            local.execute(
+                "INSERT INTO probabilistic_pairs SELECT * FROM probabilistic_pairs__arrow"
+            )
+            local.unregister("probabilistic_pairs__arrow")
+
+
+def _links_in(local: LocalSql) -> int:
+    """``probabilistic_links`` (LINKS, sorted) from the pairs: a guest profile's twin link
+    (representative, second record) also links every further record of the profile, with the
+    twin's score (its attributes are the twin's). Returns how many."""
+    local.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE probabilistic_links AS
+        SELECT left_key, right_key, 'probabilistic' AS kind, 'splink' AS evidence,
+               match_weight, match_probability, contributions
+        FROM (
+            SELECT * FROM probabilistic_pairs
+            UNION ALL
+            SELECT p.left_key, m.record_key, p.match_weight, p.match_probability,
+                   p.contributions
+            FROM probabilistic_pairs p JOIN profile_members m ON m.profile = p.left_key
+        ) links
+        ORDER BY left_key, right_key
+        """
     )
-    return links.sort_by([("left_key", "ascending"), ("right_key", "ascending")])
+    return _scalar(local, "SELECT count(*) FROM probabilistic_links")
 
 
 def _pairs(predictions: pa.Table, threshold: float) -> pa.Table:

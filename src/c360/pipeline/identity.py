@@ -119,6 +119,7 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         compute.run_into(
             local, raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS
         )
+        lap("extract")
         records.normalise_in(local, settings.identity)
         lap("records")
         graph.deterministic_in(local, settings.identity)
