@@ -203,3 +203,6 @@ class DuckDBCompute(EngineCompute):
             )
         local.register_lake(inputs)
         local.run(steps, [])
+        for step in steps:  # the intermediate steps' tables would hold memory till the end
+            if step.name not in outputs:
+                local.execute(f"DROP TABLE {step.name}")

@@ -177,8 +177,10 @@ def _lookup(
 
 
 def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
-    """The values SQL cannot normalise exactly, normalised in Python once each: non-ASCII
-    text and emails, phones not already in E.164, birthdays."""
+    """Lookup tables from each distinct raw value to its normalised forms (``fold_lookup``,
+    ``email_lookup``, ``phone_lookup`` by value and region, ``birthday_lookup``): in SQL where
+    its form is exact (ASCII text, phones blocked or already E.164), else the Python function
+    once per value (non-ASCII text, other phones, birthdays)."""
     blocklist = settings.blocked_values
     texts = " UNION ".join(f"SELECT {expr} AS value FROM {raw}" for expr in _FOLDED.values())
     _lookup(
