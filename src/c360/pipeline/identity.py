@@ -1,12 +1,13 @@
 """The identity step for date D: records → links → clusters → stable person ids → identity_map.
 
-Stages (:mod:`c360.contracts.identity`), each handed the compute swap point
-(:func:`c360.engines.open_compute`): the record extraction runs on the configured compute engine
-like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
-clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
-seconds there, and the result does not depend on the engine that produced the inputs).
-``compute.threads`` and ``compute.memory_limit`` bound every DuckDB the step opens, Splink's too
-(each is an in-process session of the swap point).
+Stages (:mod:`c360.contracts.identity`) work on the tables of one in-process session of the
+compute swap point (:func:`c360.engines.open_compute`), bounded by ``compute.threads`` and
+``compute.memory_limit`` and spilling past the limit, so the rows never sit on the driver as
+whole Arrow tables: the record extraction runs on the configured engine (on DuckDB in the
+session itself, over views of the lake); Splink scores on DuckDB (the session's table, in
+place) or Spark (``compute.engine``); normalisation, the graph, the guarded clustering (NumPy
+over record positions) and the stable ids run in the session, so their result does not depend
+on the engine that produced the inputs.
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
