@@ -3,9 +3,12 @@
 Prepares the world once like bench_features.py (generate, ingest, backfill; reused while the
 folder exists), then runs the whole identity step — records, graph, Splink, guarded
 clustering, stable ids, identity_map, lake writes — and scores the result against the
-simulator's ground truth (pairwise precision, recall and F1 over clusters). One JSON line.
+simulator's ground truth (pairwise precision, recall and F1 over clusters). One JSON line,
+with the process's peak RSS as each stage ended (sampled every 50 ms from /proc; Linux).
 
     python bench/bench_identity.py --customers 100000 --days 730 --dir /tmp/c360-medium
+    python bench/bench_identity.py --customers 1000000 --dir /tmp/c360-1m --memory-limit 6GB \
+        --no-eval   # the step alone: its seconds and peak RSS
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +30,34 @@ from c360.lake import Lake
 from c360.pipeline.identity import resolve
 
 
+class RssSampler(threading.Thread):
+    """The process's resident set, sampled: (seconds since start, bytes)."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.every, self.samples = every, [(0.0, self.rss())]
+        self.started, self.done = time.perf_counter(), threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            self.samples.append((time.perf_counter() - self.started, self.rss()))
+
+    def peaks_mb(self, stage_seconds: dict[str, float]) -> dict[str, int]:
+        """The highest sample within each stage (stages in order, their seconds)."""
+        peaks, start = {}, 0.0
+        for stage, seconds in stage_seconds.items():
+            end = start + seconds
+            inside = [b for t, b in self.samples if start <= t <= end] or [0]
+            peaks[stage] = round(max(inside) / 2**20)
+            start = end
+        return peaks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
@@ -34,9 +67,13 @@ def main() -> None:
     parser.add_argument(
         "--shared-email-share", type=float, help="simulator.shared_email_share (households)"
     )
+    parser.add_argument("--memory-limit", default="", help="compute.memory_limit, e.g. 6GB")
+    parser.add_argument(
+        "--no-eval", action="store_true", help="the step alone (no scoring against the truth)"
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    settings = settings_for(args.dir, args.customers, args.days, args.engine)
+    settings = settings_for(args.dir, args.customers, args.days, args.engine, args.memory_limit)
     if args.shared_email_share is not None:
         simulator = settings.simulator.model_copy(
             update={"shared_email_share": args.shared_email_share}
@@ -45,9 +82,26 @@ def main() -> None:
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     prepare(settings, args.dir, day)
     lake = Lake(settings.lake.url)
+    sampler = RssSampler()
+    sampler.start()
     started = time.perf_counter()
     report = resolve(settings, lake, day)
     seconds = time.perf_counter() - started
+    sampler.done.set()
+    step = {
+        "bench": "identity",
+        "engine": args.engine,
+        "memory_limit": args.memory_limit or None,
+        "records": report.records,
+        "persons": report.persons,
+        "seconds": round(seconds, 2),
+        "stage_seconds": report.seconds,
+        "stage_peak_rss_mb": sampler.peaks_mb(report.seconds),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    if args.no_eval:
+        print(json.dumps({**step, "probabilistic": report.probabilistic}))
+        return
     assignment = lake.read_partition(SOURCE, "assignment", day, ZONE)
     scores = evaluate(
         open_compute(settings.compute), assignment, Path(settings.simulator.truth_dir)
@@ -55,12 +109,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "bench": "identity",
-                "engine": args.engine,
-                "records": report.records,
-                "persons": report.persons,
-                "seconds": round(seconds, 2),
-                "stage_seconds": report.seconds,
+                **step,
                 "precision": round(scores.precision, 5),
                 "recall": round(scores.recall, 5),
                 "f1": round(scores.f1, 5),
@@ -75,7 +124,6 @@ def main() -> None:
                 "probabilistic_links": report.probabilistic_links,
                 "refused_links": report.refused_links,
                 "largest_cluster": report.largest_cluster,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
         )
     )

@@ -23,10 +23,10 @@ from tiny_world import DAY, build
 
 from c360.batch import features
 from c360.config import ComputeSettings, Settings, load_config
-from c360.contracts.compute import ComputeEngine, LakeInput, SqlStep, StepError
+from c360.contracts.compute import ComputeEngine, LakeInput, LocalSql, SqlStep, StepError
 from c360.engines import base as engines_base
 from c360.engines import open_engine
-from c360.engines.duckdb import DuckDBEngine
+from c360.engines.duckdb import DuckDBCompute, DuckDBEngine
 from c360.errors import ConfigError, MissingDependencyError
 from c360.lake import Lake
 from c360.pipeline.daily import run_batch
@@ -202,13 +202,32 @@ def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     on_spark = build(tmp_path_factory.mktemp("parity"), {"C360_COMPUTE_ENGINE": "spark"})
     on_duckdb = on_spark.model_copy(update={"compute": ComputeSettings(engine="duckdb")})
     result = Runs()
+    run_into = DuckDBCompute.run_into
+
+    def recording_run_into(
+        compute: DuckDBCompute,
+        local: LocalSql,
+        inputs: Sequence[LakeInput],
+        steps: Sequence[SqlStep],
+        outputs: Sequence[str],
+    ) -> None:
+        """DuckDB runs identity's extraction in the step's own session: its tables are read
+        back from there (each step is a table of the session)."""
+        run_into(compute, local, inputs, steps, [step.name for step in steps])
+        stage = "identity" if "identity_raw_records" in outputs else "features"
+        for step in steps:
+            table = local.table(f"SELECT * FROM {step.name}")
+            result.tables.setdefault("duckdb", {})[f"{stage}/{step.name}"] = table
+
     with pytest.MonkeyPatch.context() as patch:
-        # every stage opens its engine through engines.base.compute
+        # every stage opens its engine through engines.base.compute, or (identity's
+        # extraction on DuckDB) runs in its session through DuckDBCompute.run_into
         patch.setattr(
             engines_base,
             "open_engine",
             lambda settings: _Recording(open_engine(settings), result.tables),
         )
+        patch.setattr(DuckDBCompute, "run_into", recording_run_into)
         for settings in (on_duckdb, on_spark):
             engine = settings.compute.engine
             result.persons[engine] = run_batch(settings, DAY).persons

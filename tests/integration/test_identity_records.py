@@ -11,7 +11,7 @@ from tiny_world import DAY
 from c360.batch.features import identity_record_steps
 from c360.config import Settings
 from c360.contracts.identity import RECORDS
-from c360.engines import open_engine
+from c360.engines import open_compute, open_engine
 from c360.identity import records
 from c360.ingest.run import ingest
 from c360.lake import Lake
@@ -28,7 +28,7 @@ def _extract(settings: Settings) -> records.IdentityRecords:
         )
     finally:
         engine.close()
-    return records.build(raw, settings.identity)
+    return records.build(open_compute(settings.compute), raw, settings.identity)
 
 
 @pytest.fixture

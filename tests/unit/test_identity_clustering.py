@@ -25,6 +25,7 @@ from c360.identity.clustering import (
     TWO_ACCOUNTS,
     Clustering,
     cluster,
+    cluster_in,
 )
 from c360.identity.graph import deterministic_links
 
@@ -221,6 +222,48 @@ def test_result_is_identical_under_row_shuffles() -> None:
         assert len({accounts[k] for k in members} - {None}) <= 1 or any(
             f[0] == min(members) and f[1] == SEVERAL_ACCOUNTS for f in flags(first)
         )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_session_form_gives_the_same_tables(seed: int) -> None:
+    """cluster_in (what the step runs: keys stay in SQL, positions go to NumPy) and cluster
+    (Arrow) give the same clusters, flags, refused links and counts."""
+    rng = random.Random(seed)
+    accounts = {f"r{i:03d}": (i if i % 4 == 0 else None) for i in range(300)}
+    keys = list(accounts)
+    det = [(rng.choice(keys), rng.choice(keys)) for _ in range(120)]
+    prob = [(rng.choice(keys), rng.choice(keys), float(rng.randint(0, 8))) for _ in range(250)]
+    recs, candidate = shuffled(records(accounts), seed), shuffled(links(det, prob), seed)
+    settings = IdentitySettings(max_cluster_records=12)
+    expected = cluster(recs, candidate, settings)
+    with COMPUTE.local() as local:
+        local.load("records", recs)
+        local.load("links", candidate)
+        summary = cluster_in(local, settings)
+        tables = {name: local.table(f"SELECT * FROM {name}") for name in ("clusters", "flags")}
+        refused = local.table("SELECT * FROM refused")
+    assert tables["clusters"].cast(CLUSTERS).equals(expected.clusters)
+    assert tables["flags"].cast(FLAGS).equals(expected.flags)
+    assert refused.cast(REFUSED).equals(expected.refused)
+    assert expected.refused.num_rows > 0 and summary.refused == expected.refused.num_rows
+    assert (summary.largest_size, summary.largest_key, summary.cluster_count) == (
+        expected.largest_size,
+        expected.largest_key,
+        expected.cluster_count,
+    )
+    assert summary.merged_links == expected.merged_links
+    assert summary.flagged_clusters == len(set(expected.flags["cluster_key"].to_pylist()))
+
+
+def test_the_session_form_names_bad_inputs() -> None:
+    with COMPUTE.local() as local:
+        local.load("records", records({"a": None, "b": None}))
+        local.load("links", links([("a", "zzz")]))
+        with pytest.raises(DataError, match="'zzz' is not in the records table"):
+            cluster_in(local, SETTINGS)
+        local.load("records", pa.concat_tables([records({"a": None})] * 2))
+        with pytest.raises(DataError, match="record_key 'a' is not unique"):
+            cluster_in(local, SETTINGS)
 
 
 def _reference(

@@ -7,7 +7,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from c360.config import IdentitySettings
+from c360.config import ComputeSettings, IdentitySettings
+from c360.engines import open_compute
 from c360.identity.normalise import (
     blocked,
     email_key,
@@ -157,7 +158,161 @@ def test_records_take_the_city_and_a_birth_date_from_any_source() -> None:
             "first_seen": pa.nulls(n, pa.timestamp("us", tz="UTC")),
         }
     )
-    out = normalise_records(raw, IdentitySettings()).to_pylist()
+    out = normalise_records(open_compute(ComputeSettings()), raw, IdentitySettings()).to_pylist()
     assert out[0]["city"] == "koln" and out[0]["birth_md"] == "03-01"
     assert [r["birth_date"] for r in out[1:]] == [dt.date(1985, 3, 14)] * 2 + [None, None]
     assert [r["birth_md"] for r in out[1:]] == ["03-14", "03-14", "03-14", None]
+
+
+def _raw(columns: dict[str, list[str | None]]) -> pa.Table:
+    """A raw extract (``identity_raw_records``) with the given text columns, others null."""
+    n = max(len(v) for v in columns.values())
+    text = pa.nulls(n, pa.string())
+
+    def padded(name: str) -> pa.Array:
+        values = columns.get(name)
+        return text if values is None else pa.array(values + [None] * (n - len(values)))
+
+    return pa.table(
+        {
+            "record_key": [f"mysql/order:{i}" for i in range(n)],
+            "source": ["mysql"] * n,
+            "record_type": ["order"] * n,
+            "record_id": [str(i) for i in range(n)],
+            "customer_id": pa.nulls(n, pa.int64()),
+            **{c: padded(c) for c in ("email", "first_name", "last_name", "full_name")},
+            **{c: padded(c) for c in ("phone", "country", "address", "postcode", "city")},
+            "birth_date": pa.nulls(n, pa.date32()),
+            "birthday": padded("birthday"),
+            "alt_id": text,
+            "first_seen": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+TEXTS = [
+    "Zoë Müller-Lüdenscheidt",
+    "  ZOE   müller ",
+    "Søren Łukasz Æbelø",
+    "ŒUVRE Œdipe",
+    "Straße 12a",
+    "Anna-Lena O.",
+    "François O'Brien",
+    "---",
+    "\tAnna\x0b ",
+    "O'Neil  Jr.",
+    "12 High St.",
+    "SW1A 1AA",
+    "",
+    " ",
+    "İstanbul",
+    "ﬁne",
+    "Mary Ann Smith",
+    "Prince",
+    None,
+]
+EMAILS = [
+    "Anna.Smith12@Gmail.com ",
+    "anna.smith12+shop@googlemail.com",
+    "a.n.n.a.smith12@gmail.com",
+    "anna.smith12+news@outlook.com",
+    "not-an-address",
+    "@gmail.com",
+    "+only@gmail.com",
+    "anna@localhost",
+    " Test@Test.com",
+    "NULL",
+    "Jürgen.Groß@Example.de",
+    "a@b@c.com",
+    "x.y@gmail.com\n",
+    "\x1canna@x.com",
+    "...@gmail.com",
+    "a+@x.com",
+    "first\nlast@x.com",
+    None,
+]
+PHONES = [
+    ("+31165183612", None),
+    ("+31 165 183612", None),
+    (" +31 (165) 183-612 ", "DE"),
+    ("0031 165 183612", "DE"),
+    ("0165 183612", "NL"),
+    ("0165-183612", "nl"),
+    ("+4915123456789", "FR"),
+    ("0151 23456789", "DE"),
+    ("0151 23456789", None),
+    ("0151 23456789", ""),
+    ("12", "DE"),
+    ("phone", "DE"),
+    ("", "DE"),
+    ("0000000", "DE"),
+    ("+49 151 23456789 ", "AT"),
+    ("\uff0b49 151 23456789", "DE"),  # a full-width plus: not ASCII, so Python reads it
+    (None, "DE"),
+]
+BIRTHDAYS = ["1985-03-14", "03/14/1985", "03/14", "02/30/1985", "3-4", "13/01", " 12/31 ", None]
+
+
+def test_records_normalise_in_sql_exactly_as_the_python_functions_do() -> None:
+    """The step normalises in SQL (Python only for what SQL cannot do exactly): every column
+    must equal the Python definition, ASCII or not, blocked or not."""
+    settings = IdentitySettings()
+    placeholders = settings.blocked_values
+    raw = _raw(
+        {
+            "email": EMAILS,
+            "first_name": TEXTS,
+            "last_name": TEXTS[::-1],
+            "full_name": TEXTS[3:] + TEXTS[:3],
+            "address": TEXTS,
+            "postcode": TEXTS[::-1],
+            "city": TEXTS,
+            "phone": [p for p, _ in PHONES],
+            "country": [c for _, c in PHONES],
+            "birthday": BIRTHDAYS,
+        }
+    )
+    out = normalise_records(open_compute(ComputeSettings()), raw, settings)
+    rows = raw.to_pylist()
+    emails = [None if blocked(r["email"], placeholders) else r["email"] for r in rows]
+    emails = [None if e is None else normalise("email", e) for e in emails]
+    keys = [None if e is None or blocked(e, placeholders) else email_key(e) for e in emails]
+    phones = []
+    for r in rows:
+        region = r["country"] if r["country"] is not None else settings.default_phone_region
+        value = r["phone"]
+        e164 = (
+            None
+            if value is None or blocked(value, placeholders)
+            else phone_e164(value, region or None)
+        )
+        phones.append(None if e164 is None or blocked(e164, placeholders) else e164)
+    full = [fold_text(r["full_name"]) for r in rows]
+    first = [fold_text(r["first_name"]) for r in rows]
+    last = [fold_text(r["last_name"]) for r in rows]
+    assert out["email"].to_pylist() == emails
+    assert out["email_key"].to_pylist() == keys
+    assert out["phone"].to_pylist() == phones
+    assert out["first_name"].to_pylist() == [
+        f if f is not None else (v.rpartition(" ")[0] or None if v is not None else None)
+        for f, v in zip(first, full, strict=True)
+    ]
+    assert out["last_name"].to_pylist() == [
+        f if f is not None else (v.rpartition(" ")[2] if v is not None else None)
+        for f, v in zip(last, full, strict=True)
+    ]
+    assert out["address"].to_pylist() == [fold_text(r["address"]) for r in rows]
+    assert out["city"].to_pylist() == [fold_text(r["city"]) for r in rows]
+    assert out["postcode"].to_pylist() == [
+        None if r["postcode"] is None else fold_text(r["postcode"].replace(" ", "")) for r in rows
+    ]
+    assert out["birth_md"].to_pylist()[: len(BIRTHDAYS)] == [
+        "03-14",
+        "03-14",
+        "03-14",
+        None,
+        "03-04",
+        None,
+        "12-31",
+        None,
+    ]

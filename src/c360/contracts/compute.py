@@ -80,6 +80,16 @@ class LocalSql(Protocol):
 
     def unregister(self, name: str) -> None: ...
 
+    def load(self, name: str, table: pa.Table) -> None:
+        """Copy ``table`` into the session as the temporary table ``name`` (replacing one of
+        that name): unlike a registered table it is the session's, and spills past its memory
+        limit; the Arrow table may be dropped afterwards."""
+        ...
+
+    def register_lake(self, inputs: Sequence[LakeInput]) -> None:
+        """Each lake input as a view of its name, read in place (nothing is loaded)."""
+        ...
+
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run a statement (``?`` placeholders take ``params``)."""
         ...
@@ -144,4 +154,16 @@ class Compute(Protocol):
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
         """Batch steps over lake inputs on the configured engine (opened for this call)."""
+        ...
+
+    def run_into(
+        self,
+        local: LocalSql,
+        inputs: Sequence[LakeInput],
+        steps: Sequence[SqlStep],
+        outputs: Sequence[str],
+    ) -> None:
+        """Batch steps over lake inputs on the configured engine, ``outputs`` left as tables of
+        ``local`` under their names: DuckDB runs them in ``local`` itself (the rows never
+        become Arrow on the driver); Spark hands each output over."""
         ...

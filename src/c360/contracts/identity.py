@@ -1,7 +1,10 @@
 """The identity step's tables: what each stage reads and writes (Arrow schemas).
 
 The step runs in stages, each a function over Arrow tables, so every stage can be tested
-alone and any engine can feed it:
+alone and any engine can feed it; each also has a form over the tables of an in-process SQL
+session (``*_in(local, …)``, tables named as below), which is what the pipeline runs, so
+that the rows stay in the session (spilling past ``compute.memory_limit``) rather than on the
+driver:
 
 1. ``records``   — one row per source record that carries identity attributes, normalised
    (``RECORDS``), and every identifier value each record carries (``IDENTIFIERS``).

@@ -75,3 +75,20 @@ class EngineCompute:
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> dict[str, pa.Table]:
         return compute(self.settings, inputs, steps, outputs)
+
+    def run_into(
+        self,
+        local: LocalSql,
+        inputs: Sequence[LakeInput],
+        steps: Sequence[SqlStep],
+        outputs: Sequence[str],
+    ) -> None:
+        """Batch steps on the engine, each output handed to ``local`` as a table of its name
+        (one output at a time; an engine that can do better overrides this)."""
+        engine = open_engine(self.settings)
+        try:
+            tables = engine.run(inputs, steps, outputs)
+            for name in outputs:
+                local.load(name, tables[name])
+        finally:
+            engine.close()

@@ -11,6 +11,8 @@ This is the only module that imports duckdb.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
@@ -54,15 +56,20 @@ class DuckDBSession:
 
     Every DuckDB c360 opens is one: bounded by ``threads`` and ``memory_limit`` (0 / empty:
     DuckDB's defaults; a limit DuckDB rejects is a ConfigError naming compute.memory_limit).
+    Past the limit its tables and operators spill to a folder of its own under the system's
+    temporary directory (DuckDB's default is ``.tmp`` in the working directory), removed on
+    :meth:`close`.
     """
 
     def __init__(self, threads: int = 0, memory_limit: str = "") -> None:
         self.conn = duckdb.connect()
+        self._spill = tempfile.mkdtemp(prefix="c360-duckdb-")
         try:
             configure(self.conn, threads, memory_limit)
             self.conn.execute("SET TimeZone = 'UTC'")
+            self.conn.execute("SET temp_directory = ?", [self._spill])
         except BaseException:
-            self.conn.close()
+            self.close()
             raise
 
     @classmethod
@@ -73,8 +80,44 @@ class DuckDBSession:
     def register(self, name: str, table: pa.Table) -> None:
         self.conn.register(name, table)
 
+    def register_lake(self, inputs: Sequence[LakeInput]) -> None:
+        """Each input as a view over its Parquet files (a declared column the files lack reads
+        as NULL; an input without files is an empty view of its schema)."""
+        for source in inputs:
+            self._register_input(source)
+
+    def _register_input(self, source: LakeInput) -> None:
+        if source.urls:
+            files = "[" + ", ".join(_quote(u) for u in source.urls) + "]"
+            scan = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+            present = {
+                row[0] for row in self.conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            }
+            # A declared column the files lack (an optional export column) reads as NULL.
+            missing = "".join(
+                f", CAST(NULL AS {_SQL_TYPES.get(str(f.type), 'VARCHAR')}) AS {f.name}"
+                for f in source.schema
+                if f.name not in present
+            )
+            self.conn.execute(
+                f"CREATE OR REPLACE VIEW {source.name} AS SELECT *{missing} FROM {scan}"
+            )
+        else:
+            empty = source.schema.append(pa.field("dt", pa.date32())).empty_table()
+            self.conn.register(f"{source.name}__empty", empty)
+            self.conn.execute(
+                f"CREATE OR REPLACE VIEW {source.name} AS SELECT * FROM {source.name}__empty"
+            )
+
     def unregister(self, name: str) -> None:
         self.conn.unregister(name)
+
+    def load(self, name: str, table: pa.Table) -> None:
+        self.conn.register(f"{name}__arrow", table)
+        try:
+            self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}__arrow")
+        finally:
+            self.conn.unregister(f"{name}__arrow")
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         self.conn.execute(sql, list(params))
@@ -101,6 +144,7 @@ class DuckDBSession:
 
     def close(self) -> None:
         self.conn.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self
@@ -121,34 +165,10 @@ class DuckDBEngine:
         """An engine bounded by the ``compute`` section (threads, memory_limit)."""
         return cls(threads=settings.threads, memory_limit=settings.memory_limit)
 
-    def _register(self, source: LakeInput) -> None:
-        if source.urls:
-            files = "[" + ", ".join(_quote(u) for u in source.urls) + "]"
-            scan = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
-            present = {
-                row[0] for row in self.conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
-            }
-            # A declared column the files lack (an optional export column) reads as NULL.
-            missing = "".join(
-                f", CAST(NULL AS {_SQL_TYPES.get(str(f.type), 'VARCHAR')}) AS {f.name}"
-                for f in source.schema
-                if f.name not in present
-            )
-            self.conn.execute(
-                f"CREATE OR REPLACE VIEW {source.name} AS SELECT *{missing} FROM {scan}"
-            )
-        else:
-            empty = source.schema.append(pa.field("dt", pa.date32())).empty_table()
-            self.conn.register(f"{source.name}__empty", empty)
-            self.conn.execute(
-                f"CREATE OR REPLACE VIEW {source.name} AS SELECT * FROM {source.name}__empty"
-            )
-
     def run(
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
-        for source in inputs:
-            self._register(source)
+        self.session.register_lake(inputs)
         return self.session.run(steps, outputs)
 
     def close(self) -> None:
@@ -168,3 +188,21 @@ class DuckDBCompute(EngineCompute):
         if not isinstance(local, DuckDBSession):
             raise TypeError(f"DuckDB links in a session of its own, not {type(local).__name__}")
         yield Linkage(DuckDBAPI(connection=local.conn), table)
+
+    def run_into(
+        self,
+        local: LocalSql,
+        inputs: Sequence[LakeInput],
+        steps: Sequence[SqlStep],
+        outputs: Sequence[str],
+    ) -> None:
+        """The steps in ``local`` itself, over views of the lake: nothing leaves DuckDB."""
+        if not isinstance(local, DuckDBSession):
+            raise TypeError(
+                f"DuckDB runs steps in a session of its own, not {type(local).__name__}"
+            )
+        local.register_lake(inputs)
+        local.run(steps, [])
+        for step in steps:  # the intermediate steps' tables would hold memory till the end
+            if step.name not in outputs:
+                local.execute(f"DROP TABLE {step.name}")

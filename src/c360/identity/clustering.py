@@ -27,6 +27,7 @@ and links, not on their order or on the engine that produced them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from c360.config import IdentitySettings
+from c360.contracts.compute import LocalSql
 from c360.contracts.identity import CLUSTERS, FLAGS, LINKS, REFUSED
 from c360.errors import DataError, GiantClusterError
 
@@ -181,23 +183,6 @@ def _accounts(count: int, label: Ints, has_account: Ints, account: Ints) -> tupl
     return held, smallest
 
 
-def _flags(keys: pa.Array, key_at: Ints, codes: Ints, size_of: Ints) -> pa.Table:
-    """One row per (cluster, reason), sorted by cluster key then reason.
-
-    ``key_at``: position of the flagged cluster's key; ``size_of``: cluster size per record.
-    """
-    rows = np.unique(key_at * len(REASONS) + codes)
-    key_at, codes = rows // len(REASONS), rows % len(REASONS)
-    return pa.table(
-        [
-            keys.take(pa.array(key_at)),
-            pa.array(np.asarray(REASONS, dtype=object)[codes], pa.string()),
-            pa.array(size_of[key_at], pa.int64()),
-        ],
-        schema=FLAGS,
-    )
-
-
 def _roots(parent: Ints) -> Ints:
     """Pointer jumping until every entry names its tree's root."""
     while True:
@@ -207,14 +192,32 @@ def _roots(parent: Ints) -> Ints:
         parent = jumped
 
 
-def cluster(records: pa.Table, links: pa.Table, settings: IdentitySettings) -> Clustering:
-    """Every record's cluster, the flags for review, and the refused probabilistic links."""
-    keys, has_account, account = _records_in_key_order(records)
-    n = len(keys)
-    links = _check_links(links)
-    left, right = _positions(links, keys)
-    deterministic = pc.equal(links["kind"], "deterministic").to_numpy(zero_copy_only=False)
+@dataclass(frozen=True)
+class _Result:
+    """Clustering in record positions (the records in record_key order)."""
 
+    key_at: Ints  # per record: position of its cluster's key
+    refused: tuple[Ints, Ints, npt.NDArray[np.float64], Ints]  # low, high, weight, reason code
+    flags: tuple[Ints, Ints, Ints]  # key position, reason code, size; by key then code
+    cluster_count: int
+    largest_size: int
+    largest_at: int  # position of the largest cluster's key (-1 without records)
+    merged_links: int
+
+
+def _cluster(
+    has_account: Ints,
+    account: Ints,
+    left: Ints,
+    right: Ints,
+    deterministic: npt.NDArray[np.bool_],
+    weight: npt.NDArray[np.float64],
+    settings: IdentitySettings,
+) -> _Result:
+    """The algorithm of the module docstring over positions: ``has_account``/``account`` per
+    record (in key order), per link its two positions, whether it is deterministic and its
+    weight (read for probabilistic links only)."""
+    n = len(has_account)
     # 1. Deterministic components, their size and the customer accounts each holds.
     count, label = _components(n, left[deterministic], right[deterministic])
     size = np.bincount(label, minlength=count)
@@ -222,7 +225,7 @@ def cluster(records: pa.Table, links: pa.Table, settings: IdentitySettings) -> C
 
     # 2. Probabilistic links between components, strongest first (ties by the keys).
     probabilistic = ~deterministic
-    weight = links["match_weight"].filter(pa.array(probabilistic)).to_numpy(zero_copy_only=False)
+    weight = weight[probabilistic]
     low = np.minimum(left[probabilistic], right[probabilistic])
     high = np.maximum(left[probabilistic], right[probabilistic])
     cross = label[low] != label[high]
@@ -258,22 +261,8 @@ def cluster(records: pa.Table, links: pa.Table, settings: IdentitySettings) -> C
     np.minimum.at(first, final, np.arange(n, dtype=np.int64))
     key_at = first[final]  # per record: position of its cluster's key
     final_size = np.bincount(final, minlength=count)
-    clusters = pa.table([keys, keys.take(pa.array(key_at))], schema=CLUSTERS)
 
-    reason_names = np.asarray(REASONS, dtype=object)
-    refused = pa.table(
-        [
-            keys.take(pa.array(low[at])),
-            keys.take(pa.array(high[at])),
-            pa.array(weight[at], pa.float64()),
-            pa.array(reason_names[codes], pa.string()),
-            keys.take(pa.array(key_at[low[at]])),
-            keys.take(pa.array(key_at[high[at]])),
-        ],
-        schema=REFUSED,
-    )
-
-    # Flags: any record of a flagged cluster, and the reason.
+    # Flags: any record of a flagged cluster, and the reason; one row per (cluster, reason).
     representative = np.full(count, n, dtype=np.int64)
     np.minimum.at(representative, label, np.arange(n, dtype=np.int64))
     several = representative[np.flatnonzero(accounts_in > 1)]
@@ -287,20 +276,238 @@ def cluster(records: pa.Table, links: pa.Table, settings: IdentitySettings) -> C
             np.full(len(oversize), REASONS.index(DETERMINISTIC_OVERSIZE), dtype=np.int64),
         ]
     )
-    flags = _flags(keys, key_at[flagged], flag_codes, final_size[final])
+    rows = np.unique(key_at[flagged] * len(REASONS) + flag_codes)
+    flag_key_at, flag_code = rows // len(REASONS), rows % len(REASONS)
+    size_of = final_size[final]
 
     largest_size = int(final_size.max()) if n else 0
-    largest_key = keys[int(first[final_size == largest_size].min())].as_py() if n else ""
-    result = Clustering(
-        clusters=clusters,
-        flags=flags,
-        refused=refused,
+    largest_at = int(first[final_size == largest_size].min()) if n else -1
+    return _Result(
+        key_at=key_at,
+        refused=(low[at], high[at], weight[at], codes),
+        flags=(flag_key_at, flag_code, size_of[flag_key_at]),
         cluster_count=int(np.count_nonzero(final_size)),
         largest_size=largest_size,
-        largest_key=largest_key,
+        largest_at=largest_at,
         merged_links=int(np.count_nonzero(np.asarray(parent) != np.arange(count))),
     )
+
+
+def _check_giant(result: _Result, n: int, largest_key: str, settings: IdentitySettings) -> None:
     giant = max(settings.giant_cluster_share * n, settings.giant_cluster_min_records)
-    if largest_size > giant:
-        raise GiantClusterError(largest_key, largest_size, n, settings.giant_cluster_share)
-    return result
+    if result.largest_size > giant:
+        raise GiantClusterError(largest_key, result.largest_size, n, settings.giant_cluster_share)
+
+
+_REASON_NAMES = np.asarray(REASONS, dtype=object)
+
+
+def cluster(records: pa.Table, links: pa.Table, settings: IdentitySettings) -> Clustering:
+    """Every record's cluster, the flags for review, and the refused probabilistic links."""
+    keys, has_account, account = _records_in_key_order(records)
+    n = len(keys)
+    links = _check_links(links)
+    left, right = _positions(links, keys)
+    deterministic = pc.equal(links["kind"], "deterministic").to_numpy(zero_copy_only=False)
+    weight = pc.fill_null(links["match_weight"].cast(pa.float64()), 0.0)
+    result = _cluster(
+        has_account,
+        account,
+        left,
+        right,
+        deterministic,
+        np.asarray(weight.to_numpy(), dtype=np.float64),
+        settings,
+    )
+    key_at = result.key_at
+    low, high, weight_at, codes = result.refused
+    flag_key_at, flag_code, flag_size = result.flags
+    largest_key = keys[result.largest_at].as_py() if n else ""
+    clustering = Clustering(
+        clusters=pa.table([keys, keys.take(pa.array(key_at))], schema=CLUSTERS),
+        flags=pa.table(
+            [
+                keys.take(pa.array(flag_key_at)),
+                pa.array(_REASON_NAMES[flag_code], pa.string()),
+                pa.array(flag_size, pa.int64()),
+            ],
+            schema=FLAGS,
+        ),
+        refused=pa.table(
+            [
+                keys.take(pa.array(low)),
+                keys.take(pa.array(high)),
+                pa.array(weight_at, pa.float64()),
+                pa.array(_REASON_NAMES[codes], pa.string()),
+                keys.take(pa.array(key_at[low])),
+                keys.take(pa.array(key_at[high])),
+            ],
+            schema=REFUSED,
+        ),
+        cluster_count=result.cluster_count,
+        largest_size=result.largest_size,
+        largest_key=largest_key,
+        merged_links=result.merged_links,
+    )
+    _check_giant(result, n, largest_key, settings)
+    return clustering
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What :func:`cluster_in` did (its tables stay in the session)."""
+
+    cluster_count: int
+    largest_size: int
+    largest_key: str
+    merged_links: int
+    refused: int  # rows of ``refused``
+    flagged_clusters: int  # distinct cluster keys of ``flags``
+
+
+def _one(local: LocalSql, sql: str) -> tuple[Any, ...]:
+    return local.rows(sql)[0]
+
+
+def _session_checks(local: LocalSql) -> None:
+    """The checks of :func:`_records_in_key_order`, :func:`_check_links` and
+    :func:`_positions`, in SQL over the session's ``records`` and ``links``."""
+    nulls, duplicate = _one(
+        local,
+        "SELECT count(*) FILTER (WHERE record_key IS NULL), "
+        "(SELECT min(record_key) FROM (SELECT record_key FROM records WHERE record_key IS NOT NULL "
+        " GROUP BY record_key HAVING count(*) > 1)) FROM records",
+    )
+    if nulls:
+        raise DataError("identity records: record_key is null in some rows; every record needs one")
+    if duplicate is not None:
+        raise DataError(f"identity records: record_key {duplicate!r} is not unique")
+    kinds = {row[0] for row in local.rows("SELECT DISTINCT kind FROM links")}
+    unknown = kinds - {"deterministic", "probabilistic"}
+    if unknown:
+        raise DataError(
+            f"identity links: kind {sorted(unknown, key=str)} is unknown; "
+            "accepted: deterministic, probabilistic"
+        )
+    (bad,) = _one(
+        local,
+        "SELECT count(*) FROM links WHERE kind = 'probabilistic' "
+        "AND (match_weight IS NULL OR isnan(match_weight))",
+    )
+    if bad:
+        raise DataError("identity links: a probabilistic link has no match_weight")
+
+
+def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
+    """:func:`cluster` on the session's tables ``records`` and ``links``: the tables
+    ``clusters``, ``flags`` and ``refused`` of ``local``. Only record positions and weights
+    come to NumPy (never the keys); the keys are joined back in SQL."""
+    _session_checks(local)
+    local.execute(
+        "CREATE OR REPLACE TEMP TABLE record_pos AS SELECT record_key, customer_id, "
+        "row_number() OVER (ORDER BY record_key) - 1 AS pos FROM records"
+    )
+    accounts = local.table("SELECT customer_id FROM record_pos ORDER BY pos")["customer_id"]
+    accounts = accounts.combine_chunks().cast(pa.int64())
+    n = len(accounts)
+    has_account = pc.is_valid(accounts).to_numpy(zero_copy_only=False).astype(np.int64)
+    account = pc.fill_null(accounts, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    del accounts
+    positions = local.table(
+        """
+        SELECT l.pos AS left_pos, r.pos AS right_pos, k.kind = 'deterministic' AS det,
+               coalesce(k.match_weight, 0.0) AS weight,
+               CASE WHEN l.pos IS NULL THEN k.left_key WHEN r.pos IS NULL THEN k.right_key END
+                   AS unknown
+        FROM links k
+        LEFT JOIN record_pos l ON l.record_key = k.left_key
+        LEFT JOIN record_pos r ON r.record_key = k.right_key
+        """
+    )
+    unknown = positions["unknown"].drop_null()
+    if len(unknown):
+        raise DataError(
+            f"identity links: record {unknown[0].as_py()!r} is not in the records table"
+        )
+    # Column by column into NumPy, each Arrow column released as soon as it is copied.
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name in ("left_pos", "right_pos", "det", "weight"):
+        arrays[name] = positions[name].to_numpy()
+        positions = positions.drop_columns([name])
+    del positions
+    result = _cluster(
+        has_account,
+        account,
+        arrays.pop("left_pos").astype(np.int64, copy=False),
+        arrays.pop("right_pos").astype(np.int64, copy=False),
+        arrays.pop("det").astype(bool, copy=False),
+        arrays.pop("weight").astype(np.float64, copy=False),
+        settings,
+    )
+    _register(local, "cluster_pos", {"pos": np.arange(n, dtype=np.int64), "key_pos": result.key_at})
+    local.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE clusters AS
+        SELECT r.record_key, k.record_key AS cluster_key
+        FROM record_pos r JOIN cluster_pos c USING (pos) JOIN record_pos k ON k.pos = c.key_pos
+        ORDER BY r.record_key
+        """
+    )
+    low, high, weight, codes = result.refused
+    _register(
+        local,
+        "refused_pos",
+        {
+            "n": np.arange(len(low), dtype=np.int64),
+            "low": low,
+            "high": high,
+            "weight": weight,
+            "code": codes,
+            "low_key": result.key_at[low],
+            "high_key": result.key_at[high],
+        },
+    )
+    reasons = ", ".join(f"'{r}'" for r in REASONS)
+    local.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE refused AS
+        SELECT l.record_key AS left_key, r.record_key AS right_key, p.weight AS match_weight,
+               [{reasons}][p.code + 1] AS reason, lk.record_key AS left_cluster,
+               rk.record_key AS right_cluster
+        FROM refused_pos p
+        JOIN record_pos l ON l.pos = p.low JOIN record_pos r ON r.pos = p.high
+        JOIN record_pos lk ON lk.pos = p.low_key JOIN record_pos rk ON rk.pos = p.high_key
+        ORDER BY p.n
+        """
+    )
+    key_at, code, size = result.flags
+    _register(local, "flag_pos", {"key_pos": key_at, "code": code, "size": size})
+    local.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE flags AS
+        SELECT k.record_key AS cluster_key, [{reasons}][f.code + 1] AS reason, f.size
+        FROM flag_pos f JOIN record_pos k ON k.pos = f.key_pos
+        ORDER BY f.key_pos, f.code
+        """
+    )
+    largest_key = ""
+    if n:
+        (largest_key,) = _one(
+            local, f"SELECT record_key FROM record_pos WHERE pos = {result.largest_at}"
+        )
+    for table in ("cluster_pos", "refused_pos", "flag_pos", "record_pos"):
+        local.execute(f"DROP TABLE {table}")
+    summary = ClusterSummary(
+        cluster_count=result.cluster_count,
+        largest_size=result.largest_size,
+        largest_key=largest_key,
+        merged_links=result.merged_links,
+        refused=len(low),
+        flagged_clusters=len(np.unique(key_at)),
+    )
+    _check_giant(result, n, largest_key, settings)
+    return summary
+
+
+def _register(local: LocalSql, name: str, columns: dict[str, npt.NDArray[Any]]) -> None:
+    local.load(name, pa.table({k: pa.array(v) for k, v in columns.items()}))

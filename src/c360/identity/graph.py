@@ -45,6 +45,7 @@ from c360.config import IdentitySettings
 from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS, require
 from c360.errors import DataError
+from c360.identity.normalise import blocked_table
 
 BLOCKED = "blocked value"
 TOO_MANY_ACCOUNTS = "too many customer accounts"
@@ -196,7 +197,7 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             """,
         ),
         SqlStep(
-            "links",
+            "deterministic_links",
             """
             SELECT left_key, right_key, 'deterministic' AS kind, min(evidence) AS evidence,
                    CAST(NULL AS DOUBLE) AS match_weight,
@@ -263,6 +264,26 @@ def _check_claims(local: LocalSql) -> None:
         )
 
 
+_OUTPUTS = ("deterministic_links", "ignored")
+
+
+def deterministic_in(local: LocalSql, settings: IdentitySettings) -> None:
+    """The tables ``deterministic_links`` (LINKS, sorted) and ``ignored`` (IGNORED) of
+    ``local``, from its tables ``records`` and ``identifiers`` (the intermediate steps are
+    dropped afterwards)."""
+    local.execute("CREATE OR REPLACE TEMP VIEW records_in AS SELECT * FROM records")
+    local.execute("CREATE OR REPLACE TEMP VIEW identifiers_in AS SELECT * FROM identifiers")
+    blocked_table(local, settings.blocked_values)
+    _check_claims(local)
+    steps = _steps(settings.max_customers_per_identifier)
+    local.run(steps, [])
+    for step in reversed(steps):
+        if step.name not in _OUTPUTS:
+            local.execute(f"DROP TABLE {step.name}")
+    local.execute("DROP VIEW records_in")
+    local.execute("DROP VIEW identifiers_in")
+
+
 def deterministic_links(
     compute: Compute, records: pa.Table, identifiers: pa.Table, settings: IdentitySettings
 ) -> DeterministicGraph:
@@ -272,11 +293,11 @@ def deterministic_links(
     if records["record_key"].null_count:
         raise DataError("identity records: record_key is null in some rows; every record needs one")
     identifiers = require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
-    blocked = sorted({v.strip().lower() for v in settings.blocked_values})
     with compute.local() as local:
-        local.register("records_in", records)
-        local.register("identifiers_in", identifiers)
-        local.register("blocked_values", pa.table({"value": pa.array(blocked, pa.string())}))
-        _check_claims(local)
-        out = local.run(_steps(settings.max_customers_per_identifier), ["links", "ignored"])
-    return DeterministicGraph(links=out["links"].cast(LINKS), ignored=out["ignored"].cast(IGNORED))
+        local.register("records", records)
+        local.register("identifiers", identifiers)
+        deterministic_in(local, settings)
+        out = {name: local.table(f"SELECT * FROM {name}") for name in _OUTPUTS}
+    return DeterministicGraph(
+        links=out["deterministic_links"].cast(LINKS), ignored=out["ignored"].cast(IGNORED)
+    )

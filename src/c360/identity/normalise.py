@@ -8,9 +8,10 @@ mail providers treat as the same mailbox — ``+tags`` everywhere, dots in Gmail
 Unicode-folded (accents dropped, case-folded, punctuation removed) so "Zoë Müller-Lüdenscheidt"
 and "zoe muller ludenscheidt" compare equal.
 
-The column functions work on distinct values only (a million orders carry a few hundred thousand
-distinct values), so the Python per value cost is paid once per value. (Arrow kernels over every
-row were measured slower: 0.8-1.6 s a column of the medium world against 0.04-0.6 s.)
+The identity step normalises in SQL (:mod:`c360.identity.records`): the ``*_sql`` expressions
+below give exactly what the Python functions give for ASCII text, which is nearly every value;
+the rest (non-ASCII text, phones not already in E.164) goes through the Python functions once
+per distinct value. The Python functions stay the definition (the unit tests hold both to it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from c360.contracts.compute import LocalSql
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 # Letters NFKD does not decompose into a base letter plus marks.
@@ -42,6 +45,57 @@ _UNDECOMPOSED = str.maketrans(
 )
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+# --- the same forms as SQL (DuckDB's dialect), exact for ASCII text ----------------------------
+# What Python's str.strip() removes from ASCII text.
+_ASCII_SPACE = " || ".join(f"chr({c})" for c in (32, 9, 10, 11, 12, 13, 28, 29, 30, 31))
+E164_PATTERN = r"\+[1-9][0-9]{6,14}"
+
+
+def ascii_sql(expr: str) -> str:
+    """True when the text is ASCII (its bytes are its characters): the SQL forms apply."""
+    return f"(strlen({expr}) = length({expr}))"
+
+
+def strip_lower_sql(expr: str) -> str:
+    """``value.strip().lower()`` of ASCII text (the lookup form of an email, a blocked value)."""
+    return f"lower(trim({expr}, {_ASCII_SPACE}))"
+
+
+def fold_text_sql(expr: str) -> str:
+    """:func:`fold_text` of ASCII text."""
+    return f"nullif(trim(regexp_replace(lower({expr}), '[^0-9a-z]+', ' ', 'g')), '')"
+
+
+def email_forms_sql(values: str) -> str:
+    """``value, email, email_key`` for each row of the query ``values`` (a column ``value`` of
+    ASCII text): the lookup form (:func:`normalise`; null when it is one of the session's
+    ``blocked_values``) and :func:`email_key` of it. Each part is computed once a row."""
+    gmail = ", ".join(f"'{d}'" for d in sorted(GMAIL_DOMAINS))
+    return f"""
+        SELECT value, email,
+               CASE WHEN contains(email, '@') AND local_part <> '' AND contains(domain, '.')
+                         AND folded_local <> ''
+                    THEN folded_local || '@' || CASE WHEN gmail THEN 'gmail.com' ELSE domain END
+               END AS email_key
+        FROM (
+            SELECT *, CASE WHEN gmail THEN replace(split_part(local_part, '+', 1), '.', '')
+                           ELSE split_part(local_part, '+', 1) END AS folded_local
+            FROM (
+                SELECT *, domain IN ({gmail}) AS gmail
+                FROM (
+                    SELECT value, email, regexp_extract(email, '(?s)^(.*)@', 1) AS local_part,
+                           regexp_extract(email, '(?s)@([^@]*)$', 1) AS domain
+                    FROM (
+                        SELECT value, CASE WHEN lookup IN (SELECT value FROM blocked_values)
+                                           THEN NULL ELSE lookup END AS email
+                        FROM (SELECT value, {strip_lower_sql("value")} AS lookup
+                              FROM ({values}) emails) lookups
+                    ) forms
+                ) parts
+            ) flagged
+        ) folded
+    """
 
 
 def normalise(id_type: str, value: str, phone_region: str | None = None) -> str:
@@ -107,6 +161,13 @@ def _blocked_forms(blocked_values: tuple[str, ...]) -> frozenset[str]:
 def blocked(value: str | None, blocked_values: tuple[str, ...]) -> bool:
     """True when a value is one of the configured placeholder values (trimmed, any case)."""
     return value is not None and value.strip().lower() in _blocked_forms(blocked_values)
+
+
+def blocked_table(local: LocalSql, blocked_values: tuple[str, ...]) -> None:
+    """The table ``blocked_values`` (value) of ``local``: the placeholders as compared (trimmed,
+    lower case)."""
+    forms = pa.table({"value": pa.array(sorted(_blocked_forms(blocked_values)), pa.string())})
+    local.load("blocked_values", forms)
 
 
 def map_distinct(

@@ -78,7 +78,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -177,6 +177,8 @@ class LinkRun:
     # representatives) and each eligible record's profile (record_key, profile).
     blocked_pairs: pa.Table | None = None
     profile_of: pa.Table | None = None
+    # How many links there are when ``links`` is not handed back as Arrow (:func:`link_in`).
+    link_count: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The run report's view: counts, rule counts, timings (the model JSON apart)."""
@@ -184,7 +186,7 @@ class LinkRun:
             "records": self.records,
             "profiles": self.profiles,
             "comparisons": self.comparisons,
-            "links": self.links.num_rows,
+            "links": self.links.num_rows if self.link_count is None else self.link_count,
             "blocking_rules": dict(self.blocking_rules),
             "training_rules": list(self.training_rules),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -206,17 +208,40 @@ def link_run(
     produced (to measure its recall on labelled data).
     """
     _check_columns(records)
+    with compute.local() as local:
+        local.register("records", records.select(["record_key", *_PROFILE_COLUMNS]))
+        run = _run(compute, local, settings, blocked_pairs)
+        links = local.table("SELECT * FROM probabilistic_links").cast(contract.LINKS)
+    return replace(run, links=links, link_count=None)
+
+
+def link_in(compute: Compute, local: LocalSql, settings: IdentitySettings) -> LinkRun:
+    """:func:`link_run` on the table ``records`` of ``local``; the links become its table
+    ``probabilistic_links`` (LINKS, sorted) rather than Arrow (``LinkRun.links`` is empty,
+    ``LinkRun.link_count`` says how many)."""
+    return _run(compute, local, settings, False)
+
+
+def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bool) -> LinkRun:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with compute.local() as local:
-        prepared = _prepare(local, records, keep_profiles=blocked_pairs)
+    try:
+        prepared = _prepare(local, keep_profiles=keep)
         timings["prepare"] = time.perf_counter() - started
+        local.execute(f"CREATE OR REPLACE TEMP TABLE probabilistic_pairs ({_PAIR_COLUMNS})")
         if prepared.profiles < 2:
-            return LinkRun(_empty_links(), "{}", prepared.records, prepared.profiles, 0, (), ())
+            _links_in(local)
+            return LinkRun(
+                _empty_links(), "{}", prepared.records, prepared.profiles, 0, (), (), link_count=0
+            )
         training = _training_rules(local, settings)
         shared = _shares_identifiers(local)
         with _quiet_splink(), compute.linkage(local, "profiles") as linkage:
-            return _score(linkage, prepared, training, shared, settings, timings, blocked_pairs)
+            run = _score(linkage, local, prepared, training, shared, settings, timings, keep)
+        return replace(run, link_count=_links_in(local))
+    finally:
+        for table in ("profiles", "ranked", "eligible", "profile_members", "probabilistic_pairs"):
+            local.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 @contextmanager
@@ -255,7 +280,6 @@ class _Prepared:
     records: int  # eligible records
     profiles: int  # rows of Splink's input, the session's table "profiles": one per profile,
     # plus the twins
-    members: pa.Table  # (record_key, profile): the further records of guest profiles
     profile_of: pa.Table | None  # (record_key, profile) of every eligible record, if asked
 
 
@@ -263,14 +287,13 @@ def _text(column: str) -> str:
     return f"nullif(trim({column}), '')"
 
 
-def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False) -> _Prepared:
-    """Eligible records grouped into profiles, with the columns blocking and comparing need:
-    the table ``profiles`` of ``local``.
+def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
+    """Eligible records of ``local``'s table ``records`` grouped into profiles, with the
+    columns blocking and comparing need: the table ``profiles`` of ``local``.
 
     Runs in-process (the records are an Arrow table already) whichever engine scores, so both
     engines see identical input.
     """
-    local.register("input_records", records.select(["record_key", *_PROFILE_COLUMNS]))
     local.execute(
         f"""
         CREATE TEMP TABLE eligible AS
@@ -283,7 +306,7 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
                    {_text("last_name")} AS last_name, {_text("address")} AS address,
                    {_text("postcode")} AS postcode, {_text("city")} AS city, birth_date,
                    {_text("birth_md")} AS birth_md
-            FROM input_records
+            FROM records
         )
         WHERE (first_name IS NOT NULL OR last_name IS NOT NULL)::INTEGER
               + (phone IS NOT NULL)::INTEGER + (email_key IS NOT NULL)::INTEGER
@@ -291,7 +314,6 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
               + (address IS NOT NULL OR postcode IS NOT NULL)::INTEGER >= 2
         """
     )
-    local.unregister("input_records")
     local.execute(
         f"""
         CREATE TEMP TABLE ranked AS
@@ -334,10 +356,10 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
     )
     local.unregister("name_codes")
     eligible = _scalar(local, "SELECT count(*) FROM eligible")
-    members = local.table(
+    local.execute(
         """
-        SELECT record_key, profile FROM ranked
-        WHERE member > 2 AND customer_id IS NULL ORDER BY record_key
+        CREATE OR REPLACE TEMP TABLE profile_members AS
+        SELECT record_key, profile FROM ranked WHERE member > 2 AND customer_id IS NULL
         """
     )
     profile_of = (
@@ -346,7 +368,7 @@ def _prepare(local: LocalSql, records: pa.Table, *, keep_profiles: bool = False)
         else None
     )
     profiles = _scalar(local, "SELECT count(*) FROM profiles")
-    return _Prepared(eligible, profiles, members, profile_of)
+    return _Prepared(eligible, profiles, profile_of)
 
 
 def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
@@ -584,6 +606,7 @@ def _settings_creator(prior: float) -> Any:
 
 def _score(
     linkage: Linkage,
+    local: LocalSql,
     prepared: _Prepared,
     training: tuple[str, ...],
     shared: bool,
@@ -592,7 +615,8 @@ def _score(
     keep_pairs: bool,
 ) -> LinkRun:
     """Train, block, predict on Splink's database API for the engine; ``linkage.table``: the
-    profiles as that engine holds them (a DuckDB table name, a Spark DataFrame)."""
+    profiles as that engine holds them (a DuckDB table name, a Spark DataFrame). The scored
+    pairs go to ``local``'s table ``probabilistic_pairs``."""
     from splink import Linker
 
     started = time.perf_counter()
@@ -616,19 +640,19 @@ def _score(
                 "SELECT join_key_l AS left_key, join_key_r AS right_key FROM {this}"
             ).as_pyarrow_table()
         threshold = settings.match_probability
-        predictions = linker.inference.predict(
+        predicted: Any = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
-        ).as_pyarrow_table()
+        )
+        _pairs_in(local, predicted, threshold)
         timings["predict"] = time.perf_counter() - started
         model_json = orjson.dumps(
             linker.misc.save_model_to_json(), option=orjson.OPT_SORT_KEYS
         ).decode()
     finally:
         linker.table_management.delete_tables_created_by_splink_from_db()
-    links = _links(predictions, prepared.members, threshold)
     rule_counts = tuple((name, counts.get(i, 0)) for i, (name, _) in enumerate(BLOCKING_RULES))
     return LinkRun(
-        links=links,
+        links=_empty_links(),
         model=model_json,
         records=prepared.records,
         profiles=prepared.profiles,
@@ -672,10 +696,80 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
 # --- back from profiles to records ---------------------------------------------------------
 
 
-def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Table:
-    """Profile pairs → record links, guard applied, contributions as JSON, sorted."""
-    if predictions.num_rows == 0:
-        return _empty_links()
+_CHUNK = 100_000
+
+
+def _prediction_columns(predicted: Any) -> list[str]:
+    """The columns of Splink's predictions that :func:`_links` reads (of dozens)."""
+    names = predicted.query_sql("SELECT * FROM {this} LIMIT 0").as_pyarrow_table().schema.names
+    wanted = {
+        "match_weight",
+        "match_probability",
+        *(f"{c}_{side}" for c in ("record_key", "customer_id") for side in "lr"),
+        *(
+            f"{c}_{side}"
+            for c in ("email_key", "first_name", "birth_date", "birth_md")
+            for side in "lr"
+        ),
+        *(f"{p}_{c}" for p in ("gamma", "mw", "mw_tf_adj") for c in COMPARISONS),
+    }
+    return [name for name in names if name in wanted]
+
+
+_PAIR_COLUMNS = (
+    "left_key VARCHAR, right_key VARCHAR, match_weight DOUBLE, match_probability DOUBLE, "
+    "contributions VARCHAR"
+)
+# Predictions read back a page at a time (pages split by a hash of the left key), each turned
+# into pairs _CHUNK rows at a time: the per-pair Python (household check, contributions JSON)
+# never holds the whole prediction table.
+_PAGE = 500_000
+
+
+def _pairs_in(local: LocalSql, predicted: Any, threshold: float) -> None:
+    """Splink's predictions → ``local``'s ``probabilistic_pairs``: guard applied, contributions
+    as JSON."""
+    count = int(predicted.query_sql("SELECT count(*) AS n FROM {this}").as_record_list()[0]["n"])
+    pages = max(1, -(-count // _PAGE))
+    columns = ", ".join(_prediction_columns(predicted))
+    for page in range(pages):
+        where = f" WHERE ((hash(record_key_l) % {pages}) + {pages}) % {pages} = {page}"
+        predictions = predicted.query_sql(
+            f"SELECT {columns} FROM {{this}}{where if pages > 1 else ''}"
+        ).as_pyarrow_table()
+        for start in range(0, predictions.num_rows, _CHUNK):
+            pairs = _pairs(predictions.slice(start, _CHUNK), threshold)
+            local.register("probabilistic_pairs__arrow", pairs)
+            local.execute(
+                "INSERT INTO probabilistic_pairs SELECT * FROM probabilistic_pairs__arrow"
+            )
+            local.unregister("probabilistic_pairs__arrow")
+
+
+def _links_in(local: LocalSql) -> int:
+    """``probabilistic_links`` (LINKS, sorted) from the pairs: a guest profile's twin link
+    (representative, second record) also links every further record of the profile, with the
+    twin's score (its attributes are the twin's). Returns how many."""
+    local.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE probabilistic_links AS
+        SELECT left_key, right_key, 'probabilistic' AS kind, 'splink' AS evidence,
+               match_weight, match_probability, contributions
+        FROM (
+            SELECT * FROM probabilistic_pairs
+            UNION ALL
+            SELECT p.left_key, m.record_key, p.match_weight, p.match_probability,
+                   p.contributions
+            FROM probabilistic_pairs p JOIN profile_members m ON m.profile = p.left_key
+        ) links
+        ORDER BY left_key, right_key
+        """
+    )
+    return _scalar(local, "SELECT count(*) FROM probabilistic_links")
+
+
+def _pairs(predictions: pa.Table, threshold: float) -> pa.Table:
+    """Links (record keys, weight, probability, contributions) of some predictions."""
     left_cid, right_cid = predictions["customer_id_l"], predictions["customer_id_r"]
     keep = pc.and_(
         pc.greater_equal(predictions["match_probability"], threshold),
@@ -693,36 +787,7 @@ def _links(predictions: pa.Table, members: pa.Table, threshold: float) -> pa.Tab
             "contributions": pa.array(contributions, pa.string()),
         }
     )
-    if members.num_rows:
-        # A guest profile's twin link (representative, second record) scores every further
-        # record of the profile: its attributes are the twin's.
-        twins = pairs.join(
-            members.rename_columns(["member_key", "left_key"]), "left_key", join_type="inner"
-        )
-        extra = pa.table(
-            {
-                "left_key": twins["left_key"],
-                "right_key": twins["member_key"],
-                "match_weight": twins["match_weight"],
-                "match_probability": twins["match_probability"],
-                "contributions": twins["contributions"],
-            }
-        )
-        pairs = pa.concat_tables([pairs, extra])
-    n = pairs.num_rows
-    links = pa.table(
-        {
-            "left_key": pairs["left_key"],
-            "right_key": pairs["right_key"],
-            "kind": pa.array(["probabilistic"] * n, pa.string()),
-            "evidence": pa.array(["splink"] * n, pa.string()),
-            "match_weight": pairs["match_weight"],
-            "match_probability": pairs["match_probability"],
-            "contributions": pairs["contributions"],
-        },
-        schema=contract.LINKS,
-    )
-    return links.sort_by([("left_key", "ascending"), ("right_key", "ascending")])
+    return pairs
 
 
 def _household_pairs(predictions: pa.Table) -> pa.Array:

@@ -1,8 +1,10 @@
 """Stage 1 of identity: every source record that carries identity attributes, normalised.
 
 The extraction is SQL over the lake inputs (so it runs on DuckDB or Spark like the features);
-the normalisation that needs a library (E.164 phones, Unicode folding, mailbox folding) runs in
-Python over distinct values (:mod:`c360.identity.normalise`). Records:
+the normalisation is SQL too, in the step's in-process session (:func:`normalise_in`): exact
+SQL forms for ASCII text, and the Python functions of :mod:`c360.identity.normalise` once per
+distinct value SQL cannot do exactly (non-ASCII text, phones not yet in E.164 — ``phonenumbers``
+— and birthdays). Records:
 
 - ``mysql/customer:<customer_id>`` — the account: email, names, phone, address, city, birth
   date;
@@ -21,7 +23,7 @@ Python over distinct values (:mod:`c360.identity.normalise`). Records:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -29,15 +31,19 @@ import pyarrow.compute as pc
 
 from c360.config import IdentitySettings
 from c360.contracts import identity as contract
-from c360.contracts.compute import SqlStep
+from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.identity.normalise import (
+    E164_PATTERN,
+    ascii_sql,
     blocked,
+    blocked_table,
+    email_forms_sql,
     email_key,
     fold_text,
-    map_distinct,
-    map_distinct_pairs,
+    fold_text_sql,
     normalise,
     phone_e164,
+    strip_lower_sql,
 )
 
 _LOOKUP_EMAIL = "lower(trim({}))"
@@ -115,16 +121,6 @@ class IdentityRecords:
     identifiers: pa.Table  # contract.IDENTIFIERS
 
 
-def _names(raw: pa.Table) -> tuple[pa.Array, pa.Array]:
-    """First and last name: the given columns, else a full name split at its last space."""
-    full = map_distinct(raw["full_name"], fold_text)
-    split_first = map_distinct(full, lambda v: v.rpartition(" ")[0] or None)
-    split_last = map_distinct(full, lambda v: v.rpartition(" ")[2])
-    first = map_distinct(raw["first_name"], fold_text)
-    last = map_distinct(raw["last_name"], fold_text)
-    return pc.coalesce(first, split_first), pc.coalesce(last, split_last)
-
-
 def _dated_birthday(value: str) -> str | None:
     """A birthday with its year (a date merge field: ``YYYY-MM-DD`` or ``MM/DD/YYYY``), ISO."""
     text = value.strip()
@@ -140,112 +136,250 @@ def _dated_birthday(value: str) -> str | None:
         return None
 
 
-def _birth_date(raw: pa.Table) -> pa.Array:
-    """The source's birth date, else a birthday that carries its year."""
-    dated = map_distinct(raw["birthday"], _dated_birthday).cast(pa.date32())
-    return pc.coalesce(raw["birth_date"].cast(pa.date32()), dated)
+def _month_day(value: str) -> str | None:
+    """Mailchimp's ``MM/DD`` birthday as ``MM-DD`` (None when it is not one)."""
+    month, _, day = value.strip().replace("-", "/").partition("/")
+    if not (month.isdigit() and day.isdigit() and 1 <= int(month) <= 12):
+        return None
+    return f"{int(month):02d}-{int(day):02d}" if 1 <= int(day) <= 31 else None
 
 
-def _birth_md(raw: pa.Table, birth_date: pa.Array) -> pa.Array:
-    def month_day(value: str) -> str | None:
-        month, _, day = value.strip().replace("-", "/").partition("/")
-        if not (month.isdigit() and day.isdigit() and 1 <= int(month) <= 12):
-            return None
-        return f"{int(month):02d}-{int(day):02d}" if 1 <= int(day) <= 31 else None
-
-    from_date = pc.strftime(birth_date.cast(pa.timestamp("s")), format="%m-%d")
-    return pc.coalesce(from_date, map_distinct(raw["birthday"], month_day))
-
-
-def normalise_records(raw: pa.Table, settings: IdentitySettings) -> pa.Table:
-    """RECORDS from the raw extract: lookup and matching forms, E.164 phones, folded text."""
-    blocklist = settings.blocked_values
-    email = map_distinct(
-        raw["email"], lambda v: None if blocked(v, blocklist) else normalise("email", v)
-    )
-    key = map_distinct(email, lambda v: None if blocked(v, blocklist) else email_key(v))
-    region = pc.fill_null(raw["country"], settings.default_phone_region)
-    phone = map_distinct_pairs(
-        raw["phone"],
-        region,
-        lambda v, r: None if v is None or blocked(v, blocklist) else phone_e164(v, r),
-    )
-    phone = map_distinct(phone, lambda v: None if blocked(v, blocklist) else v)
-    first, last = _names(raw)
-    birth_date = _birth_date(raw)
-    columns = {
-        "record_key": raw["record_key"],
-        "source": raw["source"],
-        "record_type": raw["record_type"],
-        "record_id": raw["record_id"],
-        "customer_id": raw["customer_id"].cast(pa.int64()),
-        "email": email,
-        "email_key": key,
-        "phone": phone,
-        "first_name": first,
-        "last_name": last,
-        "address": map_distinct(raw["address"], fold_text),
-        "postcode": map_distinct(raw["postcode"], lambda v: fold_text(v.replace(" ", ""))),
-        "city": map_distinct(raw["city"], fold_text),
-        "birth_date": birth_date,
-        "birth_md": _birth_md(raw, birth_date),
-        "first_seen": raw["first_seen"].cast(contract.UTC_TIME),
-    }
-    return pa.table(columns, schema=contract.RECORDS)
+# The raw extract's text columns folded like names (postcode: its spaces dropped first).
+_FOLDED = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "full_name": "full_name",
+    "address": "address",
+    "postcode": "replace(postcode, ' ', '')",
+    "city": "city",
+}
 
 
-def _identifier_rows(records: pa.Table, id_type: str, column: str) -> pa.Table:
-    values = records[column]
-    if values.type != pa.string():
-        values = values.cast(pa.string())
-    table = pa.table({"record_key": records["record_key"], "id_value": values})
-    table = table.filter(pc.is_valid(table["id_value"]))
-    kinds = pa.array([id_type] * table.num_rows, pa.string())
-    return pa.table(
-        {"record_key": table["record_key"], "id_type": kinds, "id_value": table["id_value"]},
-        schema=contract.IDENTIFIERS,
-    )
-
-
-def _of_type(records: pa.Table, record_type: str) -> pa.Table:
-    return records.filter(pc.equal(records["record_type"], record_type))
-
-
-def identifiers_of(records: pa.Table, raw: pa.Table, cookie_customers: pa.Table) -> pa.Table:
-    """IDENTIFIERS: every identifier value each record carries, in lookup form."""
-    euids = pa.table({"record_key": raw["record_key"], "euid": raw["alt_id"]})
-    cookies = pa.table(
-        {
-            "record_key": cookie_customers["record_key"],
-            "customer_id": cookie_customers["customer_id"].cast(pa.int64()),
-        }
-    )
-    parts = [
-        _identifier_rows(
-            records.filter(pc.not_equal(records["record_type"], "cookie")),
-            "customer_id",
-            "customer_id",
-        ),
-        _identifier_rows(cookies, "customer_id", "customer_id"),
-        _identifier_rows(records, "email", "email"),
-        _identifier_rows(records, "phone", "phone"),
-        _identifier_rows(_of_type(records, "cookie"), "anonymous_id", "record_id"),
-        _identifier_rows(_of_type(records, "user"), "zendesk_user_id", "record_id"),
-        _identifier_rows(_of_type(records, "member"), "mailchimp_id", "record_id"),
-        _identifier_rows(euids, "mailchimp_id", "euid"),
+def _lookup(
+    local: LocalSql,
+    name: str,
+    distinct_sql: str,
+    function: Callable[..., tuple[object, ...]],
+    schema: pa.Schema,
+) -> None:
+    """Table ``name``: each row of ``distinct_sql`` (its key columns) with ``function``'s
+    values (the remaining columns of ``schema``), computed once per row in Python."""
+    keys = local.table(distinct_sql)
+    width = keys.num_columns
+    values = list(zip(*(keys[i].to_pylist() for i in range(width)), strict=True))
+    mapped = [function(*row) for row in values]
+    columns = [keys[i] for i in range(width)]
+    columns += [
+        pa.array([m[i] for m in mapped], schema.field(width + i).type)
+        for i in range(len(schema) - width)
     ]
+    local.load(name, pa.table(columns, schema=schema))
+
+
+def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
+    """Lookup tables from each distinct raw value to its normalised forms (``fold_lookup``,
+    ``email_lookup``, ``phone_lookup`` by value and region, ``birthday_lookup``): in SQL where
+    its form is exact (ASCII text, phones blocked or already E.164), else the Python function
+    once per value (non-ASCII text, other phones, birthdays)."""
+    blocklist = settings.blocked_values
+    texts = " UNION ".join(f"SELECT {expr} AS value FROM {raw}" for expr in _FOLDED.values())
+    _lookup(
+        local,
+        "fold_lookup",
+        f"SELECT DISTINCT value FROM ({texts}) "
+        f"WHERE value IS NOT NULL AND NOT {ascii_sql('value')}",
+        lambda v: (fold_text(v),),
+        pa.schema([("value", pa.string()), ("folded", pa.string())]),
+    )
+    local.execute(
+        f"""
+        INSERT INTO fold_lookup
+        SELECT value, {fold_text_sql("value")} FROM ({texts}) texts
+        WHERE value IS NOT NULL AND {ascii_sql("value")}
+        """
+    )
+
+    def email_forms(value: str) -> tuple[str | None, str | None]:
+        email = None if blocked(value, blocklist) else normalise("email", value)
+        return email, None if email is None or blocked(email, blocklist) else email_key(email)
+
+    _lookup(
+        local,
+        "email_lookup",
+        f"SELECT DISTINCT email FROM {raw} WHERE email IS NOT NULL AND NOT {ascii_sql('email')}",
+        email_forms,
+        pa.schema([("value", pa.string()), ("email", pa.string()), ("email_key", pa.string())]),
+    )
+    ascii_emails = (
+        f"SELECT DISTINCT email AS value FROM {raw} "
+        f"WHERE email IS NOT NULL AND {ascii_sql('email')}"
+    )
+    local.execute(f"INSERT INTO email_lookup {email_forms_sql(ascii_emails)}")
+
+    def phone(value: str, region: str) -> tuple[str | None]:
+        e164 = None if blocked(value, blocklist) else phone_e164(value, region or None)
+        return (None if e164 is None or blocked(e164, blocklist) else e164,)
+
+    trivial = (
+        f"{ascii_sql('phone')} AND ({strip_lower_sql('phone')} IN "
+        f"(SELECT value FROM blocked_values) OR regexp_full_match(phone, '{E164_PATTERN}'))"
+    )
+    _lookup(
+        local,
+        "phone_lookup",
+        f"SELECT DISTINCT phone, region FROM {raw}_regions WHERE phone IS NOT NULL AND NOT "
+        f"({trivial})",
+        phone,
+        pa.schema([("value", pa.string()), ("region", pa.string()), ("phone", pa.string())]),
+    )
+    # Blocked (null) or already E.164 (itself): no library needed.
+    local.execute(
+        f"""
+        INSERT INTO phone_lookup
+        SELECT phone, region, CASE WHEN regexp_full_match(phone, '{E164_PATTERN}')
+                                        AND {strip_lower_sql("phone")}
+                                            NOT IN (SELECT value FROM blocked_values)
+                                   THEN phone END
+        FROM (SELECT DISTINCT phone, region FROM {raw}_regions
+              WHERE phone IS NOT NULL AND {trivial}) trivial
+        """
+    )
+    _lookup(
+        local,
+        "birthday_lookup",
+        f"SELECT DISTINCT birthday FROM {raw} WHERE birthday IS NOT NULL",
+        lambda v: (_dated_birthday(v), _month_day(v)),
+        pa.schema([("value", pa.string()), ("dated", pa.string()), ("md", pa.string())]),
+    )
+
+
+def _folded(column: str) -> str:
+    return f"f_{column}.folded"
+
+
+def _normalise_sql(raw: str) -> str:
+    """RECORDS from the raw extract ``raw`` (with ``<raw>_regions``) and the lookups."""
+    folds = "\n".join(
+        f"LEFT JOIN fold_lookup f_{c} ON f_{c}.value = {_FOLDED[c].replace(c, f'r.{c}')}"
+        for c in _FOLDED
+    )
+    return f"""
+        SELECT record_key, source, record_type, record_id, customer_id, email, email_key,
+               phone,
+               coalesce(first_name,
+                        CASE WHEN contains(full_name, ' ')
+                             THEN regexp_extract(full_name, '^(.*) ', 1) END) AS first_name,
+               coalesce(last_name, regexp_extract(full_name, '[^ ]*$')) AS last_name,
+               address, postcode, city, birth_date,
+               coalesce(strftime(birth_date, '%m-%d'), birthday_md) AS birth_md,
+               first_seen
+        FROM (
+            SELECT r.record_key, r.source, r.record_type, r.record_id,
+                   CAST(r.customer_id AS BIGINT) AS customer_id,
+                   e.email, e.email_key, p.phone,
+                   {_folded("first_name")} AS first_name,
+                   {_folded("last_name")} AS last_name,
+                   {_folded("full_name")} AS full_name,
+                   {_folded("address")} AS address,
+                   {_folded("postcode")} AS postcode,
+                   {_folded("city")} AS city,
+                   coalesce(CAST(r.birth_date AS DATE), CAST(b.dated AS DATE)) AS birth_date,
+                   b.md AS birthday_md,
+                   CAST(r.first_seen AS TIMESTAMPTZ) AS first_seen
+            FROM {raw}_regions r
+            LEFT JOIN email_lookup e ON e.value = r.email
+            LEFT JOIN phone_lookup p ON p.value = r.phone AND p.region = r.region
+            LEFT JOIN birthday_lookup b ON b.value = r.birthday
+            {folds}
+        ) normalised
+    """
+
+
+_IDENTIFIERS_SQL = """
+SELECT DISTINCT record_key, id_type, id_value FROM (
+    SELECT record_key, 'customer_id' AS id_type, CAST(customer_id AS VARCHAR) AS id_value
+    FROM records WHERE record_type <> 'cookie'
+    UNION ALL
+    SELECT record_key, 'customer_id', CAST(CAST(customer_id AS BIGINT) AS VARCHAR)
+    FROM {cookies}
+    UNION ALL SELECT record_key, 'email', email FROM records
+    UNION ALL SELECT record_key, 'phone', phone FROM records
+    UNION ALL
+    SELECT record_key, CASE record_type WHEN 'cookie' THEN 'anonymous_id'
+                                        WHEN 'user' THEN 'zendesk_user_id'
+                                        WHEN 'member' THEN 'mailchimp_id' END, record_id
+    FROM records WHERE record_type IN ('cookie', 'user', 'member')
+    UNION ALL SELECT record_key, 'mailchimp_id', alt_id FROM {raw}
+) every_identifier
+WHERE id_value IS NOT NULL
+"""
+
+
+def normalise_in(
+    local: LocalSql,
+    settings: IdentitySettings,
+    raw: str = RAW_OUTPUTS[0],
+    cookies: str = RAW_OUTPUTS[1],
+) -> None:
+    """RECORDS and IDENTIFIERS as the tables ``records`` and ``identifiers`` of ``local``, from
+    the raw extract's tables (:data:`RAW_OUTPUTS`, dropped afterwards).
+
+    Normalised in SQL, with the Python functions of :mod:`c360.identity.normalise` over the
+    distinct values SQL cannot do exactly; the rows stay in the session (spilling past
+    ``compute.memory_limit``), ordered by record_key.
+    """
+    blocked_table(local, settings.blocked_values)
+    region = "'" + settings.default_phone_region.replace("'", "''") + "'"
+    local.execute(
+        f"CREATE OR REPLACE TEMP VIEW {raw}_regions AS SELECT *, "
+        f"coalesce(country, {region}, '') AS region FROM {raw}"
+    )
+    _lookups(local, raw, settings)
+    local.execute(
+        f"CREATE OR REPLACE TEMP TABLE records AS {_normalise_sql(raw)} ORDER BY record_key"
+    )
+    local.execute(
+        "CREATE OR REPLACE TEMP TABLE identifiers AS "
+        + _IDENTIFIERS_SQL.format(raw=raw, cookies=cookies)
+    )
+    local.execute(f"DROP VIEW {raw}_regions")
+    for table in (raw, cookies, "fold_lookup", "email_lookup", "phone_lookup", "birthday_lookup"):
+        local.execute(f"DROP TABLE {table}")
+
+
+def _records_table(local: LocalSql) -> pa.Table:
+    return local.table("SELECT * FROM records").cast(contract.RECORDS)
+
+
+def _identifiers_table(local: LocalSql) -> pa.Table:
     return (
-        pa.concat_tables(parts)
-        .group_by(["record_key", "id_type", "id_value"])
-        .aggregate([])
+        local.table("SELECT * FROM identifiers ORDER BY record_key, id_type, id_value")
         .select(contract.IDENTIFIERS.names)
         .cast(contract.IDENTIFIERS)
     )
 
 
-def build(raw: Mapping[str, pa.Table], settings: IdentitySettings) -> IdentityRecords:
-    """RECORDS and IDENTIFIERS from the outputs of :data:`STEPS`."""
-    extract = raw["identity_raw_records"]
-    records = normalise_records(extract, settings)
-    identifiers = identifiers_of(records, extract, raw["identity_cookie_customers"])
-    return IdentityRecords(records.sort_by("record_key"), identifiers)
+def normalise_records(compute: Compute, raw: pa.Table, settings: IdentitySettings) -> pa.Table:
+    """RECORDS from a raw extract (the columns of ``identity_raw_records``; unique
+    record_keys), as Arrow, in the extract's order."""
+    with compute.local() as local:
+        local.load(RAW_OUTPUTS[0], raw)
+        local.execute(
+            f"CREATE TEMP TABLE {RAW_OUTPUTS[1]} (record_key VARCHAR, customer_id BIGINT)"
+        )
+        normalise_in(local, settings)
+        normalised = _records_table(local)
+    # In the extract's order (the session orders by record_key).
+    at = pc.index_in(raw["record_key"], value_set=normalised["record_key"])
+    return normalised.take(at)
+
+
+def build(
+    compute: Compute, raw: Mapping[str, pa.Table], settings: IdentitySettings
+) -> IdentityRecords:
+    """RECORDS and IDENTIFIERS (as Arrow) from the outputs of :data:`STEPS`."""
+    with compute.local() as local:
+        for name in RAW_OUTPUTS:
+            local.load(name, raw[name])
+        normalise_in(local, settings)
+        return IdentityRecords(_records_table(local), _identifiers_table(local))

@@ -455,18 +455,16 @@ def assign(
     )
     with compute.local() as local:
         for name, table in (
-            ("clusters_in", clusters),
-            ("records_in", records),
+            ("clusters", clusters),
+            ("records", records),
             ("prev_assignment", prev_assignment),
             ("prev_redirects", prev_redirects),
             ("prev_person_ids", prev_person_ids),
             ("reasons_in", reasons),
         ):
             local.register(name, table)
-        _validate(local)
-        local.run(_steps(), [])
-        _resolve_collisions(local)
-        out = local.run(_result_steps(day), ["assignment", "history", "redirects", "person_ids"])
+        assign_in(local, day)
+        out = {name: local.table(f"SELECT * FROM {name}") for name in ASSIGN_OUTPUTS}
     return Assignment(
         day=day,
         assignment=out["assignment"].cast(ASSIGNMENT),
@@ -474,6 +472,47 @@ def assign(
         redirects=out["redirects"].cast(REDIRECTS),
         person_ids=out["person_ids"].cast(PERSON_IDS),
     )
+
+
+ASSIGN_OUTPUTS = ("assignment", "history", "redirects", "person_ids")
+
+
+def assign_in(local: LocalSql, day: dt.date) -> None:
+    """:func:`assign` on tables of ``local``: ``clusters``, ``records``, ``prev_assignment``,
+    ``prev_redirects``, ``prev_person_ids`` and ``reasons_in`` (CLUSTER_REASONS) in, the tables
+    of :data:`ASSIGN_OUTPUTS` out (the intermediate steps are dropped)."""
+    local.execute("CREATE OR REPLACE TEMP VIEW clusters_in AS SELECT * FROM clusters")
+    local.execute("CREATE OR REPLACE TEMP VIEW records_in AS SELECT * FROM records")
+    _validate(local)
+    local.run(_steps(), [])
+    _resolve_collisions(local)
+    local.run(_result_steps(day), [])
+    for step in (*_steps(), *_result_steps(day)):
+        if step.name not in ASSIGN_OUTPUTS:
+            local.execute(f"DROP TABLE IF EXISTS {step.name}")
+    local.execute("DROP TABLE IF EXISTS colliding")
+    local.execute("DROP VIEW clusters_in")
+    local.execute("DROP VIEW records_in")
+
+
+def summary_in(local: LocalSql) -> dict[str, int]:
+    """:meth:`Assignment.summary` of the tables :func:`assign_in` left in ``local``."""
+    ((records, persons, merges, splits, retired, redirects),) = local.rows(
+        f"""
+        SELECT (SELECT count(*) FROM assignment), (SELECT count(*) FROM person_ids),
+               count(*) FILTER (WHERE event = '{MERGE}'), count(*) FILTER (WHERE event = '{SPLIT}'),
+               count(*) FILTER (WHERE event = '{RETIRE}'), (SELECT count(*) FROM redirects)
+        FROM history
+        """
+    )
+    return {
+        "records": records,
+        "persons": persons,
+        "merges": merges,
+        "splits": splits,
+        "retired": retired,
+        "redirects": redirects,
+    }
 
 
 @dataclass(frozen=True)
@@ -543,12 +582,23 @@ def identity_map(compute: Compute, identifiers: pa.Table, assignment: pa.Table) 
         identifiers, IDENTIFIERS, "identifiers", ("record_key", "id_type", "id_value")
     )
     assignment = require(assignment, ASSIGNMENT, "assignment", tuple(ASSIGNMENT.names))
-    owner_records = pa.table(
-        {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
-    )
     with compute.local() as local:
         local.register("identifiers_in", identifiers)
         local.register("assignment_in", assignment)
-        local.register("owner_records", owner_records)
-        out = local.run(_IDENTITY_MAP_STEPS, ["identity_map", "ambiguous"])
+        identity_map_in(local)
+        out = {name: local.table(f"SELECT * FROM {name}") for name in ("identity_map", "ambiguous")}
     return IdentityMap(out["identity_map"].cast(IDENTITY_MAP), out["ambiguous"].cast(AMBIGUOUS))
+
+
+def identity_map_in(local: LocalSql) -> None:
+    """:func:`identity_map` on ``local``'s ``identifiers_in`` and ``assignment_in``: its tables
+    ``identity_map`` and ``ambiguous``."""
+    owner_records = pa.table(
+        {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
+    )
+    local.register("owner_records", owner_records)
+    local.run(_IDENTITY_MAP_STEPS, [])
+    local.unregister("owner_records")
+    for step in _IDENTITY_MAP_STEPS:
+        if step.name not in ("identity_map", "ambiguous"):
+            local.execute(f"DROP TABLE {step.name}")

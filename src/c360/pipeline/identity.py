@@ -1,12 +1,13 @@
 """The identity step for date D: records → links → clusters → stable person ids → identity_map.
 
-Stages (:mod:`c360.contracts.identity`), each handed the compute swap point
-(:func:`c360.engines.open_compute`): the record extraction runs on the configured compute engine
-like the features; Splink scores on DuckDB or Spark (``compute.engine``); the graph, the guarded
-clustering and the stable ids run in-process on DuckDB/NumPy over Arrow (a million records take
-seconds there, and the result does not depend on the engine that produced the inputs).
-``compute.threads`` and ``compute.memory_limit`` bound every DuckDB the step opens, Splink's too
-(each is an in-process session of the swap point).
+Stages (:mod:`c360.contracts.identity`) work on the tables of one in-process session of the
+compute swap point (:func:`c360.engines.open_compute`), bounded by ``compute.threads`` and
+``compute.memory_limit`` and spilling past the limit, so the rows never sit on the driver as
+whole Arrow tables: the record extraction runs on the configured engine (on DuckDB in the
+session itself, over views of the lake); Splink scores on DuckDB (the session's table, in
+place) or Spark (``compute.engine``); normalisation, the graph, the guarded clustering (NumPy
+over record positions) and the stable ids run in the session, so their result does not depend
+on the engine that produced the inputs.
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
@@ -25,15 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from c360.batch.features import identity_record_steps
 from c360.config import Settings
-from c360.contracts.compute import Compute
-from c360.contracts.identity import CLUSTER_REASONS, LINKS, SOURCE, ZONE
+from c360.contracts import identity as contract
+from c360.contracts.compute import LakeInput, LocalSql
+from c360.contracts.identity import SOURCE, ZONE
 from c360.engines import open_compute
 from c360.identity import clustering, graph, probabilistic, records, stable_ids
 from c360.lake import Lake
+from c360.pipeline import lake_inputs
 from c360.pipeline.lake_inputs import raw_inputs
 
 log = logging.getLogger(__name__)
@@ -73,25 +75,37 @@ class IdentityReport:
         )
 
 
-def _extract(
-    compute: Compute, settings: Settings, lake: Lake, day: dt.date
-) -> records.IdentityRecords:
-    raw = compute.run(raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS)
-    return records.build(raw, settings.identity)
+# What the step writes (features/identity/<name>/dt=D): the session table each is read from
+# and its schema; state tables last (the next day reads them back).
+_OUTPUTS: tuple[tuple[str, str, pa.Schema], ...] = (
+    ("records", "records", contract.RECORDS),
+    ("links", "links", contract.LINKS),
+    ("clusters", "clusters", contract.CLUSTERS),
+    ("flags", "flags", contract.FLAGS),
+    ("refused", "refused", contract.REFUSED),
+    ("ignored", "ignored", contract.IGNORED),
+    ("identity_map", "identity_map", contract.IDENTITY_MAP),
+    ("ambiguous", "ambiguous", contract.AMBIGUOUS),
+    ("assignment", "assignment", contract.ASSIGNMENT),
+    ("person_history", "history", contract.PERSON_HISTORY),
+    ("person_redirect", "redirects", contract.REDIRECTS),
+    ("person_ids", "person_ids", contract.PERSON_IDS),
+)
+_WRITE_BATCH_ROWS = 250_000
 
 
-def _map_identifiers(extracted: records.IdentityRecords) -> pa.Table:
-    """The identifiers identity_map publishes: a cookie's accounts are evidence, not its own."""
-    identifiers = extracted.identifiers
-    cookie_accounts = pc.and_(
-        pc.starts_with(identifiers["record_key"], "clickstream/cookie:"),
-        pc.equal(identifiers["id_type"], "customer_id"),
-    )
-    return identifiers.filter(pc.invert(cookie_accounts))
+def _count(local: LocalSql, table: str) -> int:
+    return int(local.rows(f"SELECT count(*) FROM {table}")[0][0])
 
 
 def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
-    """Run the identity step for ``day`` and write its outputs to the lake."""
+    """Run the identity step for ``day`` and write its outputs to the lake.
+
+    Every stage works on tables of one in-process session of the compute swap point (DuckDB,
+    bounded by ``compute.memory_limit`` and spilling past it): the records, identifiers, links,
+    clusters and ids never become whole Arrow tables on the driver; each output is streamed
+    to the lake in batches.
+    """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -102,79 +116,96 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         clock = now
 
     compute = open_compute(settings.compute)
-    extracted = _extract(compute, settings, lake, day)
-    lap("records")
-    deterministic = graph.deterministic_links(
-        compute, extracted.records, extracted.identifiers, settings.identity
-    )
-    lap("graph")
-    matched = probabilistic.link_run(compute, extracted.records, settings.identity)
-    lap("probabilistic")
-    links = pa.concat_tables([deterministic.links.cast(LINKS), matched.links.cast(LINKS)])
-    clustered = clustering.cluster(extracted.records, links, settings.identity)
-    lap("clustering")
-    previous_state = previous(lake, day)
-    assigned = stable_ids.assign(
-        compute,
-        clustered.clusters,
-        extracted.records,
-        previous_state,
-        day,
-        reasons=_reasons(clustered),
-    )
-    mapped = stable_ids.identity_map(compute, _map_identifiers(extracted), assigned.assignment)
-    lap("stable_ids")
-    _write(
-        lake,
-        day,
-        {
-            "records": extracted.records,
-            "links": links,
-            "clusters": clustered.clusters,
-            "flags": clustered.flags,
-            "refused": clustered.refused,
-            "ignored": deterministic.ignored,
-            "identity_map": mapped.map,
-            "ambiguous": mapped.ambiguous,
-        },
-    )
-    _write(lake, day, assigned.state_tables())
-    lap("write")
-    summary = assigned.summary()
-    report = IdentityReport(
-        day=day,
-        records=extracted.records.num_rows,
-        identifiers=extracted.identifiers.num_rows,
-        deterministic_links=deterministic.links.num_rows,
-        probabilistic_links=matched.links.num_rows,
-        ignored_values=deterministic.ignored.num_rows,
-        refused_links=clustered.refused.num_rows,
-        flagged_clusters=len(set(clustered.flags["cluster_key"].to_pylist())),
-        persons=summary["persons"],
-        largest_cluster=clustered.largest_size,
-        merges=summary["merges"],
-        splits=summary["splits"],
-        redirects=summary["redirects"],
-        mapped_identifiers=mapped.map.num_rows,
-        ambiguous_identifiers=mapped.ambiguous.num_rows,
-        probabilistic=matched.summary(),
-        seconds=seconds,
-    )
+    with compute.local() as local:
+        compute.run_into(
+            local, raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS
+        )
+        lap("extract")
+        records.normalise_in(local, settings.identity)
+        lap("records")
+        graph.deterministic_in(local, settings.identity)
+        lap("graph")
+        matched = probabilistic.link_in(compute, local, settings.identity)
+        lap("probabilistic")
+        deterministic_links = _count(local, "deterministic_links")
+        local.execute(
+            "CREATE OR REPLACE TEMP TABLE links AS SELECT * FROM deterministic_links "
+            "UNION ALL SELECT * FROM probabilistic_links"
+        )
+        local.execute("DROP TABLE deterministic_links")
+        local.execute("DROP TABLE probabilistic_links")
+        clustered = clustering.cluster_in(local, settings.identity)
+        lap("clustering")
+        local.register_lake(_previous_inputs(lake, day))
+        local.execute(
+            "CREATE OR REPLACE TEMP VIEW reasons_in AS SELECT cluster_key, reason FROM flags"
+        )
+        stable_ids.assign_in(local, day)
+        # The identifiers identity_map publishes: a cookie's accounts are evidence, not its own.
+        local.execute(
+            """
+            CREATE OR REPLACE TEMP VIEW identifiers_in AS SELECT * FROM identifiers
+            WHERE NOT (starts_with(record_key, 'clickstream/cookie:') AND id_type = 'customer_id')
+            """
+        )
+        local.execute("CREATE OR REPLACE TEMP VIEW assignment_in AS SELECT * FROM assignment")
+        stable_ids.identity_map_in(local)
+        lap("stable_ids")
+        for name, table, schema in _OUTPUTS:
+            _write(local, lake, day, name, table, schema)
+        lap("write")
+        summary = stable_ids.summary_in(local)
+        report = IdentityReport(
+            day=day,
+            records=_count(local, "records"),
+            identifiers=_count(local, "identifiers"),
+            deterministic_links=deterministic_links,
+            probabilistic_links=matched.link_count or 0,
+            ignored_values=_count(local, "ignored"),
+            refused_links=clustered.refused,
+            flagged_clusters=clustered.flagged_clusters,
+            persons=summary["persons"],
+            largest_cluster=clustered.largest_size,
+            merges=summary["merges"],
+            splits=summary["splits"],
+            redirects=summary["redirects"],
+            mapped_identifiers=_count(local, "identity_map"),
+            ambiguous_identifiers=_count(local, "ambiguous"),
+            probabilistic=matched.summary(),
+            seconds=seconds,
+        )
     log.info("identity %s: %s", day, report.detail())
     return report
 
 
-def _reasons(clustered: clustering.Clustering) -> pa.Table:
-    flags = clustered.flags
-    return pa.table(
-        {"cluster_key": flags["cluster_key"], "reason": flags["reason"]},
-        schema=CLUSTER_REASONS,
+def _write(
+    local: LocalSql, lake: Lake, day: dt.date, name: str, table: str, schema: pa.Schema
+) -> None:
+    """A session table to ``features/identity/<name>/dt=D``, streamed in batches."""
+    columns = ", ".join(schema.names)
+    batches = (
+        batch.cast(schema)
+        for batch in local.batches(f"SELECT {columns} FROM {table}", _WRITE_BATCH_ROWS)
     )
+    lake.write_partition(SOURCE, name, day, batches, schema=schema, zone=ZONE)
 
 
-def _write(lake: Lake, day: dt.date, tables: dict[str, pa.Table]) -> None:
-    for name, table in tables.items():
-        lake.write_partition(SOURCE, name, day, table, zone=ZONE)
+def _previous_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
+    """The stable-id state kept by the latest day before ``day``, as the session views
+    ``prev_assignment``, ``prev_redirects`` and ``prev_person_ids`` (empty on the first run)."""
+    kept = [set(lake.partitions(SOURCE, name, ZONE)) for name in STATE_TABLES]
+    earlier = sorted(d for d in set.intersection(*kept) if d < day)
+    views = (
+        ("prev_assignment", "assignment", contract.ASSIGNMENT),
+        ("prev_redirects", "person_redirect", contract.REDIRECTS),
+        ("prev_person_ids", "person_ids", contract.PERSON_IDS),
+    )
+    if not earlier:
+        return [LakeInput(view, (), schema) for view, _, schema in views]
+    return [
+        lake_inputs.partition(lake, view, SOURCE, table, earlier[-1], schema, ZONE)
+        for view, table, schema in views
+    ]
 
 
 def previous(lake: Lake, day: dt.date) -> stable_ids.Previous | None:
