@@ -108,6 +108,8 @@ def _narrowed(found: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return answer
 
 
+Read = tuple[dict[str, Any], consent.Decision | None]  # a profile and its consent since the batch
+
 _CONSENT_FIELDS = ("marketing_consent", "marketing_consent_source", "marketing_consent_at")
 
 
@@ -147,15 +149,14 @@ def profiles_router(
     async def call(read: Callable[[], Any]) -> Any:
         return read() if inline else await run_in_threadpool(read)
 
-    def read(person_id: str, explain: bool) -> tuple[dict[str, Any], Any] | None:
-        return serving.profile_and_consent(person_id, explain=explain)
-
-    async def answer(person_id: str, request: Request) -> JSON:
+    async def answer(request: Request, read: Callable[[bool], Read | None], not_found: str) -> JSON:
+        """The answer to a profile route: ``read(explain)`` runs as one call to the store (one
+        threadpool hop on a networked store, however many statements it makes)."""
         names = _projection(request.query_params.get("fields"))
         explain = _explain(request)
-        read_now = await call(lambda: read(person_id, explain))
+        read_now = await call(lambda: read(explain))
         if read_now is None:
-            raise ApiError(404, "not_found", "no person with that id")
+            raise ApiError(404, "not_found", not_found)
         key = request_key(request)
         found = with_consent(read_now[0], read_now[1], service=key.allows(PROFILES_SERVICE))
         if audit is not None:
@@ -177,7 +178,12 @@ def profiles_router(
         """A person's profile. A retired id (merged into another person) answers with the
         survivor's profile, ``redirected_from`` set and ``Content-Location`` naming the
         survivor's URL, so a client can update the id it stores."""
-        return await answer(request.path_params["person_id"], request)
+        person_id = request.path_params["person_id"]
+
+        def read(explain: bool) -> Read | None:
+            return serving.profile_and_consent(person_id, explain=explain)
+
+        return await answer(request, read, "no person with that id")
 
     @router.get(
         "/v1/profiles/by/{id_type}/{id_value:path}",
@@ -194,9 +200,13 @@ def profiles_router(
         if id_type not in ID_TYPES:
             raise ApiError(422, "invalid_request", f"id_type: one of {', '.join(ID_TYPES)}")
         value = normalise(id_type, raw, phone_region)
-        person_id = await call(lambda: serving.find_person(id_type, value))
-        if person_id is None:
-            raise ApiError(404, "not_found", f"no person with that {id_type}")
-        return await answer(person_id, request)
+
+        def find_and_read(explain: bool) -> Read | None:
+            person_id = serving.find_person(id_type, value)
+            if person_id is None:
+                return None
+            return serving.profile_and_consent(person_id, explain=explain)
+
+        return await answer(request, find_and_read, f"no person with that {id_type}")
 
     return router
