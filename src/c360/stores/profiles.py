@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar, cast
 
 import orjson
 from sqlalchemy import Engine
@@ -55,6 +55,9 @@ _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 
 Row = dict[str, Any]
 T = TypeVar("T")
+# A read as the statements it makes: each (driver SQL, parameters) is yielded and answered with
+# (cursor description, rows); a sync or an async driver runs it (ProfileReads._run, AsyncReads).
+Steps: TypeAlias = Generator[tuple[str, Mapping[str, Any]], tuple[Any, list[Any]], T]
 Converters = Mapping[str, Callable[[Any], Any]]
 Converter = tuple[str, Callable[[Any], Any]]
 
@@ -80,20 +83,37 @@ class ProfileReads:
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
         self._layout_of: tuple[tuple[str, ...], list[Any]] = ((), [])
 
-    def _rows(self, cursor: Any, query: str, params: Mapping[str, Any]) -> list[Row]:
-        cursor.execute(self._sql[query], params)
-        names = [column[0] for column in cursor.description]
+    def _query(self, query: str, params: Mapping[str, Any]) -> Steps[list[Row]]:
+        """A statement's rows as dicts (the driver runs it: see :meth:`_run`)."""
+        description, fetched = yield self._sql[query], params
+        names = [column[0] for column in description]
         convert = self._convert
         if not convert:
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in fetched]
         converters = [convert.get(name) for name in names]
         return [
             {
                 name: (value if to is None or value is None else to(value))
                 for name, value, to in zip(names, row, converters, strict=True)
             }
-            for row in cursor.fetchall()
+            for row in fetched
         ]
+
+    def _run(self, steps_of: Callable[[], Steps[T]]) -> T:
+        """The reads' statements (``steps_of()`` yields each and is sent its result) on this
+        thread's connection."""
+
+        def work(cursor: Any) -> T:
+            steps = steps_of()
+            statement = next(steps)
+            while True:
+                cursor.execute(*statement)
+                try:
+                    statement = steps.send((cursor.description, cursor.fetchall()))
+                except StopIteration as done:
+                    return cast(T, done.value)
+
+        return self._read(work)
 
     def _read(self, work: Callable[[Any], T]) -> T:
         """``work`` on a cursor of this thread's connection; once more on a new connection if
@@ -114,16 +134,15 @@ class ProfileReads:
 
     def find_person(self, id_type: str, id_value: str) -> str | None:
         """The person an identifier (in lookup form) belongs to, or None."""
+        return self._run(lambda: self._find(id_type, id_value))
 
-        def find(cursor: Any) -> str | None:
-            if id_type == "anonymous_id":
-                linked = self._rows(cursor, "find_by_link", {"v": id_value})
-                if linked:
-                    return str(linked[0]["person_id"])
-            rows = self._rows(cursor, "find", {"t": id_type, "v": id_value})
-            return str(rows[0]["person_id"]) if rows else None
-
-        return self._read(find)
+    def _find(self, id_type: str, id_value: str) -> Steps[str | None]:
+        if id_type == "anonymous_id":
+            linked = yield from self._query("find_by_link", {"v": id_value})
+            if linked:
+                return str(linked[0]["person_id"])
+        rows = yield from self._query("find", {"t": id_type, "v": id_value})
+        return str(rows[0]["person_id"]) if rows else None
 
     def profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
@@ -137,38 +156,38 @@ class ProfileReads:
     ) -> tuple[dict[str, Any], Decision | None] | None:
         """The profile and the person's newest consent decision since the batch, read in the
         same statement."""
-        return self._read(lambda cursor: self._profile(cursor, person_id, now, explain))
+        return self._run(lambda: self._profile(person_id, now, explain))
 
     def _profile(
-        self, cursor: Any, person_id: str, now: dt.datetime | None, explain: bool
-    ) -> tuple[Row, Decision | None] | None:
+        self, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> Steps[tuple[Row, Decision | None] | None]:
         now = naive_utc_now() if now is None else naive_utc(now)
-        parts = self._parts(cursor, person_id, now)
+        parts = yield from self._parts(person_id, now)
         redirected_from = None
         if parts is None:
-            survivor = self._rows(cursor, "redirect", {"person_id": person_id})
+            survivor = yield from self._query("redirect", {"person_id": person_id})
             if not survivor:
                 return None
             redirected_from, person_id = person_id, str(survivor[0]["person_id"])
-            parts = self._parts(cursor, person_id, now)
+            parts = yield from self._parts(person_id, now)
             if parts is None:
                 return None
         return unified(person_id, redirected_from, parts, now, explain), parts.consent
 
-    def _parts(self, cursor: Any, person_id: str, now: dt.datetime) -> Parts | None:
+    def _parts(self, person_id: str, now: dt.datetime) -> Steps[Parts | None]:
         """The parts of a profile, in one statement."""
         params = {"person_id": person_id, "now_ms": epoch_ms(now)}
-        cursor.execute(self._sql["parts"], params)
+        description, fetched = yield self._sql["parts"], params
+        row = fetched[0] if fetched else None
         if self._as_json:
-            return self._parts_from_json(cursor.fetchone())
-        return self._parts_from_row(cursor)
+            return self._parts_from_json(row)
+        return self._parts_from_row(row, description)
 
-    def _parts_from_row(self, cursor: Any) -> Parts | None:
+    def _parts_from_row(self, row: Any, description: Any) -> Parts | None:
         """The parts from one row of :func:`_in_one_row_sql`, split at its marker columns."""
-        row = cursor.fetchone()
         if row is None:
             return None
-        layout = self._layout(cursor.description)
+        layout = self._layout(description)
         parts: list[Row] = []
         for start, names, converters in layout:
             part = dict(zip(names, row[start : start + len(names)], strict=True))
@@ -200,6 +219,8 @@ class ProfileReads:
 
     def _parts_from_json(self, row: Any) -> Parts | None:
         """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
+        if row is None:
+            return None
         person, batch, identifiers, realtime, deltas, support, cutoff, decisions = row
         if person is None:
             return None
