@@ -10,6 +10,7 @@ reads, and how driver errors are classified. The schema's migrations have their 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import sqlite3
@@ -759,6 +760,42 @@ def test_a_read_after_the_database_dropped_its_connection_reconnects(postgres_ur
         found = store.profile("p_000001")
         assert found is not None and found["person_id"] == "p_000001"
         assert store._reads._connections.get() is not held
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_async_reads_answer_as_the_sync_ones_and_reconnect(postgres_url: str) -> None:
+    """PostgreSQL's reads on the event loop (the Profile API's): the same answers as the
+    synchronous reads; a connection the server dropped is replaced within the read; dispose
+    closes the idle ones."""
+    store = open_store(postgres_url)
+    try:
+        store.migrate()
+        store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
+        assert store.reads_async
+        pool = store._reads.async_pool
+
+        async def scenario() -> None:
+            found = await store.aprofile_and_consent("p_000001")
+            assert found is not None and found[0]["profile"]["tag"] == "A"
+            assert found == store.profile_and_consent("p_000001")
+            assert await store.afind_person("email", "p_000001@x.com") == "p_000001"
+            assert await store.aprofile_and_consent("p_nobody") is None
+            held = pool._idle[-1]  # type: ignore[union-attr]
+            with store.engine.connect() as conn:
+                conn.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": held.info.backend_pid}
+                )
+            again = await store.aprofile_and_consent("p_000000")
+            assert again is not None and again[0]["person_id"] == "p_000000"
+            assert held not in pool._idle  # type: ignore[union-attr]
+
+        asyncio.run(scenario())
+        idle = list(pool._idle)  # type: ignore[union-attr]
+        assert idle
+        store.dispose()
+        assert all(connection.closed for connection in idle)
     finally:
         store.dispose()
 

@@ -129,7 +129,7 @@ def test_a_store_that_cannot_answer_is_a_503_to_retry(
     def down(*_: object, **__: object) -> None:
         raise StoreUnavailable("serving store x (reading a profile): unavailable, locked")
 
-    monkeypatch.setattr(store._reads, "profile_and_consent", down)
+    monkeypatch.setattr(store._reads, "_profile", down)
     answer = api.get("/v1/profiles/p_1")
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "5"
@@ -138,7 +138,7 @@ def test_a_store_that_cannot_answer_is_a_503_to_retry(
     def broken(*_: object, **__: object) -> None:
         raise StoreError("serving store x (reading a profile): no such table: person")
 
-    monkeypatch.setattr(store._reads, "profile_and_consent", broken)
+    monkeypatch.setattr(store._reads, "_profile", broken)
     failed = api.get("/v1/profiles/p_1")
     assert failed.status_code == 500 and "retry-after" not in failed.headers
     assert "no such table" not in failed.text  # the reason goes to the log, not the caller

@@ -81,6 +81,7 @@ def create_app(
         serving.migrate()
         # The networked store's reads run on the threadpool (SQLite's on the event loop).
         to_thread.current_default_thread_limiter().total_tokens = settings.api.store_threads
+        serving.concurrent_reads(settings.api.store_threads)
         try:
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()

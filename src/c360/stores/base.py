@@ -158,6 +158,11 @@ class StoreDialect(ABC):
         """An expression: the rows of ``query`` as a JSON array of objects (NULL without any)."""
         raise NotImplementedError(f"{self.name} reads a profile part by part")
 
+    def async_connections(self, engine: Engine) -> profiles.AsyncConnections | None:
+        """Async connections for the hot reads, if the driver has them (the Profile API then
+        reads on the event loop, without a thread hop); None: the reads are synchronous."""
+        return None
+
     def hold_for_reads(self, dbapi_connection: Any) -> None:
         """Ready a driver connection that the hot reads hold (:class:`.profiles.ThreadConnections`):
         each of their statements must see the newest commit. By default nothing (a driver
@@ -713,6 +718,29 @@ class ServingStore:
         one statement: the Profile API's read."""
         with self._driver_errors("reading a profile"):
             return self._reads.profile_and_consent(person_id, None, explain)
+
+    # The same two reads on the event loop, where the store's driver has async connections
+    # (``reads_async``): a networked store's reads then need no thread hop.
+    @property
+    def reads_async(self) -> bool:
+        return self._reads.async_pool is not None
+
+    def concurrent_reads(self, at_once: int) -> None:
+        """At most ``at_once`` async reads at a time (each holds a connection meanwhile)."""
+        if self._reads.async_pool is not None:
+            self._reads.async_pool.resize(at_once)
+
+    async def afind_person(self, id_type: str, id_value: str) -> str | None:
+        """:meth:`find_person` on the event loop."""
+        with self._driver_errors("finding a person"):
+            return await self._reads.afind_person(id_type, id_value)
+
+    async def aprofile_and_consent(
+        self, person_id: str, *, explain: bool = False
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """:meth:`profile_and_consent` on the event loop."""
+        with self._driver_errors("reading a profile"):
+            return await self._reads.aprofile_and_consent(person_id, None, explain)
 
     def consent_decisions(self, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
         """The newest consent decision since the batch per person (of ``person_ids``, or all)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -113,6 +115,9 @@ class PostgresDialect(StoreDialect):
     def json_rows(self, query: str) -> str:
         return f"(SELECT json_agg(row_to_json(x)) FROM ({query}) x)"
 
+    def async_connections(self, engine: Engine) -> AsyncPool:
+        return AsyncPool(engine.url.set(drivername="postgresql").render_as_string(False))
+
     def hold_for_reads(self, dbapi_connection: Any) -> None:
         """Autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
         statement sees one snapshot anyway), and psycopg keeps the statements it prepared."""
@@ -133,3 +138,72 @@ class PostgresDialect(StoreDialect):
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             yield conn
+
+
+class AsyncPool:
+    """psycopg's async connections for the hot reads (:class:`.profiles.AsyncConnections`),
+    in autocommit as the held sync ones are, on the running event loop: at most ``at_once``
+    acquired at a time (the API's ``api.store_threads``), the idle ones kept. A connection
+    belongs to the loop it was made on: when the reads move to another loop (a test's new
+    client), the old loop's idle connections are closed."""
+
+    def __init__(self, conninfo: str, at_once: int = 4) -> None:
+        self._conninfo = conninfo
+        self._at_once = at_once
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._idle: list[Any] = []
+
+    def resize(self, at_once: int) -> None:
+        self._at_once = at_once
+        self._loop = None  # the next acquire makes the semaphore anew
+
+    async def acquire(self) -> Any:
+        import psycopg
+        from psycopg.types.json import set_json_loads
+
+        slots = self._slots_of(asyncio.get_running_loop())
+        await slots.acquire()
+        try:
+            if self._idle:
+                return self._idle.pop()
+            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            set_json_loads(orjson.loads, connection)
+            return connection
+        except BaseException:
+            slots.release()
+            raise
+
+    def release(self, connection: Any) -> None:
+        self._idle.append(connection)
+        self._free_slot()
+
+    def discard(self, connection: Any) -> None:
+        _finish(connection)
+        self._free_slot()
+
+    def dropped(self, error: Exception, connection: Any) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.Error) and bool(connection.closed or connection.broken)
+
+    def close_all(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            _finish(connection)
+
+    def _slots_of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        if loop is not self._loop or self._slots is None:
+            self.close_all()
+            self._loop, self._slots = loop, asyncio.Semaphore(self._at_once)
+        return self._slots
+
+    def _free_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+
+def _finish(connection: Any) -> None:
+    """Close an async connection without awaiting (its loop may be gone)."""
+    with contextlib.suppress(Exception):
+        connection.pgconn.finish()

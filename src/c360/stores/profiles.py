@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, TypeVar, cast
 
 import orjson
 from sqlalchemy import Engine
@@ -81,6 +81,7 @@ class ProfileReads:
             _at_once_sql(dialect) if self._as_json else _in_one_row_sql(dialect)
         )
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
+        self.async_pool: AsyncConnections | None = dialect.async_connections(engine)
         self._layout_of: tuple[tuple[str, ...], list[Any]] = ((), [])
 
     def _query(self, query: str, params: Mapping[str, Any]) -> Steps[list[Row]]:
@@ -129,8 +130,44 @@ class ProfileReads:
                     raise
         raise AssertionError("unreachable")
 
+    async def _arun(self, steps_of: Callable[[], Steps[T]]) -> T:
+        """:meth:`_run` on a connection of the async pool, on the event loop (no thread hop);
+        once more on a new connection if the database had dropped the one it got."""
+        pool = self.async_pool
+        if pool is None:
+            raise RuntimeError("this store has no async reads")
+        for attempt in (1, 2):
+            connection = await pool.acquire()
+            try:
+                cursor = connection.cursor()
+                steps = steps_of()
+                statement = next(steps)
+                while True:
+                    await cursor.execute(*statement)
+                    try:
+                        statement = steps.send((cursor.description, await cursor.fetchall()))
+                    except StopIteration as done:
+                        pool.release(connection)
+                        return cast(T, done.value)
+            except BaseException as exc:  # cancelled mid-statement too: the connection goes
+                dropped = isinstance(exc, Exception) and pool.dropped(exc, connection)
+                pool.discard(connection)
+                if attempt == 2 or not dropped:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def afind_person(self, id_type: str, id_value: str) -> str | None:
+        return await self._arun(lambda: self._find(id_type, id_value))
+
+    async def aprofile_and_consent(
+        self, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        return await self._arun(lambda: self._profile(person_id, now, explain))
+
     def close(self) -> None:
         self._connections.close_all()
+        if self.async_pool is not None:
+            self.async_pool.close_all()
 
     def find_person(self, id_type: str, id_value: str) -> str | None:
         """The person an identifier (in lookup form) belongs to, or None."""
@@ -255,6 +292,23 @@ class Parts(NamedTuple):
     support: Row | None  # None without support state
     cutoff: dt.datetime | None  # the serving batch's
     consent: Decision | None = None  # the newest consent decision since the batch
+
+
+class AsyncConnections(Protocol):
+    """A networked store's async driver connections for the hot reads, on the running event
+    loop (:meth:`StoreDialect.async_connections`): at most ``at_once`` acquired at a time."""
+
+    async def acquire(self) -> Any: ...
+
+    def release(self, connection: Any) -> None: ...
+
+    def discard(self, connection: Any) -> None: ...
+
+    def dropped(self, error: Exception, connection: Any) -> bool: ...
+
+    def close_all(self) -> None: ...
+
+    def resize(self, at_once: int) -> None: ...
 
 
 class ThreadConnections:
