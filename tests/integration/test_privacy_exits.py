@@ -26,6 +26,7 @@ from c360.api.server import serve_in_thread
 from c360.cli.main import cli
 from c360.config import Settings, load_config
 from c360.contracts import serving
+from c360.privacy.identifiers import PERSON, identifier_hash
 from c360.segments import membership
 from c360.stores import ServingStore, StoreUnavailable, open_store
 from c360.stores.audit import Read
@@ -322,6 +323,19 @@ def test_the_audit_buffer_is_bounded_and_keeps_reads_a_failed_write_could_not_st
     assert audit.flush() == 100
     rows = store.query("SELECT count(*) AS n FROM read_audit")[0]["n"]
     assert rows == 100  # the 50 beyond the bound were counted as dropped, never stored
+
+
+def test_a_read_buffered_before_an_erasure_is_not_written_after_it(store: ServingStore) -> None:
+    """The audit's buffer may hold a read of a person erased before it is flushed: the flush
+    leaves that read out (the person's id is on the suppression list) and keeps the others."""
+    audit = ReadAudit(store, buffer_size=100, flush_seconds=60)
+    audit.record("k1", "p_1", "/v1/profiles/{person_id}")
+    audit.record("k1", "p_2", "/v1/profiles/{person_id}")
+    salt = store.erasure_salt()
+    store.suppress([{"type": PERSON, "hash": identifier_hash(salt, PERSON, "p_1")}], "e-1")
+    audit.flush()
+    assert store.audited_reads("p_1") == []
+    assert [r.person_id for r in store.audited_reads("p_2")] == ["p_2"]
 
 
 def test_recording_a_read_costs_microseconds(store: ServingStore) -> None:

@@ -754,10 +754,18 @@ class ServingStore:
             return consent.erase(conn, identifiers)
 
     def record_reads(self, reads: Sequence[audit.Read]) -> None:
-        """Append profile reads to the read audit, in one transaction."""
+        """Append profile reads to the read audit, in one transaction — but not those of a
+        person erased meanwhile (a read buffered before an erasure and written after it).
+        The shared publish fence orders this after an erasure's deletes, which take it
+        exclusively: a person is either erased before (and left out here) or after (and
+        their reads deleted with the rest)."""
         if reads:
             with self._transaction("recording profile reads") as conn:
-                audit.insert_reads(conn, reads)
+                self.dialect.fence_publish(conn, exclusive=False)
+                erased = erasure.erased_persons(conn, {r.person_id for r in reads})
+                kept = [r for r in reads if r.person_id not in erased]
+                if kept:
+                    audit.insert_reads(conn, kept)
 
     def audited_reads(
         self,

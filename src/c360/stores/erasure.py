@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy import Connection, MetaData, Table, and_, false, func, inspect, 
 from sqlalchemy.sql.elements import ColumnElement
 
 from c360.contracts import serving
-from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject
+from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject, identifier_hash
 from c360.privacy.suppression import NO_SUPPRESSION, SuppressionList
 from c360.speed.features import USER_ID
 
@@ -225,6 +225,18 @@ def suppress(
         # commit (c360.stores.realtime.check_suppression).
         salted = serving.erasure_salt
         conn.execute(salted.update().values(generation=salted.c.generation + 1))
+
+
+def erased_persons(conn: Connection, person_ids: Collection[str]) -> set[str]:
+    """Those of ``person_ids`` whose id is on the suppression list (erased)."""
+    stored = conn.execute(select(serving.erasure_salt.c.salt)).scalar_one_or_none()
+    if stored is None or not person_ids:  # no one was ever erased
+        return set()
+    salt = bytes.fromhex(stored)
+    by_hash = {identifier_hash(salt, PERSON, person_id): person_id for person_id in person_ids}
+    table = serving.suppressed_identifier
+    found = conn.execute(select(table.c.hash).where(table.c.hash.in_(list(by_hash)))).scalars()
+    return {by_hash[str(h)] for h in found}
 
 
 def generation(conn: Connection) -> int:
