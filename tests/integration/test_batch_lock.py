@@ -156,3 +156,32 @@ def test_two_concurrent_batch_runs_one_is_refused(
     records = store.step_records(DAY)
     assert records["publish"].status == "succeeded"  # the refused run touched nothing
     assert store.lease(LEASE) is None
+
+
+def test_a_backfill_holds_the_lock_for_its_whole_range(
+    store: ServingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``batch run --from A --to B`` takes the lock once: no other batch slips in between two
+    of its days; it is released at the end."""
+    world = build(tmp_path)
+    settings: Settings = world.model_copy(
+        update={"serving": world.serving.model_copy(update={"url": url_of(store)})}
+    )
+    owners: list[str] = []
+
+    def steps_of_a_day(
+        _settings: Settings, on: ServingStore, _lake: object, result: daily.DayResult, *_: object,
+        **__: object,
+    ) -> None:  # fmt: skip
+        held = on.lease(LEASE)
+        assert held is not None
+        owners.append(held.owner)
+        with pytest.raises(BatchLocked), batch_lock(on, dt.timedelta(minutes=1)):
+            pass  # another batch, between two days of the backfill
+        result.steps.append(daily.StepResult("publish", "succeeded", 0.0, None, None))
+
+    monkeypatch.setattr(daily, "_run_steps", steps_of_a_day)
+    results = daily.run_range(settings, DAY, DAY + dt.timedelta(days=2))
+    assert [r.status for r in results] == ["succeeded"] * 3
+    assert len(owners) == 3 and len(set(owners)) == 1
+    assert store.lease(LEASE) is None

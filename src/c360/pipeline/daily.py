@@ -6,7 +6,7 @@ run, so a failed quality check keeps yesterday's profile serving) and the next r
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
 ``run_schedule`` runs yesterday's batch every day at a fixed UTC time and outlives failures:
 see its docstring. One batch runs at a time: ``run_day`` holds the batch lock
-(:mod:`c360.pipeline.batch_lock`). After each day, its metrics go where ``metrics.*`` says
+(:mod:`c360.pipeline.batch_lock`), and a backfill holds it for its whole range. After each day, its metrics go where ``metrics.*`` says
 (:mod:`c360.pipeline.batch_metrics`).
 """
 
@@ -125,28 +125,11 @@ def run_day(
 ) -> DayResult:
     """Run day D's steps under the batch lock (:mod:`c360.pipeline.batch_lock`):
     :class:`~c360.pipeline.batch_lock.BatchLocked` if another batch is running."""
-    with logformat.log_context(batch_date=day.isoformat()):
-        return _run_day(settings, day, force=force, skip=skip)
+    return run_range(settings, day, day, force=force, skip=skip)[0]
 
 
 def lock_ttl(settings: Settings) -> dt.timedelta:
     return dt.timedelta(seconds=settings.batch.lock_ttl_seconds)
-
-
-def _run_day(settings: Settings, day: dt.date, *, force: bool, skip: tuple[str, ...]) -> DayResult:
-    lake = Lake(settings.lake.url)
-    store = open_store(settings.serving.url)
-    result = DayResult(day)
-    try:
-        store.migrate()
-        with batch_lock(store, lock_ttl(settings)) as held:
-            try:
-                _run_steps(settings, store, lake, result, held, force=force, skip=skip)
-            finally:  # a failed or crashed run is reported too: its alert rules fire
-                batch_metrics.export(settings.metrics, result, store)
-    finally:
-        store.dispose()
-    return result
 
 
 def _run_steps(
@@ -261,13 +244,29 @@ def run_range(
     force: bool = False,
     skip: tuple[str, ...] = (),
 ) -> list[DayResult]:
-    results = []
-    day = first
-    while day <= last:
-        results.append(run_day(settings, day, force=force, skip=skip))
-        if results[-1].status == "failed":
-            break
-        day += dt.timedelta(days=1)
+    """Days ``first`` to ``last`` in order, stopping at the first failed day, under one hold
+    of the batch lock (no other batch runs between two days of a backfill):
+    :class:`~c360.pipeline.batch_lock.BatchLocked` if another batch is running."""
+    lake = Lake(settings.lake.url)
+    store = open_store(settings.serving.url)
+    results: list[DayResult] = []
+    try:
+        store.migrate()
+        with batch_lock(store, lock_ttl(settings)) as held:
+            day = first
+            while day <= last:
+                result = DayResult(day)
+                results.append(result)
+                with logformat.log_context(batch_date=day.isoformat()):
+                    try:
+                        _run_steps(settings, store, lake, result, held, force=force, skip=skip)
+                    finally:  # a failed or crashed day is reported too: its alert rules fire
+                        batch_metrics.export(settings.metrics, result, store)
+                if result.status == "failed":
+                    break
+                day += dt.timedelta(days=1)
+    finally:
+        store.dispose()
     return results
 
 
