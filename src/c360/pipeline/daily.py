@@ -6,8 +6,8 @@ run, so a failed quality check keeps yesterday's profile serving) and the next r
 from it. ``run_range`` backfills dates in order and stops at the first failed date.
 ``run_schedule`` runs yesterday's batch every day at a fixed UTC time and outlives failures:
 see its docstring. One batch runs at a time: ``run_day`` holds the batch lock
-(:mod:`c360.pipeline.batch_lock`), and a backfill holds it for its whole range. After each day, its metrics go where ``metrics.*`` says
-(:mod:`c360.pipeline.batch_metrics`).
+(:mod:`c360.pipeline.batch_lock`), and a backfill holds it for its whole range. After each day,
+its metrics go where ``metrics.*`` says (:mod:`c360.pipeline.batch_metrics`).
 """
 
 from __future__ import annotations
