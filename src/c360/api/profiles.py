@@ -158,20 +158,10 @@ def profiles_router(
             return await serving.aprofile_and_consent(person_id, explain=explain)
         return await call(lambda: serving.profile_and_consent(person_id, explain=explain))
 
-    async def find_and_read(id_type: str, value: str, explain: bool) -> Read | None:
+    async def read_by_identifier(id_type: str, value: str, explain: bool) -> Read | None:
         if serving.reads_async:
-            person_id = await serving.afind_person(id_type, value)
-            if person_id is None:
-                return None
-            return await serving.aprofile_and_consent(person_id, explain=explain)
-
-        def in_one_call() -> Read | None:  # one threadpool hop for both statements
-            person_id = serving.find_person(id_type, value)
-            if person_id is None:
-                return None
-            return serving.profile_and_consent(person_id, explain=explain)
-
-        return await call(in_one_call)
+            return await serving.aprofile_by_identifier(id_type, value, explain=explain)
+        return await call(lambda: serving.profile_by_identifier(id_type, value, explain=explain))
 
     async def answer(
         request: Request, read: Callable[[bool], Awaitable[Read | None]], not_found: str
@@ -225,7 +215,7 @@ def profiles_router(
         value = normalise(id_type, raw, phone_region)
         return await answer(
             request,
-            lambda explain: find_and_read(id_type, value, explain),
+            lambda explain: read_by_identifier(id_type, value, explain),
             f"no person with that {id_type}",
         )
 

@@ -719,7 +719,15 @@ class ServingStore:
         with self._driver_errors("reading a profile"):
             return self._reads.profile_and_consent(person_id, None, explain)
 
-    # The same two reads on the event loop, where the store's driver has async connections
+    def profile_by_identifier(
+        self, id_type: str, id_value: str, *, explain: bool = False
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """:meth:`profile_and_consent` of the person an identifier (in lookup form) belongs to
+        (:meth:`find_person`), or None: the Profile API's read by identifier."""
+        with self._driver_errors("reading a profile"):
+            return self._reads.profile_by_identifier(id_type, id_value, explain)
+
+    # The same reads on the event loop, where the store's driver has async connections
     # (``reads_async``): a networked store's reads then need no thread hop.
     @property
     def reads_async(self) -> bool:
@@ -741,6 +749,13 @@ class ServingStore:
         """:meth:`profile_and_consent` on the event loop."""
         with self._driver_errors("reading a profile"):
             return await self._reads.aprofile_and_consent(person_id, None, explain)
+
+    async def aprofile_by_identifier(
+        self, id_type: str, id_value: str, *, explain: bool = False
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """:meth:`profile_by_identifier` on the event loop."""
+        with self._driver_errors("reading a profile"):
+            return await self._reads.aprofile_by_identifier(id_type, id_value, explain)
 
     def consent_decisions(self, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
         """The newest consent decision since the batch per person (of ``person_ids``, or all)."""

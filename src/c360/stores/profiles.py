@@ -164,6 +164,11 @@ class ProfileReads:
     ) -> tuple[dict[str, Any], Decision | None] | None:
         return await self._arun(lambda: self._profile(person_id, now, explain))
 
+    async def aprofile_by_identifier(
+        self, id_type: str, id_value: str, explain: bool
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        return await self._arun(lambda: self._by_identifier(id_type, id_value, explain))
+
     def close(self) -> None:
         self._connections.close_all()
         if self.async_pool is not None:
@@ -194,6 +199,21 @@ class ProfileReads:
         """The profile and the person's newest consent decision since the batch, read in the
         same statement."""
         return self._run(lambda: self._profile(person_id, now, explain))
+
+    def profile_by_identifier(
+        self, id_type: str, id_value: str, explain: bool
+    ) -> tuple[dict[str, Any], Decision | None] | None:
+        """:meth:`profile_and_consent` of the person an identifier belongs to, in one use of
+        the connection."""
+        return self._run(lambda: self._by_identifier(id_type, id_value, explain))
+
+    def _by_identifier(
+        self, id_type: str, id_value: str, explain: bool
+    ) -> Steps[tuple[Row, Decision | None] | None]:
+        person_id = yield from self._find(id_type, id_value)
+        if person_id is None:
+            return None
+        return (yield from self._profile(person_id, None, explain))
 
     def _profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
