@@ -68,6 +68,7 @@ def main() -> None:
         "--shared-email-share", type=float, help="simulator.shared_email_share (households)"
     )
     parser.add_argument("--memory-limit", default="", help="compute.memory_limit, e.g. 6GB")
+    parser.add_argument("--max-block-size", type=int, help="identity.max_block_size")
     parser.add_argument(
         "--no-eval", action="store_true", help="the step alone (no scoring against the truth)"
     )
@@ -79,6 +80,9 @@ def main() -> None:
             update={"shared_email_share": args.shared_email_share}
         )
         settings = settings.model_copy(update={"simulator": simulator})
+    if args.max_block_size is not None:
+        identity = settings.identity.model_copy(update={"max_block_size": args.max_block_size})
+        settings = settings.model_copy(update={"identity": identity})
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     prepare(settings, args.dir, day)
     lake = Lake(settings.lake.url)
@@ -98,6 +102,8 @@ def main() -> None:
         "stage_seconds": report.seconds,
         "stage_peak_rss_mb": sampler.peaks_mb(report.seconds),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "comparisons": report.probabilistic.get("comparisons"),
+        "blocking_rules": report.probabilistic.get("blocking_rules"),
     }
     if args.no_eval:
         print(json.dumps({**step, "probabilistic": report.probabilistic}))

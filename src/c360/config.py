@@ -619,6 +619,13 @@ class IdentitySettings(_Section):
     min_training_pairs: int = Field(
         20, ge=1, description="an EM training block needs at least this many pairs to be used"
     )
+    max_block_size: int = Field(
+        50,
+        ge=2,
+        description="a blocking rule leaves out a block (profiles sharing its key, e.g. one "
+        "common name at one email domain) larger than this: such a block's pairs grow with the "
+        "square of the population and are mostly different people",
+    )
     min_named_share: float = Field(
         0.5,
         ge=0,

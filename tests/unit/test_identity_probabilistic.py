@@ -307,3 +307,28 @@ def test_precision_at_a_production_like_scale() -> None:
     assert result["links"] > 10_000
     assert result["link_precision"] >= 0.99, result
     assert result["cluster_f1"] >= 0.99, result  # with the account links
+
+
+def _namesakes(count: int) -> pa.Table:
+    """``count`` guest orders of namesakes at one email domain, sharing nothing else."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    rows = [
+        record(
+            f"mysql/order:{700000 + i}",
+            email_key=f"anna.berger.{letters[i]}{letters[-1 - i]}@example.org",
+            first_name="anna",
+            last_name="berger",
+        )
+        for i in range(count)
+    ]
+    return pa.Table.from_pylist(rows, schema=contract.RECORDS)
+
+
+def test_a_block_larger_than_max_block_size_is_left_out_of_its_rule() -> None:
+    """Blocks of one common name at one email domain grow with the square of the population:
+    past identity.max_block_size the rule leaves the block out (other rules still apply)."""
+    rule = "phonetic names + email domain"
+    within = link_run(COMPUTE, _namesakes(12), IdentitySettings(max_block_size=12))
+    assert dict(within.blocking_rules)[rule] == 12 * 11 // 2
+    beyond = link_run(COMPUTE, _namesakes(12), IdentitySettings(max_block_size=11))
+    assert dict(beyond.blocking_rules)[rule] == 0
