@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_api import api_key, lookups
 from c360.api.app import create_app
 from c360.config import load_config
+from c360.stores import open_store
 
 Message = MutableMapping[str, Any]
 
@@ -89,13 +90,27 @@ def main() -> None:
     parser.add_argument("--store", help="serving store URL (default: SQLite in --dir)")
     parser.add_argument("--per-round", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--profile-cache", type=int, help="api.profile_cache_size (default: the setting's)"
+    )
     args = parser.parse_args()
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     by_id, by_email, _ = lookups(store_url, 20_000)
-    settings = load_config(environ={}, overrides={"serving.url": store_url}).settings
-    app = create_app(settings)
+    overrides: dict[str, object] = {"serving.url": store_url}
+    if args.profile_cache is not None:
+        overrides["api.profile_cache_size"] = args.profile_cache
+    settings = load_config(environ={}, overrides=overrides).settings
+    store = open_store(store_url)
+    app = create_app(settings, store=store)
     kinds = {"floor": ["/healthz"], "by_person_id": by_id, "by_email": by_email}
     result = asyncio.run(_rounds(app, kinds, api_key(store_url), args.per_round, args.rounds))
+    cache = store.profile_cache
+    reads = cache.hits + cache.misses
+    result["profile_cache"] = {
+        "size": settings.api.profile_cache_size,
+        "hit_share": round(cache.hits / reads, 3) if reads else None,
+    }
+    store.dispose()
     print(json.dumps({"bench": "api_cpu", "store": store_url.split(":")[0], **result}))
 
 

@@ -522,6 +522,13 @@ class ApiSettings(_Section):
         "server process; more only contend for the interpreter lock and the connection pool "
         "(measured: at 1,000 requests/s, 40 threads fell behind the rate, 4 kept it)",
     )
+    profile_cache_size: int = Field(
+        20_000,
+        ge=0,
+        description="profiles whose batch part each server process keeps in memory (the "
+        "most recently read; about 2 KB each), so their reads fetch only the real-time part; "
+        "never stale (a publish or an erasure is seen by the next read); 0 = none",
+    )
     metrics: bool = Field(
         True,
         description="count and time every request and serve them at /metrics (Prometheus); "

@@ -42,6 +42,7 @@ from c360.stores import (
     StoreUnavailable,
     open_store,
     resolution,
+    views,
 )
 from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
@@ -720,6 +721,45 @@ def test_the_latest_publish_names_the_serving_batch(store: ServingStore) -> None
     assert published["cutoff_at"] == dt.datetime(2025, 1, 3)
 
 
+def test_cached_profiles_follow_real_time_changes_each_publish_and_an_erasure(
+    store: ServingStore,
+) -> None:
+    """The batch's part of a profile read before is kept (api.profile_cache_size), yet every
+    read answers as an uncached one would."""
+    store.cache_profiles(10)
+    cache = store.profile_cache
+    publish(store, D, spend=100.0, orders=2, last=dt.date(2025, 6, 7))
+    first = store.profile("p_1", now=AT)
+    assert store.profile("p_1", now=AT) == first
+    assert (cache.hits, cache.misses) == (1, 1)
+
+    realtime_orders(store)  # the speed layer's rows: read from the store on a hit
+    merged = store.profile("p_1", now=AT)
+    assert merged is not None and cache.hits == 2
+    assert merged["profile"]["total_lifetime_spend"] == pytest.approx(155.0)
+
+    publish(store, D + dt.timedelta(days=1), spend=155.0, orders=4, last=dt.date(2025, 6, 11))
+    after = store.profile("p_1", now=AT)
+    assert after is not None and (cache.hits, cache.misses) == (2, 2)  # the publish is seen
+    assert after["batch"]["number_of_orders"] == 4
+
+    subject = store.erasure_subject("person_id", "p_1")
+    receipt = {
+        "erasure_id": "e-1",
+        "erased_at": "2025-06-12T00:00:00+00:00",
+        "requested_by": "test",
+        "identifiers": [],
+        "stores": {},
+    }
+    store.erase(subject, receipt)
+    assert store.profile("p_1", now=AT) is None
+    assert store.profile("p_2", now=AT) is not None
+
+    store.cache_profiles(0)
+    assert store.profile("p_2", now=AT) == store.profile("p_2", now=AT)
+    assert (cache.hits, cache.misses) == (2, 5)  # none kept: each read whole
+
+
 def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
     store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
     assert store.profile("p_unknown") is None
@@ -976,6 +1016,45 @@ def test_the_unified_profile_is_one_definition_in_the_view_and_the_api(
     assert {name: _comparable(view[name]) for name in shared} == {
         name: _comparable(unified[name]) for name in shared
     }
+
+
+def test_one_persons_real_time_features_are_the_views(store: ServingStore) -> None:
+    """The API's read of one person picks the latest session and the latest cart as the view's
+    windows do, ties and missing times included."""
+    store.publish_batch(D, batch("A", 3))
+    early, late = T(2025, 6, 11, 9, 0), T(2025, 6, 11, 10, 0)
+    now_ms = epoch_ms(T(2025, 6, 11, 10, 30, tzinfo=dt.UTC))
+    recent = f"[{now_ms - 600_000}, {now_ms - 7_200_000}]"
+    rows = [  # (person, cookie, last event, cart updated, cart items)
+        ("p_000001", "c-1", late, early, 1),  # the latest session, an older cart
+        ("p_000001", "c-2", early, late, 2),  # the latest cart
+        ("p_000001", "c-3", None, None, 3),  # no time at all: last in both orders
+        ("p_000002", "c-4", late, late, 4),  # a tie in every time: the identifier decides
+        ("p_000002", "c-5", late, late, 5),
+        ("p_000003", "c-6", None, None, 6),  # only rows without times
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(
+            serving.realtime_state.insert(),
+            [
+                {"id_type": "anonymous_id", "id_value": cookie, "person_id": person,
+                 "session_start": last, "current_session_page_views": items,
+                 "last_event_at": last, "last_event_type": f"page-{cookie}",
+                 "events_total": items, "cart_items": items, "cart_value": items * 1.5,
+                 "cart_updated_at": cart, "recent_event_times": recent}
+                for person, cookie, last, cart, items in rows
+            ],
+        )  # fmt: skip
+    every = views.realtime_by_person_sql(store.dialect, views.EVERY_PERSON)
+    in_view = {row["person_id"]: row for row in store.query(every, {"now_ms": now_ms})}
+    for person in ("p_000001", "p_000002", "p_000003"):
+        (one,) = store.query(
+            views.realtime_for_person_sql(store.dialect), {"person_id": person, "now_ms": now_ms}
+        )
+        assert one == in_view[person]
+    assert in_view["p_000001"]["last_event_type"] == "page-c-1"
+    assert in_view["p_000001"]["cart_items"] == 2
+    assert in_view["p_000001"]["events_last_hour"] == 3  # one of two times, in three rows
 
 
 # -- search: names, email prefixes, identifiers; one statement per page ----------------------

@@ -82,6 +82,7 @@ def create_app(
         # The networked store's reads run on the threadpool (SQLite's on the event loop).
         to_thread.current_default_thread_limiter().total_tokens = settings.api.store_threads
         serving.concurrent_reads(settings.api.store_threads)
+        serving.cache_profiles(settings.api.profile_cache_size)
         try:
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()

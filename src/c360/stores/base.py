@@ -738,6 +738,15 @@ class ServingStore:
         if self._reads.async_pool is not None:
             self._reads.async_pool.resize(at_once)
 
+    @property
+    def profile_cache(self) -> profiles.BatchCache:
+        return self._reads.cache
+
+    def cache_profiles(self, size: int) -> None:
+        """Keep the batch's parts of the ``size`` profiles read most recently
+        (:class:`.profiles.BatchCache`: never stale; 0: none)."""
+        self._reads.cache.resize(size)
+
     async def afind_person(self, id_type: str, id_value: str) -> str | None:
         """:meth:`find_person` on the event loop."""
         with self._driver_errors("finding a person"):

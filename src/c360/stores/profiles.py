@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, TypeVar, cast
@@ -52,6 +53,8 @@ _IDENTIFIERS = (
     " ORDER BY id_type, id_value"
 )
 _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
+# Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
+_PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -75,14 +78,19 @@ class ProfileReads:
             "redirect": sql(_REDIRECT),
         }
         # One statement a profile, each part as JSON where the dialect can (a round trip
-        # saved), else each part's columns in one row.
+        # saved), else each part's columns in one row; "live" leaves out the batch's parts (a
+        # cached person's read).
         self._as_json = dialect.reads_in_one_statement
-        self._sql["parts"] = sql(
-            _at_once_sql(dialect) if self._as_json else _in_one_row_sql(dialect)
-        )
+        for name, with_batch in (("parts", True), ("live", False)):
+            self._sql[name] = sql(
+                _at_once_sql(dialect, with_batch)
+                if self._as_json
+                else _in_one_row_sql(dialect, with_batch)
+            )
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
         self.async_pool: AsyncConnections | None = dialect.async_connections(engine)
-        self._layout_of: tuple[tuple[str, ...], list[Any]] = ((), [])
+        self._layouts: dict[str, tuple[tuple[str, ...], list[PartLayout]]] = {}
+        self.cache = BatchCache(0)
 
     def _query(self, query: str, params: Mapping[str, Any]) -> Steps[list[Row]]:
         """A statement's rows as dicts (the driver runs it: see :meth:`_run`)."""
@@ -232,65 +240,94 @@ class ProfileReads:
         return unified(person_id, redirected_from, parts, now, explain), parts.consent
 
     def _parts(self, person_id: str, now: dt.datetime) -> Steps[Parts | None]:
-        """The parts of a profile, in one statement."""
+        """The parts of a profile, in one statement: the real-time ones only, when the batch's
+        are cached from the batch that still serves (the statement says which one does)."""
         params = {"person_id": person_id, "now_ms": epoch_ms(now)}
-        description, fetched = yield self._sql["parts"], params
-        row = fetched[0] if fetched else None
+        cached = self.cache.get(person_id)
+        if cached is not None:
+            live = yield from self._found("live", params)
+            if live is None:  # erased since it was cached
+                self.cache.drop(person_id)
+                return None
+            if live["publish_id"] == cached.publish_id:
+                self.cache.hits += 1
+                return _assembled(cached, live)
+        self.cache.misses += 1
+        found = yield from self._found("parts", params)
+        if found is None:
+            return None
+        batch = BatchParts(
+            found["publish_id"], found["person"], found["batch"], found["identifiers"]
+        )
+        self.cache.put(person_id, batch)
+        return _assembled(batch, found)
+
+    def _found(self, statement: str, params: Mapping[str, Any]) -> Steps[Row | None]:
+        """The parts statement ``statement`` read, by part name (None: no such person)."""
+        description, fetched = yield self._sql[statement], params
+        if not fetched:
+            return None
         if self._as_json:
-            return self._parts_from_json(row)
-        return self._parts_from_row(row, description)
+            return self._found_in_json(fetched[0], description)
+        return self._found_in_row(fetched[0], self._layout(statement, description))
 
-    def _parts_from_row(self, row: Any, description: Any) -> Parts | None:
+    def _found_in_row(self, row: Any, layout: list[PartLayout]) -> Row:
         """The parts from one row of :func:`_in_one_row_sql`, split at its marker columns."""
-        if row is None:
-            return None
-        layout = self._layout(description)
-        parts: list[Row] = []
-        for start, names, converters in layout:
-            part = dict(zip(names, row[start : start + len(names)], strict=True))
+        parts: dict[str, Row] = {}
+        for part, start, names, converters in layout:
+            values = dict(zip(names, row[start : start + len(names)], strict=True))
             for name, to in converters:
-                value = part[name]
+                value = values[name]
                 if value is not None:
-                    part[name] = to(value)
-            parts.append(part)
-        person, batch, realtime, deltas, support, rest = parts
-        identifiers = rest["identifiers"]
-        return Parts(
-            person,
-            batch if batch.get("person_id") is not None else {},
-            orjson.loads(identifiers) if identifiers else [],
-            realtime if realtime.get("person_id") is not None else {},
-            deltas if deltas.get("person_id") is not None else {},
-            support if support.get("person_id") is not None else None,
-            rest["cutoff_at"],
-            _newest_decision(orjson.loads(rest["consent_decisions"] or "[]")),
-        )
+                    values[name] = to(value)
+            parts[part] = values
+        rest = parts["end"]
+        support = parts["support"]
+        found = {
+            "realtime": _present(parts["realtime"]),
+            "deltas": _present(parts["deltas"]),
+            "support": support if support.get("person_id") is not None else None,
+            "cutoff": rest["cutoff_at"],
+            "consent": _newest_decision(orjson.loads(rest["consent_decisions"] or "[]")),
+            "publish_id": rest["publish_id"],
+        }
+        if "batch" in parts:
+            identifiers = rest["identifiers"]
+            found["person"] = parts["person"]
+            found["batch"] = _present(parts["batch"])
+            found["identifiers"] = orjson.loads(identifiers) if identifiers else []
+        return found
 
-    def _layout(self, description: Any) -> list[tuple[int, tuple[str, ...], list[Converter]]]:
-        """Per part of the row: where it starts, its column names and their converters. Worked
-        out again only when the columns change (a publish that adds a feature)."""
+    def _layout(self, statement: str, description: Any) -> list[PartLayout]:
+        """Per part of ``statement``'s row: its name, where it starts, its column names and
+        their converters. Worked out again only when the columns change (a publish that adds a
+        feature)."""
         names = tuple(column[0] for column in description)
-        if self._layout_of[0] != names:
-            self._layout_of = (names, _split(names, self._convert))
-        return self._layout_of[1]
+        known = self._layouts.get(statement)
+        if known is None or known[0] != names:
+            known = self._layouts[statement] = (names, _split(names, self._convert))
+        return known[1]
 
-    def _parts_from_json(self, row: Any) -> Parts | None:
+    def _found_in_json(self, row: Any, description: Any) -> Row | None:
         """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
-        if row is None:
+        values = dict(zip((column[0] for column in description), row, strict=True))
+        if values["person"] is None:
             return None
-        person, batch, identifiers, realtime, deltas, support, cutoff, decisions = row
-        if person is None:
-            return None
-        return Parts(
-            self._typed(person),
-            self._typed(batch) if batch is not None else {},
-            identifiers or [],
-            self._typed(realtime) if realtime is not None else {},
-            self._typed(deltas) if deltas is not None else {},
-            self._typed(support) if support is not None else None,
-            cutoff,
-            _newest_decision([list(d.values()) for d in decisions or []]),
-        )
+        realtime, deltas, support = values["realtime"], values["deltas"], values["support"]
+        found = {
+            "realtime": self._typed(realtime) if realtime is not None else {},
+            "deltas": self._typed(deltas) if deltas is not None else {},
+            "support": self._typed(support) if support is not None else None,
+            "cutoff": values["cutoff"],
+            "consent": _newest_decision([list(d.values()) for d in values["consent"] or []]),
+            "publish_id": values["publish_id"],
+        }
+        if "batch" in values:
+            batch = values["batch"]
+            found["person"] = self._typed(values["person"])
+            found["batch"] = self._typed(batch) if batch is not None else {}
+            found["identifiers"] = values["identifiers"] or []
+        return found
 
     @staticmethod
     def _typed(row: Row) -> Row:
@@ -312,6 +349,81 @@ class Parts(NamedTuple):
     support: Row | None  # None without support state
     cutoff: dt.datetime | None  # the serving batch's
     consent: Decision | None = None  # the newest consent decision since the batch
+
+
+class BatchParts(NamedTuple):
+    """The parts of a profile only a publish (or an erasure) changes, and the publish read."""
+
+    publish_id: int | None
+    person: Row
+    batch: Row
+    identifiers: list[Row]
+
+
+def _assembled(batch: BatchParts, live: Row) -> Parts:
+    return Parts(
+        batch.person,
+        batch.batch,
+        batch.identifiers,
+        live["realtime"],
+        live["deltas"],
+        live["support"],
+        live["cutoff"],
+        live["consent"],
+    )
+
+
+def _present(part: Row) -> Row:
+    """A LEFT JOINed part of a row: empty when the join found nothing."""
+    return part if part.get("person_id") is not None else {}
+
+
+PartLayout: TypeAlias = tuple[str, int, tuple[str, ...], list[Converter]]
+
+
+class BatchCache:
+    """The batch's parts of the profiles read most recently (least recently read dropped past
+    ``size``; 0: none kept), so a read of a cached person reads only its real-time parts.
+
+    Never stale: the batch's parts change only with a publish, which adds a ``batch_publish``
+    row, and with an erasure, which deletes the person — every read still reads both (which
+    publish serves, and whether the person is there) and falls back to the whole read when
+    either changed. Cached rows are shared: the answer is built from copies
+    (:func:`unified`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[str, BatchParts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, person_id: str) -> BatchParts | None:
+        if not self.size:
+            return None
+        with self._lock:
+            found = self._entries.get(person_id)
+            if found is not None:
+                self._entries.move_to_end(person_id)
+            return found
+
+    def put(self, person_id: str, parts: BatchParts) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._entries[person_id] = parts
+            self._entries.move_to_end(person_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def drop(self, person_id: str) -> None:
+        with self._lock:
+            self._entries.pop(person_id, None)
+
+    def resize(self, size: int) -> None:
+        with self._lock:
+            self.size = size
+            while len(self._entries) > size:
+                self._entries.popitem(last=False)
 
 
 class AsyncConnections(Protocol):
@@ -403,19 +515,26 @@ def _close_quietly(connection: Any) -> None:
         connection.close()
 
 
-def _at_once_sql(dialect: StoreDialect) -> str:
-    """The profile read in one statement: each part as JSON, the cutoff as it is."""
-    parts = {
-        "person": dialect.json_row("SELECT * FROM person WHERE person_id = :person_id"),
+def _at_once_sql(dialect: StoreDialect, with_batch: bool) -> str:
+    """The profile read in one statement: each part as JSON, the cutoff and the serving
+    publish as they are; ``with_batch`` False: only whether the person is there, no batch,
+    no identifiers."""
+    person = "SELECT * FROM person WHERE person_id = :person_id"
+    batch_parts = {
+        "person": dialect.json_row(person),
         "batch": dialect.json_row(
             f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :person_id"
         ),
         "identifiers": dialect.json_rows(_IDENTIFIERS),
+    }
+    parts = {
+        **(batch_parts if with_batch else {"person": f"({person.replace('*', 'person_id')})"}),
         "realtime": dialect.json_row(realtime_for_person_sql(dialect)),
         "deltas": dialect.json_row(ORDER_DELTAS_FOR_PERSON),
         "support": dialect.json_row(SUPPORT_FOR_PERSON),
         "cutoff": f"({_CUTOFF})",
         "consent": dialect.json_rows(consent.FOR_ONE),
+        "publish_id": f"({_PUBLISH})",
     }
     return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
 
@@ -423,11 +542,12 @@ def _at_once_sql(dialect: StoreDialect) -> str:
 _MARK = "-part "  # a marker column's name starts so: no column of c360's tables does
 
 
-def _in_one_row_sql(dialect: StoreDialect) -> str:
+def _in_one_row_sql(dialect: StoreDialect, with_batch: bool) -> str:
     """The profile read in one statement of one row: each part's columns after a marker
-    column, then the identifiers (a JSON array) and the cutoff. No JSON per part: SQLite has
-    no ``row_to_json`` for a table whose columns grow (``batch_profile``), and ``b.*`` follows
-    them anyway (SQLite prepares the statement again after a schema change)."""
+    column, then the identifiers (a JSON array), the cutoff and the serving publish; without
+    ``with_batch``, the person's id only, no batch and no identifiers. No JSON per part:
+    SQLite has no ``row_to_json`` for a table whose columns grow (``batch_profile``), and
+    ``b.*`` follows them anyway (SQLite prepares the statement again after a schema change)."""
     realtime, deltas = realtime_for_person_sql(dialect), ORDER_DELTAS_FOR_PERSON
     identifiers = (
         "SELECT json_group_array(json_object('id_type', id_type, 'id_value', id_value)) "
@@ -437,13 +557,22 @@ def _in_one_row_sql(dialect: StoreDialect) -> str:
         "SELECT json_group_array(json_array(person_id, consent, decided_at, source)) "
         f"FROM ({consent.FOR_ONE})"
     )
-    marks = [f'NULL AS "{_MARK}{name}"' for name in ("batch", "realtime", "deltas", "support")]
+    marks = {
+        name: f'NULL AS "{_MARK}{name}"'
+        for name in ("batch", "realtime", "deltas", "support", "end")
+    }
+    batch = f"{marks['batch']}, b.*, " if with_batch else ""
+    batch_join = (
+        f"LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id" if with_batch else ""
+    )
+    listed = f"({identifiers}) AS identifiers, " if with_batch else ""
     return f"""
-SELECT p.*, {marks[0]}, b.*, {marks[1]}, rt.*, {marks[2]}, d.*, {marks[3]}, sp.*,
-       NULL AS "{_MARK}end", ({identifiers}) AS identifiers, ({_CUTOFF}) AS cutoff_at,
-       ({decisions}) AS consent_decisions
+SELECT {"p.*" if with_batch else "p.person_id"}, {batch}{marks["realtime"]}, rt.*,
+       {marks["deltas"]}, d.*, {marks["support"]}, sp.*, {marks["end"]},
+       {listed}({_CUTOFF}) AS cutoff_at, ({decisions}) AS consent_decisions,
+       ({_PUBLISH}) AS publish_id
 FROM person p
-LEFT JOIN {serving.BATCH_PROFILE} b ON b.person_id = p.person_id
+{batch_join}
 LEFT JOIN ({realtime}) rt ON 1 = 1
 LEFT JOIN ({deltas}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
@@ -457,17 +586,27 @@ def _newest_decision(rows: list[list[Any]]) -> Decision | None:
     return next(iter(consent.decisions(rows).values()), None)
 
 
-def _split(
-    names: tuple[str, ...], convert: Converters
-) -> list[tuple[int, tuple[str, ...], list[Converter]]]:
-    """The parts of a row of :func:`_in_one_row_sql` with columns ``names``."""
+def _split(names: tuple[str, ...], convert: Converters) -> list[PartLayout]:
+    """The parts of a row of :func:`_in_one_row_sql` with columns ``names``: the person's
+    first, then one after each marker column, named by it."""
+    marks = [
+        (i, name.removeprefix(_MARK)) for i, name in enumerate(names) if name.startswith(_MARK)
+    ]
     layout = []
-    start = 0
-    for end in [*(i for i, name in enumerate(names) if name.startswith(_MARK)), len(names)]:
-        part = names[start:end]
-        layout.append((start, part, [(name, convert[name]) for name in part if name in convert]))
-        start = end + 1
+    for (at, part), (end, _) in zip(
+        [(-1, "person"), *marks], [*marks, (len(names), "")], strict=True
+    ):
+        columns = names[at + 1 : end]
+        converters = [(name, convert[name]) for name in columns if name in convert]
+        layout.append((part, at + 1, columns, converters))
     return layout
+
+
+def _without_id(row: Row) -> Row:
+    """A copy of ``row`` without its ``person_id`` (a dict copy is C; a comprehension is not)."""
+    copy = dict(row)
+    copy.pop("person_id", None)
+    return copy
 
 
 def unified(
@@ -477,8 +616,7 @@ def unified(
     merged with the speed layer's facts, then the real-time features), the two layers as they
     are, and with ``explain`` each field's provenance."""
     person, batch, identifiers, realtime, deltas, support, cutoff, _ = parts
-    batch_values = {k: v for k, v in batch.items() if k != "person_id"}
-    live = {k: v for k, v in realtime.items() if k != "person_id"}
+    batch_values, live = _without_id(batch), _without_id(realtime)
     last = live.get("last_event_at")
     live["time_since_last_event_seconds"] = (now - last).total_seconds() if last else None
     open_tickets = int(support["open_ticket_count"] or 0) if support else 0
@@ -502,7 +640,7 @@ def unified(
     answer = {
         "person_id": person_id,
         "redirected_from": redirected_from,
-        "person": {k: v for k, v in person.items() if k != "person_id"},
+        "person": _without_id(person),
         "identifiers": identifiers,
         "profile": profile,
         "batch": batch_values,

@@ -102,9 +102,27 @@ def realtime_for_persons_sql(dialect: StoreDialect, match: str) -> str:
     return realtime_by_person_sql(dialect, match)
 
 
+# REALTIME_BY_PERSON for one person (``:person_id``): the same picks as its windows (the
+# latest session's row, the latest cart's row, in the same order) by index lookups that stop at
+# the first row, which costs SQLite half as much as ranking in windows (the API's hot read).
+REALTIME_FOR_ONE = """
+SELECT s.person_id, s.current_session_page_views, s.current_session_product_views,
+       s.session_start AS current_session_start, s.last_event_at, s.last_event_type,
+       t.events_total, t.events_last_hour, c.cart_items, c.cart_value
+FROM (SELECT * FROM realtime_state WHERE person_id = :person_id
+      ORDER BY (last_event_at IS NULL), last_event_at DESC, id_type, id_value LIMIT 1) s,
+     (SELECT CAST(SUM(r.events_total) AS BIGINT) AS events_total,
+             CAST(SUM({recent}) AS BIGINT) AS events_last_hour
+      FROM realtime_state r WHERE r.person_id = :person_id) t,
+     (SELECT cart_items, cart_value FROM realtime_state WHERE person_id = :person_id
+      ORDER BY (cart_updated_at IS NULL), cart_updated_at DESC, id_type, id_value LIMIT 1) c
+"""
+
+
 def realtime_for_person_sql(dialect: StoreDialect) -> str:
-    """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query)."""
-    return realtime_by_person_sql(dialect, ONE_PERSON)
+    """Real-time features of one person (``:person_id``) as of ``:now_ms`` (the API's query):
+    :data:`REALTIME_BY_PERSON`'s, held to it by the tests of the view against the API."""
+    return REALTIME_FOR_ONE.format(recent=events_last_hour_sql(dialect, ":now_ms"))
 
 
 # The Lambda merge: orders the speed layer saw at or after the serving batch's cutoff. The
