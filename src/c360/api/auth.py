@@ -64,7 +64,9 @@ logger = logging.getLogger(__name__)
 SCHEME_NAME = "ApiKey"
 MISS_RELOAD_SECONDS = 0.5
 STORE_RETRY_AFTER_SECONDS = 5
-_STATE_KEY = "c360_api_key"  # request.state: the key a request was authenticated with
+# The request's ASGI scope holds the key it was authenticated with under this name (a dict
+# lookup: request.state's attribute access raises and catches an AttributeError when unset).
+_SCOPE_KEY = "c360.api_key"
 
 # The OpenAPI security scheme of every protected operation (see :func:`document`).
 SECURITY_SCHEME = {
@@ -284,13 +286,13 @@ def _guard(scope: str) -> Callable[[Request], Awaitable[None]]:
         access: Access | None = getattr(request.app.state, "access", None)
         if access is None:
             raise RuntimeError("the app has no access control: build it with create_app")
-        key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
+        key: ApiKey | None = request.scope.get(_SCOPE_KEY)
         if key is None:  # the first requires() of this request: authenticate, count it once
             key = await access.authenticate(_bearer_token(request))
             access.authorize(key, [scope])
             access.throttle(key)
-            setattr(request.state, _STATE_KEY, key)
-            if request.query_params:
+            request.scope[_SCOPE_KEY] = key
+            if request.scope.get("query_string"):
                 _refuse_unknown_parameters(request)
         else:
             access.authorize(key, [scope])
@@ -383,7 +385,7 @@ def _refuse_unknown_parameters(request: Request) -> None:
 
 def request_key(request: Request) -> ApiKey:
     """The key a request was authenticated with (by a ``requires`` of its route)."""
-    key: ApiKey | None = getattr(request.state, _STATE_KEY, None)
+    key: ApiKey | None = request.scope.get(_SCOPE_KEY)
     if key is None:
         raise RuntimeError("the route has no requires(scope): no key was checked")
     return key
