@@ -228,6 +228,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "C360_API_PORT": str(port),
         "C360_API_METRICS": str(args.metrics == "on").lower(),
     }
+    if args.profile_cache is not None:
+        env["C360_API_PROFILE_CACHE_SIZE"] = str(args.profile_cache)
     headers = {"Authorization": f"Bearer {api_key(store_url)}", **dict(args.header or [])}
     python = [sys.executable, "-m", "c360"]
     server_errors = work / "server.err"
@@ -269,6 +271,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["store"] = store_url.split(":")[0]
     results["workers"] = args.workers
     results["metrics"] = args.metrics
+    results["profile_cache"] = args.profile_cache  # None: the setting's default
     results["cores"] = os.cpu_count()
     return results
 
@@ -296,6 +299,11 @@ def main() -> None:
         type=Path,
         help="record the server with py-spy during the by-id throughput run, as collapsed "
         "stacks into this file (py-spy must be on PATH; its sampling slows the server a little)",
+    )
+    parser.add_argument(
+        "--profile-cache",
+        type=int,
+        help="api.profile_cache_size of the server (default: the setting's; 0: every read whole)",
     )
     parser.add_argument(
         "--header",
