@@ -128,7 +128,7 @@ def test_lifetime_spend_equals_the_orders_db(
         ).fetchone()
     finally:
         db.close()
-    profile = api.get(f"/v1/profiles/by/customer_id/{customer_id}").json()
+    profile = api.get(f"/v1/profiles/by/customer_id/{customer_id}?explain=true").json()
     assert Decimal(str(profile["batch"]["total_lifetime_spend"])) == Decimal(
         str(expected)
     ).quantize(Decimal("0.01"))
@@ -146,7 +146,7 @@ def test_profiles_carry_support_tickets_and_email_engagement(
             requester = str(event["detail"]["requester_id"])
             requesters[requester] = requesters.get(requester, 0) + 1
     requester, tickets = max(requesters.items(), key=lambda item: (item[1], item[0]))
-    by_requester = api.get(f"/v1/profiles/by/zendesk_user_id/{requester}").json()
+    by_requester = api.get(f"/v1/profiles/by/zendesk_user_id/{requester}?explain=true").json()
     assert by_requester["batch"]["support_ticket_count"] >= tickets
 
     opened = None
@@ -158,7 +158,7 @@ def test_profiles_carry_support_tickets_and_email_engagement(
             opened = row["email_address"]
             break
     assert opened is not None, "nobody ever opened a campaign in the generated world"
-    subscriber = api.get(f"/v1/profiles/by/email/{opened}").json()
+    subscriber = api.get(f"/v1/profiles/by/email/{opened}?explain=true").json()
     assert 0 < subscriber["batch"]["email_open_rate"] <= 1
 
 

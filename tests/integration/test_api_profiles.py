@@ -63,14 +63,19 @@ def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_the_unified_profile_answers_with_the_layers(api: httpx.Client) -> None:
+def test_the_unified_profile_answers_with_the_layers_when_explained(api: httpx.Client) -> None:
     body = api.get("/v1/profiles/p_1").json()
     assert body["profile"]["number_of_orders"] == 3  # 2 in the batch, 1 since its cutoff
     assert body["profile"]["avg_order_value"] == pytest.approx(50.0)
-    assert body["batch"]["number_of_orders"] == 2
-    assert body["realtime"]["orders_since_cutoff"] == 1
     assert {i["id_type"] for i in body["identifiers"]} == {"customer_id", "email", "anonymous_id"}
-    assert "provenance" not in body
+    assert not {"provenance", "batch", "realtime"} & set(body)
+    explained = api.get("/v1/profiles/p_1", params={"explain": "true"}).json()
+    assert explained["batch"]["number_of_orders"] == 2
+    assert explained["realtime"]["orders_since_cutoff"] == 1
+    assert explained["profile"] == body["profile"] | {
+        "time_since_last_event_seconds": explained["profile"]["time_since_last_event_seconds"]
+    }
+    assert explained["provenance"]["number_of_orders"]["layer"] == "merged"
 
 
 def test_fields_narrow_the_answer(api: httpx.Client) -> None:

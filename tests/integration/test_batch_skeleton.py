@@ -96,7 +96,7 @@ def test_api_serves_profiles_by_id_and_identifier(tiny_world: Settings) -> None:
         by_email = client.get("/v1/profiles/by/email/ Alice@X.com ")
         assert by_email.status_code == 200
         person_id = by_email.json()["person_id"]
-        by_id = client.get(f"/v1/profiles/{person_id}").json()
+        by_id = client.get(f"/v1/profiles/{person_id}?explain=true").json()
         assert by_id["batch"]["total_lifetime_spend"] == pytest.approx(160.0)
         assert client.get("/v1/profiles/p_unknown").status_code == 404
         assert client.get("/v1/profiles/by/email/nobody@x.com").status_code == 404

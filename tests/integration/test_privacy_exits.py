@@ -141,7 +141,7 @@ def test_a_withdrawal_now_wins_at_every_exit(store: ServingStore, tmp_path: Path
         assert before["profile"]["churn_risk"] == 0.7
         assert before["profile"]["marketing_consent"] is True
         # without consent in the batch, the marketing fields are null unless for service use
-        refused = client.get("/v1/profiles/p_3", headers=reader).json()
+        refused = client.get("/v1/profiles/p_3?explain=true", headers=reader).json()
         assert refused["profile"]["churn_risk"] is None
         assert refused["batch"]["email_open_rate"] is None
         assert refused["profile"]["total_lifetime_spend"] == 300.0  # not a marketing field

@@ -106,10 +106,12 @@ class Profile(BaseModel):
         "(each field says how), and the real-time features; with `fields`, only those."
     )
     batch: BatchFeatures | None = Field(
-        None, description="Batch features as published for the batch date."
+        None,
+        description="With `explain=true`: the batch features as published for the batch date.",
     )
     realtime: dict[str, Any] | None = Field(
-        None, description="Speed-layer state across the person's identifiers."
+        None,
+        description="With `explain=true`: the speed layer's state across the person's identifiers.",
     )
     provenance: dict[str, Provenance] | None = Field(
         None, description="With `explain=true`: per field of `profile`, the layer and its time."

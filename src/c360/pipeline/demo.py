@@ -311,7 +311,7 @@ def check_api(
             return response.json() if response.status_code == 200 else None
 
         customer_id, spend, count = expected_orders(settings)
-        profile = get(f"/v1/profiles/by/customer_id/{customer_id}")
+        profile = get(f"/v1/profiles/by/customer_id/{customer_id}?explain=true")
         got = profile["batch"] if profile else {}
         checks.append(
             Check(
@@ -329,7 +329,7 @@ def check_api(
             )
         )
         if profile:
-            by_id = get(f"/v1/profiles/{profile['person_id']}")
+            by_id = get(f"/v1/profiles/{profile['person_id']}?explain=true")
             checks.append(
                 Check(
                     "lookup by person id = lookup by customer id",
@@ -385,12 +385,12 @@ def _churn_check(profile: dict[str, Any] | None) -> Check:
 
 def _stable(profile: dict[str, Any] | None) -> dict[str, Any] | None:
     """A profile without what is computed at read time (time since the last event, in the
-    real-time section and in the unified profile)."""
+    real-time section and in the unified profile, and the provenance's times)."""
     if profile is None:
         return None
     read_time = "time_since_last_event_seconds"
     return {
-        **profile,
+        **{k: v for k, v in profile.items() if k != "provenance"},
         "realtime": {k: v for k, v in profile["realtime"].items() if k != read_time},
         "profile": {k: v for k, v in profile["profile"].items() if k != read_time},
     }
@@ -404,7 +404,7 @@ def _support_check(settings: Settings, get: Callable[[str], dict[str, Any] | Non
     if not tickets:
         return Check("profile shows support tickets", False, "the world has no tickets")
     requester = max(sorted(tickets), key=lambda r: len(tickets[r]))
-    profile = get(f"/v1/profiles/by/zendesk_user_id/{requester}")
+    profile = get(f"/v1/profiles/by/zendesk_user_id/{requester}?explain=true")
     got = (profile or {}).get("batch", {}).get("support_ticket_count", 0)
     return Check(
         "profile shows support tickets",
@@ -424,7 +424,7 @@ def _email_check(settings: Settings, get: Callable[[str], dict[str, Any] | None]
     if not opened:
         return Check("profile shows email open rate", False, "no email was ever opened")
     email = min(opened)
-    profile = get(f"/v1/profiles/by/email/{email}")
+    profile = get(f"/v1/profiles/by/email/{email}?explain=true")
     got = (profile or {}).get("batch", {}).get("email_open_rate")
     own = len(opened[email]) / len(received[email])
     return Check(
@@ -448,7 +448,7 @@ def _realtime_check(settings: Settings, get: Callable[[str], dict[str, Any] | No
         return Check("profile shows live activity", False, "no cookie ever identified")
     user_id = max(sorted(cookies), key=lambda u: len(cookies[u]))
     expected = max(latest[c] for c in cookies[user_id])
-    profile = get(f"/v1/profiles/by/customer_id/{user_id}")
+    profile = get(f"/v1/profiles/by/customer_id/{user_id}?explain=true")
     got = (profile or {}).get("realtime", {}).get("last_event_at")
     same = got is not None and _instant(got) == _instant(expected)
     return Check(
