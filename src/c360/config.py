@@ -627,11 +627,19 @@ class IdentitySettings(_Section):
         20, ge=1, description="an EM training block needs at least this many pairs to be used"
     )
     max_block_size: int = Field(
-        50,
+        10,
         ge=2,
-        description="a blocking rule leaves out a block (profiles sharing its key, e.g. one "
-        "common name at one email domain) larger than this: such a block's pairs grow with the "
-        "square of the population and are mostly different people",
+        description="a blocking rule on attributes many people share (names, birthdays, "
+        "places) leaves out a block (the profiles sharing its key, e.g. one common name at one "
+        "email domain) larger than this: such blocks grow with the population, their pairs with "
+        "its square, and they are mostly different people",
+    )
+    max_identifier_block_size: int = Field(
+        100,
+        ge=2,
+        description="the same for a blocking rule on a person's own identifiers (a phone, an "
+        "email's local part, an address), whose block holds all of one person's or "
+        "household's profiles: larger only for a shared one (info@…, a switchboard)",
     )
     min_named_share: float = Field(
         0.5,

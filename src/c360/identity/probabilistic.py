@@ -58,8 +58,10 @@ email domain, the birthday or the birth year, or swapped; a Soundex code with th
 the postcode; postcode + birth date. A rule on attributes many people share makes blocks that
 grow with the population, and pairs with its square (one common name at gmail.com: mostly
 namesakes): a block of more than ``identity.max_block_size`` profiles is left out of its rule,
-so the pairs stay linear in the population; the person's records still meet through the other
-rules (on a 100k-customer world, a cap of 8 cost 0.0003 of F1).
+so the pairs stay linear in the population; the person's records still meet through the rules
+on their own identifiers (phone, email local part, address, names + email digits), whose
+blocks hold one person's or household's profiles and are capped only far higher
+(``identity.max_identifier_block_size``: a switchboard phone, ``info@``).
 
 **Shared mailboxes.** A pair on one email key (or two keys one typo apart) whose first names
 clearly differ, birth dates not saying one person, is not linked (:func:`_household_pairs`):
@@ -116,12 +118,19 @@ _GUARD = "(l.customer_id IS NULL OR r.customer_id IS NULL) AND l.twin = 0 AND r.
 @dataclass(frozen=True)
 class BlockingRule:
     """Candidate pairs for prediction: profiles equal on every column of ``key`` (and meeting
-    ``where``). A *block* is the profiles sharing one key value; a block of more than
-    ``identity.max_block_size`` profiles is left out of the rule (:func:`_rule_sql`)."""
+    ``where``). A *block* is the profiles sharing one key value; a block larger than the rule's
+    cap is left out of the rule (:func:`_flag_large_blocks`): ``identity.max_block_size`` for
+    a key of attributes many people share (names, birthdays, places), the larger
+    ``identity.max_identifier_block_size`` for a key that is one person's or one household's
+    own (a phone, an email's local part, an address), whose block holds all their profiles."""
 
     name: str
     key: tuple[str, ...]
     where: str = ""
+    shared: bool = True  # the key is attributes many people share, not an identifier
+
+    def cap(self, settings: IdentitySettings) -> int:
+        return settings.max_block_size if self.shared else settings.max_identifier_block_size
 
     def condition(self) -> str:
         equal = [f"l.{column} = r.{column}" for column in self.key]
@@ -129,18 +138,19 @@ class BlockingRule:
 
 
 BLOCKING_RULES: tuple[BlockingRule, ...] = (
-    BlockingRule("same profile (repeat records without an account)", ("profile",)),
-    BlockingRule("phone", ("phone",)),
-    BlockingRule("email local part", ("email_local",)),
+    BlockingRule("same profile (repeat records without an account)", ("profile",), shared=False),
+    BlockingRule("phone", ("phone",), shared=False),
+    BlockingRule("email local part", ("email_local",), shared=False),
     # A street line alone recurs in every town (Kerkstraat 12): blocked on it alone, its pairs
     # grew with the square of the population (109M at a million customers in the simulator).
     BlockingRule("address + city", ("address", "city")),
-    BlockingRule("house number + postcode", ("house", "postcode")),
+    BlockingRule("house number + postcode", ("house", "postcode"), shared=False),
     BlockingRule("phonetic names + email domain", ("first_code", "last_code", "email_domain")),
     BlockingRule(  # a second address of the same person: jan.visser765@work.com, jan_visser765@…
         "phonetic names + email digits",
         ("first_code", "last_code", "email_digits"),
         "l.email_digits <> ''",
+        shared=False,
     ),
     BlockingRule("phonetic names + birth day and month", ("first_code", "last_code", "birth_md")),
     BlockingRule("phonetic names + birth year", ("first_code", "last_code", "birth_year")),
@@ -157,18 +167,16 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
 )
 
 
-def _block_column(rule: int) -> str:
-    """The profiles' column holding the size of each one's block under rule ``rule``."""
-    return f"block_{rule}"
+def _large_column(rule: int) -> str:
+    """The profiles' column that is 1 where the profile's block under rule ``rule`` is larger
+    than the rule's cap (:func:`_flag_large_blocks`)."""
+    return f"large_{rule}"
 
 
-def _rule_sql(rule: int, settings: IdentitySettings) -> str:
-    """Blocking rule ``rule`` as Splink's SQL: its condition, blocks within
-    ``identity.max_block_size``, and (but for the first) the guard."""
-    sql = (
-        f"{BLOCKING_RULES[rule].condition()} AND l.{_block_column(rule)} <= "
-        f"{settings.max_block_size}"
-    )
+def _rule_sql(rule: int) -> str:
+    """Blocking rule ``rule`` as Splink's SQL: its condition, blocks within its cap, and (but
+    for the first) the guard."""
+    sql = f"{BLOCKING_RULES[rule].condition()} AND l.{_large_column(rule)} = 0"
     return sql if rule == 0 else f"{sql} AND {_GUARD}"
 
 
@@ -253,7 +261,7 @@ def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bo
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        prepared = _prepare(local, keep_profiles=keep)
+        prepared = _prepare(local, settings, keep_profiles=keep)
         timings["prepare"] = time.perf_counter() - started
         local.execute(f"CREATE OR REPLACE TEMP TABLE probabilistic_pairs ({_PAIR_COLUMNS})")
         if prepared.profiles < 2:
@@ -314,7 +322,9 @@ def _text(column: str) -> str:
     return f"nullif(trim({column}), '')"
 
 
-def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
+def _prepare(
+    local: LocalSql, settings: IdentitySettings, *, keep_profiles: bool = False
+) -> _Prepared:
     """Eligible records of ``local``'s table ``records`` grouped into profiles, with the
     columns blocking and comparing need: the table ``profiles`` of ``local``.
 
@@ -383,7 +393,7 @@ def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
         """
     )
     local.unregister("name_codes")
-    _size_blocks(local)
+    _flag_large_blocks(local, settings)
     eligible = _scalar(local, "SELECT count(*) FROM eligible")
     local.execute(
         """
@@ -400,16 +410,29 @@ def _prepare(local: LocalSql, *, keep_profiles: bool = False) -> _Prepared:
     return _Prepared(eligible, profiles, profile_of)
 
 
-def _size_blocks(local: LocalSql) -> None:
-    """Each profile's block size under every blocking rule, as the columns ``block_<i>``."""
-    sizes = ", ".join(
-        f"count(*) OVER (PARTITION BY {', '.join(rule.key)}) AS {_block_column(i)}"
-        for i, rule in enumerate(BLOCKING_RULES)
-    )
+def _flag_large_blocks(local: LocalSql, settings: IdentitySettings) -> None:
+    """Per blocking rule, the column ``large_<i>`` of ``profiles``: 1 where the profile's block
+    under the rule holds more than the rule's cap (:class:`BlockingRule`). The large blocks are
+    found by grouping the rule's key columns alone, then joined back in one pass: counting in
+    windows carried every profile's columns through fifteen sorts (9 GB spilled at a
+    million)."""
+    joins, flags = [], []
+    for i, rule in enumerate(BLOCKING_RULES):
+        keys = ", ".join(rule.key)
+        present = " AND ".join(f"{column} IS NOT NULL" for column in rule.key)
+        local.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_large_column(i)} AS SELECT {keys} FROM profiles "
+            f"WHERE {present} GROUP BY {keys} HAVING count(*) > {rule.cap(settings)}"
+        )
+        on = " AND ".join(f"b{i}.{column} = p.{column}" for column in rule.key)
+        joins.append(f"LEFT JOIN {_large_column(i)} b{i} ON {on}")
+        flags.append(f"CAST(b{i}.{rule.key[0]} IS NOT NULL AS INTEGER) AS {_large_column(i)}")
     local.execute(
-        f"CREATE OR REPLACE TEMP TABLE profiles AS SELECT *, {sizes} FROM profiles "
-        "ORDER BY record_key"
+        f"CREATE OR REPLACE TEMP TABLE profiles AS SELECT p.*, {', '.join(flags)} "
+        f"FROM profiles p {' '.join(joins)} ORDER BY p.record_key"
     )
+    for i in range(len(BLOCKING_RULES)):
+        local.execute(f"DROP TABLE {_large_column(i)}")
 
 
 def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
@@ -623,11 +646,11 @@ def _comparisons() -> list[Any]:
     ]
 
 
-def _settings_creator(prior: float, settings: IdentitySettings) -> Any:
+def _settings_creator(prior: float) -> Any:
     """The model; ``prior``: λ until trained (one match among all profile pairs)."""
     from splink import SettingsCreator
 
-    rules: list[Any] = [_rule_sql(i, settings) for i in range(len(BLOCKING_RULES))]
+    rules: list[Any] = [_rule_sql(i) for i in range(len(BLOCKING_RULES))]
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_key",
@@ -661,7 +684,7 @@ def _score(
     started = time.perf_counter()
     table = linkage.db_api.register(linkage.table, dataset_display_name="profiles")
     n = prepared.profiles
-    linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1)), settings), log_level=None)
+    linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
     try:
         _train(linker, training, shared, settings)
         timings["train"] = time.perf_counter() - started
