@@ -11,8 +11,8 @@ the threadpool.
 
 ``fields=a,b`` narrows the answer to those fields of the unified ``profile`` (the website reads
 a few); ``explain=true`` adds ``provenance`` — which layer served each field and as of when —
-and the two layers as they are (``batch``, ``realtime``), which the merged ``profile`` already
-holds what the caller needs of (they were two thirds of the answer's bytes).
+and the two layers as they are (``batch``, ``realtime``). Without it they are left out: the
+merged ``profile`` holds what a caller uses of them, and they were two thirds of the bytes.
 
 **Consent** (:mod:`c360.access.consent`): the same statement reads the person's newest consent
 decision since the batch; the answer's ``marketing_consent*`` fields are

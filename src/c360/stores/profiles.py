@@ -519,16 +519,16 @@ def _at_once_sql(dialect: StoreDialect, with_batch: bool) -> str:
     """The profile read in one statement: each part as JSON, the cutoff and the serving
     publish as they are; ``with_batch`` False: only whether the person is there, no batch,
     no identifiers."""
-    person = "SELECT * FROM person WHERE person_id = :person_id"
     batch_parts = {
-        "person": dialect.json_row(person),
+        "person": dialect.json_row("SELECT * FROM person WHERE person_id = :person_id"),
         "batch": dialect.json_row(
             f"SELECT * FROM {serving.BATCH_PROFILE} WHERE person_id = :person_id"
         ),
         "identifiers": dialect.json_rows(_IDENTIFIERS),
     }
+    present = {"person": "(SELECT person_id FROM person WHERE person_id = :person_id)"}
     parts = {
-        **(batch_parts if with_batch else {"person": f"({person.replace('*', 'person_id')})"}),
+        **(batch_parts if with_batch else present),
         "realtime": dialect.json_row(realtime_for_person_sql(dialect)),
         "deltas": dialect.json_row(ORDER_DELTAS_FOR_PERSON),
         "support": dialect.json_row(SUPPORT_FOR_PERSON),
