@@ -33,6 +33,7 @@ from c360.identity.stitching import CONTRADICTED, PROVISIONAL, Reconciled, Stitc
 from c360.speed.features import Order, RealtimeState, empty_state
 from c360.speed.support import SupportState, empty_support_state
 from c360.stores import (
+    Ambiguous,
     DeadLetter,
     MicroBatch,
     OffsetConflict,
@@ -765,6 +766,84 @@ def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
     assert store.profile("p_unknown") is None
     assert store.find_person("email", "nobody@x.com") is None
     assert store.find_person("email", "p_000001@x.com") == "p_000001"
+
+
+def shared_identifiers_batch(ambiguous: list[tuple[str, str, int]] | None) -> dict[str, pa.Table]:
+    """Ann and Bo, whose family mailbox and household phone identity left out of identity_map
+    (``ambiguous``: the lake's identity/ambiguous; None: a batch computed before it)."""
+    tables = {
+        "person": pa.table(
+            {
+                "person_id": ["p_1", "p_2"],
+                "email": ["family@x.com", "bo@x.com"],
+                "phone": [None, "+442071838750"],
+            }
+        ),
+        "identity_map": pa.table(
+            {
+                "id_type": ["email", "email"],
+                "id_value": ["ann@x.com", "bo@x.com"],
+                "person_id": ["p_1", "p_2"],
+            }
+        ),
+        "batch_profile": pa.table({"person_id": ["p_1", "p_2"], "spend": [1.0, 2.0]}),
+    }
+    if ambiguous is not None:
+        id_types, values, persons = zip(*ambiguous, strict=True) if ambiguous else ((), (), ())
+        tables["ambiguous_identifier"] = pa.table(
+            {
+                "id_type": pa.array(id_types, pa.string()),
+                "id_value": pa.array(values, pa.string()),
+                "persons": pa.array(persons, pa.int64()),
+            }
+        )
+    return tables
+
+
+SHARED = [("email", "family@x.com", 2), ("phone", "+442071838750", 3)]
+
+
+def test_a_shared_identifier_is_ambiguous_rather_than_unknown(store: ServingStore) -> None:
+    store.publish_batch(D1, shared_identifiers_batch(SHARED))
+    assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
+    assert store.profile_by_identifier("phone", "+442071838750") == Ambiguous("phone", 3)
+    assert store.profile_by_identifier("email", "nobody@x.com") is None
+    found = store.profile_by_identifier("email", "ann@x.com")
+    assert isinstance(found, tuple) and found[0]["person_id"] == "p_1"
+    assert store.find_person("email", "family@x.com") is None  # it names no one person
+    if store.reads_async:
+
+        async def read(value: str) -> object:
+            return await store.aprofile_by_identifier("email", value)
+
+        assert asyncio.run(read("family@x.com")) == Ambiguous("email", 2)
+        assert asyncio.run(read("nobody@x.com")) is None
+
+    # A batch computed before identity's list reached the store leaves the stored rows ...
+    store.publish_batch(D2, shared_identifiers_batch(None))
+    assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
+    # ... one that has it replaces them, in the publish's transaction.
+    store.publish_batch(D2, shared_identifiers_batch([SHARED[1]]))
+    assert store.profile_by_identifier("email", "family@x.com") is None
+    assert store.profile_by_identifier("phone", "+442071838750") == Ambiguous("phone", 3)
+
+
+def test_erasure_deletes_a_shared_identifiers_row(store: ServingStore) -> None:
+    """By the identifier itself, or with a person whose golden record holds it."""
+    store.publish_batch(D1, shared_identifiers_batch(SHARED))
+    receipt = {
+        "erasure_id": "e-1",
+        "erased_at": "2025-06-12T00:00:00+00:00",
+        "requested_by": "test",
+        "identifiers": [],
+        "stores": {},
+    }
+    kept = store.erase(store.erasure_subject("phone", "+442071838750"), receipt)
+    assert kept["stores"]["serving"]["tables"]["ambiguous_identifier"] == 1
+    assert store.profile_by_identifier("phone", "+442071838750") is None
+    assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
+    store.erase(store.erasure_subject("person_id", "p_1"), {**receipt, "erasure_id": "e-2"})
+    assert store.query("SELECT count(*) AS n FROM ambiguous_identifier") == [{"n": 0}]
 
 
 @pytest.mark.postgres

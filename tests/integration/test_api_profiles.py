@@ -43,6 +43,10 @@ def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
                     "rfm_recency": pa.array([4], pa.int64()),
                 }
             ),
+            # Ann's family mailbox: identity kept it out of identity_map, two persons hold it
+            "ambiguous_identifier": pa.table(
+                {"id_type": ["email"], "id_value": ["family@x.com"], "persons": [2]}
+            ),
         },
     )
     with store.engine.begin() as conn:
@@ -116,11 +120,28 @@ def test_any_identifier_finds_the_person(api: httpx.Client) -> None:
     assert api.get("/v1/profiles/p_nobody").status_code == 404
 
 
+def test_a_shared_identifier_is_a_409_that_names_no_value(api: httpx.Client) -> None:
+    answer = api.get("/v1/profiles/by/email/Family@X.com", params={"fields": "cart_value"})
+    assert answer.status_code == 409
+    assert answer.json() == {
+        "error": {
+            "code": "ambiguous_identifier",
+            "message": "that email belongs to 2 persons; look the person up by person id or "
+            "another identifier",
+        }
+    }
+    assert "family" not in answer.text.lower()  # an error body carries no personal data
+    assert api.get("/v1/profiles/by/email/nobody@x.com").status_code == 404
+
+
 def test_the_openapi_document_declares_what_the_routes_read(api: httpx.Client) -> None:
     document = api.get("/openapi.json").json()
     get = document["paths"]["/v1/profiles/{person_id}"]["get"]
     assert {p["name"] for p in get["parameters"]} == {"person_id", "fields", "explain"}
     assert set(get["responses"]) == {"200", "401", "403", "404", "422", "429", "500", "503"}
+    by_identifier = document["paths"]["/v1/profiles/by/{id_type}/{id_value}"]["get"]
+    assert set(by_identifier["responses"]) == set(get["responses"]) | {"409"}
+    assert "ambiguous_identifier" in by_identifier["responses"]["409"]["description"]
     schema = get["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("/Profile")
     unified = document["components"]["schemas"]["UnifiedFeatures"]["properties"]

@@ -14,6 +14,12 @@ a few); ``explain=true`` adds ``provenance`` — which layer served each field a
 and the two layers as they are (``batch``, ``realtime``). Without it they are left out: the
 merged ``profile`` holds what a caller uses of them, and they were two thirds of the bytes.
 
+**An identifier several persons share** (a family mailbox, a household phone) is in no
+person's identity map: identity lists it apart (``ambiguous_identifier``), and a lookup by it is
+a 409 ``ambiguous_identifier`` naming the identifier's type and how many persons hold it — never
+the value — where an identifier no one holds is a 404. The store asks only after the identity
+map found no one, so a found person's read costs nothing more.
+
 **Consent** (:mod:`c360.access.consent`): the same statement reads the person's newest consent
 decision since the batch; the answer's ``marketing_consent*`` fields are
 the newest of the batch's and that one, and a person without consent has their marketing
@@ -34,13 +40,13 @@ from c360.access import consent
 from c360.access.keys import PROFILES_SERVICE
 from c360.api.audit import ReadAudit
 from c360.api.auth import GuardedRoute, request_key, requires
-from c360.api.errors import ApiError, responses
+from c360.api.errors import ApiError, ErrorBody, responses
 from c360.api.json import JSON
 from c360.api.openapi import comma_separated
 from c360.api.schema import PROFILE_FIELDS, Profile
 from c360.contracts.times import utc
 from c360.identity.normalise import normalise
-from c360.stores import ServingStore
+from c360.stores import Ambiguous, ServingStore
 
 ID_TYPES = ("customer_id", "email", "anonymous_id", "zendesk_user_id", "mailchimp_id", "phone")
 
@@ -76,6 +82,15 @@ _BY_IDENTIFIER = [
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Profile, "description": "The person's unified profile."},
     **responses(404, 422, 500, 503),
+}
+_ANSWERS_BY_IDENTIFIER: dict[int | str, dict[str, Any]] = {
+    **_ANSWERS,
+    409: {
+        "model": ErrorBody,
+        "description": "`ambiguous_identifier`: the identifier belongs to several persons (a "
+        "shared mailbox, a household phone), so it names none of them; look the person up by "
+        "person id or another identifier.",
+    },
 }
 
 
@@ -162,13 +177,17 @@ def profiles_router(
             return await serving.aprofile_and_consent(person_id, explain=explain)
         return await call(lambda: serving.profile_and_consent(person_id, explain=explain))
 
-    async def read_by_identifier(id_type: str, value: str, explain: bool) -> Read | None:
+    async def read_by_identifier(
+        id_type: str, value: str, explain: bool
+    ) -> Read | Ambiguous | None:
         if serving.reads_async:
             return await serving.aprofile_by_identifier(id_type, value, explain=explain)
         return await call(lambda: serving.profile_by_identifier(id_type, value, explain=explain))
 
     async def answer(
-        request: Request, read: Callable[[bool], Awaitable[Read | None]], not_found: str
+        request: Request,
+        read: Callable[[bool], Awaitable[Read | Ambiguous | None]],
+        not_found: str,
     ) -> JSON:
         """The answer to a profile route with what ``read(explain)`` found."""
         names = _projection(request.query_params.get("fields"))
@@ -176,6 +195,13 @@ def profiles_router(
         read_now = await read(explain)
         if read_now is None:
             raise ApiError(404, "not_found", not_found)
+        if isinstance(read_now, Ambiguous):  # the type and a count: never the value asked for
+            raise ApiError(
+                409,
+                "ambiguous_identifier",
+                f"that {read_now.id_type} belongs to {read_now.persons} persons; look the "
+                "person up by person id or another identifier",
+            )
         key = request_key(request)
         found = read_now[0]
         if not explain:  # the layers are diagnostics: a page view's answer is a third as long
@@ -209,13 +235,15 @@ def profiles_router(
         "/v1/profiles/by/{id_type}/{id_value:path}",
         response_class=JSON,
         response_model=None,
-        responses=_ANSWERS,
+        responses=_ANSWERS_BY_IDENTIFIER,
         openapi_extra={"parameters": [*_BY_IDENTIFIER, *_QUERY]},
     )
     async def profile_by_identifier(request: Request) -> JSON:
         """The profile of the person an identifier belongs to (in any written form: emails are
         compared lower-cased, phones in E.164 — a national number is read in
-        ``identity.default_phone_region``). The value may contain ``/``."""
+        ``identity.default_phone_region``). The value may contain ``/``. An identifier that
+        several persons share (identity keeps it out of the identity map) is a 409
+        ``ambiguous_identifier``, an unknown one a 404."""
         id_type, raw = request.path_params["id_type"], request.path_params["id_value"]
         if id_type not in ID_TYPES:
             raise ApiError(422, "invalid_request", f"id_type: one of {', '.join(ID_TYPES)}")

@@ -2,7 +2,8 @@
 step can be re-run alone: ingest → identity → features → score → quality → publish → segments
 → gold → retention.
 
-Outputs (zone ``features``): ``identity/identity_map/dt=D``, ``profile/person/dt=D``,
+Outputs (zone ``features``): ``identity/identity_map/dt=D`` (and ``identity/ambiguous/dt=D``,
+published as ``ambiguous_identifier``), ``profile/person/dt=D``,
 ``profile/batch_profile/dt=D`` (the day's profile, kept: the point-in-time history) and
 ``profile/timeline_event/dt=D`` (the timeline's batch events, :mod:`c360.batch.timeline`) and
 ``segments/segment_member/dt=D`` (segment membership spells as of D, :mod:`c360.segments`);
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from c360.batch import features, gold, quality
 from c360.config import Settings
+from c360.contracts import serving
 from c360.contracts.compute import LakeInput
 from c360.contracts.identity import IDENTITY_MAP
 from c360.engines import compute
@@ -29,6 +31,7 @@ from c360.stores import open_store
 
 ZONE = "features"
 TIMELINE = "timeline_event"
+AMBIGUOUS = "ambiguous"  # identity's identifiers of several persons (c360.identity.stable_ids)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ def run_publish(settings: Settings, lake: Lake, day: dt.date) -> Outcome:
     }
     if day in lake.partitions("profile", TIMELINE, ZONE):  # absent for days computed before it
         tables[TIMELINE] = lake.read_partition("profile", TIMELINE, day, ZONE)
+    if day in lake.partitions("identity", AMBIGUOUS, ZONE):  # so, too: the stored rows stay
+        tables[serving.ambiguous_identifier.name] = lake.read_partition(
+            "identity", AMBIGUOUS, day, ZONE
+        )
     store = open_store(settings.serving.url)
     try:
         store.migrate()

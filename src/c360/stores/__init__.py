@@ -2,6 +2,7 @@
 
 from c360.stores.base import ServingStore, StoreError, StoreUnavailable, open_store
 from c360.stores.leases import Lease
+from c360.stores.profiles import Ambiguous
 from c360.stores.realtime import (
     DeadLetter,
     MicroBatch,
@@ -12,6 +13,7 @@ from c360.stores.realtime import (
 from c360.stores.runlog import StepRecord
 
 __all__ = [
+    "Ambiguous",
     "DeadLetter",
     "Lease",
     "MicroBatch",

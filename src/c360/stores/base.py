@@ -311,20 +311,25 @@ class ServingStore:
 
     # -- the batch layer -------------------------------------------------------------------
     def publish_batch(self, batch_date: dt.date, tables: Mapping[str, pa.Table]) -> Reconciled:
-        """Replace person, identity_map and batch_profile (and person_redirect, when given) in
-        one transaction, and reconcile the real-time identity links against the new map.
+        """Replace person, identity_map and batch_profile (and person_redirect and
+        ambiguous_identifier, when given) in one transaction, and reconcile the real-time
+        identity links against the new map.
 
         Readers see the previous complete batch until the commit and the new one after it,
         never a mix. New feature columns are added to batch_profile on the way. Without a
-        ``person_redirect`` table the stored redirects are left as they are. The search terms
+        ``person_redirect`` table the stored redirects are left as they are; likewise without
+        an ``ambiguous_identifier`` table (a batch computed before identity's ``ambiguous``
+        reached the store) the stored rows stay: emptying them would answer a shared
+        identifier as unknown again, and the next batch replaces them anyway. The search terms
         follow the new persons (:mod:`.search`), and ``timeline_event``, when given, replaces
         the timeline's batch events (:mod:`.timeline`; left as they are otherwise), in the same
         transaction. Returns what the reconcile did (:func:`c360.stores.stitching.reconcile`).
         """
         profile = tables[serving.BATCH_PROFILE]
         replaced = [("person", serving.person), ("identity_map", serving.identity_map)]
-        if "person_redirect" in tables:
-            replaced.append(("person_redirect", serving.person_redirect))
+        for optional in (serving.person_redirect, serving.ambiguous_identifier):
+            if optional.name in tables:
+                replaced.append((optional.name, optional))
         with self._transaction(f"publishing the batch of {batch_date}") as conn:
             self.dialect.fence_publish(conn, exclusive=True)
             profile_table = self._evolve_profile_table(conn, profile.schema)
@@ -721,9 +726,11 @@ class ServingStore:
 
     def profile_by_identifier(
         self, id_type: str, id_value: str, *, explain: bool = False
-    ) -> tuple[dict[str, Any], Decision | None] | None:
+    ) -> tuple[dict[str, Any], Decision | None] | profiles.Ambiguous | None:
         """:meth:`profile_and_consent` of the person an identifier (in lookup form) belongs to
-        (:meth:`find_person`), or None: the Profile API's read by identifier."""
+        (:meth:`find_person`): the Profile API's read by identifier. When no person holds it,
+        :class:`~.profiles.Ambiguous` if several do (identity left it out of identity_map:
+        ``ambiguous_identifier``, asked only then), else None."""
         with self._driver_errors("reading a profile"):
             return self._reads.profile_by_identifier(id_type, id_value, explain)
 
@@ -761,7 +768,7 @@ class ServingStore:
 
     async def aprofile_by_identifier(
         self, id_type: str, id_value: str, *, explain: bool = False
-    ) -> tuple[dict[str, Any], Decision | None] | None:
+    ) -> tuple[dict[str, Any], Decision | None] | profiles.Ambiguous | None:
         """:meth:`profile_by_identifier` on the event loop."""
         with self._driver_errors("reading a profile"):
             return await self._reads.aprofile_by_identifier(id_type, id_value, explain)

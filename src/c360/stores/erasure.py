@@ -44,6 +44,9 @@ PERSONAL_TABLES: tuple[PersonalTable, ...] = (
     PersonalTable("person", {"person_id": PERSON, "customer_id": "customer_id"}),
     PersonalTable(serving.BATCH_PROFILE, {"person_id": PERSON}),
     PersonalTable("identity_map", {"person_id": PERSON}, pair=("id_type", "id_value")),
+    # a shared identifier names no person: its row goes when the subject holds the value (an
+    # erasure by it, or of a person whose golden record or identifiers carry it)
+    PersonalTable("ambiguous_identifier", pair=("id_type", "id_value")),
     PersonalTable("person_redirect", {"retired_id": PERSON, "person_id": PERSON}),
     PersonalTable(
         "identity_stitch",

@@ -47,6 +47,8 @@ JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
+# An identifier identity left out of identity_map: records of several persons carry it.
+_AMBIGUOUS = "SELECT persons FROM ambiguous_identifier WHERE id_type = :t AND id_value = :v"
 _REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :person_id"
 _IDENTIFIERS = (
     "SELECT id_type, id_value FROM identity_map WHERE person_id = :person_id"
@@ -75,6 +77,7 @@ class ProfileReads:
         self._sql = {
             "find_by_link": sql(_FIND_BY_LINK),
             "find": sql(_FIND),
+            "ambiguous": sql(_AMBIGUOUS),
             "redirect": sql(_REDIRECT),
         }
         # One statement a profile, each part as JSON where the dialect can (a round trip
@@ -174,7 +177,7 @@ class ProfileReads:
 
     async def aprofile_by_identifier(
         self, id_type: str, id_value: str, explain: bool
-    ) -> tuple[dict[str, Any], Decision | None] | None:
+    ) -> tuple[dict[str, Any], Decision | None] | Ambiguous | None:
         return await self._arun(lambda: self._by_identifier(id_type, id_value, explain))
 
     def close(self) -> None:
@@ -210,18 +213,22 @@ class ProfileReads:
 
     def profile_by_identifier(
         self, id_type: str, id_value: str, explain: bool
-    ) -> tuple[dict[str, Any], Decision | None] | None:
+    ) -> tuple[dict[str, Any], Decision | None] | Ambiguous | None:
         """:meth:`profile_and_consent` of the person an identifier belongs to, in one use of
-        the connection."""
+        the connection; :class:`Ambiguous` when no one person holds it but several do."""
         return self._run(lambda: self._by_identifier(id_type, id_value, explain))
 
     def _by_identifier(
         self, id_type: str, id_value: str, explain: bool
-    ) -> Steps[tuple[Row, Decision | None] | None]:
+    ) -> Steps[tuple[Row, Decision | None] | Ambiguous | None]:
         person_id = yield from self._find(id_type, id_value)
-        if person_id is None:
-            return None
+        if person_id is None:  # asked only now: a found person's read pays nothing for it
+            return (yield from self._ambiguous(id_type, id_value))
         return (yield from self._profile(person_id, None, explain))
+
+    def _ambiguous(self, id_type: str, id_value: str) -> Steps[Ambiguous | None]:
+        rows = yield from self._query("ambiguous", {"t": id_type, "v": id_value})
+        return Ambiguous(id_type, int(rows[0]["persons"])) if rows else None
 
     def _profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
@@ -336,6 +343,15 @@ class ProfileReads:
             if value is not None and name in FROM_TEXT:
                 row[name] = FROM_TEXT[name](value)
         return row
+
+
+class Ambiguous(NamedTuple):
+    """A looked-up identifier no one person holds: identity left it out of ``identity_map``
+    because records of ``persons`` persons carry it (a shared mailbox, a household phone:
+    :func:`c360.identity.stable_ids.identity_map`)."""
+
+    id_type: str
+    persons: int
 
 
 class Parts(NamedTuple):
