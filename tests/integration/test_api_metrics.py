@@ -152,6 +152,24 @@ def test_rate_limited_and_collected_events_are_counted(
     assert delta(before, after, events, **refused) == 2
 
 
+def test_profile_cache_lookups_are_counted_as_hits_and_misses(
+    api: tuple[httpx.Client, str],
+) -> None:
+    """The store counts them on its hot path; the scrape adds them to the counter."""
+    client, key = api
+    bearer = {"Authorization": f"Bearer {key}"}
+    lookups = "c360_profile_cache_lookups_total"
+    before = samples(client)
+    assert client.get("/v1/profiles/p_1", headers=bearer).status_code == 200
+    first = samples(client)
+    assert delta(before, first, lookups, result="miss") == 1  # read whole, then kept
+    assert delta(before, first, lookups, result="hit") == 0
+    assert client.get("/v1/profiles/by/email/ann@x.com", headers=bearer).status_code == 200
+    second = samples(client)
+    assert delta(first, second, lookups, result="hit") == 1  # only the real-time part read
+    assert delta(first, second, lookups, result="miss") == 0
+
+
 def test_api_metrics_off_leaves_no_middleware_and_no_route(
     store: ServingStore, tmp_path: Path
 ) -> None:
@@ -194,10 +212,26 @@ def test_two_workers_answer_one_sum(store: ServingStore, tmp_path: Path) -> None
             name = "c360_http_requests_total"
             key_of = (name, tuple(sorted([route, ("method", "GET"), ("status", "200")])))
             counts = {samples(client)[key_of] for _ in range(6)}
+            # Each worker adds its cache's counts every second: the sum catches up with them.
+            lookups = _cache_lookups(client)
+            deadline = time.monotonic() + 10
+            while sum(lookups.values()) < 40 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                lookups = _cache_lookups(client)
         assert counts == {40.0}
+        assert sum(lookups.values()) == 40
+        assert 1 <= lookups["miss"] <= 2  # each worker's first read of p_1
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _cache_lookups(client: httpx.Client) -> dict[str, float]:
+    found = samples(client)
+    return {
+        result: found.get(("c360_profile_cache_lookups_total", (("result", result),)), 0.0)
+        for result in ("hit", "miss")
+    }
 
 
 def _wait_up(client: httpx.Client, server: subprocess.Popen[bytes], errors: Path) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -87,7 +87,7 @@ def create_app(
             if collector.enabled or settings.sources.zendesk.webhook_secret is not None:
                 events.open()
             audit.start()
-            async with access.running():
+            async with access.running(), _counting_cache(settings, serving):
                 yield
         finally:
             await to_thread.run_sync(audit.stop)  # the reads still buffered are written
@@ -122,6 +122,13 @@ def create_app(
     app.include_router(zendesk_router(webhook))
     app.include_router(privacy_router(serving, settings.sources.mailchimp, skew))
     return app
+
+
+def _counting_cache(settings: Settings, serving: ServingStore) -> AbstractAsyncContextManager[None]:
+    """The profile cache's hits and misses counted for ``/metrics``, when it is served."""
+    if settings.api.metrics:
+        return metrics.counting(serving.profile_cache)
+    return nullcontext()
 
 
 def app_from_configuration() -> FastAPI:

@@ -14,20 +14,32 @@
 - ``c360_webhook_events_total{webhook, outcome, code, reason}``: the Zendesk webhook's events,
   ``accepted``, ``suppressed`` (a replay of one already accepted: acknowledged, not stored) or
   ``rejected`` (by error code and, for an invalid event, reason code); an erased person's
-  events count as ``suppressed`` with code ``suppressed``.
+  events count as ``suppressed`` with code ``suppressed``;
+- ``c360_profile_cache_lookups_total{result}``: the profile reads' lookups in the process's
+  cache of the batch's parts (:class:`c360.stores.profiles.BatchCache`): ``hit`` (only the
+  real-time part was read) or ``miss`` (the whole profile was; every lookup, with
+  ``api.profile_cache_size = 0``). The store counts them in plain integers, on the hot path;
+  they are added to the counter when ``/metrics`` is scraped (:class:`CacheLookups`), so a read
+  pays nothing more for the metric.
 
 With ``c360 serve --workers N`` each process counts its own requests; ``serve`` then points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder and ``/metrics`` sums every worker's files
-(the library's multiprocess mode), whichever worker answers the scrape. ``/metrics`` needs no
+(the library's multiprocess mode), whichever worker answers the scrape; the cache's counts
+are then also added every :data:`CACHE_SYNC_SECONDS` by each worker (a scrape reaches one
+worker, and Prometheus keeps its connection: the others would never be asked), so a scrape is
+at most that far behind the other workers' lookups. ``/metrics`` needs no
 key (it holds no personal data) and is left out of the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -69,6 +81,16 @@ COLLECTED = Counter(
     "Segment messages the collector accepted or rejected, by error code and reason code",
     ["outcome", "code", "reason"],
 )
+
+
+PROFILE_CACHE = Counter(
+    "c360_profile_cache_lookups",
+    "Profile reads' lookups in the process's cache of batch parts: hit (only the real-time "
+    "part read) or miss (the whole profile read)",
+    ["result"],
+)
+_CACHE_HIT, _CACHE_MISS = PROFILE_CACHE.labels("hit"), PROFILE_CACHE.labels("miss")
+CACHE_SYNC_SECONDS = 1.0  # with several workers: how far behind a scrape may be
 
 
 WEBHOOK_EVENTS = Counter(
@@ -136,9 +158,70 @@ def _series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
     return found
 
 
+class CacheCounts(Protocol):
+    """What :class:`CacheLookups` reads: a profile cache's running counts."""
+
+    hits: int
+    misses: int
+
+
+class CacheLookups:
+    """Adds what a profile cache counted since the last time to :data:`PROFILE_CACHE`, when
+    ``/metrics`` is scraped (and, with several workers, every :data:`CACHE_SYNC_SECONDS`): the
+    store counts on its hot path in plain integers, never through the metrics library."""
+
+    def __init__(self, cache: CacheCounts) -> None:
+        self._cache = cache
+        self._hits, self._misses = cache.hits, cache.misses  # counted before: not the API's
+        self._lock = threading.Lock()  # apps of one process (tests) scrape each other's
+
+    def add(self) -> None:
+        with self._lock:
+            hits, misses = self._cache.hits, self._cache.misses
+            if hits > self._hits:
+                _CACHE_HIT.inc(hits - self._hits)
+            if misses > self._misses:
+                _CACHE_MISS.inc(misses - self._misses)
+            self._hits, self._misses = hits, misses
+
+    async def add_forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.add()
+
+
+_COUNTED: set[CacheLookups] = set()  # added to the counter before each scrape
+
+
+@contextlib.asynccontextmanager
+async def counting(cache: CacheCounts) -> AsyncIterator[None]:
+    """Count ``cache``'s lookups in :data:`PROFILE_CACHE` until the block exits (the app's
+    lifespan), then add what is left."""
+    lookups = CacheLookups(cache)
+    _COUNTED.add(lookups)
+    task = None
+    if _multiprocess():
+        task = asyncio.create_task(lookups.add_forever(CACHE_SYNC_SECONDS), name="c360-cache")
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        lookups.add()
+        _COUNTED.discard(lookups)
+
+
+def _multiprocess() -> bool:
+    return "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+
 def exposition() -> bytes:
     """The metrics in Prometheus's text format: this process's, or every worker's."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    for lookups in list(_COUNTED):
+        lookups.add()
+    if _multiprocess():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
