@@ -275,7 +275,8 @@ def _run(compute: Compute, local: LocalSql, settings: IdentitySettings, keep: bo
             run = _score(linkage, local, prepared, training, shared, settings, timings, keep)
         return replace(run, link_count=_links_in(local))
     finally:
-        for table in ("profiles", "ranked", "eligible", "profile_members", "probabilistic_pairs"):
+        temporary = ("profile_rows", "profiles", "ranked", "eligible", "profile_members")
+        for table in (*temporary, "probabilistic_pairs"):
             local.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -371,7 +372,7 @@ def _prepare(
     local.register("name_codes", _phonetic_codes(names["name"]))
     local.execute(
         """
-        CREATE TEMP TABLE profiles AS
+        CREATE TEMP TABLE profile_rows AS
         SELECT r.record_key, r.profile, CAST(r.member - 1 AS INTEGER) AS twin, r.customer_id,
                r.first_name, r.last_name, r.first_name || ' ' || r.last_name AS full_name,
                f.code AS first_code, l.code AS last_code,
@@ -389,7 +390,6 @@ def _prepare(
         LEFT JOIN name_codes f ON f.name = r.first_name
         LEFT JOIN name_codes l ON l.name = r.last_name
         WHERE r.member = 1 OR (r.member = 2 AND r.customer_id IS NULL)
-        ORDER BY r.record_key
         """
     )
     local.unregister("name_codes")
@@ -411,17 +411,17 @@ def _prepare(
 
 
 def _flag_large_blocks(local: LocalSql, settings: IdentitySettings) -> None:
-    """Per blocking rule, the column ``large_<i>`` of ``profiles``: 1 where the profile's block
-    under the rule holds more than the rule's cap (:class:`BlockingRule`). The large blocks are
-    found by grouping the rule's key columns alone, then joined back in one pass: counting in
-    windows carried every profile's columns through fifteen sorts (9 GB spilled at a
-    million)."""
+    """The table ``profiles``: ``profile_rows`` in record-key order with, per blocking rule, the
+    column ``large_<i>``: 1 where the profile's block under the rule holds more than the rule's
+    cap (:class:`BlockingRule`). The large blocks are found by grouping the rule's key columns
+    alone, then joined back in the one pass that sorts: counting in windows carried every
+    profile's columns through fifteen sorts (9 GB spilled at a million)."""
     joins, flags = [], []
     for i, rule in enumerate(BLOCKING_RULES):
         keys = ", ".join(rule.key)
         present = " AND ".join(f"{column} IS NOT NULL" for column in rule.key)
         local.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_large_column(i)} AS SELECT {keys} FROM profiles "
+            f"CREATE OR REPLACE TEMP TABLE {_large_column(i)} AS SELECT {keys} FROM profile_rows "
             f"WHERE {present} GROUP BY {keys} HAVING count(*) > {rule.cap(settings)}"
         )
         on = " AND ".join(f"b{i}.{column} = p.{column}" for column in rule.key)
@@ -429,10 +429,10 @@ def _flag_large_blocks(local: LocalSql, settings: IdentitySettings) -> None:
         flags.append(f"CAST(b{i}.{rule.key[0]} IS NOT NULL AS INTEGER) AS {_large_column(i)}")
     local.execute(
         f"CREATE OR REPLACE TEMP TABLE profiles AS SELECT p.*, {', '.join(flags)} "
-        f"FROM profiles p {' '.join(joins)} ORDER BY p.record_key"
+        f"FROM profile_rows p {' '.join(joins)} ORDER BY p.record_key"
     )
-    for i in range(len(BLOCKING_RULES)):
-        local.execute(f"DROP TABLE {_large_column(i)}")
+    for table in ["profile_rows", *(_large_column(i) for i in range(len(BLOCKING_RULES)))]:
+        local.execute(f"DROP TABLE {table}")
 
 
 def _phonetic_codes(names: pa.ChunkedArray) -> pa.Table:
