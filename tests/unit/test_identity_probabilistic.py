@@ -19,7 +19,7 @@ from c360.config import ComputeSettings, IdentitySettings, Settings
 from c360.contracts import identity as contract
 from c360.engines import open_compute
 from c360.errors import DataError
-from c360.identity.probabilistic import COMPARISONS, LinkRun, link, link_run
+from c360.identity.probabilistic import COMPARISONS, LinkRun, link, link_run, u_sample_pairs
 
 COMPUTE = open_compute(ComputeSettings())
 IDENTITY = IdentitySettings()
@@ -257,6 +257,19 @@ def test_the_training_values_come_from_the_settings(records: pa.Table, run: Link
     assert untrained.training_rules == ()
     with pytest.raises(ValueError, match="prior_recall"):
         IdentitySettings(prior_recall=0)
+
+
+def test_the_u_sample_grows_with_the_population() -> None:
+    """A fixed u sample sees a person's own identifiers agree ever more rarely as the
+    population grows (at a million customers, never: their u stays at Splink's floor while the
+    prior falls); the sample is at least u_sample_pairs, and u_sample_pairs_per_profile per
+    profile beyond it."""
+    settings = IdentitySettings(u_sample_pairs=3_000_000, u_sample_pairs_per_profile=15)
+    assert u_sample_pairs(1_000, settings) == 3_000_000
+    assert u_sample_pairs(200_000, settings) == 3_000_000
+    assert u_sample_pairs(2_000_000, settings) == 30_000_000
+    fixed = IdentitySettings(u_sample_pairs=3_000_000, u_sample_pairs_per_profile=0)
+    assert u_sample_pairs(2_000_000, fixed) == 3_000_000
 
 
 def test_too_few_records_give_no_links() -> None:

@@ -31,7 +31,9 @@ an account; each blocking rule carries this condition, and the output is filtere
 reproducible:
 
 1. *u* (how often a level occurs among non-matches) from random profile pairs
-   (``estimate_u_using_random_sampling``, ``identity.u_sample_pairs``);
+   (``estimate_u_using_random_sampling``), as many as ``identity.u_sample_pairs`` or
+   ``identity.u_sample_pairs_per_profile`` per profile if more (:func:`u_sample_pairs`): a
+   fixed sample would not see the levels of a person's own identifiers in a large population;
 2. the prior λ (probability that two random profiles match) from rules that admit few false
    matches — same email key, same phone — assuming they find ``identity.prior_recall`` of matches;
 3. *m* (how often a level occurs among matches) by expectation maximisation on blocks with a
@@ -686,7 +688,7 @@ def _score(
     n = prepared.profiles
     linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
     try:
-        _train(linker, training, shared, settings)
+        _train(linker, training, shared, n, settings)
         timings["train"] = time.perf_counter() - started
         started = time.perf_counter()
         blocked: Any = linker.inference.compute_blocked_pairs_for_predict()
@@ -727,7 +729,13 @@ def _score(
     )
 
 
-def _train(linker: Any, training: Sequence[str], shared: bool, settings: IdentitySettings) -> None:
+def _train(
+    linker: Any,
+    training: Sequence[str],
+    shared: bool,
+    profiles: int,
+    settings: IdentitySettings,
+) -> None:
     from splink.internals.exceptions import SplinkException
 
     training_api = linker.training
@@ -741,7 +749,7 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
                 list(PRIOR_RULES), recall=1.0
             )
     training_api.estimate_u_using_random_sampling(
-        max_pairs=settings.u_sample_pairs,
+        max_pairs=u_sample_pairs(profiles, settings),
         seed=settings.training_seed,
         min_count_per_level=None,
         num_chunks=1,
@@ -753,6 +761,16 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
             )
         except SplinkException:  # EM found nothing to learn in this block
             continue
+
+
+def u_sample_pairs(profiles: int, settings: IdentitySettings) -> int:
+    """Random pairs for the u estimates: ``identity.u_sample_pairs``, and more in proportion to
+    the population (``identity.u_sample_pairs_per_profile``). A level that holds mostly one
+    person's profiles (the same digits in another address) is seen in a fixed sample as often
+    as one person's profiles meet in it, falling as 1/n; unseen, Splink keeps a floor u while
+    the prior λ falls as 1/n, and the level's pairs stop linking (at a million customers
+    167k Zendesk users split off their accounts)."""
+    return max(settings.u_sample_pairs, round(settings.u_sample_pairs_per_profile * profiles))
 
 
 # --- back from profiles to records ---------------------------------------------------------
