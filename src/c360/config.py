@@ -526,8 +526,10 @@ class ApiSettings(_Section):
         20_000,
         ge=0,
         description="profiles whose batch part each server process keeps in memory (the "
-        "most recently read; about 2 KB each), so their reads fetch only the real-time part; "
-        "never stale (a publish or an erasure is seen by the next read); 0 = none",
+        "most recently read; about 2 KB each), so their reads fetch only the real-time part, "
+        "and as many identifiers with the person each was found to belong to, so a read by one "
+        "skips the find; never stale (a publish or an erasure is seen by the next read); "
+        "0 = none",
     )
     metrics: bool = Field(
         True,

@@ -761,6 +761,55 @@ def test_cached_profiles_follow_real_time_changes_each_publish_and_an_erasure(
     assert (cache.hits, cache.misses) == (2, 5)  # none kept: each read whole
 
 
+def test_cached_finds_follow_each_publish_and_an_erasure(store: ServingStore) -> None:
+    """A read by identifier keeps the person it found (api.profile_cache_size), yet answers as
+    an uncached one would when a publish gives the identifier to another person, and after an
+    erasure; a cookie is found again every time (the speed layer links cookies between
+    publishes)."""
+    store.cache_profiles(10)
+    cache = store.profile_cache
+
+    def owned_by(owner: str) -> dict[str, pa.Table]:
+        tables = shared_identifiers_batch([])
+        tables["identity_map"] = pa.table(
+            {
+                "id_type": ["email", "email", "anonymous_id"],
+                "id_value": ["ann@x.com", "bo@x.com", "cookie-1"],
+                "person_id": [owner, "p_2", owner],
+            }
+        )
+        return tables
+
+    def person_of(id_type: str, value: str) -> str | None:
+        read = store.profile_by_identifier(id_type, value)
+        assert not isinstance(read, Ambiguous)
+        return None if read is None else str(read[0]["person_id"])
+
+    store.publish_batch(D, owned_by("p_1"))
+    assert person_of("email", "ann@x.com") == "p_1"
+    kept = cache.find(("email", "ann@x.com"))
+    assert kept is not None and kept[0] == "p_1"
+    assert person_of("email", "ann@x.com") == "p_1"  # from the kept find
+    assert person_of("anonymous_id", "cookie-1") == "p_1"
+    assert cache.find(("anonymous_id", "cookie-1")) is None
+
+    store.publish_batch(D + dt.timedelta(days=1), owned_by("p_2"))
+    assert person_of("email", "ann@x.com") == "p_2"
+    again = cache.find(("email", "ann@x.com"))
+    assert again is not None and again[0] == "p_2" and again[1] != kept[1]
+
+    receipt = {
+        "erasure_id": "e-1",
+        "erased_at": "2025-06-12T00:00:00+00:00",
+        "requested_by": "test",
+        "identifiers": [],
+        "stores": {},
+    }
+    store.erase(store.erasure_subject("person_id", "p_2"), receipt)
+    assert person_of("email", "ann@x.com") is None
+    assert cache.find(("email", "ann@x.com")) is None
+
+
 def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
     store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
     assert store.profile("p_unknown") is None

@@ -19,7 +19,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar, cast
 
 import orjson
 from sqlalchemy import Engine
@@ -46,7 +46,14 @@ SELECT m.person_id FROM identity_stitch s
 JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
+_PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
+# The same, with the publish that serves (whose identity_map answered): a find kept in the
+# cache is good while that publish serves.
+_FIND_AT = (
+    f"SELECT person_id, ({_PUBLISH}) AS publish_id FROM identity_map "
+    "WHERE id_type = :t AND id_value = :v"
+)
 # An identifier identity left out of identity_map: records of several persons carry it.
 _AMBIGUOUS = "SELECT persons FROM ambiguous_identifier WHERE id_type = :t AND id_value = :v"
 _REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :person_id"
@@ -56,7 +63,6 @@ _IDENTIFIERS = (
 )
 _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 # Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
-_PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -77,6 +83,7 @@ class ProfileReads:
         self._sql = {
             "find_by_link": sql(_FIND_BY_LINK),
             "find": sql(_FIND),
+            "find_at": sql(_FIND_AT),
             "ambiguous": sql(_AMBIGUOUS),
             "redirect": sql(_REDIRECT),
         }
@@ -221,10 +228,33 @@ class ProfileReads:
     def _by_identifier(
         self, id_type: str, id_value: str, explain: bool
     ) -> Steps[tuple[Row, Decision | None] | Ambiguous | None]:
-        person_id = yield from self._find(id_type, id_value)
+        """The find is kept in the cache with the publish whose identity_map answered it, and
+        is good while the profile read says that publish still serves (only a publish or an
+        erasure changes identity_map, and an erased person's read finds no one). A cookie is
+        found again every time: the speed layer links cookies between publishes."""
+        cacheable = id_type != "anonymous_id"
+        key = (id_type, id_value)
+        cached = self.cache.find(key) if cacheable else None
+        if cached is not None:
+            read = yield from self._profile_read(cached[0], None, explain)
+            if read is not None and read[2] == cached[1]:
+                return read[0], read[1]
+            self.cache.forget_find(key)
+        found_at = None  # the publish whose identity_map answered
+        if cacheable:
+            rows = yield from self._query("find_at", {"t": id_type, "v": id_value})
+            person_id = str(rows[0]["person_id"]) if rows else None
+            found_at = rows[0]["publish_id"] if rows else None
+        else:
+            person_id = yield from self._find(id_type, id_value)
         if person_id is None:  # asked only now: a found person's read pays nothing for it
             return (yield from self._ambiguous(id_type, id_value))
-        return (yield from self._profile(person_id, None, explain))
+        read = yield from self._profile_read(person_id, None, explain)
+        if read is None:
+            return None
+        if cacheable and read[2] == found_at:  # no publish in between
+            self.cache.keep_find(key, (person_id, found_at))
+        return read[0], read[1]
 
     def _ambiguous(self, id_type: str, id_value: str) -> Steps[Ambiguous | None]:
         rows = yield from self._query("ambiguous", {"t": id_type, "v": id_value})
@@ -233,6 +263,13 @@ class ProfileReads:
     def _profile(
         self, person_id: str, now: dt.datetime | None, explain: bool
     ) -> Steps[tuple[Row, Decision | None] | None]:
+        read = yield from self._profile_read(person_id, now, explain)
+        return None if read is None else (read[0], read[1])
+
+    def _profile_read(
+        self, person_id: str, now: dt.datetime | None, explain: bool
+    ) -> Steps[tuple[Row, Decision | None, int | None] | None]:
+        """The profile, its consent decision since the batch and the publish that served."""
         now = naive_utc_now() if now is None else naive_utc(now)
         parts = yield from self._parts(person_id, now)
         redirected_from = None
@@ -244,7 +281,8 @@ class ProfileReads:
             parts = yield from self._parts(person_id, now)
             if parts is None:
                 return None
-        return unified(person_id, redirected_from, parts, now, explain), parts.consent
+        answer = unified(person_id, redirected_from, parts, now, explain)
+        return answer, parts.consent, parts.publish_id
 
     def _parts(self, person_id: str, now: dt.datetime) -> Steps[Parts | None]:
         """The parts of a profile, in one statement: the real-time ones only, when the batch's
@@ -365,6 +403,7 @@ class Parts(NamedTuple):
     support: Row | None  # None without support state
     cutoff: dt.datetime | None  # the serving batch's
     consent: Decision | None = None  # the newest consent decision since the batch
+    publish_id: int | None = None  # the batch_publish that served the read
 
 
 class BatchParts(NamedTuple):
@@ -386,6 +425,7 @@ def _assembled(batch: BatchParts, live: Row) -> Parts:
         live["support"],
         live["cutoff"],
         live["consent"],
+        live["publish_id"],
     )
 
 
@@ -397,49 +437,91 @@ def _present(part: Row) -> Row:
 PartLayout: TypeAlias = tuple[str, int, tuple[str, ...], list[Converter]]
 
 
-class BatchCache:
-    """The batch's parts of the profiles read most recently (least recently read dropped past
-    ``size``; 0: none kept), so a read of a cached person reads only its real-time parts.
+K = TypeVar("K")
+V = TypeVar("V")
 
-    Never stale: the batch's parts change only with a publish, which adds a ``batch_publish``
-    row, and with an erasure, which deletes the person — every read still reads both (which
-    publish serves, and whether the person is there) and falls back to the whole read when
-    either changed. Cached rows are shared: the answer is built from copies
-    (:func:`unified`)."""
+
+class _Lru(Generic[K, V]):
+    """At most ``size`` entries, the least recently used dropped first (0: none kept)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.hits = self.misses = 0
-        self._entries: OrderedDict[str, BatchParts] = OrderedDict()
+        self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, person_id: str) -> BatchParts | None:
+    def get(self, key: K) -> V | None:
         if not self.size:
             return None
         with self._lock:
-            found = self._entries.get(person_id)
+            found = self._entries.get(key)
             if found is not None:
-                self._entries.move_to_end(person_id)
+                self._entries.move_to_end(key)
             return found
 
-    def put(self, person_id: str, parts: BatchParts) -> None:
+    def put(self, key: K, value: V) -> None:
         if not self.size:
             return
         with self._lock:
-            self._entries[person_id] = parts
-            self._entries.move_to_end(person_id)
+            self._entries[key] = value
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def drop(self, person_id: str) -> None:
+    def drop(self, key: K) -> None:
         with self._lock:
-            self._entries.pop(person_id, None)
+            self._entries.pop(key, None)
 
     def resize(self, size: int) -> None:
         with self._lock:
             self.size = size
             while len(self._entries) > size:
                 self._entries.popitem(last=False)
+
+
+class BatchCache:
+    """The batch's parts of the profiles read most recently, and the persons the identifiers
+    looked up most recently belong to (each least recently used dropped past ``size``; 0: none
+    kept), so a read of a cached person reads only its real-time parts, and a read by a cached
+    identifier needs no find.
+
+    Never stale: the batch's parts and identity_map change only with a publish, which adds a
+    ``batch_publish`` row, and with an erasure, which deletes the person — every read still
+    reads both (which publish serves, and whether the person is there) and falls back to the
+    whole read, or the find, when either changed. Cached rows are shared: the answer is built
+    from copies (:func:`unified`)."""
+
+    def __init__(self, size: int) -> None:
+        self.hits = self.misses = 0
+        self._parts: _Lru[str, BatchParts] = _Lru(size)
+        self._finds: _Lru[tuple[str, str], tuple[str, int | None]] = _Lru(size)
+
+    @property
+    def size(self) -> int:
+        return self._parts.size
+
+    def get(self, person_id: str) -> BatchParts | None:
+        return self._parts.get(person_id)
+
+    def put(self, person_id: str, parts: BatchParts) -> None:
+        self._parts.put(person_id, parts)
+
+    def drop(self, person_id: str) -> None:
+        self._parts.drop(person_id)
+
+    def find(self, identifier: tuple[str, str]) -> tuple[str, int | None] | None:
+        """The person an identifier (type, value) was found to belong to, and the publish that
+        served then."""
+        return self._finds.get(identifier)
+
+    def keep_find(self, identifier: tuple[str, str], found: tuple[str, int | None]) -> None:
+        self._finds.put(identifier, found)
+
+    def forget_find(self, identifier: tuple[str, str]) -> None:
+        self._finds.drop(identifier)
+
+    def resize(self, size: int) -> None:
+        self._parts.resize(size)
+        self._finds.resize(size)
 
 
 class AsyncConnections(Protocol):
@@ -631,7 +713,7 @@ def unified(
     """One person's answer: the golden record, identifiers, the unified profile (batch features
     merged with the speed layer's facts, then the real-time features), the two layers as they
     are, and with ``explain`` each field's provenance."""
-    person, batch, identifiers, realtime, deltas, support, cutoff, _ = parts
+    person, batch, identifiers, realtime, deltas, support, cutoff, _, _ = parts
     batch_values, live = _without_id(batch), _without_id(realtime)
     last = live.get("last_event_at")
     live["time_since_last_event_seconds"] = (now - last).total_seconds() if last else None
