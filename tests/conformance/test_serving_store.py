@@ -30,6 +30,7 @@ from c360.contracts.log import TopicPartition
 from c360.contracts.times import epoch_ms, epoch_us
 from c360.errors import TransientError
 from c360.identity.stitching import CONTRADICTED, PROVISIONAL, Reconciled, StitchLink
+from c360.privacy.identifiers import PERSON, identifier_hash
 from c360.speed.features import Order, RealtimeState, empty_state
 from c360.speed.support import SupportState, empty_support_state
 from c360.stores import (
@@ -45,6 +46,7 @@ from c360.stores import (
     resolution,
     views,
 )
+from c360.stores.audit import Read
 from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
 from c360.stores.timeline import event_id as timeline_event_id
@@ -844,6 +846,25 @@ def test_erasure_deletes_a_shared_identifiers_row(store: ServingStore) -> None:
     assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
     store.erase(store.erasure_subject("person_id", "p_1"), {**receipt, "erasure_id": "e-2"})
     assert store.query("SELECT count(*) AS n FROM ambiguous_identifier") == [{"n": 0}]
+
+
+# -- the read audit ---------------------------------------------------------------------------
+
+PROFILE_ROUTE, TIMELINE_ROUTE = "/v1/profiles/{person_id}", "/v1/profiles/{person_id}/timeline"
+
+
+def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore) -> None:
+    """After an outage the audit's buffer holds up to api.audit_buffer_size (100,000) reads:
+    the check against erasures takes them in one statement whatever their number (PostgreSQL
+    refuses more than 65,535 bound parameters) and still leaves an erased person's reads out."""
+    salt = store.erasure_salt()
+    store.suppress([{"type": PERSON, "hash": identifier_hash(salt, PERSON, "p_00042")}], "e-1")
+    at = T(2026, 12, 6, 10)
+    store.record_reads([Read(at, "k1", f"p_{i:05d}", PROFILE_ROUTE) for i in range(70_000)])
+    counted = store.query("SELECT count(DISTINCT person_id) AS persons FROM read_audit")
+    assert counted == [{"persons": 69_999}]
+    assert store.audited_reads("p_00042") == []
+    assert len(store.audited_reads("p_00043")) == 1
 
 
 @pytest.mark.postgres

@@ -793,7 +793,8 @@ class ServingStore:
         if reads:
             with self._transaction("recording profile reads") as conn:
                 self.dialect.fence_publish(conn, exclusive=False)
-                erased = erasure.erased_persons(conn, {r.person_id for r in reads})
+                persons = {r.person_id for r in reads}
+                erased = erasure.erased_persons(conn, self.dialect, persons)
                 kept = [r for r in reads if r.person_id not in erased]
                 if kept:
                     audit.insert_reads(conn, kept)
