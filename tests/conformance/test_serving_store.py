@@ -853,6 +853,41 @@ def test_erasure_deletes_a_shared_identifiers_row(store: ServingStore) -> None:
 PROFILE_ROUTE, TIMELINE_ROUTE = "/v1/profiles/{person_id}", "/v1/profiles/{person_id}/timeline"
 
 
+def test_the_read_audit_gives_back_exactly_what_was_recorded(store: ServingStore) -> None:
+    """Every read, in the order recorded (ids ascending), its time to the microsecond — stored
+    as SQLAlchemy's own insert stores a time (on SQLite the same text), so rows written either
+    way compare and sort alike."""
+    times = [
+        T(2026, 12, 6, 10, 0, 0),
+        T(2026, 12, 6, 10, 0, 0, 1),
+        T(2026, 12, 6, 10, 0, 0, 999_999),
+        T(2026, 12, 31, 23, 59, 59, 500_000),
+        T(2027, 1, 1, 0, 0, 0, 123_456),
+    ]
+    recorded = [
+        Read(at, f"k{i % 2}", f"p_{i % 3}", (PROFILE_ROUTE, TIMELINE_ROUTE)[i % 2])
+        for i, at in enumerate(times)
+    ]
+    store.record_reads(recorded)
+    back = list(reversed(store.audited_reads()))  # newest first
+    assert [r._replace(id=None) for r in back] == recorded
+    ids = [r.id for r in back]
+    assert ids == sorted(ids) and len(set(ids)) == len(recorded)
+    assert store.audited_reads("p_0") == [back[3], back[0]]
+    assert store.audited_reads("p_1", key_id="k1") == [back[1]]
+    assert store.audited_reads(key_id="k0", limit=2) == [back[4], back[2]]
+    assert back[2].public()["read_at"] == "2026-12-06T10:00:00.999999+00:00"
+
+    with store.engine.begin() as conn:
+        values = {"read_at": times[2], "key_id": "k9", "person_id": "p_9", "route": "/"}
+        conn.execute(serving.read_audit.insert(), values)
+    same = store.query(
+        "SELECT key_id FROM read_audit "
+        "WHERE read_at = (SELECT read_at FROM read_audit WHERE key_id = 'k9') ORDER BY id"
+    )
+    assert same == [{"key_id": "k0"}, {"key_id": "k9"}]
+
+
 def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore) -> None:
     """After an outage the audit's buffer holds up to api.audit_buffer_size (100,000) reads:
     the check against erasures takes them in one statement whatever their number (PostgreSQL
