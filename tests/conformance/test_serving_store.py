@@ -30,6 +30,7 @@ from c360.contracts.log import TopicPartition
 from c360.contracts.times import epoch_ms, epoch_us
 from c360.errors import TransientError
 from c360.identity.stitching import CONTRADICTED, PROVISIONAL, Reconciled, StitchLink
+from c360.privacy.identifiers import PERSON, identifier_hash
 from c360.speed.features import Order, RealtimeState, empty_state
 from c360.speed.support import SupportState, empty_support_state
 from c360.stores import (
@@ -45,6 +46,7 @@ from c360.stores import (
     resolution,
     views,
 )
+from c360.stores.audit import Read
 from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
 from c360.stores.timeline import event_id as timeline_event_id
@@ -893,6 +895,60 @@ def test_erasure_deletes_a_shared_identifiers_row(store: ServingStore) -> None:
     assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
     store.erase(store.erasure_subject("person_id", "p_1"), {**receipt, "erasure_id": "e-2"})
     assert store.query("SELECT count(*) AS n FROM ambiguous_identifier") == [{"n": 0}]
+
+
+# -- the read audit ---------------------------------------------------------------------------
+
+PROFILE_ROUTE, TIMELINE_ROUTE = "/v1/profiles/{person_id}", "/v1/profiles/{person_id}/timeline"
+
+
+def test_the_read_audit_gives_back_exactly_what_was_recorded(store: ServingStore) -> None:
+    """Every read, in the order recorded (ids ascending), its time to the microsecond — stored
+    as SQLAlchemy's own insert stores a time (on SQLite the same text), so rows written either
+    way compare and sort alike."""
+    times = [
+        T(2026, 12, 6, 10, 0, 0),
+        T(2026, 12, 6, 10, 0, 0, 1),
+        T(2026, 12, 6, 10, 0, 0, 999_999),
+        T(2026, 12, 31, 23, 59, 59, 500_000),
+        T(2027, 1, 1, 0, 0, 0, 123_456),
+    ]
+    recorded = [
+        Read(at, f"k{i % 2}", f"p_{i % 3}", (PROFILE_ROUTE, TIMELINE_ROUTE)[i % 2])
+        for i, at in enumerate(times)
+    ]
+    store.record_reads(recorded)
+    back = list(reversed(store.audited_reads()))  # newest first
+    assert [r._replace(id=None) for r in back] == recorded
+    ids = [r.id for r in back]
+    assert ids == sorted(ids) and len(set(ids)) == len(recorded)
+    assert store.audited_reads("p_0") == [back[3], back[0]]
+    assert store.audited_reads("p_1", key_id="k1") == [back[1]]
+    assert store.audited_reads(key_id="k0", limit=2) == [back[4], back[2]]
+    assert back[2].public()["read_at"] == "2026-12-06T10:00:00.999999+00:00"
+
+    with store.engine.begin() as conn:
+        values = {"read_at": times[2], "key_id": "k9", "person_id": "p_9", "route": "/"}
+        conn.execute(serving.read_audit.insert(), values)
+    same = store.query(
+        "SELECT key_id FROM read_audit "
+        "WHERE read_at = (SELECT read_at FROM read_audit WHERE key_id = 'k9') ORDER BY id"
+    )
+    assert same == [{"key_id": "k0"}, {"key_id": "k9"}]
+
+
+def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore) -> None:
+    """After an outage the audit's buffer holds up to api.audit_buffer_size (100,000) reads:
+    the check against erasures takes them in one statement whatever their number (PostgreSQL
+    refuses more than 65,535 bound parameters) and still leaves an erased person's reads out."""
+    salt = store.erasure_salt()
+    store.suppress([{"type": PERSON, "hash": identifier_hash(salt, PERSON, "p_00042")}], "e-1")
+    at = T(2026, 12, 6, 10)
+    store.record_reads([Read(at, "k1", f"p_{i:05d}", PROFILE_ROUTE) for i in range(70_000)])
+    counted = store.query("SELECT count(DISTINCT person_id) AS persons FROM read_audit")
+    assert counted == [{"persons": 69_999}]
+    assert store.audited_reads("p_00042") == []
+    assert len(store.audited_reads("p_00043")) == 1
 
 
 @pytest.mark.postgres

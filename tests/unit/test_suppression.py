@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from c360.privacy import Subject, SuppressionList, identifier_hash
+from c360.privacy.identifiers import PERSON, identifier_hashes
 
 SALT = b"k" * 32
 
@@ -50,3 +51,13 @@ def test_a_new_account_comes_back_and_nothing_else_does() -> None:
     assert _erased().filter_raw("shop", "products", unknown) == (unknown, 0)
     clicks = pa.record_batch({"anonymous_id": ["ck-1", "ck-2"], "user_id": [None, "1"]})
     assert _erased().filter_raw("events", "clickstream", clicks)[1] == 2
+
+
+def test_many_hashes_at_once_are_identifier_hashes() -> None:
+    persons = [f"p_{i:016x}" for i in range(100)] + [" p_padded "]
+    assert list(identifier_hashes(SALT, PERSON, persons)) == [
+        identifier_hash(SALT, PERSON, p) for p in persons
+    ]
+    assert list(identifier_hashes(SALT, "email", ["Ann@X.com "])) == [
+        identifier_hash(SALT, "email", "ann@x.com")
+    ]

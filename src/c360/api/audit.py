@@ -116,5 +116,10 @@ class ReadAudit:
             self.dropped = 0
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _naive(unix: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(unix, dt.UTC).replace(tzinfo=None)
+    """The naive UTC time of a ``time.time()``: what ``datetime.fromtimestamp(unix, UTC)``
+    gives (both round the fraction's microseconds half to even), in half its time."""
+    return _EPOCH + dt.timedelta(seconds=unix)

@@ -23,6 +23,16 @@ def identifier_hash(salt: bytes, id_type: str, value: str) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()
 
 
+def identifier_hashes(salt: bytes, id_type: str, values: Iterable[str]) -> Iterator[str]:
+    """:func:`identifier_hash` of each value, in order, the key's HMAC state made once (each
+    hash then copies it: two-thirds of the time, for the read audit's thousands a flush)."""
+    keyed = hmac.new(salt, digestmod=hashlib.sha256)
+    for value in values:
+        mac = keyed.copy()
+        mac.update(f"{id_type}:{normalise(id_type, value)}".encode())
+        yield mac.hexdigest()
+
+
 @dataclass
 class Subject:
     """Everything erasure removes for one person: identifier values by type (lookup form)."""

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
 
 from c360.contracts.serving import read_audit
 
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
-@dataclass(frozen=True)
-class Read:
-    """One recorded read: the key's id (never its secret), the person, the route template."""
+_WRITTEN = ("read_at", "key_id", "person_id", "route")  # the id is the table's to give
+
+
+class Read(NamedTuple):
+    """One recorded read: the key's id (never its secret), the person, the route template.
+    A tuple rather than a dataclass: the API makes thousands a second."""
 
     read_at: dt.datetime  # naive UTC
     key_id: str
@@ -36,14 +41,12 @@ class Read:
         }
 
 
-def insert_reads(conn: Connection, reads: Sequence[Read]) -> None:
-    conn.execute(
-        insert(read_audit),
-        [
-            {"read_at": r.read_at, "key_id": r.key_id, "person_id": r.person_id, "route": r.route}
-            for r in reads
-        ],
-    )
+def insert_reads(conn: Connection, dialect: StoreDialect, reads: Sequence[Read]) -> None:
+    """Append the reads, in the order given, the way the database bulk-inserts fastest
+    (:meth:`~c360.stores.base.StoreDialect.bulk_insert`): tuples to the driver, without
+    SQLAlchemy's work per row (a dict of parameters, compiled and processed one by one)."""
+    rows = [(r.read_at, r.key_id, r.person_id, r.route) for r in reads]
+    dialect.bulk_insert(conn, read_audit, rows, _WRITTEN)
 
 
 def reads(

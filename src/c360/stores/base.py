@@ -170,9 +170,16 @@ class StoreDialect(ABC):
         return
 
     @abstractmethod
-    def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
-        """Insert many complete rows (values in column order; times as naive UTC datetimes) in
-        the caller's transaction, the fastest way the database has."""
+    def bulk_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        """Insert many rows (values in the order of ``columns``, by default all the table's;
+        times as naive UTC datetimes) in the caller's transaction, the fastest way the
+        database has. A column left out takes its default (an autoincremented id)."""
 
     @abstractmethod
     def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
@@ -793,10 +800,11 @@ class ServingStore:
         if reads:
             with self._transaction("recording profile reads") as conn:
                 self.dialect.fence_publish(conn, exclusive=False)
-                erased = erasure.erased_persons(conn, {r.person_id for r in reads})
-                kept = [r for r in reads if r.person_id not in erased]
+                persons = {r.person_id for r in reads}
+                erased = erasure.erased_persons(conn, self.dialect, persons)
+                kept = [r for r in reads if r.person_id not in erased] if erased else reads
                 if kept:
-                    audit.insert_reads(conn, kept)
+                    audit.insert_reads(conn, self.dialect, kept)
 
     def audited_reads(
         self,

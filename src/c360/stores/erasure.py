@@ -15,15 +15,18 @@ import json
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, MetaData, Table, and_, false, func, inspect, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from c360.contracts import serving
-from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject, identifier_hash
+from c360.privacy.identifiers import ID_TYPES, ORDER, PERSON, Subject, identifier_hashes
 from c360.privacy.suppression import NO_SUPPRESSION, SuppressionList
 from c360.speed.features import USER_ID
+
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
 # The speed layer keys a clickstream without a cookie by its userId: the customer id.
 _PAIR_ALIASES = {USER_ID: "customer_id"}
@@ -230,16 +233,21 @@ def suppress(
         conn.execute(salted.update().values(generation=salted.c.generation + 1))
 
 
-def erased_persons(conn: Connection, person_ids: Collection[str]) -> set[str]:
-    """Those of ``person_ids`` whose id is on the suppression list (erased)."""
+def erased_persons(
+    conn: Connection, dialect: StoreDialect, person_ids: Collection[str]
+) -> set[str]:
+    """Those of ``person_ids`` whose id is on the suppression list (erased). The hashes go as
+    one JSON array, the primary key probed with each: a list of bound parameters would cost
+    SQLAlchemy's compiler per hash, and more than PostgreSQL's 65,535 of them fail."""
     stored = conn.execute(select(serving.erasure_salt.c.salt)).scalar_one_or_none()
     if stored is None or not person_ids:  # no one was ever erased
         return set()
     salt = bytes.fromhex(stored)
-    by_hash = {identifier_hash(salt, PERSON, person_id): person_id for person_id in person_ids}
-    table = serving.suppressed_identifier
-    found = conn.execute(select(table.c.hash).where(table.c.hash.in_(list(by_hash)))).scalars()
-    return {by_hash[str(h)] for h in found}
+    persons = list(person_ids)
+    by_hash = dict(zip(identifier_hashes(salt, PERSON, persons), persons, strict=True))
+    query = f"SELECT hash FROM suppressed_identifier WHERE hash IN {dialect.json_values(':h')}"
+    found = conn.exec_driver_sql(dialect.driver_sql(query), {"h": json.dumps(list(by_hash))})
+    return {by_hash[str(h)] for (h,) in found}
 
 
 def generation(conn: Connection) -> int:

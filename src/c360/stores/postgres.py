@@ -72,10 +72,16 @@ class PostgresDialect(StoreDialect):
     def later(self, left: str, right: str) -> str:
         return f"GREATEST({left}, {right})"
 
-    def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+    def bulk_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> None:
         """``COPY … FROM STDIN`` on the transaction's own connection (a tenth of the time of
         ``executemany`` for the timeline's 600k rows)."""
-        names = ", ".join(f'"{column.name}"' for column in table.columns)
+        names = ", ".join(f'"{name}"' for name in columns or [c.name for c in table.columns])
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:

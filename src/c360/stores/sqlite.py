@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.dialects.sqlite import Insert, insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.types import TypeEngine
 
 from c360.stores.base import StoreDialect
 from c360.stores.columns import FROM_TEXT
@@ -76,16 +78,24 @@ class SQLiteDialect(StoreDialect):
     def later(self, left: str, right: str) -> str:
         return f"max({left}, {right})"
 
-    def bulk_insert(self, conn: Connection, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+    def bulk_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> None:
         """One ``executemany`` of the rows, each value bound as SQLAlchemy binds its column
         (datetimes as the text the store holds)."""
         dialect = conn.dialect
-        processors = [
-            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
+        written = [table.c[name] for name in columns] if columns else list(table.columns)
+        converting = [
+            (i, convert)
+            for i, column in enumerate(written)
+            if (convert := _bind_processor(column.type, dialect)) is not None
         ]
-        converting = [(i, f) for i, f in enumerate(processors) if f is not None]
-        names = ", ".join(f'"{column.name}"' for column in table.columns)
-        marks = ", ".join("?" for _ in table.columns)
+        names = ", ".join(f'"{column.name}"' for column in written)
+        marks = ", ".join("?" for _ in written)
 
         def bound(row: Sequence[Any]) -> tuple[Any, ...]:
             values = list(row)
@@ -132,3 +142,22 @@ class SQLiteDialect(StoreDialect):
         transaction would fail on, as busy, when it then writes)."""
         with self.migration_transaction(engine) as conn:
             yield conn
+
+
+def _bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How SQLAlchemy binds a value of ``column_type``; for a plain ``DateTime``, the same text
+    made by ``datetime.isoformat`` (in C) rather than by SQLAlchemy's ``%`` formatting of a
+    dict of the fields (in Python): half the time, per value."""
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is None or type(column_type) is not DateTime:
+        return processor
+    slow = processor
+
+    def datetime_text(value: Any) -> Any:
+        # "YYYY-MM-DD HH:MM:SS.ffffff", SQLAlchemy's DATETIME storage format; an aware value
+        # (SQLAlchemy drops its offset) or a date goes SQLAlchemy's way
+        if type(value) is dt.datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return slow(value)
+
+    return datetime_text
