@@ -622,11 +622,12 @@ class IdentitySettings(_Section):
     u_sample_pairs_per_profile: float = Field(
         15,
         ge=0,
-        description="more pairs for a larger population: the u sample is at least this many "
-        "pairs per profile compared. A level that agrees on a person's own identifier (the same "
-        "digits in another email address) is seen among random pairs about as often as one "
-        "person's profiles meet in the sample, which falls as 1/n for a fixed sample; unseen, "
-        "its u stays at a floor while the prior falls as 1/n, and such pairs stop linking",
+        description="more pairs for a larger population: the email and phone comparisons' u "
+        "are estimated again from this many random pairs per profile when that is more than "
+        "u_sample_pairs. Their levels of a person's own identifiers (the same digits in another "
+        "email address) are seen among random pairs about as often as one person's profiles "
+        "meet in the sample, which falls as 1/n for a fixed sample; unseen, their u stays at a "
+        "floor while the prior falls as 1/n, and such pairs stop linking",
     )
     prior_recall: float = Field(
         0.7,

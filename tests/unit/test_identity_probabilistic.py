@@ -272,6 +272,26 @@ def test_the_u_sample_grows_with_the_population() -> None:
     assert u_sample_pairs(2_000_000, fixed) == 3_000_000
 
 
+def test_the_identifier_comparisons_u_come_from_the_larger_sample(records: pa.Table) -> None:
+    """Beyond u_sample_pairs, the email and phone comparisons' u are estimated again from
+    the larger sample; the other comparisons keep the first estimate."""
+
+    def u_values(per_profile: float) -> dict[str, list[Any]]:
+        settings = IdentitySettings(u_sample_pairs=1_000, u_sample_pairs_per_profile=per_profile)
+        model = json.loads(link_run(COMPUTE, records, settings).model)
+        return {
+            c["output_column_name"]: [
+                level.get("u_probability") for level in c["comparison_levels"]
+            ]
+            for c in model["comparisons"]
+        }
+
+    first, again = u_values(0), u_values(1_000)
+    assert {name for name in COMPARISONS if first[name] != again[name]} <= {"email", "phone"}
+    assert first["email"] != again["email"]
+    assert first["name"] == again["name"]
+
+
 def test_too_few_records_give_no_links() -> None:
     one = pa.Table.from_pylist(CASES[:1], schema=contract.RECORDS)
     assert link(COMPUTE, one, IDENTITY).equals(contract.LINKS.empty_table())

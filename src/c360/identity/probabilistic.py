@@ -30,10 +30,11 @@ an account; each blocking rule carries this condition, and the output is filtere
 **Training, without labels**, every sample hash-seeded (``identity.training_seed``), so a run is
 reproducible:
 
-1. *u* (how often a level occurs among non-matches) from random profile pairs
-   (``estimate_u_using_random_sampling``), as many as ``identity.u_sample_pairs`` or
-   ``identity.u_sample_pairs_per_profile`` per profile if more (:func:`u_sample_pairs`): a
-   fixed sample would not see the levels of a person's own identifiers in a large population;
+1. *u* (how often a level occurs among non-matches) from ``identity.u_sample_pairs`` random
+   profile pairs (``estimate_u_using_random_sampling``); in a large population the email and
+   phone comparisons' again, from ``identity.u_sample_pairs_per_profile`` pairs per profile
+   (:func:`_estimate_identifier_u`): a fixed sample does not see their levels of one person's
+   profiles (the same digits in another address) once the population is large;
 2. the prior λ (probability that two random profiles match) from rules that admit few false
    matches — same email key, same phone — assuming they find ``identity.prior_recall`` of matches;
 3. *m* (how often a level occurs among matches) by expectation maximisation on blocks with a
@@ -686,11 +687,17 @@ def _score(
     started = time.perf_counter()
     table = linkage.db_api.register(linkage.table, dataset_display_name="profiles")
     n = prepared.profiles
-    linker: Any = Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)
+    # Splink's tables (term frequencies among them) are shared through the database API's
+    # cache: each linker's go when all are done.
+    linkers: list[Any] = [Linker(table, _settings_creator(2 / (n * (n - 1))), log_level=None)]
     try:
-        _train(linker, training, shared, n, settings)
+        _train(linkers[0], training, shared, settings)
+        model = linkers[0].misc.save_model_to_json()
+        _estimate_identifier_u(table, model, n, settings, linkers)
         timings["train"] = time.perf_counter() - started
         started = time.perf_counter()
+        linker: Any = Linker(table, model, log_level=None)
+        linkers.append(linker)
         blocked: Any = linker.inference.compute_blocked_pairs_for_predict()
         counts = {
             int(row["match_key"]): int(row["pairs"])
@@ -713,7 +720,8 @@ def _score(
             linker.misc.save_model_to_json(), option=orjson.OPT_SORT_KEYS
         ).decode()
     finally:
-        linker.table_management.delete_tables_created_by_splink_from_db()
+        for created in linkers:
+            created.table_management.delete_tables_created_by_splink_from_db()
     rule_counts = tuple((rule.name, counts.get(i, 0)) for i, rule in enumerate(BLOCKING_RULES))
     return LinkRun(
         links=_empty_links(),
@@ -729,13 +737,7 @@ def _score(
     )
 
 
-def _train(
-    linker: Any,
-    training: Sequence[str],
-    shared: bool,
-    profiles: int,
-    settings: IdentitySettings,
-) -> None:
+def _train(linker: Any, training: Sequence[str], shared: bool, settings: IdentitySettings) -> None:
     from splink.internals.exceptions import SplinkException
 
     training_api = linker.training
@@ -749,7 +751,7 @@ def _train(
                 list(PRIOR_RULES), recall=1.0
             )
     training_api.estimate_u_using_random_sampling(
-        max_pairs=u_sample_pairs(profiles, settings),
+        max_pairs=settings.u_sample_pairs,
         seed=settings.training_seed,
         min_count_per_level=None,
         num_chunks=1,
@@ -763,14 +765,61 @@ def _train(
             continue
 
 
+# The comparisons of a person's own identifiers. Their levels short of an exact match (the
+# same local part at another domain, the same digits in another address, a phone one digit
+# off) hold mostly one person's profiles: among random pairs they are as rare as one person's
+# profiles meeting, falling as 1/n (:func:`u_sample_pairs`).
+IDENTIFIER_COMPARISONS = ("phone", "email")
+
+
 def u_sample_pairs(profiles: int, settings: IdentitySettings) -> int:
-    """Random pairs for the u estimates: ``identity.u_sample_pairs``, and more in proportion to
-    the population (``identity.u_sample_pairs_per_profile``). A level that holds mostly one
-    person's profiles (the same digits in another address) is seen in a fixed sample as often
+    """Random pairs for the u estimates of :data:`IDENTIFIER_COMPARISONS`:
+    ``identity.u_sample_pairs``, and more in proportion to the population
+    (``identity.u_sample_pairs_per_profile``). A fixed sample sees their rare levels as often
     as one person's profiles meet in it, falling as 1/n; unseen, Splink keeps a floor u while
     the prior λ falls as 1/n, and the level's pairs stop linking (at a million customers
-    167k Zendesk users split off their accounts)."""
+    35k Zendesk users split off their accounts)."""
     return max(settings.u_sample_pairs, round(settings.u_sample_pairs_per_profile * profiles))
+
+
+def _estimate_identifier_u(
+    table: Any,
+    model: dict[str, Any],
+    profiles: int,
+    settings: IdentitySettings,
+    linkers: list[Any],
+) -> None:
+    """The u of :data:`IDENTIFIER_COMPARISONS`' levels in ``model`` (Splink's model JSON)
+    estimated again from :func:`u_sample_pairs` random pairs, when that is more than the
+    first estimate drew: a sample of these comparisons alone, a third of the cost of all six
+    per pair. A level the larger sample does not see either keeps its first estimate. The
+    sampling linker joins ``linkers`` (their tables are dropped together)."""
+    pairs = u_sample_pairs(profiles, settings)
+    if pairs <= settings.u_sample_pairs:
+        return
+    from splink import Linker, SettingsCreator
+
+    named = dict(zip(COMPARISONS, _comparisons(), strict=True))
+    chosen = [named[name] for name in IDENTIFIER_COMPARISONS]
+    creator = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_key",
+        comparisons=chosen,
+        linker_uid="c360_identifier_u",
+    )
+    sampler: Any = Linker(table, creator, log_level=None)
+    linkers.append(sampler)
+    sampler.training.estimate_u_using_random_sampling(
+        max_pairs=pairs, seed=settings.training_seed, min_count_per_level=None, num_chunks=1
+    )
+    sampled = sampler.misc.save_model_to_json()["comparisons"]
+    by_name = {c["output_column_name"]: c for c in model["comparisons"]}
+    for comparison in sampled:
+        levels = by_name[comparison["output_column_name"]]["comparison_levels"]
+        for level, estimate in zip(levels, comparison["comparison_levels"], strict=True):
+            u = estimate.get("u_probability")
+            if isinstance(u, float):  # else not seen ("level not observed") or a null level
+                level["u_probability"] = u
 
 
 # --- back from profiles to records ---------------------------------------------------------
