@@ -75,8 +75,9 @@ def test_demographics_and_identity(profiles: tuple[pa.Table, dict[str, Any]]) ->
     assert alice["age"] == 34  # born 1990-01-11, D = 2025-01-10
     assert alice["signup_date"] == dt.date(2025, 1, 1)
     assert alice["marketing_opt_in"] is True
-    # customer_id, two emails, Zendesk user, the Mailchimp member's id and EUID, the cookie
-    assert alice["identifier_count"] == 7
+    # customer_id, two emails, the Zendesk user and its phone, the Mailchimp member's id and
+    # EUID, the cookie
+    assert alice["identifier_count"] == 8
     assert alice["first_seen_at"] == dt.datetime(2025, 1, 1, tzinfo=UTC)
     assert p["eve"]["age"] is None and p["eve"]["signup_date"] is None
     assert all(row["batch_date"] == DAY for row in p.values())

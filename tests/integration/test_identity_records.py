@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pyarrow as pa
@@ -69,8 +70,26 @@ def test_records_carry_normalised_attributes(extracted: records.IdentityRecords)
     assert guest["city"] is None  # the order's shipping_city, empty here
     member = rows["mailchimp/member:77df0c091681b71e32b643dc62e4a567"]  # md5("alice@x.com")
     assert member["email"] == "alice@x.com" and member["customer_id"] is None
+    user = rows["zendesk/user:10"]  # the user event's detail.phone, as orders' phones
+    assert (user["phone"], user["first_name"], user["last_name"]) == ("+441134960000", "alice", "a")
+    assert rows["zendesk/user:11"]["phone"] is None  # no phone in the detail
     cookie = rows["clickstream/cookie:c-a"]
     assert cookie["customer_id"] == 1 and cookie["first_seen"] is not None
+
+
+def test_mailchimp_address_parts_as_the_orders_show_them(extracted: records.IdentityRecords):
+    """ADDRESS in the export's form (parts joined by two spaces) gives the street line, zip and
+    city, folded like an order's shipping address; an empty one gives nothing."""
+    rows = _by_key(extracted.records)
+
+    def member(email: str) -> tuple[str | None, ...]:
+        row = rows[f"mailchimp/member:{hashlib.md5(email.encode()).hexdigest()}"]
+        return row["address"], row["postcode"], row["city"]
+
+    assert member("alice@x.com") == ("1 park row", "ls15ab", "leeds")
+    # all six parts (a second line and a state), a run of three spaces read as two
+    assert member("bob@y.com") == ("2 mill lane", "yo17hh", "york")
+    assert member("eve@n.com") == (None, None, None)
 
 
 def test_identifiers_in_lookup_form(extracted: records.IdentityRecords):
@@ -84,6 +103,7 @@ def test_identifiers_in_lookup_form(extracted: records.IdentityRecords):
     assert (member, "mailchimp_id", "77df0c091681b71e32b643dc62e4a567") in rows
     assert (member, "mailchimp_id", "a1") in rows  # the EUID as well
     assert ("mysql/order:4", "email", "alice.work@x.com") in rows
+    assert ("zendesk/user:10", "phone", "+441134960000") in rows
 
 
 def test_blocked_values_are_no_evidence(tiny_world: Settings):

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 from mailchimp_server import FakeMailchimp, campaign, member, recipient
 from pydantic import SecretStr
@@ -53,13 +54,18 @@ def test_api_mode_writes_the_audience_and_recent_campaign_activity(
         "user0@example.com",
         "user10@example.com",
     ]
+    # merge_fields.ADDRESS (an object) in the export's form, as identity reads it
+    row = members.filter(pc.equal(members["email_address"], "user3@example.com")).to_pylist()
+    assert row[0]["address"] == "3 High St  Leeds  LS1  GB"
     assert all(r.path != "/3.0/reports/future/email-activity" for r in fake.requests)
 
 
 def test_file_mode_reads_the_export(tmp_path: Path) -> None:
     folder = tmp_path / "mc"
     folder.mkdir()
-    (folder / "members_export.csv").write_text('"Email Address","EUID"\n"a@x.com","e1"\n')
+    (folder / "members_export.csv").write_text(
+        '"Email Address","Address","EUID"\n"a@x.com","1 Park Row  Leeds  LS1 5AB  GB","e1"\n'
+    )
     (folder / "email_activity.jsonl").write_text(
         '{"campaign_id": "c1", "list_id": "L1", "email_id": "x", "email_address": "a@x.com", '
         '"activity": []}\n'
@@ -70,4 +76,6 @@ def test_file_mode_reads_the_export(tmp_path: Path) -> None:
         for r in ingest_mailchimp(MailchimpSourceSettings(dir=str(folder)), lake, DAY)
     }
     assert reports == {"members": 1, "email_activity": 1}
-    assert lake.read_partition("mailchimp", "members", DAY).column("euid").to_pylist() == ["e1"]
+    members = lake.read_partition("mailchimp", "members", DAY)
+    assert members.column("euid").to_pylist() == ["e1"]
+    assert members.column("address").to_pylist() == ["1 Park Row  Leeds  LS1 5AB  GB"]

@@ -86,9 +86,11 @@ def ticket_created(requester_id: int = 7001) -> bytes:
 
 
 def user_created(user_id: int = 7001) -> bytes:
+    # the user resource's phone rides in the detail, appended raw with the rest
     payload = simulated.user_created(
-        f"evt-{next(_counter)}", "2025-03-01T09:59:00Z", user_id, "ann@example.com", "Ann", None
-    )
+        f"evt-{next(_counter)}", "2025-03-01T09:59:00Z", user_id, "ann@example.com", "Ann", None,
+        phone="+49 151 23456789",
+    )  # fmt: skip
     return orjson.dumps(payload)
 
 

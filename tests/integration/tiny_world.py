@@ -84,11 +84,14 @@ ORDERS = [
     _order(8, 2, "bob@y.com", "delivered", "10.00", T(2025, 1, 10, 23, 59, 59)),
 ]
 
+# Address: the ADDRESS merge field as Mailchimp exports it, its filled parts joined by two
+# spaces (addr1, addr2, city, state, zip, country): four parts, all six, and none.
 MEMBERS_CSV = (
-    '"Email Address","First Name","Last Name","EUID","LEID","STATUS"\n'
-    '"alice@x.com","Alice","A","a1","1","subscribed"\n'
-    '"bob@y.com","Bob","B","b1","2","unsubscribed"\n'
-    '"eve@n.com","Eve","E","e1","3","subscribed"\n'
+    '"Email Address","First Name","Last Name","Address","EUID","LEID","STATUS"\n'
+    '"alice@x.com","Alice","A","1 Park Row  Leeds  LS1 5AB  GB","a1","1","subscribed"\n'
+    '"bob@y.com","Bob","B","2 Mill Lane  Flat 3  York  North Yorkshire   YO1 7HH  GB","b1","2",'
+    '"unsubscribed"\n'
+    '"eve@n.com","Eve","E","","e1","3","subscribed"\n'
 )
 
 
@@ -141,7 +144,7 @@ ZENDESK = [
         "user.created",
         "e1",
         "2025-01-02T08:00:00Z",
-        {"id": "10", "email": "alice@x.com", "name": "Alice A"},
+        {"id": "10", "email": "alice@x.com", "name": "Alice A", "phone": "+44 113 496 0000"},
     ),
     _zendesk(
         "ticket.created",

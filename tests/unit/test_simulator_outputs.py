@@ -24,7 +24,7 @@ from c360.config import Settings, load_config
 from c360.contracts.segment import validate
 from c360.contracts.shop_db import ORDER_STATUSES
 from c360.simulator import GenerateSummary, TargetNotEmptyError, generate
-from c360.simulator.writers.mailchimp import EXPORT_COLUMNS
+from c360.simulator.writers.mailchimp import ADDRESS_PARTS, EXPORT_COLUMNS
 
 START = dt.date(2025, 3, 1)
 DAYS = 60
@@ -330,6 +330,7 @@ def test_zendesk_payloads_have_the_webhook_shape(world: tuple[Path, GenerateSumm
         "event",
     }
     users: dict[str, str] = {}
+    phones: list[str | None] = []
     tickets: dict[str, list[str]] = defaultdict(list)
     last = ""
     kinds: Counter[str] = Counter()
@@ -343,6 +344,8 @@ def test_zendesk_payloads_have_the_webhook_shape(world: tuple[Path, GenerateSumm
             assert e["subject"] == f"zen:user:{d['id']}" and d["role"] == "end-user"
             assert "@" in d["email"] and d["name"]
             users[d["id"]] = e["time"]
+            phones.append(d["phone"])  # the user resource's phone: international, or null
+            assert d["phone"] is None or re.fullmatch(r"\+\d{2} ?\d{3} ?\d{6}", d["phone"])
             continue
         assert e["zendesk_event_version"] == "2022-11-06"
         assert e["subject"] == f"zen:ticket:{d['id']}"
@@ -360,6 +363,8 @@ def test_zendesk_payloads_have_the_webhook_shape(world: tuple[Path, GenerateSumm
             assert e["event"]["comment"]["body"] and "author" in e["event"]["comment"]
         tickets[d["id"]].append(e["type"])
     assert summary.tickets == len(tickets)
+    # zendesk_phone_share (0.3) of the users whose person has a phone: 2 of this world's 25
+    assert 0 < sum(phone is not None for phone in phones) < len(phones) / 2
     assert {k.removeprefix("zen:event-type:") for k in kinds} == {
         "ticket.created", "ticket.status_changed", "ticket.comment_added", "user.created",
     }  # fmt: skip
@@ -383,7 +388,9 @@ def test_mailchimp_files_have_the_api_shapes(world: tuple[Path, GenerateSummary]
     assert set(statuses) <= {"subscribed", "unsubscribed", "cleaned"} and statuses["subscribed"]
     for m in members:
         assert m["id"] == hashlib.md5(m["email_address"].lower().encode()).hexdigest()
-        assert set(m["merge_fields"]) == {"FNAME", "LNAME", "PHONE", "BIRTHDAY"}
+        assert set(m["merge_fields"]) == {"FNAME", "LNAME", "ADDRESS", "PHONE", "BIRTHDAY"}
+        address = m["merge_fields"]["ADDRESS"]  # an object, or "" when empty (as the API has it)
+        assert address == "" or set(address) == {*ADDRESS_PARTS}
         assert 0 <= m["stats"]["avg_open_rate"] <= 1 and 1 <= m["member_rating"] <= 5
         assert m["timestamp_opt"].endswith("+00:00") and m["last_changed"] >= m["timestamp_opt"]
     campaigns = list(jsonl(mc / "campaigns.jsonl"))
@@ -406,6 +413,39 @@ def test_mailchimp_files_have_the_api_shapes(world: tuple[Path, GenerateSummary]
     assert tuple(export[0]) == EXPORT_COLUMNS
     assert len(export) == len(members) + 1
     assert {row[0] for row in export[1:]} == {m["email_address"] for m in members}
+    # the export's Address: the object's filled parts joined by two spaces
+    addresses = {m["email_address"]: m["merge_fields"]["ADDRESS"] for m in members}
+    joined = {
+        email: "  ".join(a[k] for k in ADDRESS_PARTS if a[k]) if a else ""
+        for email, a in addresses.items()
+    }
+    column = EXPORT_COLUMNS.index("Address")
+    assert {row[0]: row[column] for row in export[1:]} == joined
+
+
+def test_mailchimp_addresses_are_the_persons_own(world: tuple[Path, GenerateSummary]) -> None:
+    """A member's ADDRESS is their home address as the shop has it (a share of members)."""
+    folder, _ = world
+    members = list(jsonl(folder / "mailchimp" / "members.jsonl"))
+    filled = [m for m in members if m["merge_fields"]["ADDRESS"]]
+    assert 0.25 < len(filled) / len(members) < 0.55  # newsletter_address_share, 0.4
+    person_of = {r["record_id"]: r["person_key"] for r in truth(folder, "records")}
+    customer_of = {p["person_key"]: p["customer_id"] for p in truth(folder, "persons")}
+    accounts = {
+        c: (line, postcode, city, country)
+        for c, line, postcode, city, country in query(
+            folder, "SELECT customer_id, address_line, postcode, city, country FROM customers"
+        )
+    }
+    checked = 0
+    for m in filled:
+        customer = customer_of[person_of[m["id"]]]
+        if customer is None:
+            continue
+        a = m["merge_fields"]["ADDRESS"]
+        assert (a["addr1"], a["zip"], a["city"], a["country"]) == accounts[customer]
+        checked += 1
+    assert checked > 20
 
 
 # --- ground truth --------------------------------------------------------------------------------
@@ -445,6 +485,7 @@ def test_truth_covers_every_record_and_identifier(world: tuple[Path, GenerateSum
         d = e["detail"]
         if e["type"] == "zen:event-type:user.created":
             assert has("zendesk_user_id", d["id"]) and has("email", d["email"])
+            assert d["phone"] is None or has("phone", d["phone"])
             assert ("zendesk", "user", d["id"]) in records
         else:
             assert ("zendesk", "ticket", d["id"]) in records

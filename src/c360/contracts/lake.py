@@ -107,8 +107,8 @@ MAILCHIMP_MEMBERS_API_SCHEMA = pa.schema(
     ]
 )
 
-# The members' columns the batch reads, from either shape (identity takes names, phone,
-# birthday and country); a column an export lacks reads as NULL.
+# The members' columns the batch reads, from either shape (identity takes names, address,
+# phone, birthday and country); a column an export lacks reads as NULL.
 MAILCHIMP_MEMBERS_SCHEMA = pa.schema(
     [
         (name, pa.string())
@@ -118,6 +118,7 @@ MAILCHIMP_MEMBERS_SCHEMA = pa.schema(
             "status",
             "first_name",
             "last_name",
+            "address",  # the ADDRESS merge field as the export writes it (parts, two spaces)
             "phone_number",
             "birthday",
             "cc",

@@ -10,11 +10,13 @@ distinct value SQL cannot do exactly (non-ASCII text, phones not yet in E.164 �
   date;
 - ``mysql/order:<order_id>`` — the order's email, shipping name/address/postcode/city and phone,
   its customer_id (NULL for a guest checkout);
-- ``zendesk/user:<user_id>`` — the requester: email, name, ``external_id`` (the customer id
-  when the help centre's SSO knew it);
+- ``zendesk/user:<user_id>`` — the requester: email, name, phone (the user event's
+  ``detail.phone``), ``external_id`` (the customer id when the help centre's SSO knew it);
 - ``mailchimp/member:<md5 of the lower-cased address>`` — Mailchimp's member id: email, names,
-  phone, birthday (Mailchimp's ``MM/DD``: month and day; a date field with its year —
-  ``YYYY-MM-DD`` or ``MM/DD/YYYY`` — is a birth date too);
+  phone (in the member's country, ``cc``), the ADDRESS merge field's street line, zip and city
+  (from the export's form of it, parts joined by two spaces), birthday (Mailchimp's ``MM/DD``:
+  month and day; a date field with its year — ``YYYY-MM-DD`` or ``MM/DD/YYYY`` — is a birth
+  date too);
 - ``clickstream/cookie:<anonymous_id>`` — a cookie that identified as a customer (identify,
   alias or any message carrying a userId). Anonymous-only cookies make no record: with no
   attribute to match on they would only add persons without data.
@@ -73,11 +75,12 @@ STEPS = (
         SELECT 'zendesk/user:' || user_id, 'zendesk', 'user', user_id,
                TRY_CAST(external_id AS BIGINT),
                email, NULL, NULL, name,
-               NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
+               phone, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL, first_seen
         FROM (
-            SELECT user_id, email, name, external_id, first_seen FROM (
+            SELECT user_id, email, name, external_id, phone, first_seen FROM (
                 SELECT user_id, email, name,
                        payload ->> '$.detail.external_id' AS external_id,
+                       payload ->> '$.detail.phone' AS phone,
                        min(time) OVER (PARTITION BY user_id) AS first_seen,
                        row_number() OVER (PARTITION BY user_id ORDER BY time DESC) AS latest
                 FROM zendesk_events
@@ -88,9 +91,30 @@ STEPS = (
         SELECT 'mailchimp/member:' || md5(lower(trim(email_address))), 'mailchimp', 'member',
                md5(lower(trim(email_address))), CAST(NULL AS BIGINT),
                email_address, first_name, last_name, NULL,
-               phone_number, cc, NULL, NULL, NULL, CAST(NULL AS DATE), birthday, euid,
+               phone_number, cc,
+               CASE WHEN parts >= 2 THEN split_part(address, '  ', 1) END,
+               CASE WHEN parts >= 4
+                         AND regexp_matches(split_part(address, '  ', greatest(parts - 1, 1)),
+                                            '[0-9]')
+                    THEN split_part(address, '  ', greatest(parts - 1, 1)) END,
+               CASE WHEN parts >= 6 THEN split_part(address, '  ', 3)
+                    WHEN parts >= 4 THEN split_part(address, '  ', 2) END,
+               CAST(NULL AS DATE), birthday, euid,
                TRY_CAST(optin_time AS TIMESTAMP)
-        FROM mailchimp_members WHERE email_address IS NOT NULL
+        FROM (
+            -- ADDRESS as the export writes it: its filled parts (addr1, addr2, city, state,
+            -- zip, country) joined by two spaces. Counted from both ends: the first part is
+            -- the street line, the one before the country the zip (when it has a digit), the
+            -- city second — third when all six are there (a five-part address is read as
+            -- having a state, not a second line).
+            SELECT *, (length(address) - length(replace(address, '  ', ''))) // 2 + 1 AS parts
+            FROM (
+                SELECT email_address, first_name, last_name, phone_number, cc, birthday,
+                       euid, optin_time,
+                       regexp_replace(trim(address), ' {{3,}}', '  ', 'g') AS address
+                FROM mailchimp_members WHERE email_address IS NOT NULL
+            ) members
+        ) mailchimp_member_records
         UNION ALL
         SELECT 'clickstream/cookie:' || anonymous_id, 'clickstream', 'cookie', anonymous_id,
                CASE WHEN min(TRY_CAST(user_id AS BIGINT)) = max(TRY_CAST(user_id AS BIGINT))

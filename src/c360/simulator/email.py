@@ -81,6 +81,9 @@ class Newsletter:
         self.has_phone = (people.phone[self.person] != 0) & (
             (h >> np.uint64(40)) % np.uint64(10) < 6
         )
+        # the ADDRESS merge field: its own hash, so no other draw moves
+        u = keyed_hash(seed, 25, self.person) >> np.uint64(11)
+        self.has_address = u.astype(np.float64) / float(1 << 53) < params.newsletter_address_share
         self.status_change_s = np.full(k, -1, dtype=np.int64)
         self.final = np.full(k, SUBSCRIBED, dtype=np.uint8)
         self.sends = np.zeros(k, dtype=np.int64)

@@ -56,6 +56,10 @@ class WorldParams:
     ticket_per_refund: float = 0.5
     ticket_background_rate: float = 0.0006  # per active person-day, tripled at churn
     csat_answer_share: float = 0.4
+    # Zendesk users whose profile carries a phone (of persons who have one). Email requesters
+    # leave it empty; it is there when the web form's optional phone field was filled or the
+    # person called in: a minority of a web shop's support contacts.
+    zendesk_phone_share: float = 0.3
     # email marketing
     campaign_every_days: int = 7
     open_rate: float = 0.3
@@ -64,6 +68,10 @@ class WorldParams:
     unsubscribe_rate: float = 0.002
     churn_unsubscribe_rate: float = 0.05  # added near churn (scaled by the decay)
     newsletter_alt_email_share: float = 0.08  # subscribes with another address than the account's
+    # Members whose ADDRESS merge field is filled. Every audience has the field, but Mailchimp
+    # hides it on signup forms by default: it holds what the shop's store sync or a form that
+    # asks for it put there, so well under half of a newsletter's members.
+    newsletter_address_share: float = 0.4
 
     def products_for(self, customers: int) -> int:
         """A few hundred to a few thousand products, growing with the customer base."""

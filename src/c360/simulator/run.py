@@ -262,6 +262,8 @@ class _Run:
         truth.phone(nl.person[nl.has_phone], PhoneStyle.NATIONAL)
         for person, variant in w.support.log.email_used:
             truth.email(np.asarray([person]), variant)
+        shown = np.asarray(w.support.log.phone_shown, dtype=np.int64)
+        truth.phone(shown, w.people.phone_style[shown])
         tickets = np.asarray(w.support.log.tickets, dtype=np.int64).reshape(-1, 2)
         truth.record("zendesk", "ticket", text.ints(tickets[:, 0]), tickets[:, 1])
         truth.finish(self.seed, w.devices, w.support, nl)

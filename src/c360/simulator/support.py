@@ -52,6 +52,7 @@ class SupportLog:
     users: list[tuple[int, int]] = field(default_factory=list)  # (user id, person)
     tickets: list[tuple[int, int]] = field(default_factory=list)  # (ticket id, person)
     email_used: list[tuple[int, int]] = field(default_factory=list)  # (person, EmailVariant)
+    phone_shown: list[int] = field(default_factory=list)  # persons whose user carries their phone
 
 
 _HOUR = 3_600_000
@@ -60,7 +61,9 @@ _HOUR = 3_600_000
 class _Draws:
     """Every random number the tickets opened on one day need, drawn at once."""
 
-    def __init__(self, rng: np.random.Generator, n: int, factor: F64, csat_share: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, n: int, factor: F64, csat_share: float, phone_share: float
+    ) -> None:
         self.jitter = rng.integers(0, 1000, n)
         self.second = rng.random(n) < 0.1
         self.variant = rng.random(n)
@@ -83,6 +86,8 @@ class _Draws:
         self.remark = rng.integers(0, len(vocab.CSAT_REMARKS), n)
         raw = np.frombuffer(rng.bytes(16 * 9 * n), dtype=np.uint8).reshape(9 * n, 16)
         self.ids = np.asarray(text.to_str(text.uuids_from_bytes(raw)), dtype=object).reshape(n, 9)
+        # drawn last, so every draw above is what it was before users had phones
+        self.phone = rng.random(n) < phone_share
 
 
 class Support:
@@ -149,7 +154,10 @@ class Support:
             due.append(heapq.heappop(self.intents))
         if due:
             persons = np.asarray([i.person for i in due], dtype=np.int64)
-            draws = _Draws(rng, len(due), factor[persons], self.params.csat_answer_share)
+            p = self.params
+            draws = _Draws(
+                rng, len(due), factor[persons], p.csat_answer_share, p.zendesk_phone_share
+            )
             for j, intent in enumerate(due):  # in time order: ids grow with creation time
                 self._open(draws, j, intent)
         out: list[dict[str, Any]] = []
@@ -198,6 +206,8 @@ class Support:
             people.kind[person] == Kind.CUSTOMER and people.created_s[person] * 1000 < time_ms
         )
         external = str(person + 1) if registered and d.external[j] else None
+        # as the person writes it (the shop's style: international, as Zendesk validates it)
+        phone = people.phone_of(person, int(people.phone_style[person])) if d.phone[j] else None
         if second:
             self.second_user_of[person] = user_id
         else:
@@ -205,8 +215,12 @@ class Support:
             self.variant_of[person] = variant
         self.log.users.append((user_id, person))
         self.log.email_used.append((person, int(variant)))
+        if phone is not None:
+            self.log.phone_shown.append(person)
         at = time_ms - 5_000
-        self._push(at, zd.user_created(d.ids[j][8], _iso(at), user_id, email, name, external))
+        self._push(
+            at, zd.user_created(d.ids[j][8], _iso(at), user_id, email, name, external, phone)
+        )
         return user_id
 
     def _open(self, d: _Draws, j: int, intent: _Intent) -> None:

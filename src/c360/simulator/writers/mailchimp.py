@@ -31,10 +31,11 @@ from c360.simulator.email import (
 from c360.simulator.world import I64, Kind, PhoneStyle
 
 EXPORT_COLUMNS = (
-    "Email Address", "First Name", "Last Name", "Phone Number", "Birthday", "MEMBER_RATING",
-    "OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "LEID", "EUID", "TIMEZONE", "CC", "REGION",
-    "NOTES", "TAGS", "STATUS",
+    "Email Address", "First Name", "Last Name", "Address", "Phone Number", "Birthday",
+    "MEMBER_RATING", "OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "LEID", "EUID", "TIMEZONE",
+    "CC", "REGION", "NOTES", "TAGS", "STATUS",
 )  # fmt: skip
+ADDRESS_PARTS = ("addr1", "addr2", "city", "state", "zip", "country")
 _CHUNK = 20_000  # members per written chunk
 SLICE_RECIPIENTS = 100_000  # rows formatted at once: bounds memory at any scale
 _TAGS = {
@@ -114,6 +115,7 @@ class MailchimpFormatter:
         nl, people = self.nl, self.nl.people
         person = nl.person[rows]
         phones = people.phones(person, PhoneStyle.NATIONAL)
+        addresses = self._addresses(rows)
         birth = people.birth_day[person]
         bday = text.to_str(text.dates(np.maximum(birth, 0)))
         sends = np.maximum(nl.sends[rows], 1)
@@ -127,6 +129,12 @@ class MailchimpFormatter:
             "phone": [
                 ph if has and ph else ""
                 for ph, has in zip(phones, nl.has_phone[rows].tolist(), strict=True)
+            ],
+            # the API's ADDRESS object ("" when empty) and the export's form of it: the
+            # filled parts joined by two spaces
+            "address": [a or "" for a in addresses],
+            "address_csv": [
+                "  ".join(a[k] for k in ADDRESS_PARTS if a[k]) if a else "" for a in addresses
             ],
             "birthday": [
                 f"{b[5:7]}/{b[8:10]}" if d >= 0 else ""
@@ -147,6 +155,24 @@ class MailchimpFormatter:
             "web_id": nl.web_id[rows].tolist(),
             "status": [STATUS_NAMES[x] for x in nl.final[rows].tolist()],
         }
+
+    def _addresses(self, rows: I64) -> list[dict[str, str] | None]:
+        """The ADDRESS merge field of the members at ``rows`` (None where it is empty): the
+        person's home address as the shop's orders ship to it, no second line."""
+        nl, people = self.nl, self.nl.people
+        out: list[dict[str, str] | None] = [None] * rows.shape[0]
+        filled = np.flatnonzero(nl.has_address[rows])
+        person = nl.person[rows[filled]]
+        for j, line, city, state, code, country in zip(
+            filled.tolist(), people.address_lines(person), people.cities(person),
+            people.regions(person), people.postcodes(person), people.country[person].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            out[j] = {
+                "addr1": line, "addr2": "", "city": city, "state": state, "zip": code,
+                "country": vocab.COUNTRIES[country][0],
+            }  # fmt: skip
+        return out
 
     def _chunks(self) -> Iterator[dict[str, list[Any]]]:
         for start in range(0, self.nl.members, _CHUNK):
@@ -171,6 +197,7 @@ class MailchimpFormatter:
                     "merge_fields": {
                         "FNAME": f["first"][j],
                         "LNAME": f["last"][j],
+                        "ADDRESS": f["address"][j],
                         "PHONE": f["phone"][j],
                         "BIRTHDAY": f["birthday"][j],
                     },
@@ -259,10 +286,11 @@ class MailchimpFormatter:
                 country = f["country"][j]
                 writer.writerow(
                     (
-                        f["email"][j], f["first"][j], f["last"][j], f["phone"][j],
-                        f["birthday"][j], f["rating"][j], f["opt_csv"][j], f["confirm_csv"][j],
-                        f["changed_csv"][j], f["web_id"][j], f["euid"][j], country[3], country[0],
-                        f["region"][j], "", f'"{_TAGS[f["kind"][j]]}"', f["status"][j],
+                        f["email"][j], f["first"][j], f["last"][j], f["address_csv"][j],
+                        f["phone"][j], f["birthday"][j], f["rating"][j], f["opt_csv"][j],
+                        f["confirm_csv"][j], f["changed_csv"][j], f["web_id"][j], f["euid"][j],
+                        country[3], country[0], f["region"][j], "", f'"{_TAGS[f["kind"][j]]}"',
+                        f["status"][j],
                     )
                 )  # fmt: skip
             yield out.getvalue().encode()

@@ -2,6 +2,11 @@
 
 Ticket events use ``zendesk_event_version`` 2022-11-06 and carry the ticket in ``detail`` with
 string ids and upper-case enums; user events use 2022-06-20 (the user-event schema's version).
+
+*Departure:* a user event's ``detail`` here holds the user resource's ``name`` and ``phone``
+besides the properties Zendesk lists for it (created_at, email, external_id, default_group_id,
+id, organization_id, role, updated_at); Zendesk itself sends those two in later events
+(``user.name_changed``, ``user.identity_created`` with a ``phone_number`` identity).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def user_created(
     email: str,
     name: str,
     external_id: str | None,
+    phone: str | None = None,
 ) -> dict[str, Any]:
     return {
         "type": "zen:event-type:user.created",
@@ -86,6 +92,7 @@ def user_created(
             "id": str(user_id),
             "name": name,
             "organization_id": "0",
+            "phone": phone,
             "role": "end-user",
             "updated_at": time,
         },
