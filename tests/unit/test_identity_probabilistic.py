@@ -19,7 +19,14 @@ from c360.config import ComputeSettings, IdentitySettings, Settings
 from c360.contracts import identity as contract
 from c360.engines import open_compute
 from c360.errors import DataError
-from c360.identity.probabilistic import COMPARISONS, LinkRun, link, link_run, u_sample_pairs
+from c360.identity.probabilistic import (
+    COMPARISONS,
+    LinkRun,
+    _one_mailbox,
+    link,
+    link_run,
+    u_sample_pairs,
+)
 
 COMPUTE = open_compute(ComputeSettings())
 IDENTITY = IdentitySettings()
@@ -365,3 +372,23 @@ def test_a_block_larger_than_max_block_size_is_left_out_of_its_rule() -> None:
     assert dict(within.blocking_rules)[rule] == 12 * 11 // 2
     beyond = link_run(COMPUTE, _namesakes(12), IdentitySettings(max_block_size=11))
     assert dict(beyond.blocking_rules)[rule] == 0
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "one"),
+    [
+        ("anna.smith@gmail.com", "anna.smith@gmail.com", True),
+        ("annasmith@gmail.com", "anna.smith@gmial.com", True),  # the key folds gmail's dots
+        ("the.smiths@web.de", "the.smiths@wbe.de", True),
+        ("the.smiths@web.de", "the.smtihs@web.de", True),
+        ("anna.smith@gmail.com", "anna.smith7@gmial.com", False),
+        ("anna@gmail.com", "bo@gmail.com", False),
+        (None, "bo@gmail.com", False),
+    ],
+)
+def test_one_mailbox_allows_one_typo_in_the_address(
+    left: str | None, right: str | None, one: bool
+) -> None:
+    """The household guard's "same mailbox": the same key, or one typo apart — a mistyped
+    domain keeps the dots the key folds away at the real one."""
+    assert _one_mailbox(left, right) is one

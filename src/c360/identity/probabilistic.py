@@ -964,8 +964,10 @@ def _one_mailbox(left: str | None, right: str | None) -> bool:
 
     local_l, _, domain_l = left.partition("@")
     local_r, _, domain_r = right.partition("@")
-    if local_l == local_r:
-        return True  # a mistyped domain
+    if local_l.replace(".", "") == local_r.replace(".", ""):
+        # a mistyped domain; the dots too where the key folded them at the real one
+        # (brunofamily@gmail.com is bruno.family@gmial.com's key at gmail.com)
+        return True
     return domain_l == domain_r and jellyfish.damerau_levenshtein_distance(local_l, local_r) <= 1
 
 
