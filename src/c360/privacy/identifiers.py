@@ -19,8 +19,7 @@ ORDER = "order_id"
 def identifier_hash(salt: bytes, id_type: str, value: str) -> str:
     """HMAC-SHA256 (keyed by the store's erasure salt) of an identifier in lookup form, hex:
     what the receipt and the suppression list keep instead of the value."""
-    message = f"{id_type}:{normalise(id_type, value)}".encode()
-    return hmac.new(salt, message, hashlib.sha256).hexdigest()
+    return next(identifier_hashes(salt, id_type, (value,)))
 
 
 def identifier_hashes(salt: bytes, id_type: str, values: Iterable[str]) -> Iterator[str]:

@@ -46,6 +46,7 @@ SELECT m.person_id FROM identity_stitch s
 JOIN identity_map m ON m.id_type = 'customer_id' AND m.id_value = s.customer_id
 WHERE s.anonymous_id = :v
 """
+# Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
 _PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
 # The same, with the publish that serves (whose identity_map answered): a find kept in the
@@ -62,7 +63,6 @@ _IDENTIFIERS = (
     " ORDER BY id_type, id_value"
 )
 _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
-# Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
 
 Row = dict[str, Any]
 T = TypeVar("T")
