@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.engine import make_url
 
 from c360.access.keys import generate
 from c360.contracts import serving
@@ -50,6 +52,7 @@ from c360.stores.audit import Read
 from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
 from c360.stores.timeline import event_id as timeline_event_id
+from ports import free_port
 
 T = dt.datetime
 HOUR = dt.timedelta(hours=1)
@@ -1099,6 +1102,127 @@ def _release_held_locks() -> Iterator[None]:
     yield
     while _held:
         _held.pop().close()
+
+
+@pytest.mark.postgres
+def test_postgres_errors_are_transient_only_where_a_retry_can_help(postgres_url: str) -> None:
+    """Real psycopg errors, classified by the dialect from the error alone. Without a SQLSTATE
+    only a connection that could not be made is passing: a statement with more than 65,535
+    parameters (libpq refuses to send it, the connection stays fine) was once logged as
+    "retrying helps", and a retry sends it again. A connection lost while open has no
+    SQLSTATE either, and its error alone cannot tell it from the refused statement: whoever
+    holds the connection says it was lost (next test)."""
+    import psycopg
+
+    from c360.stores.postgres import PostgresDialect
+
+    dialect = PostgresDialect()
+    conninfo = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        marks = ", ".join(["%s"] * 65_536)
+        too_many = _raised(lambda: conn.execute(f"SELECT 1 WHERE 1 IN ({marks})", [1] * 65_536))
+        assert isinstance(too_many, psycopg.OperationalError) and too_many.sqlstate is None
+        assert not conn.broken and conn.execute("SELECT 1").fetchone() == (1,)
+        assert not dialect.is_transient(too_many)
+        assert not dialect.is_transient(_raised(lambda: conn.execute("SELECT 1/0")))  # 22012
+        with psycopg.connect(conninfo, autocommit=True) as other:
+            conn.execute("SELECT pg_terminate_backend(%s)", [other.info.backend_pid])
+            shut_down = _raised(lambda: other.execute("SELECT 1"))
+        assert shut_down.sqlstate == "57P01" and dialect.is_transient(shut_down)
+        with psycopg.connect(conninfo) as lost:
+            _lose(lost)
+            cut = _raised(lambda: lost.execute("SELECT 1"))
+        assert cut.sqlstate is None and lost.broken
+        assert not dialect.is_transient(cut)  # judged with its connection: next test
+    closed_port = f"postgresql://c360@127.0.0.1:{free_port()}/none"
+    refused = _raised(lambda: psycopg.connect(closed_port))
+    assert isinstance(refused, psycopg.OperationalError) and refused.sqlstate is None
+    assert dialect.is_transient(refused)
+    unresolved = _raised(lambda: psycopg.connect("postgresql://c360@c360-db.invalid/none"))
+    assert dialect.is_transient(unresolved)
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_while_open_is_transient(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket shut under an open connection (the network or the server gone): its error
+    has no SQLSTATE, and the store calls it passing because the connection is broken — on
+    SQLAlchemy's connections (a transaction, the read audit's COPY) and on the hot reads'
+    (the held one and the one the retry opens both lost). A statement refused as such stays
+    terminal."""
+    store = open_store(postgres_url)
+    record = StepRecord("2025-06-01", "ingest", "running", AT, None, None, None, None)
+    try:
+        store.migrate()
+        store.publish_batch(D1, batch("A", 2))
+
+        def lose(conn: Any, *_: Any) -> None:
+            _lose(conn.connection.dbapi_connection)
+
+        event.listen(store.engine, "before_cursor_execute", lose)
+        try:
+            with pytest.raises(StoreUnavailable, match="retrying helps"):
+                store.record_step(record)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", lose)
+        bulk_insert = store.dialect.bulk_insert
+
+        def lose_then_copy(conn: Any, *args: Any) -> None:
+            _lose(conn.connection.dbapi_connection)
+            bulk_insert(conn, *args)
+
+        monkeypatch.setattr(store.dialect, "bulk_insert", lose_then_copy)
+        with pytest.raises(StoreUnavailable):
+            store.record_reads([Read(AT.replace(tzinfo=None), "k1", "p_000001", PROFILE_ROUTE)])
+        connections = store._reads._connections
+        held = connections.get
+
+        def lost_connection() -> Any:
+            connection = held()
+            _lose(connection)
+            return connection
+
+        monkeypatch.setattr(connections, "get", lost_connection)
+        with pytest.raises(StoreUnavailable):
+            store.profile("p_000001")
+        pool = store._reads.async_pool
+        assert pool is not None
+        acquire = pool.acquire
+
+        async def lost_async_connection() -> Any:
+            connection = await acquire()
+            _lose(connection)
+            return connection
+
+        monkeypatch.setattr(pool, "acquire", lost_async_connection)
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(store.aprofile_and_consent("p_000001"))
+        monkeypatch.undo()
+        assert store.profile("p_000001") is not None  # a new connection reads again
+        store.record_step(record)
+        marks = ", ".join(f":p{i}" for i in range(65_536))
+        with pytest.raises(StoreError) as refused:
+            store.query(f"SELECT 1 WHERE 1 IN ({marks})", {f"p{i}": 1 for i in range(65_536)})
+        assert not isinstance(refused.value, TransientError)
+    finally:
+        store.dispose()
+
+
+def _raised(call: Callable[[], object]) -> Exception:
+    """The error ``call`` raises (the test fails if it returns)."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error raised")
+
+
+def _lose(connection: Any) -> None:
+    """Shut an open psycopg connection's socket, as a network or a server gone would."""
+    lost = socket.socket(fileno=socket.dup(connection.fileno()))
+    lost.shutdown(socket.SHUT_RDWR)
+    lost.close()
 
 
 # -- one merged profile: the view and the API read the same rules ------------------------------

@@ -22,6 +22,9 @@ from c360.stores.base import StoreDialect
 # (40001, 40P01), a lock wait that timed out (55P03).
 _TRANSIENT_CLASSES = ("08", "53")
 _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
+# How psycopg begins the error of a host name that did not resolve (its own text, before any
+# connection exists: no SQLSTATE, no failed connection attached).
+_UNRESOLVED = "failed to resolve host"
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 _PUBLISH_LOCK = 360_002  # advisory lock: a publish against the speed layer's commits
@@ -105,12 +108,23 @@ class PostgresDialect(StoreDialect):
         return f"(CAST(CURRENT_TIMESTAMP AT TIME ZONE 'UTC' AS DATE) - ({date}))"
 
     def is_transient(self, error: BaseException) -> bool:
+        """Passing: a SQLSTATE above, or a connection that could not be made — refused, reset,
+        timed out, its host not resolved, the server starting or shutting down (psycopg
+        attaches the failed connection, ``pgconn``, to these alone). Any other error without a
+        SQLSTATE came from a connection that was open, and the error alone cannot tell why:
+        libpq refusing the statement (more than 65,535 parameters, a NUL in a string) is
+        terminal, and a connection lost meanwhile is told by whoever holds the connection —
+        SQLAlchemy's ``connection_invalidated``, the hot reads' ``dropped`` — not here."""
         import psycopg
 
         state = getattr(error, "sqlstate", None)
-        if state is None:  # no answer from a server: connection refused, reset, timed out
-            return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
-        return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+        if state is not None:
+            return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+        return isinstance(error, psycopg.OperationalError) and (
+            getattr(error, "pgconn", None) is not None
+            or isinstance(error, psycopg.errors.ConnectionTimeout)
+            or str(error).startswith(_UNRESOLVED)
+        )
 
     default_collation = '"default"'
     reads_in_one_statement = True

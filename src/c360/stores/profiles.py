@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeAlias,
 
 import orjson
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from c360.access.consent import Decision
 from c360.contracts import serving
@@ -144,8 +145,10 @@ class ProfileReads:
             except Exception as exc:
                 dropped = self._connections.dropped(exc, connection)
                 self._connections.discard()
-                if attempt == 2 or not dropped:
+                if not dropped:
                     raise
+                if attempt == 2:
+                    raise _lost(exc, self._engine) from exc
         raise AssertionError("unreachable")
 
     async def _arun(self, steps_of: Callable[[], Steps[T]]) -> T:
@@ -170,8 +173,10 @@ class ProfileReads:
             except BaseException as exc:  # cancelled mid-statement too: the connection goes
                 dropped = isinstance(exc, Exception) and pool.dropped(exc, connection)
                 pool.discard(connection)
-                if attempt == 2 or not dropped:
+                if not dropped:
                     raise
+                if attempt == 2:
+                    raise _lost(cast(Exception, exc), self._engine) from exc
         raise AssertionError("unreachable")
 
     async def afind_person(self, id_type: str, id_value: str) -> str | None:
@@ -606,6 +611,15 @@ class ThreadConnections:
             else:
                 _close_quietly(connection)
         self._held = alive
+
+
+def _lost(error: Exception, engine: Engine) -> sa_exc.StatementError:
+    """The driver's ``error`` on a connection the database dropped, as SQLAlchemy reports one
+    on its own connections (``connection_invalidated``): the store's classifier then counts it
+    as passing, which the error alone (often without a SQLSTATE) does not say."""
+    return sa_exc.DBAPIError.instance(
+        None, None, error, engine.dialect.loaded_dbapi.Error, connection_invalidated=True
+    )
 
 
 def _close_quietly(connection: Any) -> None:
