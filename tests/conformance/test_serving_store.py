@@ -16,6 +16,7 @@ import hashlib
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from c360.stores import (
     StepRecord,
     StoreError,
     StoreUnavailable,
+    erasure,
     open_store,
     resolution,
     views,
@@ -952,6 +954,75 @@ def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore)
     assert counted == [{"persons": 69_999}]
     assert store.audited_reads("p_00042") == []
     assert len(store.audited_reads("p_00043")) == 1
+
+
+@pytest.mark.parametrize("first_erasure", [False, True], ids=["salt-known", "first-erasure"])
+def test_the_read_audit_waits_for_another_sqlite_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_erasure: bool
+) -> None:
+    """Another connection holds SQLite's write lock when a flush of the read audit begins (a
+    stream-worker commit, here an erasure adding a person to the suppression list) and
+    commits a little later. The flush waits for it, within the busy timeout, and writes — it
+    used to read in a deferred transaction first, and a transaction that has read cannot wait
+    for the lock: "database is locked" at once. It checks the suppression list once it holds
+    the lock, so the reads of the person erased meanwhile stay out, also when that erasure
+    was the first (its salt unknown when the flush began). The persons are hashed before the
+    flush asks for the lock, so it never holds the lock while it hashes."""
+    path = tmp_path / "serving.db"
+    store = open_store(f"sqlite:///{path}")
+    store.migrate()
+    salt = bytes(range(32))
+    if not first_erasure:
+        salt = store.erasure_salt()
+    steps: list[str] = []
+    hashes, write_transaction = erasure.identifier_hashes, store.dialect.write_transaction
+
+    def hashing(*args: Any) -> Any:
+        steps.append("hash")
+        return hashes(*args)
+
+    def writing(engine: Any) -> Any:
+        steps.append("lock")
+        asked.set()
+        return write_transaction(engine)
+
+    def commit_a_little_after_the_flush_asks() -> None:
+        asked.wait(10)
+        time.sleep(0.2)
+        other_writer.commit()
+
+    asked = threading.Event()
+    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    committer = threading.Thread(target=commit_a_little_after_the_flush_asks)
+    try:
+        other_writer.execute("BEGIN IMMEDIATE")
+        if first_erasure:
+            other_writer.execute("INSERT INTO erasure_salt (id, salt) VALUES (1, ?)", [salt.hex()])
+        erased = identifier_hash(salt, PERSON, "p_2")
+        other_writer.execute(
+            "INSERT INTO suppressed_identifier VALUES (?, 'person', 'e-1', '2026-12-06 09:00')",
+            [erased],
+        )
+        committer.start()
+        monkeypatch.setattr(erasure, "identifier_hashes", hashing)
+        monkeypatch.setattr(store.dialect, "write_transaction", writing)
+        began = time.monotonic()
+        store.record_reads(
+            [Read(T(2026, 12, 6, 10), "k1", f"p_{i}", PROFILE_ROUTE) for i in (1, 2, 3)]
+        )
+        waited = time.monotonic() - began
+        monkeypatch.undo()
+        assert waited >= 0.2  # it waited for the other writer rather than failing
+        persons = store.query("SELECT person_id FROM read_audit ORDER BY id")
+        assert persons == [{"person_id": "p_1"}, {"person_id": "p_3"}]
+        # hashed before the lock; when the salt was made meanwhile, once it is known
+        assert steps == (["lock", "hash"] if first_erasure else ["hash", "lock"])
+    finally:
+        asked.set()
+        if committer.is_alive():
+            committer.join()
+        store.dispose()
+        other_writer.close()
 
 
 @pytest.mark.postgres

@@ -202,6 +202,12 @@ class StoreDialect(ABC):
         processes never migrate at once (a context manager yielding a Connection)."""
         return engine.begin()
 
+    def write_transaction(self, engine: Engine) -> Any:
+        """A transaction that reads, then writes what it read decided, and may wait for
+        another writer to do so (a context manager yielding a Connection). By default a
+        plain one: a database whose writers lock rows, not the whole store, lets it wait."""
+        return engine.begin()
+
     @contextmanager
     def fenced_transaction(self, engine: Engine) -> Iterator[Connection]:
         """A transaction that keeps the speed layer's commits out from its start to its end
@@ -796,15 +802,27 @@ class ServingStore:
         person erased meanwhile (a read buffered before an erasure and written after it).
         The shared publish fence orders this after an erasure's deletes, which take it
         exclusively: a person is either erased before (and left out here) or after (and
-        their reads deleted with the rest)."""
-        if reads:
-            with self._transaction("recording profile reads") as conn:
-                self.dialect.fence_publish(conn, exclusive=False)
-                persons = {r.person_id for r in reads}
-                erased = erasure.erased_persons(conn, self.dialect, persons)
-                kept = [r for r in reads if r.person_id not in erased] if erased else reads
-                if kept:
-                    audit.insert_reads(conn, self.dialect, kept)
+        their reads deleted with the rest). The transaction is a write transaction
+        (:meth:`StoreDialect.write_transaction`; SQLite: the write lock from its BEGIN, so
+        another writer's commit is waited for rather than failing the flush as busy), and
+        the persons are hashed before it."""
+        if not reads:
+            return
+        operation = "recording profile reads"
+        persons = {r.person_id for r in reads}
+        with self._reading(operation) as conn:
+            salt = erasure.stored_salt(conn)
+        # The persons are hashed before the write transaction, which then holds no lock
+        # while the CPU works (thousands of hashes a flush).
+        by_hash = erasure.person_hashes(salt, persons) if salt is not None else None
+        with self._driver_errors(operation), self.dialect.write_transaction(self.engine) as conn:
+            self.dialect.fence_publish(conn, exclusive=False)
+            if by_hash is None and (salt := erasure.stored_salt(conn)) is not None:
+                by_hash = erasure.person_hashes(salt, persons)  # the first erasure, just now
+            erased = erasure.erased_persons(conn, self.dialect, by_hash or {})
+            kept = [r for r in reads if r.person_id not in erased] if erased else reads
+            if kept:
+                audit.insert_reads(conn, self.dialect, kept)
 
     def audited_reads(
         self,

@@ -233,18 +233,27 @@ def suppress(
         conn.execute(salted.update().values(generation=salted.c.generation + 1))
 
 
-def erased_persons(
-    conn: Connection, dialect: StoreDialect, person_ids: Collection[str]
-) -> set[str]:
-    """Those of ``person_ids`` whose id is on the suppression list (erased). The hashes go as
-    one JSON array, the primary key probed with each: a list of bound parameters would cost
-    SQLAlchemy's compiler per hash, and more than PostgreSQL's 65,535 of them fail."""
+def stored_salt(conn: Connection) -> bytes | None:
+    """The erasure salt, or None while no one was ever erased (the first erasure makes it;
+    it never changes after)."""
     stored = conn.execute(select(serving.erasure_salt.c.salt)).scalar_one_or_none()
-    if stored is None or not person_ids:  # no one was ever erased
-        return set()
-    salt = bytes.fromhex(stored)
+    return None if stored is None else bytes.fromhex(stored)
+
+
+def person_hashes(salt: bytes, person_ids: Collection[str]) -> dict[str, str]:
+    """Each person id's hash as the suppression list holds it, hash → person id: the CPU
+    work of checking many persons, done without the store (outside a transaction)."""
     persons = list(person_ids)
-    by_hash = dict(zip(identifier_hashes(salt, PERSON, persons), persons, strict=True))
+    return dict(zip(identifier_hashes(salt, PERSON, persons), persons, strict=True))
+
+
+def erased_persons(conn: Connection, dialect: StoreDialect, by_hash: Mapping[str, str]) -> set[str]:
+    """Those of the persons (:func:`person_hashes`) on the suppression list (erased). The
+    hashes go as one JSON array, the primary key probed with each: a list of bound
+    parameters would cost SQLAlchemy's compiler per hash, and more than PostgreSQL's 65,535
+    of them fail."""
+    if not by_hash:
+        return set()
     query = f"SELECT hash FROM suppressed_identifier WHERE hash IN {dialect.json_values(':h')}"
     found = conn.exec_driver_sql(dialect.driver_sql(query), {"h": json.dumps(list(by_hash))})
     return {by_hash[str(h)] for (h,) in found}

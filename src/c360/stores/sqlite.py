@@ -127,21 +127,24 @@ class SQLiteDialect(StoreDialect):
         return FROM_TEXT
 
     @contextmanager
-    def migration_transaction(self, engine: Engine) -> Iterator[Connection]:
-        """``BEGIN IMMEDIATE``: the write lock from the start, waited for (busy timeout) rather
-        than failing when another process migrates between our read and our write."""
+    def write_transaction(self, engine: Engine) -> Iterator[Connection]:
+        """``BEGIN IMMEDIATE``: the write lock from the start, waited for (busy timeout). A
+        deferred transaction that has read cannot wait for it: SQLite fails its first write
+        as busy at once when another connection writes, since a commit made after its read
+        would leave it writing from a stale snapshot."""
         with engine.connect() as conn:
             immediate = conn.execution_options(**{_BEGIN: "IMMEDIATE"})
             with immediate.begin():
                 yield immediate
 
-    @contextmanager
-    def fenced_transaction(self, engine: Engine) -> Iterator[Connection]:
-        """``BEGIN IMMEDIATE`` too: one writer at a time keeps the speed layer's commits out,
-        and a read before the first write cannot meet a commit made since (which a deferred
-        transaction would fail on, as busy, when it then writes)."""
-        with self.migration_transaction(engine) as conn:
-            yield conn
+    def migration_transaction(self, engine: Engine) -> Any:
+        """A write transaction: another process migrating is waited for."""
+        return self.write_transaction(engine)
+
+    def fenced_transaction(self, engine: Engine) -> Any:
+        """A write transaction too: one writer at a time keeps the speed layer's commits out,
+        and a read before the first write cannot meet a commit made since."""
+        return self.write_transaction(engine)
 
 
 def _bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
