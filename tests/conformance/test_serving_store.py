@@ -1572,6 +1572,58 @@ def test_exact_matches_page_by_person_id(store: ServingStore) -> None:
     assert pages == [[("p_1", "identifier")], [("p_3", "identifier")], [("p_4", "identifier")]]
 
 
+def test_search_by_a_shared_identifier_says_so_by_type_and_count(store: ServingStore) -> None:
+    """An identifier several persons share is in no one's identity map, so a search by it
+    matches no one by it: the page says so, as a lookup answers Ambiguous, by type and count
+    only, on every page, in the page's one statement. What else the query matches is still
+    listed: here the shared cookie "marx" is also a name."""
+    tables = people_batch(PEOPLE)
+    tables["ambiguous_identifier"] = pa.table(
+        {
+            "id_type": ["email", "phone", "anonymous_id", "zendesk_user_id"],
+            "id_value": ["family@x.com", "+442071838750", "marx", "marx"],
+            "persons": [2, 3, 4, 2],
+        }
+    )
+    store.publish_batch(D1, tables)
+    for q in ("Family@X.com ", "family@x.com"):
+        page = store.search(q, 5)
+        assert page.rows == [] and page.ambiguous == (Ambiguous("email", 2),)
+    phone = store.search("020 7183 8750", 5, phone_region="GB")
+    assert phone.ambiguous == (Ambiguous("phone", 3),)
+    first = store.search("marx", 1)  # Anna Marx, by name
+    assert [(r["person_id"], r["matched"]) for r in first.rows] == [("p_4", "name")]
+    shared = (Ambiguous("anonymous_id", 4), Ambiguous("zendesk_user_id", 2))
+    assert first.ambiguous == shared
+    assert first.next_key is None
+    assert store.search("mar", 1).ambiguous == ()  # identifiers are not prefix-matched
+    assert store.search("zoe.m@x.com", 5).ambiguous == ()  # held by one person: a result
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            statements.append(statement)
+
+    tables["ambiguous_identifier"] = pa.table(
+        {"id_type": ["customer_id"], "id_value": ["ma"], "persons": [2]}
+    )
+    store.publish_batch(D2, tables)  # "ma": a customer id two persons share, and many names
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        pages, after = [], None
+        while True:
+            statements.clear()
+            page = store.search("ma", 2, after)
+            assert len(statements) == 1
+            pages.append(([r["person_id"] for r in page.rows], page.ambiguous))
+            if (after := page.next_key) is None:
+                break
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert [persons for persons, _ in pages] == [["p_2", "p_3"], ["p_4"]]  # maria, mario, marx
+    assert {ambiguous for _, ambiguous in pages} == {(Ambiguous("customer_id", 2),)}
+
+
 def test_a_search_cursor_holds_no_term_and_ends_if_its_person_is_gone(
     store: ServingStore,
 ) -> None:

@@ -30,6 +30,7 @@ from c360.pipeline.stream_worker import run as run_worker
 from c360.stores import ServingStore, open_store
 
 EMAIL = "Jane.Privateperson@Example.com"
+SHARED = "Family.Privateperson@Example.com"  # a mailbox of several persons: ambiguous
 PHONE = "+447700900123"
 FIRST, LAST = "Janeprivate", "Doeprivate"
 WRITE_KEY = "wk_pii"
@@ -42,7 +43,7 @@ def _forms(value: str) -> set[str]:
     return {value, value.lower(), urllib.parse.quote(value), urllib.parse.quote(value.lower())}
 
 
-NEEDLES = set().union(*(_forms(v) for v in (EMAIL, PHONE, FIRST, LAST)))
+NEEDLES = set().union(*(_forms(v) for v in (EMAIL, SHARED, PHONE, FIRST, LAST)))
 
 
 def publish(store: ServingStore) -> None:
@@ -67,6 +68,9 @@ def publish(store: ServingStore) -> None:
                 }
             ),
             "batch_profile": pa.table({"person_id": ["p_1"], "total_lifetime_spend": [10.0]}),
+            "ambiguous_identifier": pa.table(
+                {"id_type": ["email"], "id_value": [SHARED.lower()], "persons": [2]}
+            ),
         },
     )
 
@@ -86,6 +90,8 @@ def _requests(client: httpx.Client, key: dict[str, str]) -> list[httpx.Response]
         client.get(f"/v1/search?q={FIRST}", headers=key),
         client.get(f"/v1/search?q={urllib.parse.quote(EMAIL)}", headers=key),
         client.get(f"/v1/search?q={FIRST}&cursor={EMAIL}", headers=key),  # 422
+        client.get(f"/v1/profiles/by/email/{SHARED}", headers=key),  # 409
+        client.get(f"/v1/search?q={urllib.parse.quote(SHARED)}", headers=key),  # ambiguous
         client.get(f"/v1/profiles/p_1/timeline?before={EMAIL}", headers=key),  # 422
         client.post(
             "/v1/segments/preview",
@@ -181,7 +187,9 @@ def test_emails_phones_and_names_never_reach_logs_metrics_or_error_bodies(
             logging.getLogger(client_logger).setLevel(logging.NOTSET)
 
     statuses = sorted({a.status_code for a in answers})
-    assert statuses == [200, 400, 401, 404, 422], statuses  # every kind of answer was exercised
+    assert statuses == [200, 400, 401, 404, 409, 422], statuses  # every kind of answer
+    (shared_search,) = [a for a in answers if a.request.url.params.get("q") == SHARED]
+    assert shared_search.json()["ambiguous_identifiers"] == [{"id_type": "email", "persons": 2}]
     written = lines.getvalue()
     assert written, "nothing was logged: the capture does not work"
     if log_format == "json":
@@ -193,6 +201,7 @@ def test_emails_phones_and_names_never_reach_logs_metrics_or_error_bodies(
         assert needle not in metrics, f"{needle!r} in the metrics"
         for error in errors:
             assert needle not in error, f"{needle!r} in an error body: {error}"
+        assert needle not in shared_search.text, f"{needle!r} in the shared search's answer"
     assert 'route="/v1/profiles/by/{id_type}/{id_value:path}"' in metrics
 
 

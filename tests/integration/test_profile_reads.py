@@ -28,6 +28,9 @@ from c360.stores.timeline import event_id
 DAY = dt.date(2025, 6, 1)
 
 
+SHARED = "Family.Home@X.com"  # a mailbox two persons share: identity kept it out of the map
+
+
 def publish(store: ServingStore, events: list[dict[str, Any]] | None = None) -> None:
     identifiers = [
         ("anonymous_id", "cookie/with/slashes", "p_1"),
@@ -54,6 +57,9 @@ def publish(store: ServingStore, events: list[dict[str, Any]] | None = None) -> 
             }
         ),
         "batch_profile": pa.table({"person_id": ["p_1", "p_2", "p_3"]}),
+        "ambiguous_identifier": pa.table(
+            {"id_type": ["email"], "id_value": [SHARED.lower()], "persons": [2]}
+        ),
     }
     if events is not None:
         tables["timeline_event"] = pa.Table.from_pylist(events)
@@ -134,6 +140,36 @@ def test_search_pages_with_an_opaque_cursor(store: ServingStore, tmp_path: Path)
             refused = client.get("/v1/search", params=params)
             assert refused.status_code == 422, params
             assert refused.json()["error"]["code"] == "invalid_request"
+
+
+def test_search_by_a_shared_identifier_says_so_as_the_lookup_does(
+    store: ServingStore, tmp_path: Path
+) -> None:
+    """The lookup by a shared mailbox is a 409 ``ambiguous_identifier`` naming its type and how
+    many persons hold it; a search by it answers 200 with no result matching it and the same
+    facts in ``ambiguous_identifiers`` — never the value. A search that is no shared
+    identifier has the list empty."""
+    publish(store)
+    with api(store, tmp_path) as client:
+        lookup = client.get(f"/v1/profiles/by/email/{SHARED}")
+        assert lookup.status_code == 409
+        assert lookup.json()["error"]["code"] == "ambiguous_identifier"
+        for q in (SHARED, f"  {SHARED.upper()} "):
+            answer = client.get("/v1/search", params={"q": q})
+            assert answer.status_code == 200
+            assert answer.json() == {
+                "results": [],
+                "next_cursor": None,
+                "ambiguous_identifiers": [{"id_type": "email", "persons": 2}],
+            }
+            assert "family" not in answer.text.lower()
+        by_name = client.get("/v1/search", params={"q": "mar", "limit": 1}).json()
+        assert by_name["ambiguous_identifiers"] == []
+        document = client.get("/openapi.json").json()
+        results = document["components"]["schemas"]["SearchResults"]
+        assert "ambiguous_identifiers" in results["required"]
+        described = results["properties"]["ambiguous_identifiers"]["description"]
+        assert "409 `ambiguous_identifier`" in described
 
 
 def test_the_timeline_pages_by_time(store: ServingStore, tmp_path: Path) -> None:

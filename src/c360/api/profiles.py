@@ -17,7 +17,8 @@ merged ``profile`` holds what a caller uses of them, and they were two thirds of
 **An identifier several persons share** (a family mailbox, a household phone) is in no
 person's identity map: identity lists it apart (``ambiguous_identifier``), and a lookup by it is
 a 409 ``ambiguous_identifier`` naming the identifier's type and how many persons hold it — never
-the value — where an identifier no one holds is a 404. The store asks only after the identity
+the value — where an identifier no one holds is a 404 (a search by it gives the same facts in
+its ``ambiguous_identifiers``: :mod:`.search`). The store asks only after the identity
 map found no one, so a found person's read costs nothing more.
 
 **Consent** (:mod:`c360.access.consent`): the same statement reads the person's newest consent

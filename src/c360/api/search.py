@@ -3,6 +3,12 @@
 ``GET /v1/search?q=…&limit=…&cursor=…`` — what matches and in which order is
 :mod:`c360.stores.search`'s docstring; a page is one statement on the serving store. Needs the
 ``profiles:search`` scope once API keys guard the routes.
+
+A query that is an identifier several persons share (a family mailbox) finds none of them by
+it; the answer says so in ``ambiguous_identifiers`` — the identifier's type and how many persons
+hold it, never the value — as a lookup by that identifier answers 409 ``ambiguous_identifier``.
+Search answers 200 all the same: its results are a list, and the query may still match names
+or email prefixes, which a 409 would hide.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from c360.api import cursors
 from c360.api.auth import requires
 from c360.api.errors import ApiError, responses
 from c360.stores import ServingStore
-from c360.stores.search import EMAIL, MAX_QUERY, NAME, SearchKey
+from c360.stores.search import EMAIL, IDENTIFIER_TYPES, MAX_QUERY, NAME, SearchKey
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -42,10 +48,26 @@ class SearchResult(BaseModel):
     )
 
 
+class AmbiguousMatch(BaseModel):
+    """The query, as an identifier of this type, belongs to several persons."""
+
+    id_type: Literal[IDENTIFIER_TYPES] = Field(  # type: ignore[valid-type]
+        description="The identifier type under which the query is a shared value."
+    )
+    persons: int = Field(ge=2, description="How many persons hold it.")
+
+
 class SearchResults(BaseModel):
     results: list[SearchResult]
     next_cursor: str | None = Field(
         description="Pass as `cursor` (with the same `q`) for the next page; null on the last."
+    )
+    ambiguous_identifiers: list[AmbiguousMatch] = Field(
+        description="The query is, exactly, an identifier several persons share (a family "
+        "mailbox, a household phone): it names none of them, so no result matched it as an "
+        "identifier (a lookup by it answers 409 `ambiguous_identifier`). One entry per "
+        "identifier type, with how many persons hold it, never the value; the same on every "
+        "page; empty when the query is no shared identifier."
     )
 
 
@@ -77,7 +99,10 @@ def search_router(serving: ServingStore, phone_region: str | None = None) -> API
         ] = None,
     ) -> dict[str, Any]:
         """Persons matching a name, an email prefix or an identifier: exact identifier matches
-        first, then by the matched name word or email, then by person id. Keyset-paginated."""
+        first, then by the matched name word or email, then by person id. Keyset-paginated.
+        A query that is an identifier several persons share matches none of them by it:
+        `ambiguous_identifiers` names its type and how many persons hold it (never the
+        value), as the lookup by identifier answers 409 `ambiguous_identifier`."""
         if not q.strip():
             raise ApiError(422, "invalid_request", "q: a name, email prefix or identifier")
         after = None
@@ -92,6 +117,10 @@ def search_router(serving: ServingStore, phone_region: str | None = None) -> API
         next_cursor = None
         if page.next_key is not None:
             next_cursor = cursors.encode(_CURSOR, _fingerprint(q), *page.next_key)
-        return {"results": page.rows, "next_cursor": next_cursor}
+        return {
+            "results": page.rows,
+            "next_cursor": next_cursor,
+            "ambiguous_identifiers": [shared._asdict() for shared in page.ambiguous],
+        }
 
     return router

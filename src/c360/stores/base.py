@@ -487,7 +487,8 @@ class ServingStore:
     ) -> SearchPage:
         """A page of the persons matching ``q`` — a name, an email prefix or an identifier (a
         national phone number read in ``phone_region``) — after ``after`` (the previous page's
-        ``next_key``), in one statement (:mod:`.search`)."""
+        ``next_key``), and the types under which ``q`` is an identifier several persons share,
+        in one statement (:mod:`.search`)."""
         with self._reading("searching persons") as conn:
             return search.search(conn, self.dialect, q, limit, after, phone_region)
 

@@ -12,6 +12,14 @@
 - *an email prefix*, when ``q`` is one word: the beginning of one of the person's emails
   (``identity_map``, lookup form): ``anna.m`` finds ``anna.mueller@example.com``.
 
+**An identifier several persons share** (a family mailbox, a household phone) is in no
+person's ``identity_map``, so it matches no one exactly (nor, for an email, as a prefix: the
+email terms come from ``identity_map``). The page says so instead: ``ambiguous`` lists each
+identifier type under which ``q`` is such a shared value (``ambiguous_identifier``) with how
+many persons hold it — never the value — on every page, as a lookup by it answers 409
+``ambiguous_identifier`` (:mod:`c360.api.profiles`). The results are still those of ``q`` as a
+name or an email prefix.
+
 **Order** (stable: it is the pagination's key): exact matches first, by person id; then the
 others by the term they matched — the name word that the query's longest word begins, or the
 email — then by person id. A person matching through several terms is listed once, at the first.
@@ -21,7 +29,8 @@ name words and emails, replaced at each publish (:func:`replace_terms`, in the p
 transaction). A page is **one statement**: every branch is a range scan of the primary key
 ``(kind, term, person_id)`` from the cursor on, in index order, stopped after ``limit + 1`` rows,
 with correlated probes of ``(person_id, kind, term)`` for the other query words and for a
-person's smaller matching term; the exact branch is a handful of primary-key lookups. The
+person's smaller matching term; the exact branch, and the shared identifiers' rows beside
+the results, are a handful of primary-key lookups. The
 branches (at most ``limit + 1`` rows each) are merged here, in code-point order — the byte order
 both databases compare ``term`` in (PostgreSQL's ``term`` has the "C" collation).
 """
@@ -38,6 +47,7 @@ from sqlalchemy import Connection, text
 
 from c360.contracts import serving
 from c360.identity.normalise import fold_text, map_distinct, normalise
+from c360.stores.profiles import Ambiguous
 
 if TYPE_CHECKING:
     from c360.stores.base import ServingStore, StoreDialect
@@ -54,6 +64,7 @@ IDENTIFIER_TYPES = (
 MAX_QUERY = 200  # characters of a query
 MAX_WORDS = 6  # name words of a query
 MAX_TERM = 320  # search_term.term
+_SHARED = -1  # the rank of a row that is a shared identifier, not a result
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "city", "country", "customer_id")
 
 
@@ -70,11 +81,13 @@ class SearchKey(NamedTuple):
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of results (person rows with ``matched``: identifier, name or email) and the
-    key after which the next page starts (None on the last page)."""
+    """One page of results (person rows with ``matched``: identifier, name or email), the key
+    after which the next page starts (None on the last page), and the identifier types under
+    which the query is a value several persons share (by type; the same on every page)."""
 
     rows: list[dict[str, Any]]
     next_key: SearchKey | None
+    ambiguous: tuple[Ambiguous, ...] = ()
 
 
 # -- the terms, at publish ----------------------------------------------------------------------
@@ -245,13 +258,25 @@ def search(
     """One page of persons matching ``q`` after ``after`` (see the module docstring)."""
     exact, arms = plan(q, phone_region)
     params: dict[str, Any] = {"fetch": limit + 1, "q_person": q.strip()[:40]}
-    pairs = []
     for i, (id_type, value) in enumerate(exact.items()):
         params[f"t{i}"], params[f"v{i}"] = id_type, value[:MAX_TERM]
-        pairs.append(f"(m.id_type = :t{i} AND m.id_value = :v{i})")
+
+    def pairs(alias: str) -> str:
+        """``(id_type, id_value)`` is one of the query's exact values, in the lookup form."""
+        return " OR ".join(
+            f"({alias}.id_type = :t{i} AND {alias}.id_value = :v{i})" for i in range(len(exact))
+        )
+
     exact_sql = (
-        f"SELECT m.person_id FROM identity_map m WHERE {' OR '.join(pairs)} "
+        f"SELECT m.person_id FROM identity_map m WHERE {pairs('m')} "
         "UNION SELECT p.person_id FROM person p WHERE p.person_id = :q_person"
+    )
+    # The query as an identifier several persons share: a row of its own for each type, beside
+    # the results, in the same statement.
+    no_fields = ", ".join(f"NULL AS {field}" for field in PERSON_FIELDS)
+    shared_sql = (
+        f"SELECT {_SHARED} AS rank, a.id_type AS kind, '' AS term, '' AS person_id, "
+        f"{no_fields}, a.persons FROM ambiguous_identifier a WHERE {pairs('a')}"
     )
     branches = [
         # A handful at most (one per identifier type): all of them, the cursor applied below.
@@ -261,13 +286,19 @@ def search(
     fields = ", ".join(f"p.{field}" for field in PERSON_FIELDS)
     sql = (
         f"WITH exact AS ({exact_sql}) "
-        f"SELECT hits.rank, hits.kind, hits.term, hits.person_id, {fields} "
+        f"SELECT hits.rank, hits.kind, hits.term, hits.person_id, {fields}, NULL AS persons "
         f"FROM ({' UNION ALL '.join(branches)}) hits "
         # In person's collation: the hits mix search_term's "C" with identity_map's, and
         # PostgreSQL then cannot probe person's key (a scan of every person a page: 16 ms).
-        f"JOIN person p ON p.person_id = hits.person_id COLLATE {dialect.default_collation}"
+        f"JOIN person p ON p.person_id = hits.person_id COLLATE {dialect.default_collation} "
+        f"UNION ALL {shared_sql}"
     )
-    found = [dict(row._mapping) for row in conn.execute(text(sql), params)]
+    found, shared = [], []
+    for row in conn.execute(text(sql), params):
+        if row.rank == _SHARED:
+            shared.append(Ambiguous(str(row.kind), int(row.persons)))
+        else:
+            found.append(dict(row._mapping))
     if after is not None and after.rank == 0:
         found = [row for row in found if row["rank"] > 0 or row["person_id"] > after.person_id]
     elif after is not None:
@@ -278,7 +309,7 @@ def search(
     if len(found) > limit:
         last = rows[-1]
         next_key = SearchKey(int(last["rank"]), str(last["kind"]), str(last["person_id"]))
-    return SearchPage([_result(row) for row in rows], next_key)
+    return SearchPage([_result(row) for row in rows], next_key, tuple(sorted(shared)))
 
 
 def _order(row: Mapping[str, Any]) -> tuple[int, str, str, str]:
