@@ -38,7 +38,7 @@ def _promtool(*args: str) -> str:
 
 @pytest.mark.prometheus
 def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 10 rules found" in _promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 11 rules found" in _promtool("check", "rules", RULES.name)
     assert "SUCCESS" in _promtool("test", "rules", RULE_TESTS.name)
 
 
@@ -89,3 +89,20 @@ def test_every_metric_read_is_exported(read_by: Callable[[], set[str]]) -> None:
     }
     assert read, "no c360 metric read"
     assert read <= exported, f"metrics c360 does not export: {sorted(read - exported)}"
+
+
+def test_the_profile_cache_is_on_the_dashboard_and_alerted_on() -> None:
+    assert "c360_profile_cache_lookups" in _read_by_dashboard()
+    assert "c360_profile_cache_lookups" in _read_by_rules()
+
+
+def test_the_dashboards_panels_have_their_own_ids_and_places() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    cells = [
+        (x, y)
+        for panel in panels
+        for x in range(panel["gridPos"]["x"], panel["gridPos"]["x"] + panel["gridPos"]["w"])
+        for y in range(panel["gridPos"]["y"], panel["gridPos"]["y"] + panel["gridPos"]["h"])
+    ]
+    assert len(set(cells)) == len(cells), "panels overlap"
