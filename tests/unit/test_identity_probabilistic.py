@@ -22,7 +22,8 @@ from c360.errors import DataError
 from c360.identity.probabilistic import (
     COMPARISONS,
     LinkRun,
-    _one_mailbox,
+    _one_birthday_sql,
+    _one_mailbox_sql,
     link,
     link_run,
     u_sample_pairs,
@@ -374,6 +375,14 @@ def test_a_block_larger_than_max_block_size_is_left_out_of_its_rule() -> None:
     assert dict(beyond.blocking_rules)[rule] == 0
 
 
+def _sql_truth(expression: str, *values: str | None) -> object:
+    """An SQL expression over ``a``, ``b``, … (VARCHAR) evaluated by the session DuckDB."""
+    names = "abcd"[: len(values)]
+    with COMPUTE.local() as local:
+        columns = ", ".join(f"CAST(? AS VARCHAR) AS {name}" for name in names)
+        return local.rows(f"SELECT {expression} FROM (SELECT {columns})", list(values))[0][0]
+
+
 @pytest.mark.parametrize(
     ("left", "right", "one"),
     [
@@ -384,11 +393,29 @@ def test_a_block_larger_than_max_block_size_is_left_out_of_its_rule() -> None:
         ("anna.smith@gmail.com", "anna.smith7@gmial.com", False),
         ("anna@gmail.com", "bo@gmail.com", False),
         (None, "bo@gmail.com", False),
+        ("", "", False),
     ],
 )
 def test_one_mailbox_allows_one_typo_in_the_address(
     left: str | None, right: str | None, one: bool
 ) -> None:
     """The household guard's "same mailbox": the same key, or one typo apart — a mistyped
-    domain keeps the dots the key folds away at the real one."""
-    assert _one_mailbox(left, right) is one
+    domain keeps the dots the key folds away at the real one. Never null."""
+    assert _sql_truth(_one_mailbox_sql("a", "b"), left, right) is one
+
+
+@pytest.mark.parametrize(
+    ("dates", "mds", "one"),
+    [
+        (("1980-04-12", "1980-04-12"), ("04-12", "04-12"), True),
+        (("1980-04-12", "1980-04-21"), ("04-12", "04-21"), True),  # a mistyped day
+        (("1980-04-12", "1981-05-12"), ("04-12", "05-12"), False),
+        ((None, "1980-04-12"), ("04-12", "04-12"), True),  # Mailchimp's birthday has no year
+        ((None, "1980-04-12"), ("04-12", "05-12"), False),
+        ((None, None), (None, None), False),
+    ],
+)
+def test_one_birthday_is_two_of_three_parts_or_month_and_day(
+    dates: tuple[str | None, str | None], mds: tuple[str | None, str | None], one: bool
+) -> None:
+    assert _sql_truth(_one_birthday_sql("a", "b", "c", "d"), *dates, *mds) is one

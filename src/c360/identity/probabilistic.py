@@ -67,7 +67,7 @@ blocks hold one person's or household's profiles and are capped only far higher
 (``identity.max_identifier_block_size``: a switchboard phone, ``info@``).
 
 **Shared mailboxes.** A pair on one email key (or two keys one typo apart) whose first names
-clearly differ, birth dates not saying one person, is not linked (:func:`_household_pairs`):
+clearly differ, birth dates not saying one person, is not linked (:func:`_household_sql`):
 the deterministic guard's
 contradiction applied pair by pair, since everything else such a pair agrees on is what a
 household shares.
@@ -90,7 +90,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -825,11 +824,8 @@ def _estimate_identifier_u(
 # --- back from profiles to records ---------------------------------------------------------
 
 
-_CHUNK = 100_000
-
-
 def _prediction_columns(predicted: Any) -> list[str]:
-    """The columns of Splink's predictions that :func:`_links` reads (of dozens)."""
+    """The columns of Splink's predictions that :func:`_pairs_sql` reads (of dozens)."""
     names = predicted.query_sql("SELECT * FROM {this} LIMIT 0").as_pyarrow_table().schema.names
     wanted = {
         "match_weight",
@@ -849,30 +845,27 @@ _PAIR_COLUMNS = (
     "left_key VARCHAR, right_key VARCHAR, match_weight DOUBLE, match_probability DOUBLE, "
     "contributions VARCHAR"
 )
-# Predictions read back a page at a time (pages split by a hash of the left key), each turned
-# into pairs _CHUNK rows at a time: the per-pair Python (household check, contributions JSON)
-# never holds the whole prediction table.
+# Predictions read back a page at a time (pages split by a hash of the left key) into the
+# session, where SQL turns each page into pairs: the prediction table is never whole on the
+# driver, and no pair passes through Python (2.8M pairs at a million customers).
 _PAGE = 500_000
+_PAGE_TABLE = "predictions_page"
 
 
 def _pairs_in(local: LocalSql, predicted: Any, threshold: float) -> None:
-    """Splink's predictions → ``local``'s ``probabilistic_pairs``: guard applied, contributions
-    as JSON."""
+    """Splink's predictions → ``local``'s ``probabilistic_pairs`` (:func:`_pairs_sql`)."""
     count = int(predicted.query_sql("SELECT count(*) AS n FROM {this}").as_record_list()[0]["n"])
     pages = max(1, -(-count // _PAGE))
-    columns = ", ".join(_prediction_columns(predicted))
+    columns = _prediction_columns(predicted)
+    pairs_sql = _pairs_sql(columns)
     for page in range(pages):
         where = f" WHERE ((hash(record_key_l) % {pages}) + {pages}) % {pages} = {page}"
         predictions = predicted.query_sql(
-            f"SELECT {columns} FROM {{this}}{where if pages > 1 else ''}"
+            f"SELECT {', '.join(columns)} FROM {{this}}{where if pages > 1 else ''}"
         ).as_pyarrow_table()
-        for start in range(0, predictions.num_rows, _CHUNK):
-            pairs = _pairs(predictions.slice(start, _CHUNK), threshold)
-            local.register("probabilistic_pairs__arrow", pairs)
-            local.execute(
-                "INSERT INTO probabilistic_pairs SELECT * FROM probabilistic_pairs__arrow"
-            )
-            local.unregister("probabilistic_pairs__arrow")
+        local.register(_PAGE_TABLE, predictions)
+        local.execute(f"INSERT INTO probabilistic_pairs {pairs_sql}", [threshold])
+        local.unregister(_PAGE_TABLE)
 
 
 def _links_in(local: LocalSql) -> int:
@@ -897,110 +890,99 @@ def _links_in(local: LocalSql) -> int:
     return _scalar(local, "SELECT count(*) FROM probabilistic_links")
 
 
-def _pairs(predictions: pa.Table, threshold: float) -> pa.Table:
-    """Links (record keys, weight, probability, contributions) of some predictions."""
-    left_cid, right_cid = predictions["customer_id_l"], predictions["customer_id_r"]
-    keep = pc.and_(
-        pc.greater_equal(predictions["match_probability"], threshold),
-        pc.or_kleene(pc.is_null(left_cid), pc.is_null(right_cid)),
-    )
-    predictions = predictions.filter(keep)
-    predictions = predictions.filter(pc.invert(_household_pairs(predictions)))
-    contributions = _contributions(predictions)
-    pairs = pa.table(
-        {
-            "left_key": predictions["record_key_l"],
-            "right_key": predictions["record_key_r"],
-            "match_weight": pc.cast(predictions["match_weight"], pa.float64()),
-            "match_probability": pc.cast(predictions["match_probability"], pa.float64()),
-            "contributions": pa.array(contributions, pa.string()),
-        }
-    )
-    return pairs
+def _pairs_sql(columns: Sequence[str]) -> str:
+    """Links (record keys, weight, probability, contributions) of the predictions in the
+    session's table :data:`_PAGE_TABLE` (of ``columns``) that reach the threshold (the
+    statement's parameter), have an account on one side at most, and are no household pair
+    (:func:`_household_sql`)."""
+    household = _household_sql(
+        "email_key_l", "email_key_r", "first_name_l", "first_name_r",
+        "birth_date_l", "birth_date_r", "birth_md_l", "birth_md_r",
+    )  # fmt: skip
+    return f"""
+        SELECT record_key_l, record_key_r, CAST(match_weight AS DOUBLE),
+               CAST(match_probability AS DOUBLE), {_contributions_sql(columns)}
+        FROM {_PAGE_TABLE}
+        WHERE match_probability >= ? AND (customer_id_l IS NULL OR customer_id_r IS NULL)
+          AND NOT {household}
+    """
 
 
-def _household_pairs(predictions: pa.Table) -> pa.Array:
-    """Pairs on one mailbox (one email key, or two one typo apart) whose first names clearly
-    differ, birth dates not saying one person: the deterministic guard's contradiction
-    (:mod:`c360.identity.graph`), pair by pair.
+def _household_sql(
+    email_l: str, email_r: str, first_l: str, first_r: str,
+    date_l: str, date_r: str, md_l: str, md_r: str,
+) -> str:  # fmt: skip
+    """SQL, never null: a pair on one mailbox (:func:`_one_mailbox_sql`) whose first names
+    clearly differ, birth dates not saying one person (:func:`_one_birthday_sql`) — the
+    deterministic guard's contradiction (:mod:`c360.identity.graph`, with the same
+    Jaro-Winkler), pair by pair.
 
     Such a pair agrees on everything a household shares — mailbox, surname, address, postcode,
     often the phone — so its score is high, and the mailbox the guard refused as proof would
     join the two people all the same. A mailbox, like a phone or an address, is no evidence
     between two first names."""
-    import jellyfish
-
-    rows = zip(
-        predictions["email_key_l"].to_pylist(),
-        predictions["email_key_r"].to_pylist(),
-        predictions["first_name_l"].to_pylist(),
-        predictions["first_name_r"].to_pylist(),
-        predictions["birth_date_l"].to_pylist(),
-        predictions["birth_date_r"].to_pylist(),
-        predictions["birth_md_l"].to_pylist(),
-        predictions["birth_md_r"].to_pylist(),
-        strict=True,
-    )
-    return pa.array(
-        [
-            first_l is not None
-            and first_r is not None
-            and _one_mailbox(email_l, email_r)
-            and jellyfish.jaro_winkler_similarity(first_l, first_r) < _OTHER_FIRST_NAME
-            and not _one_birthday(date_l, date_r, md_l, md_r)
-            for email_l, email_r, first_l, first_r, date_l, date_r, md_l, md_r in rows
-        ],
-        pa.bool_(),
+    return (
+        f"coalesce({first_l} IS NOT NULL AND {first_r} IS NOT NULL"
+        f" AND {_one_mailbox_sql(email_l, email_r)}"
+        f" AND jaro_winkler_similarity({first_l}, {first_r}) < {_OTHER_FIRST_NAME}"
+        f" AND NOT {_one_birthday_sql(date_l, date_r, md_l, md_r)}, false)"
     )
 
 
-def _one_mailbox(left: str | None, right: str | None) -> bool:
-    """The same email key, or one typo apart (a household member's mistyped shared address)."""
-    if not left or not right:
-        return False
-    if left == right:
-        return True
-    import jellyfish
+def _one_mailbox_sql(left: str, right: str) -> str:
+    """SQL, never null: the same email key, or one typo apart (a household member's mistyped
+    shared address): a mistyped domain — the dots too where the key folded them at the real
+    one (brunofamily@gmail.com is bruno.family@gmial.com's key at gmail.com) — or one letter
+    of the local part at the same domain."""
 
-    local_l, _, domain_l = left.partition("@")
-    local_r, _, domain_r = right.partition("@")
-    if local_l.replace(".", "") == local_r.replace(".", ""):
-        # a mistyped domain; the dots too where the key folded them at the real one
-        # (brunofamily@gmail.com is bruno.family@gmial.com's key at gmail.com)
-        return True
-    return domain_l == domain_r and jellyfish.damerau_levenshtein_distance(local_l, local_r) <= 1
+    def local(email: str) -> str:
+        return f"split_part({email}, '@', 1)"
 
+    def domain(email: str) -> str:  # '' without an '@', as Python's partition
+        return f"if(contains({email}, '@'), substr({email}, strpos({email}, '@') + 1), '')"
 
-def _one_birthday(
-    date_l: str | None, date_r: str | None, md_l: str | None, md_r: str | None
-) -> bool:
-    """Birth dates agreeing beyond a typo (two of year, month, day); without a year, month and
-    day both (one of twelve households shares a birth month by chance)."""
-    if date_l and date_r:
-        return sum(a == b for a, b in zip(date_l.split("-"), date_r.split("-"), strict=True)) >= 2
-    return bool(md_l and md_l == md_r)
+    return (
+        f"coalesce(coalesce({left}, '') <> '' AND coalesce({right}, '') <> ''"
+        f" AND ({left} = {right}"
+        f" OR replace({local(left)}, '.', '') = replace({local(right)}, '.', '')"
+        f" OR ({domain(left)} = {domain(right)}"
+        f" AND damerau_levenshtein({local(left)}, {local(right)}) <= 1)), false)"
+    )
 
 
-def _contributions(predictions: pa.Table) -> list[str]:
-    """Per pair, JSON {comparison: log2 Bayes factor} for the comparisons with values."""
-    names = predictions.schema.names
-    columns = []
+def _one_birthday_sql(date_l: str, date_r: str, md_l: str, md_r: str) -> str:
+    """SQL, never null: birth dates (``YYYY-MM-DD``) agreeing beyond a typo (two of year,
+    month and day); without a year, month and day both (one of twelve households shares a
+    birth month by chance)."""
+    agreeing = " + ".join(
+        f"CAST(split_part({date_l}, '-', {part}) = split_part({date_r}, '-', {part}) AS INTEGER)"
+        for part in (1, 2, 3)
+    )
+    return (
+        f"coalesce(CASE WHEN coalesce({date_l}, '') <> '' AND coalesce({date_r}, '') <> ''"
+        f" THEN {agreeing} >= 2 ELSE coalesce({md_l}, '') <> '' AND {md_l} = {md_r} END, false)"
+    )
+
+
+def _contributions_sql(columns: Sequence[str]) -> str:
+    """SQL: per pair, JSON {comparison: log2 Bayes factor} for the comparisons with values on
+    both sides (level not -1), term-frequency adjustment included; a weight that is not
+    finite is null."""
+    entries = []
     for comparison in COMPARISONS:
-        gamma = predictions[f"gamma_{comparison}"].to_numpy(zero_copy_only=False)
-        weight = _floats(predictions[f"mw_{comparison}"])
-        if f"mw_tf_adj_{comparison}" in names:
-            weight = weight + _floats(predictions[f"mw_tf_adj_{comparison}"])
-        columns.append((comparison, gamma, weight))
-    out = []
-    for i in range(predictions.num_rows):
-        row = {name: float(weight[i]) for name, gamma, weight in columns if gamma[i] != -1}
-        out.append(orjson.dumps(row).decode())
-    return out
-
-
-def _floats(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.float64]]:
-    values = pc.fill_null(pc.cast(column, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=np.float64)
+        weight = f"coalesce(CAST(mw_{comparison} AS DOUBLE), 0)"
+        if f"mw_tf_adj_{comparison}" in columns:
+            weight += f" + coalesce(CAST(mw_tf_adj_{comparison} AS DOUBLE), 0)"
+        entries.append(
+            f"{{'key': '{comparison}', 'value': {weight}, "
+            f"'seen': gamma_{comparison} IS DISTINCT FROM -1}}"
+        )
+    return (
+        f"CAST(to_json(map_from_entries(list_transform("
+        f"list_filter([{', '.join(entries)}], lambda e: e.seen), "
+        f"lambda e: {{'key': e.key, 'value': CASE WHEN isfinite(e.value) THEN e.value END}})"
+        f")) AS VARCHAR)"
+    )
 
 
 def _empty_links() -> pa.Table:
