@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from c360.config import ComputeSettings, IdentitySettings
 from c360.engines import open_compute
+from c360.identity import records
 from c360.identity.normalise import (
     blocked,
     email_key,
@@ -253,9 +255,24 @@ PHONES = [
 BIRTHDAYS = ["1985-03-14", "03/14/1985", "03/14", "02/30/1985", "3-4", "13/01", " 12/31 ", None]
 
 
-def test_records_normalise_in_sql_exactly_as_the_python_functions_do() -> None:
+@pytest.mark.parametrize("in_workers", [False, True], ids=["in-process", "worker-processes"])
+def test_records_normalise_in_sql_exactly_as_the_python_functions_do(
+    in_workers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The step normalises in SQL (Python only for what SQL cannot do exactly): every column
-    must equal the Python definition, ASCII or not, blocked or not."""
+    must equal the Python definition, ASCII or not, blocked or not — also where the Python
+    part runs in worker processes, a few rows per chunk (as a million values do)."""
+    pools: list[int] = []
+    if in_workers:
+        monkeypatch.setattr(records, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(records, "_CHUNK_ROWS", 3)
+
+        class CountedPool(records.ProcessPoolExecutor):
+            def __init__(self, workers: int, **options: Any) -> None:
+                pools.append(workers)
+                super().__init__(workers, **options)
+
+        monkeypatch.setattr(records, "ProcessPoolExecutor", CountedPool)
     settings = IdentitySettings()
     placeholders = settings.blocked_values
     raw = _raw(
@@ -272,7 +289,8 @@ def test_records_normalise_in_sql_exactly_as_the_python_functions_do() -> None:
             "birthday": BIRTHDAYS,
         }
     )
-    out = normalise_records(open_compute(ComputeSettings()), raw, settings)
+    out = normalise_records(open_compute(ComputeSettings(threads=2)), raw, settings)
+    assert pools == ([2] * 4 if in_workers else [])  # folded texts, emails, phones, birthdays
     rows = raw.to_pylist()
     emails = [None if blocked(r["email"], placeholders) else r["email"] for r in rows]
     emails = [None if e is None else normalise("email", e) for e in emails]

@@ -25,8 +25,13 @@ distinct value SQL cannot do exactly (non-ASCII text, phones not yet in E.164 â€
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from itertools import repeat
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -179,6 +184,13 @@ _FOLDED = {
 }
 
 
+# Distinct values a lookup maps in worker processes, one per session thread, from this many
+# on: below it a pool's start (a second or two) costs more than it saves. At a million
+# customers a million phones take 22 s in phonenumbers on one core.
+PARALLEL_FROM = 200_000
+_CHUNK_ROWS = 50_000
+
+
 def _lookup(
     local: LocalSql,
     name: str,
@@ -187,17 +199,64 @@ def _lookup(
     schema: pa.Schema,
 ) -> None:
     """Table ``name``: each row of ``distinct_sql`` (its key columns) with ``function``'s
-    values (the remaining columns of ``schema``), computed once per row in Python."""
+    values (the remaining columns of ``schema``), computed once per row in Python â€” in
+    worker processes when there are many rows (:data:`PARALLEL_FROM`; ``function`` must then
+    be picklable: a module function or a partial of one)."""
     keys = local.table(distinct_sql)
     width = keys.num_columns
-    values = list(zip(*(keys[i].to_pylist() for i in range(width)), strict=True))
-    mapped = [function(*row) for row in values]
+    rows = list(zip(*(keys[i].to_pylist() for i in range(width)), strict=True))
+    mapped = _map_rows(function, rows, _session_threads(local))
     columns = [keys[i] for i in range(width)]
     columns += [
         pa.array([m[i] for m in mapped], schema.field(width + i).type)
         for i in range(len(schema) - width)
     ]
     local.load(name, pa.table(columns, schema=schema))
+
+
+def _session_threads(local: LocalSql) -> int:
+    return int(local.rows("SELECT current_setting('threads')")[0][0])
+
+
+def _map_rows(
+    function: Callable[..., tuple[object, ...]], rows: list[tuple[Any, ...]], workers: int
+) -> list[tuple[object, ...]]:
+    """``function`` over ``rows``, in order; in ``workers`` spawned processes when there are at
+    least :data:`PARALLEL_FROM` rows (spawned, not forked: the session's threads and locks are
+    not copied into a child)."""
+    if workers < 2 or len(rows) < PARALLEL_FROM:
+        return _map_chunk(function, rows)
+    chunks = [rows[at : at + _CHUNK_ROWS] for at in range(0, len(rows), _CHUNK_ROWS)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        done = pool.map(_map_chunk, repeat(function), chunks)
+        return [values for chunk in done for values in chunk]
+
+
+def _map_chunk(
+    function: Callable[..., tuple[object, ...]], rows: list[tuple[Any, ...]]
+) -> list[tuple[object, ...]]:
+    return [function(*row) for row in rows]
+
+
+def _folded_forms(value: str) -> tuple[str | None]:
+    return (fold_text(value),)
+
+
+def _email_forms(blocklist: tuple[str, ...], value: str) -> tuple[str | None, str | None]:
+    """The email and its matching key; None where it (or its key) is a blocked value."""
+    email = None if blocked(value, blocklist) else normalise("email", value)
+    return email, None if email is None or blocked(email, blocklist) else email_key(email)
+
+
+def _phone_forms(blocklist: tuple[str, ...], value: str, region: str) -> tuple[str | None]:
+    """The E.164 form read in ``region``; None where it (or the raw value) is blocked."""
+    e164 = None if blocked(value, blocklist) else phone_e164(value, region or None)
+    return (None if e164 is None or blocked(e164, blocklist) else e164,)
+
+
+def _birthday_forms(value: str) -> tuple[str | None, str | None]:
+    return _dated_birthday(value), _month_day(value)
 
 
 def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
@@ -212,7 +271,7 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         "fold_lookup",
         f"SELECT DISTINCT value FROM ({texts}) "
         f"WHERE value IS NOT NULL AND NOT {ascii_sql('value')}",
-        lambda v: (fold_text(v),),
+        _folded_forms,
         pa.schema([("value", pa.string()), ("folded", pa.string())]),
     )
     local.execute(
@@ -222,16 +281,11 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         WHERE value IS NOT NULL AND {ascii_sql("value")}
         """
     )
-
-    def email_forms(value: str) -> tuple[str | None, str | None]:
-        email = None if blocked(value, blocklist) else normalise("email", value)
-        return email, None if email is None or blocked(email, blocklist) else email_key(email)
-
     _lookup(
         local,
         "email_lookup",
         f"SELECT DISTINCT email FROM {raw} WHERE email IS NOT NULL AND NOT {ascii_sql('email')}",
-        email_forms,
+        partial(_email_forms, blocklist),
         pa.schema([("value", pa.string()), ("email", pa.string()), ("email_key", pa.string())]),
     )
     ascii_emails = (
@@ -239,11 +293,6 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         f"WHERE email IS NOT NULL AND {ascii_sql('email')}"
     )
     local.execute(f"INSERT INTO email_lookup {email_forms_sql(ascii_emails)}")
-
-    def phone(value: str, region: str) -> tuple[str | None]:
-        e164 = None if blocked(value, blocklist) else phone_e164(value, region or None)
-        return (None if e164 is None or blocked(e164, blocklist) else e164,)
-
     trivial = (
         f"{ascii_sql('phone')} AND ({strip_lower_sql('phone')} IN "
         f"(SELECT value FROM blocked_values) OR regexp_full_match(phone, '{E164_PATTERN}'))"
@@ -253,7 +302,7 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         "phone_lookup",
         f"SELECT DISTINCT phone, region FROM {raw}_regions WHERE phone IS NOT NULL AND NOT "
         f"({trivial})",
-        phone,
+        partial(_phone_forms, blocklist),
         pa.schema([("value", pa.string()), ("region", pa.string()), ("phone", pa.string())]),
     )
     # Blocked (null) or already E.164 (itself): no library needed.
@@ -272,7 +321,7 @@ def _lookups(local: LocalSql, raw: str, settings: IdentitySettings) -> None:
         local,
         "birthday_lookup",
         f"SELECT DISTINCT birthday FROM {raw} WHERE birthday IS NOT NULL",
-        lambda v: (_dated_birthday(v), _month_day(v)),
+        _birthday_forms,
         pa.schema([("value", pa.string()), ("dated", pa.string()), ("md", pa.string())]),
     )
 
