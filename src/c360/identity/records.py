@@ -25,12 +25,13 @@ distinct value SQL cannot do exactly (non-ASCII text, phones not yet in E.164 â€
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
@@ -185,10 +186,9 @@ _FOLDED = {
 
 
 # Distinct values a lookup maps in worker processes, one per session thread, from this many
-# on: below it a pool's start (a second or two) costs more than it saves. At a million
+# on: below it the workers' start (half a second) costs more than it saves. At a million
 # customers a million phones take 22 s in phonenumbers on one core.
-PARALLEL_FROM = 200_000
-_CHUNK_ROWS = 50_000
+PARALLEL_FROM = 100_000
 
 
 def _lookup(
@@ -205,7 +205,7 @@ def _lookup(
     keys = local.table(distinct_sql)
     width = keys.num_columns
     rows = list(zip(*(keys[i].to_pylist() for i in range(width)), strict=True))
-    mapped = _map_rows(function, rows, _session_threads(local))
+    mapped = map_rows(function, rows, _session_threads(local))
     columns = [keys[i] for i in range(width)]
     columns += [
         pa.array([m[i] for m in mapped], schema.field(width + i).type)
@@ -218,19 +218,32 @@ def _session_threads(local: LocalSql) -> int:
     return int(local.rows("SELECT current_setting('threads')")[0][0])
 
 
-def _map_rows(
+def map_rows(
     function: Callable[..., tuple[object, ...]], rows: list[tuple[Any, ...]], workers: int
 ) -> list[tuple[object, ...]]:
-    """``function`` over ``rows``, in order; in ``workers`` spawned processes when there are at
-    least :data:`PARALLEL_FROM` rows (spawned, not forked: the session's threads and locks are
-    not copied into a child)."""
+    """``function`` over ``rows``, in order; split between ``workers`` worker processes
+    (:mod:`c360.identity.map_worker`) when there are at least :data:`PARALLEL_FROM` rows."""
     if workers < 2 or len(rows) < PARALLEL_FROM:
         return _map_chunk(function, rows)
-    chunks = [rows[at : at + _CHUNK_ROWS] for at in range(0, len(rows), _CHUNK_ROWS)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        done = pool.map(_map_chunk, repeat(function), chunks)
+    size = -(-len(rows) // workers)
+    chunks = [rows[at : at + size] for at in range(0, len(rows), size)]
+    with ThreadPoolExecutor(len(chunks)) as waiting:  # each thread waits for one process
+        done = waiting.map(partial(_map_in_worker, function), chunks)
         return [values for chunk in done for values in chunk]
+
+
+def _map_in_worker(
+    function: Callable[..., tuple[object, ...]], rows: list[tuple[Any, ...]]
+) -> list[tuple[object, ...]]:
+    job = pickle.dumps((function, rows), pickle.HIGHEST_PROTOCOL)
+    worker = [sys.executable, "-m", "c360.identity.map_worker"]
+    done = subprocess.run(worker, input=job, capture_output=True, check=False)
+    if done.returncode != 0:
+        # The worker's own traceback, from code of ours: never a value of the rows.
+        failure = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"identity lookup worker failed ({done.returncode}): {failure}")
+    values: list[tuple[object, ...]] = pickle.loads(done.stdout)
+    return values
 
 
 def _map_chunk(
