@@ -622,9 +622,9 @@ class IdentitySettings(_Section):
     u_sample_pairs_per_profile: float = Field(
         15,
         ge=0,
-        description="more pairs for a larger population: the email and phone comparisons' u "
-        "are estimated again from this many random pairs per profile when that is more than "
-        "u_sample_pairs. Their levels of a person's own identifiers (the same digits in another "
+        description="more pairs for a larger population: the email comparison's u "
+        "is estimated again from this many random pairs per profile when that is more than "
+        "u_sample_pairs. Its levels of a person's own identifiers (the same digits in another "
         "email address) are seen among random pairs about as often as one person's profiles "
         "meet in the sample, which falls as 1/n for a fixed sample; unseen, their u stays at a "
         "floor while the prior falls as 1/n, and such pairs stop linking",

@@ -22,6 +22,7 @@ from c360.errors import DataError
 from c360.identity.probabilistic import (
     COMPARISONS,
     LinkRun,
+    _contributions_sql,
     _one_birthday_sql,
     _one_mailbox_sql,
     link,
@@ -281,8 +282,8 @@ def test_the_u_sample_grows_with_the_population() -> None:
 
 
 def test_the_identifier_comparisons_u_come_from_the_larger_sample(records: pa.Table) -> None:
-    """Beyond u_sample_pairs, the email and phone comparisons' u are estimated again from
-    the larger sample; the other comparisons keep the first estimate."""
+    """Beyond u_sample_pairs, the email comparison's u is estimated again from the larger
+    sample; the other comparisons keep the first estimate."""
 
     def u_values(per_profile: float) -> dict[str, list[Any]]:
         settings = IdentitySettings(u_sample_pairs=1_000, u_sample_pairs_per_profile=per_profile)
@@ -295,7 +296,7 @@ def test_the_identifier_comparisons_u_come_from_the_larger_sample(records: pa.Ta
         }
 
     first, again = u_values(0), u_values(1_000)
-    assert {name for name in COMPARISONS if first[name] != again[name]} <= {"email", "phone"}
+    assert {name for name in COMPARISONS if first[name] != again[name]} == {"email"}
     assert first["email"] != again["email"]
     assert first["name"] == again["name"]
 
@@ -419,3 +420,19 @@ def test_one_birthday_is_two_of_three_parts_or_month_and_day(
     dates: tuple[str | None, str | None], mds: tuple[str | None, str | None], one: bool
 ) -> None:
     assert _sql_truth(_one_birthday_sql("a", "b", "c", "d"), *dates, *mds) is one
+
+
+def test_contributions_are_json_of_the_compared_comparisons() -> None:
+    """Levels -1 (no value on a side) are left out, the term-frequency adjustment is added,
+    a weight that is not finite is null (as JSON has no infinity), none compared is {}."""
+    gammas = {c: [-1, -1] for c in COMPARISONS} | {"name": [2, -1], "phone": [0, -1]}
+    weights = {c: [0.5, 0.5] for c in COMPARISONS} | {"phone": [float("-inf"), 1.0]}
+    page = pa.table(
+        {f"gamma_{c}": pa.array(gammas[c], pa.int8()) for c in COMPARISONS}
+        | {f"mw_{c}": weights[c] for c in COMPARISONS}
+        | {"mw_tf_adj_name": [0.25, None]}
+    )
+    with COMPUTE.local() as local:
+        local.register("page", page)
+        rows = local.rows(f"SELECT {_contributions_sql(page.schema.names)} FROM page")
+    assert [json.loads(text) for (text,) in rows] == [{"name": 0.75, "phone": None}, {}]
