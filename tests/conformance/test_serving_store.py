@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
+from c360.access.consent import Decision
 from c360.access.keys import generate
 from c360.contracts import serving
 from c360.contracts.arrow_types import arrow_schema
@@ -1021,6 +1022,35 @@ def test_the_read_audit_waits_for_another_sqlite_writer(
         asked.set()
         if committer.is_alive():
             committer.join()
+        store.dispose()
+        other_writer.close()
+
+
+def test_a_write_that_reads_first_waits_for_another_sqlite_writer(tmp_path: Path) -> None:
+    """Every write transaction of the store takes SQLite's write lock at its BEGIN. A consent
+    decision reads the person, then writes, while another connection (a stream worker's
+    commit) holds the lock and commits 0.3 s later. Begun deferred, the read took a snapshot
+    the other commit made stale, and the write failed at once ("database is locked"); begun
+    IMMEDIATE it waits for the lock within the busy timeout."""
+    path = tmp_path / "serving.db"
+    store = open_store(f"sqlite:///{path}")
+    store.migrate()
+    with sqlite3.connect(path) as setup:
+        setup.execute("INSERT INTO person (person_id) VALUES ('p_1')")
+    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    committer = threading.Timer(0.3, other_writer.commit)
+    try:
+        other_writer.execute("BEGIN IMMEDIATE")
+        other_writer.execute(
+            "INSERT INTO suppressed_identifier VALUES ('h', 'person', 'e-1', '2026-12-06 09:00')"
+        )
+        committer.start()
+        began = time.monotonic()
+        decision = Decision(consent=False, decided_at=T(2026, 12, 6, 10), source="test")
+        assert store.record_consent("p_1", decision) == "p_1"
+        assert time.monotonic() - began >= 0.2  # it waited for the other writer
+    finally:
+        committer.join()
         store.dispose()
         other_writer.close()
 

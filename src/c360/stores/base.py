@@ -289,8 +289,12 @@ class ServingStore:
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
-        """One transaction: commits on success, rolls back on error; errors classified."""
-        with self._driver_errors(operation), self.engine.begin() as conn:
+        """One write transaction: commits on success, rolls back on error; errors classified.
+        A write transaction (:meth:`StoreDialect.write_transaction`), since most of these read
+        before they write (a micro-batch's offsets, a consent's current decision): on SQLite a
+        deferred one that has read fails its first write at once when another connection
+        commits meanwhile, where one begun IMMEDIATE waits for the lock."""
+        with self._driver_errors(operation), self.dialect.write_transaction(self.engine) as conn:
             yield conn
 
     @contextmanager
