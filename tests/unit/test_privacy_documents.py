@@ -32,6 +32,15 @@ def test_emails_anywhere_and_the_identifier_fields_are_named() -> None:
         ("phone", "+31612345678"),
         ("phone", "+3220000000"),
     ]
+    zendesk_user = {
+        "type": "zen:event-type:user.created",
+        "detail": {"id": "z-9", "email": "Eve@Z.com", "phone": "+31 165 183612"},
+    }
+    assert sorted(payload_identifiers(_json(zendesk_user))) == [
+        ("email", "eve@z.com"),
+        ("phone", "+31 165 183612"),
+        ("phone", "+31165183612"),  # as identity keeps it, so erasure finds it
+    ]
     # Not JSON (a quarantined line): its emails still count.
     assert list(payload_identifiers(b"{broken Carol@Z.com")) == [("email", "carol@z.com")]
 

@@ -13,7 +13,8 @@ dead letter's payload against the suppression list with :func:`payload_identifie
 What a payload names, by type: every **email address** in its text, wherever it is (a
 property, a URL, a trait; by pattern, lower-cased), and the values of the identifier fields
 of Segment's spec: ``anonymousId`` and ``previousId`` (cookies), ``userId`` (the shop's
-customer id), ``traits.phone`` and ``context.traits.phone``.
+customer id), ``traits.phone`` and ``context.traits.phone``; and a Zendesk user event's
+``detail.phone``. A phone is named as written and, when it has its country, in E.164.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c360.identity.normalise import phone_e164
+
 # An address in lower-cased text: the local part's RFC 5322 characters, a dotted domain.
 EMAIL = re.compile(rb"[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 # The identifier fields of a message (a path of keys) and the type of what they hold.
@@ -35,6 +38,7 @@ FIELDS: Mapping[tuple[str, ...], str] = {
     ("userId",): "customer_id",
     ("traits", "phone"): "phone",
     ("context", "traits", "phone"): "phone",
+    ("detail", "phone"): "phone",  # a Zendesk user event's (identity reads it too)
 }
 # The fields the event archive has a column for already (``anonymous_id``, ``user_id``): not
 # lifted twice.
@@ -71,6 +75,13 @@ def payload_identifiers(
             text = str(value).strip()
             if text:
                 yield id_type, text
+            if id_type == "phone" and text:
+                # Also in E.164, the form identity keeps and erasure looks for: "+31 165
+                # 183612" as written would not meet "+31165183612". A national number without
+                # its country cannot be put in that form and stays as written.
+                e164 = phone_e164(text, None)
+                if e164 is not None and e164 != text:
+                    yield id_type, e164
 
 
 def lift(payloads: pa.Array | pa.ChunkedArray) -> pa.Array:
