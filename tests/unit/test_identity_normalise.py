@@ -10,6 +10,7 @@ import pytest
 
 from c360.config import ComputeSettings, IdentitySettings
 from c360.engines import open_compute
+from c360.errors import TerminalError
 from c360.identity import records
 from c360.identity.normalise import (
     blocked,
@@ -333,3 +334,16 @@ def test_records_normalise_in_sql_exactly_as_the_python_functions_do(
         "12-31",
         None,
     ]
+
+
+def test_a_failing_lookup_worker_names_the_error_not_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker process that fails is reported with its exception's type: the message of a
+    ValueError quotes the value it choked on, personal data that must not reach an error."""
+    monkeypatch.setattr(records, "PARALLEL_FROM", 1)
+    rows = [("12",), ("+31 6 secret-value",)]
+    with pytest.raises(TerminalError, match="ValueError") as failed:
+        records.map_rows(int, rows, 2)
+    assert "secret" not in str(failed.value)
+    assert records.map_rows(str, rows, 2) == ["12", "+31 6 secret-value"]

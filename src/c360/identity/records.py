@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from c360.config import IdentitySettings
 from c360.contracts import identity as contract
 from c360.contracts.compute import Compute, LocalSql, SqlStep
+from c360.errors import TerminalError
 from c360.identity.normalise import (
     E164_PATTERN,
     ascii_sql,
@@ -239,9 +240,12 @@ def _map_in_worker(
     worker = [sys.executable, "-m", "c360.identity.map_worker"]
     done = subprocess.run(worker, input=job, capture_output=True, check=False)
     if done.returncode != 0:
-        # The worker's own traceback, from code of ours: never a value of the rows.
-        failure = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        raise RuntimeError(f"identity lookup worker failed ({done.returncode}): {failure}")
+        # The exception's type only: its message may quote a value of the rows.
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise TerminalError(
+            f"identity: a lookup worker ({sys.executable} -m c360.identity.map_worker) failed "
+            f"with exit code {done.returncode}, {last.partition(':')[0]}"
+        )
     values: list[tuple[object, ...]] = pickle.loads(done.stdout)
     return values
 
