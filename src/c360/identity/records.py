@@ -60,6 +60,18 @@ _LOOKUP_EMAIL = "lower(trim({}))"
 RAW_OUTPUTS = ("identity_raw_records", "identity_cookie_customers")
 
 STEPS = (
+    # Each (cookie, account) a cookie identified as, with its first such event: the clickstream
+    # scanned once for both outputs (at a million customers, 85M events: each scan was 20 s).
+    SqlStep(
+        "identity_cookie_claims",
+        """
+        SELECT anonymous_id, TRY_CAST(user_id AS BIGINT) AS customer_id,
+               min(event_time) AS first_seen
+        FROM events_clickstream
+        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+        GROUP BY anonymous_id, TRY_CAST(user_id AS BIGINT)
+        """,
+    ),
     SqlStep(
         "identity_raw_records",
         """
@@ -124,12 +136,10 @@ STEPS = (
         ) mailchimp_member_records
         UNION ALL
         SELECT 'clickstream/cookie:' || anonymous_id, 'clickstream', 'cookie', anonymous_id,
-               CASE WHEN min(TRY_CAST(user_id AS BIGINT)) = max(TRY_CAST(user_id AS BIGINT))
-                    THEN min(TRY_CAST(user_id AS BIGINT)) END,
+               CASE WHEN min(customer_id) = max(customer_id) THEN min(customer_id) END,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(NULL AS DATE), NULL, NULL,
-               min(event_time)
-        FROM events_clickstream
-        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+               min(first_seen)
+        FROM identity_cookie_claims
         GROUP BY anonymous_id
         """,
     ),
@@ -137,10 +147,8 @@ STEPS = (
     SqlStep(
         "identity_cookie_customers",
         """
-        SELECT DISTINCT 'clickstream/cookie:' || anonymous_id AS record_key,
-               TRY_CAST(user_id AS BIGINT) AS customer_id
-        FROM events_clickstream
-        WHERE anonymous_id IS NOT NULL AND TRY_CAST(user_id AS BIGINT) IS NOT NULL
+        SELECT 'clickstream/cookie:' || anonymous_id AS record_key, customer_id
+        FROM identity_cookie_claims
         """,
     ),
 )
