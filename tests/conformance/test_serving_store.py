@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -1556,10 +1557,9 @@ def test_search_finds_email_prefixes_and_identifiers_exactly(store: ServingStore
     assert [r["matched"] for r in store.search("42", 5).rows] == ["identifier"]
 
 
-def test_search_pages_follow_a_stable_order_one_statement_each(store: ServingStore) -> None:
-    people = [(f"p_{i:03d}", f"Name{i % 7}", "Meier", [f"m{i}@x.com"], []) for i in range(53)]
-    people.append(("p_999", "Meierhof", "Other", ["meier@x.com"], [("customer_id", "meier")]))
-    store.publish_batch(D1, people_batch(people))
+@contextmanager
+def _statements(store: ServingStore) -> Iterator[list[str]]:
+    """The statements the store sends while inside (transaction BEGINs left out)."""
     statements: list[str] = []
 
     def count(conn: object, cursor: object, statement: str, *args: object) -> None:
@@ -1568,6 +1568,16 @@ def test_search_pages_follow_a_stable_order_one_statement_each(store: ServingSto
 
     event.listen(store.engine, "before_cursor_execute", count)
     try:
+        yield statements
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+
+
+def test_search_pages_follow_a_stable_order_one_statement_each(store: ServingStore) -> None:
+    people = [(f"p_{i:03d}", f"Name{i % 7}", "Meier", [f"m{i}@x.com"], []) for i in range(53)]
+    people.append(("p_999", "Meierhof", "Other", ["meier@x.com"], [("customer_id", "meier")]))
+    store.publish_batch(D1, people_batch(people))
+    with _statements(store) as statements:
         pages, after = [], None
         while True:
             statements.clear()
@@ -1577,8 +1587,6 @@ def test_search_pages_follow_a_stable_order_one_statement_each(store: ServingSto
             after = page.next_key
             if after is None:
                 break
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count)
     assert [len(p) for p in pages] == [10, 10, 10, 10, 10, 4]
     flat = [person for page in pages for person in page]
     # The exact identifier first, then by the matched term: "meier" (53 persons by id, and
@@ -1628,18 +1636,11 @@ def test_search_by_a_shared_identifier_says_so_by_type_and_count(store: ServingS
     assert first.next_key is None
     assert store.search("mar", 1).ambiguous == ()  # identifiers are not prefix-matched
     assert store.search("zoe.m@x.com", 5).ambiguous == ()  # held by one person: a result
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if not statement.lstrip().upper().startswith("BEGIN"):
-            statements.append(statement)
-
     tables["ambiguous_identifier"] = pa.table(
         {"id_type": ["customer_id"], "id_value": ["ma"], "persons": [2]}
     )
     store.publish_batch(D2, tables)  # "ma": a customer id two persons share, and many names
-    event.listen(store.engine, "before_cursor_execute", count)
-    try:
+    with _statements(store) as statements:
         pages, after = [], None
         while True:
             statements.clear()
@@ -1648,8 +1649,6 @@ def test_search_by_a_shared_identifier_says_so_by_type_and_count(store: ServingS
             pages.append(([r["person_id"] for r in page.rows], page.ambiguous))
             if (after := page.next_key) is None:
                 break
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count)
     assert [persons for persons, _ in pages] == [["p_2", "p_3"], ["p_4"]]  # maria, mario, marx
     assert {ambiguous for _, ambiguous in pages} == {(Ambiguous("customer_id", 2),)}
 
