@@ -490,15 +490,19 @@ def _training_rules(local: LocalSql, settings: IdentitySettings) -> tuple[str, .
     return tuple(used)
 
 
-# Two dates (YYYY-MM-DD) agreeing on two of year, month and day: one mistyped part.
-_TWO_OF_THREE = (
-    " + ".join(
-        f"(CASE WHEN substr(birth_date_l, {start}, {n}) = substr(birth_date_r, {start}, {n})"
-        " THEN 1 ELSE 0 END)"
-        for start, n in ((1, 4), (6, 2), (9, 2))
+def _two_of_three(left: str, right: str) -> str:
+    """SQL: two dates (YYYY-MM-DD) agreeing on two of year, month and day: one mistyped part."""
+    return (
+        " + ".join(
+            f"(CASE WHEN substr({left}, {start}, {n}) = substr({right}, {start}, {n})"
+            " THEN 1 ELSE 0 END)"
+            for start, n in ((1, 4), (6, 2), (9, 2))
+        )
+        + " >= 2"
     )
-    + " >= 2"
-)
+
+
+_TWO_OF_THREE = _two_of_three("birth_date_l", "birth_date_r")
 
 
 # One typo (a letter wrong, missing, extra, or two swapped): jon.smtih1572 is jon.smith1572,
@@ -957,13 +961,10 @@ def _one_birthday_sql(date_l: str, date_r: str, md_l: str, md_r: str) -> str:
     """SQL, never null: birth dates (``YYYY-MM-DD``) agreeing beyond a typo (two of year,
     month and day); without a year, month and day both (one of twelve households shares a
     birth month by chance)."""
-    agreeing = " + ".join(
-        f"CAST(split_part({date_l}, '-', {part}) = split_part({date_r}, '-', {part}) AS INTEGER)"
-        for part in (1, 2, 3)
-    )
     return (
         f"coalesce(CASE WHEN coalesce({date_l}, '') <> '' AND coalesce({date_r}, '') <> ''"
-        f" THEN {agreeing} >= 2 ELSE coalesce({md_l}, '') <> '' AND {md_l} = {md_r} END, false)"
+        f" THEN {_two_of_three(date_l, date_r)}"
+        f" ELSE coalesce({md_l}, '') <> '' AND {md_l} = {md_r} END, false)"
     )
 
 
