@@ -958,6 +958,20 @@ def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore)
     assert len(store.audited_reads("p_00043")) == 1
 
 
+def test_the_read_audit_erases_any_number_of_persons_at_once(store: ServingStore) -> None:
+    """An erasure of the read audit takes its persons in one statement whatever their number:
+    one bound parameter per person failed past PostgreSQL's 65,535."""
+    at = T(2026, 12, 6, 10)
+    with store.engine.begin() as conn:
+        rows = [(at, "k1", f"p_{i:05d}", PROFILE_ROUTE) for i in range(70_002)]
+        store.dialect.bulk_insert(conn, serving.read_audit, rows, Read._fields[:4])
+    erased = [f"p_{i:05d}" for i in range(1, 70_001)] + ["p_never_read"]
+    assert store.erase_from_audit(erased) == 70_000
+    left = store.query("SELECT person_id FROM read_audit ORDER BY person_id")
+    assert left == [{"person_id": "p_00000"}, {"person_id": "p_70001"}]
+    assert store.erase_from_audit([]) == 0
+
+
 @pytest.mark.parametrize("first_erasure", [False, True], ids=["salt-known", "first-erasure"])
 def test_the_read_audit_waits_for_another_sqlite_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_erasure: bool

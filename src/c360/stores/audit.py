@@ -11,7 +11,8 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, delete, select
+import orjson
+from sqlalchemy import Connection, select
 
 from c360.contracts.serving import read_audit
 
@@ -69,10 +70,15 @@ def reads(
     return [Read(r.read_at, r.key_id, r.person_id, r.route, int(r.id)) for r in conn.execute(query)]
 
 
-def erase(conn: Connection, person_ids: Collection[str]) -> int:
-    """Delete every read of these persons; how many rows went."""
+def erase(conn: Connection, dialect: StoreDialect, person_ids: Collection[str]) -> int:
+    """Delete every read of these persons; how many rows went. The persons go as one JSON
+    array, the index probed with each (as :func:`.erasure.erased_persons` sends hashes): one
+    bound parameter per person fails past PostgreSQL's 65,535."""
     if not person_ids:
         return 0
-    t = read_audit
-    done = conn.execute(delete(t).where(t.c.person_id.in_(list(person_ids))))
-    return int(done.rowcount or 0)
+    statement = (
+        f"DELETE FROM {read_audit.name} WHERE person_id IN {dialect.json_values(':persons')}"
+    )
+    persons = orjson.dumps(list(person_ids)).decode()
+    done = conn.exec_driver_sql(dialect.driver_sql(statement), {"persons": persons})
+    return max(int(done.rowcount), 0)

@@ -843,7 +843,7 @@ class ServingStore:
     def erase_from_audit(self, person_ids: Collection[str]) -> int:
         """Delete the persons' rows from the read audit; how many (:func:`.audit.erase`)."""
         with self._transaction("erasing from the read audit") as conn:
-            return audit.erase(conn, person_ids)
+            return audit.erase(conn, self.dialect, person_ids)
 
     # -- inspection ------------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
