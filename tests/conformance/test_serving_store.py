@@ -57,6 +57,7 @@ from c360.stores.search import SearchKey
 from c360.stores.timeline import TimelineKey
 from c360.stores.timeline import event_id as timeline_event_id
 from ports import free_port
+from postgres_wire import password_refusing_server
 
 T = dt.datetime
 HOUR = dt.timedelta(hours=1)
@@ -1256,6 +1257,44 @@ def test_postgres_errors_are_transient_only_where_a_retry_can_help(postgres_url:
     assert dialect.is_transient(refused)
     unresolved = _raised(lambda: psycopg.connect("postgresql://c360@c360-db.invalid/none"))
     assert dialect.is_transient(unresolved)
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_refuses_for_good_is_terminal(postgres_url: str) -> None:
+    """A database or a role that does not exist, a wrong or missing password: the server
+    answered, and no retry changes its answer. psycopg gives these errors no SQLSTATE, as it
+    gives none to a connection refused by a server that is down (still passing: the previous
+    test); they were all "retrying helps", and the loops that retry a store outage (the
+    stream worker's) retried a misspelled database for ever. The store's error names what is
+    wrong and serving.url, never the password. The local server trusts every connection: a
+    password is refused by a stand-in speaking PostgreSQL's protocol."""
+    server = make_url(postgres_url)
+    missing_database = server.set(password="hunter2", database="c360_no_such_database")
+    missing_role = server.set(username="c360_no_such_role", password="hunter2")
+    refused = {
+        'database "c360_no_such_database" does not exist': _store_error(missing_database),
+        'role "c360_no_such_role" does not exist': _store_error(missing_role),
+    }
+    for password in ("hunter2", None):
+        with password_refusing_server("c360") as port:
+            url = server.set(username="c360", password=password, host="127.0.0.1", port=port)
+            error = _store_error(url)
+        refused[
+            'password authentication failed for user "c360"' if password else "no password supplied"
+        ] = error
+    for what, error in refused.items():
+        assert isinstance(error, StoreError) and not isinstance(error, TransientError), what
+        message = str(error)
+        assert what in message and "serving.url" in message and "hunter2" not in message
+
+
+def _store_error(url: Any) -> Exception:
+    """The error of migrating the store at ``url`` (a SQLAlchemy URL)."""
+    store = open_store(url.render_as_string(hide_password=False))
+    try:
+        return _raised(store.migrate)
+    finally:
+        store.dispose()
 
 
 @pytest.mark.postgres

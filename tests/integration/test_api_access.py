@@ -409,24 +409,36 @@ def _c360(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPro
 
 @pytest.mark.postgres
 def test_serve_against_an_unreachable_store_prints_one_line(tmp_path: Path) -> None:
-    env = {"C360_SERVING_URL": "postgresql://c360:hunter2@127.0.0.1:1/serving"}
-    done = _c360("serve", "--port", "1", env=env, cwd=tmp_path)
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: the API cannot start: serving store ")
-    assert "postgresql://c360:***@127.0.0.1:1/serving" in lines[0]
-    assert "start the store, or fix serving.url (set in env C360_SERVING_URL)" in lines[0]
-    assert "hunter2" not in done.stderr + done.stdout
-    assert done.stdout == ""  # the banner comes after the store answered
+    line = _serve_cannot_start("postgresql://c360:hunter2@127.0.0.1:1/serving", tmp_path)
+    assert "postgresql://c360:***@127.0.0.1:1/serving" in line
+    assert "start the store, or fix serving.url (set in env C360_SERVING_URL)" in line
+
+
+@pytest.mark.postgres
+def test_serve_against_a_store_that_refuses_the_connection_fails_at_once(tmp_path: Path) -> None:
+    """A database that does not exist is a setting to fix, not a store to wait for: the line
+    names it and serving.url, without the advice for a store that is down."""
+    url = make_url(postgres_server_url()).set(password="hunter2", database="c360_no_such_db")
+    line = _serve_cannot_start(url.render_as_string(hide_password=False), tmp_path)
+    assert 'database "c360_no_such_db" does not exist' in line
+    assert "(serving.url: set in env C360_SERVING_URL)" in line
+    assert "start the store" not in line and "retrying helps" not in line
 
 
 def test_serve_on_a_store_it_cannot_open_prints_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "serving.db"
     folder.mkdir()  # a folder where the database file should be
-    done = _c360(
-        "serve", "--port", "1", env={"C360_SERVING_URL": f"sqlite:///{folder}"}, cwd=tmp_path
-    )
+    assert "check serving.url" in _serve_cannot_start(f"sqlite:///{folder}", tmp_path)
+
+
+def _serve_cannot_start(serving_url: str, tmp_path: Path) -> str:
+    """The one line `c360 serve` prints when it cannot start on the store at ``serving_url``
+    (whose password, if any, is "hunter2": it must not be printed)."""
+    done = _c360("serve", "--port", "1", env={"C360_SERVING_URL": serving_url}, cwd=tmp_path)
     assert done.returncode != 0
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "the API cannot start" in done.stderr and "check serving.url" in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: the API cannot start: serving store ")
+    assert "hunter2" not in done.stderr + done.stdout
+    assert done.stdout == ""  # the banner comes after the store answered
+    return lines[0]

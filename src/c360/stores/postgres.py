@@ -25,6 +25,15 @@ _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P0
 # How psycopg begins the error of a host name that did not resolve (its own text, before any
 # connection exists: no SQLSTATE, no failed connection attached).
 _UNRESOLVED = "failed to resolve host"
+# What a server that answered says when it refuses the connection for good — a setting of
+# serving.url is wrong — as libpq words it (its error of a failed connection has no SQLSTATE,
+# only this text): the database (3D000), the role or the rules for it (28000), the password
+# (28P01, or libpq's own when serving.url has none), the database's CONNECT privilege (42501).
+_REFUSED_FOR_GOOD = re.compile(
+    r'(database|role) ".*" does not exist|password authentication failed'
+    r"|no password supplied|no pg_hba\.conf entry|is not permitted to log in"
+    r"|permission denied for database"
+)
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 _PUBLISH_LOCK = 360_002  # advisory lock: a publish against the speed layer's commits
@@ -110,16 +119,19 @@ class PostgresDialect(StoreDialect):
     def is_transient(self, error: BaseException) -> bool:
         """Passing: a SQLSTATE above, or a connection that could not be made — refused, reset,
         timed out, its host not resolved, the server starting or shutting down (psycopg
-        attaches the failed connection, ``pgconn``, to these alone). Any other error without a
-        SQLSTATE came from a connection that was open, and the error alone cannot tell why:
-        libpq refusing the statement (more than 65,535 parameters, a NUL in a string) is
-        terminal, and a connection lost meanwhile is told by whoever holds the connection —
+        attaches the failed connection, ``pgconn``, to these alone) — unless the server
+        refused it for good (:func:`refused_for_good`). Any other error without a SQLSTATE
+        came from a connection that was open, and the error alone cannot tell why: libpq
+        refusing the statement (more than 65,535 parameters, a NUL in a string) is terminal,
+        and a connection lost meanwhile is told by whoever holds the connection —
         SQLAlchemy's ``connection_invalidated``, the hot reads' ``dropped`` — not here."""
         import psycopg
 
         state = getattr(error, "sqlstate", None)
         if state is not None:
             return str(state)[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+        if refused_for_good(error):
+            return False
         return isinstance(error, psycopg.OperationalError) and (
             getattr(error, "pgconn", None) is not None
             or isinstance(error, psycopg.errors.ConnectionTimeout)
@@ -158,6 +170,19 @@ class PostgresDialect(StoreDialect):
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             yield conn
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether a failed connection was refused by the server for a reason no retry changes: a
+    database or role that does not exist, a wrong or missing password, a pg_hba.conf rule.
+
+    psycopg gives such an error no SQLSTATE (``sqlstate`` and ``diag`` are empty: libpq
+    keeps the server's fields of a failed connection to itself); it has the failed
+    connection (``pgconn``) and libpq's text, "connection to server at …, port … failed:
+    FATAL:  database "x" does not exist", which is all there is to tell it by. A server
+    whose messages are translated (``lc_messages``) is not understood: its refusals stay
+    passing, as they all were before."""
+    return getattr(error, "pgconn", None) is not None and bool(_REFUSED_FOR_GOOD.search(str(error)))
 
 
 class AsyncPool:
