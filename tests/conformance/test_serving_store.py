@@ -1184,6 +1184,44 @@ def test_a_missing_table_is_a_terminal_error_naming_the_store(store: ServingStor
     assert "2025-06-01 00:00" not in message  # the statement's parameters stay out
 
 
+def test_a_terminal_errors_message_fits_its_cause(store: ServingStore) -> None:
+    """Every StoreError used to end "check serving.url and run migrate()": right for a missing
+    table, misleading for a statement the store refused (here a constraint; too large or a
+    value it cannot take: next test), where the store and its schema are fine."""
+    key = generate(["profiles:read"]).record
+    store.add_api_key(key)
+    with pytest.raises(StoreError) as duplicate:
+        store.add_api_key(key)
+    refused = str(duplicate.value)
+    assert "refused this statement" in refused and "retrying will not help" in refused
+    assert "migrate()" not in refused and "serving.url" not in refused
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE batch_run"))
+    with pytest.raises(StoreError, match=r"check serving\.url and run migrate\(\)$"):
+        store.record_step(StepRecord("2025-06-01", "ingest", "running", AT, None, None, None, None))
+
+
+@pytest.mark.postgres
+def test_a_statement_postgres_refuses_is_named_without_its_values(postgres_url: str) -> None:
+    """A statement libpq will not send (more than 65,535 parameters) and a value the server
+    will not take are refused statements, not a connection or schema problem. The server's
+    text of a refused value quotes the value — personal data, here an email — so the message
+    names the error's kind and SQLSTATE instead."""
+    store = open_store(postgres_url)
+    try:
+        marks = ", ".join(f":p{i}" for i in range(65_536))
+        with pytest.raises(StoreError, match="refused this statement") as too_large:
+            store.query(f"SELECT 1 WHERE 1 IN ({marks})", {f"p{i}": 1 for i in range(65_536)})
+        assert "number of parameters must be between 0 and 65535" in str(too_large.value)
+        with pytest.raises(StoreError, match="refused this statement") as value:
+            store.query("SELECT CAST(:v AS INTEGER)", {"v": "ann@example.com"})
+        message = str(value.value)
+        assert "InvalidTextRepresentation (SQLSTATE 22P02)" in message
+        assert "ann@example.com" not in message and "migrate()" not in message
+    finally:
+        store.dispose()
+
+
 def test_an_unreachable_store_is_transient(store: ServingStore, tmp_path: Path) -> None:
     unreachable = open_store(_unreachable_url(store, tmp_path))
     record = StepRecord("2025-06-01", "ingest", "running", AT, None, None, None, None)
@@ -1286,6 +1324,7 @@ def test_a_connection_the_server_refuses_for_good_is_terminal(postgres_url: str)
         assert isinstance(error, StoreError) and not isinstance(error, TransientError), what
         message = str(error)
         assert what in message and "serving.url" in message and "hunter2" not in message
+        assert "migrate()" not in message  # a setting to fix, not the schema
 
 
 def _store_error(url: Any) -> Exception:

@@ -11,8 +11,9 @@ driver. ``tests/conformance/test_serving_store.py`` runs every behaviour against
 :class:`~c360.errors.TransientError`: the server restarted, a lock timed out, SQLite is busy —
 retrying later helps) or :class:`StoreError` (a :class:`~c360.errors.TerminalError`: a
 missing table, a constraint, a bad URL). Messages name the store (password hidden), the
-operation and the driver's first line — never the statement's parameters, which can hold
-personal data.
+operation, the driver's first line — never the statement's parameters, which can hold
+personal data: where the driver's text quotes a value, its kind instead — and what to fix,
+which depends on what was refused (:data:`Refusal`).
 
 **The schema is versioned** (Alembic, :mod:`c360.stores.migrations`): :meth:`ServingStore.migrate`
 upgrades any store to this release's tables, including stores written before the schema was
@@ -27,7 +28,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, func, inspect, select, text
@@ -86,6 +87,20 @@ class StoreError(TerminalError):
     """The serving store refused the operation for good (schema, constraint, configuration)."""
 
 
+# What a terminal driver error refused: the connection, for good (a setting of serving.url);
+# this statement alone (too large, a value it cannot take, a constraint), the store being
+# fine; or anything else: the store's schema or set-up.
+Refusal = Literal["connection", "statement", "store"]
+
+_WHAT_TO_FIX: dict[Refusal, str] = {
+    "connection": "the store refused the connection: check serving.url (the database it names, "
+    "its user and password)",
+    "statement": "the store refused this statement (its size, a value or a constraint), not "
+    "the connection or the schema: retrying will not help",
+    "store": "check serving.url and run migrate()",
+}
+
+
 class StoreDialect(ABC):
     """What differs between the serving store's databases."""
 
@@ -131,6 +146,17 @@ class StoreDialect(ABC):
     def is_transient(self, error: BaseException) -> bool:
         """Whether a driver's error (the DBAPI exception itself) is passing: retrying later
         may succeed."""
+
+    @abstractmethod
+    def refusal(self, error: BaseException) -> Refusal:
+        """What a driver's error that is not passing refused (:data:`Refusal`)."""
+
+    def reason(self, error: BaseException) -> str:
+        """A driver's error for a message: its type and its first line (a server's detail
+        lines, which can quote a row, left out). A dialect whose driver quotes a value in the
+        first line of some errors says less for those."""
+        lines = str(error).strip().splitlines()
+        return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
     def driver_sql(self, sql: str) -> str:
         """``sql`` with ``:name`` parameters in the driver's own style (for the hot reads that
@@ -246,11 +272,6 @@ def _python_rows(table: pa.Table) -> Iterator[list[dict[str, Any]]]:
         yield [dict(zip(names, row, strict=True)) for row in values]
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 class ServingStore:
     """The serving tables behind domain methods; see the module docstring."""
 
@@ -272,20 +293,27 @@ class ServingStore:
         except sa_exc.DBAPIError as exc:
             cause = exc.orig or exc
             transient = exc.connection_invalidated or self.dialect.is_transient(cause)
-            raise self._error(operation, cause, transient) from exc
+            raise self._classified(operation, cause, transient) from exc
         except self._driver_error as exc:  # raised by the driver's own cursor (hot reads)
-            raise self._error(operation, exc, self.dialect.is_transient(exc)) from exc
+            transient = self.dialect.is_transient(exc)
+            raise self._classified(operation, exc, transient) from exc
         except sa_exc.TimeoutError as exc:  # no pooled connection came free in time
-            raise self._error(operation, exc, transient=True) from exc
+            raise StoreUnavailable(self._message(operation, exc, None)) from exc
         except sa_exc.SQLAlchemyError as exc:
-            raise self._error(operation, exc, transient=False) from exc
+            raise StoreError(self._message(operation, exc, "store")) from exc
 
-    def _error(self, operation: str, cause: BaseException, transient: bool) -> C360Error:
-        where = f"serving store {self.display_url} ({operation})"
-        reason = f"{type(cause).__name__}: {_first_line(cause)}"
+    def _classified(self, operation: str, cause: BaseException, transient: bool) -> C360Error:
         if transient:
-            return StoreUnavailable(f"{where}: unavailable, {reason}; retrying helps")
-        return StoreError(f"{where}: {reason}; check serving.url and run migrate()")
+            return StoreUnavailable(self._message(operation, cause, None))
+        return StoreError(self._message(operation, cause, self.dialect.refusal(cause)))
+
+    def _message(self, operation: str, cause: BaseException, refusal: Refusal | None) -> str:
+        """What failed and what to fix; a passing failure (``refusal`` None) says to retry."""
+        where = f"serving store {self.display_url} ({operation})"
+        reason = self.dialect.reason(cause)
+        if refusal is None:
+            return f"{where}: unavailable, {reason}; retrying helps"
+        return f"{where}: {reason}; {_WHAT_TO_FIX[refusal]}"
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:

@@ -15,13 +15,19 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import make_url
 
 from c360.errors import MissingDependencyError
-from c360.stores.base import StoreDialect
+from c360.stores.base import Refusal, StoreDialect
 
 # SQLSTATE classes and codes of passing failures: the connection (08), the server going away
 # or refusing connections for now (57P01-57P03), resources (53), serialisation and deadlocks
 # (40001, 40P01), a lock wait that timed out (55P03).
 _TRANSIENT_CLASSES = ("08", "53")
 _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
+# SQLSTATE classes of the rest: the connection's settings — authorisation (28), the database
+# (3D); the statement alone — a value (22: its text quotes the value, which can be personal
+# data), a constraint (23), a limit such as a row too large to index (54).
+_CONNECTION_CLASSES = ("28", "3D")
+_VALUE_CLASS = "22"
+_STATEMENT_CLASSES = (_VALUE_CLASS, "23", "54")
 # How psycopg begins the error of a host name that did not resolve (its own text, before any
 # connection exists: no SQLSTATE, no failed connection attached).
 _UNRESOLVED = "failed to resolve host"
@@ -137,6 +143,25 @@ class PostgresDialect(StoreDialect):
             or isinstance(error, psycopg.errors.ConnectionTimeout)
             or str(error).startswith(_UNRESOLVED)
         )
+
+    def refusal(self, error: BaseException) -> Refusal:
+        """By SQLSTATE class (above); without one, a connection the server refused for good,
+        or else a statement libpq would not send (more than 65,535 parameters, a NUL in a
+        string) on a connection that stays fine."""
+        state = getattr(error, "sqlstate", None)
+        if state is None:
+            return "connection" if refused_for_good(error) else "statement"
+        if state[:2] in _CONNECTION_CLASSES:
+            return "connection"
+        return "statement" if state[:2] in _STATEMENT_CLASSES else "store"
+
+    def reason(self, error: BaseException) -> str:
+        """A refused value's kind and SQLSTATE only: the server's text quotes the value
+        ('invalid input syntax for type integer: "ann@example.com"')."""
+        state = getattr(error, "sqlstate", None)
+        if state is not None and state.startswith(_VALUE_CLASS):
+            return f"{type(error).__name__} (SQLSTATE {state})"
+        return super().reason(error)
 
     default_collation = '"default"'
     reads_in_one_statement = True

@@ -14,11 +14,15 @@ from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeEngine
 
-from c360.stores.base import StoreDialect
+from c360.stores.base import Refusal, StoreDialect
 from c360.stores.columns import FROM_TEXT
 
 # Errors SQLite reports while another connection holds the lock it needs: passing.
 _BUSY = ("database is locked", "database table is locked", "database schema is locked")
+# What SQLite says of a database file it cannot open (serving.url's path), and of a statement
+# past one of its limits (too many parameters, a string or row too big, an expression too deep).
+_CANNOT_OPEN = "unable to open database file"
+_LIMITS = ("too many", "too big", "too large")
 BUSY_TIMEOUT_S = 30.0
 MMAP_BYTES = 1 << 30  # address space, not memory: pages come from the OS cache
 CACHE_KIB = 64 * 1024  # per connection
@@ -121,6 +125,18 @@ class SQLiteDialect(StoreDialect):
     def is_transient(self, error: BaseException) -> bool:
         message = str(error).lower()
         return isinstance(error, sqlite3.OperationalError) and any(b in message for b in _BUSY)
+
+    def refusal(self, error: BaseException) -> Refusal:
+        """A file it cannot open is the connection; a constraint, a value or a limit is the
+        statement's (SQLite's messages name the column or limit, never the value)."""
+        message = str(error).lower()
+        if isinstance(error, sqlite3.OperationalError) and _CANNOT_OPEN in message:
+            return "connection"
+        if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError) or (
+            isinstance(error, sqlite3.OperationalError) and any(m in message for m in _LIMITS)
+        ):
+            return "statement"
+        return "store"
 
     def converters(self) -> Mapping[str, Callable[[Any], Any]]:
         """SQLite keeps dates and times as ISO text and booleans as 0/1."""
