@@ -38,7 +38,7 @@ def _promtool(*args: str) -> str:
 
 @pytest.mark.prometheus
 def test_the_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 11 rules found" in _promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 12 rules found" in _promtool("check", "rules", RULES.name)
     assert "SUCCESS" in _promtool("test", "rules", RULE_TESTS.name)
 
 
@@ -91,9 +91,11 @@ def test_every_metric_read_is_exported(read_by: Callable[[], set[str]]) -> None:
     assert read <= exported, f"metrics c360 does not export: {sorted(read - exported)}"
 
 
-def test_the_profile_cache_is_on_the_dashboard_and_alerted_on() -> None:
-    assert "c360_profile_cache_lookups" in _read_by_dashboard()
-    assert "c360_profile_cache_lookups" in _read_by_rules()
+@pytest.mark.parametrize("metric", ["c360_profile_cache_lookups", "c360_audit_dropped"])
+def test_the_api_metric_is_on_the_dashboard_and_alerted_on(metric: str) -> None:
+    """The profile cache's hits, and reads the read audit had to drop."""
+    assert metric in _read_by_dashboard()
+    assert metric in _read_by_rules()
 
 
 def test_the_dashboards_panels_have_their_own_ids_and_places() -> None:
