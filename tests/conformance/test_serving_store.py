@@ -2106,3 +2106,23 @@ def test_an_empty_timeline_publish_clears_the_batch_events(store: ServingStore) 
     # and has nothing. The cart is the cookie's current state, shown whatever the cutoff.
     later = timeline(store, now=at(2, CUT + dt.timedelta(days=1)))
     assert [e["type"] for e in later] == ["cart"]
+
+
+def test_consent_decisions_are_read_for_any_number_of_persons_at_once(
+    store: ServingStore,
+) -> None:
+    """The consent decisions of a set of persons are read in one statement whatever their
+    number: one bound parameter per person (twice) failed past PostgreSQL's 65,535."""
+    at = T(2026, 12, 6, 10)
+    with store.engine.begin() as conn:
+        rows = [("person_id", f"p_{i:05d}", i % 2 == 0, at, "test", at) for i in range(70_002)]
+        columns = ("id_type", "id_value", "consent", "decided_at", "source", "recorded_at")
+        store.dialect.bulk_insert(conn, serving.consent_decision, rows, columns)
+    asked = [f"p_{i:05d}" for i in range(1, 70_001)] + ["p_never_decided"]
+    found = store.consent_decisions(asked)
+    assert len(found) == 70_000
+    assert found["p_00002"] == Decision(consent=True, decided_at=at, source="test")
+    assert not found["p_69999"].consent
+    assert "p_00000" not in found and "p_70001" not in found
+    assert store.consent_decisions([]) == {}
+    assert len(store.consent_decisions()) == 70_002

@@ -687,7 +687,7 @@ class ServingStore:
         """Pending segment events due at ``now`` (naive UTC), oldest due first, with the
         person's email and whether they have marketing consent (:mod:`.webhooks`)."""
         with self._reading("reading due webhook events") as conn:
-            return stored_webhooks.due(conn, now, limit)
+            return stored_webhooks.due(conn, self.dialect, now, limit)
 
     def record_delivery(self, attempt: stored_webhooks.Attempt) -> bool:
         """Record a delivery attempt and its event's new status in one transaction; False if
@@ -822,7 +822,9 @@ class ServingStore:
     def consent_decisions(self, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
         """The newest consent decision since the batch per person (of ``person_ids``, or all)."""
         with self._reading("reading consent decisions") as conn:
-            return consent.for_persons(conn, person_ids)
+            if person_ids is None:
+                return consent.for_everyone(conn)
+            return consent.for_persons(conn, self.dialect, person_ids)
 
     def erase_consent(self, identifiers: Collection[tuple[str, str]]) -> int:
         """Delete the consent decisions stored under these ``(id_type, id_value)`` pairs (a

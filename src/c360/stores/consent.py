@@ -16,7 +16,8 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, text
+import orjson
+from sqlalchemy import Connection, TextClause, and_, or_, text
 from sqlalchemy import types as sqltypes
 
 from c360.access.consent import Decision, newest
@@ -97,20 +98,31 @@ def _datetime(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def for_persons(conn: Connection, person_ids: Collection[str] | None = None) -> dict[str, Decision]:
-    """The newest decision since the batch of each person (of ``person_ids``, or everyone's)."""
-    if person_ids is not None and not person_ids:
+def for_everyone(conn: Connection) -> dict[str, Decision]:
+    """The newest decision since the batch of every person who has one."""
+    return _resolved(conn, text(_RESOLVED.format(where_mapped="", and_direct="")), {})
+
+
+def for_persons(
+    conn: Connection, dialect: StoreDialect, person_ids: Collection[str]
+) -> dict[str, Decision]:
+    """The newest decision since the batch of each of these persons. They go as one JSON
+    array: one bound parameter each fails past PostgreSQL's 65,535."""
+    if not person_ids:
         return {}
-    if person_ids is None:
-        clause = text(_RESOLVED.format(where_mapped="", and_direct=""))
-    else:
-        clause = text(
-            _RESOLVED.format(
-                where_mapped="WHERE m.person_id IN :ids", and_direct="AND d.id_value IN :ids"
-            )
-        ).bindparams(bindparam("ids", list(person_ids), expanding=True))
+    persons = dialect.json_values(":persons")
+    clause = text(
+        _RESOLVED.format(
+            where_mapped=f"WHERE m.person_id IN {persons}",
+            and_direct=f"AND d.id_value IN {persons}",
+        )
+    )
+    return _resolved(conn, clause, {"persons": orjson.dumps(list(person_ids)).decode()})
+
+
+def _resolved(conn: Connection, clause: TextClause, params: dict[str, str]) -> dict[str, Decision]:
     query = clause.columns(decided_at=sqltypes.DateTime(), consent=sqltypes.Boolean())
-    return decisions(conn.execute(query).all())
+    return decisions(conn.execute(query, params).all())
 
 
 def identifiers_of(conn: Connection, person_id: str) -> list[tuple[str, str]]:

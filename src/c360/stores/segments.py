@@ -330,7 +330,7 @@ def audience(conn: Connection, name: str) -> Audience:
             marketing_consent_at=sqltypes.DateTime(),
         )
     )
-    since = stored_consent.for_persons(conn)
+    since = stored_consent.for_everyone(conn)
     rows = []
     for row in conn.execute(query):
         member = dict(row._mapping)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, select, text, update
 from sqlalchemy import types as sqltypes
@@ -18,6 +19,9 @@ from sqlalchemy import types as sqltypes
 from c360.access import consent
 from c360.contracts import serving
 from c360.stores import consent as stored_consent
+
+if TYPE_CHECKING:
+    from c360.stores.base import StoreDialect
 
 PENDING, DELIVERED, WITHHELD, FAILED = "pending", "delivered", "withheld", "failed"
 
@@ -48,7 +52,7 @@ class Attempt:
     next_attempt_at: dt.datetime
 
 
-def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
+def due(conn: Connection, dialect: StoreDialect, now: dt.datetime, limit: int) -> list[DueEvent]:
     """Pending events due at ``now``, oldest due first, with the person's email and consent:
     the newest of the batch's and the decisions since (:mod:`c360.access.consent`), so a
     withdrawal made a moment ago withholds the person's events."""
@@ -76,7 +80,7 @@ def due(conn: Connection, now: dt.datetime, limit: int) -> list[DueEvent]:
         occurred_at=e.c.occurred_at.type, consent=sqltypes.Boolean(), consent_at=sqltypes.DateTime()
     )
     rows = conn.execute(query, {"pending": PENDING, "now": now, "limit": limit}).all()
-    since = stored_consent.for_persons(conn, {r.person_id for r in rows})
+    since = stored_consent.for_persons(conn, dialect, {r.person_id for r in rows})
     return [
         DueEvent(
             r.event_id,
