@@ -72,11 +72,6 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="", help="compute.memory_limit, e.g. 6GB")
     parser.add_argument("--max-block-size", type=int, help="identity.max_block_size")
     parser.add_argument(
-        "--u-sample-pairs-per-profile",
-        type=float,
-        help="identity.u_sample_pairs_per_profile (0: the fixed sample alone)",
-    )
-    parser.add_argument(
         "--no-clickstream",
         action="store_true",
         help="leave the clickstream out of the lake (its backfill takes about 2 h at 1M x 730)",
@@ -94,11 +89,6 @@ def main() -> None:
         settings = settings.model_copy(update={"simulator": simulator})
     if args.max_block_size is not None:
         identity = settings.identity.model_copy(update={"max_block_size": args.max_block_size})
-        settings = settings.model_copy(update={"identity": identity})
-    if args.u_sample_pairs_per_profile is not None:
-        identity = settings.identity.model_copy(
-            update={"u_sample_pairs_per_profile": args.u_sample_pairs_per_profile}
-        )
         settings = settings.model_copy(update={"identity": identity})
     day = settings.simulator.start_date + dt.timedelta(days=settings.simulator.days - 1)
     if args.no_clickstream:  # prepare() skips a stage its marker holds; -1: left out

@@ -617,17 +617,8 @@ class IdentitySettings(_Section):
         3_000_000,
         ge=1_000,
         description="random record pairs sampled to estimate each comparison's u probability "
-        "(at least; see u_sample_pairs_per_profile)",
-    )
-    u_sample_pairs_per_profile: float = Field(
-        15,
-        ge=0,
-        description="more pairs for a larger population: the email comparison's u "
-        "is estimated again from this many random pairs per profile when that is more than "
-        "u_sample_pairs. Its levels of a person's own identifiers (the same digits in another "
-        "email address) are seen among random pairs about as often as one person's profiles "
-        "meet in the sample, which falls as 1/n for a fixed sample; unseen, their u stays at a "
-        "floor while the prior falls as 1/n, and such pairs stop linking",
+        "(the email comparison's is counted over every pair instead: its levels of one "
+        "person's identifiers are too rare among random pairs for a sample to see)",
     )
     prior_recall: float = Field(
         0.7,

@@ -7,6 +7,8 @@ import datetime as dt
 import importlib.util
 import json
 import math
+import random
+import re
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +27,9 @@ from c360.identity.probabilistic import (
     _contributions_sql,
     _one_birthday_sql,
     _one_mailbox_sql,
+    email_level_pairs,
     link,
     link_run,
-    u_sample_pairs,
 )
 
 COMPUTE = open_compute(ComputeSettings())
@@ -268,37 +270,83 @@ def test_the_training_values_come_from_the_settings(records: pa.Table, run: Link
         IdentitySettings(prior_recall=0)
 
 
-def test_the_u_sample_grows_with_the_population() -> None:
-    """A fixed u sample sees a person's own identifiers agree ever more rarely as the
-    population grows (at a million customers, never: their u stays at Splink's floor while the
-    prior falls); the sample is at least u_sample_pairs, and u_sample_pairs_per_profile per
-    profile beyond it."""
-    settings = IdentitySettings(u_sample_pairs=3_000_000, u_sample_pairs_per_profile=15)
-    assert u_sample_pairs(1_000, settings) == 3_000_000
-    assert u_sample_pairs(200_000, settings) == 3_000_000
-    assert u_sample_pairs(2_000_000, settings) == 30_000_000
-    fixed = IdentitySettings(u_sample_pairs=3_000_000, u_sample_pairs_per_profile=0)
-    assert u_sample_pairs(2_000_000, fixed) == 3_000_000
+def _one_edit_apart(a: str, b: str) -> bool:
+    """At most one insertion, deletion, substitution or swap of neighbours (brute force)."""
+    if a == b:
+        return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1
+        return len(diff) == 1 or (swapped and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    shorter, longer = sorted((a, b), key=len)
+    return len(longer) - len(shorter) == 1 and any(
+        longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer))
+    )
 
 
-def test_the_identifier_comparisons_u_come_from_the_larger_sample(records: pa.Table) -> None:
-    """Beyond u_sample_pairs, the email comparison's u is estimated again from the larger
-    sample; the other comparisons keep the first estimate."""
+def _email_level(left: str, right: str) -> int:
+    """The email comparison's level of two email keys, as its SQL words them, pair by pair."""
+    local_l, local_r = left.split("@")[0], right.split("@")[0]
+    digits_l, digits_r = (re.sub("[^0-9]", "", x) for x in (local_l, local_r))
+    if left == right:
+        return 0
+    if local_l == local_r:
+        return 1
+    if local_l[:1] == local_r[:1] and digits_l == digits_r and _one_edit_apart(local_l, local_r):
+        return 2
+    return 3 if digits_l == digits_r and digits_l else 4
 
-    def u_values(per_profile: float) -> dict[str, list[Any]]:
-        settings = IdentitySettings(u_sample_pairs=1_000, u_sample_pairs_per_profile=per_profile)
-        model = json.loads(link_run(COMPUTE, records, settings).model)
+
+def test_the_email_levels_pairs_are_counted_as_the_comparison_scores_them() -> None:
+    """Every pair of profiles with an email on both sides counts once, in the first email level
+    that holds; the counts equal the levels of each pair worked out one by one."""
+    rng = random.Random(5)
+    stems = ["anna.berg", "anan.berg", "ana.berg", "anna.brg", "naan.berg", "jo", "oj", "j"]
+    emails = [
+        f"{stem}{digits}@{domain}"
+        for stem in stems
+        for digits in ("", "7", "77", "1977")
+        for domain in ("example.org", "mail.test")
+    ]
+    keys = [rng.choice([*emails, None]) for _ in range(400)]  # repeats: several profiles a key
+    profiles = pa.table(
+        {
+            "email_key": keys,
+            "email_local": [k and k.split("@")[0] for k in keys],
+            "email_digits": [k and re.sub("[^0-9]", "", k.split("@")[0]) for k in keys],
+        }
+    )
+    expected = [0] * 5
+    present = [k for k in keys if k is not None]
+    for i, left in enumerate(present):
+        for right in present[i + 1 :]:
+            expected[_email_level(left, right)] += 1
+    with COMPUTE.local() as local:
+        local.load("profiles", profiles)
+        counted = email_level_pairs(local, "profiles")
+    assert list(counted) == expected
+    assert all(expected)  # every level is met: the case proves each count
+
+
+def test_the_email_u_is_counted_and_the_sample_sets_the_rest(records: pa.Table) -> None:
+    """The email comparison's u are its levels' shares of all pairs whatever the random
+    sample's size; the other comparisons' u come from the sample, so they move with it."""
+
+    def u_values(pairs: int) -> dict[str, list[Any]]:
+        model = json.loads(link_run(COMPUTE, records, IdentitySettings(u_sample_pairs=pairs)).model)
         return {
             c["output_column_name"]: [
-                level.get("u_probability") for level in c["comparison_levels"]
+                level.get("u_probability")
+                for level in c["comparison_levels"]
+                if not level.get("is_null_level")
             ]
             for c in model["comparisons"]
         }
 
-    first, again = u_values(0), u_values(1_000)
-    assert {name for name in COMPARISONS if first[name] != again[name]} == {"email"}
-    assert first["email"] != again["email"]
-    assert first["name"] == again["name"]
+    small, large = u_values(1_000), u_values(50_000)
+    assert small["email"] == large["email"]
+    assert math.isclose(sum(u for u in small["email"] if u is not None), 1.0)
+    assert small["name"] != large["name"]
 
 
 def test_too_few_records_give_no_links() -> None:

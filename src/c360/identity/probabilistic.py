@@ -31,10 +31,9 @@ an account; each blocking rule carries this condition, and the output is filtere
 reproducible:
 
 1. *u* (how often a level occurs among non-matches) from ``identity.u_sample_pairs`` random
-   profile pairs (``estimate_u_using_random_sampling``); in a large population the email
-   comparison's again, from ``identity.u_sample_pairs_per_profile`` pairs per profile
-   (:func:`_estimate_identifier_u`): a fixed sample does not see its levels of one person's
-   profiles (the same digits in another address) once the population is large;
+   profile pairs (``estimate_u_using_random_sampling``), but the email comparison's, counted
+   over every pair of profiles (:func:`email_level_pairs`): a sample does not see its levels
+   of one person's profiles (the same digits in another address) once the population is large;
 2. the prior λ (probability that two random profiles match) from rules that admit few false
    matches — same email key, same phone — assuming they find ``identity.prior_recall`` of matches;
 3. *m* (how often a level occurs among matches) by expectation maximisation on blocks with a
@@ -696,7 +695,7 @@ def _score(
     try:
         _train(linkers[0], training, shared, settings)
         model = linkers[0].misc.save_model_to_json()
-        _estimate_identifier_u(table, model, n, settings, linkers)
+        _count_email_u(local, "profiles", model)
         timings["train"] = time.perf_counter() - started
         started = time.perf_counter()
         linker: Any = Linker(table, model, log_level=None)
@@ -768,64 +767,88 @@ def _train(linker: Any, training: Sequence[str], shared: bool, settings: Identit
             continue
 
 
-# The comparisons of a person's own identifiers whose u is estimated again. Their levels short
-# of an exact match (the same local part at another domain, the same digits in another
-# address) hold mostly one person's profiles: among random pairs they are as rare as one
-# person's profiles meeting, falling as 1/n (:func:`u_sample_pairs`). The phone is one too (a
-# digit off), but sampled again it moved its level 0.7 bits and changed no cluster at a
-# million customers (F1 0.99876 either way), while its two Levenshtein levels on every pair
-# cost 22 of the sample's 54 s.
-IDENTIFIER_COMPARISONS = ("email",)
+# The email comparison's u is counted over every pair of profiles rather than sampled. Its
+# levels short of an exact match (the same local part at another domain, a typo, the same digits
+# in another address) hold mostly one person's profiles: among random pairs they are as rare as
+# one person's profiles meeting, which falls as 1/n, so a fixed sample stops seeing them as the
+# population grows (Splink then keeps a floor u while the prior λ falls, and the level's pairs
+# stop linking: at a million customers 35k Zendesk users split off their accounts), and a
+# sample grown with the population cost 32 s of the million's step. Counted, each level's
+# pairs are group sizes (same key, same local part, same digits), the typo level's a join of
+# the distinct local parts on their one-character deletions (two strings one edit apart share
+# one: a substitution, an insertion or a swap of neighbours).
+_EMAIL_PAIRS_SQL = """
+WITH keys AS (
+    SELECT email_key, any_value(email_local) AS email_local,
+           any_value(email_digits) AS email_digits, count(*) AS n
+    FROM {table} WHERE email_key IS NOT NULL GROUP BY email_key
+),
+locals AS (
+    SELECT email_local, any_value(email_digits) AS email_digits, sum(n) AS n
+    FROM keys GROUP BY email_local
+),
+deletions AS (
+    SELECT email_local, email_digits, n, substr(email_local, 1, 1) AS first,
+           unnest(list_prepend(email_local, list_transform(
+               range(1, length(email_local) + 1),
+               lambda i: substr(email_local, 1, i - 1) || substr(email_local, i + 1)))) AS variant
+    FROM locals
+),
+typos AS (
+    SELECT DISTINCT a.email_local AS l, b.email_local AS r, a.email_digits AS email_digits,
+           a.n * b.n AS pairs
+    FROM deletions a JOIN deletions b
+      ON a.variant = b.variant AND a.first = b.first AND a.email_digits = b.email_digits
+         AND a.email_local < b.email_local
+),
+counted AS (
+    SELECT 'key' AS level, email_digits, n * (n - 1) // 2 AS pairs FROM keys
+    UNION ALL SELECT 'local', email_digits, n * (n - 1) // 2 FROM locals
+    UNION ALL SELECT 'typo', email_digits, pairs FROM typos
+        WHERE abs(length(l) - length(r)) <= 1 AND damerau_levenshtein(l, r) <= 1
+    UNION ALL SELECT 'digits', email_digits, sum(n) * (sum(n) - 1) // 2 FROM locals
+        GROUP BY email_digits
+)
+SELECT level, sum(pairs) AS pairs, sum(pairs) FILTER (WHERE email_digits <> '') AS with_digits
+FROM counted GROUP BY level
+"""
 
 
-def u_sample_pairs(profiles: int, settings: IdentitySettings) -> int:
-    """Random pairs for the u estimates of :data:`IDENTIFIER_COMPARISONS`:
-    ``identity.u_sample_pairs``, and more in proportion to the population
-    (``identity.u_sample_pairs_per_profile``). A fixed sample sees their rare levels as often
-    as one person's profiles meet in it, falling as 1/n; unseen, Splink keeps a floor u while
-    the prior λ falls as 1/n, and the level's pairs stop linking (at a million customers
-    35k Zendesk users split off their accounts)."""
-    return max(settings.u_sample_pairs, round(settings.u_sample_pairs_per_profile * profiles))
-
-
-def _estimate_identifier_u(
-    table: Any,
-    model: dict[str, Any],
-    profiles: int,
-    settings: IdentitySettings,
-    linkers: list[Any],
-) -> None:
-    """The u of :data:`IDENTIFIER_COMPARISONS`' levels in ``model`` (Splink's model JSON)
-    estimated again from :func:`u_sample_pairs` random pairs, when that is more than the
-    first estimate drew: a sample of these comparisons alone, a fraction of the cost of all
-    six per pair. A level the larger sample does not see either keeps its first estimate. The
-    sampling linker joins ``linkers`` (their tables are dropped together)."""
-    pairs = u_sample_pairs(profiles, settings)
-    if pairs <= settings.u_sample_pairs:
-        return
-    from splink import Linker, SettingsCreator
-
-    named = dict(zip(COMPARISONS, _comparisons(), strict=True))
-    chosen = [named[name] for name in IDENTIFIER_COMPARISONS]
-    creator = SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="record_key",
-        comparisons=chosen,
-        linker_uid="c360_identifier_u",
+def email_level_pairs(local: LocalSql, table: str) -> tuple[int, ...]:
+    """How many pairs of ``table``'s profiles fall in each level of the email comparison but
+    its null level (in the comparison's order: same key, same local part, a typo, the same
+    digits, anything else). Pairs with an email on both sides; a pair counts in its first
+    level that holds."""
+    found = {
+        level: (int(pairs or 0), int(with_digits or 0))
+        for level, pairs, with_digits in local.rows(_EMAIL_PAIRS_SQL.format(table=table))
+    }
+    same_key, _ = found.get("key", (0, 0))
+    same_local, local_digits = found.get("local", (0, 0))
+    typo, typo_digits = found.get("typo", (0, 0))
+    _, same_digits = found.get("digits", (0, 0))
+    emails = _scalar(local, f"SELECT count(email_key) FROM {table}")
+    levels = (
+        same_key,
+        same_local - same_key,
+        typo,
+        # the digit groups hold every pair of the levels above with digits: not again
+        same_digits - local_digits - typo_digits,
     )
-    sampler: Any = Linker(table, creator, log_level=None)
-    linkers.append(sampler)
-    sampler.training.estimate_u_using_random_sampling(
-        max_pairs=pairs, seed=settings.training_seed, min_count_per_level=None, num_chunks=1
-    )
-    sampled = sampler.misc.save_model_to_json()["comparisons"]
-    by_name = {c["output_column_name"]: c for c in model["comparisons"]}
-    for comparison in sampled:
-        levels = by_name[comparison["output_column_name"]]["comparison_levels"]
-        for level, estimate in zip(levels, comparison["comparison_levels"], strict=True):
-            u = estimate.get("u_probability")
-            if isinstance(u, float):  # else not seen ("level not observed") or a null level
-                level["u_probability"] = u
+    return (*levels, emails * (emails - 1) // 2 - sum(levels))
+
+
+def _count_email_u(local: LocalSql, table: str, model: dict[str, Any]) -> None:
+    """The u of the email comparison's levels in ``model`` (Splink's model JSON), counted
+    over every pair of profiles (:func:`email_level_pairs`). A level no pair holds keeps the
+    sample's estimate (a u of 0 would make its agreement certain proof)."""
+    pairs = email_level_pairs(local, table)
+    total = sum(pairs)
+    (email,) = [c for c in model["comparisons"] if c["output_column_name"] == "email"]
+    levels = [level for level in email["comparison_levels"] if not level.get("is_null_level")]
+    for level, count in zip(levels, pairs, strict=True):
+        if count:
+            level["u_probability"] = count / total
 
 
 # --- back from profiles to records ---------------------------------------------------------
