@@ -90,6 +90,23 @@ class LocalSql(Protocol):
         """Each lake input as a view of its name, read in place (nothing is loaded)."""
         ...
 
+    def load_parquet(self, name: str, folder: str) -> None:
+        """Copy the Parquet files in ``folder`` (a URL) into the session as the temporary
+        table ``name`` (replacing one of that name), streamed: it spills past the memory
+        limit, and the files may be removed afterwards."""
+        ...
+
+    def append_parquet(self, name: str, folder: str) -> None:
+        """Append the Parquet files in ``folder`` to the table ``name``, column by column of
+        the same names, each value cast to the table's type (a :class:`DataError` if it does
+        not fit), streamed."""
+        ...
+
+    def write_parquet(self, sql: str, path: str) -> None:
+        """Write the result of ``sql`` as one Parquet file at ``path`` (a URL in a folder that
+        exists), in the result's order (a reader splits it by row groups), streamed."""
+        ...
+
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run a statement (``?`` placeholders take ``params``)."""
         ...

@@ -56,6 +56,19 @@ def open_compute(settings: ComputeSettings) -> Compute:
     raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: {_ENGINES}")
 
 
+def run_in(
+    local: LocalSql, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
+) -> None:
+    """``steps`` in ``local`` itself, over views of ``inputs``: ``outputs`` stay as tables of
+    the session, the intermediate steps' tables are dropped (they would hold memory till the
+    session ends)."""
+    local.register_lake(inputs)
+    local.run(steps, [])
+    for step in steps:
+        if step.name not in outputs:
+            local.execute(f"DROP TABLE {step.name}")
+
+
 class EngineCompute:
     """What every engine's :class:`Compute` shares: its settings, in-process sessions on DuckDB
     (bounded by ``compute.threads`` and ``compute.memory_limit``) and batch steps run by
