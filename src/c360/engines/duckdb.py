@@ -207,7 +207,15 @@ class DuckDBCompute(EngineCompute):
 
         if not isinstance(local, DuckDBSession):
             raise TypeError(f"DuckDB links in a session of its own, not {type(local).__name__}")
-        yield Linkage(DuckDBAPI(connection=local.conn), table)
+
+        def to_session(frame: Any, name: str, columns: Sequence[str]) -> None:
+            """Splink's table is one of the session's already: copied within DuckDB."""
+            local.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                f"SELECT {', '.join(columns)} FROM {frame.physical_name}"
+            )
+
+        yield Linkage(DuckDBAPI(connection=local.conn), table, to_session)
 
     def run_into(
         self,
