@@ -23,7 +23,14 @@ from tiny_world import DAY, build
 
 from c360.batch import features
 from c360.config import ComputeSettings, Settings, load_config
-from c360.contracts.compute import ComputeEngine, LakeInput, LocalSql, SqlStep, StepError
+from c360.contracts.compute import (
+    Compute,
+    ComputeEngine,
+    LakeInput,
+    LocalSql,
+    SqlStep,
+    StepError,
+)
 from c360.engines import base as engines_base
 from c360.engines import open_engine
 from c360.engines.duckdb import DuckDBCompute, DuckDBEngine
@@ -199,35 +206,41 @@ def runs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     D's partitions passes the lake's schema-drift check only if Spark's outputs have DuckDB's
     types exactly.
     """
+    from c360.engines.spark import SparkCompute
+
     on_spark = build(tmp_path_factory.mktemp("parity"), {"C360_COMPUTE_ENGINE": "spark"})
     on_duckdb = on_spark.model_copy(update={"compute": ComputeSettings(engine="duckdb")})
     result = Runs()
-    run_into = DuckDBCompute.run_into
 
-    def recording_run_into(
-        compute: DuckDBCompute,
-        local: LocalSql,
-        inputs: Sequence[LakeInput],
-        steps: Sequence[SqlStep],
-        outputs: Sequence[str],
-    ) -> None:
-        """DuckDB runs identity's extraction in the step's own session: its tables are read
-        back from there (each step is a table of the session)."""
-        run_into(compute, local, inputs, steps, [step.name for step in steps])
-        stage = "identity" if "identity_raw_records" in outputs else "features"
-        for step in steps:
-            table = local.table(f"SELECT * FROM {step.name}")
-            result.tables.setdefault("duckdb", {})[f"{stage}/{step.name}"] = table
+    def recording(run_into: Any) -> Any:
+        def recording_run_into(
+            compute: Compute,
+            local: LocalSql,
+            inputs: Sequence[LakeInput],
+            steps: Sequence[SqlStep],
+            outputs: Sequence[str],
+        ) -> None:
+            """Identity's extraction leaves its outputs in the step's own session: they are
+            read back from there (each step asked for as an output), with the types the next
+            stages see."""
+            run_into(compute, local, inputs, steps, [step.name for step in steps])
+            stage = "identity" if "identity_raw_records" in outputs else "features"
+            for step in steps:
+                table = local.table(f"SELECT * FROM {step.name}")
+                result.tables.setdefault(compute.name, {})[f"{stage}/{step.name}"] = table
+
+        return recording_run_into
 
     with pytest.MonkeyPatch.context() as patch:
         # every stage opens its engine through engines.base.compute, or (identity's
-        # extraction on DuckDB) runs in its session through DuckDBCompute.run_into
+        # extraction) runs into its session through the Compute's run_into
         patch.setattr(
             engines_base,
             "open_engine",
             lambda settings: _Recording(open_engine(settings), result.tables),
         )
-        patch.setattr(DuckDBCompute, "run_into", recording_run_into)
+        for compute in (DuckDBCompute, SparkCompute):
+            patch.setattr(compute, "run_into", recording(compute.run_into))
         for settings in (on_duckdb, on_spark):
             engine = settings.compute.engine
             result.persons[engine] = run_batch(settings, DAY).persons

@@ -14,7 +14,7 @@ from c360.config import ComputeSettings, IdentitySettings
 from c360.contracts.compute import Compute, SqlStep, StepError
 from c360.contracts.identity import ASSIGNMENT, CLUSTERS, IDENTIFIERS, RECORDS
 from c360.engines import open_compute
-from c360.errors import ConfigError
+from c360.errors import ConfigError, DataError
 from c360.identity import evaluate, graph, probabilistic, stable_ids
 
 
@@ -53,6 +53,28 @@ def test_a_local_session_runs_named_steps_and_streams_batches() -> None:
         with pytest.raises(StepError, match="'broken'") as raised:
             local.run([SqlStep("broken", "SELECT no_such_column FROM numbers")], [])
         assert raised.value.step.name == "broken"
+
+
+def test_a_local_session_hands_tables_over_as_parquet_files(tmp_path: Path) -> None:
+    """What crosses between Spark and the session: a file the session writes, a folder of
+    files it loads as they are, or appends to a table of its own types (cast, never widened)."""
+
+    def written(name: str, sql: str) -> str:
+        (tmp_path / name).mkdir()
+        local.write_parquet(sql, f"{tmp_path}/{name}/part-0.parquet")
+        return str(tmp_path / name)
+
+    with open_compute(ComputeSettings()).local() as local:
+        local.execute("CREATE TEMP TABLE typed AS SELECT 1::BIGINT AS n, 'a' AS s WHERE false")
+        local.load_parquet(
+            "loaded", written("out", "SELECT 7 AS n, 'x' AS s UNION ALL SELECT 8, 'y'")
+        )
+        assert local.rows("SELECT n, s FROM loaded") == [(7, "x"), (8, "y")]
+        local.append_parquet("typed", written("swapped", "SELECT 'b' AS s, 2::HUGEINT AS n"))
+        assert local.table("SELECT * FROM typed").to_pylist() == [{"n": 2, "s": "b"}]
+        big = written("big", "SELECT 'many' AS s, 2::HUGEINT << 70 AS n")
+        with pytest.raises(DataError, match="does not fit table 'typed'"):
+            local.append_parquet("typed", big)
 
 
 _DAY = dt.date(2025, 1, 1)

@@ -122,6 +122,30 @@ def test_folders_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
     assert not stale.exists() and fresh.exists()
 
 
+def _hand_over(lake: Lake, folder: str) -> None:
+    """What an engine leaves in a scratch folder: a folder of files."""
+    handed = f"{lake.fs._strip_protocol(folder)}/handed"
+    lake.fs.makedirs(handed, exist_ok=True)
+    lake.fs.pipe(f"{handed}/part-0.parquet", b"PAR1")
+
+
+def test_a_scratch_folder_is_new_empty_and_gone_afterwards(lake: Lake) -> None:
+    with lake.scratch() as one, lake.scratch() as two:
+        assert one != two
+        for folder in (one, two):
+            path = lake.fs._strip_protocol(folder)
+            assert path.startswith(f"{lake.root}/_staging/") and lake.fs.ls(path) == []
+        _hand_over(lake, one)
+    assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
+
+
+def test_a_scratch_folder_is_removed_when_its_block_fails(lake: Lake) -> None:
+    with pytest.raises(RuntimeError, match="midway"), lake.scratch() as folder:
+        _hand_over(lake, folder)
+        raise RuntimeError("midway")
+    assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
+
+
 # -- file-system errors, classified once at the lake's boundary ---------------------------------
 
 

@@ -15,7 +15,7 @@ under ``c360.engines`` import a driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
@@ -47,6 +47,12 @@ class LakeInput:
     name: str
     urls: tuple[str, ...]
     schema: pa.Schema
+
+
+Scratch = Callable[[], AbstractContextManager[str]]
+"""Hands out a new empty folder (its URL) that a distributed engine's workers and the
+in-process session both reach, removed when the ``with`` block ends: where tables cross
+between them as Parquet files (``Lake.scratch``: under the lake's staging folder)."""
 
 
 class StepError(TerminalError):
@@ -90,6 +96,23 @@ class LocalSql(Protocol):
         """Each lake input as a view of its name, read in place (nothing is loaded)."""
         ...
 
+    def load_parquet(self, name: str, folder: str) -> None:
+        """Copy the Parquet files in ``folder`` (a URL) into the session as the temporary
+        table ``name`` (replacing one of that name), streamed: it spills past the memory
+        limit, and the files may be removed afterwards."""
+        ...
+
+    def append_parquet(self, name: str, folder: str) -> None:
+        """Append the Parquet files in ``folder`` to the table ``name``, column by column of
+        the same names, each value cast to the table's type (a :class:`DataError` if it does
+        not fit), streamed."""
+        ...
+
+    def write_parquet(self, sql: str, path: str) -> None:
+        """Write the result of ``sql`` as one Parquet file at ``path`` (a URL in a folder that
+        exists), in the result's order (a reader splits it by row groups), streamed."""
+        ...
+
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run a statement (``?`` placeholders take ``params``)."""
         ...
@@ -119,15 +142,20 @@ class LocalSql(Protocol):
 
 @dataclass(frozen=True)
 class Linkage:
-    """Splink's database API for the configured engine, and the input as that API takes it.
+    """Splink's database API for the configured engine, the input as that API takes it, and
+    the way back to the session.
 
     ``db_api`` is a Splink ``DatabaseAPI`` (``DuckDBAPI``, ``SparkAPI``); ``table`` is what
-    its ``register`` accepts (a table name of the local session, a Spark DataFrame). Typed
-    loosely so that the contract needs neither Splink nor a driver.
+    its ``register`` accepts (a table name of the local session, a Spark DataFrame);
+    ``to_session(frame, name, columns)`` copies ``columns`` of a Splink table (a
+    ``SplinkDataFrame`` of ``db_api``) into the session as the temporary table ``name``
+    without passing its rows through Python. Typed loosely so that the contract needs
+    neither Splink nor a driver.
     """
 
     db_api: Any
     table: Any
+    to_session: Callable[[Any, str, Sequence[str]], None]
 
 
 class Compute(Protocol):
@@ -145,8 +173,10 @@ class Compute(Protocol):
     def linkage(self, local: LocalSql, table: str) -> AbstractContextManager[Linkage]:
         """Splink's database API on the configured engine, with ``local``'s ``table`` as input.
 
-        DuckDB scores in ``local`` itself; Spark gets the table once, as a checkpointed
-        DataFrame. Whatever the engine holds is released when the ``with`` block ends.
+        DuckDB scores in ``local`` itself; Spark reads the table from Parquet files the session
+        writes to a scratch folder, and writes what ``Linkage.to_session`` hands back there
+        too. Whatever the engine holds, the scratch folder included, is released when the
+        ``with`` block ends.
         """
         ...
 
@@ -164,6 +194,8 @@ class Compute(Protocol):
         outputs: Sequence[str],
     ) -> None:
         """Batch steps over lake inputs on the configured engine, ``outputs`` left as tables of
-        ``local`` under their names: DuckDB runs them in ``local`` itself (the rows never
-        become Arrow on the driver); Spark hands each output over."""
+        ``local`` under their names, of the types DuckDB gives them: DuckDB runs them in
+        ``local`` itself; Spark's executors write each output to Parquet files in a scratch
+        folder, which ``local`` reads (removed afterwards). Either way the rows never become
+        Arrow on the driver."""
         ...

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from c360.config import ComputeSettings
-from c360.contracts.compute import Compute, ComputeEngine, LakeInput, LocalSql, SqlStep
+from c360.contracts.compute import (
+    Compute,
+    ComputeEngine,
+    LakeInput,
+    LocalSql,
+    Scratch,
+    SqlStep,
+)
 from c360.errors import ConfigError
 
 _ENGINES = "duckdb, spark"
@@ -43,28 +50,48 @@ def compute(
         engine.close()
 
 
-def open_compute(settings: ComputeSettings) -> Compute:
-    """The compute swap point for ``settings``; nothing starts until it is used."""
+def open_compute(settings: ComputeSettings, scratch: Scratch | None = None) -> Compute:
+    """The compute swap point for ``settings``; nothing starts until it is used.
+
+    ``scratch``: where a distributed engine and the in-process session hand tables over as
+    Parquet files (the pipeline gives ``Lake.scratch``). Without it Spark uses the system's
+    temporary directory, which only a local master's executors share.
+    """
     if settings.engine == "duckdb":
         from c360.engines.duckdb import DuckDBCompute
 
-        return DuckDBCompute(settings)
+        return DuckDBCompute(settings, scratch)
     if settings.engine == "spark":
         from c360.engines.spark import SparkCompute
 
-        return SparkCompute(settings)
+        return SparkCompute(settings, scratch)
     raise ConfigError("compute.engine", f"{settings.engine!r} is unknown; accepted: {_ENGINES}")
+
+
+def run_in(
+    local: LocalSql, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
+) -> None:
+    """``steps`` in ``local`` itself, over views of ``inputs``: ``outputs`` stay as tables of
+    the session, the intermediate steps' tables are dropped (they would hold memory till the
+    session ends)."""
+    local.register_lake(inputs)
+    local.run(steps, [])
+    for step in steps:
+        if step.name not in outputs:
+            local.execute(f"DROP TABLE {step.name}")
 
 
 class EngineCompute:
     """What every engine's :class:`Compute` shares: its settings, in-process sessions on DuckDB
-    (bounded by ``compute.threads`` and ``compute.memory_limit``) and batch steps run by
-    :func:`compute` on a freshly opened engine. Subclasses add ``linkage``."""
+    (bounded by ``compute.threads`` and ``compute.memory_limit``), batch steps run by
+    :func:`compute` on a freshly opened engine, and the scratch folders it was given.
+    Subclasses add ``linkage`` and ``run_into``."""
 
     name: str
 
-    def __init__(self, settings: ComputeSettings) -> None:
+    def __init__(self, settings: ComputeSettings, scratch: Scratch | None = None) -> None:
         self.settings = settings
+        self.scratch = scratch
 
     def local(self) -> LocalSql:
         from c360.engines.duckdb import DuckDBSession
@@ -75,20 +102,3 @@ class EngineCompute:
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> dict[str, pa.Table]:
         return compute(self.settings, inputs, steps, outputs)
-
-    def run_into(
-        self,
-        local: LocalSql,
-        inputs: Sequence[LakeInput],
-        steps: Sequence[SqlStep],
-        outputs: Sequence[str],
-    ) -> None:
-        """Batch steps on the engine, each output handed to ``local`` as a table of its name
-        (one output at a time; an engine that can do better overrides this)."""
-        engine = open_engine(self.settings)
-        try:
-            tables = engine.run(inputs, steps, outputs)
-            for name in outputs:
-                local.load(name, tables[name])
-        finally:
-            engine.close()

@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from c360.config import ComputeSettings
 from c360.contracts.compute import LakeInput, Linkage, LocalSql, SqlStep, StepError
-from c360.engines.base import EngineCompute
-from c360.errors import ConfigError
+from c360.engines.base import EngineCompute, run_in
+from c360.errors import ConfigError, DataError
 
 _SQL_TYPES = {
     "string": "VARCHAR",
@@ -38,6 +38,11 @@ _SQL_TYPES = {
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _files(folder: str) -> str:
+    """A scan of the Parquet files in ``folder`` (Spark's ``part-*`` or DuckDB's own)."""
+    return f"read_parquet({_quote(folder.rstrip('/') + '/*.parquet')})"
 
 
 def configure(conn: duckdb.DuckDBPyConnection, threads: int = 0, memory_limit: str = "") -> None:
@@ -111,6 +116,21 @@ class DuckDBSession:
 
     def unregister(self, name: str) -> None:
         self.conn.unregister(name)
+
+    def load_parquet(self, name: str, folder: str) -> None:
+        self.conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {_files(folder)}")
+
+    def append_parquet(self, name: str, folder: str) -> None:
+        columns = ", ".join(f'"{c}"' for c in self.conn.table(name).columns)
+        try:
+            self.conn.execute(
+                f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {_files(folder)}"
+            )
+        except duckdb.ConversionException as exc:
+            raise DataError(f"{folder}: a value does not fit table {name!r}: {exc}") from exc
+
+    def write_parquet(self, sql: str, path: str) -> None:
+        self.conn.execute(f"COPY ({sql}) TO {_quote(path)} (FORMAT parquet)")
 
     def load(self, name: str, table: pa.Table) -> None:
         self.conn.register(f"{name}__arrow", table)
@@ -187,7 +207,15 @@ class DuckDBCompute(EngineCompute):
 
         if not isinstance(local, DuckDBSession):
             raise TypeError(f"DuckDB links in a session of its own, not {type(local).__name__}")
-        yield Linkage(DuckDBAPI(connection=local.conn), table)
+
+        def to_session(frame: Any, name: str, columns: Sequence[str]) -> None:
+            """Splink's table is one of the session's already: copied within DuckDB."""
+            local.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                f"SELECT {', '.join(columns)} FROM {frame.physical_name}"
+            )
+
+        yield Linkage(DuckDBAPI(connection=local.conn), table, to_session)
 
     def run_into(
         self,
@@ -201,8 +229,4 @@ class DuckDBCompute(EngineCompute):
             raise TypeError(
                 f"DuckDB runs steps in a session of its own, not {type(local).__name__}"
             )
-        local.register_lake(inputs)
-        local.run(steps, [])
-        for step in steps:  # the intermediate steps' tables would hold memory till the end
-            if step.name not in outputs:
-                local.execute(f"DROP TABLE {step.name}")
+        run_in(local, inputs, steps, outputs)

@@ -9,15 +9,20 @@ Lake inputs are read with ``spark.read.parquet`` from the same URLs (Hive-partit
 DuckDB engine reads; ``basePath`` is the table folder, so ``dt`` comes from the partition path,
 cast to ``date`` as DuckDB's Hive partitioning types it.
 
-Outputs are handed back as Arrow tables with exactly the types DuckDB returns for the same
-steps: the steps are also run on DuckDB over *empty* inputs of the types Spark read, and
-Spark's result is cast to that schema (:func:`as_duckdb_types`, the one place where engine
-type differences are normalised). A lake partition written by either engine is therefore
-type-for-type the same, and engines can be swapped between days.
+Outputs have exactly the types DuckDB gives the same steps: the steps are also run on DuckDB
+over *empty* inputs of the types Spark read (milliseconds). :meth:`SparkEngine.run` hands
+them back as Arrow tables cast to those schemas (:func:`as_duckdb_types`), so a lake
+partition written by either engine is type-for-type the same and engines can be swapped
+between days. :meth:`SparkCompute.run_into` leaves them in an in-process session without
+passing the rows through the driver: the executors write each output as Parquet files to a
+scratch folder (``Compute``'s ``scratch``: under the lake's staging folder, which a cluster's
+executors reach), and the session appends them to its own empty result of the DuckDB run,
+casting each value to DuckDB's type.
 
 Identity's probabilistic links score on Spark through :class:`SparkCompute`: Splink's SparkAPI
-on the engine's session (with Splink's similarity jar, checked), the input handed over once
-from the in-process session as a checkpointed DataFrame.
+on the engine's session (with Splink's similarity jar, checked), the input written by the
+in-process session to the scratch folder and read by the executors, the predictions handed
+back the same way (:class:`~c360.contracts.compute.Linkage`'s ``to_session``).
 
 Sessions: the engine starts a SparkSession on first use (``compute.spark_master``) and stops
 it on :meth:`SparkEngine.close`. If one is already running in the process (a notebook, the
@@ -33,8 +38,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -43,7 +49,7 @@ import pyarrow as pa
 
 from c360.config import ComputeSettings
 from c360.contracts.compute import LakeInput, Linkage, LocalSql, SqlStep, StepError
-from c360.engines.base import EngineCompute
+from c360.engines.base import EngineCompute, run_in
 from c360.errors import ConfigError, DataError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -88,6 +94,9 @@ def session_settings(settings: ComputeSettings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
+        # Parquet handed to the in-process session: timestamps as DuckDB reads them (UTC
+        # instants), not the legacy INT96, which reads as a timestamp without a time zone
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     if local:  # one shuffle partition per local core, not Spark's cluster-sized 200
         conf["spark.sql.shuffle.partitions"] = str(_local_cores(master))
@@ -203,11 +212,7 @@ def as_duckdb_types(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
     and length() are BIGINT in DuckDB, INT in Spark. Casts are Arrow's safe casts: one that
     would overflow or truncate a value raises rather than change it.
     """
-    if table.schema.names != schema.names:
-        raise DataError(
-            f"step {name!r}: Spark names its columns {table.schema.names}, DuckDB "
-            f"{schema.names}; give every output column an alias"
-        )
+    _same_names(name, table.schema.names, schema.names)
     if table.schema.equals(schema):
         return table
     try:
@@ -217,6 +222,14 @@ def as_duckdb_types(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
             f"step {name!r}: Spark's result does not fit DuckDB's types "
             f"({table.schema} → {schema}): {exc}"
         ) from exc
+
+
+def _same_names(name: str, spark: Sequence[str], duckdb: Sequence[str]) -> None:
+    if list(spark) != list(duckdb):
+        raise DataError(
+            f"step {name!r}: Spark names its columns {list(spark)}, DuckDB {list(duckdb)}; "
+            "give every output column an alias"
+        )
 
 
 class SparkEngine:
@@ -305,47 +318,36 @@ class SparkEngine:
     def run(
         self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
     ) -> Mapping[str, pa.Table]:
+        empty = self.run_steps(inputs, steps)
+        schemas = _duckdb_schemas(empty, steps, outputs)
+        return {
+            name: as_duckdb_types(name, self.session.table(name).toArrow(), schemas[name])
+            for name in outputs
+        }
+
+    def run_steps(self, inputs: Sequence[LakeInput], steps: Sequence[SqlStep]) -> list[LakeInput]:
+        """Each step materialised as a temporary view of its name, over views of ``inputs``.
+
+        Returns the inputs as Spark read them, without files: what DuckDB runs the same steps
+        over to learn its types (the columns the files have — those schema drift added
+        included — of the types Spark found).
+        """
+        from pyspark.sql.pandas.types import to_arrow_schema
+
         spark = self.session
         self._release()  # a cached step of an earlier run could match a plan of this one
         for source in inputs:
             self._register(spark, source)
         for step in steps:
             self._materialise(spark, step)
-        schemas = self._duckdb_schemas(spark, inputs, steps, outputs)
-        return {
-            name: as_duckdb_types(name, spark.table(name).toArrow(), schemas[name])
-            for name in outputs
-        }
-
-    def _duckdb_schemas(
-        self,
-        spark: SparkSession,
-        inputs: Sequence[LakeInput],
-        steps: Sequence[SqlStep],
-        outputs: Sequence[str],
-    ) -> dict[str, pa.Schema]:
-        """The output schemas DuckDB gives the same steps over empty inputs of the same types.
-
-        Zero rows, so it costs milliseconds; it makes a lake partition written by Spark
-        type-for-type the one DuckDB would write (the lake's drift check compares types).
-        """
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        from c360.engines.duckdb import DuckDBEngine
-
         empty = []
         for source in inputs:
             schema = source.schema
-            if source.urls:  # what Spark found in the files (columns added by drift included)
+            if source.urls:
                 read = to_arrow_schema(spark.table(source.name).schema, timezone="UTC")
                 schema = read.remove(read.get_field_index("dt"))
             empty.append(LakeInput(source.name, (), schema))
-        engine = DuckDBEngine(threads=1)
-        try:
-            tables = engine.run(empty, steps, outputs)
-        finally:
-            engine.close()
-        return {name: table.schema for name, table in tables.items()}
+        return empty
 
     def _release(self) -> None:
         for frame in self._cached:
@@ -359,41 +361,119 @@ class SparkEngine:
         self._spark, self._owned = None, False
 
 
+def _write_parquet(frame: DataFrame, folder: str) -> None:
+    """``frame`` as Parquet files in ``folder``, written by the executors: its rows never pass
+    through the driver."""
+    frame.write.mode("overwrite").parquet(_spark_url(folder))
+
+
+def _duckdb_schemas(
+    empty: Sequence[LakeInput], steps: Sequence[SqlStep], outputs: Sequence[str]
+) -> dict[str, pa.Schema]:
+    """The output schemas DuckDB gives ``steps`` over the ``empty`` inputs.
+
+    Zero rows, so it costs milliseconds; it makes a lake partition written by Spark
+    type-for-type the one DuckDB would write (the lake's drift check compares types).
+    """
+    from c360.engines.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine(threads=1)
+    try:
+        tables = engine.run(empty, steps, outputs)
+    finally:
+        engine.close()
+    return {name: table.schema for name, table in tables.items()}
+
+
 class SparkCompute(EngineCompute):
-    """The compute swap point on Spark: batch steps and Splink's scoring run on Spark."""
+    """The compute swap point on Spark: batch steps and Splink's scoring run on Spark; tables
+    cross to and from the in-process session as Parquet files in a scratch folder."""
 
     name = "spark"
+
+    def _scratch(self) -> AbstractContextManager[str]:
+        """A scratch folder from ``scratch``, else (a local master: the executors are threads
+        of this process) one under the system's temporary directory."""
+        if self.scratch is not None:
+            return self.scratch()
+        if not self.settings.spark_master.startswith("local"):
+            raise ConfigError(
+                "compute.spark_master",
+                f"{self.settings.spark_master!r}: a cluster's executors cannot reach this "
+                "machine's temporary directory; open the compute with a scratch folder they "
+                "share, as the identity step does (open_compute(settings.compute, "
+                "lake.scratch))",
+            )
+        return tempfile.TemporaryDirectory(prefix="c360-scratch-")
+
+    def run_into(
+        self,
+        local: LocalSql,
+        inputs: Sequence[LakeInput],
+        steps: Sequence[SqlStep],
+        outputs: Sequence[str],
+    ) -> None:
+        """The steps on Spark; each output written by the executors as Parquet files to a
+        scratch folder (removed afterwards) and appended by ``local`` to a table of the types
+        DuckDB gives it: the same steps run in ``local`` over empty inputs of the types Spark
+        read (milliseconds), and each value is cast to its column's type."""
+        engine = SparkEngine(self.settings)
+        try:
+            with self._scratch() as folder:
+                run_in(local, engine.run_steps(inputs, steps), steps, outputs)
+                for name in outputs:
+                    frame = engine.session.table(name)
+                    typed = local.table(f"SELECT * FROM {name} LIMIT 0")
+                    _same_names(name, frame.columns, typed.schema.names)
+                    _write_parquet(frame, f"{folder}/{name}")
+                    local.append_parquet(name, f"{folder}/{name}")
+        finally:
+            engine.close()
 
     @contextmanager
     def linkage(self, local: LocalSql, table: str) -> Iterator[Linkage]:
         """Splink's SparkAPI on a :class:`SparkEngine` session (stopped on exit), ``local``'s
-        ``table`` as a DataFrame.
+        ``table`` as a DataFrame over Parquet files ``local`` writes to a scratch folder;
+        ``to_session`` hands Splink's tables back through the same folder (removed on exit).
+        The rows never pass through the driver (a driver with the default 1 GB heap ran out
+        of memory in EM when the input was handed over from Arrow).
 
         The session must have Splink's similarity functions (jaro_winkler, …): a ConfigError
         naming compute.spark_conf otherwise.
         """
         engine = SparkEngine(self.settings)
         try:
-            from splink.backends.spark import SparkAPI
-
-            spark = engine.session
-            spark_api: Any = SparkAPI  # splink's constructor is untyped
-            db_api = spark_api(spark_session=spark, break_lineage_method="persist")
-            try:
-                spark.sql("SELECT jaro_winkler('a', 'a')").collect()
-            except Exception as exc:  # AnalysisException: the jar is not on the session
-                raise ConfigError(
-                    "compute.spark_conf",
-                    "Splink's similarity functions (jaro_winkler) are missing from the Spark "
-                    "session; start it through c360 (which adds the jar) or add "
-                    "spark.jars=<splink.backends.spark.similarity_jar_location()>",
-                ) from exc
-            # Materialised once, so that no query plan carries the rows along as local data (a
-            # driver with the default 1 GB heap ran out of memory in EM otherwise).
-            frame = spark.createDataFrame(local.table(f"SELECT * FROM {table}")).localCheckpoint()
-            yield Linkage(db_api, frame)
+            with self._scratch() as folder:
+                yield self._linkage(engine.session, local, table, folder)
         finally:
             engine.close()
+
+    @staticmethod
+    def _linkage(spark: SparkSession, local: LocalSql, table: str, folder: str) -> Linkage:
+        from splink.backends.spark import SparkAPI
+
+        spark_api: Any = SparkAPI  # splink's constructor is untyped
+        db_api = spark_api(spark_session=spark, break_lineage_method="persist")
+        try:
+            spark.sql("SELECT jaro_winkler('a', 'a')").collect()
+        except Exception as exc:  # AnalysisException: the jar is not on the session
+            raise ConfigError(
+                "compute.spark_conf",
+                "Splink's similarity functions (jaro_winkler) are missing from the Spark "
+                "session; start it through c360 (which adds the jar) or add "
+                "spark.jars=<splink.backends.spark.similarity_jar_location()>",
+            ) from exc
+        # one file, in the table's order: Spark splits it the same way on every run (Splink's
+        # random samples depend on how the rows are laid out)
+        local.write_parquet(f"SELECT * FROM {table}", f"{folder}/{table}.parquet")
+        frame = spark.read.parquet(_spark_url(f"{folder}/{table}.parquet"))
+
+        def to_session(splink_table: Any, name: str, columns: Sequence[str]) -> None:
+            chosen = spark.table(splink_table.physical_name).select(*columns)
+            _write_parquet(chosen, f"{folder}/{name}")
+            local.load_parquet(name, f"{folder}/{name}")
+
+        return Linkage(db_api, frame, to_session)
 
 
 def _running_session(session_class: Any) -> SparkSession | None:

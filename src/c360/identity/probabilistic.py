@@ -716,7 +716,7 @@ def _score(
         predicted: Any = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
         )
-        _pairs_in(local, predicted, threshold)
+        _pairs_in(linkage, local, predicted, threshold)
         timings["predict"] = time.perf_counter() - started
         model_json = orjson.dumps(
             linker.misc.save_model_to_json(), option=orjson.OPT_SORT_KEYS
@@ -856,7 +856,7 @@ def _count_email_u(local: LocalSql, table: str, model: dict[str, Any]) -> None:
 
 def _prediction_columns(predicted: Any) -> list[str]:
     """The columns of Splink's predictions that :func:`_pairs_sql` reads (of dozens)."""
-    names = predicted.query_sql("SELECT * FROM {this} LIMIT 0").as_pyarrow_table().schema.names
+    names = [column.unquote().name for column in predicted.columns]
     wanted = {
         "match_weight",
         "match_probability",
@@ -875,27 +875,20 @@ _PAIR_COLUMNS = (
     "left_key VARCHAR, right_key VARCHAR, match_weight DOUBLE, match_probability DOUBLE, "
     "contributions VARCHAR"
 )
-# Predictions read back a page at a time (pages split by a hash of the left key) into the
-# session, where SQL turns each page into pairs: the prediction table is never whole on the
-# driver, and no pair passes through Python (2.8M pairs at a million customers).
-_PAGE = 500_000
-_PAGE_TABLE = "predictions_page"
+# Splink's predictions as a table of the session, where SQL turns them into pairs: handed over
+# by the engine (copied within DuckDB; on Spark written by the executors, read from Parquet),
+# so no pair passes through Python (2.8M pairs at a million customers).
+_PREDICTIONS = "predictions"
 
 
-def _pairs_in(local: LocalSql, predicted: Any, threshold: float) -> None:
+def _pairs_in(linkage: Linkage, local: LocalSql, predicted: Any, threshold: float) -> None:
     """Splink's predictions → ``local``'s ``probabilistic_pairs`` (:func:`_pairs_sql`)."""
-    count = int(predicted.query_sql("SELECT count(*) AS n FROM {this}").as_record_list()[0]["n"])
-    pages = max(1, -(-count // _PAGE))
     columns = _prediction_columns(predicted)
-    pairs_sql = _pairs_sql(columns)
-    for page in range(pages):
-        where = f" WHERE ((hash(record_key_l) % {pages}) + {pages}) % {pages} = {page}"
-        predictions = predicted.query_sql(
-            f"SELECT {', '.join(columns)} FROM {{this}}{where if pages > 1 else ''}"
-        ).as_pyarrow_table()
-        local.register(_PAGE_TABLE, predictions)
-        local.execute(f"INSERT INTO probabilistic_pairs {pairs_sql}", [threshold])
-        local.unregister(_PAGE_TABLE)
+    linkage.to_session(predicted, _PREDICTIONS, columns)
+    try:
+        local.execute(f"INSERT INTO probabilistic_pairs {_pairs_sql(columns)}", [threshold])
+    finally:
+        local.execute(f"DROP TABLE IF EXISTS {_PREDICTIONS}")
 
 
 def _links_in(local: LocalSql) -> int:
@@ -922,7 +915,7 @@ def _links_in(local: LocalSql) -> int:
 
 def _pairs_sql(columns: Sequence[str]) -> str:
     """Links (record keys, weight, probability, contributions) of the predictions in the
-    session's table :data:`_PAGE_TABLE` (of ``columns``) that reach the threshold (the
+    session's table :data:`_PREDICTIONS` (of ``columns``) that reach the threshold (the
     statement's parameter), have an account on one side at most, and are no household pair
     (:func:`_household_sql`)."""
     household = _household_sql(
@@ -932,7 +925,7 @@ def _pairs_sql(columns: Sequence[str]) -> str:
     return f"""
         SELECT record_key_l, record_key_r, CAST(match_weight AS DOUBLE),
                CAST(match_probability AS DOUBLE), {_contributions_sql(columns)}
-        FROM {_PAGE_TABLE}
+        FROM {_PREDICTIONS}
         WHERE match_probability >= ? AND (customer_id_l IS NULL OR customer_id_r IS NULL)
           AND NOT {household}
     """

@@ -153,8 +153,29 @@ class Lake:
 
     def glob_url(self, source: str, table: str, zone: str = "raw") -> str:
         """A URL of every committed data file of a table (for DuckDB's read_parquet)."""
-        path = f"{self.table_path(source, table, zone)}/dt=*/*.parquet"
+        return self.url(f"{self.table_path(source, table, zone)}/dt=*/*.parquet")
+
+    def url(self, path: str) -> str:
+        """``path`` (of this lake's filesystem) as readers outside fsspec take it: a local
+        path, or a URL with its protocol (DuckDB's read_parquet, Spark)."""
         return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """A new empty folder for data in passing, as a URL (:meth:`url`), removed when the
+        ``with`` block ends, however it ends.
+
+        It lives under the lake's staging folder, so what can reach the lake reaches it (a
+        compute engine's workers and the in-process session hand tables over through it),
+        and a folder a killed process left behind is swept with the staged writes
+        (:meth:`sweep_staging`)."""
+        path = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        with self._io("create", path):
+            self.fs.makedirs(path, exist_ok=True)
+        try:
+            yield self.url(path)
+        finally:
+            self._discard(path)
 
     # -- writes ----------------------------------------------------------------------------
     def write_partition(
@@ -462,7 +483,7 @@ class Lake:
                     handle.write(data)
             self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
             self.fs.mv(staging, final, recursive=True)
-        return final if self.is_local else self.fs.unstrip_protocol(final)
+        return self.url(final)
 
     def read_file(self, path: str) -> bytes | None:
         """The bytes of ``<root>/<path>``, None if it is not there."""

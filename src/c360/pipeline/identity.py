@@ -5,9 +5,11 @@ compute swap point (:func:`c360.engines.open_compute`), bounded by ``compute.thr
 ``compute.memory_limit`` and spilling past the limit, so the rows never sit on the driver as
 whole Arrow tables: the record extraction runs on the configured engine (on DuckDB in the
 session itself, over views of the lake); Splink scores on DuckDB (the session's table, in
-place) or Spark (``compute.engine``); normalisation, the graph, the guarded clustering (NumPy
-over record positions) and the stable ids run in the session, so their result does not depend
-on the engine that produced the inputs.
+place) or Spark (``compute.engine``; what crosses between Spark and the session crosses as
+Parquet files in a scratch folder under the lake, removed after each hand-over);
+normalisation, the graph, the guarded clustering (NumPy over record positions) and the stable
+ids run in the session, so their result does not depend on the engine that produced the
+inputs.
 
 Everything the step decides is written to the lake (zone ``features``, source ``identity``,
 one partition per day), which is what ``c360 identity explain`` and ``eval`` read back:
@@ -115,7 +117,9 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         seconds[stage] = round(now - clock, 3)
         clock = now
 
-    compute = open_compute(settings.compute)
+    # On Spark, tables cross between the executors and the session as Parquet files in the
+    # lake's scratch folders (which a cluster's executors reach, as they reach the lake).
+    compute = open_compute(settings.compute, lake.scratch)
     with compute.local() as local:
         compute.run_into(
             local, raw_inputs(lake, day), identity_record_steps(day), records.RAW_OUTPUTS

@@ -30,12 +30,8 @@ def _view_name(source: str, table: str) -> str:
     return table if source in ("shop", "identity", "profile") else f"{source}_{table}"
 
 
-def _url(lake: Lake, path: str) -> str:
-    return path if lake.is_local else lake.fs.unstrip_protocol(path)
-
-
 def _files(lake: Lake, source: str, table: str, day: dt.date, zone: str) -> str:
-    return _url(lake, f"{lake.partition_path(source, table, day, zone)}/*.parquet")
+    return lake.url(f"{lake.partition_path(source, table, day, zone)}/*.parquet")
 
 
 def snapshot(
