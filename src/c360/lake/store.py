@@ -169,9 +169,7 @@ class Lake:
         compute engine's workers and the in-process session hand tables over through it),
         and a folder a killed process left behind is swept with the staged writes
         (:meth:`sweep_staging`)."""
-        path = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
-        with self._io("create", path):
-            self.fs.makedirs(path, exist_ok=True)
+        path = self._new_staging()
         try:
             yield self.url(path)
         finally:
@@ -206,10 +204,8 @@ class Lake:
             batches = (keep(source, table, batch) for batch in batches)
         added = self.check_schema(source, table, schema, zone)
         self.sweep_staging()
-        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        staging = self._new_staging()
         final = self.partition_path(source, table, day, zone)
-        with self._io("create", staging):
-            self.fs.makedirs(staging, exist_ok=True)
         data = _Batches(batches)
         try:
             with self._io("write", final, data):
@@ -233,10 +229,8 @@ class Lake:
         is the partition's own (not checked against the latest partition: an old partition may
         lack a column added since), and the manifest keeps its schema and high-water mark."""
         before = self.manifest(source, table, day, zone)
-        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        staging = self._new_staging()
         final = self.partition_path(source, table, day, zone)
-        with self._io("create", staging):
-            self.fs.makedirs(staging, exist_ok=True)
         try:
             with self._io("write", final):
                 manifest = self._write_staged(
@@ -269,6 +263,14 @@ class Lake:
                     if self.partitions(source, table, zone):
                         found.append((zone, source, table))
         return found
+
+    def _new_staging(self) -> str:
+        """A new empty folder under the staging folder (swept by :meth:`sweep_staging` if its
+        writer dies)."""
+        path = f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        with self._io("create", path):
+            self.fs.makedirs(path, exist_ok=True)
+        return path
 
     def _discard(self, staging: str) -> None:
         """Remove a staged folder after a failed write; the sweep removes it if this fails."""
