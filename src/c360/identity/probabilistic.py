@@ -808,6 +808,7 @@ counted AS (
         WHERE abs(length(l) - length(r)) <= 1 AND damerau_levenshtein(l, r) <= 1
     UNION ALL SELECT 'digits', email_digits, sum(n) * (sum(n) - 1) // 2 FROM locals
         GROUP BY email_digits
+    UNION ALL SELECT 'all', NULL, sum(n) * (sum(n) - 1) // 2 FROM keys
 )
 SELECT level, sum(pairs) AS pairs, sum(pairs) FILTER (WHERE email_digits <> '') AS with_digits
 FROM counted GROUP BY level
@@ -827,7 +828,7 @@ def email_level_pairs(local: LocalSql, table: str) -> tuple[int, ...]:
     same_local, local_digits = found.get("local", (0, 0))
     typo, typo_digits = found.get("typo", (0, 0))
     _, same_digits = found.get("digits", (0, 0))
-    emails = _scalar(local, f"SELECT count(email_key) FROM {table}")
+    every_pair, _ = found.get("all", (0, 0))
     levels = (
         same_key,
         same_local - same_key,
@@ -835,7 +836,7 @@ def email_level_pairs(local: LocalSql, table: str) -> tuple[int, ...]:
         # the digit groups hold every pair of the levels above with digits: not again
         same_digits - local_digits - typo_digits,
     )
-    return (*levels, emails * (emails - 1) // 2 - sum(levels))
+    return (*levels, every_pair - sum(levels))
 
 
 def _count_email_u(local: LocalSql, table: str, model: dict[str, Any]) -> None:
