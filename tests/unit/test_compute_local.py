@@ -15,7 +15,7 @@ from c360.contracts.compute import Compute, SqlStep, StepError
 from c360.contracts.identity import ASSIGNMENT, CLUSTERS, IDENTIFIERS, RECORDS
 from c360.engines import open_compute
 from c360.errors import ConfigError, DataError
-from c360.identity import evaluate, graph, probabilistic, stable_ids
+from c360.identity import evaluate, graph, probabilistic, records, stable_ids
 
 
 def test_a_local_session_honours_threads_memory_limit_and_utc() -> None:
@@ -98,3 +98,21 @@ def test_every_identity_stage_computes_in_the_sessions_it_is_handed(stage: str) 
     """A memory limit DuckDB rejects reaches each stage: its DuckDB is the Compute's."""
     with pytest.raises(ConfigError, match=r"compute\.memory_limit"):
         _STAGES[stage](open_compute(ComputeSettings(memory_limit="lots")))
+
+
+def test_record_positions_follow_the_keys_when_the_session_spills() -> None:
+    """The stages take a record's rowid in ``records`` as its position in record_key order
+    (records.records_in_order): true with two threads and rows spilled past the limit."""
+    with open_compute(ComputeSettings(threads=2, memory_limit="60MB")).local() as local:
+        records.records_in_order(
+            local,
+            "SELECT 'mysql/order:' || CAST(hash(i) AS VARCHAR) || repeat('x', 40) AS record_key "
+            "FROM range(600000) t(i)",
+        )
+        ((out_of_order, rows),) = local.rows(
+            "SELECT count(*) FILTER (WHERE previous >= record_key), count(*) FROM ("
+            "SELECT record_key, lag(record_key) OVER (ORDER BY rowid) AS previous FROM records)"
+        )
+        spilled = local.rows("SELECT count(*) FROM duckdb_temporary_files()")
+    assert rows == 600_000 and out_of_order == 0
+    assert spilled[0][0] > 0

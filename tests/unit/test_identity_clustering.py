@@ -28,6 +28,7 @@ from c360.identity.clustering import (
     cluster_in,
 )
 from c360.identity.graph import deterministic_links
+from c360.identity.records import load_in, load_links_in
 
 SETTINGS = IdentitySettings()
 COMPUTE = open_compute(ComputeSettings())
@@ -237,10 +238,13 @@ def test_the_session_form_gives_the_same_tables(seed: int) -> None:
     settings = IdentitySettings(max_cluster_records=12)
     expected = cluster(recs, candidate, settings)
     with COMPUTE.local() as local:
-        local.load("records", recs)
-        local.load("links", candidate)
+        load_in(local, recs)
+        load_links_in(local, candidate)
         summary = cluster_in(local, settings)
-        tables = {name: local.table(f"SELECT * FROM {name}") for name in ("clusters", "flags")}
+        tables = {
+            "clusters": local.table("SELECT record_key, cluster_key FROM clusters"),
+            "flags": local.table("SELECT * FROM flags"),
+        }
         refused = local.table("SELECT * FROM refused")
     assert tables["clusters"].cast(CLUSTERS).equals(expected.clusters)
     assert tables["flags"].cast(FLAGS).equals(expected.flags)
@@ -257,11 +261,14 @@ def test_the_session_form_gives_the_same_tables(seed: int) -> None:
 
 def test_the_session_form_names_bad_inputs() -> None:
     with COMPUTE.local() as local:
-        local.load("records", records({"a": None, "b": None}))
-        local.load("links", links([("a", "zzz")]))
+        load_in(local, records({"a": None, "b": None}))
         with pytest.raises(DataError, match="'zzz' is not in the records table"):
+            load_links_in(local, links([("a", "zzz")]))
+        load_links_in(local, links([("a", "b")]))
+        local.execute("UPDATE links SET right_pos = 7")
+        with pytest.raises(DataError, match="position that is not in the records table"):
             cluster_in(local, SETTINGS)
-        local.load("records", pa.concat_tables([records({"a": None})] * 2))
+        load_in(local, pa.concat_tables([records({"a": None})] * 2))
         with pytest.raises(DataError, match="record_key 'a' is not unique"):
             cluster_in(local, SETTINGS)
 

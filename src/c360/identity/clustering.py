@@ -40,6 +40,7 @@ from c360.config import IdentitySettings
 from c360.contracts.compute import LocalSql
 from c360.contracts.identity import CLUSTERS, FLAGS, LINKS, REFUSED
 from c360.errors import DataError, GiantClusterError
+from c360.identity.records import RECORD_KEYS, REPEATED_KEYS
 
 TWO_ACCOUNTS = "two customer accounts"
 SIZE_LIMIT = "size limit"
@@ -375,8 +376,7 @@ def _session_checks(local: LocalSql) -> None:
     nulls, duplicate = _one(
         local,
         "SELECT count(*) FILTER (WHERE record_key IS NULL), "
-        "(SELECT min(record_key) FROM (SELECT record_key FROM records WHERE record_key IS NOT NULL "
-        " GROUP BY record_key HAVING count(*) > 1)) FROM records",
+        f"(SELECT min(record_key) FROM ({REPEATED_KEYS})) FROM records",
     )
     if nulls:
         raise DataError("identity records: record_key is null in some rows; every record needs one")
@@ -399,58 +399,54 @@ def _session_checks(local: LocalSql) -> None:
 
 
 def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
-    """:func:`cluster` on the session's tables ``records`` and ``links``: the tables
-    ``clusters``, ``flags`` and ``refused`` of ``local``. Only record positions and weights
-    come to NumPy (never the keys); the keys are joined back in SQL."""
+    """:func:`cluster` on the session's tables ``records`` (in record_key order, a record's
+    position its rowid: :func:`c360.identity.records.records_in_order`) and ``links`` (by
+    record positions ``left_pos``, ``right_pos``): the tables ``clusters`` (CLUSTERS, with the
+    positions ``pos`` and ``cluster_pos``), ``flags`` and ``refused`` of ``local``. Only
+    positions and weights come to NumPy (never the keys); the keys are joined back in SQL."""
     _session_checks(local)
-    local.execute(
-        "CREATE OR REPLACE TEMP TABLE record_pos AS SELECT record_key, customer_id, "
-        "row_number() OVER (ORDER BY record_key) - 1 AS pos FROM records"
-    )
-    accounts = local.table("SELECT customer_id FROM record_pos ORDER BY pos")["customer_id"]
+    accounts = local.table("SELECT customer_id FROM records ORDER BY rowid")["customer_id"]
     accounts = accounts.combine_chunks().cast(pa.int64())
     n = len(accounts)
     has_account = pc.is_valid(accounts).to_numpy(zero_copy_only=False).astype(np.int64)
     account = pc.fill_null(accounts, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     del accounts
     positions = local.table(
-        """
-        SELECT l.pos AS left_pos, r.pos AS right_pos, k.kind = 'deterministic' AS det,
-               coalesce(k.match_weight, 0.0) AS weight,
-               CASE WHEN l.pos IS NULL THEN k.left_key WHEN r.pos IS NULL THEN k.right_key END
-                   AS unknown
-        FROM links k
-        LEFT JOIN record_pos l ON l.record_key = k.left_key
-        LEFT JOIN record_pos r ON r.record_key = k.right_key
-        """
+        "SELECT left_pos, right_pos, kind = 'deterministic' AS det, "
+        "coalesce(match_weight, 0.0) AS weight FROM links"
     )
-    unknown = positions["unknown"].drop_null()
-    if len(unknown):
-        raise DataError(
-            f"identity links: record {unknown[0].as_py()!r} is not in the records table"
-        )
     # Column by column into NumPy, each Arrow column released as soon as it is copied.
     arrays: dict[str, npt.NDArray[Any]] = {}
     for name in ("left_pos", "right_pos", "det", "weight"):
-        arrays[name] = positions[name].to_numpy()
+        arrays[name] = positions[name].to_numpy(zero_copy_only=False)
         positions = positions.drop_columns([name])
     del positions
+    left = arrays.pop("left_pos").astype(np.int64, copy=False)
+    right = arrays.pop("right_pos").astype(np.int64, copy=False)
+    outside = (left < 0) | (left >= n) | (right < 0) | (right >= n)
+    if outside.any():
+        raise DataError(
+            f"identity links: {int(outside.sum())} link(s) name a record position that is not "
+            f"in the records table ({n} records), e.g. {int(left[outside][0])}"
+        )
     result = _cluster(
         has_account,
         account,
-        arrays.pop("left_pos").astype(np.int64, copy=False),
-        arrays.pop("right_pos").astype(np.int64, copy=False),
+        left,
+        right,
         arrays.pop("det").astype(bool, copy=False),
         arrays.pop("weight").astype(np.float64, copy=False),
         settings,
     )
+    del left, right
     _register(local, "cluster_pos", {"pos": np.arange(n, dtype=np.int64), "key_pos": result.key_at})
     local.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE clusters AS
-        SELECT r.record_key, k.record_key AS cluster_key
-        FROM record_pos r JOIN cluster_pos c USING (pos) JOIN record_pos k ON k.pos = c.key_pos
-        ORDER BY r.record_key
+        SELECT r.record_key, k.record_key AS cluster_key, c.pos, c.key_pos AS cluster_pos
+        FROM cluster_pos c JOIN ({RECORD_KEYS}) r USING (pos)
+        JOIN ({RECORD_KEYS}) k ON k.pos = c.key_pos
+        ORDER BY c.pos
         """
     )
     low, high, weight, codes = result.refused
@@ -475,8 +471,8 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
                [{reasons}][p.code + 1] AS reason, lk.record_key AS left_cluster,
                rk.record_key AS right_cluster
         FROM refused_pos p
-        JOIN record_pos l ON l.pos = p.low JOIN record_pos r ON r.pos = p.high
-        JOIN record_pos lk ON lk.pos = p.low_key JOIN record_pos rk ON rk.pos = p.high_key
+        JOIN ({RECORD_KEYS}) l ON l.pos = p.low JOIN ({RECORD_KEYS}) r ON r.pos = p.high
+        JOIN ({RECORD_KEYS}) lk ON lk.pos = p.low_key JOIN ({RECORD_KEYS}) rk ON rk.pos = p.high_key
         ORDER BY p.n
         """
     )
@@ -486,16 +482,16 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
         f"""
         CREATE OR REPLACE TEMP TABLE flags AS
         SELECT k.record_key AS cluster_key, [{reasons}][f.code + 1] AS reason, f.size
-        FROM flag_pos f JOIN record_pos k ON k.pos = f.key_pos
+        FROM flag_pos f JOIN ({RECORD_KEYS}) k ON k.pos = f.key_pos
         ORDER BY f.key_pos, f.code
         """
     )
     largest_key = ""
     if n:
         (largest_key,) = _one(
-            local, f"SELECT record_key FROM record_pos WHERE pos = {result.largest_at}"
+            local, f"SELECT record_key FROM records WHERE rowid = {result.largest_at}"
         )
-    for table in ("cluster_pos", "refused_pos", "flag_pos", "record_pos"):
+    for table in ("cluster_pos", "refused_pos", "flag_pos"):
         local.execute(f"DROP TABLE {table}")
     summary = ClusterSummary(
         cluster_count=result.cluster_count,

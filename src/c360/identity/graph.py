@@ -46,6 +46,7 @@ from c360.contracts.compute import Compute, LocalSql, SqlStep
 from c360.contracts.identity import IDENTIFIERS, IGNORED, LINKS, RECORDS, require
 from c360.errors import DataError
 from c360.identity.normalise import blocked_table
+from c360.identity.records import keyed_links_sql, load_in
 
 BLOCKED = "blocked value"
 TOO_MANY_ACCOUNTS = "too many customer accounts"
@@ -80,17 +81,17 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
         SqlStep(
             "claims_raw",
             """
-            SELECT record_key, customer_id, CAST(customer_id AS VARCHAR) AS raw
+            SELECT pos, customer_id, CAST(customer_id AS VARCHAR) AS raw
             FROM records_in WHERE customer_id IS NOT NULL
             UNION ALL
-            SELECT record_key, TRY_CAST(trim(id_value) AS BIGINT), lower(trim(id_value))
+            SELECT pos, TRY_CAST(trim(id_value) AS BIGINT), lower(trim(id_value))
             FROM identifiers_in WHERE id_type = 'customer_id' AND id_value IS NOT NULL
             """,
         ),
         SqlStep(
             "claims",
             """
-            SELECT DISTINCT record_key, customer_id FROM claims_raw
+            SELECT DISTINCT pos, customer_id FROM claims_raw
             WHERE customer_id IS NOT NULL
               AND raw NOT IN (SELECT value FROM blocked_values)
               AND CAST(customer_id AS VARCHAR) NOT IN (SELECT value FROM blocked_values)
@@ -98,21 +99,21 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
         ),
         SqlStep(
             "record_accounts",
-            "SELECT record_key, count(*) AS customers FROM claims GROUP BY record_key",
+            "SELECT pos, count(*) AS customers FROM claims GROUP BY pos",
         ),
         # Claims of records naming at most `limit` accounts: the customer_id evidence.
         SqlStep(
             "customer_members",
             f"""
-            SELECT c.record_key, c.customer_id
-            FROM claims c JOIN record_accounts a USING (record_key)
+            SELECT c.pos, c.customer_id
+            FROM claims c JOIN record_accounts a USING (pos)
             WHERE a.customers <= {limit}
             """,
         ),
         SqlStep(
             "shared_customers",
             """
-            SELECT customer_id, min(record_key) AS hub FROM customer_members
+            SELECT customer_id, min(pos) AS hub FROM customer_members
             GROUP BY customer_id HAVING count(*) > 1
             """,
         ),
@@ -120,26 +121,26 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
         SqlStep(
             "blocked_emails",
             """
-            SELECT DISTINCT record_key, value FROM (
-                SELECT record_key, lower(trim(email_key)) AS value FROM records_in
+            SELECT DISTINCT pos, value FROM (
+                SELECT pos, lower(trim(email_key)) AS value FROM records_in
                 WHERE email_key IS NOT NULL
                 UNION ALL
-                SELECT record_key, lower(trim(email)) FROM records_in WHERE email IS NOT NULL
+                SELECT pos, lower(trim(email)) FROM records_in WHERE email IS NOT NULL
             ) WHERE value IN (SELECT value FROM blocked_values)
             """,
         ),
         SqlStep(
             "email_members",
             """
-            SELECT record_key, email_key FROM records_in
+            SELECT pos, email_key FROM records_in
             WHERE email_key IS NOT NULL
-              AND record_key NOT IN (SELECT record_key FROM blocked_emails)
+              AND pos NOT IN (SELECT pos FROM blocked_emails)
             """,
         ),
         SqlStep(
             "shared_emails",
             """
-            SELECT email_key, min(record_key) AS hub FROM email_members
+            SELECT email_key, min(pos) AS hub FROM email_members
             GROUP BY email_key HAVING count(*) > 1
             """,
         ),
@@ -150,7 +151,7 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             """
             SELECT DISTINCT m.email_key, r.first_name, r.last_name, r.address, r.birth_date,
                    coalesce(strftime(r.birth_date, '%m-%d'), r.birth_md) AS birth_md
-            FROM email_members m JOIN records_in r USING (record_key)
+            FROM email_members m JOIN records_in r USING (pos)
             WHERE m.email_key IN (SELECT email_key FROM shared_emails)
               AND r.first_name IS NOT NULL
             """,
@@ -179,32 +180,32 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
                    count(DISTINCT c.customer_id) AS customers
             FROM shared_emails s
             JOIN email_members m USING (email_key)
-            LEFT JOIN claims c USING (record_key)
+            LEFT JOIN claims c USING (pos)
             GROUP BY m.email_key
             """,
         ),
         SqlStep(
             "star_links",
             f"""
-            SELECT s.hub AS left_key, m.record_key AS right_key, 'customer_id' AS evidence
+            SELECT s.hub AS left_pos, m.pos AS right_pos, 'customer_id' AS evidence
             FROM customer_members m JOIN shared_customers s USING (customer_id)
-            WHERE m.record_key <> s.hub
+            WHERE m.pos <> s.hub
             UNION ALL
-            SELECT a.hub, m.record_key, 'email'
+            SELECT a.hub, m.pos, 'email'
             FROM email_members m JOIN email_accounts a USING (email_key)
-            WHERE a.customers <= {limit} AND m.record_key <> a.hub
+            WHERE a.customers <= {limit} AND m.pos <> a.hub
               AND m.email_key NOT IN (SELECT email_key FROM email_conflicts)
             """,
         ),
         SqlStep(
             "deterministic_links",
             """
-            SELECT left_key, right_key, 'deterministic' AS kind, min(evidence) AS evidence,
+            SELECT left_pos, right_pos, 'deterministic' AS kind, min(evidence) AS evidence,
                    CAST(NULL AS DOUBLE) AS match_weight,
                    CAST(NULL AS DOUBLE) AS match_probability,
                    CAST(NULL AS VARCHAR) AS contributions
-            FROM star_links GROUP BY left_key, right_key
-            ORDER BY left_key, right_key
+            FROM star_links GROUP BY left_pos, right_pos
+            ORDER BY left_pos, right_pos
             """,
         ),
         SqlStep(
@@ -219,7 +220,7 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             GROUP BY raw
             UNION ALL
             SELECT 'email', b.value, '{BLOCKED}', count(DISTINCT c.customer_id)
-            FROM blocked_emails b LEFT JOIN claims c USING (record_key)
+            FROM blocked_emails b LEFT JOIN claims c USING (pos)
             GROUP BY b.value
             UNION ALL
             SELECT 'email', email_key, '{TOO_MANY_ACCOUNTS}', customers
@@ -229,8 +230,8 @@ def _steps(max_customers: int) -> tuple[SqlStep, ...]:
             FROM email_accounts
             WHERE customers <= {limit} AND email_key IN (SELECT email_key FROM email_conflicts)
             UNION ALL
-            SELECT 'record', record_key, '{TOO_MANY_ACCOUNTS}', customers
-            FROM record_accounts WHERE customers > {limit}
+            SELECT 'record', r.record_key, '{TOO_MANY_ACCOUNTS}', a.customers
+            FROM record_accounts a JOIN records_in r USING (pos) WHERE a.customers > {limit}
             ORDER BY id_type, id_value, reason
             """,
         ),
@@ -251,11 +252,8 @@ def _check_claims(local: LocalSql) -> None:
             f"e.g. {bad[1]!r} of record {bad[0]!r}"
         )
     (orphan,) = local.rows(
-        """
-        SELECT any_value(record_key), count(*) FROM identifiers_in
-        WHERE id_type = 'customer_id'
-          AND NOT EXISTS (SELECT 1 FROM records_in r WHERE r.record_key = identifiers_in.record_key)
-        """
+        "SELECT any_value(record_key), count(*) FROM identifiers_in "
+        "WHERE id_type = 'customer_id' AND pos IS NULL"
     )
     if orphan[1]:
         raise DataError(
@@ -268,10 +266,12 @@ _OUTPUTS = ("deterministic_links", "ignored")
 
 
 def deterministic_in(local: LocalSql, settings: IdentitySettings) -> None:
-    """The tables ``deterministic_links`` (LINKS, sorted) and ``ignored`` (IGNORED) of
-    ``local``, from its tables ``records`` and ``identifiers`` (the intermediate steps are
-    dropped afterwards)."""
-    local.execute("CREATE OR REPLACE TEMP VIEW records_in AS SELECT * FROM records")
+    """The tables ``deterministic_links`` (LINKS but for the record positions ``left_pos``,
+    ``right_pos`` in place of the keys; sorted) and ``ignored`` (IGNORED) of ``local``, from
+    its tables ``records`` and ``identifiers`` (with record positions:
+    :func:`c360.identity.records.records_in_order`; the intermediate steps are dropped
+    afterwards)."""
+    local.execute("CREATE OR REPLACE TEMP VIEW records_in AS SELECT rowid AS pos, * FROM records")
     local.execute("CREATE OR REPLACE TEMP VIEW identifiers_in AS SELECT * FROM identifiers")
     blocked_table(local, settings.blocked_values)
     _check_claims(local)
@@ -294,10 +294,8 @@ def deterministic_links(
         raise DataError("identity records: record_key is null in some rows; every record needs one")
     identifiers = require(identifiers, IDENTIFIERS, "identifiers", _IDENTIFIER_COLUMNS)
     with compute.local() as local:
-        local.register("records", records)
-        local.register("identifiers", identifiers)
+        load_in(local, records, identifiers)
         deterministic_in(local, settings)
-        out = {name: local.table(f"SELECT * FROM {name}") for name in _OUTPUTS}
-    return DeterministicGraph(
-        links=out["deterministic_links"].cast(LINKS), ignored=out["ignored"].cast(IGNORED)
-    )
+        links = local.table(keyed_links_sql("deterministic_links"))
+        ignored = local.table("SELECT * FROM ignored")
+    return DeterministicGraph(links=links.cast(LINKS), ignored=ignored.cast(IGNORED))

@@ -97,6 +97,7 @@ from c360.config import IdentitySettings
 from c360.contracts import identity as contract
 from c360.contracts.compute import Compute, Linkage, LocalSql
 from c360.errors import DataError
+from c360.identity.records import RECORD_KEYS, keyed_links_sql, load_in
 
 # The tuning values (seed, u sample, prior recall, training block minimums) are settings:
 # IdentitySettings.training_seed, u_sample_pairs, prior_recall, min_training_pairs and
@@ -210,7 +211,7 @@ class LinkRun:
     training_rules: tuple[str, ...]  # EM blocks used (those with enough pairs)
     seconds: dict[str, float] = field(default_factory=dict)
     # When asked for (evaluation): the candidate pairs blocking produced (left_key, right_key,
-    # representatives) and each eligible record's profile (record_key, profile).
+    # representatives' keys) and each eligible record's profile (record_key, profile).
     blocked_pairs: pa.Table | None = None
     profile_of: pa.Table | None = None
     # How many links there are when ``links`` is not handed back as Arrow (:func:`link_in`).
@@ -245,9 +246,9 @@ def link_run(
     """
     _check_columns(records)
     with compute.local() as local:
-        local.register("records", records.select(["record_key", *_PROFILE_COLUMNS]))
+        load_in(local, records.select(["record_key", *_PROFILE_COLUMNS]))
         run = _run(compute, local, settings, blocked_pairs)
-        links = local.table("SELECT * FROM probabilistic_links").cast(contract.LINKS)
+        links = local.table(keyed_links_sql("probabilistic_links")).cast(contract.LINKS)
     return replace(run, links=links, link_count=None)
 
 
@@ -336,11 +337,11 @@ def _prepare(
     local.execute(
         f"""
         CREATE TEMP TABLE eligible AS
-        SELECT record_key, customer_id, email_key, phone, first_name, last_name, address,
+        SELECT pos, customer_id, email_key, phone, first_name, last_name, address,
                postcode, city, birth_date,
                coalesce(strftime(birth_date, '%m-%d'), birth_md) AS birth_md
         FROM (
-            SELECT record_key, customer_id, {_text("email_key")} AS email_key,
+            SELECT rowid AS pos, customer_id, {_text("email_key")} AS email_key,
                    {_text("phone")} AS phone, {_text("first_name")} AS first_name,
                    {_text("last_name")} AS last_name, {_text("address")} AS address,
                    {_text("postcode")} AS postcode, {_text("city")} AS city, birth_date,
@@ -358,9 +359,9 @@ def _prepare(
         CREATE TEMP TABLE ranked AS
         SELECT *,
                row_number() OVER profile_window AS member,
-               first_value(record_key) OVER profile_window AS profile
+               first_value(pos) OVER profile_window AS profile
         FROM eligible
-        WINDOW profile_window AS (PARTITION BY {", ".join(_PROFILE_COLUMNS)} ORDER BY record_key)
+        WINDOW profile_window AS (PARTITION BY {", ".join(_PROFILE_COLUMNS)} ORDER BY pos)
         """
     )
     names = local.table(
@@ -374,7 +375,7 @@ def _prepare(
     local.execute(
         """
         CREATE TEMP TABLE profile_rows AS
-        SELECT r.record_key, r.profile, CAST(r.member - 1 AS INTEGER) AS twin, r.customer_id,
+        SELECT r.pos, r.profile, CAST(r.member - 1 AS INTEGER) AS twin, r.customer_id,
                r.first_name, r.last_name, r.first_name || ' ' || r.last_name AS full_name,
                f.code AS first_code, l.code AS last_code,
                r.email_key, split_part(r.email_key, '@', 1) AS email_local,
@@ -399,11 +400,17 @@ def _prepare(
     local.execute(
         """
         CREATE OR REPLACE TEMP TABLE profile_members AS
-        SELECT record_key, profile FROM ranked WHERE member > 2 AND customer_id IS NULL
+        SELECT pos, profile FROM ranked WHERE member > 2 AND customer_id IS NULL
         """
     )
     profile_of = (
-        local.table("SELECT record_key, profile FROM ranked ORDER BY record_key")
+        local.table(
+            f"""
+            SELECT r.record_key, p.record_key AS profile FROM ranked x
+            JOIN ({RECORD_KEYS}) r ON r.pos = x.pos JOIN ({RECORD_KEYS}) p ON p.pos = x.profile
+            ORDER BY x.pos
+            """
+        )
         if keep_profiles
         else None
     )
@@ -430,7 +437,7 @@ def _flag_large_blocks(local: LocalSql, settings: IdentitySettings) -> None:
         flags.append(f"CAST(b{i}.{rule.key[0]} IS NOT NULL AS INTEGER) AS {_large_column(i)}")
     local.execute(
         f"CREATE OR REPLACE TEMP TABLE profiles AS SELECT p.*, {', '.join(flags)} "
-        f"FROM profile_rows p {' '.join(joins)} ORDER BY p.record_key"
+        f"FROM profile_rows p {' '.join(joins)} ORDER BY p.pos"
     )
     for table in ["profile_rows", *(_large_column(i) for i in range(len(BLOCKING_RULES)))]:
         local.execute(f"DROP TABLE {table}")
@@ -479,7 +486,7 @@ def _training_rules(local: LocalSql, settings: IdentitySettings) -> tuple[str, .
             SELECT count(*), count(*) FILTER (
                 WHERE l.first_name = r.first_name OR l.last_name = r.last_name
             )
-            FROM profiles l JOIN profiles r ON {rule} AND l.record_key < r.record_key
+            FROM profiles l JOIN profiles r ON {rule} AND l.pos < r.pos
             """
         )[0]
         pairs, named = int(row[0]), int(row[1])
@@ -658,7 +665,7 @@ def _settings_creator(prior: float) -> Any:
     rules: list[Any] = [_rule_sql(i) for i in range(len(BLOCKING_RULES))]
     return SettingsCreator(
         link_type="dedupe_only",
-        unique_id_column_name="record_key",
+        unique_id_column_name="pos",  # the record's position (records.records_in_order)
         comparisons=_comparisons(),
         blocking_rules_to_generate_predictions=rules,
         retain_matching_columns=True,  # gives the gamma (level) columns
@@ -709,9 +716,10 @@ def _score(
         }
         pairs = None
         if keep_pairs:
-            pairs = blocked.query_sql(
-                "SELECT join_key_l AS left_key, join_key_r AS right_key FROM {this}"
+            positions = blocked.query_sql(
+                "SELECT join_key_l AS left_pos, join_key_r AS right_pos FROM {this}"
             ).as_pyarrow_table()
+            pairs = _keyed_pairs(local, positions)
         threshold = settings.match_probability
         predicted: Any = linker.inference.predict(
             threshold_match_probability=threshold, warning_mode="never"
@@ -737,6 +745,21 @@ def _score(
         blocked_pairs=pairs,
         profile_of=prepared.profile_of,
     )
+
+
+def _keyed_pairs(local: LocalSql, positions: pa.Table) -> pa.Table:
+    """Pairs of record positions (left_pos, right_pos) as pairs of record keys."""
+    local.register("pair_positions", positions)
+    try:
+        return local.table(
+            f"""
+            SELECT l.record_key AS left_key, r.record_key AS right_key FROM pair_positions p
+            JOIN ({RECORD_KEYS}) l ON l.pos = p.left_pos
+            JOIN ({RECORD_KEYS}) r ON r.pos = p.right_pos
+            """
+        )
+    finally:
+        local.unregister("pair_positions")
 
 
 def _train(linker: Any, training: Sequence[str], shared: bool, settings: IdentitySettings) -> None:
@@ -861,7 +884,7 @@ def _prediction_columns(predicted: Any) -> list[str]:
     wanted = {
         "match_weight",
         "match_probability",
-        *(f"{c}_{side}" for c in ("record_key", "customer_id") for side in "lr"),
+        *(f"{c}_{side}" for c in ("pos", "customer_id") for side in "lr"),
         *(
             f"{c}_{side}"
             for c in ("email_key", "first_name", "birth_date", "birth_md")
@@ -873,7 +896,7 @@ def _prediction_columns(predicted: Any) -> list[str]:
 
 
 _PAIR_COLUMNS = (
-    "left_key VARCHAR, right_key VARCHAR, match_weight DOUBLE, match_probability DOUBLE, "
+    "left_pos BIGINT, right_pos BIGINT, match_weight DOUBLE, match_probability DOUBLE, "
     "contributions VARCHAR"
 )
 # Splink's predictions as a table of the session, where SQL turns them into pairs: handed over
@@ -899,16 +922,15 @@ def _links_in(local: LocalSql) -> int:
     local.execute(
         """
         CREATE OR REPLACE TEMP TABLE probabilistic_links AS
-        SELECT left_key, right_key, 'probabilistic' AS kind, 'splink' AS evidence,
+        SELECT left_pos, right_pos, 'probabilistic' AS kind, 'splink' AS evidence,
                match_weight, match_probability, contributions
         FROM (
             SELECT * FROM probabilistic_pairs
             UNION ALL
-            SELECT p.left_key, m.record_key, p.match_weight, p.match_probability,
-                   p.contributions
-            FROM probabilistic_pairs p JOIN profile_members m ON m.profile = p.left_key
+            SELECT p.left_pos, m.pos, p.match_weight, p.match_probability, p.contributions
+            FROM probabilistic_pairs p JOIN profile_members m ON m.profile = p.left_pos
         ) links
-        ORDER BY left_key, right_key
+        ORDER BY left_pos, right_pos
         """
     )
     return _scalar(local, "SELECT count(*) FROM probabilistic_links")
@@ -924,7 +946,7 @@ def _pairs_sql(columns: Sequence[str]) -> str:
         "birth_date_l", "birth_date_r", "birth_md_l", "birth_md_r",
     )  # fmt: skip
     return f"""
-        SELECT record_key_l, record_key_r, CAST(match_weight AS DOUBLE),
+        SELECT pos_l, pos_r, CAST(match_weight AS DOUBLE),
                CAST(match_probability AS DOUBLE), {_contributions_sql(columns)}
         FROM {_PREDICTIONS}
         WHERE match_probability >= ? AND (customer_id_l IS NULL OR customer_id_r IS NULL)

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from c360.config import IdentitySettings
 from c360.contracts import identity as contract
 from c360.contracts.compute import Compute, LocalSql, SqlStep
-from c360.errors import TerminalError
+from c360.errors import DataError, TerminalError
 from c360.identity.normalise import (
     E164_PATTERN,
     ascii_sql,
@@ -393,24 +393,114 @@ def _normalise_sql(raw: str) -> str:
     """
 
 
+# A record's position (``pos``) is its row in the session's table ``records``, which is written
+# in record_key order: DuckDB's rowid of a table written by an ordered statement, so it costs
+# no column and no sort (``records_in_order``). Positions order like the keys, so the smallest
+# position of a group is its smallest record_key: the later stages join, group and sort on
+# positions (BIGINT) rather than on the key strings — at a million customers each string sort
+# and join of 13M record keys took seconds — and join the keys back only for what they write.
 _IDENTIFIERS_SQL = """
-SELECT DISTINCT record_key, id_type, id_value FROM (
-    SELECT record_key, 'customer_id' AS id_type, CAST(customer_id AS VARCHAR) AS id_value
+SELECT DISTINCT pos, record_key, id_type, id_value FROM (
+    SELECT rowid AS pos, record_key, 'customer_id' AS id_type,
+           CAST(customer_id AS VARCHAR) AS id_value
     FROM records WHERE record_type <> 'cookie'
     UNION ALL
-    SELECT record_key, 'customer_id', CAST(CAST(customer_id AS BIGINT) AS VARCHAR)
-    FROM {cookies}
-    UNION ALL SELECT record_key, 'email', email FROM records
-    UNION ALL SELECT record_key, 'phone', phone FROM records
+    SELECT r.pos, c.record_key, 'customer_id', CAST(CAST(c.customer_id AS BIGINT) AS VARCHAR)
+    FROM {cookies} c
+    JOIN (SELECT rowid AS pos, record_key FROM records WHERE record_type = 'cookie') r
+      USING (record_key)
+    UNION ALL SELECT rowid, record_key, 'email', email FROM records
+    UNION ALL SELECT rowid, record_key, 'phone', phone FROM records
     UNION ALL
-    SELECT record_key, CASE record_type WHEN 'cookie' THEN 'anonymous_id'
-                                        WHEN 'user' THEN 'zendesk_user_id'
-                                        WHEN 'member' THEN 'mailchimp_id' END, record_id
+    SELECT rowid, record_key, CASE record_type WHEN 'cookie' THEN 'anonymous_id'
+                                               WHEN 'user' THEN 'zendesk_user_id'
+                                               WHEN 'member' THEN 'mailchimp_id' END, record_id
     FROM records WHERE record_type IN ('cookie', 'user', 'member')
-    UNION ALL SELECT record_key, 'mailchimp_id', alt_id FROM {raw}
+    UNION ALL
+    SELECT r.pos, x.record_key, 'mailchimp_id', x.alt_id
+    FROM {raw} x
+    JOIN (SELECT rowid AS pos, record_key FROM records WHERE record_type = 'member') r
+      USING (record_key)
+    WHERE x.alt_id IS NOT NULL
 ) every_identifier
 WHERE id_value IS NOT NULL
 """
+
+
+# Each record's position and key (a subquery).
+RECORD_KEYS = "SELECT rowid AS pos, record_key FROM records"
+# The record keys that appear more than once (in key order: a key equal to the next row's).
+REPEATED_KEYS = (
+    "SELECT a.record_key FROM records a JOIN records b ON b.rowid = a.rowid + 1 "
+    "WHERE a.record_key = b.record_key"
+)
+
+
+def records_in_order(local: LocalSql, sql: str) -> None:
+    """The session table ``records`` from ``sql``'s rows (RECORDS columns), in record_key
+    order: a record's position is its rowid (``SELECT rowid AS pos, * FROM records``)."""
+    local.execute(
+        f"CREATE OR REPLACE TEMP TABLE records AS SELECT * FROM ({sql}) ORDER BY record_key"
+    )
+
+
+def load_in(local: LocalSql, records: pa.Table, identifiers: pa.Table | None = None) -> None:
+    """The session tables ``records`` (:func:`records_in_order`) and ``identifiers`` (with
+    each row's record position ``pos``; null for a record_key the records lack) from Arrow,
+    as the stages' Arrow forms take them."""
+    local.register("records_arrow", records)
+    try:
+        records_in_order(local, "SELECT * FROM records_arrow")
+    finally:
+        local.unregister("records_arrow")
+    if identifiers is None:
+        return
+    local.register("identifiers_arrow", identifiers)
+    try:
+        local.execute(
+            "CREATE OR REPLACE TEMP TABLE identifiers AS SELECT r.pos, i.* "
+            "FROM identifiers_arrow i "
+            f"LEFT JOIN ({RECORD_KEYS}) r USING (record_key)"
+        )
+    finally:
+        local.unregister("identifiers_arrow")
+
+
+def load_links_in(local: LocalSql, links: pa.Table) -> None:
+    """The session table ``links`` (by record positions, as the stages make it) from LINKS
+    rows (by record keys) of the session's ``records``; a key the records lack is a
+    DataError."""
+    local.register("links_arrow", links)
+    try:
+        local.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE links AS
+            SELECT l.pos AS left_pos, r.pos AS right_pos, k.* EXCLUDE (left_key, right_key),
+                   CASE WHEN l.pos IS NULL THEN k.left_key WHEN r.pos IS NULL THEN k.right_key
+                   END AS unknown
+            FROM links_arrow k
+            LEFT JOIN ({RECORD_KEYS}) l ON l.record_key = k.left_key
+            LEFT JOIN ({RECORD_KEYS}) r ON r.record_key = k.right_key
+            """
+        )
+    finally:
+        local.unregister("links_arrow")
+    unknown = local.rows("SELECT unknown FROM links WHERE unknown IS NOT NULL LIMIT 1")
+    if unknown:
+        raise DataError(f"identity links: record {unknown[0][0]!r} is not in the records table")
+    local.execute("ALTER TABLE links DROP COLUMN unknown")
+
+
+def keyed_links_sql(table: str) -> str:
+    """SQL: the session's links ``table`` (positions ``left_pos``, ``right_pos`` and the other
+    LINKS columns) as LINKS, the record keys joined back, in position order."""
+    return f"""
+        SELECT l.record_key AS left_key, r.record_key AS right_key, k.kind, k.evidence,
+               k.match_weight, k.match_probability, k.contributions
+        FROM {table} k
+        JOIN records l ON l.rowid = k.left_pos JOIN records r ON r.rowid = k.right_pos
+        ORDER BY k.left_pos, k.right_pos
+    """
 
 
 def normalise_in(
@@ -420,7 +510,8 @@ def normalise_in(
     cookies: str = RAW_OUTPUTS[1],
 ) -> None:
     """RECORDS and IDENTIFIERS as the tables ``records`` and ``identifiers`` of ``local``, from
-    the raw extract's tables (:data:`RAW_OUTPUTS`, dropped afterwards).
+    the raw extract's tables (:data:`RAW_OUTPUTS`, dropped afterwards); ``identifiers`` carries
+    each row's record position ``pos`` (:func:`records_in_order`).
 
     Normalised in SQL, with the Python functions of :mod:`c360.identity.normalise` over the
     distinct values SQL cannot do exactly; the rows stay in the session (spilling past
@@ -433,9 +524,7 @@ def normalise_in(
         f"coalesce(country, {region}, '') AS region FROM {raw}"
     )
     _lookups(local, raw, settings)
-    local.execute(
-        f"CREATE OR REPLACE TEMP TABLE records AS {_normalise_sql(raw)} ORDER BY record_key"
-    )
+    records_in_order(local, _normalise_sql(raw))
     local.execute(
         "CREATE OR REPLACE TEMP TABLE identifiers AS "
         + _IDENTIFIERS_SQL.format(raw=raw, cookies=cookies)
@@ -451,7 +540,7 @@ def _records_table(local: LocalSql) -> pa.Table:
 
 def _identifiers_table(local: LocalSql) -> pa.Table:
     return (
-        local.table("SELECT * FROM identifiers ORDER BY record_key, id_type, id_value")
+        local.table("SELECT * FROM identifiers ORDER BY pos, id_type, id_value")
         .select(contract.IDENTIFIERS.names)
         .cast(contract.IDENTIFIERS)
     )

@@ -69,6 +69,7 @@ from c360.contracts.identity import (
     require,
 )
 from c360.errors import DataError
+from c360.identity.records import RECORD_KEYS, REPEATED_KEYS, load_in
 
 # An identifier that *is* a record's id belongs to that record's person even when other
 # records carry it too (the customer account owns its customer_id, the cookie its anonymous_id).
@@ -143,23 +144,22 @@ def _check(local: LocalSql, sql: str, problem: str) -> None:
 def _validate(local: LocalSql) -> None:
     _check(
         local,
+        REPEATED_KEYS,
+        "identity records: {count} record_key(s) appear more than once, e.g. {example!r}",
+    )
+    _check(
+        local,
         "SELECT record_key FROM clusters_in WHERE record_key IS NULL OR cluster_key IS NULL",
         "identity clusters: {count} row(s) have a null record_key or cluster_key",
     )
     _check(
         local,
-        "SELECT record_key FROM clusters_in GROUP BY record_key HAVING count(*) > 1",
+        "SELECT any_value(record_key) FROM clusters_in GROUP BY pos HAVING count(*) > 1",
         "identity clusters: {count} record(s) are in several clusters, e.g. {example!r}",
     )
     _check(
         local,
-        "SELECT record_key FROM records_in GROUP BY record_key HAVING count(*) > 1",
-        "identity records: {count} record_key(s) appear more than once, e.g. {example!r}",
-    )
-    _check(
-        local,
-        "SELECT c.record_key FROM clusters_in c "
-        "LEFT JOIN records_in r ON r.record_key = c.record_key WHERE r.record_key IS NULL",
+        "SELECT record_key FROM clusters_in WHERE pos IS NULL",
         "identity clusters: {count} clustered record(s) are not in the records table, "
         "e.g. {example!r}",
     )
@@ -185,7 +185,7 @@ def _steps() -> tuple[SqlStep, ...]:
             SELECT c.record_key, c.cluster_key, r.first_seen,
                    CASE WHEN r.source = 'mysql' AND r.record_type = 'customer'
                         THEN r.customer_id END AS account
-            FROM clusters_in c JOIN records_in r ON r.record_key = c.record_key
+            FROM clusters_in c JOIN records r ON r.rowid = c.pos
             """,
         ),
         SqlStep(
@@ -311,9 +311,9 @@ def _result_steps(day: dt.date) -> tuple[SqlStep, ...]:
         SqlStep(
             "assignment",
             """
-            SELECT c.record_key, i.person_id
+            SELECT c.record_key, i.person_id, c.pos
             FROM clusters_in c JOIN ids i ON i.cluster_key = c.cluster_key
-            ORDER BY c.record_key
+            ORDER BY c.pos
             """,
         ),
         SqlStep(
@@ -454,9 +454,13 @@ def assign(
         ("cluster_key", "reason"),
     )
     with compute.local() as local:
+        load_in(local, records)
+        local.register("clusters_arrow", clusters)
+        local.execute(
+            f"CREATE TEMP TABLE clusters AS SELECT c.*, r.pos FROM clusters_arrow c "
+            f"LEFT JOIN ({RECORD_KEYS}) r USING (record_key)"
+        )
         for name, table in (
-            ("clusters", clusters),
-            ("records", records),
             ("prev_assignment", prev_assignment),
             ("prev_redirects", prev_redirects),
             ("prev_person_ids", prev_person_ids),
@@ -465,6 +469,7 @@ def assign(
             local.register(name, table)
         assign_in(local, day)
         out = {name: local.table(f"SELECT * FROM {name}") for name in ASSIGN_OUTPUTS}
+    out["assignment"] = out["assignment"].select(ASSIGNMENT.names)
     return Assignment(
         day=day,
         assignment=out["assignment"].cast(ASSIGNMENT),
@@ -478,11 +483,13 @@ ASSIGN_OUTPUTS = ("assignment", "history", "redirects", "person_ids")
 
 
 def assign_in(local: LocalSql, day: dt.date) -> None:
-    """:func:`assign` on tables of ``local``: ``clusters``, ``records``, ``prev_assignment``,
-    ``prev_redirects``, ``prev_person_ids`` and ``reasons_in`` (CLUSTER_REASONS) in, the tables
-    of :data:`ASSIGN_OUTPUTS` out (the intermediate steps are dropped)."""
+    """:func:`assign` on tables of ``local``: ``clusters`` (with each record's position
+    ``pos``), ``records`` (in record_key order:
+    :func:`c360.identity.records.records_in_order`), ``prev_assignment``, ``prev_redirects``,
+    ``prev_person_ids`` and ``reasons_in`` (CLUSTER_REASONS) in, the tables of
+    :data:`ASSIGN_OUTPUTS` out (``assignment`` with ``pos``; the intermediate steps are
+    dropped)."""
     local.execute("CREATE OR REPLACE TEMP VIEW clusters_in AS SELECT * FROM clusters")
-    local.execute("CREATE OR REPLACE TEMP VIEW records_in AS SELECT * FROM records")
     _validate(local)
     local.run(_steps(), [])
     _resolve_collisions(local)
@@ -492,7 +499,6 @@ def assign_in(local: LocalSql, day: dt.date) -> None:
             local.execute(f"DROP TABLE IF EXISTS {step.name}")
     local.execute("DROP TABLE IF EXISTS colliding")
     local.execute("DROP VIEW clusters_in")
-    local.execute("DROP VIEW records_in")
 
 
 def summary_in(local: LocalSql) -> dict[str, int]:
@@ -526,7 +532,7 @@ _IDENTITY_MAP_STEPS = (
         "candidates",
         """
         SELECT DISTINCT i.id_type, i.id_value, a.person_id
-        FROM identifiers_in i JOIN assignment_in a ON a.record_key = i.record_key
+        FROM identifiers_in i JOIN assignment_in a ON a.pos = i.pos
         WHERE i.id_type IS NOT NULL AND i.id_value IS NOT NULL
         """,
     ),
@@ -583,16 +589,25 @@ def identity_map(compute: Compute, identifiers: pa.Table, assignment: pa.Table) 
     )
     assignment = require(assignment, ASSIGNMENT, "assignment", tuple(ASSIGNMENT.names))
     with compute.local() as local:
-        local.register("identifiers_in", identifiers)
-        local.register("assignment_in", assignment)
+        # Each record a position (its rank by record_key), as the step's session has them.
+        local.register("assignment_arrow", assignment)
+        local.register("identifiers_arrow", identifiers)
+        local.execute(
+            "CREATE TEMP TABLE assignment_in AS SELECT *, "
+            "dense_rank() OVER (ORDER BY record_key) AS pos FROM assignment_arrow"
+        )
+        local.execute(
+            "CREATE TEMP TABLE identifiers_in AS SELECT i.*, a.pos FROM identifiers_arrow i "
+            "LEFT JOIN (SELECT DISTINCT record_key, pos FROM assignment_in) a USING (record_key)"
+        )
         identity_map_in(local)
         out = {name: local.table(f"SELECT * FROM {name}") for name in ("identity_map", "ambiguous")}
     return IdentityMap(out["identity_map"].cast(IDENTITY_MAP), out["ambiguous"].cast(AMBIGUOUS))
 
 
 def identity_map_in(local: LocalSql) -> None:
-    """:func:`identity_map` on ``local``'s ``identifiers_in`` and ``assignment_in``: its tables
-    ``identity_map`` and ``ambiguous``."""
+    """:func:`identity_map` on ``local``'s ``identifiers_in`` and ``assignment_in`` (both with
+    each record's position ``pos``): its tables ``identity_map`` and ``ambiguous``."""
     owner_records = pa.table(
         {"id_type": list(OWNER_RECORDS), "prefix": list(OWNER_RECORDS.values())}
     )

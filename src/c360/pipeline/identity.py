@@ -81,7 +81,7 @@ class IdentityReport:
 # and its schema; state tables last (the next day reads them back).
 _OUTPUTS: tuple[tuple[str, str, pa.Schema], ...] = (
     ("records", "records", contract.RECORDS),
-    ("links", "links", contract.LINKS),
+    ("links", "keyed_links", contract.LINKS),
     ("clusters", "clusters", contract.CLUSTERS),
     ("flags", "flags", contract.FLAGS),
     ("refused", "refused", contract.REFUSED),
@@ -138,6 +138,9 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         )
         local.execute("DROP TABLE deterministic_links")
         local.execute("DROP TABLE probabilistic_links")
+        local.execute(
+            f"CREATE OR REPLACE TEMP VIEW keyed_links AS {records.keyed_links_sql('links')}"
+        )
         clustered = clustering.cluster_in(local, settings.identity)
         lap("clustering")
         local.register_lake(_previous_inputs(lake, day))
