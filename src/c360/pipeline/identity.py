@@ -39,6 +39,7 @@ from c360.identity import clustering, graph, probabilistic, records, stable_ids
 from c360.lake import Lake
 from c360.pipeline import lake_inputs
 from c360.pipeline.lake_inputs import raw_inputs
+from c360.pipeline.table_writes import write_tables
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,7 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         local.execute("CREATE OR REPLACE TEMP VIEW assignment_in AS SELECT * FROM assignment")
         stable_ids.identity_map_in(local)
         lap("stable_ids")
-        for name, table, schema in _OUTPUTS:
-            _write(local, lake, day, name, table, schema)
+        _write(local, lake, day)
         lap("write")
         summary = stable_ids.summary_in(local)
         report = IdentityReport(
@@ -185,16 +185,10 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
     return report
 
 
-def _write(
-    local: LocalSql, lake: Lake, day: dt.date, name: str, table: str, schema: pa.Schema
-) -> None:
-    """A session table to ``features/identity/<name>/dt=D``, streamed in batches."""
-    columns = ", ".join(schema.names)
-    batches = (
-        batch.cast(schema)
-        for batch in local.batches(f"SELECT {columns} FROM {table}", _WRITE_BATCH_ROWS)
-    )
-    lake.write_partition(SOURCE, name, day, batches, schema=schema, zone=ZONE)
+def _write(local: LocalSql, lake: Lake, day: dt.date) -> None:
+    """Every output's session table to ``features/identity/<name>/dt=D``, streamed in
+    batches, two tables encoded at a time (:mod:`c360.pipeline.table_writes`)."""
+    write_tables(local, lake, day, _OUTPUTS, source=SOURCE, zone=ZONE, batch_rows=_WRITE_BATCH_ROWS)
 
 
 def _previous_inputs(lake: Lake, day: dt.date) -> list[LakeInput]:
