@@ -127,6 +127,14 @@ CASES = [
     record("mysql/order:900010", **OSKAR),
     record("mysql/order:900011", **OSKAR),
     record("mysql/order:900012", **OSKAR),
+    # ... and Oskar at the help desk: a link of the checkouts' representative besides its
+    # twin's, which must not link the further checkout a second time.
+    record(
+        "zendesk/user:z900010",
+        email_key=OSKAR["email_key"],
+        first_name="oskar",
+        last_name="lindqvist",
+    ),
 ]
 
 
@@ -209,6 +217,7 @@ def test_repeat_guest_records_are_linked_with_one_score(run: LinkRun) -> None:
     assert further["match_weight"] == first["match_weight"]
     assert further["contributions"] == first["contributions"]
     assert ("mysql/order:900011", "mysql/order:900012") not in found  # a star, not a clique
+    assert ("mysql/order:900010", "zendesk/user:z900010") in found
 
 
 def test_links_follow_the_contract(run: LinkRun) -> None:

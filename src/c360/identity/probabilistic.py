@@ -928,7 +928,9 @@ def _links_in(local: LocalSql) -> int:
             SELECT * FROM probabilistic_pairs
             UNION ALL
             SELECT p.left_pos, m.pos, p.match_weight, p.match_probability, p.contributions
-            FROM probabilistic_pairs p JOIN profile_members m ON m.profile = p.left_pos
+            FROM probabilistic_pairs p
+            JOIN profiles t ON t.pos = p.right_pos AND t.twin = 1  -- the twin link only
+            JOIN profile_members m ON m.profile = p.left_pos
         ) links
         ORDER BY left_pos, right_pos
         """

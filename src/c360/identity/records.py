@@ -493,13 +493,14 @@ def load_links_in(local: LocalSql, links: pa.Table) -> None:
 
 def keyed_links_sql(table: str) -> str:
     """SQL: the session's links ``table`` (positions ``left_pos``, ``right_pos`` and the other
-    LINKS columns) as LINKS, the record keys joined back, in position order."""
+    LINKS columns) as LINKS, the record keys joined back, in position order (a pair linked
+    both ways: deterministic first)."""
     return f"""
         SELECT l.record_key AS left_key, r.record_key AS right_key, k.kind, k.evidence,
                k.match_weight, k.match_probability, k.contributions
         FROM {table} k
         JOIN records l ON l.rowid = k.left_pos JOIN records r ON r.rowid = k.right_pos
-        ORDER BY k.left_pos, k.right_pos
+        ORDER BY k.left_pos, k.right_pos, k.kind, k.evidence
     """
 
 

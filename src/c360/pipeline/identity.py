@@ -139,9 +139,6 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         )
         local.execute("DROP TABLE deterministic_links")
         local.execute("DROP TABLE probabilistic_links")
-        local.execute(
-            f"CREATE OR REPLACE TEMP VIEW keyed_links AS {records.keyed_links_sql('links')}"
-        )
         clustered = clustering.cluster_in(local, settings.identity)
         lap("clustering")
         local.register_lake(_previous_inputs(lake, day))
@@ -188,6 +185,9 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
 def _write(local: LocalSql, lake: Lake, day: dt.date) -> None:
     """Every output's session table to ``features/identity/<name>/dt=D``, streamed in
     batches, two tables encoded at a time (:mod:`c360.pipeline.table_writes`)."""
+    # The links by record key, as a table (a table is read in slices: both writers keep busy).
+    local.execute(f"CREATE OR REPLACE TEMP TABLE keyed_links AS {records.keyed_links_sql('links')}")
+    local.execute("DROP TABLE links")
     write_tables(local, lake, day, _OUTPUTS, source=SOURCE, zone=ZONE, batch_rows=_WRITE_BATCH_ROWS)
 
 
