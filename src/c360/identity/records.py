@@ -400,24 +400,23 @@ def _normalise_sql(raw: str) -> str:
 # positions (BIGINT) rather than on the key strings — at a million customers each string sort
 # and join of 13M record keys took seconds — and join the keys back only for what they write.
 _IDENTIFIERS_SQL = """
-SELECT DISTINCT pos, record_key, id_type, id_value FROM (
-    SELECT rowid AS pos, record_key, 'customer_id' AS id_type,
-           CAST(customer_id AS VARCHAR) AS id_value
+SELECT DISTINCT pos, id_type, id_value FROM (
+    SELECT rowid AS pos, 'customer_id' AS id_type, CAST(customer_id AS VARCHAR) AS id_value
     FROM records WHERE record_type <> 'cookie'
     UNION ALL
-    SELECT r.pos, c.record_key, 'customer_id', CAST(CAST(c.customer_id AS BIGINT) AS VARCHAR)
+    SELECT r.pos, 'customer_id', CAST(CAST(c.customer_id AS BIGINT) AS VARCHAR)
     FROM {cookies} c
     JOIN (SELECT rowid AS pos, record_key FROM records WHERE record_type = 'cookie') r
       USING (record_key)
-    UNION ALL SELECT rowid, record_key, 'email', email FROM records
-    UNION ALL SELECT rowid, record_key, 'phone', phone FROM records
+    UNION ALL SELECT rowid, 'email', email FROM records
+    UNION ALL SELECT rowid, 'phone', phone FROM records
     UNION ALL
-    SELECT rowid, record_key, CASE record_type WHEN 'cookie' THEN 'anonymous_id'
-                                               WHEN 'user' THEN 'zendesk_user_id'
-                                               WHEN 'member' THEN 'mailchimp_id' END, record_id
+    SELECT rowid, CASE record_type WHEN 'cookie' THEN 'anonymous_id'
+                                   WHEN 'user' THEN 'zendesk_user_id'
+                                   WHEN 'member' THEN 'mailchimp_id' END, record_id
     FROM records WHERE record_type IN ('cookie', 'user', 'member')
     UNION ALL
-    SELECT r.pos, x.record_key, 'mailchimp_id', x.alt_id
+    SELECT r.pos, 'mailchimp_id', x.alt_id
     FROM {raw} x
     JOIN (SELECT rowid AS pos, record_key FROM records WHERE record_type = 'member') r
       USING (record_key)
@@ -445,9 +444,11 @@ def records_in_order(local: LocalSql, sql: str) -> None:
 
 
 def load_in(local: LocalSql, records: pa.Table, identifiers: pa.Table | None = None) -> None:
-    """The session tables ``records`` (:func:`records_in_order`) and ``identifiers`` (with
-    each row's record position ``pos``; null for a record_key the records lack) from Arrow,
-    as the stages' Arrow forms take them."""
+    """The session tables ``records`` (:func:`records_in_order`) and ``identifiers`` (each row
+    by its record's position ``pos``, as :func:`normalise_in` makes it) from Arrow, as the
+    stages' Arrow forms take them. A customer_id identifier of a record the records lack is a
+    DataError (it would be a claim on an account by no one); other such identifiers are left
+    out."""
     local.register("records_arrow", records)
     try:
         records_in_order(local, "SELECT * FROM records_arrow")
@@ -458,12 +459,26 @@ def load_in(local: LocalSql, records: pa.Table, identifiers: pa.Table | None = N
     local.register("identifiers_arrow", identifiers)
     try:
         local.execute(
-            "CREATE OR REPLACE TEMP TABLE identifiers AS SELECT r.pos, i.* "
-            "FROM identifiers_arrow i "
-            f"LEFT JOIN ({RECORD_KEYS}) r USING (record_key)"
+            "CREATE OR REPLACE TEMP TABLE identifiers_keyed AS SELECT r.pos, i.* "
+            f"FROM identifiers_arrow i LEFT JOIN ({RECORD_KEYS}) r USING (record_key)"
         )
     finally:
         local.unregister("identifiers_arrow")
+    ((example, orphans),) = local.rows(
+        "SELECT any_value(record_key), count(*) FROM identifiers_keyed "
+        "WHERE id_type = 'customer_id' AND pos IS NULL"
+    )
+    if orphans:
+        local.execute("DROP TABLE identifiers_keyed")
+        raise DataError(
+            f"identity identifiers: {orphans} customer_id identifier(s) belong to no record "
+            f"of the records table, e.g. record {example!r}"
+        )
+    local.execute(
+        "CREATE OR REPLACE TEMP TABLE identifiers AS SELECT pos, id_type, id_value "
+        "FROM identifiers_keyed WHERE pos IS NOT NULL"
+    )
+    local.execute("DROP TABLE identifiers_keyed")
 
 
 def load_links_in(local: LocalSql, links: pa.Table) -> None:
@@ -511,8 +526,8 @@ def normalise_in(
     cookies: str = RAW_OUTPUTS[1],
 ) -> None:
     """RECORDS and IDENTIFIERS as the tables ``records`` and ``identifiers`` of ``local``, from
-    the raw extract's tables (:data:`RAW_OUTPUTS`, dropped afterwards); ``identifiers`` carries
-    each row's record position ``pos`` (:func:`records_in_order`).
+    the raw extract's tables (:data:`RAW_OUTPUTS`, dropped afterwards); ``identifiers`` names
+    each row's record by its position ``pos`` (:func:`records_in_order`), not its key.
 
     Normalised in SQL, with the Python functions of :mod:`c360.identity.normalise` over the
     distinct values SQL cannot do exactly; the rows stay in the session (spilling past
@@ -541,7 +556,10 @@ def _records_table(local: LocalSql) -> pa.Table:
 
 def _identifiers_table(local: LocalSql) -> pa.Table:
     return (
-        local.table("SELECT * FROM identifiers ORDER BY pos, id_type, id_value")
+        local.table(
+            "SELECT r.record_key, i.id_type, i.id_value FROM identifiers i "
+            "JOIN records r ON r.rowid = i.pos ORDER BY i.pos, i.id_type, i.id_value"
+        )
         .select(contract.IDENTIFIERS.names)
         .cast(contract.IDENTIFIERS)
     )

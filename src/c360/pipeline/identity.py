@@ -150,11 +150,15 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         local.execute(
             """
             CREATE OR REPLACE TEMP VIEW identifiers_in AS SELECT * FROM identifiers
-            WHERE NOT (starts_with(record_key, 'clickstream/cookie:') AND id_type = 'customer_id')
+            WHERE NOT (id_type = 'customer_id'
+                       AND pos IN (SELECT rowid FROM records WHERE record_type = 'cookie'))
             """
         )
         local.execute("CREATE OR REPLACE TEMP VIEW assignment_in AS SELECT * FROM assignment")
         stable_ids.identity_map_in(local)
+        identifiers = _count(local, "identifiers")
+        local.execute("DROP VIEW identifiers_in")
+        local.execute("DROP TABLE identifiers")  # not written: room for the writes
         lap("stable_ids")
         _write(local, lake, day)
         lap("write")
@@ -162,7 +166,7 @@ def resolve(settings: Settings, lake: Lake, day: dt.date) -> IdentityReport:
         report = IdentityReport(
             day=day,
             records=_count(local, "records"),
-            identifiers=_count(local, "identifiers"),
+            identifiers=identifiers,
             deterministic_links=deterministic_links,
             probabilistic_links=matched.link_count or 0,
             ignored_values=_count(local, "ignored"),
