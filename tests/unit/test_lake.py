@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import hashlib
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from c360.errors import ConfigError, NotFoundError, TerminalError, TransientError
-from c360.lake import Lake
+from c360.lake import Lake, store
 from c360.lake.store import classify
 
 DAY = dt.date(2025, 3, 1)
@@ -143,6 +145,26 @@ def test_a_scratch_folder_is_removed_when_its_block_fails(lake: Lake) -> None:
     with pytest.raises(RuntimeError, match="midway"), lake.scratch() as folder:
         _hand_over(lake, folder)
         raise RuntimeError("midway")
+    assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
+
+
+def test_a_scratch_folder_in_use_is_never_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine may read a scratch folder for longer than the sweep's age (Splink on Spark):
+    while the block runs, the folder is kept fresh, so another write's sweep leaves it."""
+    monkeypatch.setattr(store, "SCRATCH_REFRESH", dt.timedelta(milliseconds=20))
+    lake = Lake(str(tmp_path / "lake"))
+    with lake.scratch() as folder:
+        path = lake.fs._strip_protocol(folder)
+        _hand_over(lake, folder)
+        a_day_ago = time.time() - 86_400
+        os.utime(path, (a_day_ago, a_day_ago))
+        deadline = time.monotonic() + 5
+        while os.stat(path).st_mtime < time.time() - 3600 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lake.sweep_staging() == 0
+        assert lake.fs.exists(f"{path}/handed/part-0.parquet")
     assert lake.fs.ls(f"{lake.root}/_staging", detail=False) == []
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,6 +49,9 @@ DATA_FILE = "part-0.parquet"
 COMPRESSION = "zstd"
 # A staged folder this old belongs to a writer that died (writes take seconds to minutes).
 STALE_STAGING = dt.timedelta(hours=6)
+# How often a scratch folder in use is marked fresh (well within STALE_STAGING), and its marker.
+SCRATCH_REFRESH = dt.timedelta(hours=1)
+SCRATCH_MARKER = ".in-use"
 STATE = "_state"
 LAKE_URL = "lake.url"
 
@@ -170,10 +174,31 @@ class Lake:
         and a folder a killed process left behind is swept with the staged writes
         (:meth:`sweep_staging`)."""
         path = self._new_staging()
+        done = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep_fresh, args=(path, done), name="lake-scratch", daemon=True
+        )
+        keeper.start()
         try:
             yield self.url(path)
         finally:
+            done.set()
+            keeper.join()
             self._discard(path)
+
+    def _keep_fresh(self, path: str, done: threading.Event) -> None:
+        """Renew a scratch folder's modification time until ``done``: an engine may read it
+        for longer than :data:`STALE_STAGING` (Splink on Spark trains and predicts from one
+        folder), and :meth:`sweep_staging` takes folders by that time. A marker file is
+        removed and created again each :data:`SCRATCH_REFRESH`, which changes the folder."""
+        marker = f"{path}/{SCRATCH_MARKER}"
+        while not done.wait(SCRATCH_REFRESH.total_seconds()):
+            try:
+                if self.fs.exists(marker):
+                    self.fs.rm(marker)
+                self.fs.touch(marker)
+            except Exception as exc:  # the sweep may take it after all; the run goes on
+                log.warning("lake: could not keep scratch folder %s fresh (%s)", path, exc)
 
     # -- writes ----------------------------------------------------------------------------
     def write_partition(
