@@ -40,7 +40,7 @@ from c360.config import IdentitySettings
 from c360.contracts.compute import LocalSql
 from c360.contracts.identity import CLUSTERS, FLAGS, LINKS, REFUSED
 from c360.errors import DataError, GiantClusterError
-from c360.identity.records import RECORD_KEYS, REPEATED_KEYS
+from c360.identity.records import REPEATED_KEYS
 
 TWO_ACCOUNTS = "two customer accounts"
 SIZE_LIMIT = "size limit"
@@ -401,8 +401,8 @@ def _session_checks(local: LocalSql) -> None:
 def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
     """:func:`cluster` on the session's tables ``records`` (in record_key order, a record's
     position its rowid: :func:`c360.identity.records.records_in_order`) and ``links`` (by
-    record positions ``left_pos``, ``right_pos``): the tables ``clusters`` (CLUSTERS, with the
-    positions ``pos`` and ``cluster_pos``), ``flags`` and ``refused`` of ``local``. Only
+    record positions ``left_pos``, ``right_pos``): the tables ``clusters`` (CLUSTERS, with
+    each record's position ``pos``), ``flags`` and ``refused`` of ``local``. Only
     positions and weights come to NumPy (never the keys); the keys are joined back in SQL."""
     _session_checks(local)
     accounts = local.table("SELECT customer_id FROM records ORDER BY rowid")["customer_id"]
@@ -441,11 +441,10 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
     del left, right
     _register(local, "cluster_pos", {"pos": np.arange(n, dtype=np.int64), "key_pos": result.key_at})
     local.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE clusters AS
-        SELECT r.record_key, k.record_key AS cluster_key, c.pos, c.key_pos AS cluster_pos
-        FROM cluster_pos c JOIN ({RECORD_KEYS}) r USING (pos)
-        JOIN ({RECORD_KEYS}) k ON k.pos = c.key_pos
+        SELECT r.record_key, k.record_key AS cluster_key, c.pos
+        FROM cluster_pos c JOIN records r ON r.rowid = c.pos JOIN records k ON k.rowid = c.key_pos
         ORDER BY c.pos
         """
     )
@@ -471,8 +470,8 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
                [{reasons}][p.code + 1] AS reason, lk.record_key AS left_cluster,
                rk.record_key AS right_cluster
         FROM refused_pos p
-        JOIN ({RECORD_KEYS}) l ON l.pos = p.low JOIN ({RECORD_KEYS}) r ON r.pos = p.high
-        JOIN ({RECORD_KEYS}) lk ON lk.pos = p.low_key JOIN ({RECORD_KEYS}) rk ON rk.pos = p.high_key
+        JOIN records l ON l.rowid = p.low JOIN records r ON r.rowid = p.high
+        JOIN records lk ON lk.rowid = p.low_key JOIN records rk ON rk.rowid = p.high_key
         ORDER BY p.n
         """
     )
@@ -482,7 +481,7 @@ def cluster_in(local: LocalSql, settings: IdentitySettings) -> ClusterSummary:
         f"""
         CREATE OR REPLACE TEMP TABLE flags AS
         SELECT k.record_key AS cluster_key, [{reasons}][f.code + 1] AS reason, f.size
-        FROM flag_pos f JOIN ({RECORD_KEYS}) k ON k.pos = f.key_pos
+        FROM flag_pos f JOIN records k ON k.rowid = f.key_pos
         ORDER BY f.key_pos, f.code
         """
     )

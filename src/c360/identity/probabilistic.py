@@ -97,7 +97,7 @@ from c360.config import IdentitySettings
 from c360.contracts import identity as contract
 from c360.contracts.compute import Compute, Linkage, LocalSql
 from c360.errors import DataError
-from c360.identity.records import RECORD_KEYS, keyed_links_sql, load_in
+from c360.identity.records import keyed_links_sql, load_in
 
 # The tuning values (seed, u sample, prior recall, training block minimums) are settings:
 # IdentitySettings.training_seed, u_sample_pairs, prior_recall, min_training_pairs and
@@ -405,9 +405,9 @@ def _prepare(
     )
     profile_of = (
         local.table(
-            f"""
+            """
             SELECT r.record_key, p.record_key AS profile FROM ranked x
-            JOIN ({RECORD_KEYS}) r ON r.pos = x.pos JOIN ({RECORD_KEYS}) p ON p.pos = x.profile
+            JOIN records r ON r.rowid = x.pos JOIN records p ON p.rowid = x.profile
             ORDER BY x.pos
             """
         )
@@ -752,10 +752,9 @@ def _keyed_pairs(local: LocalSql, positions: pa.Table) -> pa.Table:
     local.register("pair_positions", positions)
     try:
         return local.table(
-            f"""
+            """
             SELECT l.record_key AS left_key, r.record_key AS right_key FROM pair_positions p
-            JOIN ({RECORD_KEYS}) l ON l.pos = p.left_pos
-            JOIN ({RECORD_KEYS}) r ON r.pos = p.right_pos
+            JOIN records l ON l.rowid = p.left_pos JOIN records r ON r.rowid = p.right_pos
             """
         )
     finally:

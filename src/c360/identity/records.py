@@ -426,7 +426,7 @@ WHERE id_value IS NOT NULL
 """
 
 
-# Each record's position and key (a subquery).
+# Each record's position and key (a subquery, to join on the key; by position, join on rowid).
 RECORD_KEYS = "SELECT rowid AS pos, record_key FROM records"
 # The record keys that appear more than once (in key order: a key equal to the next row's).
 REPEATED_KEYS = (
