@@ -820,6 +820,40 @@ def test_cached_finds_follow_each_publish_and_an_erasure(store: ServingStore) ->
     assert cache.find(("email", "ann@x.com")) is None
 
 
+class _CountedStatements(dict[str, str]):
+    """The profile reads' statements by name, counting each one run."""
+
+    def __init__(self, statements: dict[str, str]) -> None:
+        super().__init__(statements)
+        self.run: list[str] = []
+
+    def __getitem__(self, name: str) -> str:
+        self.run.append(name)
+        return super().__getitem__(name)
+
+
+def test_a_read_by_identifier_is_one_statement(store: ServingStore) -> None:
+    """The website's read by email: the person found and the whole profile read in one
+    statement (one round trip on a networked store), then, with the find and the batch's
+    parts kept, one statement of the real-time parts; an unknown identifier asks once more,
+    whether several persons share it."""
+    store.cache_profiles(10)
+    store.publish_batch(D, shared_identifiers_batch([("email", "family@x.com", 2)]))
+    counted = _CountedStatements(store._reads._sql)
+    store._reads._sql = counted
+    whole = store.profile_by_identifier("email", "ann@x.com")
+    assert counted.run == ["identified"]
+    again = store.profile_by_identifier("email", "ann@x.com")
+    assert counted.run == ["identified", "live"]
+    assert not isinstance(whole, Ambiguous) and not isinstance(again, Ambiguous)
+    assert whole is not None and again is not None
+    assert whole[0]["person_id"] == again[0]["person_id"] == "p_1"
+    assert whole[0]["profile"] == store.profile("p_1")["profile"]  # type: ignore[index]
+    counted.run.clear()
+    assert store.profile_by_identifier("email", "family@x.com") == Ambiguous("email", 2)
+    assert counted.run == ["identified", "ambiguous"]
+
+
 def test_unknown_persons_and_identifiers_are_none(store: ServingStore) -> None:
     store.publish_batch(dt.date(2025, 1, 1), batch("A", 2))
     assert store.profile("p_unknown") is None

@@ -14,6 +14,7 @@ converters turn the columns that hold them into Python values, so both stores an
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -50,12 +51,9 @@ WHERE s.anonymous_id = :v
 # Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
 _PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
-# The same, with the publish that serves (whose identity_map answered): a find kept in the
-# cache is good while that publish serves.
-_FIND_AT = (
-    f"SELECT person_id, ({_PUBLISH}) AS publish_id FROM identity_map "
-    "WHERE id_type = :t AND id_value = :v"
-)
+# The person of an identifier, as the parts statements name it in a read by identifier
+# (:meth:`ProfileReads._identified`): a scalar subquery, which both databases evaluate once.
+_PERSON_OF = "(SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v)"
 # An identifier identity left out of identity_map: records of several persons carry it.
 _AMBIGUOUS = "SELECT persons FROM ambiguous_identifier WHERE id_type = :t AND id_value = :v"
 _REDIRECT = "SELECT person_id FROM person_redirect WHERE retired_id = :person_id"
@@ -84,20 +82,18 @@ class ProfileReads:
         self._sql = {
             "find_by_link": sql(_FIND_BY_LINK),
             "find": sql(_FIND),
-            "find_at": sql(_FIND_AT),
             "ambiguous": sql(_AMBIGUOUS),
             "redirect": sql(_REDIRECT),
         }
         # One statement a profile, each part as JSON where the dialect can (a round trip
         # saved), else each part's columns in one row; "live" leaves out the batch's parts (a
-        # cached person's read).
+        # cached person's read); "identified" finds the person by identifier in the same
+        # statement (a read by identifier not found before).
         self._as_json = dialect.reads_in_one_statement
-        for name, with_batch in (("parts", True), ("live", False)):
-            self._sql[name] = sql(
-                _at_once_sql(dialect, with_batch)
-                if self._as_json
-                else _in_one_row_sql(dialect, with_batch)
-            )
+        parts = _at_once_sql if self._as_json else _in_one_row_sql
+        self._sql["parts"] = sql(parts(dialect, True))
+        self._sql["live"] = sql(parts(dialect, False))
+        self._sql["identified"] = sql(_by_identifier_sql(parts(dialect, True)))
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
         self.async_pool: AsyncConnections | None = dialect.async_connections(engine)
         self._layouts: dict[str, tuple[tuple[str, ...], list[PartLayout]]] = {}
@@ -245,21 +241,41 @@ class ProfileReads:
             if read is not None and read[2] == cached[1]:
                 return read[0], read[1]
             self.cache.forget_find(key)
-        found_at = None  # the publish whose identity_map answered
         if cacheable:
-            rows = yield from self._query("find_at", {"t": id_type, "v": id_value})
-            person_id = str(rows[0]["person_id"]) if rows else None
-            found_at = rows[0]["publish_id"] if rows else None
+            identified = yield from self._identified(id_type, id_value, explain)
+            if identified is not None:
+                person_id, read = identified
+                self.cache.keep_find(key, (person_id, read[2]))
+                return read[0], read[1]
         else:
-            person_id = yield from self._find(id_type, id_value)
-        if person_id is None:  # asked only now: a found person's read pays nothing for it
-            return (yield from self._ambiguous(id_type, id_value))
-        read = yield from self._profile_read(person_id, None, explain)
-        if read is None:
+            cookie_of = yield from self._find(id_type, id_value)
+            if cookie_of is not None:
+                read = yield from self._profile_read(cookie_of, None, explain)
+                return None if read is None else (read[0], read[1])
+        # no one found: asked only now, so a found person's read pays nothing for it
+        return (yield from self._ambiguous(id_type, id_value))
+
+    def _identified(
+        self, id_type: str, id_value: str, explain: bool
+    ) -> Steps[tuple[str, tuple[Row, Decision | None, int | None]] | None]:
+        """The person an identifier belongs to and their whole profile read, in one statement
+        (one round trip: the find, then the read, were two): None when identity_map has no one
+        for it. The batch's parts are cached like any whole read's; the find and the read see
+        the same publish, so the find can be kept with it."""
+        now = naive_utc_now()
+        self.cache.misses += 1
+        found = yield from self._found(
+            "identified", {"t": id_type, "v": id_value, "now_ms": epoch_ms(now)}
+        )
+        if found is None:
             return None
-        if cacheable and read[2] == found_at:  # no publish in between
-            self.cache.keep_find(key, (person_id, found_at))
-        return read[0], read[1]
+        person_id = str(found["person"]["person_id"])
+        parts = self._cached(person_id, found)
+        return person_id, (
+            unified(person_id, None, parts, now, explain),
+            parts.consent,
+            parts.publish_id,
+        )
 
     def _ambiguous(self, id_type: str, id_value: str) -> Steps[Ambiguous | None]:
         rows = yield from self._query("ambiguous", {"t": id_type, "v": id_value})
@@ -304,8 +320,10 @@ class ProfileReads:
                 return _assembled(cached, live)
         self.cache.misses += 1
         found = yield from self._found("parts", params)
-        if found is None:
-            return None
+        return None if found is None else self._cached(person_id, found)
+
+    def _cached(self, person_id: str, found: Row) -> Parts:
+        """The parts of a whole read, its batch's kept in the cache."""
         batch = BatchParts(
             found["publish_id"], found["person"], found["batch"], found["identifiers"]
         )
@@ -690,6 +708,11 @@ LEFT JOIN ({deltas}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
 WHERE p.person_id = :person_id
 """
+
+
+def _by_identifier_sql(parts_sql: str) -> str:
+    """A whole read's statement with its person found by identifier (``:t``, ``:v``)."""
+    return re.sub(r":person_id\b", _PERSON_OF, parts_sql)
 
 
 def _newest_decision(rows: list[list[Any]]) -> Decision | None:
