@@ -248,9 +248,9 @@ class ProfileReads:
                 self.cache.keep_find(key, (person_id, read[2]))
                 return read[0], read[1]
         else:
-            cookie_of = yield from self._find(id_type, id_value)
-            if cookie_of is not None:
-                read = yield from self._profile_read(cookie_of, None, explain)
+            cookie_person = yield from self._find(id_type, id_value)
+            if cookie_person is not None:
+                read = yield from self._profile_read(cookie_person, None, explain)
                 return None if read is None else (read[0], read[1])
         # no one found: asked only now, so a found person's read pays nothing for it
         return (yield from self._ambiguous(id_type, id_value))
