@@ -43,11 +43,11 @@ class Read(NamedTuple):
 
 
 def insert_reads(conn: Connection, dialect: StoreDialect, reads: Sequence[Read]) -> None:
-    """Append the reads, in the order given, the way the database bulk-inserts fastest
-    (:meth:`~c360.stores.base.StoreDialect.bulk_insert`): tuples to the driver, without
-    SQLAlchemy's work per row (a dict of parameters, compiled and processed one by one)."""
+    """Append the reads, in the order given, in one call to the database where it can
+    (:meth:`~c360.stores.base.StoreDialect.append_rows`): the flush runs beside the API's
+    event loop, in its process."""
     rows = [(r.read_at, r.key_id, r.person_id, r.route) for r in reads]
-    dialect.bulk_insert(conn, read_audit, rows, _WRITTEN)
+    dialect.append_rows(conn, read_audit, rows, _WRITTEN)
 
 
 def reads(

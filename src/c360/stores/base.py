@@ -207,6 +207,15 @@ class StoreDialect(ABC):
         times as naive UTC datetimes) in the caller's transaction, the fastest way the
         database has. A column left out takes its default (an autoincremented id)."""
 
+    def append_rows(
+        self, conn: Connection, table: Table, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """:meth:`bulk_insert` of rows of strings and naive UTC datetimes, for a writer that
+        runs beside a busy server in the same process (the read audit's flush): the database
+        takes them in one call where the driver's own bulk path needs the interpreter's lock
+        for every row. By default :meth:`bulk_insert`."""
+        self.bulk_insert(conn, table, rows, columns)
+
     @abstractmethod
     def analyze(self, conn: Connection, tables: Iterable[str]) -> None:
         """Refresh the planner's statistics of tables a publish replaced, in its transaction."""
