@@ -979,6 +979,20 @@ def test_the_read_audit_gives_back_exactly_what_was_recorded(store: ServingStore
     assert same == [{"key_id": "k0"}, {"key_id": "k9"}]
 
 
+def test_the_read_audit_stores_any_text_as_given(store: ServingStore) -> None:
+    """The flush hands SQLite its reads as one JSON array: quotes, backslashes, non-ASCII
+    and JSON's own syntax in a value come back as they went in."""
+    odd = ['p_"quoted"', "p_back\\slash", "p_ünï😀", "p_[1, {}]", "p_null", "p_\n\t"]
+    recorded = [
+        Read(T(2026, 12, 7, 9, 0, 0, i), "k'0", person, "/r") for i, person in enumerate(odd)
+    ]
+    store.record_reads(recorded)
+    back = list(reversed(store.audited_reads()))
+    assert [r._replace(id=None) for r in back] == recorded
+    store.record_reads([])
+    assert len(store.audited_reads()) == len(odd)
+
+
 def test_the_read_audit_takes_any_number_of_persons_at_once(store: ServingStore) -> None:
     """After an outage the audit's buffer holds up to api.audit_buffer_size (100,000) reads:
     the check against erasures takes them in one statement whatever their number (PostgreSQL
