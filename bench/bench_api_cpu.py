@@ -8,6 +8,8 @@ file as ``bench_api.py`` prepared it) gets requests one after the other from thi
 ``GET /healthz`` (the floor's route), profiles by person id and by email (20,000 random
 persons, a real ``profiles:read`` key). Rounds alternate between the three; the best round of
 each is printed, in microseconds of this process's CPU time per request, as one JSON line.
+``--warm N``: only N persons, each read once before the rounds — the profile cache and the
+store's pages as a server that has run a while has them.
 
     python bench/bench_api_cpu.py --dir /tmp/c360-medium
     python bench/bench_api_cpu.py --store postgresql://postgres@127.0.0.1:5432/c360_bench_api
@@ -60,7 +62,12 @@ async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> i
 
 
 async def _rounds(
-    app: Any, kinds: dict[str, Sequence[str]], key: str, per_round: int, rounds: int
+    app: Any,
+    kinds: dict[str, Sequence[str]],
+    key: str,
+    per_round: int,
+    rounds: int,
+    warm: bool = False,
 ) -> dict[str, Any]:
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())]
     best: dict[str, float] = {}
@@ -69,6 +76,10 @@ async def _rounds(
     async with app.router.lifespan_context(app):
         gc.collect()
         gc.freeze()  # as c360 serve does (api/app.py: serving_process_app)
+        if warm:  # every lookup path read once, unmeasured
+            for paths in kinds.values():
+                for path in paths:
+                    await _request(app, path, headers)
         for _ in range(rounds):
             for name, paths in kinds.items():
                 picks = [rng.choice(paths) for _ in range(per_round)]
@@ -93,6 +104,13 @@ def main() -> None:
     parser.add_argument(
         "--profile-cache", type=int, help="api.profile_cache_size (default: the setting's)"
     )
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=0,
+        help="look up only this many persons, each read once before the rounds (a server "
+        "that has run a while); 0 (the default): 20,000, from a cold start",
+    )
     args = parser.parse_args()
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     by_id, by_email, _ = lookups(store_url, 20_000)
@@ -102,8 +120,14 @@ def main() -> None:
     settings = load_config(environ={}, overrides=overrides).settings
     store = open_store(store_url)
     app = create_app(settings, store=store)
+    if args.warm:
+        by_id, by_email = by_id[: args.warm], by_email[: args.warm]
     kinds = {"floor": ["/healthz"], "by_person_id": by_id, "by_email": by_email}
-    result = asyncio.run(_rounds(app, kinds, api_key(store_url), args.per_round, args.rounds))
+    key = api_key(store_url)
+    result = asyncio.run(
+        _rounds(app, kinds, key, args.per_round, args.rounds, warm=bool(args.warm))
+    )
+    result["warm"] = args.warm
     cache = store.profile_cache
     reads = cache.hits + cache.misses
     result["profile_cache"] = {
