@@ -30,8 +30,10 @@ local paths = {}
 for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
 %(headers)s
 math.randomseed(7)
+local at = 0
 request = function()
-  return wrk.format("GET", paths[math.random(#paths)], headers)
+  %(pick)s
+  return wrk.format("GET", paths[at], headers)
 end
 done = function(summary, latency, requests)
   io.write(string.format("C360 %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
@@ -49,8 +51,10 @@ def wrk(
     seconds: int = 10,
     connections: int = 8,
     threads: int = 1,
+    in_turn: bool = False,
 ) -> dict[str, Any]:
-    """Maximum throughput over ``paths`` (picked at random): requests/s, p50/p99 in ms, errors."""
+    """Maximum throughput over ``paths`` (picked at random; ``in_turn``: each in turn, round
+    and round, so a run long enough asks every one): requests/s, p50/p99 in ms, errors."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as work:
@@ -59,7 +63,12 @@ def wrk(
         lines = [f'headers["{k}"] = "{v}"' for k, v in (headers or {}).items()]
         script = Path(work) / "paths.lua"
         script.write_text(
-            _LUA % {"paths": path_file, "headers": "headers = {}\n" + "\n".join(lines)}
+            _LUA
+            % {
+                "paths": path_file,
+                "headers": "headers = {}\n" + "\n".join(lines),
+                "pick": "at = at % #paths + 1" if in_turn else "at = math.random(#paths)",
+            }
         )
         done = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
