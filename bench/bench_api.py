@@ -305,9 +305,9 @@ def main() -> None:
         "--steady",
         type=int,
         default=0,
-        help="seconds of lookups (by id and by email, each in turn, unmeasured) before the measurements, so "
-        "the server's caches and the store's pages are as a long-running server has them; "
-        "0 (the default): measured from a cold start",
+        help="seconds of lookups (by id and by email, each in turn, unmeasured) before the "
+        "measurements, so the server's caches and the store's pages are as a long-running "
+        "server has them; 0 (the default): measured from a cold start",
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
     parser.add_argument("--writer-rate", type=float, default=1000.0, help="events/s written")
