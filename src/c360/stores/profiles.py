@@ -271,11 +271,7 @@ class ProfileReads:
             return None
         person_id = str(found["person"]["person_id"])
         parts = self._cached(person_id, found)
-        return person_id, (
-            unified(person_id, None, parts, now, explain),
-            parts.consent,
-            parts.publish_id,
-        )
+        return person_id, _read_of(person_id, None, parts, now, explain)
 
     def _ambiguous(self, id_type: str, id_value: str) -> Steps[Ambiguous | None]:
         rows = yield from self._query("ambiguous", {"t": id_type, "v": id_value})
@@ -302,8 +298,7 @@ class ProfileReads:
             parts = yield from self._parts(person_id, now)
             if parts is None:
                 return None
-        answer = unified(person_id, redirected_from, parts, now, explain)
-        return answer, parts.consent, parts.publish_id
+        return _read_of(person_id, redirected_from, parts, now, explain)
 
     def _parts(self, person_id: str, now: dt.datetime) -> Steps[Parts | None]:
         """The parts of a profile, in one statement: the real-time ones only, when the batch's
@@ -708,6 +703,13 @@ LEFT JOIN ({deltas}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
 WHERE p.person_id = :person_id
 """
+
+
+def _read_of(
+    person_id: str, redirected_from: str | None, parts: Parts, now: dt.datetime, explain: bool
+) -> tuple[Row, Decision | None, int | None]:
+    """A read's answer, its consent decision since the batch and the publish that served."""
+    return unified(person_id, redirected_from, parts, now, explain), parts.consent, parts.publish_id
 
 
 def _by_identifier_sql(parts_sql: str) -> str:

@@ -104,8 +104,8 @@ class SQLiteDialect(StoreDialect):
         """One ``INSERT … SELECT`` of the rows as one JSON array (``json_each``), values bound
         as :meth:`bulk_insert` binds them. The driver's ``executemany`` takes the interpreter's
         lock back after each row's step, and with the event loop busy each take waits out the
-        thread switch interval: a flush of 2,600 reads took 4 s so, holding the write lock,
-        against 0.13 s in one statement (docs/benchmarks.md)."""
+        thread switch interval: a flush of 2,600 reads took 7.8 s so, holding the write lock,
+        against 59 ms in one statement (``bench_audit.py --busy``, docs/benchmarks.md)."""
         values = _bound(conn, table, columns, rows)
         if not values:
             return
