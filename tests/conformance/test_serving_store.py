@@ -1182,12 +1182,14 @@ def test_async_reads_answer_as_the_sync_ones_and_reconnect(postgres_url: str) ->
             again = await store.aprofile_and_consent("p_000000")
             assert again is not None and again[0]["person_id"] == "p_000000"
             assert held not in pool._idle  # type: ignore[union-attr]
+            assert held not in pool._cursors  # type: ignore[union-attr]  # its cursor went too
 
         asyncio.run(scenario())
         idle = list(pool._idle)  # type: ignore[union-attr]
         assert idle
         store.dispose()
         assert all(connection.closed for connection in idle)
+        assert not pool._cursors  # type: ignore[union-attr]
     finally:
         store.dispose()
 

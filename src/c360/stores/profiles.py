@@ -66,7 +66,9 @@ _CUTOFF = "SELECT cutoff_at FROM batch_publish ORDER BY id DESC LIMIT 1"
 Row = dict[str, Any]
 T = TypeVar("T")
 # A read as the statements it makes: each (driver SQL, parameters) is yielded and answered with
-# (cursor description, rows); a sync or an async driver runs it (ProfileReads._run, AsyncReads).
+# (the cursor, its rows); a sync or an async driver runs it (ProfileReads._run, ._arun). A step
+# reads the cursor's description only if it needs the column names: psycopg builds it anew on
+# each access, a tenth of a profile read's client CPU.
 Steps: TypeAlias = Generator[tuple[str, Mapping[str, Any]], tuple[Any, list[Any]], T]
 Converters = Mapping[str, Callable[[Any], Any]]
 Converter = tuple[str, Callable[[Any], Any]]
@@ -94,6 +96,10 @@ class ProfileReads:
         self._sql["parts"] = sql(parts(dialect, True))
         self._sql["live"] = sql(parts(dialect, False))
         self._sql["identified"] = sql(_by_identifier_sql(parts(dialect, True)))
+        self._columns: dict[str, tuple[str, ...]] = {}  # of the JSON reads: known, not asked
+        if self._as_json:
+            whole, live = (tuple(_at_once_parts(dialect, batch)) for batch in (True, False))
+            self._columns = {"parts": whole, "live": live, "identified": whole}
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
         self.async_pool: AsyncConnections | None = dialect.async_connections(engine)
         self._layouts: dict[str, tuple[tuple[str, ...], list[PartLayout]]] = {}
@@ -101,8 +107,8 @@ class ProfileReads:
 
     def _query(self, query: str, params: Mapping[str, Any]) -> Steps[list[Row]]:
         """A statement's rows as dicts (the driver runs it: see :meth:`_run`)."""
-        description, fetched = yield self._sql[query], params
-        names = [column[0] for column in description]
+        cursor, fetched = yield self._sql[query], params
+        names = [column[0] for column in cursor.description]
         convert = self._convert
         if not convert:
             return [dict(zip(names, row, strict=True)) for row in fetched]
@@ -125,7 +131,7 @@ class ProfileReads:
             while True:
                 cursor.execute(*statement)
                 try:
-                    statement = steps.send((cursor.description, cursor.fetchall()))
+                    statement = steps.send((cursor, cursor.fetchall()))
                 except StopIteration as done:
                     return cast(T, done.value)
 
@@ -156,13 +162,13 @@ class ProfileReads:
         for attempt in (1, 2):
             connection = await pool.acquire()
             try:
-                cursor = connection.cursor()
+                cursor = pool.cursor(connection)
                 steps = steps_of()
                 statement = next(steps)
                 while True:
                     await cursor.execute(*statement)
                     try:
-                        statement = steps.send((cursor.description, await cursor.fetchall()))
+                        statement = steps.send((cursor, await cursor.fetchall()))
                     except StopIteration as done:
                         pool.release(connection)
                         return cast(T, done.value)
@@ -327,12 +333,12 @@ class ProfileReads:
 
     def _found(self, statement: str, params: Mapping[str, Any]) -> Steps[Row | None]:
         """The parts statement ``statement`` read, by part name (None: no such person)."""
-        description, fetched = yield self._sql[statement], params
+        cursor, fetched = yield self._sql[statement], params
         if not fetched:
             return None
         if self._as_json:
-            return self._found_in_json(fetched[0], description)
-        return self._found_in_row(fetched[0], self._layout(statement, description))
+            return self._found_in_json(fetched[0], self._columns[statement])
+        return self._found_in_row(fetched[0], self._layout(statement, cursor.description))
 
     def _found_in_row(self, row: Any, layout: list[PartLayout]) -> Row:
         """The parts from one row of :func:`_in_one_row_sql`, split at its marker columns."""
@@ -371,9 +377,10 @@ class ProfileReads:
             known = self._layouts[statement] = (names, _split(names, self._convert))
         return known[1]
 
-    def _found_in_json(self, row: Any, description: Any) -> Row | None:
-        """The parts from one row of :func:`_at_once_sql`, each a JSON value."""
-        values = dict(zip((column[0] for column in description), row, strict=True))
+    def _found_in_json(self, row: Any, columns: tuple[str, ...]) -> Row | None:
+        """The parts from one row of :func:`_at_once_sql` (its ``columns``), each a JSON
+        value."""
+        values = dict(zip(columns, row, strict=True))
         if values["person"] is None:
             return None
         realtime, deltas, support = values["realtime"], values["deltas"], values["support"]
@@ -548,6 +555,9 @@ class AsyncConnections(Protocol):
 
     async def acquire(self) -> Any: ...
 
+    def cursor(self, connection: Any) -> Any:
+        """The connection's cursor, made with it and used by each read on it."""
+
     def release(self, connection: Any) -> None: ...
 
     def discard(self, connection: Any) -> None: ...
@@ -643,7 +653,13 @@ def _close_quietly(connection: Any) -> None:
 def _at_once_sql(dialect: StoreDialect, with_batch: bool) -> str:
     """The profile read in one statement: each part as JSON, the cutoff and the serving
     publish as they are; ``with_batch`` False: only whether the person is there, no batch,
-    no identifiers."""
+    no identifiers. Its columns are :func:`_at_once_parts`' names, in order."""
+    parts = _at_once_parts(dialect, with_batch)
+    return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
+
+
+def _at_once_parts(dialect: StoreDialect, with_batch: bool) -> dict[str, str]:
+    """The columns of :func:`_at_once_sql`: each part's name and SQL."""
     batch_parts = {
         "person": dialect.json_row("SELECT * FROM person WHERE person_id = :person_id"),
         "batch": dialect.json_row(
@@ -661,7 +677,7 @@ def _at_once_sql(dialect: StoreDialect, with_batch: bool) -> str:
         "consent": dialect.json_rows(consent.FOR_ONE),
         "publish_id": f"({_PUBLISH})",
     }
-    return "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in parts.items())
+    return parts
 
 
 _MARK = "-part "  # a marker column's name starts so: no column of c360's tables does
