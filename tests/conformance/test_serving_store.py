@@ -49,6 +49,7 @@ from c360.stores import (
     StoreUnavailable,
     erasure,
     open_store,
+    postgres,
     resolution,
     views,
 )
@@ -1152,6 +1153,39 @@ def test_a_read_after_the_database_dropped_its_connection_reconnects(postgres_ur
         found = store.profile("p_000001")
         assert found is not None and found["person_id"] == "p_000001"
         assert store._reads._connections.get() is not held
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_a_hot_read_past_its_timeout_is_cancelled_as_passing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held and the async read connections have a statement timeout (an API process may
+    read on its event loop: a stalled read must not hold it): the server cancels a longer
+    statement, which the store reports as passing (a 503 to retry), and the connection reads
+    on."""
+    monkeypatch.setattr(postgres, "READ_STATEMENT_TIMEOUT_MS", 200)
+    store = open_store(postgres_url)
+    try:
+        store.migrate()
+        store.publish_batch(dt.date(2025, 1, 1), batch("A", 1))
+        reads = store._reads
+        reads._sql["slow"] = "SELECT pg_sleep(2)"
+
+        def slow() -> Any:
+            return reads._query("slow", {})
+
+        with pytest.raises(StoreUnavailable), store._driver_errors("reading a profile"):
+            reads._run(slow)
+        assert store.profile("p_000000") is not None
+
+        async def slow_async() -> None:
+            with pytest.raises(StoreUnavailable), store._driver_errors("reading a profile"):
+                await reads._arun(slow)
+            assert await store.aprofile_and_consent("p_000000") is not None
+
+        asyncio.run(slow_async())
     finally:
         store.dispose()
 

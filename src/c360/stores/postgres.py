@@ -19,9 +19,14 @@ from c360.stores.base import Refusal, StoreDialect
 
 # SQLSTATE classes and codes of passing failures: the connection (08), the server going away
 # or refusing connections for now (57P01-57P03), resources (53), serialisation and deadlocks
-# (40001, 40P01), a lock wait that timed out (55P03).
+# (40001, 40P01), a lock wait that timed out (55P03), a statement cancelled (57014: a hot
+# read past READ_STATEMENT_TIMEOUT_MS, or an operator's pg_cancel_backend).
 _TRANSIENT_CLASSES = ("08", "53")
-_TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03"})
+_TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P03", "57014"})
+# A hot read's statement (the Profile API's, held connections and async ones alike) is
+# cancelled by the server after this long: an API process may run its reads on the event loop
+# (api.profile_reads = inline), where a stalled read would hold every request of the process.
+READ_STATEMENT_TIMEOUT_MS = 5_000
 # SQLSTATE classes of the rest: the connection's settings — authorisation (28), the database
 # (3D); the statement alone — a value (22: its text quotes the value, which can be personal
 # data), a constraint (23), a limit such as a row too large to index (54).
@@ -40,6 +45,7 @@ _REFUSED_FOR_GOOD = re.compile(
     r"|no password supplied|no pg_hba\.conf entry|is not permitted to log in"
     r"|permission denied for database"
 )
+_READ_TIMEOUT_SQL = "SET statement_timeout = {ms}"
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 _PUBLISH_LOCK = 360_002  # advisory lock: a publish against the speed layer's commits
@@ -177,8 +183,10 @@ class PostgresDialect(StoreDialect):
 
     def hold_for_reads(self, dbapi_connection: Any) -> None:
         """Autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
-        statement sees one snapshot anyway), and psycopg keeps the statements it prepared."""
+        statement sees one snapshot anyway), and psycopg keeps the statements it prepared;
+        each statement cancelled after :data:`READ_STATEMENT_TIMEOUT_MS`."""
         dbapi_connection.autocommit = True
+        dbapi_connection.execute(_READ_TIMEOUT_SQL.format(ms=READ_STATEMENT_TIMEOUT_MS))
 
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
@@ -242,6 +250,7 @@ class AsyncPool:
                 return self._idle.pop()
             connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             set_json_loads(orjson.loads, connection)
+            await connection.execute(_READ_TIMEOUT_SQL.format(ms=READ_STATEMENT_TIMEOUT_MS))
             self._cursors[connection] = connection.cursor()
             return connection
         except BaseException:
