@@ -233,6 +233,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     if args.profile_cache is not None:
         env["C360_API_PROFILE_CACHE_SIZE"] = str(args.profile_cache)
+    if args.profile_reads is not None:
+        env["C360_API_PROFILE_READS"] = args.profile_reads
     headers = {"Authorization": f"Bearer {api_key(store_url)}", **dict(args.header or [])}
     python = [sys.executable, "-m", "c360"]
     server_errors = work / "server.err"
@@ -281,6 +283,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["workers"] = args.workers
     results["metrics"] = args.metrics
     results["profile_cache"] = args.profile_cache  # None: the setting's default
+    results["profile_reads"] = args.profile_reads
     results["steady_seconds"] = args.steady
     results["cores"] = os.cpu_count()
     return results
@@ -317,6 +320,11 @@ def main() -> None:
         type=Path,
         help="record the server with py-spy during the by-id throughput run, as collapsed "
         "stacks into this file (py-spy must be on PATH; its sampling slows the server a little)",
+    )
+    parser.add_argument(
+        "--profile-reads",
+        choices=["inline", "async"],
+        help="api.profile_reads of the server (default: the setting's)",
     )
     parser.add_argument(
         "--profile-cache",

@@ -519,8 +519,19 @@ class ApiSettings(_Section):
         ge=1,
         le=64,
         description="reads of a networked serving store (PostgreSQL) running at once in each "
-        "server process; more only contend for the interpreter lock and the connection pool "
-        "(measured: at 1,000 requests/s, 40 threads fell behind the rate, 4 kept it)",
+        "server process, on its threads (timeline, search) or, with api.profile_reads = async, "
+        "its async connections; more only contend for the interpreter lock and the connection "
+        "pool (measured: at 1,000 requests/s, 40 threads fell behind the rate, 4 kept it)",
+    )
+    profile_reads: Literal["inline", "async"] = Field(
+        "inline",
+        description="how a networked serving store's (PostgreSQL's) profile reads run in a "
+        "server process: inline — on the event loop through the driver's blocking call, the "
+        "loop held for the round trip: the least CPU a read (measured on one host, 2 workers: "
+        "0.39 of the floor, 0.27 with async); async — through the driver's async "
+        "connections, the loop free meanwhile: for a store whose round trips are long "
+        "(another zone) when more server processes are not an option; SQLite's reads are "
+        "always inline",
     )
     profile_cache_size: int = Field(
         20_000,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,12 @@ DAY = dt.date(2025, 6, 10)
 
 @pytest.fixture
 def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
+    with _served(_published(store), tmp_path) as client:
+        yield client
+
+
+def _published(store: ServingStore) -> ServingStore:
+    """``store`` with Ann's batch, an order of hers since its cutoff and a shared mailbox."""
     store.publish_batch(
         DAY,
         {
@@ -56,9 +63,18 @@ def api(store: ServingStore, tmp_path: Path) -> Iterator[httpx.Client]:
               "user_id": "42", "order_at": dt.datetime(2025, 6, 11, 9), "revenue": 50.0}],
         )  # fmt: skip
         resolution.resolve_all(conn)  # as a writer does (c360.stores.resolution)
+    return store
+
+
+@contextmanager
+def _served(
+    store: ServingStore, tmp_path: Path, environ: dict[str, str] | None = None
+) -> Iterator[httpx.Client]:
+    """A client of the API over ``store`` (configured by ``environ`` too), with a read key."""
     key = generate(["profiles:read"])
     store.add_api_key(key.record)
-    settings = load_config(environ={"C360_LAKE_URL": str(tmp_path / "lake")}).settings
+    variables = {"C360_LAKE_URL": str(tmp_path / "lake"), **(environ or {})}
+    settings = load_config(environ=variables).settings
     headers = {"Authorization": f"Bearer {key.key}"}
     with (
         serve_in_thread(create_app(settings, store=store)) as url,
@@ -168,3 +184,38 @@ def test_a_store_that_cannot_answer_is_a_503_to_retry(
     failed = api.get("/v1/profiles/p_1")
     assert failed.status_code == 500 and "retry-after" not in failed.headers
     assert "no such table" not in failed.text  # the reason goes to the log, not the caller
+
+
+def test_async_profile_reads_answer_as_the_inline_ones(store: ServingStore, tmp_path: Path) -> None:
+    """api.profile_reads = async reads PostgreSQL through the driver's async connections (the
+    default, inline, through its blocking call): the same answers, statuses and headers either
+    way; SQLite reads inline whatever the setting."""
+    paths = [
+        "/v1/profiles/p_1",
+        "/v1/profiles/p_1?explain=true&fields=number_of_orders",
+        "/v1/profiles/by/email/ANN@x.com",
+        "/v1/profiles/by/anonymous_id/a/b c",
+        "/v1/profiles/by/email/family@x.com",
+        "/v1/profiles/p_nobody",
+    ]
+    pool = store._reads.async_pool
+
+    def answers(client: httpx.Client) -> list[tuple[int, object]]:
+        found = [client.get(path) for path in paths]
+        bodies = [answer.json() for answer in found]
+        for body in bodies:  # the read's time moves between the two runs
+            body.get("profile", {}).pop("time_since_last_event_seconds", None)
+            for field in body.get("provenance", {}).values():
+                if field["layer"] != "batch":
+                    field["as_of"] = "the read's time"
+        return [(a.status_code, body) for a, body in zip(found, bodies, strict=True)]
+
+    published = _published(store)
+    with _served(published, tmp_path) as inline:
+        expected = answers(inline)
+    assert [status for status, _ in expected] == [200, 200, 200, 200, 409, 404]
+    assert pool is None or not pool._idle  # type: ignore[attr-defined]  # never used inline
+    with _served(published, tmp_path, {"C360_API_PROFILE_READS": "async"}) as async_reads:
+        assert answers(async_reads) == expected
+    if pool is not None:
+        assert pool._idle  # type: ignore[attr-defined]  # the reads went through it

@@ -112,7 +112,7 @@ def create_app(
         app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
     # The website's lookups first: FastAPI tries the routes in order.
     region = settings.identity.default_phone_region
-    app.include_router(profiles_router(serving, region, audit))
+    app.include_router(profiles_router(serving, region, audit, settings.api.profile_reads))
     app.include_router(timeline_router(serving, settings.timeline, audit))
     app.include_router(search_router(serving, region))
     app.include_router(segments_router(serving))
