@@ -9,7 +9,10 @@ SQLite it is a call into the driver, a fraction of a millisecond. On PostgreSQL
 holds the loop for the round trip but costs half the CPU of an async one (asyncio's waits on
 the socket: 0.39 of the floor against 0.27, measured on one host with 2 workers); or
 ``async``, the driver's async connections (:meth:`ServingStore.aprofile_and_consent`), which
-leave the loop free meanwhile, for a store whose round trips are long.
+leave the loop free meanwhile, for a store whose round trips are long. Either way the server
+cancels a read's statement after 5 s (``stores/postgres.py`` ``READ_STATEMENT_TIMEOUT_MS``), a
+503 to retry, so a slow statement holds the loop for 5 s at most (a lost network is not
+bounded by it: TCP's own timeouts are).
 
 ``fields=a,b`` narrows the answer to those fields of the unified ``profile`` (the website reads
 a few); ``explain=true`` adds ``provenance`` — which layer served each field and as of when —
