@@ -10,8 +10,9 @@ persons, a real ``profiles:read`` key). Rounds alternate between the three; the 
 each is printed, in microseconds of this process's CPU time per request, as one JSON line.
 ``--warm N``: only N persons, each read once before the rounds — the profile cache and the
 store's pages as a server that has run a while has them. ``--store-reads``: the store's profile
-read alone, as the route calls it (on the event loop where the store reads async), no app —
-for changes to the store's read, whose share of a request the app's noise would hide.
+read alone, as the route calls it (async where ``--profile-reads async`` and the store reads
+async, else inline), no app — for changes to the store's read, whose share of a request the
+app's noise would hide.
 
     python bench/bench_api_cpu.py --dir /tmp/c360-medium
     python bench/bench_api_cpu.py --store postgresql://postgres@127.0.0.1:5432/c360_bench_api
@@ -98,7 +99,7 @@ async def _rounds(
 
 
 async def _store_rounds(
-    store: ServingStore, person_ids: Sequence[str], per_round: int, rounds: int
+    store: ServingStore, person_ids: Sequence[str], per_round: int, rounds: int, reads_async: bool
 ) -> dict[str, Any]:
     """The best round's CPU per profile read by person id, the store's read alone."""
     rng = random.Random(7)
@@ -107,7 +108,7 @@ async def _store_rounds(
         picks = [rng.choice(person_ids) for _ in range(per_round)]
         started = time.process_time()
         for person_id in picks:
-            if store.reads_async:
+            if reads_async:
                 await store.aprofile_and_consent(person_id)
             else:
                 store.profile_and_consent(person_id)
@@ -134,12 +135,19 @@ def main() -> None:
     parser.add_argument(
         "--store-reads", action="store_true", help="the store's profile read alone, no app"
     )
+    parser.add_argument(
+        "--profile-reads",
+        choices=["inline", "async"],
+        help="api.profile_reads (default: the setting's)",
+    )
     args = parser.parse_args()
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     by_id, by_email, _ = lookups(store_url, 20_000)
     overrides: dict[str, object] = {"serving.url": store_url}
     if args.profile_cache is not None:
         overrides["api.profile_cache_size"] = args.profile_cache
+    if args.profile_reads is not None:
+        overrides["api.profile_reads"] = args.profile_reads
     settings = load_config(environ={}, overrides=overrides).settings
     store = open_store(store_url)
     app = create_app(settings, store=store)
@@ -149,7 +157,10 @@ def main() -> None:
     if args.store_reads:
         person_ids = [path.rsplit("/", 1)[1] for path in by_id]
         store.cache_profiles(settings.api.profile_cache_size)  # as the app's start-up does
-        result = asyncio.run(_store_rounds(store, person_ids, args.per_round, args.rounds))
+        reads_async = settings.api.profile_reads == "async" and store.reads_async
+        result = asyncio.run(
+            _store_rounds(store, person_ids, args.per_round, args.rounds, reads_async)
+        )
     else:
         key = api_key(store_url)
         result = asyncio.run(

@@ -45,7 +45,6 @@ _REFUSED_FOR_GOOD = re.compile(
     r"|no password supplied|no pg_hba\.conf entry|is not permitted to log in"
     r"|permission denied for database"
 )
-_READ_TIMEOUT_SQL = "SET statement_timeout = {ms}"
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 _MIGRATION_LOCK = 360_001  # advisory lock held while migrating (any constant, c360's own)
 _PUBLISH_LOCK = 360_002  # advisory lock: a publish against the speed layer's commits
@@ -186,7 +185,7 @@ class PostgresDialect(StoreDialect):
         statement sees one snapshot anyway), and psycopg keeps the statements it prepared;
         each statement cancelled after :data:`READ_STATEMENT_TIMEOUT_MS`."""
         dbapi_connection.autocommit = True
-        dbapi_connection.execute(_READ_TIMEOUT_SQL.format(ms=READ_STATEMENT_TIMEOUT_MS))
+        dbapi_connection.execute(_read_timeout_sql())
 
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
@@ -203,6 +202,11 @@ class PostgresDialect(StoreDialect):
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             yield conn
+
+
+def _read_timeout_sql() -> str:
+    """The session setting of a hot read's connection (read at call time: tests lower it)."""
+    return f"SET statement_timeout = {READ_STATEMENT_TIMEOUT_MS}"
 
 
 def refused_for_good(error: BaseException) -> bool:
@@ -250,7 +254,7 @@ class AsyncPool:
                 return self._idle.pop()
             connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             set_json_loads(orjson.loads, connection)
-            await connection.execute(_READ_TIMEOUT_SQL.format(ms=READ_STATEMENT_TIMEOUT_MS))
+            await connection.execute(_read_timeout_sql())
             self._cursors[connection] = connection.cursor()
             return connection
         except BaseException:
