@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import Insert, insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from c360.errors import MissingDependencyError
 from c360.stores.base import Refusal, StoreDialect
@@ -27,6 +29,21 @@ _TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "55P0
 # cancelled by the server after this long: an API process may run its reads on the event loop
 # (api.profile_reads = inline), where a stalled read would hold every request of the process.
 READ_STATEMENT_TIMEOUT_MS = 5_000
+# The statement timeout is the server's: it cannot fire when the server is not reached (a lost
+# network, a host gone without closing its connections). A hot read's connection has TCP give
+# up on it instead — keepalive probes after READ_KEEPALIVE_IDLE_S without traffic, one every
+# READ_KEEPALIVE_INTERVAL_S, and the connection closed once sent data or probes stay
+# unacknowledged for READ_NETWORK_TIMEOUT_MS — so a read held on a lost network fails within
+# about that long, as passing (a 503), rather than after TCP's own ~15 minutes. A server busy
+# with a long statement still acknowledges: only the network's silence counts.
+READ_NETWORK_TIMEOUT_MS = 10_000
+READ_KEEPALIVE_IDLE_S = 5
+READ_KEEPALIVE_INTERVAL_S = 1
+# A new connection to a server that does not answer at all gives up after this long (libpq's
+# connect_timeout; its default waits out TCP's SYN retries, about two minutes): a read that
+# replaces a connection lost mid-read connects on the event loop too. ``serving.url`` may set
+# its own (``?connect_timeout=N``).
+CONNECT_TIMEOUT_S = 10
 # SQLSTATE classes of the rest: the connection's settings — authorisation (28), the database
 # (3D); the statement alone — a value (22: its text quotes the value, which can be personal
 # data), a constraint (23), a limit such as a row too large to index (54).
@@ -61,7 +78,7 @@ class PostgresDialect(StoreDialect):
         parsed = make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(_with_connect_timeout(parsed), pool_pre_ping=True)
 
         @event.listens_for(engine, "connect")
         def _json_loads(dbapi_connection: Any, _record: Any) -> None:
@@ -183,9 +200,12 @@ class PostgresDialect(StoreDialect):
     def hold_for_reads(self, dbapi_connection: Any) -> None:
         """Autocommit: no BEGIN and COMMIT round trips around a one-statement read (one
         statement sees one snapshot anyway), and psycopg keeps the statements it prepared;
-        each statement cancelled after :data:`READ_STATEMENT_TIMEOUT_MS`."""
+        each statement cancelled after :data:`READ_STATEMENT_TIMEOUT_MS`, and a lost network
+        given up after :data:`READ_NETWORK_TIMEOUT_MS` (:func:`bound_network_waits`: the
+        engine's other connections, the publish's bulk writes among them, keep TCP's own)."""
         dbapi_connection.autocommit = True
         dbapi_connection.execute(_read_timeout_sql())
+        bound_network_waits(dbapi_connection)
 
     def driver_sql(self, sql: str) -> str:
         """psycopg's named parameters: ``:name`` → ``%(name)s`` (``%`` itself doubled)."""
@@ -204,9 +224,38 @@ class PostgresDialect(StoreDialect):
             yield conn
 
 
+def _with_connect_timeout(url: URL) -> URL:
+    """``url`` with :data:`CONNECT_TIMEOUT_S` as its ``connect_timeout``, unless it sets one
+    (the async reads' connections are made from the engine's URL: they get it too)."""
+    if "connect_timeout" in url.query:
+        return url
+    return url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
+
+
 def _read_timeout_sql() -> str:
     """The session setting of a hot read's connection (read at call time: tests lower it)."""
     return f"SET statement_timeout = {READ_STATEMENT_TIMEOUT_MS}"
+
+
+def bound_network_waits(connection: Any) -> None:
+    """TCP keepalives and a user timeout on a psycopg ``connection``'s socket, so that a read
+    waiting on a lost network fails after about :data:`READ_NETWORK_TIMEOUT_MS` (set on a
+    duplicate of the socket's descriptor: the options belong to the socket, and closing the
+    duplicate leaves the connection's open). A Unix socket has no network to lose; a platform
+    without ``TCP_USER_TIMEOUT`` (macOS) keeps the keepalives only."""
+    with socket.socket(fileno=os.dup(connection.pgconn.socket)) as sock:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        tcp_options = {
+            "TCP_KEEPIDLE": READ_KEEPALIVE_IDLE_S,
+            "TCP_KEEPINTVL": READ_KEEPALIVE_INTERVAL_S,
+            "TCP_USER_TIMEOUT": READ_NETWORK_TIMEOUT_MS,
+        }
+        for name, value in tcp_options.items():
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def refused_for_good(error: BaseException) -> bool:
@@ -255,6 +304,7 @@ class AsyncPool:
             connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             set_json_loads(orjson.loads, connection)
             await connection.execute(_read_timeout_sql())
+            bound_network_waits(connection)
             self._cursors[connection] = connection.cursor()
             return connection
         except BaseException:
