@@ -8,8 +8,10 @@ writes (issue 14).
 The medium world's lake must be prepared (``bench_features.py --prepare-only`` and a feature
 run). Once per store the day's batch is published and the speed layer folds the first
 ``--seed-events`` of the world's clickstream, so profiles have real-time state. Then, as separate
-processes: ``c360 serve [--workers N]``, ``c360 stream run`` on a local log, and in this process a
-writer appending fresh events for known cookies at ``--writer-rate`` events/s. Measured, in this
+processes: ``c360 serve [--workers N]``, ``c360 stream run`` on the store's local log (the seed's,
+kept beside the world: the store holds the worker's offsets in it), and in this process a
+writer appending fresh events for known cookies at ``--writer-rate`` events/s; the summary's
+``applied_events`` says how many of them the speed layer applied during the run. Measured, in this
 order, in the same run:
 
 - the *floor*: ``GET /healthz`` — a constant endpoint on the same server stack — with wrk;
@@ -66,12 +68,18 @@ def _free_port() -> int:
         return port
 
 
-def prepare(folder: Path, store_url: str, seed_events: int, world: tuple[int, int]) -> None:
-    """Publish the world's last day to the store and seed real-time state (once per store).
-    ``world``: its customers and days, as ``bench_features.py`` prepared it."""
+def prepare(folder: Path, store_url: str, seed_events: int, world: tuple[int, int]) -> str:
+    """Publish the world's last day to the store and seed real-time state (once per store);
+    the URL of the store's event log. ``world``: its customers and days, as
+    ``bench_features.py`` prepared it.
+
+    The log lives beside the world and every run appends to it: the store keeps the speed
+    layer's offsets in it (exactly-once), so a worker on a new, empty log would wait for
+    offsets it already committed and apply nothing."""
     marker = folder / f"api-prepared-{uuid.uuid5(uuid.NAMESPACE_URL, store_url).hex[:8]}"
+    log_url = f"local://{folder / f'api-seed-log-{marker.name}'}"
     if marker.exists():
-        return
+        return log_url
     settings = settings_for(folder, *world, "duckdb")
     settings = settings.model_copy(
         update={"serving": settings.serving.model_copy(update={"url": store_url})}
@@ -80,8 +88,7 @@ def prepare(folder: Path, store_url: str, seed_events: int, world: tuple[int, in
     started = time.perf_counter()
     run_publish(settings, Lake(settings.lake.url), day)
     published = time.perf_counter() - started
-    log_dir = folder / f"api-seed-log-{marker.name}"
-    with open_log(f"local://{log_dir}", 4) as log:
+    with open_log(log_url, 4) as log:
         lines = _first_lines(Path(settings.sources.clickstream.path), seed_events)
         log.append("clickstream", [(_key(line), line) for line in lines])
         store = open_store(store_url)
@@ -90,6 +97,20 @@ def prepare(folder: Path, store_url: str, seed_events: int, world: tuple[int, in
         finally:
             store.dispose()
     marker.write_text(json.dumps({"publish_s": published, "seed_events": stats.events}))
+    return log_url
+
+
+def applied_offset(store_url: str) -> int:
+    """How far the speed layer has read the clickstream: the sum of its committed offsets."""
+    store = open_store(store_url)
+    try:
+        rows = store.query(
+            "SELECT COALESCE(SUM(next_offset), 0) AS applied FROM stream_offsets "
+            "WHERE consumer_group = 'speed' AND topic = 'clickstream'"
+        )
+    finally:
+        store.dispose()
+    return int(rows[0]["applied"])
 
 
 def vacuum(store_url: str) -> None:
@@ -218,11 +239,11 @@ def _profiled(pid: int, output: Path | None, seconds: int) -> Iterator[None]:
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
-    prepare(args.dir, store_url, args.seed_events, (args.customers, args.days))
+    log_url = prepare(args.dir, store_url, args.seed_events, (args.customers, args.days))
     vacuum(store_url)
     by_id, by_email, cookies = lookups(store_url, 20_000)
     port = _free_port()
-    log_url = f"local://{work / 'log'}"
+    applied_before = applied_offset(store_url)
     env = {
         **os.environ,
         "C360_SERVING_URL": store_url,
@@ -265,6 +286,9 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 ),
             }
             results["writer_events"] = writer.written
+            # what the speed layer applied meanwhile: behind the writer by at most a batch or
+            # two when it keeps up
+            results["applied_events"] = applied_offset(store_url) - applied_before
         finally:
             writer.stop.set()
             for process in (server, worker):
