@@ -103,12 +103,18 @@ async def _load(
     limits = httpx.Limits(
         max_connections=args.connections, max_keepalive_connections=args.connections
     )
-    async with httpx.AsyncClient(base_url=url, auth=(KEY, ""), timeout=30, limits=limits) as http:
+    # The collector takes the write key as Basic auth; the Profile API its key as a Bearer token
+    # (a client-wide auth would replace that header on the reads too, each a 401).
+    write_key = httpx.BasicAuth(KEY, "")
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
 
         async def post(body: bytes) -> float:
             sent = time.perf_counter()
             response = await http.post(
-                "/v1/batch", content=body, headers={"content-type": "application/json"}
+                "/v1/batch",
+                content=body,
+                headers={"content-type": "application/json"},
+                auth=write_key,
             )
             if response.status_code != 200:
                 failures.append(f"{response.status_code} {response.text[:200]}")
@@ -122,14 +128,18 @@ async def _load(
                 return
             if probe is None:
                 return
-            path = f"/v1/profiles/by/anonymous_id/probe-{probe}"
+            # the probe's person has no other event: its last_event_at shows the probe applied
+            path = f"/v1/profiles/by/anonymous_id/probe-{probe}?fields=last_event_at"
             while True:
                 response = await http.get(path, headers={"Authorization": f"Bearer {api_key}"})
-                if response.status_code == 200 and response.json()["realtime"].get("events_total"):
+                if response.status_code == 200 and response.json()["profile"]["last_event_at"]:
                     latencies.append(time.perf_counter() - sent)
                     return
                 if time.perf_counter() - sent > 30:
-                    failures.append(f"probe {probe} not visible after 30s")
+                    failures.append(
+                        f"probe {probe} not visible after 30s (last answer: "
+                        f"{response.status_code} {response.text[:200]})"
+                    )
                     return
                 await asyncio.sleep(args.poll_ms / 1000)
 
@@ -193,6 +203,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "C360_API_HOST": "127.0.0.1",
         "C360_API_PORT": str(port),
     }
+    if args.commit_interval is not None:
+        env["C360_STREAM_COMMIT_INTERVAL_SECONDS"] = str(args.commit_interval)
     url = f"http://127.0.0.1:{port}"
     python = [sys.executable, "-m", "c360"]
     with (
@@ -228,6 +240,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "seconds": args.seconds,
         "batch": args.batch,
         "poll_ms": args.poll_ms,
+        "commit_interval": args.commit_interval,
         **result,
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "cores": os.cpu_count(),
@@ -244,6 +257,11 @@ def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        help="the worker's stream.commit_interval_seconds (default: the setting's)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="c360-bench-freshness-") as folder:
         print(json.dumps(bench(args, Path(folder))))

@@ -490,6 +490,23 @@ class EventSettings(_Section):
     )
 
 
+DEFAULT_COMMIT_INTERVAL_SECONDS = 0.2
+
+
+class StreamSettings(_Section):
+    """The speed layer's worker (``c360 stream run``)."""
+
+    commit_interval_seconds: float = Field(
+        DEFAULT_COMMIT_INTERVAL_SECONDS,
+        ge=0,
+        le=10,
+        description="while events keep arriving, a micro-batch (one commit) starts at most this "
+        "often: fewer, larger commits cost the serving store's readers less, and an event may "
+        "wait up to this long more to be served; 0: no wait. A backlog's full batches go on at "
+        "once",
+    )
+
+
 class ApiSettings(_Section):
     """The Profile API server."""
 
@@ -903,6 +920,7 @@ class Settings(_Section):
     api: ApiSettings = ApiSettings()
     collector: CollectorSettings = CollectorSettings()
     events: EventSettings = EventSettings()
+    stream: StreamSettings = StreamSettings()
     timeline: TimelineSettings = TimelineSettings()
     webhooks: WebhookSettings = WebhookSettings()
     batch: BatchSettings = BatchSettings()

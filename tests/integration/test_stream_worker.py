@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -588,6 +589,66 @@ def test_polling_picks_up_live_appends_until_asked_to_stop(
     assert (stats.records, stats.batches) == (len(LINES) + len(SUPPORT) + 1, 2)
     (a2,) = [r for r in _rows(sqlite_store, realtime_state, "id_value") if r["id_value"] == "a2"]
     assert (a2["events_total"], a2["current_session_page_views"]) == (4, 3)
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.25])
+def test_a_trickle_of_events_commits_at_most_once_per_commit_interval(
+    log: EventLog, sqlite_store: ServingStore, interval: float
+) -> None:
+    """Events arriving every 10 ms for a second: with a commit interval they are applied in
+    batches started that far apart (each commit costs the store's readers); without one, about
+    one commit per arrival. Every event is applied either way."""
+    commits: list[BatchResult] = []
+    appended, started = 0, time.monotonic()
+
+    def should_stop() -> bool:  # checked once a micro-batch: the events due by now arrive
+        nonlocal appended
+        due = min(100, int((time.monotonic() - started) / 0.01) + 1)
+        log.append(
+            "clickstream",
+            [(f"t{i}", _msg("page", f"t{i}", "09:30", anon=f"t{i}")) for i in range(appended, due)],
+        )
+        appended = due
+        return appended == 100 and sum(c.records for c in commits[1:]) == 100
+
+    stats = run(
+        log, sqlite_store, stop_when_caught_up=False, poll_interval=0.005,
+        should_stop=should_stop, on_commit=commits.append, commit_interval=interval,
+    )  # fmt: skip
+    trickled = commits[1:]  # the first batch: the fixture's events, there from the start
+    assert sum(c.events for c in trickled) == stats.events - commits[0].events == 100
+    if interval:
+        assert len(trickled) <= 1.5 / interval + 2  # a second and a half at most
+    else:
+        assert len(trickled) >= 20
+
+
+def test_a_backlog_is_not_held_back_by_the_commit_interval(
+    tmp_path: Path, sqlite_store: ServingStore
+) -> None:
+    """Full batches (a backlog after a restart) go on at once; only the last, partial one
+    waits out the interval."""
+    commits: list[float] = []
+    records = 0
+    with LocalLog(tmp_path / "backlog", PARTITIONS) as log:
+        log.append(
+            "clickstream",
+            [(f"b{i}", _msg("page", f"b{i}", "09:30", anon=f"b{i}")) for i in range(400)],
+        )
+
+        def committed(result: BatchResult) -> None:
+            nonlocal records
+            records += result.records
+            commits.append(time.monotonic())
+
+        stats = run_worker(
+            log, sqlite_store, stop_when_caught_up=False, batch_size=20,
+            should_stop=lambda: records == 400, on_commit=committed, commit_interval=5.0,
+        )  # fmt: skip
+    assert stats.events == 400 and len(commits) >= 10
+    # no full batch waited for the interval (the last, partial one is reported once it is
+    # settled, after its wait)
+    assert commits[-2] - commits[0] < 5.0
 
 
 def test_nul_characters_never_stop_the_worker(tmp_path: Path, store: ServingStore) -> None:

@@ -129,6 +129,7 @@ def run(
                     should_stop=stop.is_set,
                     max_clock_skew_seconds=settings.events.max_clock_skew_seconds,
                     metrics=metrics,
+                    commit_interval=settings.stream.commit_interval_seconds,
                 )
         finally:
             store.dispose()

@@ -249,6 +249,7 @@ def run(
     retry: bool | None = None,
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
     metrics: StreamMetrics | None = None,
+    commit_interval: float = 0.0,
 ) -> WorkerStats:
     """Consume ``topics`` for consumer ``group`` into the serving store (see the module docs).
 
@@ -266,7 +267,11 @@ def run(
     offsets stored in the serving store. ``max_clock_skew_seconds``
     (``events.max_clock_skew_seconds``): how far after its record's append time an event time may
     lie; later events are dead-lettered. ``metrics``: where to count what it does
-    (:mod:`c360.pipeline.stream_metrics`). The store must be migrated.
+    (:mod:`c360.pipeline.stream_metrics`). ``commit_interval``
+    (``stream.commit_interval_seconds``): when polling, a micro-batch starts at most this often
+    while events keep arriving, so they commit in fewer, larger batches (each commit costs the
+    store's readers: SQLite's drop their page cache and read the written pages from the WAL);
+    a full batch (a backlog) goes on at once. The store must be migrated.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -278,7 +283,8 @@ def run(
     retry = not stop_when_caught_up if retry is None else retry
     try:
         with _collector_paused(), logformat.log_context(consumer_group=group):
-            _loop(worker, batch_size, stop_when_caught_up, poll_interval, should_stop, retry)
+            pace = 0.0 if stop_when_caught_up else commit_interval  # a catch-up runs flat out
+            _loop(worker, batch_size, stop_when_caught_up, poll_interval, should_stop, retry, pace)
             worker.settle()
     finally:
         worker.committer.close()
@@ -298,6 +304,7 @@ def _loop(
     poll_interval: float,
     should_stop: Callable[[], bool] | None,
     retry: bool,
+    commit_interval: float,
 ) -> None:
     backoff = Backoff(RETRY_BASE_S, RETRY_MAX_S)
     next_collection = time.monotonic() + COLLECT_EVERY_S
@@ -306,6 +313,7 @@ def _loop(
         if time.monotonic() >= next_collection:
             gc.collect()
             next_collection = time.monotonic() + COLLECT_EVERY_S
+        step_started = time.monotonic()
         try:
             done = worker.step(batch_size, stop_when_caught_up, should_stop)
             if done is None and time.monotonic() >= next_sweep:  # idle: nothing in flight
@@ -330,6 +338,8 @@ def _loop(
             return
         if done is None:  # idle
             time.sleep(poll_interval)
+        elif commit_interval and not worker.last_batch_full:  # events trickle in: gather more
+            time.sleep(max(0.0, step_started + commit_interval - time.monotonic()))
 
 
 RETRY_BASE_S = 0.5  # the first retry waits up to this, doubling with each failure in a row
@@ -363,6 +373,7 @@ class _Worker:
         self.positions: dict[TopicPartition, int] = {}
         # The suppression list the batches are computed against (read again after start_over).
         self.suppression: _Suppression | None = None
+        self.last_batch_full = False  # a partition gave batch_size records: a backlog
 
     def step(
         self, batch_size: int, stop_when_caught_up: bool, should_stop: Callable[[], bool] | None
@@ -378,6 +389,7 @@ class _Worker:
             self.suppression = _Suppression(self.store.suppression_list())
         started = time.perf_counter()
         batch = _read(self.log, owned, batch_size)
+        self.last_batch_full = any(len(records) >= batch_size for records in batch.values())
         pending = self.committer.pending
         prepared = (
             _prepare(
