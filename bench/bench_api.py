@@ -104,13 +104,9 @@ def applied_offset(store_url: str) -> int:
     """How far the speed layer has read the clickstream: the sum of its committed offsets."""
     store = open_store(store_url)
     try:
-        rows = store.query(
-            "SELECT COALESCE(SUM(next_offset), 0) AS applied FROM stream_offsets "
-            "WHERE consumer_group = 'speed' AND topic = 'clickstream'"
-        )
+        return sum(store.offsets("speed", "clickstream").values())
     finally:
         store.dispose()
-    return int(rows[0]["applied"])
 
 
 def vacuum(store_url: str) -> None:
