@@ -51,6 +51,11 @@ WHERE s.anonymous_id = :v
 # Which batch is serving: a publish adds a row, so a cached batch part is valid while this holds.
 _PUBLISH = "SELECT id FROM batch_publish ORDER BY id DESC LIMIT 1"
 _FIND = "SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v"
+# The find with the publish whose identity_map answers it (one statement: one snapshot).
+_FIND_AT_PUBLISH = (
+    f"SELECT person_id, ({_PUBLISH}) AS publish_id FROM identity_map"
+    " WHERE id_type = :t AND id_value = :v"
+)
 # The person of an identifier, found once for a read by identifier
 # (:meth:`ProfileReads._identified`) and named in each place the parts statement names the
 # person. A scalar subquery in each place repeated the find (PostgreSQL's plan had twelve
@@ -91,6 +96,7 @@ class ProfileReads:
         self._sql = {
             "find_by_link": sql(_FIND_BY_LINK),
             "find": sql(_FIND),
+            "find_at_publish": sql(_FIND_AT_PUBLISH),
             "ambiguous": sql(_AMBIGUOUS),
             "redirect": sql(_REDIRECT),
         }
@@ -99,6 +105,9 @@ class ProfileReads:
         # cached person's read); "identified" finds the person by identifier in the same
         # statement (a read by identifier not found before).
         self._as_json = dialect.reads_in_one_statement
+        # Where a statement is no round trip (SQLite), a read by an identifier not kept finds
+        # the person first, so the read can use the person's cached batch part.
+        self._find_apart = not dialect.reads_in_one_statement
         parts = _at_once_sql if self._as_json else _in_one_row_sql
         self._sql["parts"] = sql(parts(dialect, True))
         self._sql["live"] = sql(parts(dialect, False))
@@ -245,7 +254,12 @@ class ProfileReads:
         """The find is kept in the cache with the publish whose identity_map answered it, and
         is good while the profile read says that publish still serves (only a publish or an
         erasure changes identity_map, and an erased person's read finds no one). A cookie is
-        found again every time: the speed layer links cookies between publishes."""
+        found again every time: the speed layer links cookies between publishes.
+
+        An identifier not kept: on a networked store the find and the whole read are one
+        statement (one round trip); on SQLite, whose statements are calls, the find comes
+        first, so a person whose batch part is cached (read by id before, or by another
+        identifier) costs only the real-time read (a third less than the whole one)."""
         cacheable = id_type != "anonymous_id"
         key = (id_type, id_value)
         cached = self.cache.find(key) if cacheable else None
@@ -254,7 +268,16 @@ class ProfileReads:
             if read is not None and read[2] == cached[1]:
                 return read[0], read[1]
             self.cache.forget_find(key)
-        if cacheable:
+        if cacheable and self._find_apart:
+            found = yield from self._query("find_at_publish", {"t": id_type, "v": id_value})
+            if found:
+                person_id, publish_id = str(found[0]["person_id"]), found[0]["publish_id"]
+                read = yield from self._profile_read(person_id, None, explain)
+                if read is not None:
+                    if read[2] == publish_id:  # no publish in between: the find holds
+                        self.cache.keep_find(key, (person_id, publish_id))
+                    return read[0], read[1]
+        elif cacheable:
             identified = yield from self._identified(id_type, id_value, explain)
             if identified is not None:
                 person_id, read = identified
