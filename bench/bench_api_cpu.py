@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_api import api_key, lookups
 from c360.api.app import create_app
-from c360.config import load_config
+from c360.config import Settings, load_config
 from c360.stores import ServingStore, open_store
 
 Message = MutableMapping[str, Any]
@@ -116,6 +116,19 @@ async def _store_rounds(
     return {"cpu_us_per_request": {"store_read_by_person_id": round(best, 1)}}
 
 
+def settings_over(
+    store_url: str, profile_cache: int | None, profile_reads: str | None = None
+) -> Settings:
+    """The settings of an app over ``store_url``, with the API options the benches vary (None:
+    the setting's default)."""
+    overrides: dict[str, object] = {"serving.url": store_url}
+    if profile_cache is not None:
+        overrides["api.profile_cache_size"] = profile_cache
+    if profile_reads is not None:
+        overrides["api.profile_reads"] = profile_reads
+    return load_config(environ={}, overrides=overrides).settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/c360-medium"))
@@ -143,12 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     by_id, by_email, _ = lookups(store_url, 20_000)
-    overrides: dict[str, object] = {"serving.url": store_url}
-    if args.profile_cache is not None:
-        overrides["api.profile_cache_size"] = args.profile_cache
-    if args.profile_reads is not None:
-        overrides["api.profile_reads"] = args.profile_reads
-    settings = load_config(environ={}, overrides=overrides).settings
+    settings = settings_over(store_url, args.profile_cache, args.profile_reads)
     store = open_store(store_url)
     app = create_app(settings, store=store)
     if args.warm:
