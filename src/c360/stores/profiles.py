@@ -515,13 +515,15 @@ class _Lru(Generic[K, V]):
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: K, value: V) -> None:
-        if not self.size:
-            return
+    def put(self, key: K, value: V) -> bool:
+        """Keep ``value``; False when nothing is kept (size 0)."""
         with self._lock:
+            if not self.size:
+                return False
             self._entries[key] = value
             self._entries.move_to_end(key)
             self._trim()
+            return True
 
     def drop(self, key: K) -> None:
         with self._lock:
@@ -585,7 +587,8 @@ class BatchCache:
         self._persons[person_id] = parts.person
         self._batches[person_id] = parts.batch
         flat = (value for i in parts.identifiers for value in (i["id_type"], i["id_value"]))
-        self._parts.put(person_id, (parts.publish_id, *flat))
+        if not self._parts.put(person_id, (parts.publish_id, *flat)):  # resized to 0 meanwhile
+            self._drop_rows(person_id)
 
     def _drop_rows(self, person_id: str) -> None:
         self._persons.pop(person_id, None)
