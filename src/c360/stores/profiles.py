@@ -561,7 +561,7 @@ class BatchCache:
         # identifiers' types and values in one tuple of plain values (untracked the first time
         # the collector meets it). Kept as one tuple of the rows and a list, a full cache of
         # 20,000 persons was 40,000 objects each full collection walked: a cold server filling
-        # it paused twice for 40 to 50 ms (a p99 stall), and one whose cache turns over would
+        # it paused twice for 40 to 57 ms (a p99 stall), and one whose cache turns over would
         # pause so again as new entries pile up.
         self._persons: dict[str, Row] = {}
         self._batches: dict[str, Row] = {}
