@@ -58,10 +58,9 @@ _FIND_AT_PUBLISH = (
 )
 # The person of an identifier, found once for a read by identifier
 # (:meth:`ProfileReads._identified`) and named in each place the parts statement names the
-# person. A scalar subquery in each place repeated the find (PostgreSQL's plan had twelve
-# index scans of identity_map, now three; SQLite's statement took 54 µs, now 50). Both
-# databases materialise a CTE named more than once; the MATERIALIZED keyword is left out for
-# SQLite before 3.35, which lacks it (and inlines the CTE: still correct).
+# person, where a statement is a round trip (PostgreSQL; SQLite finds the person first). A
+# scalar subquery in each place repeated the find (PostgreSQL's plan had twelve index scans of
+# identity_map, now three). PostgreSQL materialises a CTE named more than once.
 _WITH_FOUND = (
     "WITH found AS (SELECT person_id FROM identity_map WHERE id_type = :t AND id_value = :v)"
 )
@@ -102,18 +101,16 @@ class ProfileReads:
         }
         # One statement a profile, each part as JSON where the dialect can (a round trip
         # saved), else each part's columns in one row; "live" leaves out the batch's parts (a
-        # cached person's read); "identified" finds the person by identifier in the same
-        # statement (a read by identifier not found before).
+        # cached person's read). Where a statement is a round trip, "identified" finds the
+        # person by identifier in the same statement (a read by identifier not found before);
+        # elsewhere (SQLite) the find comes first, so the read can use a cached batch part.
         self._as_json = dialect.reads_in_one_statement
-        # Where a statement is no round trip (SQLite), a read by an identifier not kept finds
-        # the person first, so the read can use the person's cached batch part.
-        self._find_apart = not dialect.reads_in_one_statement
         parts = _at_once_sql if self._as_json else _in_one_row_sql
         self._sql["parts"] = sql(parts(dialect, True))
         self._sql["live"] = sql(parts(dialect, False))
-        self._sql["identified"] = sql(_by_identifier_sql(parts(dialect, True)))
         self._columns: dict[str, tuple[str, ...]] = {}  # of the JSON reads: known, not asked
         if self._as_json:
+            self._sql["identified"] = sql(_by_identifier_sql(parts(dialect, True)))
             whole, live = (tuple(_at_once_parts(dialect, batch)) for batch in (True, False))
             self._columns = {"parts": whole, "live": live, "identified": whole}
         self._connections = ThreadConnections(engine, dialect.hold_for_reads)
@@ -268,7 +265,7 @@ class ProfileReads:
             if read is not None and read[2] == cached[1]:
                 return read[0], read[1]
             self.cache.forget_find(key)
-        if cacheable and self._find_apart:
+        if cacheable and not self._as_json:  # no round trips: find first (see __init__)
             found = yield from self._query("find_at_publish", {"t": id_type, "v": id_value})
             if found:
                 person_id, publish_id = str(found[0]["person_id"]), found[0]["publish_id"]
