@@ -1655,7 +1655,7 @@ def test_the_unified_profile_is_one_definition_in_the_view_and_the_api(
 def test_one_persons_real_time_features_are_the_views(store: ServingStore) -> None:
     """The API's read of one person picks the latest session and the latest cart as the view's
     windows do, ties and missing times included."""
-    store.publish_batch(D, batch("A", 3))
+    store.publish_batch(D, batch("A", 4))  # p_000000 to p_000003
     early, late = T(2025, 6, 11, 9, 0), T(2025, 6, 11, 10, 0)
     now_ms = epoch_ms(T(2025, 6, 11, 10, 30, tzinfo=dt.UTC))
     recent = f"[{now_ms - 600_000}, {now_ms - 7_200_000}]"
@@ -1674,20 +1674,25 @@ def test_one_persons_real_time_features_are_the_views(store: ServingStore) -> No
                 {"id_type": "anonymous_id", "id_value": cookie, "person_id": person,
                  "session_start": last, "current_session_page_views": items,
                  "last_event_at": last, "last_event_type": f"page-{cookie}",
-                 "events_total": items, "cart_items": items, "cart_value": items * 1.5,
+                 "events_total": items, "cart_items": items, "cart_value": items * 1.1,
                  "cart_updated_at": cart, "recent_event_times": recent}
                 for person, cookie, last, cart, items in rows
             ],
         )  # fmt: skip
     every = views.realtime_by_person_sql(store.dialect, views.EVERY_PERSON)
-    in_view = {row["person_id"]: row for row in store.query(every, {"now_ms": now_ms})}
+    in_view = {row.pop("person_id"): row for row in store.query(every, {"now_ms": now_ms})}
+    now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
     for person in ("p_000001", "p_000002", "p_000003"):
-        (one,) = store.query(
-            views.realtime_for_person_sql(store.dialect), {"person_id": person, "now_ms": now_ms}
-        )
-        assert one == in_view[person]
+        read = store.profile(person, now, explain=True)
+        assert read is not None
+        realtime, expected = read["realtime"], in_view[person]
+        assert {name: _comparable(realtime[name]) for name in expected} == {
+            name: _comparable(value) for name, value in expected.items()
+        }
+        assert realtime["cart_value"] == expected["cart_value"]  # to the last digit
     assert in_view["p_000001"]["last_event_type"] == "page-c-1"
     assert in_view["p_000001"]["cart_items"] == 2
+    assert in_view["p_000001"]["cart_value"] == 2 * 1.1  # 2.2000000000000002: every digit
     assert in_view["p_000001"]["events_last_hour"] == 3  # one of two times, in three rows
 
 

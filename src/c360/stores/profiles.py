@@ -35,7 +35,9 @@ from c360.stores.columns import FROM_TEXT
 from c360.stores.views import (
     ORDER_DELTAS_FOR_PERSON,
     SUPPORT_FOR_PERSON,
-    realtime_for_person_sql,
+    realtime_of,
+    realtime_row_columns_sql,
+    realtime_rows_sql,
 )
 
 if TYPE_CHECKING:
@@ -365,22 +367,20 @@ class ProfileReads:
             return None
         if self._as_json:
             return self._found_in_json(fetched[0], self._columns[statement])
-        return self._found_in_row(fetched[0], self._layout(statement, cursor.description))
+        return self._found_in_rows(fetched, self._layout(statement, cursor.description))
 
-    def _found_in_row(self, row: Any, layout: list[PartLayout]) -> Row:
-        """The parts from one row of :func:`_in_one_row_sql`, split at its marker columns."""
-        parts: dict[str, Row] = {}
-        for part, start, names, converters in layout:
-            values = dict(zip(names, row[start : start + len(names)], strict=True))
-            for name, to in converters:
-                value = values[name]
-                if value is not None:
-                    values[name] = to(value)
-            parts[part] = values
+    def _found_in_rows(self, rows: list[Any], layout: list[PartLayout]) -> Row:
+        """The parts from the rows of :func:`_in_one_row_sql`, split at its marker columns: the
+        first row's, and the real-time part of each (a row each)."""
+        parts = {part: _values(rows[0], start, names, to) for part, start, names, to in layout}
+        realtime = [parts["realtime"]]
+        for part, start, names, to in layout if len(rows) > 1 else ():
+            if part == "realtime":
+                realtime += [_values(row, start, names, to) for row in rows[1:]]
         rest = parts["end"]
         support = parts["support"]
         found = {
-            "realtime": _present(parts["realtime"]),
+            "realtime": realtime_of(realtime if realtime[0]["id_type"] is not None else []),
             "deltas": _present(parts["deltas"]),
             "support": support if support.get("person_id") is not None else None,
             "cutoff": rest["cutoff_at"],
@@ -412,7 +412,7 @@ class ProfileReads:
             return None
         realtime, deltas, support = values["realtime"], values["deltas"], values["support"]
         found = {
-            "realtime": self._typed(realtime) if realtime is not None else {},
+            "realtime": realtime_of([self._typed(row) for row in realtime or []]),
             "deltas": self._typed(deltas) if deltas is not None else {},
             "support": self._typed(support) if support is not None else None,
             "cutoff": values["cutoff"],
@@ -479,6 +479,16 @@ def _assembled(batch: BatchParts, live: Row) -> Parts:
         live["consent"],
         live["publish_id"],
     )
+
+
+def _values(row: Any, start: int, names: tuple[str, ...], converters: list[Converter]) -> Row:
+    """A part of a row of :func:`_in_one_row_sql` by column name, its values converted."""
+    values = dict(zip(names, row[start : start + len(names)], strict=True))
+    for name, to in converters:
+        value = values[name]
+        if value is not None:
+            values[name] = to(value)
+    return values
 
 
 def _present(part: Row) -> Row:
@@ -739,7 +749,7 @@ def _at_once_parts(dialect: StoreDialect, with_batch: bool) -> dict[str, str]:
     present = {"person": "(SELECT person_id FROM person WHERE person_id = :person_id)"}
     parts = {
         **(batch_parts if with_batch else present),
-        "realtime": dialect.json_row(realtime_for_person_sql(dialect)),
+        "realtime": dialect.json_rows(realtime_rows_sql(dialect)),
         "deltas": dialect.json_row(ORDER_DELTAS_FOR_PERSON),
         "support": dialect.json_row(SUPPORT_FOR_PERSON),
         "cutoff": f"({_CUTOFF})",
@@ -753,12 +763,13 @@ _MARK = "-part "  # a marker column's name starts so: no column of c360's tables
 
 
 def _in_one_row_sql(dialect: StoreDialect, with_batch: bool) -> str:
-    """The profile read in one statement of one row: each part's columns after a marker
-    column, then the identifiers (a JSON array), the cutoff and the serving publish; without
-    ``with_batch``, the person's id only, no batch and no identifiers. No JSON per part:
-    SQLite has no ``row_to_json`` for a table whose columns grow (``batch_profile``), and
-    ``b.*`` follows them anyway (SQLite prepares the statement again after a schema change)."""
-    realtime, deltas = realtime_for_person_sql(dialect), ORDER_DELTAS_FOR_PERSON
+    """The profile read in one statement: each part's columns after a marker column, then the
+    identifiers (a JSON array), the cutoff and the serving publish; without ``with_batch``, the
+    person's id only, no batch and no identifiers. A row per real-time row of the person (one
+    without any), the other parts alike in each. No JSON per part: SQLite has no
+    ``row_to_json`` for a table whose columns grow (``batch_profile``), and ``b.*`` follows
+    them anyway (SQLite prepares the statement again after a schema change); nor for the
+    real-time rows: its JSON writes a float in 15 digits (``cart_value`` would change)."""
     identifiers = (
         "SELECT json_group_array(json_object('id_type', id_type, 'id_value', id_value)) "
         f"FROM ({_IDENTIFIERS})"
@@ -777,14 +788,15 @@ def _in_one_row_sql(dialect: StoreDialect, with_batch: bool) -> str:
     )
     listed = f"({identifiers}) AS identifiers, " if with_batch else ""
     return f"""
-SELECT {"p.*" if with_batch else "p.person_id"}, {batch}{marks["realtime"]}, rt.*,
+SELECT {"p.*" if with_batch else "p.person_id"}, {batch}{marks["realtime"]},
+       {realtime_row_columns_sql(dialect)},
        {marks["deltas"]}, d.*, {marks["support"]}, sp.*, {marks["end"]},
        {listed}({_CUTOFF}) AS cutoff_at, ({decisions}) AS consent_decisions,
        ({_PUBLISH}) AS publish_id
 FROM person p
 {batch_join}
-LEFT JOIN ({realtime}) rt ON 1 = 1
-LEFT JOIN ({deltas}) d ON 1 = 1
+LEFT JOIN realtime_state r ON r.person_id = p.person_id
+LEFT JOIN ({ORDER_DELTAS_FOR_PERSON}) d ON 1 = 1
 LEFT JOIN ({SUPPORT_FOR_PERSON}) sp ON 1 = 1
 WHERE p.person_id = :person_id
 """
