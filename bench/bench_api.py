@@ -18,7 +18,9 @@ order, in the same run:
 - profile lookups by person id, and by email, with wrk (maximum throughput, 8 connections);
 - the floor again: the ratios are to the mean of both floors;
 - p50/p99 of lookups by person id at ``--rate`` requests/s, by an open-loop client that counts
-  latency from each request's due time (``http_load.open_loop``).
+  latency from each request's due time (``http_load.open_loop``);
+- with ``--rounds N``, N interleaved rounds of the floor, by id and by email: each round's
+  ratios to its own floor, and their median (robust to a machine whose speed drifts).
 
 Prints one JSON line per measurement and a summary with each lookup's ratio to the floor.
 """
@@ -34,6 +36,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -233,6 +236,35 @@ def _profiled(pid: int, output: Path | None, seconds: int) -> Iterator[None]:
         spy.wait(timeout=seconds + 30)
 
 
+def interleaved(
+    url: str,
+    by_id: list[str],
+    by_email: list[str],
+    headers: dict[str, str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """``args.rounds`` rounds of the floor, by id and by email, ``args.round_seconds`` each:
+    each lookup's ratio to its own round's floor, so a machine whose speed drifts over a run
+    (this one's floor moved by a third between phases) moves a round's floor and lookups
+    together; the median of the rounds' ratios, and each round's figures."""
+    rounds = []
+    for _ in range(args.rounds):
+        seconds = args.round_seconds
+        floor = wrk(url, ["/healthz"], seconds=seconds)["requests_per_s"]
+        by = {
+            name: wrk(url, paths, headers=headers, seconds=seconds)["requests_per_s"]
+            for name, paths in (("by_person_id", by_id), ("by_email", by_email))
+        }
+        rounds.append(
+            {"floor": floor, **by, **{f"ratio_{k}": round(v / floor, 3) for k, v in by.items()}}
+        )
+    return {
+        "median_ratio_by_person_id": statistics.median(r["ratio_by_person_id"] for r in rounds),
+        "median_ratio_by_email": statistics.median(r["ratio_by_email"] for r in rounds),
+        "each": rounds,
+    }
+
+
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store_url = args.store or f"sqlite:///{args.dir / 'serving.db'}"
     log_url = prepare(args.dir, store_url, args.seed_events, (args.customers, args.days))
@@ -281,6 +313,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     url, by_id, rate=args.rate, seconds=args.seconds, headers=headers
                 ),
             }
+            if args.rounds:
+                results["rounds"] = interleaved(url, by_id, by_email, headers, args)
             results["writer_events"] = writer.written
             # what the speed layer applied meanwhile: behind the writer by at most a batch or
             # two when it keeps up
@@ -332,6 +366,14 @@ def main() -> None:
         "measurements, so the server's caches and the store's pages are as a long-running "
         "server has them; 0 (the default): measured from a cold start",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="after the phases above, this many interleaved rounds of the floor, by id and by "
+        "email, --round-seconds each: ratios to each round's own floor, and their median",
+    )
+    parser.add_argument("--round-seconds", type=int, default=4)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
     parser.add_argument("--writer-rate", type=float, default=1000.0, help="events/s written")
     parser.add_argument("--seed-events", type=int, default=500_000)
