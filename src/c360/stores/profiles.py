@@ -4,7 +4,8 @@ The website calls the API on every page view, so a read is one statement of inde
 person (real-time rows hold their person: :mod:`c360.stores.resolution`) run through the
 driver's own connection and cursor: no SQL compiled per call, no result metadata built per
 query (SQLAlchemy's execution path cost three times the database's own work here). The SQL is
-the ``profile`` view's (:mod:`c360.stores.views`) narrowed to one person, and the merge is
+the ``profile`` view's (:mod:`c360.stores.views`) narrowed to one person, but for the real-time
+part: the person's rows, picked in Python (:func:`c360.stores.views.realtime_of`); the merge is
 :func:`c360.speed.merge.merge`, the same rules the view is generated from.
 
 SQLite hands back dates, times and booleans as it stores them (text, 0/1): the dialect's
@@ -374,9 +375,9 @@ class ProfileReads:
         first row's, and the real-time part of each (a row each)."""
         parts = {part: _values(rows[0], start, names, to) for part, start, names, to in layout}
         realtime = [parts["realtime"]]
-        for part, start, names, to in layout if len(rows) > 1 else ():
-            if part == "realtime":
-                realtime += [_values(row, start, names, to) for row in rows[1:]]
+        if len(rows) > 1:
+            _, start, names, to = next(entry for entry in layout if entry[0] == "realtime")
+            realtime += [_values(row, start, names, to) for row in rows[1:]]
         rest = parts["end"]
         support = parts["support"]
         found = {

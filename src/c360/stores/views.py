@@ -5,7 +5,8 @@ when they are written (:mod:`c360.stores.resolution`: a cookie's stitch link, th
 identified as, its own identifier). Per person, the rows are combined here: the latest session,
 the latest cart, counters added up; orders since the serving batch's cutoff; support state.
 The same SQL backs the ``profile`` view (for BI tools), the real-time segments and the API's
-by-key lookup, which only narrows it to one person (``person_id {match}``).
+by-key lookup, which narrows it to one person (``person_id {match}``) and makes the real-time
+picks in Python over that person's rows (:func:`realtime_of`, held to the view by a test).
 
 Read time: ``events_last_hour`` counts the stored event times after *now* - 1 h, where now is
 the database clock for the view and the caller's ``now`` (``:now_ms``) for the API.
